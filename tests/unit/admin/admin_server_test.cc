@@ -91,3 +91,42 @@ TEST(AdminServer, BindFailureNamesTheAddress) {
 
 }  // namespace
 }  // namespace sluice::admin
+
+#include "admin/admin_client.h"
+
+namespace sluice::admin {
+namespace {
+
+TEST(AdminClient, RoundTripsGetAndPost) {
+  AdminServer server("127.0.0.1:0");
+  server.handle("/status", [](const AdminRequest& r) {
+    return AdminResponse{200, "application/json", "{\"method\":\"" + r.method + "\",\"body\":" +
+                                                      (r.body.empty() ? std::string("null") : r.body) + "}"};
+  });
+  server.start();
+  auto got = admin_get(server.local_address(), "/status");
+  auto posted = admin_post(server.local_address(), "/status", "{\"a\":1}");
+  auto missing = admin_get(server.local_address(), "/nope");
+  server.stop();
+  EXPECT_EQ(got.status, 200u);
+  EXPECT_EQ(got.body, "{\"method\":\"GET\",\"body\":null}");
+  EXPECT_EQ(posted.body, "{\"method\":\"POST\",\"body\":{\"a\":1}}");
+  EXPECT_EQ(missing.status, 404u);
+}
+
+TEST(AdminClient, UnreachableAgentErrorNamesTheAddress) {
+  std::string address;
+  {
+    AdminServer server("127.0.0.1:0");   // learn a free port, then close it
+    address = server.local_address();
+  }
+  try {
+    admin_get(address, "/status");
+    FAIL() << "connected to a closed port";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(address), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace sluice::admin

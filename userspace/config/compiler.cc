@@ -595,6 +595,16 @@ class SnapshotCompiler {
       return pr;
     }
 
+    for (const auto& subset : s.subsets) {
+      const auto& lb = subset.policy_for(port.number).load_balancer;
+      if (!needs_request_data(lb)) continue;
+      warning(subset.where, "subset '" + (subset.name.empty() ? std::string("(all)") : subset.name) + "' of '" +
+                                s.host + "' hashes on " + std::string(model::to_string(lb.hash.source)) + " '" +
+                                lb.hash.name + "', but port " + std::to_string(port.number) + " (" +
+                                std::string(model::to_string(port.protocol)) +
+                                ") is steered per connection on the L4 plane, where request data is not "
+                                "available; give this port its own policy with portLevelSettings");
+    }
     if (vs) {
       for (size_t i = 0; i < vs->spec->tcp.size(); ++i) {
         const auto& t = vs->spec->tcp[i];

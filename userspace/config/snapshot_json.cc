@@ -256,4 +256,8 @@ json snapshot_to_json(const model::Snapshot& snapshot) {
           {"diagnostics", diagnostics}};
 }
 
+std::string snapshot_json_text(const model::Snapshot& snapshot, int indent) {
+  return snapshot_to_json(snapshot).dump(indent, ' ', false, json::error_handler_t::replace);
+}
+
 }  // namespace sluice::config

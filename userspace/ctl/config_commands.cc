@@ -100,7 +100,7 @@ CommandBody define_explain(CLI::App& command) {
     if (unreadable_input(result)) return kExitUsage;
     if (!result.ok()) return kExitInvalid;
     if (opts->json) {
-      std::cout << config::snapshot_to_json(*result.snapshot).dump(2) << "\n";
+      std::cout << config::snapshot_json_text(*result.snapshot) << "\n";
     } else {
       std::cout << explain_text(*result.snapshot);
     }

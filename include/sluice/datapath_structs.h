@@ -41,6 +41,7 @@ struct sluice_service {
 	__u16 flags;      /* SLUICE_SERVICE_F_* */
 	__u8 route_count; /* valid entries in route_bound/route_subset */
 	__u8 pad;
+	__u64 identity;   /* hash of "service|port/proto": re-maps stat ids after a restart */
 	/* Cumulative upper bounds on SLUICE_ROUTE_SCALE: route i is picked when
 	 * the route hash slice h satisfies bound[i-1] <= h < bound[i]. A
 	 * zero-weight route has bound equal to its predecessor. */

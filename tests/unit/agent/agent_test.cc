@@ -1,0 +1,151 @@
+#include "agent/agent.h"
+
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+
+namespace sluice::agent {
+namespace {
+
+using model::Diagnostic;
+using model::Severity;
+using model::Snapshot;
+using model::SnapshotPtr;
+
+// A one-service snapshot: productpage with subsets v1, v2 and one L4 port.
+SnapshotPtr productpage(uint64_t version, uint32_t w1, uint32_t w2, std::string origin = "files") {
+  auto s = std::make_shared<Snapshot>();
+  s->version = version;
+  s->origin = std::move(origin);
+  model::Service svc;
+  svc.host = "productpage";
+  svc.subsets.resize(3);
+  svc.subsets[1].name = "v1";
+  svc.subsets[2].name = "v2";
+  svc.ports.push_back({9081, model::Protocol::TCP, "tcp", 0});
+  model::PortRoutes r;
+  r.port = 9081;
+  r.l4.push_back({{0, 1, 9081}, w1, w1 / double(w1 + w2), {}});
+  r.l4.push_back({{0, 2, 9081}, w2, w2 / double(w1 + w2), {}});
+  svc.routes.push_back(r);
+  s->services.push_back(svc);
+  s->service_by_host["productpage"] = 0;
+  return s;
+}
+
+class RecordingPlane : public DataPlane {
+ public:
+  explicit RecordingPlane(std::string name) : name_(std::move(name)) {}
+  std::string name() const override { return name_; }
+  void apply(const SnapshotPtr& s) override {
+    if (fail_next) {
+      fail_next = false;
+      throw std::runtime_error("map full");
+    }
+    applied.push_back(s->version);
+  }
+  std::vector<uint64_t> applied;
+  bool fail_next = false;
+
+ private:
+  std::string name_;
+};
+
+struct Fixture {
+  RecordingPlane l4{"xdp"};
+  RecordingPlane l7{"proxy"};
+  CompileOutcome next;   // what the "files" compile to
+  Agent agent{[this](uint64_t v) {
+                CompileOutcome out = next;
+                if (out.snapshot) {
+                  auto copy = std::make_shared<Snapshot>(*out.snapshot);
+                  copy->version = v;
+                  out.snapshot = copy;
+                }
+                return out;
+              },
+              [](const Snapshot& base, const std::string& host, const SubsetWeights& w, uint64_t v) {
+                OverrideOutcome out;
+                if (host != "productpage") {
+                  out.error = "no service '" + host + "'";
+                  return out;
+                }
+                out.snapshot = productpage(v, w[0].second, w[1].second, "files+override");
+                (void)base;
+                return out;
+              },
+              {&l4, &l7}};
+};
+
+TEST(Agent, ValidFilesApplyToEveryPlaneWithIncreasingVersions) {
+  Fixture f;
+  f.next.snapshot = productpage(0, 70, 30);
+  ASSERT_TRUE(f.agent.reload_from_files());
+  ASSERT_TRUE(f.agent.reload_from_files());
+  EXPECT_EQ(f.l4.applied, (std::vector<uint64_t>{1, 2}));
+  EXPECT_EQ(f.l7.applied, (std::vector<uint64_t>{1, 2}));
+  EXPECT_EQ(f.agent.status().version, 2u);
+  EXPECT_EQ(f.agent.status().reloads_ok, 2u);
+}
+
+TEST(Agent, InvalidFilesChangeNothingAndKeepTheError) {
+  Fixture f;
+  f.next.snapshot = productpage(0, 70, 30);
+  ASSERT_TRUE(f.agent.reload_from_files());
+  f.next.snapshot = nullptr;
+  f.next.diagnostics = {Diagnostic{Severity::Error, {"vs.yaml", 9, 5}, "unknown subset \"v3\""}};
+  EXPECT_FALSE(f.agent.reload_from_files());
+  EXPECT_EQ(f.l4.applied.size(), 1u);
+  EXPECT_EQ(f.agent.current()->version, 1u);
+  auto st = f.agent.status();
+  ASSERT_TRUE(st.last_error);
+  ASSERT_EQ(st.last_error->messages.size(), 1u);
+  EXPECT_EQ(st.last_error->messages[0], "vs.yaml:9:5: error: unknown subset \"v3\"");
+  EXPECT_EQ(st.reloads_failed, 1u);
+}
+
+TEST(Agent, PlaneFailureRollsBackPlanesAlreadySwitched) {
+  Fixture f;
+  f.next.snapshot = productpage(0, 70, 30);
+  ASSERT_TRUE(f.agent.reload_from_files());
+  f.l7.fail_next = true;
+  EXPECT_FALSE(f.agent.reload_from_files());
+  // xdp took version 2, then went back to version 1 when the proxy refused.
+  EXPECT_EQ(f.l4.applied, (std::vector<uint64_t>{1, 2, 1}));
+  EXPECT_EQ(f.agent.current()->version, 1u);
+  ASSERT_TRUE(f.agent.status().last_error);
+  EXPECT_NE(f.agent.status().last_error->messages[0].find("proxy: map full"), std::string::npos);
+}
+
+TEST(Agent, OverrideAppliesAndALaterFileChangeReplacesIt) {
+  Fixture f;
+  f.next.snapshot = productpage(0, 70, 30);
+  ASSERT_TRUE(f.agent.reload_from_files());
+  EXPECT_EQ(f.agent.set_weights("productpage", {{"v1", 50}, {"v2", 50}}), "");
+  auto st = f.agent.status();
+  EXPECT_EQ(st.origin, "files+override");
+  ASSERT_EQ(st.overrides.count("productpage"), 1u);
+  EXPECT_EQ(f.agent.current()->services[0].routes[0].l4[0].weight, 50u);
+  ASSERT_TRUE(f.agent.reload_from_files());
+  EXPECT_TRUE(f.agent.status().overrides.empty());
+  EXPECT_EQ(f.agent.current()->services[0].routes[0].l4[0].weight, 70u);
+}
+
+TEST(Agent, OverrideOfUnknownHostIsRefusedWithReason) {
+  Fixture f;
+  f.next.snapshot = productpage(0, 70, 30);
+  ASSERT_TRUE(f.agent.reload_from_files());
+  EXPECT_EQ(f.agent.set_weights("reviews", {{"v1", 1}}), "no service 'reviews'");
+  EXPECT_EQ(f.agent.current()->version, 1u);
+}
+
+TEST(DescribeChanges, NamesWeightShiftPerPort) {
+  auto a = productpage(1, 70, 30);
+  auto b = productpage(2, 50, 50);
+  EXPECT_EQ(describe_changes(a.get(), *b), "productpage:9081 weights v1=70 v2=30 -> v1=50 v2=50");
+  EXPECT_EQ(describe_changes(a.get(), *a), "no routing change");
+  EXPECT_EQ(describe_changes(nullptr, *a), "1 services, 0 endpoints");
+}
+
+}  // namespace
+}  // namespace sluice::agent

@@ -1,0 +1,170 @@
+#include "agent/agent.h"
+
+#include <spdlog/spdlog.h>
+
+#include <set>
+
+namespace sluice::agent {
+
+Agent::Agent(CompileFn compile, OverrideFn override_weights, std::vector<DataPlane*> planes)
+    : compile_(std::move(compile)), override_weights_(std::move(override_weights)), planes_(std::move(planes)) {}
+
+bool Agent::apply_everywhere(const model::SnapshotPtr& next, std::string& error) {
+  // Planes are applied in order; if one refuses, the ones already switched go
+  // back to the serving snapshot so both planes always agree.
+  for (size_t i = 0; i < planes_.size(); ++i) {
+    try {
+      planes_[i]->apply(next);
+    } catch (const std::exception& e) {
+      error = planes_[i]->name() + ": " + e.what();
+      for (size_t j = 0; j < i && serving_; ++j) {
+        try {
+          planes_[j]->apply(serving_);
+        } catch (const std::exception& again) {
+          spdlog::critical("{}: cannot return to version {}: {}", planes_[j]->name(), serving_->version,
+                           again.what());
+        }
+      }
+      return false;
+    }
+  }
+  return true;
+}
+
+bool Agent::reload_from_files() {
+  std::lock_guard lock(mu_);
+  CompileOutcome out = compile_(next_version_);
+  std::vector<std::string> errors;
+  std::vector<std::string> warnings;
+  for (const auto& d : out.diagnostics) {
+    (d.severity == model::Severity::Error ? errors : warnings).push_back(model::format_diagnostic(d));
+  }
+  if (!out.snapshot || !errors.empty()) {
+    if (errors.empty()) errors.push_back("config compiler produced no snapshot");
+    for (const auto& e : errors) spdlog::error("config refused: {}", e);
+    spdlog::warn("config refused; still serving version {}", serving_ ? serving_->version : 0);
+    status_.last_error = ReloadError{std::chrono::system_clock::now(), errors};
+    ++status_.reloads_failed;
+    return false;
+  }
+  ++next_version_;
+  std::string error;
+  if (!apply_everywhere(out.snapshot, error)) {
+    spdlog::error("config version {} not applied ({}); still serving version {}", out.snapshot->version, error,
+                  serving_ ? serving_->version : 0);
+    status_.last_error = ReloadError{std::chrono::system_clock::now(), {error}};
+    ++status_.reloads_failed;
+    return false;
+  }
+  for (const auto& w : warnings) spdlog::warn("{}", w);
+  spdlog::info("config version {} applied from files: {}", out.snapshot->version,
+               describe_changes(serving_.get(), *out.snapshot));
+  serving_ = out.snapshot;
+  from_files_ = out.snapshot;
+  status_.version = serving_->version;
+  status_.origin = serving_->origin;
+  status_.applied_at = std::chrono::system_clock::now();
+  status_.overrides.clear();
+  status_.last_error.reset();
+  status_.warnings = std::move(warnings);
+  ++status_.reloads_ok;
+  return true;
+}
+
+std::string Agent::set_weights(const std::string& host, const SubsetWeights& weights) {
+  std::lock_guard lock(mu_);
+  if (!serving_) return "no configuration is serving yet";
+  OverrideOutcome out = override_weights_(*serving_, host, weights, next_version_);
+  if (!out.snapshot) return out.error.empty() ? "override refused" : out.error;
+  ++next_version_;
+  std::string error;
+  if (!apply_everywhere(out.snapshot, error)) return error;
+  spdlog::info("config version {} applied from override: {}", out.snapshot->version,
+               describe_changes(serving_.get(), *out.snapshot));
+  serving_ = out.snapshot;
+  status_.version = serving_->version;
+  status_.origin = serving_->origin;
+  status_.applied_at = std::chrono::system_clock::now();
+  status_.overrides[host] = weights;
+  return {};
+}
+
+model::SnapshotPtr Agent::current() const {
+  std::lock_guard lock(mu_);
+  return serving_;
+}
+
+AgentStatus Agent::status() const {
+  std::lock_guard lock(mu_);
+  return status_;
+}
+
+namespace {
+
+std::string weights_of(const model::Snapshot& s, const model::Service& svc,
+                       const std::vector<model::WeightedDestination>& dests) {
+  std::string out;
+  for (const auto& d : dests) {
+    if (!out.empty()) out += ' ';
+    const auto& target = s.services[d.destination.service];
+    const std::string& subset = target.subsets[d.destination.subset].name;
+    if (&target != &svc) out += target.host + '/';
+    out += subset.empty() ? "(all)" : subset;
+    out += '=' + std::to_string(d.weight);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string describe_changes(const model::Snapshot* before, const model::Snapshot& after) {
+  if (!before) {
+    size_t endpoints = 0;
+    for (const auto& s : after.services) endpoints += s.endpoints.size();
+    return std::to_string(after.services.size()) + " services, " + std::to_string(endpoints) + " endpoints";
+  }
+  std::vector<std::string> parts;
+  std::set<std::string> old_hosts;
+  for (const auto& s : before->services) old_hosts.insert(s.host);
+  int added = 0;
+  int removed = 0;
+  for (const auto& s : after.services) {
+    if (!old_hosts.count(s.host)) ++added;
+  }
+  for (const auto& s : before->services) {
+    if (!after.find_service(s.host)) ++removed;
+  }
+  if (added || removed) parts.push_back("services +" + std::to_string(added) + " -" + std::to_string(removed));
+  for (const auto& now : after.services) {
+    const model::Service* was = before->find_service(now.host);
+    if (!was) continue;
+    if (was->endpoints.size() != now.endpoints.size()) {
+      parts.push_back(now.host + " endpoints " + std::to_string(was->endpoints.size()) + "->" +
+                      std::to_string(now.endpoints.size()));
+    }
+    for (const auto& r : now.routes) {
+      const model::PortRoutes* old_r = was->routes_for(r.port);
+      if (!old_r) {
+        parts.push_back(now.host + ":" + std::to_string(r.port) + " new port");
+        continue;
+      }
+      std::string a = weights_of(*before, *was, old_r->l4);
+      std::string b = weights_of(after, now, r.l4);
+      for (size_t i = 0; i < r.http.size() && i < old_r->http.size(); ++i) {
+        a += " | " + weights_of(*before, *was, old_r->http[i].route);
+        b += " | " + weights_of(after, now, r.http[i].route);
+      }
+      if (old_r->http.size() != r.http.size()) {
+        parts.push_back(now.host + ":" + std::to_string(r.port) + " http routes " +
+                        std::to_string(old_r->http.size()) + "->" + std::to_string(r.http.size()));
+      }
+      if (a != b) parts.push_back(now.host + ":" + std::to_string(r.port) + " weights " + a + " -> " + b);
+    }
+  }
+  if (parts.empty()) return "no routing change";
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : "; ") + p;
+  return out;
+}
+
+}  // namespace sluice::agent

@@ -27,6 +27,14 @@ spec:
     - destination: {host: productpage, subset: v3}
     corsPolicy: {}
 YAML
+cat >"$tmp/dr.yaml" <<'YAML'
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: productpage}
+spec:
+  host: productpage
+  subsets: [{name: v1, labels: {version: v1}}]
+YAML
 cp "$root"/docs/examples/productpage/serviceentry.yaml "$root"/docs/examples/productpage/workloadentries.yaml "$tmp/"
 "$ctl" validate "$tmp" >"$tmp/out" 2>"$tmp/err"; rc=$?
 check "validate of an invalid directory exits 1" test "$rc" -eq 1

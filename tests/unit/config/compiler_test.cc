@@ -184,6 +184,19 @@ spec:
   EXPECT_DOUBLE_EQ(route[0].share, 1.0);
 }
 
+TEST(Weights, ASingleDestinationGetsEverythingWhateverItsWeight) {
+  auto r = compile_with_productpage(R"(apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: pp}
+spec:
+  hosts: [productpage]
+  http:
+  - route: [{destination: {host: productpage, subset: v2}, weight: 0}]
+)");
+  ASSERT_TRUE(r.ok()) << diagnostics_text(r);
+  EXPECT_DOUBLE_EQ(http_port(r).http.at(0).route.at(0).share, 1.0);
+}
+
 TEST(Weights, ZeroWeightGetsNothing) {
   auto r = compile_with_productpage(R"(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -647,6 +660,40 @@ spec:
   ASSERT_NE(svc, nullptr);
   EXPECT_EQ(svc->host, "reviews.shop.svc.cluster.local");
   EXPECT_EQ(svc->routes_for(80)->plane, Plane::L7) << "protocol from the port name 'http'";
+}
+
+TEST(Hosts, AShortNameMeansTheReferringNamespaceFirst) {
+  const char* se = R"(apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db, namespace: NS}
+spec:
+  hosts: [db.NS.svc.cluster.local]
+  addresses: [VIP]
+  ports: [{number: 5432, name: tcp}]
+  endpoints: [{address: VIP}]
+)";
+  auto in = [&](const std::string& ns, const std::string& vip) {
+    std::string text = se;
+    for (auto [from, to] : {std::pair<std::string, std::string>{"NS", ns}, {"VIP", vip}}) {
+      for (size_t at; (at = text.find(from)) != std::string::npos;) text.replace(at, from.size(), to);
+    }
+    return text;
+  };
+  auto r = compile_yaml({{"a.yaml", in("alpha", "10.96.1.1")},
+                         {"b.yaml", in("beta", "10.96.2.2")},
+                         {"vs.yaml", R"(apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: db, namespace: beta}
+spec:
+  hosts: [db]
+  tcp: [{route: [{destination: {host: db}}]}]
+)"}});
+  ASSERT_TRUE(r.ok()) << diagnostics_text(r);
+  const auto& snap = *r.snapshot;
+  EXPECT_EQ(snap.find_service("db.beta.svc.cluster.local")->virtual_services, std::vector<std::string>{"db"});
+  EXPECT_TRUE(snap.find_service("db.alpha.svc.cluster.local")->virtual_services.empty());
+  const auto& l4 = snap.find_service("db.beta.svc.cluster.local")->routes_for(5432)->l4;
+  EXPECT_EQ(snap.services[l4.at(0).destination.service].namespace_, "beta");
 }
 
 TEST(Hosts, AVirtualServiceMayTargetSeveralHostsAndRouteToOtherServices) {

@@ -1,0 +1,469 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+// XDP L4 steering: service VIP:port -> weighted subset -> backend by policy,
+// conntrack so established flows keep their backend, DNAT toward the backend
+// and reverse NAT of its replies, forwarded with bpf_fib_lookup. Anything that
+// is not a service's traffic, or that cannot be parsed, goes on unchanged.
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "checksum.h"
+#include "conntrack.h"
+#include "nat.h"
+#include "packet_parse.h"
+#include "sluice_maps.h"
+#include "steer_env.h"
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+#ifndef AF_INET6
+#define AF_INET6 10
+#endif
+
+#define CSUM_CHUNK 64
+
+// Writes the complete L4 checksum of a packet whose field held only the
+// pseudo-header sum (see checksum.h). A global function, so the verifier
+// checks its bounded loops once instead of once per caller path. `seed` is
+// the pseudo-header sum of the rewritten packet; the field must be zero.
+__attribute__((noinline)) int sluice_l4_checksum_complete(struct xdp_md *ctx, __u32 l4_off, __u32 l4_len,
+							    __u32 is_udp, __u32 seed)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 sum = seed, off = 0, rem, i;
+	__u8 tail[4] = {};
+	__u16 check, *field;
+	void *l4;
+
+	if (l4_off > 64 || l4_len > SLUICE_MAX_CSUM_BYTES)
+		return -1;
+	l4 = data + l4_off;
+	for (i = 0; i < SLUICE_MAX_CSUM_BYTES / CSUM_CHUNK; i++) {
+		void *p = l4 + off;
+
+		if (off + CSUM_CHUNK > l4_len)
+			break;
+		if (p + CSUM_CHUNK > data_end)
+			return -1;
+		sum = (__u32)bpf_csum_diff(0, 0, p, CSUM_CHUNK, sum);
+		off += CSUM_CHUNK;
+	}
+	for (i = 0; i < CSUM_CHUNK / 4; i++) {
+		void *p = l4 + off;
+
+		if (off + 4 > l4_len)
+			break;
+		if (p + 4 > data_end)
+			return -1;
+		sum = (__u32)bpf_csum_diff(0, 0, p, 4, sum);
+		off += 4;
+	}
+	rem = l4_len - off;
+	for (i = 0; i < 3; i++) {
+		__u8 *p = l4 + off + i;
+
+		if (i >= rem)
+			break;
+		if ((void *)(p + 1) > data_end)
+			return -1;
+		tail[i] = *p;
+	}
+	if (rem)
+		sum = (__u32)bpf_csum_diff(0, 0, (__be32 *)tail, 4, sum);
+
+	check = (__u16)~csum_fold_sum(sum);
+	if (is_udp && check == 0)
+		check = 0xffff;
+	field = l4 + (is_udp ? 6 : 16);
+	if ((void *)(field + 1) > data_end)
+		return -1;
+	*field = check;
+	return 0;
+}
+
+static __always_inline int iface_is_generic(struct xdp_md *ctx)
+{
+	__u32 ifindex = ctx->ingress_ifindex;
+	struct sluice_iface *iface = bpf_map_lookup_elem(&sluice_ifaces, &ifindex);
+
+	return iface && (iface->flags & SLUICE_IFACE_F_GENERIC);
+}
+
+// Rewrites one endpoint and leaves a valid checksum; 0 on success.
+static __always_inline int rewrite_endpoint(struct xdp_md *ctx, struct packet *pkt, int which,
+					    const __u32 *addr, __be16 port)
+{
+	int rc = nat_rewrite(pkt, which, addr, port, iface_is_generic(ctx));
+
+	if (rc == NAT_NEEDS_FULL) {
+		__u32 seed = pseudo_header_sum(pkt->key.src, pkt->key.dst, pkt->key.proto, pkt->l4_len);
+
+		count_global(SLUICE_G_CSUM_FULL);
+		rc = sluice_l4_checksum_complete(ctx, pkt->l4_off, pkt->l4_len,
+						 pkt->key.proto == IPPROTO_UDP, seed);
+	}
+	return rc;
+}
+
+// Decrements TTL / hop limit as a router does; 0 when the packet may go on.
+static __always_inline int decrement_ttl(void *data, void *data_end, __u32 l3_off, __u8 family)
+{
+	if (l3_off > 18)
+		return -1;
+	if (family == SLUICE_FAMILY_V4) {
+		struct iphdr *ip = data + l3_off;
+		__u32 sum;
+
+		if ((void *)(ip + 1) > data_end || ip->ttl <= 1)
+			return -1;
+		ip->ttl--;
+		sum = (__u32)ip->check + (__u32)bpf_htons(0x0100);
+		ip->check = (__u16)(sum + (sum >> 16));
+		return 0;
+	}
+	{
+		struct ipv6hdr *ip6 = data + l3_off;
+
+		if ((void *)(ip6 + 1) > data_end || ip6->hop_limit <= 1)
+			return -1;
+		ip6->hop_limit--;
+		return 0;
+	}
+}
+
+// Sends the rewritten packet to its next hop: XDP_TX or XDP_REDIRECT when the
+// fib knows it, XDP_PASS (already rewritten) so the kernel resolves the
+// neighbour or routes it otherwise.
+static __always_inline int forward_packet(struct xdp_md *ctx, const struct packet *pkt,
+					  const struct sluice_ctrl *ctrl)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct bpf_fib_lookup fib = {};
+	struct ethhdr *eth = data;
+	int rc;
+
+	if (ctrl->flags & SLUICE_CTRL_F_SKIP_FIB) {
+		count_global(SLUICE_G_TX);
+		return XDP_TX;
+	}
+	// A tagged frame egresses through a VLAN device, which has no XDP
+	// transmit: the kernel forwards it.
+	if (pkt->vlan) {
+		count_global(SLUICE_G_FIB_PASS);
+		return XDP_PASS;
+	}
+	fib.ifindex = ctx->ingress_ifindex;
+	fib.l4_protocol = pkt->key.proto;
+	fib.sport = pkt->key.sport;
+	fib.dport = pkt->key.dport;
+	if (pkt->key.family == SLUICE_FAMILY_V4) {
+		fib.family = AF_INET;
+		fib.tot_len = (__u16)(pkt->l4_len + sizeof(struct iphdr));
+		fib.ipv4_src = pkt->key.src[0];
+		fib.ipv4_dst = pkt->key.dst[0];
+	} else {
+		fib.family = AF_INET6;
+		fib.tot_len = (__u16)(pkt->l4_len + sizeof(struct ipv6hdr));
+		__builtin_memcpy(fib.ipv6_src, pkt->key.src, 16);
+		__builtin_memcpy(fib.ipv6_dst, pkt->key.dst, 16);
+	}
+	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		count_global(SLUICE_G_FIB_NO_NEIGH);
+		return XDP_PASS;
+	}
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS) {
+		count_global(SLUICE_G_FIB_PASS);
+		return XDP_PASS;
+	}
+	if ((void *)(eth + 1) > data_end)
+		return XDP_PASS;
+	if (decrement_ttl(data, data_end, pkt->l3_off, pkt->key.family)) {
+		count_global(SLUICE_G_FIB_PASS);
+		return XDP_PASS;   // the kernel answers with ICMP time exceeded
+	}
+	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+	if (fib.ifindex == ctx->ingress_ifindex) {
+		count_global(SLUICE_G_TX);
+		return XDP_TX;
+	}
+	count_global(SLUICE_G_REDIRECT);
+	return bpf_redirect(fib.ifindex, 0);
+}
+
+static __always_inline void count_packet_in(const struct sluice_ct_entry *ct, __u32 bytes)
+{
+	struct sluice_counters *c;
+
+	c = counters_of(&sluice_service_stats, ct->service_stat);
+	if (c) {
+		c->packets_in++;
+		c->bytes_in += bytes;
+	}
+	c = counters_of(&sluice_subset_stats, ct->subset_stat);
+	if (c) {
+		c->packets_in++;
+		c->bytes_in += bytes;
+	}
+	c = counters_of(&sluice_backend_stats, ct->backend_id);
+	if (c) {
+		c->packets_in++;
+		c->bytes_in += bytes;
+	}
+}
+
+static __always_inline void count_packet_out(const struct sluice_rnat_entry *rn, __u32 bytes)
+{
+	struct sluice_counters *c;
+
+	c = counters_of(&sluice_service_stats, rn->service_stat);
+	if (c) {
+		c->packets_out++;
+		c->bytes_out += bytes;
+	}
+	c = counters_of(&sluice_subset_stats, rn->subset_stat);
+	if (c) {
+		c->packets_out++;
+		c->bytes_out += bytes;
+	}
+	c = counters_of(&sluice_backend_stats, rn->backend_id);
+	if (c) {
+		c->packets_out++;
+		c->bytes_out += bytes;
+	}
+}
+
+// Client -> VIP:port of a known service port.
+static __always_inline int steer_service_packet(struct xdp_md *ctx, struct packet *pkt,
+						const struct sluice_ctrl *ctrl,
+						const struct sluice_service *svc)
+{
+	struct bpf_steer_env env = {};
+	struct sluice_decision decision;
+	struct sluice_ct_entry *ct, fresh = {};
+	const struct sluice_ct_entry *use;
+	struct sluice_backend *backend = 0;
+	struct sluice_counters *c;
+	__u8 flags = pkt->tcp_flags;
+	int is_tcp = pkt->key.proto == IPPROTO_TCP;
+	int is_syn = is_tcp && (flags & TCP_FLAG_SYN) && !(flags & TCP_FLAG_ACK);
+	int closes = is_tcp && (flags & (TCP_FLAG_FIN | TCP_FLAG_RST));
+	__u64 now = bpf_ktime_get_ns();
+	__u32 backend_id;
+
+	if (svc->flags & SLUICE_SERVICE_F_L7) {
+		c = counters_of(&sluice_service_stats, svc->stat_id);
+		if (c)
+			c->passthrough++;
+		count_global(SLUICE_G_PASS_L7);
+		return XDP_PASS;
+	}
+
+	ct = bpf_map_lookup_elem(&sluice_conntrack, &pkt->key);
+	if (ct) {
+		int usable = 1;
+
+		if (is_syn && (ct->flags & SLUICE_CT_F_CLOSING)) {
+			usable = 0;   // the tuple is re-used by a new connection
+		} else if (conntrack_expired(ctrl, ct, pkt->key.proto, now)) {
+			count_global(SLUICE_G_CT_EXPIRED);
+			usable = 0;
+		} else {
+			backend_id = ct->backend_id;
+			backend = bpf_map_lookup_elem(&sluice_backends, &backend_id);
+			if (!backend || !(backend->flags & SLUICE_BACKEND_F_LIVE)) {
+				count_global(SLUICE_G_RESTEER_BACKEND_GONE);
+				c = counters_of(&sluice_service_stats, ct->service_stat);
+				if (c)
+					c->resteered++;
+				usable = 0;
+			}
+		}
+		if (usable) {
+			if (now - ct->last_seen_ns > SLUICE_CT_REFRESH_NS)
+				ct->last_seen_ns = now;
+			if (closes)
+				conntrack_mark_closing(ct);
+			count_packet_in(ct, pkt->frame_len);
+			goto rewrite;
+		}
+		// The entry is replaced: its flow ends here if it had not already.
+		conntrack_mark_closing(ct);
+	} else if (is_tcp && !is_syn) {
+		// Mid-flow packet without state: evicted from the LRU, expired
+		// and reaped, or older than the program. Steered afresh.
+		count_global(SLUICE_G_CT_MIDFLOW_MISS);
+	}
+
+	sluice_steer_decide(&env, svc, &pkt->key, ctrl->hash_seed, &decision);
+	if (decision.action == SLUICE_ACT_PASS_PASSTHROUGH) {
+		c = counters_of(&sluice_service_stats, svc->stat_id);
+		if (c)
+			c->passthrough++;
+		c = counters_of(&sluice_subset_stats, decision.subset_stat);
+		if (c)
+			c->passthrough++;
+		count_global(SLUICE_G_PASS_PASSTHROUGH);
+		return XDP_PASS;
+	}
+	backend_id = decision.backend_id;
+	if (decision.action == SLUICE_ACT_FORWARD)
+		backend = bpf_map_lookup_elem(&sluice_backends, &backend_id);
+	if (!backend || !(backend->flags & SLUICE_BACKEND_F_LIVE)) {
+		c = counters_of(&sluice_service_stats, svc->stat_id);
+		if (c)
+			c->drop_no_backend++;
+		c = counters_of(&sluice_subset_stats, decision.subset_stat);
+		if (c)
+			c->drop_no_backend++;
+		count_global(SLUICE_G_DROP_NO_BACKEND);
+		return XDP_DROP;
+	}
+	conntrack_insert(&pkt->key, backend, backend_id, svc->stat_id, decision.subset_stat, now);
+	conntrack_count_opened(svc->stat_id, decision.subset_stat, backend_id);
+	fresh.backend_id = backend_id;
+	fresh.service_stat = svc->stat_id;
+	fresh.subset_stat = decision.subset_stat;
+	use = &fresh;
+	count_packet_in(use, pkt->frame_len);
+
+rewrite:
+	if (!backend)
+		return XDP_PASS;
+	{
+		__u32 addr[4];
+		__be16 port = backend->port;
+
+		__builtin_memcpy(addr, backend->addr, 16);
+		if (rewrite_endpoint(ctx, pkt, NAT_REWRITE_DST, addr, port))
+			return XDP_DROP;   // rewritten in part: cannot pass it on
+	}
+	count_global(SLUICE_G_FORWARDED);
+	return forward_packet(ctx, pkt, ctrl);
+}
+
+// Backend -> client reply of a tracked flow: restore the VIP as the source.
+static __always_inline int reverse_nat_packet(struct xdp_md *ctx, struct packet *pkt,
+					      const struct sluice_ctrl *ctrl, struct sluice_rnat_entry *rn)
+{
+	__u64 now = bpf_ktime_get_ns();
+	__u8 flags = pkt->tcp_flags;
+	int closes = pkt->key.proto == IPPROTO_TCP && (flags & (TCP_FLAG_FIN | TCP_FLAG_RST));
+	__u32 vip[4];
+	__be16 vip_port = rn->vip_port;
+
+	count_packet_out(rn, pkt->frame_len);
+	if (closes || now - rn->last_seen_ns > SLUICE_CT_REFRESH_NS) {
+		// The forward entry's clock and closing state follow the replies too.
+		struct sluice_flow_key fwd = {
+			.sport = pkt->key.dport,
+			.dport = rn->vip_port,
+			.proto = pkt->key.proto,
+			.family = pkt->key.family,
+		};
+		struct sluice_ct_entry *ct;
+
+		__builtin_memcpy(fwd.src, pkt->key.dst, 16);
+		__builtin_memcpy(fwd.dst, rn->vip, 16);
+		ct = bpf_map_lookup_elem(&sluice_conntrack, &fwd);
+		if (ct && ct->backend_id == rn->backend_id) {
+			ct->last_seen_ns = now;
+			if (closes)
+				conntrack_mark_closing(ct);
+		}
+		rn->last_seen_ns = now;
+	}
+	__builtin_memcpy(vip, rn->vip, 16);
+	if (rewrite_endpoint(ctx, pkt, NAT_REWRITE_SRC, vip, vip_port))
+		return XDP_DROP;
+	count_global(SLUICE_G_REVERSE_NAT);
+	return forward_packet(ctx, pkt, ctrl);
+}
+
+static __always_inline int is_vip(const struct packet *pkt, __u32 generation)
+{
+	struct sluice_vip_key key = {
+		.family = pkt->key.family,
+		.generation = (__u8)generation,
+	};
+
+	__builtin_memcpy(key.addr, pkt->key.dst, 16);
+	return bpf_map_lookup_elem(&sluice_vips, &key) != 0;
+}
+
+SEC("xdp")
+int sluice_steer(struct xdp_md *ctx)
+{
+	struct packet pkt = {};
+	struct sluice_service_key skey = {};
+	struct sluice_service *svc;
+	struct sluice_rnat_entry *rn;
+	struct sluice_ctrl *ctrl;
+	__u32 zero = 0, generation;
+	int rc;
+
+	count_global(SLUICE_G_PACKETS);
+	rc = parse_packet(ctx, &pkt);
+	switch (rc) {
+	case PARSE_OK:
+	case PARSE_IP_OPTIONS:
+	case PARSE_FRAGMENT:
+	case PARSE_IPV6_EXT:
+		break;
+	case PARSE_NOT_IP:
+		count_global(SLUICE_G_PASS_NOT_IP);
+		return XDP_PASS;
+	case PARSE_NOT_L4:
+		count_global(SLUICE_G_PASS_NOT_L4);
+		return XDP_PASS;
+	case PARSE_TRUNCATED:
+		count_global(SLUICE_G_PASS_TRUNCATED);
+		return XDP_PASS;
+	default:
+		count_global(SLUICE_G_PASS_MALFORMED);
+		return XDP_PASS;
+	}
+
+	ctrl = bpf_map_lookup_elem(&sluice_ctrl, &zero);
+	if (!ctrl)
+		return XDP_PASS;
+	// The one read of the generation for this packet (see datapath_structs.h).
+	generation = *(volatile __u32 *)&ctrl->generation & 1;
+
+	if (rc != PARSE_OK) {
+		if (!is_vip(&pkt, generation)) {
+			count_global(SLUICE_G_PASS_NOT_SERVICE);
+			return XDP_PASS;
+		}
+		count_global(rc == PARSE_IP_OPTIONS ? SLUICE_G_PASS_IP_OPTIONS
+			     : rc == PARSE_FRAGMENT ? SLUICE_G_PASS_FRAGMENT
+						    : SLUICE_G_PASS_IPV6_EXT);
+		return XDP_PASS;
+	}
+
+	__builtin_memcpy(skey.vip, pkt.key.dst, 16);
+	skey.port = pkt.key.dport;
+	skey.proto = pkt.key.proto;
+	skey.family = pkt.key.family;
+	skey.generation = (__u8)generation;
+	svc = bpf_map_lookup_elem(&sluice_services, &skey);
+	if (svc)
+		return steer_service_packet(ctx, &pkt, ctrl, svc);
+
+	rn = bpf_map_lookup_elem(&sluice_reverse_nat, &pkt.key);
+	if (rn)
+		return reverse_nat_packet(ctx, &pkt, ctrl, rn);
+
+	count_global(SLUICE_G_PASS_NOT_SERVICE);
+	return XDP_PASS;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

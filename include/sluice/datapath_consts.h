@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Limits, flags and codes of the L4 datapath ABI, shared by the BPF programs
+ * (bpf/), the userspace table writer (userspace/bpfmaps/) and the DPDK
+ * forwarder. Every limit can be overridden with -D at build time; the BPF
+ * objects and userspace must then be built with the same value.
+ */
+#ifndef SLUICE_DATAPATH_CONSTS_H
+#define SLUICE_DATAPATH_CONSTS_H
+
+/* Default pin directory for maps and links (bpffs). Tests use their own. */
+#ifndef SLUICE_DEFAULT_PIN_DIR
+#define SLUICE_DEFAULT_PIN_DIR "/sys/fs/bpf/sluice"
+#endif
+
+/* Weighted route destinations per service port (VirtualService route entries). */
+#ifndef SLUICE_MAX_ROUTES
+#define SLUICE_MAX_ROUTES 8
+#endif
+
+/* Route weights are cumulative bounds on this scale; a 16-bit hash slice picks. */
+#ifndef SLUICE_ROUTE_SCALE
+#define SLUICE_ROUTE_SCALE 65536
+#endif
+
+/* Service ports (VIP x port x protocol) per table half. */
+#ifndef SLUICE_MAX_SERVICES
+#define SLUICE_MAX_SERVICES 4096
+#endif
+
+/* Distinct VIP addresses per table half. */
+#ifndef SLUICE_MAX_VIPS
+#define SLUICE_MAX_VIPS 4096
+#endif
+
+/* Subset entries per table half (one per service port x subset). */
+#ifndef SLUICE_MAX_SUBSETS
+#define SLUICE_MAX_SUBSETS 8192
+#endif
+
+/* Subset member slots (backend id + weight) per table half. */
+#ifndef SLUICE_MAX_MEMBERS
+#define SLUICE_MAX_MEMBERS 65536
+#endif
+
+/* Smooth weighted round-robin schedule slots per table half. */
+#ifndef SLUICE_MAX_SCHEDULE
+#define SLUICE_MAX_SCHEDULE 262144
+#endif
+
+/* Longest smooth WRR cycle of one subset; larger weight sums are scaled down. */
+#ifndef SLUICE_MAX_SCHEDULE_PER_SUBSET
+#define SLUICE_MAX_SCHEDULE_PER_SUBSET 4096
+#endif
+
+/* Default Maglev table size per subset (prime, as Envoy's default). */
+#ifndef SLUICE_MAGLEV_DEFAULT_SIZE
+#define SLUICE_MAGLEV_DEFAULT_SIZE 65537
+#endif
+
+/* Default Maglev slots per table half: room for 8 default-size tables. */
+#ifndef SLUICE_MAGLEV_DEFAULT_SLOTS
+#define SLUICE_MAGLEV_DEFAULT_SLOTS (8 * SLUICE_MAGLEV_DEFAULT_SIZE)
+#endif
+
+/* Backend ids (id 0 is reserved as "none", see datapath_structs.h). */
+#ifndef SLUICE_MAX_BACKENDS
+#define SLUICE_MAX_BACKENDS 65536
+#endif
+
+/* Default conntrack size in flows (forward and reverse-NAT maps each). */
+#ifndef SLUICE_CT_DEFAULT_FLOWS
+#define SLUICE_CT_DEFAULT_FLOWS 262144
+#endif
+
+/* Counter slots for services and subsets (stable ids assigned by userspace). */
+#ifndef SLUICE_MAX_STAT_SLOTS
+#define SLUICE_MAX_STAT_SLOTS 8192
+#endif
+
+/* Listener sockets the sk_lookup program can hand L7 traffic to. */
+#ifndef SLUICE_MAX_L7_LISTENERS
+#define SLUICE_MAX_L7_LISTENERS 16
+#endif
+
+/* Interfaces the XDP program is attached to. */
+#ifndef SLUICE_MAX_IFACES
+#define SLUICE_MAX_IFACES 64
+#endif
+
+/* Default idle timeouts (nanoseconds). */
+#ifndef SLUICE_DEFAULT_TCP_IDLE_NS
+#define SLUICE_DEFAULT_TCP_IDLE_NS (3600ULL * 1000000000ULL)
+#endif
+#ifndef SLUICE_DEFAULT_UDP_IDLE_NS
+#define SLUICE_DEFAULT_UDP_IDLE_NS (60ULL * 1000000000ULL)
+#endif
+#ifndef SLUICE_DEFAULT_CLOSING_NS
+#define SLUICE_DEFAULT_CLOSING_NS (10ULL * 1000000000ULL)
+#endif
+
+/* Conntrack last_seen is refreshed at most this often per flow. */
+#ifndef SLUICE_CT_REFRESH_NS
+#define SLUICE_CT_REFRESH_NS 1000000000ULL
+#endif
+
+/* Longest L4 segment (header + payload) whose checksum the program can recompute. */
+#ifndef SLUICE_MAX_CSUM_BYTES
+#define SLUICE_MAX_CSUM_BYTES 4096
+#endif
+
+/* Address families as stored in keys (not AF_*: the same on every platform). */
+#define SLUICE_FAMILY_V4 4
+#define SLUICE_FAMILY_V6 6
+
+/* sluice_subset.policy */
+#define SLUICE_POLICY_ROUND_ROBIN   1
+#define SLUICE_POLICY_RANDOM        2
+#define SLUICE_POLICY_LEAST_REQUEST 3
+#define SLUICE_POLICY_MAGLEV        4
+#define SLUICE_POLICY_PASSTHROUGH   5
+
+/* sluice_subset.hash_source (Maglev only) */
+#define SLUICE_HASH_FIVE_TUPLE 0
+#define SLUICE_HASH_SOURCE_IP  1
+
+/* sluice_service.flags */
+#define SLUICE_SERVICE_F_L7 0x0001   /* the L7 agent serves this port: XDP_PASS */
+
+/* sluice_backend.flags */
+#define SLUICE_BACKEND_F_LIVE 0x01   /* in the current snapshot; else tracked flows re-steer */
+
+/* sluice_ct_entry.flags */
+#define SLUICE_CT_F_CLOSING 0x0001   /* FIN or RST seen: short timeout, counted closed */
+
+/* sluice_ctrl.flags */
+#define SLUICE_CTRL_F_SKIP_FIB 0x0001   /* tests: XDP_TX after NAT, no bpf_fib_lookup */
+
+/* sluice_iface.flags */
+#define SLUICE_IFACE_F_GENERIC 0x0001   /* attached in generic (skb) mode */
+
+/* sluice_decision.action */
+#define SLUICE_ACT_FORWARD          1
+#define SLUICE_ACT_PASS_L7          2
+#define SLUICE_ACT_PASS_PASSTHROUGH 3
+#define SLUICE_ACT_DROP_NO_BACKEND  4
+
+/* Salts that make the route pick and the in-subset pick independent. */
+#define SLUICE_HASH_SALT_ROUTE  0x9e3779b9u
+#define SLUICE_HASH_SALT_SUBSET 0x85ebca6bu
+
+/* Global per-CPU counters (sluice_global_stats index). */
+#define SLUICE_G_PACKETS             0   /* every packet seen */
+#define SLUICE_G_PASS_NOT_IP         1   /* not IPv4/IPv6 (ARP, LLDP, ...) */
+#define SLUICE_G_PASS_NOT_L4         2   /* IP but not TCP/UDP */
+#define SLUICE_G_PASS_TRUNCATED      3   /* a header runs past the frame */
+#define SLUICE_G_PASS_MALFORMED      4   /* IHL<5, doff<5, bad lengths */
+#define SLUICE_G_PASS_NOT_SERVICE    5   /* no VIP:port and no reverse-NAT entry */
+#define SLUICE_G_PASS_IP_OPTIONS     6   /* IPv4 with options to a VIP */
+#define SLUICE_G_PASS_FRAGMENT       7   /* IPv4 fragment to a VIP */
+#define SLUICE_G_PASS_IPV6_EXT       8   /* IPv6 extension header to a VIP */
+#define SLUICE_G_PASS_L7             9   /* L7-plane port, handed to the local stack */
+#define SLUICE_G_PASS_PASSTHROUGH   10   /* PASSTHROUGH subset, kernel LB decides */
+#define SLUICE_G_NEW_FLOWS          11   /* conntrack entries created */
+#define SLUICE_G_CT_MIDFLOW_MISS    12   /* TCP non-SYN without entry: evicted or pre-existing */
+#define SLUICE_G_CT_INSERT_FAILED   13   /* conntrack update returned an error */
+#define SLUICE_G_CT_EXPIRED         14   /* entry older than its idle timeout, re-steered */
+#define SLUICE_G_RESTEER_BACKEND_GONE 15 /* tracked backend left the snapshot, re-steered */
+#define SLUICE_G_FORWARDED          16   /* DNAT to a backend */
+#define SLUICE_G_REVERSE_NAT        17   /* reply rewritten back to the VIP */
+#define SLUICE_G_REDIRECT           18   /* XDP_REDIRECT to another interface */
+#define SLUICE_G_TX                 19   /* XDP_TX out of the ingress interface */
+#define SLUICE_G_FIB_NO_NEIGH       20   /* next hop unresolved: rewritten, XDP_PASS */
+#define SLUICE_G_FIB_PASS           21   /* fib lookup other failure: rewritten, XDP_PASS */
+#define SLUICE_G_DROP_NO_BACKEND    22   /* subset has no backend */
+#define SLUICE_G_CSUM_FULL          23   /* partial L4 checksum completed after NAT */
+#define SLUICE_G_DROP_TOO_BIG       24   /* partial checksum over SLUICE_MAX_CSUM_BYTES */
+#define SLUICE_G_COUNT              32
+
+#endif

@@ -1,0 +1,104 @@
+// Builds the datapath tables from a compiled Snapshot and publishes them
+// atomically: write the inactive half, flip the generation word, then retire
+// what the new half no longer references. One TableWriter per datapath; not
+// thread-safe (the agent applies snapshots from one thread).
+//
+// Stability across snapshots and restarts:
+//  - backend ids are keyed by address + port + protocol and never handed to
+//    another backend while ids remain (monotonic allocation), so conntrack
+//    entries and least-request counts keep meaning the same backend;
+//  - service and subset counter slots are keyed by a hash of their names,
+//    stored in the tables, so a restarted agent (recover()) keeps counting
+//    into the same slots.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bpfmaps/datapath_tables.h"
+#include "model/snapshot.h"
+
+namespace sluice::bpfmaps {
+
+struct BackendIdentity {
+  model::IpAddress address;
+  uint16_t port = 0;       // host order
+  uint8_t proto = 0;       // IPPROTO_TCP / IPPROTO_UDP
+  auto operator<=>(const BackendIdentity&) const = default;
+  std::string to_string() const;   // "10.200.11.2:9081/tcp", "[fd00::2]:9081/udp"
+};
+
+struct TableWriterOptions {
+  // Minimum time between a flip and the next write of the half it retired.
+  // A packet reads the generation once and finishes within one XDP run (an
+  // RCU read-side section of microseconds), so 50 ms is ample.
+  std::chrono::milliseconds flip_grace{50};
+};
+
+struct ApplyResult {
+  uint32_t generation = 0;       // the half now active
+  uint64_t snapshot_version = 0;
+  size_t service_ports = 0;      // service map entries written (per VIP)
+  size_t subsets = 0;
+  size_t members = 0;
+  size_t schedule_slots = 0;
+  size_t maglev_slots = 0;
+  size_t live_backends = 0;
+  size_t retired_backends = 0;   // left the snapshot in this apply
+};
+
+// What a counter slot stands for, for reports.
+struct SlotName {
+  std::string service;   // host
+  uint32_t port = 0;
+  std::string protocol;  // "tcp" / "udp"
+  std::string subset;    // subsets only ("" = whole service)
+};
+
+class TableWriter {
+ public:
+  explicit TableWriter(DatapathTables& tables, TableWriterOptions options = {});
+
+  // Re-reads backend ids and counter slots from tables that outlived their
+  // writer (pinned maps after an agent restart).
+  void recover();
+
+  // Throws std::invalid_argument naming the service/port when the snapshot
+  // does not fit the tables (too many routes, members, Maglev slots...).
+  ApplyResult apply(const model::Snapshot& snapshot);
+
+  std::optional<uint32_t> backend_id(const BackendIdentity& backend) const;
+  const std::map<uint32_t, BackendIdentity>& backends() const { return backend_by_id_; }
+  bool backend_live(uint32_t id) const { return live_.count(id) != 0; }
+  const std::map<uint32_t, SlotName>& service_slots() const { return service_names_; }
+  const std::map<uint32_t, SlotName>& subset_slots() const { return subset_names_; }
+
+ private:
+  struct HalfLayout {
+    uint32_t subsets = 0, members = 0, schedule = 0, maglev = 0;
+  };
+
+  uint32_t allocate_backend(const BackendIdentity& backend);
+  uint32_t slot_for(std::map<uint64_t, uint32_t>& slots, uint64_t identity, uint32_t& next);
+
+  DatapathTables& tables_;
+  TableWriterOptions options_;
+  HalfLayout half_;
+  std::map<BackendIdentity, uint32_t> id_by_backend_;
+  std::map<uint32_t, BackendIdentity> backend_by_id_;
+  std::map<uint32_t, uint32_t> live_;          // id -> 1 while in the current snapshot
+  uint32_t next_backend_id_ = 1;               // 0 is "none"
+  std::map<uint64_t, uint32_t> service_slot_by_identity_;
+  std::map<uint64_t, uint32_t> subset_slot_by_identity_;
+  uint32_t next_service_slot_ = 1;             // slot 0 collects unattributed counts
+  uint32_t next_subset_slot_ = 1;
+  std::map<uint32_t, SlotName> service_names_;
+  std::map<uint32_t, SlotName> subset_names_;
+  std::chrono::steady_clock::time_point last_flip_{};
+};
+
+}  // namespace sluice::bpfmaps

@@ -3,6 +3,8 @@
 # baseline measured in the same run:
 #   routes: BM_Route_Baseline_CatchAll (one unconditional route, 70/30 split)
 #   picks:  BM_Pick_Baseline_RandomEqual with the same number of hosts
+# CPU time, not wall time: the code is single-threaded with no I/O, and on a
+# shared machine wall time mostly measures the neighbours.
 # Usage: tools/bench/lb_routing.sh [BUILD_DIR]   (default: build)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,7 +17,7 @@ trap 'rm -f "$out"' EXIT
   --benchmark_report_aggregates_only=true >"$out"
 python3 - "$out" <<'PY'
 import json, sys
-runs = {b["run_name"]: b["real_time"] for b in json.load(open(sys.argv[1]))["benchmarks"]
+runs = {b["run_name"]: b["cpu_time"] for b in json.load(open(sys.argv[1]))["benchmarks"]
         if b.get("aggregate_name") == "median"}
 def baseline_for(name):
     if name.startswith("BM_Route"):

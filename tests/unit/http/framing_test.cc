@@ -1,0 +1,263 @@
+// One case per RFC 9112 framing rule the proxy enforces on requests and
+// responses: what is accepted, what is refused, and with which status.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "http/chunked_body.h"
+#include "http/message_head.h"
+
+namespace sluice::http {
+namespace {
+
+struct RefusedRequest {
+  const char* rule;
+  std::string raw;
+  uint16_t status;
+};
+
+class RefusedRequestTest : public ::testing::TestWithParam<RefusedRequest> {};
+
+TEST_P(RefusedRequestTest, IsRefusedWithStatus) {
+  const auto& c = GetParam();
+  RequestHead head;
+  ASSERT_EQ(parse_request_head(c.raw, Limits{}, head), ParseResult::Invalid) << c.rule;
+  EXPECT_EQ(head.error.status, c.status) << c.rule << ": " << head.error.reason;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Rfc9112, RefusedRequestTest,
+    ::testing::Values(
+        RefusedRequest{"content_length_with_transfer_encoding",
+                       "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+        RefusedRequest{"transfer_encoding_then_content_length",
+                       "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 400},
+        RefusedRequest{"duplicate_content_length_same_value",
+                       "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n", 400},
+        RefusedRequest{"duplicate_content_length_as_list",
+                       "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\n", 400},
+        RefusedRequest{"signed_content_length",
+                       "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\n", 400},
+        RefusedRequest{"hex_content_length",
+                       "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x3\r\n\r\n", 400},
+        RefusedRequest{"overflowing_content_length",
+                       "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400},
+        RefusedRequest{"chunked_twice", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 400},
+        RefusedRequest{"chunked_in_two_fields",
+                       "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+        RefusedRequest{"chunked_not_final", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400},
+        RefusedRequest{"unknown_coding", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n", 400},
+        RefusedRequest{"transfer_encoding_in_http10",
+                       "POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+        RefusedRequest{"obs_fold", "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n  continued\r\n\r\n", 400},
+        RefusedRequest{"obs_fold_hiding_transfer_encoding",
+                       "POST / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 400},
+        RefusedRequest{"whitespace_before_colon", "GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n", 400},
+        RefusedRequest{"bare_cr_in_value", "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r2\r\n\r\n", 400},
+        RefusedRequest{"bare_lf_line_ending", "GET / HTTP/1.1\nHost: a\nX-A: 1\n\n", 400},
+        RefusedRequest{"missing_host", "GET / HTTP/1.1\r\nX-A: 1\r\n\r\n", 400},
+        RefusedRequest{"duplicate_host", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
+        RefusedRequest{"invalid_host", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400},
+        RefusedRequest{"relative_target", "GET foo HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+        RefusedRequest{"connect", "CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", 501},
+        RefusedRequest{"unknown_expectation", "GET / HTTP/1.1\r\nHost: a\r\nExpect: teapot\r\n\r\n", 417}));
+
+TEST(RequestHead, RefusesTooManyFieldsWith431) {
+  std::string raw = "GET / HTTP/1.1\r\nHost: a\r\n";
+  for (int i = 0; i < 20; ++i) raw += "X-" + std::to_string(i) + ": v\r\n";
+  raw += "\r\n";
+  Limits limits;
+  limits.max_headers = 10;
+  RequestHead head;
+  ASSERT_EQ(parse_request_head(raw, limits, head), ParseResult::Invalid);
+  EXPECT_EQ(head.error.status, 431);
+}
+
+TEST(RequestHead, RefusesOversizedHeadWith431EvenWhenIncomplete) {
+  std::string raw = "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(20000, 'b');
+  RequestHead head;
+  ASSERT_EQ(parse_request_head(raw, Limits{}, head), ParseResult::Invalid);
+  EXPECT_EQ(head.error.status, 431);
+}
+
+TEST(RequestHead, RefusesLongUriWith414) {
+  std::string raw = "GET /" + std::string(9000, 'u') + " HTTP/1.1\r\nHost: a\r\n\r\n";
+  RequestHead head;
+  ASSERT_EQ(parse_request_head(raw, Limits{}, head), ParseResult::Invalid);
+  EXPECT_EQ(head.error.status, 414);
+}
+
+TEST(RequestHead, RefusesLongUriWith414BeforeTheLineEnds) {
+  std::string raw = "GET /" + std::string(12000, 'u');
+  RequestHead head;
+  ASSERT_EQ(parse_request_head(raw, Limits{}, head), ParseResult::Invalid);
+  EXPECT_EQ(head.error.status, 414);
+}
+
+TEST(RequestHead, IncompleteHeadAsksForMore) {
+  RequestHead head;
+  EXPECT_EQ(parse_request_head("GET / HTTP/1.1\r\nHost: a\r\n", Limits{}, head), ParseResult::Incomplete);
+}
+
+TEST(RequestHead, ContentLengthBodyIsFramedByLength) {
+  RequestHead head;
+  std::string raw = "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello";
+  ASSERT_EQ(parse_request_head(raw, Limits{}, head), ParseResult::Complete);
+  EXPECT_EQ(head.framing, BodyFraming::ContentLength);
+  EXPECT_EQ(head.content_length, 5u);
+  EXPECT_EQ(head.head_bytes, raw.size() - 5);
+  EXPECT_EQ(head.authority, "a");
+  EXPECT_TRUE(head.keep_alive);
+}
+
+TEST(RequestHead, ChunkedIsCaseInsensitive) {
+  RequestHead head;
+  ASSERT_EQ(parse_request_head("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n", Limits{}, head),
+            ParseResult::Complete);
+  EXPECT_EQ(head.framing, BodyFraming::Chunked);
+}
+
+TEST(RequestHead, Http10ClosesUnlessKeepAliveAndMayOmitHost) {
+  RequestHead head;
+  ASSERT_EQ(parse_request_head("GET / HTTP/1.0\r\n\r\n", Limits{}, head), ParseResult::Complete);
+  EXPECT_FALSE(head.keep_alive);
+  ASSERT_EQ(parse_request_head("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", Limits{}, head),
+            ParseResult::Complete);
+  EXPECT_TRUE(head.keep_alive);
+}
+
+TEST(RequestHead, ConnectionCloseEndsKeepAlive) {
+  RequestHead head;
+  ASSERT_EQ(parse_request_head("GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, close\r\n\r\n", Limits{}, head),
+            ParseResult::Complete);
+  EXPECT_FALSE(head.keep_alive);
+}
+
+TEST(RequestHead, ExpectContinueIsRecognised) {
+  RequestHead head;
+  ASSERT_EQ(parse_request_head("PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n",
+                               Limits{}, head),
+            ParseResult::Complete);
+  EXPECT_TRUE(head.expect_continue);
+}
+
+TEST(RequestHead, AbsoluteFormIsNormalisedToOriginFormWithItsAuthority) {
+  RequestHead head;
+  ASSERT_EQ(parse_request_head("GET http://svc.example:8080/p?q=1 HTTP/1.1\r\nHost: other\r\n\r\n", Limits{}, head),
+            ParseResult::Complete);
+  EXPECT_TRUE(head.absolute_form);
+  EXPECT_EQ(head.target, "/p?q=1");
+  EXPECT_EQ(head.authority, "svc.example:8080");
+}
+
+TEST(RequestHead, FieldValuesAreTrimmed) {
+  RequestHead head;
+  ASSERT_EQ(parse_request_head("GET / HTTP/1.1\r\nHost:  a  \r\nEnd-User: \tjason \r\n\r\n", Limits{}, head),
+            ParseResult::Complete);
+  EXPECT_EQ(head.field("end-user"), "jason");
+  EXPECT_EQ(head.authority, "a");
+}
+
+TEST(RequestHead, HopByHopIncludesFieldsNamedByConnection) {
+  EXPECT_TRUE(is_hop_by_hop("Keep-Alive", ""));
+  EXPECT_TRUE(is_hop_by_hop("x-secret", "close, X-Secret"));
+  EXPECT_FALSE(is_hop_by_hop("x-other", "close, X-Secret"));
+}
+
+struct ResponseCase {
+  const char* rule;
+  std::string raw;
+  const char* method;
+  ParseResult result;
+  BodyFraming framing;
+};
+
+class ResponseFramingTest : public ::testing::TestWithParam<ResponseCase> {};
+
+TEST_P(ResponseFramingTest, FramesOrRefusesWith502) {
+  const auto& c = GetParam();
+  ResponseHead head;
+  ASSERT_EQ(parse_response_head(c.raw, c.method, Limits{}, head), c.result) << c.rule;
+  if (c.result == ParseResult::Complete) {
+    EXPECT_EQ(head.framing, c.framing) << c.rule;
+  }
+  if (c.result == ParseResult::Invalid) {
+    EXPECT_EQ(head.error.status, 502) << c.rule;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Rfc9112, ResponseFramingTest,
+    ::testing::Values(
+        ResponseCase{"content_length", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", "GET",
+                     ParseResult::Complete, BodyFraming::ContentLength},
+        ResponseCase{"chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "GET",
+                     ParseResult::Complete, BodyFraming::Chunked},
+        ResponseCase{"until_close", "HTTP/1.1 200 OK\r\n\r\n", "GET", ParseResult::Complete, BodyFraming::UntilClose},
+        ResponseCase{"head_has_no_body", "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", "HEAD",
+                     ParseResult::Complete, BodyFraming::None},
+        ResponseCase{"no_content", "HTTP/1.1 204 No Content\r\n\r\n", "GET", ParseResult::Complete,
+                     BodyFraming::None},
+        ResponseCase{"cl_and_te", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
+                     "GET", ParseResult::Invalid, BodyFraming::None},
+        ResponseCase{"duplicate_cl", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n", "GET",
+                     ParseResult::Invalid, BodyFraming::None},
+        ResponseCase{"invalid_cl", "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "GET", ParseResult::Invalid,
+                     BodyFraming::None},
+        ResponseCase{"gzip_coding", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", "GET",
+                     ParseResult::Invalid, BodyFraming::None},
+        ResponseCase{"obs_fold", "HTTP/1.1 200 OK\r\nX-A: 1\r\n 2\r\nContent-Length: 0\r\n\r\n", "GET",
+                     ParseResult::Invalid, BodyFraming::None},
+        ResponseCase{"garbage", "HTTX/1.1 200 OK\r\n\r\n", "GET", ParseResult::Invalid, BodyFraming::None}));
+
+std::string decode_all(ChunkedBodyScanner& scanner, std::string_view input, size_t* consumed) {
+  std::string data;
+  *consumed = scanner.feed(
+      input, [](void* ctx, std::string_view d) { static_cast<std::string*>(ctx)->append(d); }, &data);
+  return data;
+}
+
+TEST(ChunkedBody, FindsTheEndAndTheData) {
+  ChunkedBodyScanner scanner;
+  size_t consumed = 0;
+  std::string wire = "5\r\nhello\r\n6;name=\"v\" ; x\r\n world\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+  EXPECT_EQ(decode_all(scanner, wire, &consumed), "hello world");
+  EXPECT_TRUE(scanner.done());
+  EXPECT_EQ(wire.substr(consumed), "NEXT");
+}
+
+TEST(ChunkedBody, WorksOneByteAtATime) {
+  ChunkedBodyScanner scanner;
+  std::string wire = "a\r\n0123456789\r\n0\r\n\r\n";
+  std::string data;
+  size_t consumed = 0;
+  for (char c : wire) data += decode_all(scanner, std::string_view(&c, 1), &consumed);
+  EXPECT_TRUE(scanner.done());
+  EXPECT_EQ(data, "0123456789");
+}
+
+class RefusedChunkTest : public ::testing::TestWithParam<std::pair<const char*, std::string>> {};
+
+TEST_P(RefusedChunkTest, FailsTheBody) {
+  ChunkedBodyScanner scanner;
+  scanner.feed(GetParam().second);
+  EXPECT_TRUE(scanner.failed()) << GetParam().first;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Rfc9112, RefusedChunkTest,
+    ::testing::Values(std::pair<const char*, std::string>{"non_hex_size", "g\r\n"},
+                      std::pair<const char*, std::string>{"empty_size", "\r\n"},
+                      std::pair<const char*, std::string>{"negative_size", "-1\r\n"},
+                      std::pair<const char*, std::string>{"size_with_leading_space", " 5\r\nhello\r\n"},
+                      std::pair<const char*, std::string>{"overflowing_size", "10000000000000000\r\n"},
+                      std::pair<const char*, std::string>{"bare_lf_after_size", "5\nhello\r\n"},
+                      std::pair<const char*, std::string>{"bare_cr_after_size", "5\rhello\r\n"},
+                      std::pair<const char*, std::string>{"extension_without_name", "5;\r\nhello\r\n"},
+                      std::pair<const char*, std::string>{"extension_garbage", "5 x\r\nhello\r\n"},
+                      std::pair<const char*, std::string>{"unterminated_quoted_ext", "5;a=\"b\r\nhello\r\n"},
+                      std::pair<const char*, std::string>{"data_longer_than_size", "5\r\nhello!\r\n"},
+                      std::pair<const char*, std::string>{"malformed_trailer", "0\r\nno colon\r\n\r\n"}));
+
+}  // namespace
+}  // namespace sluice::http

@@ -1,0 +1,53 @@
+// Streaming validator for the chunked transfer coding (RFC 9112 7.1). The
+// proxy forwards chunked bodies as received, so this only has to find where
+// the body ends and refuse anything two implementations could read
+// differently: a size that is not 1-16 hex digits, a malformed extension, a
+// line not ended by CRLF, a malformed trailer field. Data bytes are reported
+// to an optional sink for callers that must remove the coding (HTTP/1.0
+// clients). No allocation: size and trailer lines are kept in fixed arrays.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace sluice::http {
+
+class ChunkedBodyScanner {
+ public:
+  using DataSink = void (*)(void* context, std::string_view data);
+
+  // Consumes bytes of `input` up to the end of the body; returns how many.
+  // Stops early only at the end of the body or on an error.
+  size_t feed(std::string_view input, DataSink sink = nullptr, void* context = nullptr);
+
+  bool done() const { return state_ == State::Done; }
+  bool failed() const { return state_ == State::Failed; }
+  std::string_view error() const { return error_; }
+  uint64_t body_bytes() const { return body_bytes_; }   // decoded data bytes so far
+  void reset() { *this = ChunkedBodyScanner{}; }
+
+  static constexpr size_t kMaxLineBytes = 1024;      // a size line or one trailer field
+  static constexpr size_t kMaxTrailerBytes = 8192;   // all trailer fields
+
+ private:
+  enum class State : uint8_t { SizeLine, Data, DataCR, DataLF, TrailerLine, Done, Failed };
+  bool end_size_line();
+  bool end_trailer_line();
+  void fail(std::string_view why) {
+    state_ = State::Failed;
+    error_ = why;
+  }
+
+  State state_ = State::SizeLine;
+  bool saw_cr_ = false;
+  uint64_t remaining_ = 0;
+  uint64_t body_bytes_ = 0;
+  size_t trailer_bytes_ = 0;
+  size_t line_len_ = 0;
+  std::array<char, kMaxLineBytes> line_{};
+  std::string_view error_;
+};
+
+}  // namespace sluice::http

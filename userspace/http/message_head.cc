@@ -1,0 +1,357 @@
+#include "http/message_head.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "http/picohttpparser_abi.h"
+
+namespace sluice::http {
+namespace {
+
+constexpr bool is_tchar(unsigned char c) {
+  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
+  switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+      return true;
+    default:
+      return false;
+  }
+}
+
+char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Calls fn(element) for each comma-separated, trimmed, non-empty list element
+// (RFC 9110 5.6.1). Returns false as soon as fn does.
+template <typename Fn>
+bool for_each_list_element(std::string_view value, Fn&& fn) {
+  while (!value.empty()) {
+    size_t comma = value.find(',');
+    std::string_view element = trim(value.substr(0, comma));
+    if (!element.empty() && !fn(element)) return false;
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+  }
+  return true;
+}
+
+bool parse_content_length(std::string_view v, uint64_t& out) {
+  // 1*DIGIT only: no sign, no list ("5, 5"), at most 18 digits so it cannot overflow.
+  if (v.empty() || v.size() > 18) return false;
+  uint64_t n = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') return false;
+    n = n * 10 + static_cast<uint64_t>(c - '0');
+  }
+  out = n;
+  return true;
+}
+
+bool is_valid_host(std::string_view host) {
+  if (host.empty()) return false;
+  for (unsigned char c : host) {
+    bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              std::strchr("-._~%!$&'()*+,;=:[]", c) != nullptr;
+    if (!ok || c == 0) return false;
+  }
+  return true;
+}
+
+// Field values may hold VCHAR, obs-text, SP and HTAB; the tokenizer already
+// refuses NUL, bare CR and other controls, this keeps the rule in one place.
+bool is_valid_field_value(std::string_view v) {
+  for (unsigned char c : v) {
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
+  }
+  return true;
+}
+
+std::string_view find_field(const std::array<Field, kMaxHeaderFields>& fields, size_t count,
+                            std::string_view name) {
+  for (size_t i = 0; i < count; ++i) {
+    if (iequals(fields[i].name, name)) return fields[i].value;
+  }
+  return {};
+}
+
+// What the common field rules decided about framing, for requests and responses.
+struct FramingFields {
+  int content_length_count = 0;
+  uint64_t content_length = 0;
+  bool content_length_valid = true;
+  bool has_transfer_encoding = false;
+  bool transfer_encoding_is_chunked = false;   // exactly one coding, "chunked"
+  bool connection_close = false;
+  bool connection_keep_alive = false;
+  bool obs_fold = false;
+  bool bad_name = false;
+  bool bad_value = false;
+};
+
+FramingFields copy_fields(const phr_header* raw, size_t n, std::array<Field, kMaxHeaderFields>& out) {
+  FramingFields f;
+  int te_codings = 0;
+  bool te_last_chunked = false;
+  for (size_t i = 0; i < n; ++i) {
+    if (raw[i].name == nullptr) {   // obs-fold continuation line (RFC 9112 5.2)
+      f.obs_fold = true;
+      continue;
+    }
+    std::string_view name(raw[i].name, raw[i].name_len);
+    std::string_view value = trim(std::string_view(raw[i].value, raw[i].value_len));
+    out[i] = Field{name, value};
+    if (!is_token(name)) f.bad_name = true;   // includes whitespace before the colon
+    if (!is_valid_field_value(value)) f.bad_value = true;
+    if (iequals(name, "content-length")) {
+      ++f.content_length_count;
+      if (!parse_content_length(value, f.content_length)) f.content_length_valid = false;
+    } else if (iequals(name, "transfer-encoding")) {
+      f.has_transfer_encoding = true;
+      for_each_list_element(value, [&](std::string_view coding) {
+        ++te_codings;
+        te_last_chunked = iequals(coding, "chunked");
+        return true;
+      });
+    } else if (iequals(name, "connection")) {
+      for_each_list_element(value, [&](std::string_view option) {
+        if (iequals(option, "close")) f.connection_close = true;
+        if (iequals(option, "keep-alive")) f.connection_keep_alive = true;
+        return true;
+      });
+    }
+  }
+  // Only a lone "chunked" is accepted: any other coding (or chunked twice) is
+  // a coding we would have to undo to find the message end.
+  f.transfer_encoding_is_chunked = f.has_transfer_encoding && te_codings == 1 && te_last_chunked;
+  return f;
+}
+
+bool has_bare_lf(std::string_view head) {
+  for (size_t i = 0; i < head.size(); ++i) {
+    if (head[i] == '\n' && (i == 0 || head[i - 1] != '\r')) return true;
+  }
+  return false;
+}
+
+size_t count_lines(std::string_view s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
+
+ParseResult refuse(ParseError& error, uint16_t status, std::string_view reason) {
+  error = ParseError{status, reason};
+  return ParseResult::Invalid;
+}
+
+}  // namespace
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+
+bool is_token(std::string_view s) {
+  if (s.empty()) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return is_tchar(static_cast<unsigned char>(c)); });
+}
+
+bool is_hop_by_hop(std::string_view name, std::string_view connection_value) {
+  static constexpr std::string_view kHopByHop[] = {
+      "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade",
+      "trailer", "proxy-authenticate", "proxy-authorization"};
+  for (auto h : kHopByHop) {
+    if (iequals(name, h)) return true;
+  }
+  bool listed = false;
+  for_each_list_element(connection_value, [&](std::string_view option) {
+    if (iequals(option, name)) listed = true;
+    return !listed;
+  });
+  return listed;
+}
+
+std::string_view RequestHead::field(std::string_view name) const {
+  return find_field(fields, field_count, name);
+}
+
+std::string_view ResponseHead::field(std::string_view name) const {
+  return find_field(fields, field_count, name);
+}
+
+bool RequestHead::is_idempotent() const {
+  return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "TRACE" ||
+         method == "PUT" || method == "DELETE";
+}
+
+ParseResult parse_request_head(std::string_view buffer, const Limits& limits, RequestHead& head) {
+  head = RequestHead{};
+  size_t capacity = std::min(limits.max_headers, kMaxHeaderFields);
+  phr_header raw[kMaxHeaderFields];
+  size_t n = capacity;
+  const char* method = nullptr;
+  const char* path = nullptr;
+  size_t method_len = 0, path_len = 0;
+  int minor = -1;
+  size_t window = std::min(buffer.size(), limits.max_header_bytes);
+  int rc = phr_parse_request(buffer.data(), window, &method, &method_len, &path, &path_len, &minor,
+                             raw, &n, 0);
+  if (rc == -2) {
+    std::string_view seen = buffer.substr(0, window);
+    if (seen.find('\n') == std::string_view::npos && seen.size() > limits.max_uri_bytes + 32) {
+      return refuse(head.error, 414, "request line longer than the URI limit");
+    }
+    if (buffer.size() >= limits.max_header_bytes) {
+      return refuse(head.error, 431, "request head larger than the header byte limit");
+    }
+    return ParseResult::Incomplete;
+  }
+  if (rc == -1) {
+    // The tokenizer also fails when the field table is full: tell the two apart.
+    std::string_view seen = buffer.substr(0, window);
+    size_t end = seen.find("\r\n\r\n");
+    if (count_lines(seen.substr(0, end)) > capacity + 1) {
+      return refuse(head.error, 431, "too many header fields");
+    }
+    return refuse(head.error, 400, "malformed request head");
+  }
+  head.head_bytes = static_cast<size_t>(rc);
+  head.method = std::string_view(method, method_len);
+  head.target = std::string_view(path, path_len);
+  head.minor_version = minor;
+  head.field_count = n;
+
+  if (has_bare_lf(buffer.substr(0, head.head_bytes))) return refuse(head.error, 400, "bare LF line ending");
+  if (!is_token(head.method)) return refuse(head.error, 400, "invalid method");
+  if (head.target.size() > limits.max_uri_bytes) return refuse(head.error, 414, "URI too long");
+  if (minor != 0 && minor != 1) return refuse(head.error, 505, "unsupported HTTP version");
+
+  FramingFields f = copy_fields(raw, n, head.fields);
+  if (f.obs_fold) return refuse(head.error, 400, "obs-fold in header field");
+  if (f.bad_name) return refuse(head.error, 400, "invalid header field name");
+  if (f.bad_value) return refuse(head.error, 400, "invalid header field value");
+
+  // Host: exactly one, valid (RFC 9112 3.2).
+  int host_count = 0;
+  std::string_view host;
+  for (size_t i = 0; i < n; ++i) {
+    if (iequals(head.fields[i].name, "host")) {
+      ++host_count;
+      host = head.fields[i].value;
+    }
+  }
+  if (host_count > 1) return refuse(head.error, 400, "duplicate Host");
+  if (host_count == 1 && !is_valid_host(host)) return refuse(head.error, 400, "invalid Host");
+  if (host_count == 0 && minor == 1) return refuse(head.error, 400, "missing Host");
+  head.authority = host;
+
+  // Request-target forms (RFC 9112 3.2).
+  std::string_view target = head.target;
+  if (target == "*") {
+    if (head.method != "OPTIONS") return refuse(head.error, 400, "asterisk-form outside OPTIONS");
+  } else if (head.method == "CONNECT") {
+    return refuse(head.error, 501, "CONNECT is not supported");
+  } else if (target.front() != '/') {
+    size_t scheme_end = target.find("://");
+    std::string_view scheme = scheme_end == std::string_view::npos ? "" : target.substr(0, scheme_end);
+    if (!iequals(scheme, "http") && !iequals(scheme, "https")) {
+      return refuse(head.error, 400, "invalid request-target");
+    }
+    std::string_view rest = target.substr(scheme_end + 3);
+    size_t path_start = rest.find_first_of("/?");
+    std::string_view authority = rest.substr(0, path_start);
+    if (authority.find('@') != std::string_view::npos || !is_valid_host(authority)) {
+      return refuse(head.error, 400, "invalid authority in absolute-form");
+    }
+    std::string_view origin = path_start == std::string_view::npos ? "/" : rest.substr(path_start);
+    if (origin.front() != '/') return refuse(head.error, 400, "absolute-form without a path");
+    // The target's authority wins over Host (RFC 9112 3.2.2); the proxy
+    // forwards origin-form with Host set to it.
+    head.authority = authority;
+    head.target = origin;
+    head.absolute_form = true;
+  }
+
+  // Body framing (RFC 9112 6.1-6.3), refusing every ambiguity.
+  if (f.has_transfer_encoding) {
+    if (f.content_length_count > 0) return refuse(head.error, 400, "Content-Length with Transfer-Encoding");
+    if (minor == 0) return refuse(head.error, 400, "Transfer-Encoding in HTTP/1.0");
+    if (!f.transfer_encoding_is_chunked) return refuse(head.error, 400, "transfer coding other than a final chunked");
+    head.framing = BodyFraming::Chunked;
+  } else if (f.content_length_count > 1) {
+    return refuse(head.error, 400, "duplicate Content-Length");
+  } else if (f.content_length_count == 1) {
+    if (!f.content_length_valid) return refuse(head.error, 400, "invalid Content-Length");
+    head.content_length = f.content_length;
+    head.framing = f.content_length > 0 ? BodyFraming::ContentLength : BodyFraming::None;
+  }
+
+  head.keep_alive = minor == 1 ? !f.connection_close : (f.connection_keep_alive && !f.connection_close);
+  for (size_t i = 0; i < n; ++i) {
+    if (!iequals(head.fields[i].name, "expect")) continue;
+    if (!iequals(head.fields[i].value, "100-continue")) return refuse(head.error, 417, "unsupported expectation");
+    head.expect_continue = minor == 1;   // HTTP/1.0 clients do not wait for 100 (RFC 9110 10.1.1)
+  }
+  return ParseResult::Complete;
+}
+
+ParseResult parse_response_head(std::string_view buffer, std::string_view request_method,
+                                const Limits& limits, ResponseHead& head) {
+  head = ResponseHead{};
+  size_t capacity = std::min(limits.max_headers, kMaxHeaderFields);
+  phr_header raw[kMaxHeaderFields];
+  size_t n = capacity;
+  const char* msg = nullptr;
+  size_t msg_len = 0;
+  int minor = -1, status = 0;
+  size_t window = std::min(buffer.size(), limits.max_header_bytes);
+  int rc = phr_parse_response(buffer.data(), window, &minor, &status, &msg, &msg_len, raw, &n, 0);
+  if (rc == -2) {
+    if (buffer.size() >= limits.max_header_bytes) return refuse(head.error, 502, "response head too large");
+    return ParseResult::Incomplete;
+  }
+  if (rc == -1) return refuse(head.error, 502, "malformed response head");
+  head.head_bytes = static_cast<size_t>(rc);
+  head.status = status;
+  head.reason = std::string_view(msg, msg_len);
+  head.minor_version = minor;
+  head.field_count = n;
+  if (status < 100 || status > 999) return refuse(head.error, 502, "invalid status code");
+
+  FramingFields f = copy_fields(raw, n, head.fields);
+  if (f.obs_fold) return refuse(head.error, 502, "obs-fold in response header");
+  if (f.bad_name) return refuse(head.error, 502, "invalid response header name");
+  if (f.bad_value) return refuse(head.error, 502, "invalid response header value");
+  if (f.has_transfer_encoding && f.content_length_count > 0) {
+    return refuse(head.error, 502, "Content-Length with Transfer-Encoding in response");
+  }
+  if (f.content_length_count > 1) return refuse(head.error, 502, "duplicate Content-Length in response");
+  if (f.content_length_count == 1 && !f.content_length_valid) {
+    return refuse(head.error, 502, "invalid Content-Length in response");
+  }
+  if (f.has_transfer_encoding && !f.transfer_encoding_is_chunked) {
+    return refuse(head.error, 502, "response transfer coding other than chunked");
+  }
+
+  head.keep_alive = minor == 1 ? !f.connection_close : (f.connection_keep_alive && !f.connection_close);
+  bool bodiless = status < 200 || status == 204 || status == 304 || request_method == "HEAD";
+  if (bodiless) {
+    head.framing = BodyFraming::None;
+  } else if (f.has_transfer_encoding) {
+    head.framing = BodyFraming::Chunked;
+  } else if (f.content_length_count == 1) {
+    head.content_length = f.content_length;
+    head.framing = f.content_length > 0 ? BodyFraming::ContentLength : BodyFraming::None;
+  } else {
+    head.framing = BodyFraming::UntilClose;
+    head.keep_alive = false;
+  }
+  return ParseResult::Complete;
+}
+
+}  // namespace sluice::http

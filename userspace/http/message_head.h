@@ -1,0 +1,94 @@
+// HTTP/1.1 message heads with strict RFC 9112 framing. picohttpparser
+// tokenizes (request line, status line, field lines); every framing decision
+// — which body follows, whether the connection persists, what is smuggling —
+// is made here, so the proxy never forwards a message two parsers could read
+// differently. The parsed views point into the caller's buffer: keep it alive
+// and unmoved while the head is in use.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace sluice::http {
+
+// Hard capacity of the field table; Limits::max_headers may only lower it.
+inline constexpr size_t kMaxHeaderFields = 128;
+
+struct Limits {
+  size_t max_header_bytes = 16 * 1024;   // request line + fields + CRLF: 431 beyond
+  size_t max_headers = 100;              // field lines: 431 beyond
+  size_t max_uri_bytes = 8 * 1024;       // request-target: 414 beyond
+};
+
+struct Field {
+  std::string_view name;    // as received; compare with iequals()
+  std::string_view value;   // leading and trailing whitespace removed
+};
+
+enum class BodyFraming : uint8_t {
+  None,            // no body follows the head
+  ContentLength,   // exactly content_length bytes
+  Chunked,         // chunked transfer coding, ends with the last chunk + trailers
+  UntilClose,      // responses only: the body ends when the server closes
+};
+
+enum class ParseResult : uint8_t { Complete, Incomplete, Invalid };
+
+// Why a head was refused: the status the proxy answers with (requests:
+// 400/414/431/501/417; responses: always 502) and a short reason for logs.
+struct ParseError {
+  uint16_t status = 0;
+  std::string_view reason;
+};
+
+struct RequestHead {
+  std::string_view method;
+  std::string_view target;      // origin-form path?query (absolute-form normalised)
+  std::string_view authority;   // Host, or the authority of an absolute-form target
+  int minor_version = 1;
+  std::array<Field, kMaxHeaderFields> fields{};
+  size_t field_count = 0;
+  size_t head_bytes = 0;        // bytes of the head, through the empty line
+  BodyFraming framing = BodyFraming::None;
+  uint64_t content_length = 0;
+  bool keep_alive = true;
+  bool expect_continue = false;
+  bool absolute_form = false;   // the client sent absolute-form: ignore its Host field
+  ParseError error;
+
+  // First field with this name (case-insensitive), or empty view.
+  std::string_view field(std::string_view name) const;
+  bool is_idempotent() const;   // RFC 9110 9.2.2
+};
+
+struct ResponseHead {
+  int status = 0;
+  std::string_view reason;
+  int minor_version = 1;
+  std::array<Field, kMaxHeaderFields> fields{};
+  size_t field_count = 0;
+  size_t head_bytes = 0;
+  BodyFraming framing = BodyFraming::None;
+  uint64_t content_length = 0;
+  bool keep_alive = true;       // the server lets us reuse the connection
+  ParseError error;
+
+  std::string_view field(std::string_view name) const;
+};
+
+ParseResult parse_request_head(std::string_view buffer, const Limits& limits, RequestHead& head);
+
+// `request_method` decides HEAD's bodiless responses; `limits` bound the head.
+ParseResult parse_response_head(std::string_view buffer, std::string_view request_method,
+                                const Limits& limits, ResponseHead& head);
+
+bool iequals(std::string_view a, std::string_view b);
+bool is_token(std::string_view s);   // RFC 9110 token (tchar+)
+
+// Fields a proxy consumes rather than forwards (RFC 9110 7.6.1), plus any
+// named by the message's Connection field.
+bool is_hop_by_hop(std::string_view name, std::string_view connection_value);
+
+}  // namespace sluice::http

@@ -1,0 +1,47 @@
+#include "lb/least_request_policy.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace sluice::lb {
+
+void LeastRequestPolicy::rebuild(std::span<const uint32_t> available) {
+  equal_weights_ = true;
+  for (uint32_t index : available) {
+    if (hosts_.hosts()[index].weight != hosts_.hosts()[available[0]].weight) equal_weights_ = false;
+  }
+  current_.assign(available.size(), 0.0);
+}
+
+uint64_t LeastRequestPolicy::active_of(uint32_t index) const {
+  return active_ == nullptr ? 0 : active_->active_requests(hosts_.hosts()[index].id);
+}
+
+double LeastRequestPolicy::effective_weight(uint32_t index) const {
+  const double weight = std::max<uint32_t>(hosts_.hosts()[index].weight, 1);
+  const double active = static_cast<double>(active_of(index));
+  if (bias_ == 1.0) return weight / (active + 1);   // the common case needs no pow()
+  if (bias_ == 0.0) return weight;
+  return weight / std::pow(active + 1, bias_);
+}
+
+uint32_t LeastRequestPolicy::pick(std::span<const uint32_t> available, const PickContext&) {
+  if (available.size() == 1) return available[0];
+  if (equal_weights_) {
+    const uint32_t first = available[random_.uniform(available.size())];
+    const uint32_t second = available[random_.uniform(available.size())];
+    return active_of(second) < active_of(first) ? second : first;
+  }
+  double total = 0;
+  size_t best = 0;
+  for (size_t i = 0; i < available.size(); ++i) {
+    const double w = effective_weight(available[i]);
+    total += w;
+    current_[i] += w;
+    if (current_[i] > current_[best]) best = i;
+  }
+  current_[best] -= total;
+  return available[best];
+}
+
+}  // namespace sluice::lb

@@ -1,0 +1,143 @@
+#include "proxy/metrics.h"
+
+#include <fmt/format.h>
+
+namespace sluice::proxy {
+
+uint32_t WorkerMetrics::intern(std::string_view s) {
+  auto it = ids_.find(s);
+  if (it != ids_.end()) return it->second;
+  auto id = static_cast<uint32_t>(names_.size());
+  names_.emplace_back(s);
+  ids_.emplace(std::string(s), id);
+  return id;
+}
+
+void WorkerMetrics::record_request(const RequestLabels& l, unsigned code, std::string_view flags, double ms) {
+  std::lock_guard lock(mu_);
+  RequestKey key{intern(l.service), intern(l.service_name), intern(l.namespace_), intern(l.version),
+                 intern(l.workload), code, intern(flags)};
+  auto& s = requests_[key];
+  ++s.count;
+  s.sum_ms += ms;
+  for (size_t i = 0; i < kDurationBucketsMs.size(); ++i) {
+    if (ms <= kDurationBucketsMs[i]) {
+      ++s.buckets[i];
+      break;
+    }
+  }
+}
+
+void WorkerMetrics::add(ProxyCounter counter, std::string_view service, std::string_view workload, int64_t delta) {
+  std::lock_guard lock(mu_);
+  counters_[{static_cast<uint32_t>(counter), intern(service), intern(workload)}] += delta;
+}
+
+namespace {
+
+struct LabelSet {
+  std::string service, name, ns, version, workload, flags;
+  unsigned code;
+  auto operator<=>(const LabelSet&) const = default;
+};
+
+std::string escape(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string WorkerMetrics::render_prometheus(std::span<const WorkerMetrics* const> workers) {
+  struct Summed {
+    uint64_t count = 0;
+    double sum_ms = 0;
+    std::array<uint64_t, kDurationBucketsMs.size()> buckets{};
+  };
+  std::map<LabelSet, Summed> requests;
+  std::map<std::tuple<uint32_t, std::string, std::string>, int64_t> counters;
+  for (const auto* w : workers) {
+    std::lock_guard lock(w->mu_);
+    for (const auto& [k, s] : w->requests_) {
+      LabelSet l{w->names_[k[0]], w->names_[k[1]], w->names_[k[2]], w->names_[k[3]],
+                 w->names_[k[4]], w->names_[k[6]], k[5]};
+      auto& t = requests[l];
+      t.count += s.count;
+      t.sum_ms += s.sum_ms;
+      for (size_t i = 0; i < s.buckets.size(); ++i) t.buckets[i] += s.buckets[i];
+    }
+    for (const auto& [k, v] : w->counters_) counters[{k[0], w->names_[k[1]], w->names_[k[2]]}] += v;
+  }
+
+  std::string out;
+  auto labels = [](const LabelSet& l, bool with_code) {
+    std::string s = fmt::format(
+        "reporter=\"waypoint\",request_protocol=\"http\",destination_service=\"{}\","
+        "destination_service_name=\"{}\",destination_service_namespace=\"{}\",destination_version=\"{}\","
+        "destination_workload=\"{}\"",
+        escape(l.service), escape(l.name), escape(l.ns), escape(l.version), escape(l.workload));
+    if (with_code) s += fmt::format(",response_code=\"{}\",response_flags=\"{}\"", l.code, escape(l.flags));
+    return s;
+  };
+  out += "# HELP istio_requests_total Requests proxied, by destination and response code.\n";
+  out += "# TYPE istio_requests_total counter\n";
+  for (const auto& [l, s] : requests) out += fmt::format("istio_requests_total{{{}}} {}\n", labels(l, true), s.count);
+  out += "# HELP istio_request_duration_milliseconds Request duration, first request byte to last response byte.\n";
+  out += "# TYPE istio_request_duration_milliseconds histogram\n";
+  for (const auto& [l, s] : requests) {
+    std::string base = labels(l, true);
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < kDurationBucketsMs.size(); ++i) {
+      cumulative += s.buckets[i];
+      out += fmt::format("istio_request_duration_milliseconds_bucket{{{},le=\"{}\"}} {}\n", base,
+                         kDurationBucketsMs[i], cumulative);
+    }
+    out += fmt::format("istio_request_duration_milliseconds_bucket{{{},le=\"+Inf\"}} {}\n", base, s.count);
+    out += fmt::format("istio_request_duration_milliseconds_sum{{{}}} {}\n", base, s.sum_ms);
+    out += fmt::format("istio_request_duration_milliseconds_count{{{}}} {}\n", base, s.count);
+  }
+  static constexpr std::string_view kCounterNames[] = {
+      "sluice_retries_total", "sluice_faults_injected_total", "sluice_faults_injected_total",
+      "sluice_outlier_ejections_total", "sluice_pool_overflows_total", "sluice_active_requests",
+      "sluice_mirror_requests_total"};
+  uint32_t last = UINT32_MAX;
+  for (const auto& [k, v] : counters) {
+    auto [counter, service, workload] = k;
+    std::string_view name = kCounterNames[counter];
+    if (counter != last && !(counter == 2 && last == 1)) {
+      bool gauge = counter == static_cast<uint32_t>(ProxyCounter::ActiveRequests);
+      out += fmt::format("# TYPE {} {}\n", name, gauge ? "gauge" : "counter");
+    }
+    last = counter;
+    std::string extra;
+    if (counter == static_cast<uint32_t>(ProxyCounter::FaultAborts)) extra = ",kind=\"abort\"";
+    if (counter == static_cast<uint32_t>(ProxyCounter::FaultDelays)) extra = ",kind=\"delay\"";
+    out += fmt::format("{}{{destination_service=\"{}\",destination_workload=\"{}\"{}}} {}\n", name, escape(service),
+                       escape(workload), extra, v);
+  }
+  return out;
+}
+
+WorkerMetrics::RequestTotals WorkerMetrics::totals(std::span<const WorkerMetrics* const> workers,
+                                                   std::string_view service) {
+  RequestTotals t;
+  for (const auto* w : workers) {
+    std::lock_guard lock(w->mu_);
+    for (const auto& [k, s] : w->requests_) {
+      if (!service.empty() && w->names_[k[0]] != service) continue;
+      t.requests += s.count;
+      t.by_code[k[5]] += s.count;
+    }
+  }
+  return t;
+}
+
+}  // namespace sluice::proxy

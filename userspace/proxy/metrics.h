@@ -1,0 +1,76 @@
+// Request metrics of the L7 proxy, kept per worker and summed on read, in
+// Istio's standard names and labels. Each worker interns label strings once
+// per distinct value, so recording a request allocates only the first time a
+// (service, version, workload, code, flags) combination is seen. The mutex is
+// per worker and only contended by a reader (the admin API).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sluice::proxy {
+
+// Istio's default duration buckets (milliseconds).
+inline constexpr std::array<double, 19> kDurationBucketsMs = {
+    0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000};
+
+enum class ProxyCounter : uint8_t {
+  Retries,           // sluice_retries_total
+  FaultAborts,       // sluice_faults_injected_total{kind="abort"}
+  FaultDelays,       // sluice_faults_injected_total{kind="delay"}
+  Ejections,         // sluice_outlier_ejections_total
+  PoolOverflows,     // sluice_pool_overflows_total
+  ActiveRequests,    // sluice_active_requests (gauge)
+  MirrorRequests,    // sluice_mirror_requests_total
+  kCount,
+};
+
+struct RequestLabels {
+  std::string_view service;        // destination_service (host)
+  std::string_view service_name;   // destination_service_name
+  std::string_view namespace_;     // destination_service_namespace
+  std::string_view version;        // destination_version (subset), "unknown" if none
+  std::string_view workload;       // destination_workload (endpoint name), "unknown" if none
+};
+
+class WorkerMetrics {
+ public:
+  void record_request(const RequestLabels& labels, unsigned response_code, std::string_view response_flags,
+                      double duration_ms);
+  void add(ProxyCounter counter, std::string_view service, std::string_view workload, int64_t delta = 1);
+
+  // Sums several workers' metrics into Prometheus text exposition format.
+  static std::string render_prometheus(std::span<const WorkerMetrics* const> workers);
+
+  struct RequestTotals {
+    uint64_t requests = 0;
+    std::map<unsigned, uint64_t> by_code;
+  };
+  // Totals for one service (or every service with an empty name), for tests and sluicectl.
+  static RequestTotals totals(std::span<const WorkerMetrics* const> workers, std::string_view service);
+
+ private:
+  struct RequestStats {
+    uint64_t count = 0;
+    double sum_ms = 0;
+    std::array<uint64_t, kDurationBucketsMs.size()> buckets{};
+  };
+  using RequestKey = std::array<uint32_t, 7>;   // service, name, ns, version, workload, code, flags
+  using CounterKey = std::array<uint32_t, 3>;   // counter, service, workload
+
+  uint32_t intern(std::string_view s);
+
+  mutable std::mutex mu_;
+  std::map<std::string, uint32_t, std::less<>> ids_;
+  std::vector<std::string> names_;
+  std::map<RequestKey, RequestStats> requests_;
+  std::map<CounterKey, int64_t> counters_;
+};
+
+}  // namespace sluice::proxy

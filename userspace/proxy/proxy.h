@@ -1,0 +1,93 @@
+// The L7 proxy as the agent embeds it: N io_uring workers (one ring and one
+// SO_REUSEPORT listener socket per listener each), reading the current
+// snapshot per request. sluiced owns one Proxy; tests run it standalone
+// through tools' sluice-l7-proxy.
+//
+//   Proxy proxy(options, snapshot);
+//   proxy.start();                      // binds, spawns workers; throws on bind errors
+//   proxy.update_snapshot(next);        // next request on any connection uses it
+//   proxy.drain(); proxy.wait();        // SIGTERM: finish in-flight, close keep-alive
+//   proxy.render_prometheus();          // admin /stats/prometheus (its part)
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "http/message_head.h"
+#include "model/snapshot.h"
+#include "proxy/active_requests.h"
+#include "proxy/metrics.h"
+#include "proxy/request_routing.h"
+
+namespace sluice::proxy {
+
+struct ListenerSpec {
+  std::string address;          // "127.0.0.2:8080", "[::1]:8080", "0.0.0.0:15001"
+  // The service this listener serves ("productpage", port 9080). Empty host:
+  // transparent mode — the service is found from the connection's original
+  // destination (VIP:port), as delivered by the sk_lookup program.
+  std::string service_host;
+  uint32_t service_port = 0;
+};
+
+struct ProxyOptions {
+  unsigned workers = 0;                                   // 0: one per online CPU
+  std::vector<ListenerSpec> listeners;
+  http::Limits limits;
+  std::chrono::milliseconds request_header_timeout{10'000};   // first byte to full head: 408
+  std::chrono::milliseconds idle_timeout{60'000};             // keep-alive with no request: close
+  uint32_t max_connections_per_worker = 16384;                // client + upstream slots
+  uint64_t random_seed = 0;                                   // 0: from std::random_device
+  std::shared_ptr<ActiveRequestCounters> active_requests;     // null: in-memory
+  // Routing/LB plug-ins, one instance per worker (they are not thread-safe).
+  std::function<std::unique_ptr<RequestRouter>()> make_router;      // null: InterimRouter
+  std::function<std::unique_ptr<EndpointPicker>()> make_picker;     // null: InterimPicker
+};
+
+class Worker;
+
+class Proxy {
+ public:
+  Proxy(ProxyOptions options, model::SnapshotPtr snapshot);
+  ~Proxy();
+  Proxy(const Proxy&) = delete;
+  Proxy& operator=(const Proxy&) = delete;
+
+  void start();
+  void update_snapshot(model::SnapshotPtr snapshot);
+  // Stop accepting, finish in-flight requests, answer with Connection: close,
+  // close idle keep-alive connections; workers exit when they hold no
+  // connection. Returns at once; wait() joins.
+  void drain();
+  void stop();   // close everything now
+  void wait();
+
+  // One listening socket per ListenerSpec (the first worker's of the
+  // SO_REUSEPORT group), for the sk_lookup program's socket map: the kernel
+  // runs reuseport selection across the group after bpf_sk_assign().
+  std::vector<int> listener_fds() const;
+  std::string render_prometheus() const;
+  WorkerMetrics::RequestTotals request_totals(std::string_view service = {}) const;
+
+  // For workers: the current snapshot, cheap to poll per request.
+  uint64_t snapshot_generation() const { return generation_.load(std::memory_order_acquire); }
+  model::SnapshotPtr snapshot() const;
+
+ private:
+  ProxyOptions options_;
+  mutable std::mutex snapshot_mu_;
+  model::SnapshotPtr snapshot_;
+  std::atomic<uint64_t> generation_{1};
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace sluice::proxy

@@ -1,0 +1,63 @@
+// What the proxy asks of routing and load balancing, per request. The
+// routing unit (userspace/routing) and the LB policies (userspace/lb) plug in
+// behind these two interfaces; until they are merged, interim_routing.h
+// provides a minimal first-match router and the basic policies.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "http/message_head.h"
+#include "model/snapshot.h"
+
+namespace sluice::proxy {
+
+// A source of uniform random numbers, injected so tests are deterministic.
+class RandomSource {
+ public:
+  virtual ~RandomSource() = default;
+  virtual uint64_t next() = 0;
+  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }   // [0, 1)
+};
+
+struct RequestView {
+  const http::RequestHead& head;
+  std::string_view path;        // request-target in origin-form
+  std::string_view authority;
+  uint32_t port = 0;            // service port the request arrived on
+};
+
+struct RouteDecision {
+  const model::HttpRoute* route = nullptr;                 // nullptr: no route matched
+  const model::WeightedDestination* destination = nullptr; // nullptr with a route: redirect/direct response
+};
+
+class RequestRouter {
+ public:
+  virtual ~RequestRouter() = default;
+  virtual RouteDecision route(const model::PortRoutes& routes, const RequestView& request,
+                              RandomSource& random) = 0;
+};
+
+// Live facts about a backend the picker may use (LEAST_REQUEST, outliers).
+class BackendLoad {
+ public:
+  virtual ~BackendLoad() = default;
+  virtual int64_t active_requests(uint32_t service, uint32_t endpoint) = 0;
+  virtual bool is_ejected(uint32_t service, uint32_t endpoint) = 0;
+};
+
+class EndpointPicker {
+ public:
+  virtual ~EndpointPicker() = default;
+  // Index into Service::endpoints, or nullopt when the subset has no
+  // available endpoint. `hash_key` is set for consistent-hash policies.
+  virtual std::optional<uint32_t> pick(const model::Snapshot& snapshot, const model::Destination& destination,
+                                       const RequestView& request, RandomSource& random,
+                                       BackendLoad& load) = 0;
+  // Called when the worker starts using a new snapshot (policy state resets).
+  virtual void on_snapshot(const model::Snapshot& snapshot) = 0;
+};
+
+}  // namespace sluice::proxy

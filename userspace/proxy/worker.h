@@ -1,0 +1,239 @@
+// One proxy worker: a thread with its own io_uring, listener sockets, client
+// and upstream connections, upstream pools, outlier state and metrics. The
+// connection state machine is in worker.cc.
+#pragma once
+
+#include <liburing.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "http/chunked_body.h"
+#include "http/message_head.h"
+#include "model/snapshot.h"
+#include "proxy/byte_buffer.h"
+#include "proxy/metrics.h"
+#include "proxy/proxy.h"
+#include "proxy/request_routing.h"
+#include "proxy/user_data.h"
+
+namespace sluice::proxy {
+
+inline constexpr uint32_t kNone = UINT32_MAX;
+
+class Worker final : private BackendLoad {
+ public:
+  Worker(unsigned index, Proxy& proxy, const ProxyOptions& options, ActiveRequestCounters& counters);
+  ~Worker() override;
+
+  void bind_listeners();   // on the caller's thread, so bind errors surface from Proxy::start
+  void run();              // the thread body
+  void request_drain();
+  void request_stop();
+  const WorkerMetrics& metrics() const { return metrics_; }
+  const std::vector<int>& listener_fds() const { return listener_fds_; }
+
+ private:
+  enum class Role : uint8_t { Free, Client, Upstream };
+  // Client connection states. A client connection carries one request at a
+  // time; pipelined requests wait in `in` until the current response is done,
+  // so responses go out in request order.
+  enum class ClientState : uint8_t {
+    AwaitingHead,   // reading a request head, or idle between keep-alive requests
+    FaultDelay,     // holding the request for an injected delay
+    Queued,         // waiting for an upstream connection (pool limit reached)
+    Proxying,       // request and response streaming through an upstream connection
+    Closing,        // flushing the last response, then close
+  };
+  enum class UpstreamState : uint8_t { Connecting, Idle, Busy };
+  enum class Deadline : uint8_t { None, HeaderRead, Idle, FaultDelay, Request, Connect, PoolIdle };
+  enum class Failure : uint8_t { ConnectFailure, Reset, Timeout };
+
+  struct HeldBuffer {
+    uint16_t bid;
+    uint32_t offset, len;
+  };
+
+  // The request a client connection is proxying and its response.
+  struct Exchange {
+    model::SnapshotPtr snapshot;
+    const model::Service* service = nullptr;
+    const model::HttpRoute* route = nullptr;
+    const model::WeightedDestination* destination = nullptr;
+    uint32_t service_index = 0, service_port = 0, backend = kNone, endpoint = 0;
+    bool head_request = false, idempotent = false, client_keep_alive = true, http10 = false;
+    bool counted_active = false, has_body = false, expect_continue = false, fresh_connection = false;
+    model::WeightedDestination fallback;   // the whole service, when the port has no routes
+    ByteBuffer upstream_head;            // the request head as sent upstream (kept for retries)
+    http::BodyFraming request_framing = http::BodyFraming::None;
+    uint64_t request_remaining = 0;
+    http::ChunkedBodyScanner request_chunks;
+    bool request_done = false, request_body_sent = false;
+    bool response_head_done = false, response_started = false, response_done = false;
+    http::BodyFraming response_framing = http::BodyFraming::None;
+    uint64_t response_remaining = 0;
+    http::ChunkedBodyScanner response_chunks;
+    bool dechunk = false, upstream_keep_alive = true;
+    unsigned status = 0;
+    uint32_t retries_done = 0;
+    int64_t start_ns = 0, route_deadline_ns = 0, try_deadline_ns = 0, delay_until_ns = 0;
+    std::string_view flags = "-";
+  };
+
+  struct Conn {
+    uint32_t id = 0, generation = 0;
+    Role role = Role::Free;
+    int fd = -1;
+    uint8_t ops = 0;                 // submissions in flight; the slot is freed at 0
+    bool recv_armed = false, send_inflight = false, shut = false, peer_eof = false, recv_paused = false;
+    ByteBuffer in, out;
+    uint32_t inflight_send = 0;
+    std::array<HeldBuffer, 32> held{};
+    uint8_t held_count = 0;
+    Deadline deadline = Deadline::None;
+    int64_t deadline_ns = 0;
+    // Client side.
+    ClientState client_state = ClientState::AwaitingHead;
+    uint32_t listener = 0, upstream = kNone, requests = 0;
+    model::IpAddress local_address;
+    uint32_t local_port = 0;
+    std::unique_ptr<Exchange> exchange;   // allocated with the slot, reused
+    // Upstream side.
+    UpstreamState upstream_state = UpstreamState::Connecting;
+    uint32_t client = kNone, backend = kNone, next = kNone;
+    bool reused = false;
+    bool in_process = false;         // process_client is on the stack for this connection
+    sockaddr_storage address{};
+    socklen_t address_len = 0;
+  };
+
+  struct BackendKey {
+    model::IpAddress address;
+    uint32_t port;
+    bool operator==(const BackendKey&) const = default;
+  };
+  struct BackendKeyHash {
+    size_t operator()(const BackendKey& k) const;
+  };
+  struct Backend {
+    BackendKey key;
+    std::string workload;
+    std::atomic<int64_t>* shared_active = nullptr;
+    int64_t active = 0;
+    uint32_t connections = 0, pending = 0;
+    uint32_t idle_head = kNone, pending_head = kNone, pending_tail = kNone;
+    uint32_t consecutive_5xx = 0, consecutive_gateway = 0, ejections = 0;
+    int64_t ejected_until_ns = 0;
+  };
+
+  // Ring plumbing.
+  void setup_ring();
+  io_uring_sqe* sqe();
+  void arm_accept(uint32_t listener);
+  void arm_recv(Conn& c);
+  void arm_wake();
+  void submit_send(Conn& c);
+  void handle_cqe(const io_uring_cqe& cqe);
+  void recycle_buffer(uint16_t bid);
+  char* buffer_address(uint16_t bid) { return buffers_.get() + size_t{bid} * kBufferSize; }
+
+  // Connection lifecycle.
+  Conn* alloc_conn(Role role);
+  Conn* live(uint32_t id, uint32_t generation);
+  void close_conn(Conn& c);
+  void maybe_free(Conn& c);
+  void on_accept(uint32_t listener, int fd);
+  void on_recv(Conn& c, const io_uring_cqe& cqe);
+  void on_send(Conn& c, int res);
+  void deliver(Conn& c, std::string_view data, uint16_t bid, uint32_t offset);
+  bool drain_held(Conn& c);   // moves held receive data into `in`; true if any moved
+  void on_peer_eof(Conn& c);
+
+  // Client state machine.
+  void process_client(Conn& c);
+  void start_exchange(Conn& c);
+  void continue_after_delay(Conn& c);
+  void dispatch(Conn& c);
+  void attach_upstream(Conn& c, Conn& u);
+  void pump_request(Conn& c);
+  void pump_response(Conn& c);
+  void finish_exchange(Conn& c);
+  void complete_exchange(Conn& c);
+  void abort_exchange(Conn& c);
+  void end_attempt(Conn& c);
+  bool select_endpoint(Conn& c, const RequestView* view);
+  void record_request(Conn& c);
+  void reply_local(Conn& c, unsigned status, std::string_view body, std::string_view extra_fields,
+                   bool close, std::string_view flags);
+  void fail_exchange(Conn& c, Failure failure);
+  bool retry_allowed(const Exchange& x, Failure failure, unsigned status, bool response_seen) const;
+  void retry(Conn& c);
+  bool build_upstream_head(Conn& c, const http::RequestHead& head, std::string_view authority);
+  bool write_response_head(Conn& c, const http::ResponseHead& head);
+  void set_client_deadline(Conn& c);
+
+  // Upstream side.
+  uint32_t backend_for(const model::Endpoint& endpoint, uint32_t port);
+  void open_upstream(Conn& client, Backend& b, uint32_t backend);
+  void on_connect(Conn& u, int res);
+  void release_upstream(Conn& u, bool reusable);
+  void detach_upstream(Conn& c, bool reusable);
+  void record_outcome(const Exchange& x, unsigned status);
+  const model::Subset& subset_of(const Exchange& x) const;
+  uint32_t port_of(const Exchange& x) const;
+  void serve_pending(uint32_t backend);
+  void remove_pending(Conn& c);
+
+  // BackendLoad for the picker.
+  int64_t active_requests(uint32_t service, uint32_t endpoint) override;
+  bool is_ejected(uint32_t service, uint32_t endpoint) override;
+
+  void refresh_snapshot();
+  void check_deadlines();
+  void begin_drain();
+  const ListenerSpec& listener_spec(uint32_t i) const { return options_.listeners[i]; }
+
+  static constexpr uint32_t kBufferSize = 16 * 1024;   // provided receive buffers
+  static constexpr uint32_t kBufferCount = 1024;       // per worker (power of two)
+  static constexpr uint32_t kConnBufferSize = 64 * 1024;
+
+  unsigned index_;
+  Proxy& proxy_;
+  const ProxyOptions& options_;
+  ActiveRequestCounters& counters_;
+  io_uring ring_{};
+  bool ring_ready_ = false;
+  io_uring_buf_ring* buf_ring_ = nullptr;
+  std::unique_ptr<char[]> buffers_;
+  std::vector<int> listener_fds_;
+  std::vector<bool> accept_armed_;
+  int wake_fd_ = -1;
+  uint64_t wake_value_ = 0;
+  std::atomic<bool> drain_requested_{false}, stop_requested_{false};
+  bool draining_ = false;
+
+  std::vector<std::unique_ptr<Conn>> conns_;
+  std::vector<uint32_t> free_conns_;
+  uint32_t client_count_ = 0;
+
+  model::SnapshotPtr snapshot_;
+  uint64_t snapshot_generation_ = 0;
+  std::unique_ptr<RequestRouter> router_;
+  std::unique_ptr<EndpointPicker> picker_;
+  std::unique_ptr<RandomSource> random_;
+  std::vector<Backend> backends_;
+  std::unordered_map<BackendKey, uint32_t, BackendKeyHash> backend_index_;
+  uint32_t picker_port_ = 0;                      // the service port the picker is choosing for
+  const model::Snapshot* picker_snapshot_ = nullptr;
+  http::RequestHead empty_head_;                  // the request view for retries (headers are gone)
+  http::RequestHead request_head_;     // scratch, reused per request
+  http::ResponseHead response_head_;   // scratch
+  WorkerMetrics metrics_;
+};
+
+}  // namespace sluice::proxy

@@ -48,7 +48,7 @@ xdp_setup() {
   topo_require_cmd ip nsenter python3
   [[ -d /sys/fs/bpf ]] && { mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf; }
   TOPO_LINK_HOOK=xdp_peer_hook
-  topo_create "slc-bpf-$name$$" 4 || { echo "FAIL: topology setup"; exit 1; }
+  topo_create "slcb-$name$$" 4 || { echo "FAIL: topology setup"; exit 1; }
   XDP_WORK=$(mktemp -d "/tmp/slc-bpf-$name.XXXXXX")
   XDP_PIN="/sys/fs/bpf/slc-bpf-$name-$$"
   topo_on_cleanup "xdp_teardown"

@@ -182,16 +182,18 @@ xdp_stop_harness() {
   XDP_HARNESS_PID=""
 }
 
+xdp_applies() { grep -o '"applies":[0-9]*' "$XDP_WORK/status.json" 2>/dev/null | cut -d: -f2; }
+
 xdp_reapply() {   # re-reads the config dir; waits until applied
   local before after i
-  before=$(xdp_json "$XDP_WORK/status.json" 'j["applies"]')
+  before=$(xdp_applies)
   kill -HUP "$XDP_HARNESS_PID"
-  for i in $(seq 100); do
-    after=$(xdp_json "$XDP_WORK/status.json" 'j["applies"]' 2>/dev/null)
+  for i in $(seq 200); do
+    after=$(xdp_applies)
     [[ -n "$after" && "$after" -gt "$before" ]] && return 0
-    sleep 0.05
+    sleep 0.02
   done
-  echo "FAIL: xdp_harness did not apply within 5 s" >&2
+  echo "FAIL: xdp_harness did not apply within 4 s" >&2
   return 1
 }
 

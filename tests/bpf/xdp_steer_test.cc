@@ -3,6 +3,9 @@
 // conntrack), then flows of several packets and the policies.
 #include <linux/bpf.h>
 #include <sched.h>
+#include <sys/socket.h>
+
+#include <cstdlib>
 
 #include <functional>
 #include <map>
@@ -483,6 +486,49 @@ TEST_F(XdpSteer, WithFibTheRewrittenPacketGoesToTheKernelWhenNoRouteIsKnown) {
   EXPECT_EQ(r.verdict, XDP_PASS);
   EXPECT_EQ(global(SLUICE_G_FIB_PASS) + global(SLUICE_G_FIB_NO_NEIGH), 1u);
   EXPECT_EQ(global(SLUICE_G_FORWARDED), 1u);
+}
+
+}  // namespace
+}  // namespace sluice::testing
+
+namespace sluice::testing {
+namespace {
+
+// sk_lookup hands a connection to an L7 VIP:port to the registered listener,
+// which is bound elsewhere (127.0.0.1, ephemeral port). Private netns.
+TEST_F(XdpSteer, SkLookupHandsL7VipPortsToTheAgentListener) {
+  ASSERT_EQ(unshare(CLONE_NEWNET), 0) << strerror(errno);
+  ASSERT_EQ(std::system("ip link set lo up && ip route add local 10.96.0.10/32 dev lo"), 0);
+  apply();
+  datapath_->attach_sk_lookup("/proc/self/ns/net");
+
+  int listener = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in any{};
+  any.sin_family = AF_INET;
+  any.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&any), sizeof(any)), 0);
+  ASSERT_EQ(listen(listener, 8), 0);
+  datapath_->register_l7_listener(listener);
+
+  auto connect_to = [](uint16_t port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in vip{};
+    vip.sin_family = AF_INET;
+    vip.sin_port = htons(port);
+    inet_pton(AF_INET, "10.96.0.10", &vip.sin_addr);
+    int rc = connect(fd, reinterpret_cast<sockaddr*>(&vip), sizeof(vip));
+    close(fd);
+    return rc;
+  };
+  EXPECT_EQ(connect_to(9080), 0) << "L7 port 9080 should reach the listener: " << strerror(errno);
+  sockaddr_in peer{};
+  socklen_t len = sizeof(peer);
+  int accepted = accept4(listener, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK);
+  EXPECT_GE(accepted, 0);
+  if (accepted >= 0) close(accepted);
+  // 9081 is L4 (XDP's), not listed for sk_lookup: nothing listens there.
+  EXPECT_NE(connect_to(9081), 0);
+  close(listener);
 }
 
 }  // namespace

@@ -1,0 +1,694 @@
+#include "config/compiler.h"
+
+#include <algorithm>
+#include <set>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace sluice::config {
+
+using model::Severity;
+
+size_t CompileResult::error_count() const {
+  return static_cast<size_t>(std::count_if(diagnostics.begin(), diagnostics.end(), [](const Diagnostic& d) {
+    return d.severity == Severity::Error;
+  }));
+}
+
+namespace {
+
+std::string port_list(const model::Service& s) {
+  std::string out;
+  for (const auto& p : s.ports) {
+    if (!out.empty()) out += ", ";
+    out += std::to_string(p.number);
+  }
+  return out;
+}
+
+std::string label_list(const model::Labels& labels) {
+  std::string out;
+  for (const auto& [k, v] : labels) {
+    if (!out.empty()) out += ",";
+    out += k + "=" + v;
+  }
+  return out.empty() ? "{}" : out;
+}
+
+bool labels_match(const model::Labels& selector, const model::Labels& labels) {
+  for (const auto& [k, v] : selector) {
+    auto it = labels.find(k);
+    if (it == labels.end() || it->second != v) return false;
+  }
+  return true;
+}
+
+// Candidates for a label selector: the shortest posting list among the
+// selector's labels, so selection costs O(matches), not O(all endpoints).
+class LabelIndex {
+ public:
+  void add(const std::string& scope, const model::Labels& labels, uint32_t id) {
+    all_[scope].push_back(id);
+    for (const auto& [k, v] : labels) postings_[key(scope, k, v)].push_back(id);
+  }
+  // Ids whose labels may match `selector` (a superset; callers check labels).
+  const std::vector<uint32_t>& candidates(const std::string& scope,
+                                          const model::Labels& selector) const {
+    static const std::vector<uint32_t> kNone;
+    if (selector.empty()) {
+      auto it = all_.find(scope);
+      return it == all_.end() ? kNone : it->second;
+    }
+    const std::vector<uint32_t>* best = nullptr;
+    for (const auto& [k, v] : selector) {
+      auto it = postings_.find(key(scope, k, v));
+      if (it == postings_.end()) return kNone;
+      if (best == nullptr || it->second.size() < best->size()) best = &it->second;
+    }
+    return *best;
+  }
+
+ private:
+  static std::string key(const std::string& scope, const std::string& k, const std::string& v) {
+    std::string out;
+    out.reserve(scope.size() + k.size() + v.size() + 2);
+    out += scope;
+    out += '\0';
+    out += k;
+    out += '\0';
+    out += v;
+    return out;
+  }
+  std::unordered_map<std::string, std::vector<uint32_t>> all_;
+  std::unordered_map<std::string, std::vector<uint32_t>> postings_;
+};
+
+model::TrafficPolicy apply_components(const PolicyComponents& c) {
+  model::TrafficPolicy p;
+  if (c.load_balancer) p.load_balancer = *c.load_balancer;
+  if (c.connection_pool) p.connection_pool = *c.connection_pool;
+  if (c.outlier_detection) p.outlier_detection = *c.outlier_detection;
+  return p;
+}
+
+bool needs_request_data(const model::LoadBalancer& lb) {
+  using Src = model::HashKey::Source;
+  const bool hashing = lb.algorithm == model::LbAlgorithm::RingHash ||
+                       lb.algorithm == model::LbAlgorithm::Maglev;
+  return hashing && (lb.hash.source == Src::Header || lb.hash.source == Src::Cookie ||
+                     lb.hash.source == Src::QueryParameter);
+}
+
+// A destination after name resolution; port 0 means "the port being routed".
+struct ResolvedDestination {
+  uint32_t service = 0;
+  uint32_t subset = 0;
+  uint32_t port = 0;
+  bool ok = false;
+};
+
+struct ResolvedVirtualService {
+  const VirtualServiceSpec* spec = nullptr;
+  std::vector<std::vector<ResolvedDestination>> http_route, http_mirrors, tcp_route;
+};
+
+class SnapshotCompiler {
+ public:
+  SnapshotCompiler(const ParsedConfig& in, uint64_t version) : in_(in) {
+    diagnostics_ = in.diagnostics;
+    snapshot_ = std::make_shared<model::Snapshot>();
+    snapshot_->version = version;
+    snapshot_->origin = "files";
+    snapshot_->source_files = in.files;
+  }
+
+  CompileResult run() {
+    build_services();
+    select_workload_entries();
+    apply_destination_rules();
+    resolve_virtual_services();
+    build_port_routes();
+    return finish();
+  }
+
+ private:
+  void report(Severity s, SourceLocation where, std::string message) {
+    diagnostics_.push_back({s, std::move(where), std::move(message)});
+  }
+  void error(SourceLocation where, std::string message) {
+    report(Severity::Error, std::move(where), std::move(message));
+  }
+  void warning(SourceLocation where, std::string message) {
+    report(Severity::Warning, std::move(where), std::move(message));
+  }
+
+  model::Service& service(uint32_t i) { return snapshot_->services[i]; }
+
+  std::optional<uint32_t> resolve_host(const std::string& host, const std::string& ns) const {
+    auto& index = snapshot_->service_by_host;
+    if (auto it = index.find(host); it != index.end()) return it->second;
+    if (host.find('.') == std::string::npos) {
+      if (auto it = index.find(host + "." + ns + ".svc.cluster.local"); it != index.end()) return it->second;
+    }
+    return std::nullopt;
+  }
+
+  std::string no_service_message(std::string_view what, const std::string& host) const {
+    std::string msg = std::string(what) + " '" + host + "' matches no ServiceEntry host";
+    if (snapshot_->services.empty()) return msg + " (no ServiceEntry is defined)";
+    msg += " (known: ";
+    size_t n = 0;
+    for (const auto& s : snapshot_->services) {
+      if (n++ == 5) {
+        msg += ", ...";
+        break;
+      }
+      if (n > 1) msg += ", ";
+      msg += s.host;
+    }
+    return msg + ")";
+  }
+
+  // --- services ---------------------------------------------------------------
+  void build_services() {
+    std::unordered_map<std::string, const HostRef*> primary;
+    auto& services = snapshot_->services;
+    services.reserve(in_.service_entries.size());
+    for (const auto& se : in_.service_entries) {
+      if (se.hosts.empty()) continue;
+      const auto index = static_cast<uint32_t>(services.size());
+      model::Service s;
+      s.host = se.hosts.front().host;
+      for (const auto& h : se.hosts) {
+        auto [it, inserted] = primary.emplace(h.host, &h);
+        if (!inserted) {
+          error(h.where, "host '" + h.host + "' is already defined by another ServiceEntry at " +
+                             it->second->where.file + ":" + std::to_string(it->second->where.line));
+          continue;
+        }
+        s.hosts.push_back(h.host);
+        snapshot_->service_by_host.emplace(h.host, index);
+      }
+      s.name = se.meta.name;
+      s.namespace_ = se.meta.namespace_;
+      s.vips = se.vips;
+      s.ports = se.ports;
+      s.endpoints = se.endpoints;
+      s.where = se.meta.where;
+      if (se.vips.empty()) {
+        warning(se.meta.where, "ServiceEntry '" + se.meta.name +
+                                   "' has no addresses: sluice has no VIP to steer for '" + s.host +
+                                   "' (its routes are still compiled for destinations)");
+      }
+      services.push_back(std::move(s));
+    }
+    // Short and long forms of every host, after all primaries so an explicit
+    // host always wins over another service's alias.
+    for (uint32_t i = 0; i < services.size(); ++i) {
+      for (const auto& h : services[i].hosts) {
+        const std::string& ns = services[i].namespace_;
+        std::vector<std::string> aliases;
+        if (h.find('.') == std::string::npos) {
+          aliases = {h + "." + ns, h + "." + ns + ".svc", h + "." + ns + ".svc.cluster.local"};
+        } else if (const std::string suffix = ".svc.cluster.local";
+                   h.size() > suffix.size() && h.compare(h.size() - suffix.size(), suffix.size(), suffix) == 0) {
+          const std::string stem = h.substr(0, h.size() - suffix.size());   // name.namespace
+          const auto dot = stem.find('.');
+          if (dot != std::string::npos) {
+            aliases = {stem.substr(0, dot), stem, stem + ".svc"};
+          }
+        }
+        for (auto& a : aliases) snapshot_->service_by_host.emplace(std::move(a), i);
+      }
+    }
+  }
+
+  void select_workload_entries() {
+    LabelIndex index;
+    for (uint32_t i = 0; i < in_.workload_entries.size(); ++i) {
+      const auto& we = in_.workload_entries[i];
+      index.add(we.meta.namespace_, we.endpoint.labels, i);
+    }
+    uint32_t svc = 0;
+    for (const auto& se : in_.service_entries) {
+      if (se.hosts.empty()) continue;
+      model::Service& s = service(svc++);
+      if (se.workload_selector) {
+        for (uint32_t id : index.candidates(se.meta.namespace_, *se.workload_selector)) {
+          const auto& we = in_.workload_entries[id];
+          if (labels_match(*se.workload_selector, we.endpoint.labels)) s.endpoints.push_back(we.endpoint);
+        }
+        if (s.endpoints.empty()) {
+          warning(se.selector_where, "workloadSelector " + label_list(*se.workload_selector) +
+                                         " of ServiceEntry '" + se.meta.name +
+                                         "' selects no WorkloadEntry in namespace '" +
+                                         se.meta.namespace_ + "'");
+        }
+      } else if (s.endpoints.empty()) {
+        warning(se.meta.where, "ServiceEntry '" + se.meta.name +
+                                   "' has neither endpoints nor a workloadSelector: '" + s.host +
+                                   "' has no backends");
+      }
+    }
+  }
+
+  // --- destination rules ------------------------------------------------------
+  void apply_destination_rules() {
+    const auto n = snapshot_->services.size();
+    std::vector<const DestinationRuleSpec*> rule_of(n, nullptr);
+    for (const auto& dr : in_.destination_rules) {
+      if (dr.host.host.empty()) continue;
+      auto idx = resolve_host(dr.host.host, dr.meta.namespace_);
+      if (!idx) {
+        error(dr.host.where, no_service_message("DestinationRule '" + dr.meta.name + "' host", dr.host.host));
+        continue;
+      }
+      if (rule_of[*idx] != nullptr) {
+        error(dr.host.where, "host '" + dr.host.host + "' already has DestinationRule '" +
+                                 rule_of[*idx]->meta.name + "' (" + rule_of[*idx]->meta.where.file +
+                                 ":" + std::to_string(rule_of[*idx]->meta.where.line) +
+                                 "); sluice does not merge rules");
+        continue;
+      }
+      rule_of[*idx] = &dr;
+    }
+    for (uint32_t i = 0; i < n; ++i) build_subsets(service(i), rule_of[i]);
+  }
+
+  void build_subsets(model::Service& s, const DestinationRuleSpec* dr) {
+    static const TrafficPolicySpec kNoPolicy;
+    const TrafficPolicySpec& rule = dr && dr->policy ? *dr->policy : kNoPolicy;
+    if (dr) {
+      s.destination_rule = dr->meta.name;
+      for (const auto& pp : rule.port_level) {
+        if (!s.port(pp.port)) {
+          warning(pp.where, "DestinationRule '" + dr->meta.name + "' portLevelSettings port " +
+                                std::to_string(pp.port) + " is not a port of '" + s.host +
+                                "' (ports: " + port_list(s) + ")");
+        }
+      }
+    }
+    model::Subset all;
+    all.where = s.where;
+    all.endpoints.resize(s.endpoints.size());
+    for (uint32_t i = 0; i < s.endpoints.size(); ++i) all.endpoints[i] = i;
+    all.policy_by_port = policies(s, rule.components, rule.port_level);
+    s.subsets.push_back(std::move(all));
+    if (!dr || dr->subsets.empty()) return;
+
+    LabelIndex index;
+    for (uint32_t i = 0; i < s.endpoints.size(); ++i) index.add("", s.endpoints[i].labels, i);
+    for (const auto& spec : dr->subsets) {
+      if (s.subset_index(spec.name)) continue;   // duplicate, reported while decoding
+      model::Subset subset;
+      subset.name = spec.name;
+      subset.labels = spec.labels;
+      subset.where = spec.where;
+      for (uint32_t id : index.candidates("", spec.labels)) {
+        if (labels_match(spec.labels, s.endpoints[id].labels)) subset.endpoints.push_back(id);
+      }
+      std::sort(subset.endpoints.begin(), subset.endpoints.end());
+      if (subset.endpoints.empty()) {
+        warning(spec.where, "subset '" + spec.name + "' of DestinationRule '" + dr->meta.name +
+                                "' (labels " + label_list(spec.labels) + ") selects no endpoint of '" +
+                                s.host + "'");
+      }
+      // Istio's merge: each component the subset sets replaces the rule's;
+      // the subset's portLevelSettings, if any, replace the rule's list.
+      PolicyComponents merged = rule.components;
+      const std::vector<PortPolicySpec>* port_level = &rule.port_level;
+      if (spec.policy) {
+        const auto& sc = spec.policy->components;
+        if (sc.load_balancer) merged.load_balancer = sc.load_balancer;
+        if (sc.connection_pool) merged.connection_pool = sc.connection_pool;
+        if (sc.outlier_detection) merged.outlier_detection = sc.outlier_detection;
+        if (!spec.policy->port_level.empty()) port_level = &spec.policy->port_level;
+        for (const auto& pp : spec.policy->port_level) {
+          if (!s.port(pp.port)) {
+            warning(pp.where, "subset '" + spec.name + "' portLevelSettings port " +
+                                  std::to_string(pp.port) + " is not a port of '" + s.host + "'");
+          }
+        }
+      }
+      subset.policy_by_port = policies(s, merged, *port_level);
+      s.subsets.push_back(std::move(subset));
+    }
+  }
+
+  // Port-level settings replace the merged policy for their port entirely;
+  // components they leave out fall back to the defaults, not to the rule.
+  static std::map<uint32_t, model::TrafficPolicy> policies(const model::Service& s,
+                                                           const PolicyComponents& merged,
+                                                           const std::vector<PortPolicySpec>& port_level) {
+    std::map<uint32_t, model::TrafficPolicy> out;
+    const model::TrafficPolicy base = apply_components(merged);
+    for (const auto& port : s.ports) {
+      auto it = std::find_if(port_level.begin(), port_level.end(),
+                             [&](const PortPolicySpec& pp) { return pp.port == port.number; });
+      out.emplace(port.number, it == port_level.end() ? base : apply_components(it->components));
+    }
+    return out;
+  }
+
+  // --- virtual services -------------------------------------------------------
+  std::vector<ResolvedDestination> resolve_destinations(const VirtualServiceSpec& vs,
+                                                        const std::vector<WeightedDestinationRef>& refs,
+                                                        const SourceLocation& route_where,
+                                                        const std::string& route_name,
+                                                        bool check_weights) {
+    std::vector<ResolvedDestination> out;
+    int64_t sum = 0;
+    for (const auto& w : refs) {
+      out.push_back(resolve_destination(vs, w.destination));
+      sum += w.weight.value_or(refs.size() == 1 ? 100 : 0);
+    }
+    if (check_weights && !refs.empty() && sum == 0) {
+      error(route_where, "VirtualService '" + vs.meta.name + "' " + route_name +
+                             ": route weights sum to 0, so no destination can receive traffic "
+                             "(give at least one destination a positive weight)");
+    }
+    return out;
+  }
+
+  ResolvedDestination resolve_destination(const VirtualServiceSpec& vs, const DestinationRef& ref) {
+    ResolvedDestination r;
+    auto idx = resolve_host(ref.host, vs.meta.namespace_);
+    if (!idx) {
+      error(ref.host_where, no_service_message("destination host", ref.host));
+      return r;
+    }
+    r.service = *idx;
+    const model::Service& dest = service(*idx);
+    if (!ref.subset.empty()) {
+      auto sub = dest.subset_index(ref.subset);
+      if (!sub) {
+        std::string msg = "unknown subset '" + ref.subset + "' for host '" + ref.host + "'";
+        if (dest.subsets.size() <= 1) {
+          msg += dest.destination_rule.empty() ? " (no DestinationRule applies to '" + dest.host + "')"
+                                               : " (DestinationRule '" + dest.destination_rule +
+                                                     "' defines no subsets)";
+        } else {
+          msg += " (DestinationRule '" + dest.destination_rule + "' defines ";
+          for (size_t i = 1; i < dest.subsets.size(); ++i) {
+            msg += (i > 1 ? ", " : "") + dest.subsets[i].name;
+          }
+          msg += ")";
+        }
+        error(ref.subset_where, msg);
+        return r;
+      }
+      r.subset = *sub;
+    }
+    if (ref.port != 0) {
+      if (!dest.port(ref.port)) {
+        error(ref.port_where, "destination port " + std::to_string(ref.port) + " is not a port of '" +
+                                  dest.host + "' (ports: " + port_list(dest) + ")");
+        return r;
+      }
+      r.port = ref.port;
+    }
+    r.ok = true;
+    return r;
+  }
+
+  void check_match_port(const VirtualServiceSpec& vs, const std::vector<uint32_t>& services,
+                        uint32_t port, const SourceLocation& where) {
+    if (port == 0 || services.empty()) return;
+    for (uint32_t s : services) {
+      if (service(s).port(port)) return;
+    }
+    std::string ports;
+    for (uint32_t s : services) ports += (ports.empty() ? "" : "; ") + service(s).host + ": " + port_list(service(s));
+    error(where, "VirtualService '" + vs.meta.name + "' match port " + std::to_string(port) +
+                     " is not a port of its hosts (" + ports + ")");
+  }
+
+  void resolve_virtual_services() {
+    vs_of_.assign(snapshot_->services.size(), std::nullopt);
+    resolved_.reserve(in_.virtual_services.size());
+    for (const auto& vs : in_.virtual_services) {
+      ResolvedVirtualService r;
+      r.spec = &vs;
+      std::vector<uint32_t> targets;
+      for (const auto& h : vs.hosts) {
+        auto idx = resolve_host(h.host, vs.meta.namespace_);
+        if (!idx) {
+          error(h.where, no_service_message("VirtualService '" + vs.meta.name + "' host", h.host));
+          continue;
+        }
+        if (std::find(targets.begin(), targets.end(), *idx) != targets.end()) continue;
+        targets.push_back(*idx);
+      }
+      for (size_t i = 0; i < vs.http.size(); ++i) {
+        const auto& route = vs.http[i];
+        const std::string name = "http[" + std::to_string(i) + "]";
+        r.http_route.push_back(resolve_destinations(vs, route.destinations, route.route.where, name, true));
+        std::vector<ResolvedDestination> mirrors;
+        for (const auto& m : route.mirrors) mirrors.push_back(resolve_destination(vs, m.destination));
+        r.http_mirrors.push_back(std::move(mirrors));
+        for (size_t m = 0; m < route.route.matches.size(); ++m) {
+          check_match_port(vs, targets, route.route.matches[m].port, route.match_port_where[m]);
+        }
+      }
+      for (size_t i = 0; i < vs.tcp.size(); ++i) {
+        const auto& route = vs.tcp[i];
+        const std::string name = "tcp[" + std::to_string(i) + "]";
+        r.tcp_route.push_back(resolve_destinations(vs, route.destinations, route.where, name, true));
+        for (const auto& m : route.matches) check_match_port(vs, targets, m.port, m.port_where);
+      }
+      const auto slot = resolved_.size();
+      resolved_.push_back(std::move(r));
+      for (uint32_t t : targets) {
+        if (vs_of_[t]) {
+          const auto& other = resolved_[*vs_of_[t]].spec->meta;
+          error(vs.hosts.front().where, "host '" + service(t).host + "' is already routed by VirtualService '" +
+                                            other.name + "' (" + other.where.file + ":" +
+                                            std::to_string(other.where.line) +
+                                            "); sluice does not merge VirtualServices");
+          continue;
+        }
+        vs_of_[t] = slot;
+        service(t).virtual_services.push_back(vs.meta.name);
+      }
+    }
+  }
+
+  // --- per-port routing ---------------------------------------------------------
+  std::optional<model::Destination> place(const ResolvedDestination& r, uint32_t routed_port,
+                                          const SourceLocation& where) {
+    if (!r.ok) return std::nullopt;
+    const model::Service& dest = service(r.service);
+    model::Destination d{r.service, r.subset, r.port};
+    if (d.port == 0) {
+      if (dest.port(routed_port)) {
+        d.port = routed_port;
+      } else if (dest.ports.size() == 1) {
+        d.port = dest.ports.front().number;
+      } else {
+        const std::string key = where.file + ":" + std::to_string(where.line) + ":" +
+                                std::to_string(where.column) + ":" + std::to_string(routed_port);
+        if (reported_ports_.insert(key).second) {
+          error(where, "destination '" + dest.host + "' has several ports (" + port_list(dest) +
+                           ") and none is the routed port " + std::to_string(routed_port) +
+                           "; set destination.port.number");
+        }
+        return std::nullopt;
+      }
+    }
+    return d;
+  }
+
+  std::vector<model::WeightedDestination> weighted(const std::vector<WeightedDestinationRef>& refs,
+                                                   const std::vector<ResolvedDestination>& resolved,
+                                                   uint32_t routed_port) {
+    std::vector<model::WeightedDestination> out;
+    uint64_t sum = 0;
+    for (size_t i = 0; i < refs.size(); ++i) {
+      auto d = place(resolved[i], routed_port, refs[i].destination.where);
+      if (!d) continue;
+      model::WeightedDestination w;
+      w.destination = *d;
+      w.weight = static_cast<uint32_t>(refs[i].weight.value_or(refs.size() == 1 ? 100 : 0));
+      w.headers = refs[i].headers;
+      sum += w.weight;
+      out.push_back(std::move(w));
+    }
+    for (auto& w : out) w.share = sum == 0 ? 0.0 : static_cast<double>(w.weight) / static_cast<double>(sum);
+    return out;
+  }
+
+  static std::vector<model::WeightedDestination> whole_service(uint32_t service_index, uint32_t port) {
+    model::WeightedDestination w;
+    w.destination = {service_index, 0, port};
+    w.weight = 100;
+    w.share = 1.0;
+    return {w};
+  }
+
+  static bool applies_to_port(const model::HttpMatch& m, uint32_t port) { return m.port == 0 || m.port == port; }
+
+  // A match that only names a port (or nothing) accepts every request there.
+  static bool unconditional(const model::HttpMatch& m) {
+    return !m.uri && !m.scheme && !m.method && !m.authority && m.headers.empty() &&
+           m.without_headers.empty() && m.query_params.empty();
+  }
+
+  void build_port_routes() {
+    for (uint32_t si = 0; si < snapshot_->services.size(); ++si) {
+      const ResolvedVirtualService* vs = vs_of_[si] ? &resolved_[*vs_of_[si]] : nullptr;
+      // Build into a local: place() reads snapshot_->services.
+      std::vector<model::PortRoutes> routes;
+      for (const auto& port : service(si).ports) routes.push_back(port_routes(si, port, vs));
+      service(si).routes = std::move(routes);
+    }
+  }
+
+  model::PortRoutes port_routes(uint32_t si, const model::ServicePort& port,
+                                const ResolvedVirtualService* vs) {
+    model::PortRoutes pr;
+    pr.port = port.number;
+    const model::Service& s = service(si);
+
+    // The http routes that apply to this port, with only the matches that do.
+    std::vector<std::pair<size_t, model::HttpRoute>> http;
+    if (vs) {
+      for (size_t i = 0; i < vs->spec->http.size(); ++i) {
+        const auto& spec = vs->spec->http[i];
+        model::HttpRoute r;
+        r.name = spec.route.name;
+        r.virtual_service = spec.route.virtual_service;
+        for (const auto& m : spec.route.matches) {
+          if (applies_to_port(m, port.number)) r.matches.push_back(m);
+        }
+        if (!spec.route.matches.empty() && r.matches.empty()) continue;
+        r.route = weighted(spec.destinations, vs->http_route[i], port.number);
+        r.redirect = spec.route.redirect;
+        r.rewrite = spec.route.rewrite;
+        r.direct_response = spec.route.direct_response;
+        r.timeout = spec.route.timeout;
+        r.retries = spec.route.retries;
+        r.fault = spec.route.fault;
+        r.headers = spec.route.headers;
+        r.where = spec.route.where;
+        for (size_t m = 0; m < spec.mirrors.size(); ++m) {
+          if (auto d = place(vs->http_mirrors[i][m], port.number, spec.mirrors[m].destination.where)) {
+            r.mirrors.push_back({*d, spec.mirrors[m].percent});
+          }
+        }
+        http.emplace_back(i, std::move(r));
+      }
+    }
+
+    bool request_data = false;
+    for (const auto& subset : s.subsets) request_data = request_data || needs_request_data(subset.policy_for(port.number).load_balancer);
+    pr.plane = model::is_http(port.protocol) && (!http.empty() || request_data) ? model::Plane::L7 : model::Plane::L4;
+
+    if (pr.plane == model::Plane::L7) {
+      for (auto& [i, r] : http) pr.http.push_back(std::move(r));
+      if (pr.http.empty()) {
+        // Hashing on request data needs the proxy even without routes.
+        model::HttpRoute r;
+        r.name = "default";
+        r.route = whole_service(si, port.number);
+        pr.http.push_back(std::move(r));
+      }
+      return pr;
+    }
+
+    for (const auto& subset : s.subsets) {
+      const auto& lb = subset.policy_for(port.number).load_balancer;
+      if (!needs_request_data(lb)) continue;
+      warning(subset.where, "subset '" + (subset.name.empty() ? std::string("(all)") : subset.name) + "' of '" +
+                                s.host + "' hashes on " + std::string(model::to_string(lb.hash.source)) + " '" +
+                                lb.hash.name + "', but port " + std::to_string(port.number) + " (" +
+                                std::string(model::to_string(port.protocol)) +
+                                ") is steered per connection on the L4 plane, where request data is not "
+                                "available; give this port its own policy with portLevelSettings");
+    }
+    if (vs) {
+      for (size_t i = 0; i < vs->spec->tcp.size(); ++i) {
+        const auto& t = vs->spec->tcp[i];
+        const bool applies = t.matches.empty() ||
+                             std::any_of(t.matches.begin(), t.matches.end(), [&](const TcpMatchSpec& m) {
+                               return m.port == 0 || m.port == port.number;
+                             });
+        if (!applies) continue;
+        pr.l4 = weighted(t.destinations, vs->tcp_route[i], port.number);
+        pr.l4_source = "tcp[" + std::to_string(i) + "]";
+        return pr;
+      }
+      for (const auto& [i, r] : http) {
+        const bool catch_all = r.matches.empty() || std::any_of(r.matches.begin(), r.matches.end(), unconditional);
+        if (!catch_all || r.route.empty()) continue;
+        pr.l4 = r.route;
+        for (auto& w : pr.l4) w.headers = {};
+        pr.l4_source = "http[" + std::to_string(i) + "] per connection";
+        note_per_connection(s, port, *vs->spec, i, r);
+        return pr;
+      }
+    }
+    pr.l4 = whole_service(si, port.number);
+    pr.l4_source = "default";
+    return pr;
+  }
+
+  void note_per_connection(const model::Service& s, const model::ServicePort& port,
+                           const VirtualServiceSpec& vs, size_t index, const model::HttpRoute& r) {
+    std::vector<std::string> lost;
+    if (r.timeout.count() != 0) lost.push_back("timeout");
+    if (r.retries) lost.push_back("retries");
+    if (r.fault) lost.push_back("fault");
+    if (!r.mirrors.empty()) lost.push_back("mirror");
+    if (r.rewrite) lost.push_back("rewrite");
+    if (!r.headers.request.empty() || !r.headers.response.empty()) lost.push_back("headers");
+    std::string msg = "VirtualService '" + vs.meta.name + "' http[" + std::to_string(index) +
+                      "] applies per connection on port " + std::to_string(port.number) + " of '" +
+                      s.host + "' (protocol " + std::string(model::to_string(port.protocol)) +
+                      ", L4 plane): its destinations and weights steer each connection";
+    if (lost.empty()) {
+      report(Severity::Info, r.where, msg);
+      return;
+    }
+    msg += "; its per-request fields (";
+    for (size_t i = 0; i < lost.size(); ++i) msg += (i ? ", " : "") + lost[i];
+    msg += ") do not apply there";
+    warning(r.where, msg);
+  }
+
+  CompileResult finish() {
+    std::unordered_map<std::string, size_t> file_order;
+    for (size_t i = 0; i < in_.files.size(); ++i) file_order.emplace(in_.files[i], i);
+    auto order = [&](const Diagnostic& d) {
+      auto it = file_order.find(d.where.file);
+      return std::tuple(it == file_order.end() ? size_t{0} : it->second + 1, d.where.line, d.where.column);
+    };
+    std::stable_sort(diagnostics_.begin(), diagnostics_.end(),
+                     [&](const Diagnostic& a, const Diagnostic& b) { return order(a) < order(b); });
+    CompileResult result;
+    result.diagnostics = std::move(diagnostics_);
+    if (result.error_count() == 0) {
+      for (const auto& d : result.diagnostics) snapshot_->warnings.push_back(d);
+      result.snapshot = std::move(snapshot_);
+    }
+    return result;
+  }
+
+  const ParsedConfig& in_;
+  std::vector<Diagnostic> diagnostics_;
+  std::shared_ptr<model::Snapshot> snapshot_;
+  std::vector<std::optional<size_t>> vs_of_;   // per service: index into resolved_
+  std::vector<ResolvedVirtualService> resolved_;
+  std::unordered_set<std::string> reported_ports_;
+};
+
+}  // namespace
+
+CompileResult compile(const ParsedConfig& parsed, uint64_t version) {
+  return SnapshotCompiler(parsed, version).run();
+}
+
+CompileResult compile_paths(const std::vector<std::string>& paths, uint64_t version) {
+  return compile(load_paths(paths), version);
+}
+
+}  // namespace sluice::config

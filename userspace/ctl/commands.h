@@ -1,0 +1,42 @@
+// sluicectl's command table. Each command is one entry: its name, a one-line
+// summary for --help, and a function that declares its options on the
+// subcommand and returns the body to run after parsing. Adding a command is
+// adding one entry and one define_* function.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <span>
+#include <string>
+
+namespace sluice::ctl {
+
+using CommandBody = std::function<int()>;
+
+struct Command {
+  const char* name;
+  const char* summary;
+  CommandBody (*define)(CLI::App& command);
+};
+
+// Commands that read configuration files (no agent needed).
+CommandBody define_validate(CLI::App& command);
+CommandBody define_explain(CLI::App& command);
+
+// The options every command that talks to a running agent shares
+// (status, routes, clusters, stats, weights).
+struct AdminOptions {
+  std::string admin = "127.0.0.1:15000";
+  bool json = false;
+};
+void add_admin_options(CLI::App& command, AdminOptions& options);
+
+std::span<const Command> command_table();
+
+// Exit codes, documented in --help.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitInvalid = 1;   // the configuration has errors
+inline constexpr int kExitUsage = 2;     // bad command line or unreachable input
+
+}  // namespace sluice::ctl

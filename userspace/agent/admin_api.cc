@@ -1,0 +1,271 @@
+#include "agent/admin_api.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "agent/planes.h"
+#include "config/snapshot_json.h"
+#include "proxy/proxy.h"
+
+namespace sluice::agent {
+
+namespace {
+
+using nlohmann::json;
+
+admin::AdminResponse json_response(const json& body, unsigned status = 200) {
+  return admin::AdminResponse{status, "application/json", body.dump(2) + "\n"};
+}
+
+std::string iso_time(std::chrono::system_clock::time_point t) {
+  auto secs = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+json status_json(const AdminContext& ctx) {
+  AgentStatus st = ctx.agent->status();
+  json out;
+  out["version"] = st.version;
+  out["origin"] = st.origin;
+  out["applied_at"] = st.version ? iso_time(st.applied_at) : "";
+  out["reloads"] = {{"ok", st.reloads_ok}, {"refused", st.reloads_failed}};
+  json overrides = json::object();
+  for (const auto& [host, weights] : st.overrides) {
+    json w = json::object();
+    for (const auto& [subset, weight] : weights) w[subset] = weight;
+    overrides[host] = w;
+  }
+  out["overrides"] = overrides;
+  out["last_error"] = nullptr;
+  if (st.last_error) {
+    out["last_error"] = {{"at", iso_time(st.last_error->when)}, {"messages", st.last_error->messages}};
+  }
+  out["warnings"] = st.warnings;
+  out["planes"] = {{"xdp", ctx.xdp != nullptr}, {"l7", ctx.proxy != nullptr}};
+  out["interfaces"] = ctx.interfaces;
+  return out;
+}
+
+std::string escape_label(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+json clusters_json(const AdminContext& ctx, const model::Snapshot& snap) {
+  json backend_load = json::object();   // "addr:port/tcp" -> load figures
+  if (ctx.xdp) {
+    const json stats = ctx.xdp->stats();
+    for (const auto& b : stats.value("backends", json::array())) backend_load[b.value("address", "")] = b;
+  }
+  json out = json::array();
+  for (const auto& svc : snap.services) {
+    for (size_t p = 0; p < svc.ports.size(); ++p) {
+      const auto& port = svc.ports[p];
+      const model::PortRoutes* routes = svc.routes_for(port.number);
+      json cluster;
+      cluster["service"] = svc.host;
+      cluster["port"] = port.number;
+      cluster["plane"] = routes && routes->plane == model::Plane::L7 ? "l7" : "l4";
+      cluster["subsets"] = json::array();
+      for (const auto& subset : svc.subsets) {
+        const auto& policy = subset.policy_for(port.number);
+        json s;
+        s["name"] = subset.name;
+        s["policy"] = model::to_string(policy.load_balancer.algorithm);
+        s["endpoints"] = json::array();
+        for (uint32_t idx : subset.endpoints) {
+          const auto& ep = svc.endpoints[idx];
+          uint32_t ep_port = ep.port_for(port);
+          std::string addr = ep.address.is_v4() ? ep.address.to_string() : "[" + ep.address.to_string() + "]";
+          std::string key = fmt::format("{}:{}/{}", addr, ep_port, port.protocol == model::Protocol::UDP ? "udp" : "tcp");
+          json e = {{"name", ep.name}, {"address", addr + ":" + std::to_string(ep_port)}, {"weight", ep.weight}};
+          if (backend_load.contains(key)) {
+            const auto& b = backend_load[key];
+            const uint64_t opened = b.value("l4_opened", uint64_t{0});
+            const uint64_t closed = b.value("l4_closed", uint64_t{0});
+            e["l7_active_requests"] = static_cast<int64_t>(b.value("l7_active", uint64_t{0}));
+            e["l4_active_flows"] = opened >= closed ? opened - closed : 0;
+            e["xdp_new_flows"] = b.value("new_flows", uint64_t{0});
+          }
+          s["endpoints"].push_back(e);
+        }
+        cluster["subsets"].push_back(s);
+      }
+      out.push_back(cluster);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string render_xdp_prometheus(const json& stats) {
+  std::string out;
+  auto family = [&](const char* name, const char* type, const char* help) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+  };
+  // Absent or null counters read as 0: a datapath older or newer than this
+  // agent may lack a field, and that must not cost the whole scrape.
+  auto num = [](const json& j, const char* key) -> uint64_t {
+    auto it = j.find(key);
+    return it != j.end() && it->is_number() ? it->get<uint64_t>() : 0;
+  };
+
+  // Istio's standard TCP metrics, per destination subset (reporter: the XDP plane).
+  struct IstioTcp {
+    const char* name;
+    const char* field;
+    const char* help;
+  };
+  const IstioTcp tcp_metrics[] = {
+      {"istio_tcp_connections_opened_total", "new_flows", "Connections opened (XDP steered a new flow)"},
+      {"istio_tcp_connections_closed_total", "closed_flows", "Connections closed (FIN/RST seen or idle expiry)"},
+      {"istio_tcp_received_bytes_total", "bytes_in", "Bytes from clients to the destination"},
+      {"istio_tcp_sent_bytes_total", "bytes_out", "Bytes from the destination to clients"},
+  };
+  for (const auto& m : tcp_metrics) {
+    family(m.name, "counter", m.help);
+    for (const auto& s : stats.value("subsets", json::array())) {
+      std::string version = s.value("subset", "");
+      out += fmt::format(
+          "{}{{reporter=\"sluice-xdp\",destination_service=\"{}\",destination_service_name=\"{}\","
+          "destination_version=\"{}\",destination_port=\"{}\",request_protocol=\"{}\"}} {}\n",
+          m.name, escape_label(s.value("service", "")), escape_label(s.value("service", "")),
+          escape_label(version.empty() ? "unknown" : version), num(s, "port"), escape_label(s.value("protocol", "")),
+          num(s, m.field));
+    }
+  }
+  struct PerService {
+    const char* name;
+    const char* field;
+    const char* help;
+  };
+  const PerService svc_metrics[] = {
+      {"sluice_xdp_packets_in_total", "packets_in", "Client packets DNATed to a backend"},
+      {"sluice_xdp_packets_out_total", "packets_out", "Backend packets reverse-NATed to the VIP"},
+      {"sluice_xdp_passthrough_packets_total", "passthrough", "Packets handed to the kernel (L7 or PASSTHROUGH)"},
+      {"sluice_xdp_resteered_flows_total", "resteered", "Tracked flows moved because their backend left"},
+      {"sluice_xdp_drops_no_backend_total", "drop_no_backend", "Packets dropped: the subset had no backend"},
+  };
+  for (const auto& m : svc_metrics) {
+    family(m.name, "counter", m.help);
+    for (const auto& s : stats.value("services", json::array())) {
+      out += fmt::format("{}{{service=\"{}\",port=\"{}\",protocol=\"{}\"}} {}\n", m.name,
+                         escape_label(s.value("service", "")), num(s, "port"), escape_label(s.value("protocol", "")),
+                         num(s, m.field));
+    }
+  }
+  family("sluice_xdp_backend_new_flows_total", "counter", "New flows steered to each backend");
+  for (const auto& b : stats.value("backends", json::array())) {
+    out += fmt::format("sluice_xdp_backend_new_flows_total{{backend=\"{}\",live=\"{}\"}} {}\n",
+                       escape_label(b.value("address", "")), b.value("live", false) ? 1 : 0, num(b, "new_flows"));
+  }
+  family("sluice_backend_active_l4_flows", "gauge", "Open minus closed flows per backend (XDP)");
+  family("sluice_backend_active_l7_requests", "gauge", "Active L7 requests per backend (agent), as XDP reads them");
+  for (const auto& b : stats.value("backends", json::array())) {
+    uint64_t opened = num(b, "l4_opened");
+    uint64_t closed = num(b, "l4_closed");
+    out += fmt::format("sluice_backend_active_l4_flows{{backend=\"{}\"}} {}\n", escape_label(b.value("address", "")),
+                       opened >= closed ? opened - closed : 0);
+    out += fmt::format("sluice_backend_active_l7_requests{{backend=\"{}\"}} {}\n",
+                       escape_label(b.value("address", "")), static_cast<int64_t>(num(b, "l7_active")));
+  }
+  family("sluice_xdp_events_total", "counter", "Datapath-wide events and verdicts by reason");
+  const json global = stats.value("global", json::object());
+  for (const auto& [name, value] : global.items()) {
+    out += fmt::format("sluice_xdp_events_total{{event=\"{}\"}} {}\n", escape_label(name),
+                       value.is_number() ? value.get<uint64_t>() : 0);
+  }
+  family("sluice_conntrack_entries", "gauge", "Flows in the conntrack LRU");
+  out += fmt::format("sluice_conntrack_entries {}\n", num(stats, "conntrack_flows"));
+  family("sluice_conntrack_evictions_total", "counter",
+         "Conntrack inserts that failed or tracked flows found missing mid-flow (LRU evictions)");
+  out += fmt::format("sluice_conntrack_evictions_total {}\n",
+                     num(global, "ct_insert_failed") + num(global, "ct_midflow_miss"));
+  return out;
+}
+
+void register_admin_endpoints(admin::AdminServer& server, const AdminContext& ctx) {
+  server.handle("/ready", [ctx](const admin::AdminRequest&) {
+    AgentStatus st = ctx.agent->status();
+    std::string body;
+    if (st.version == 0) {
+      body = "NOT READY: no valid configuration has been applied\n";
+    } else {
+      body = fmt::format("LIVE version {} ({})\n", st.version, st.origin);
+    }
+    if (st.last_error) {
+      body += "last change refused:\n";
+      for (const auto& m : st.last_error->messages) body += "  " + m + "\n";
+    }
+    return admin::AdminResponse{st.version == 0 ? 503u : 200u, "text/plain; charset=utf-8", body};
+  });
+  server.handle("/status", [ctx](const admin::AdminRequest&) { return json_response(status_json(ctx)); });
+  server.handle("/config_dump", [ctx](const admin::AdminRequest&) {
+    auto snap = ctx.agent->current();
+    if (!snap) return json_response({{"error", "no valid configuration has been applied"}}, 503);
+    return admin::AdminResponse{200, "application/json", config::snapshot_json_text(*snap) + "\n"};
+  });
+  server.handle("/clusters", [ctx](const admin::AdminRequest&) {
+    auto snap = ctx.agent->current();
+    if (!snap) return json_response(json::array());
+    return json_response(clusters_json(ctx, *snap));
+  });
+  server.handle("/stats/prometheus", [ctx](const admin::AdminRequest&) {
+    AgentStatus st = ctx.agent->status();
+    std::string out;
+    out += "# HELP sluice_config_version Version of the serving snapshot\n# TYPE sluice_config_version gauge\n";
+    out += fmt::format("sluice_config_version {}\n", st.version);
+    out += "# HELP sluice_config_reloads_total Configuration changes by result\n";
+    out += "# TYPE sluice_config_reloads_total counter\n";
+    out += fmt::format("sluice_config_reloads_total{{result=\"applied\"}} {}\n", st.reloads_ok);
+    out += fmt::format("sluice_config_reloads_total{{result=\"refused\"}} {}\n", st.reloads_failed);
+    out += "# HELP sluice_config_last_change_refused 1 if the latest change was refused\n";
+    out += "# TYPE sluice_config_last_change_refused gauge\n";
+    out += fmt::format("sluice_config_last_change_refused {}\n", st.last_error ? 1 : 0);
+    out += "# HELP sluice_weight_overrides Services whose weights a runtime override sets\n";
+    out += "# TYPE sluice_weight_overrides gauge\n";
+    out += fmt::format("sluice_weight_overrides {}\n", st.overrides.size());
+    if (ctx.proxy) out += ctx.proxy->render_prometheus();
+    if (ctx.xdp) out += render_xdp_prometheus(ctx.xdp->stats());
+    return admin::AdminResponse{200, "text/plain; version=0.0.4; charset=utf-8", out};
+  });
+  server.handle("/stats/datapath", [ctx](const admin::AdminRequest&) {
+    if (!ctx.xdp) return json_response({{"error", "running without the kernel datapath (--no-xdp)"}}, 404);
+    return json_response(ctx.xdp->stats());
+  });
+  server.handle("/weights", [ctx](const admin::AdminRequest& req) {
+    if (req.method != "POST") {
+      return json_response({{"error", "POST {\"host\": H, \"weights\": {\"SUBSET\": W, ...}}"}}, 405);
+    }
+    json body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object() || !body.contains("host") || !body["host"].is_string() ||
+        !body.contains("weights") || !body["weights"].is_object()) {
+      return json_response({{"error", "expected {\"host\": H, \"weights\": {\"SUBSET\": W, ...}}"}}, 400);
+    }
+    SubsetWeights weights;
+    for (const auto& [subset, w] : body["weights"].items()) {
+      if (!w.is_number_unsigned() && !(w.is_number_integer() && w.get<int64_t>() >= 0)) {
+        return json_response({{"error", "weight of subset '" + subset + "' must be a non-negative integer"}}, 400);
+      }
+      weights.emplace_back(subset, w.get<uint32_t>());
+    }
+    std::string error = ctx.agent->set_weights(body["host"].get<std::string>(), weights);
+    if (!error.empty()) return json_response({{"error", error}}, 422);
+    return json_response(status_json(ctx));
+  });
+}
+
+}  // namespace sluice::agent

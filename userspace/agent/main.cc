@@ -1,0 +1,228 @@
+// sluiced: the node agent. Loads and attaches the XDP steering program (or
+// re-uses the pinned one), starts the L7 proxy workers, compiles the config
+// directory into a snapshot and applies it to both planes, watches the
+// directory, and serves the admin API. SIGTERM drains; SIGHUP reloads.
+#include <CLI/CLI.hpp>
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <thread>
+
+#include "admin/admin_server.h"
+#include "agent/admin_api.h"
+#include "agent/agent.h"
+#include "agent/config_watcher.h"
+#include "agent/local_routes.h"
+#include "agent/planes.h"
+#include "bpfmaps/bpf_datapath.h"
+#include "config/compiler.h"
+#include "config/weight_override.h"
+#include "proxy/proxy.h"
+
+namespace {
+
+struct Options {
+  std::string config_dir;
+  std::vector<std::string> interfaces;
+  std::string admin = "127.0.0.1:15000";
+  unsigned workers = 0;
+  std::string pin_dir = SLUICE_DEFAULT_PIN_DIR;
+  std::string xdp_mode = "auto";
+  bool no_xdp = false;
+  std::string l7_listen = "127.0.0.1:15001";
+  double drain_timeout_s = 30;
+  bool detach_on_exit = false;
+  std::string log_level = "info";
+  uint32_t conntrack_flows = SLUICE_CT_DEFAULT_FLOWS;
+  unsigned debounce_ms = 200;
+};
+
+sluice::bpfmaps::AttachMode parse_mode(const std::string& m) {
+  if (m == "native") return sluice::bpfmaps::AttachMode::Native;
+  if (m == "generic") return sluice::bpfmaps::AttachMode::Generic;
+  return sluice::bpfmaps::AttachMode::Auto;
+}
+
+// Waits for the proxy's workers to finish in-flight requests, up to `timeout`;
+// then closes whatever is left.
+void drain_proxy(sluice::proxy::Proxy& proxy, std::chrono::duration<double> timeout) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  proxy.drain();
+  std::thread waiter([&] {
+    proxy.wait();
+    std::lock_guard lock(mu);
+    done = true;
+    cv.notify_all();
+  });
+  {
+    std::unique_lock lock(mu);
+    if (!cv.wait_for(lock, timeout, [&] { return done; })) {
+      spdlog::warn("drain timeout ({:.0f}s) reached; closing remaining connections", timeout.count());
+      lock.unlock();
+      proxy.stop();
+    }
+  }
+  waiter.join();
+}
+
+int run(const Options& opt) {
+  namespace sa = sluice::agent;
+  namespace fs = std::filesystem;
+  if (!fs::is_directory(opt.config_dir)) {
+    spdlog::error("--config-dir {}: not a directory", opt.config_dir);
+    return 2;
+  }
+
+  // Signals are taken synchronously by the main thread; every other thread
+  // inherits the blocked mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  std::unique_ptr<sluice::bpfmaps::BpfDatapath> datapath;
+  std::unique_ptr<sa::XdpPlane> xdp;
+  std::unique_ptr<sa::LocalRoutes> local_routes;
+  std::vector<std::string> iface_report;
+  if (!opt.no_xdp) {
+    sluice::bpfmaps::DatapathOptions dopt;
+    dopt.pin_dir = opt.pin_dir;
+    dopt.conntrack_flows = opt.conntrack_flows;
+    datapath = std::make_unique<sluice::bpfmaps::BpfDatapath>(dopt);
+    datapath->load();
+    spdlog::info("datapath loaded ({} pinned maps under {})",
+                 datapath->reused_pinned_maps() ? "re-using" : "new", opt.pin_dir);
+    for (const auto& ifname : opt.interfaces) {
+      auto a = datapath->attach(ifname, parse_mode(opt.xdp_mode));
+      spdlog::info("xdp attached to {} in {} mode{}", a.name, a.mode, a.reused ? " (re-used pinned link)" : "");
+      iface_report.push_back(a.name + " (" + a.mode + ")");
+    }
+    datapath->attach_sk_lookup();
+    xdp = std::make_unique<sa::XdpPlane>(*datapath);
+    local_routes = std::make_unique<sa::LocalRoutes>();
+  }
+
+  sluice::proxy::ProxyOptions popt;
+  popt.workers = opt.workers;
+  popt.listeners.push_back({opt.l7_listen, "", 0});
+  if (datapath) popt.active_requests = std::make_shared<sa::BpfActiveRequests>(opt.pin_dir);
+  sluice::proxy::Proxy proxy(popt, std::make_shared<sluice::model::Snapshot>());
+  proxy.start();
+  if (datapath) {
+    auto fds = proxy.listener_fds();
+    for (uint32_t slot = 0; slot < fds.size(); ++slot) datapath->register_l7_listener(fds[slot], slot);
+  }
+  sa::ProxyPlane proxy_plane(proxy);
+
+  std::vector<sa::DataPlane*> planes;
+  if (xdp) planes.push_back(xdp.get());
+  if (local_routes) planes.push_back(local_routes.get());
+  planes.push_back(&proxy_plane);
+
+  const std::string dir = opt.config_dir;
+  sa::Agent agent(
+      [dir](uint64_t version) {
+        auto r = sluice::config::compile_paths({dir}, version);
+        return sa::CompileOutcome{r.snapshot, r.diagnostics};
+      },
+      [](const sluice::model::Snapshot& base, const std::string& host, const sa::SubsetWeights& weights,
+         uint64_t version) {
+        auto r = sluice::config::override_weights(base, host, weights, version);
+        return sa::OverrideOutcome{r.snapshot, r.error};
+      },
+      planes);
+  agent.reload_from_files();
+
+  sluice::admin::AdminServer admin(opt.admin);
+  sa::register_admin_endpoints(admin, {&agent, xdp.get(), &proxy, iface_report});
+  admin.start();
+  spdlog::info("admin API on http://{}/ (ready, status, config_dump, clusters, stats/prometheus, weights)",
+               admin.local_address());
+
+  sa::ConfigWatcher watcher(opt.config_dir, std::chrono::milliseconds(opt.debounce_ms),
+                            [&agent] { agent.reload_from_files(); });
+  watcher.start();
+  spdlog::info("sluiced running: config {}, L7 listener {}, {} interface(s)", opt.config_dir, opt.l7_listen,
+               opt.interfaces.size());
+
+  for (;;) {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (sig == SIGHUP) {
+      spdlog::info("SIGHUP: reloading {}", opt.config_dir);
+      agent.reload_from_files();
+      continue;
+    }
+    spdlog::info("{}: draining (up to {:.0f}s)", sig == SIGTERM ? "SIGTERM" : "SIGINT", opt.drain_timeout_s);
+    break;
+  }
+  watcher.stop();
+  drain_proxy(proxy, std::chrono::duration<double>(opt.drain_timeout_s));
+  admin.stop();
+  if (datapath && opt.detach_on_exit) {
+    for (const auto& ifname : opt.interfaces) datapath->detach(ifname);
+    local_routes->remove_all();
+    datapath->unpin_all();
+    spdlog::info("detached and unpinned everything under {}", opt.pin_dir);
+  } else if (datapath) {
+    spdlog::info("leaving XDP attached and maps pinned under {}: L4 keeps flowing", opt.pin_dir);
+  }
+  spdlog::info("sluiced stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt;
+  CLI::App app{
+      "sluiced: the sluice node agent. Enforces Istio VirtualService/DestinationRule/ServiceEntry/"
+      "WorkloadEntry config on this node: XDP steering for L4 ports, an io_uring proxy for HTTP ports.",
+      "sluiced"};
+  app.add_option("--config-dir", opt.config_dir, "directory of Istio YAML, watched for changes")
+      ->required()
+      ->type_name("DIR");
+  app.add_option("--iface", opt.interfaces, "interface to attach XDP to (repeat for each)")->type_name("IF");
+  app.add_option("--admin", opt.admin, "admin API address")->type_name("HOST:PORT")->capture_default_str();
+  app.add_option("--workers", opt.workers, "L7 proxy worker threads (0: one per CPU)")->capture_default_str();
+  app.add_option("--pin-dir", opt.pin_dir, "bpffs directory for pinned maps and links")->capture_default_str();
+  app.add_option("--xdp-mode", opt.xdp_mode, "XDP attach mode")
+      ->check(CLI::IsMember({"auto", "native", "generic"}))
+      ->capture_default_str();
+  app.add_flag("--no-xdp", opt.no_xdp, "run without the kernel datapath (L7 proxy only)");
+  app.add_option("--l7-listen", opt.l7_listen,
+                 "the proxy's listener; sk_lookup hands every L7 VIP:port to it")
+      ->type_name("HOST:PORT")
+      ->capture_default_str();
+  app.add_option("--drain-timeout", opt.drain_timeout_s, "seconds SIGTERM waits for in-flight requests")
+      ->capture_default_str();
+  app.add_flag("--detach-on-exit", opt.detach_on_exit,
+               "on exit detach XDP and remove pinned maps (default: leave them so L4 keeps flowing)");
+  app.add_option("--conntrack-flows", opt.conntrack_flows, "conntrack LRU size (flows)")->capture_default_str();
+  app.add_option("--debounce-ms", opt.debounce_ms, "quiet time after a config change before reloading")
+      ->capture_default_str();
+  app.add_option("--log-level", opt.log_level, "trace, debug, info, warn, error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  auto logger = spdlog::stderr_color_mt("sluiced");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  spdlog::set_level(spdlog::level::from_str(opt.log_level));
+  try {
+    return run(opt);
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+    return 1;
+  }
+}

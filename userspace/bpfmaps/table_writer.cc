@@ -178,12 +178,14 @@ ApplyResult TableWriter::apply(const model::Snapshot& snapshot) {
   uint32_t member_next = inactive * half_.members;
   uint32_t schedule_next = inactive * half_.schedule;
   uint32_t maglev_next = inactive * half_.maglev;
-  std::map<std::tuple<uint32_t, uint32_t, uint32_t>, uint32_t> subset_index_of;
+  std::map<std::tuple<uint32_t, uint32_t, uint32_t, uint8_t>, uint32_t> subset_index_of;
   std::map<uint32_t, uint32_t> now_live;
   std::set<Bytes> l7_keys;
 
-  auto build_subset = [&](const model::Destination& dest, const std::string& where) -> uint32_t {
-    auto memo_key = std::make_tuple(dest.service, dest.subset, dest.port);
+  // A subset is built per address family: a VIP is translated to backends of
+  // its own family only (no NAT64).
+  auto build_subset = [&](const model::Destination& dest, uint8_t family, const std::string& where) -> uint32_t {
+    auto memo_key = std::make_tuple(dest.service, dest.subset, dest.port, family);
     if (auto it = subset_index_of.find(memo_key); it != subset_index_of.end()) return it->second;
     if (dest.service >= snapshot.services.size())
       throw std::invalid_argument(fmt::format("{}: destination service index {} out of range", where, dest.service));
@@ -199,7 +201,8 @@ ApplyResult TableWriter::apply(const model::Snapshot& snapshot) {
 
     if (subset_next >= (inactive + 1) * half_.subsets)
       throw std::invalid_argument(fmt::format("{}: more than {} subsets per table half", where, half_.subsets));
-    const std::string name = fmt::format("{}|{}/{}|{}", service.host, dest.port, protocol_name(proto), subset.name);
+    const std::string name = fmt::format("{}|{}/{}|{}{}", service.host, dest.port, protocol_name(proto), subset.name,
+                                         family == SLUICE_FAMILY_V6 ? "|v6" : "");
     sluice_subset entry{};
     entry.identity = lb::hash64(name);
     entry.stat_id = slot_for(subset_slot_by_identity_, entry.identity, next_subset_slot_);
@@ -207,12 +210,14 @@ ApplyResult TableWriter::apply(const model::Snapshot& snapshot) {
     entry.policy = policy_code(lb_policy.algorithm);
     entry.hash_source = lb_policy.hash.source == model::HashKey::Source::SourceIp ? SLUICE_HASH_SOURCE_IP
                                                                                  : SLUICE_HASH_FIVE_TUPLE;
-    subset_names_[entry.stat_id] = SlotName{service.host, dest.port, protocol_name(proto), subset.name};
+    subset_names_[entry.stat_id] = SlotName{service.host, dest.port, protocol_name(proto),
+                                            family == SLUICE_FAMILY_V6 ? subset.name + " (IPv6)" : subset.name};
 
     std::vector<lb::Backend> backends;
     std::vector<sluice_member> members;
     for (uint32_t endpoint_index : subset.endpoints) {
       const model::Endpoint& endpoint = service.endpoints.at(endpoint_index);
+      if (family_code(endpoint.address) != family) continue;
       BackendIdentity identity{endpoint.address, static_cast<uint16_t>(endpoint.port_for(*port)), proto};
       const uint32_t id = allocate_backend(identity);
       sluice_backend value{};
@@ -279,37 +284,38 @@ ApplyResult TableWriter::apply(const model::Snapshot& snapshot) {
       const std::string name = fmt::format("{}|{}/{}", service.host, port.number, protocol_name(proto));
       const model::PortRoutes* routes = service.routes_for(port.number);
 
-      sluice_service value{};
-      value.identity = lb::hash64(name);
-      value.stat_id = slot_for(service_slot_by_identity_, value.identity, next_service_slot_);
-      service_names_[value.stat_id] = SlotName{service.host, port.number, protocol_name(proto), ""};
       const bool l7 = routes != nullptr && routes->plane == model::Plane::L7;
-      if (l7) {
-        value.flags = SLUICE_SERVICE_F_L7;
-      } else {
-        std::vector<model::WeightedDestination> destinations;
-        if (routes != nullptr) destinations = routes->l4;
-        if (destinations.empty()) {
-          model::WeightedDestination whole;
-          whole.destination = model::Destination{si, 0, port.number};
-          whole.weight = 1;
-          destinations.push_back(whole);
-        }
-        if (destinations.size() > SLUICE_MAX_ROUTES)
-          throw std::invalid_argument(fmt::format("{}: {} route destinations, the kernel datapath takes {}",
-                                                  where, destinations.size(), SLUICE_MAX_ROUTES));
-        uint64_t total = 0;
-        for (const auto& d : destinations) total += d.weight;
-        uint64_t cumulative = 0;
-        for (size_t ri = 0; ri < destinations.size(); ++ri) {
-          cumulative += destinations[ri].weight;
-          value.route_bound[ri] =
-              total == 0 ? 0 : static_cast<uint32_t>(cumulative * SLUICE_ROUTE_SCALE / total);
-          value.route_subset[ri] = build_subset(destinations[ri].destination, where);
-        }
-        value.route_count = static_cast<uint8_t>(destinations.size());
-      }
       for (const model::IpAddress& vip : service.vips) {
+        const uint8_t family = family_code(vip);
+        sluice_service value{};
+        value.identity = lb::hash64(name);
+        value.stat_id = slot_for(service_slot_by_identity_, value.identity, next_service_slot_);
+        service_names_[value.stat_id] = SlotName{service.host, port.number, protocol_name(proto), ""};
+        if (l7) {
+          value.flags = SLUICE_SERVICE_F_L7;
+        } else {
+          std::vector<model::WeightedDestination> destinations;
+          if (routes != nullptr) destinations = routes->l4;
+          if (destinations.empty()) {
+            model::WeightedDestination whole;
+            whole.destination = model::Destination{si, 0, port.number};
+            whole.weight = 1;
+            destinations.push_back(whole);
+          }
+          if (destinations.size() > SLUICE_MAX_ROUTES)
+            throw std::invalid_argument(fmt::format("{}: {} route destinations, the kernel datapath takes {}",
+                                                    where, destinations.size(), SLUICE_MAX_ROUTES));
+          uint64_t total = 0;
+          for (const auto& d : destinations) total += d.weight;
+          uint64_t cumulative = 0;
+          for (size_t ri = 0; ri < destinations.size(); ++ri) {
+            cumulative += destinations[ri].weight;
+            value.route_bound[ri] =
+                total == 0 ? 0 : static_cast<uint32_t>(cumulative * SLUICE_ROUTE_SCALE / total);
+            value.route_subset[ri] = build_subset(destinations[ri].destination, family, where);
+          }
+          value.route_count = static_cast<uint8_t>(destinations.size());
+        }
         sluice_service_key key{};
         copy_address(vip, key.vip);
         key.port = htons(static_cast<uint16_t>(port.number));

@@ -1,0 +1,98 @@
+// The team's productpage scenario as a compiled Snapshot, built in code so
+// the datapath tests do not depend on the YAML compiler: VIP 10.96.0.10 and
+// fd00:96::10, port 9080 http (L7), 9081 tcp and 9082 udp (L4), subsets v1
+// (10.200.11.2, 10.200.12.2 and their IPv6 twins) and v2 (10.200.13.2,
+// 10.200.14.2), routed by weight.
+#pragma once
+
+#include <string>
+
+#include "model/snapshot.h"
+
+namespace sluice::testing {
+
+struct ProductpageOptions {
+  model::LbAlgorithm algorithm = model::LbAlgorithm::RoundRobin;
+  model::HashKey::Source hash_source = model::HashKey::Source::FiveTuple;
+  uint32_t v1_weight = 70;
+  uint32_t v2_weight = 30;
+  bool include_v1b = true;        // false: productpage-v1-b left the service
+  uint64_t maglev_table_size = 65537;
+  uint64_t version = 1;
+};
+
+inline model::IpAddress ip(const std::string& text) { return *model::IpAddress::parse(text); }
+
+inline model::Snapshot productpage_snapshot(const ProductpageOptions& o = {}) {
+  using namespace model;
+  Snapshot snap;
+  snap.version = o.version;
+  Service s;
+  s.host = "productpage";
+  s.hosts = {"productpage"};
+  s.name = "productpage";
+  s.vips = {ip("10.96.0.10"), ip("fd00:96::10")};
+  s.ports = {ServicePort{9080, Protocol::HTTP, "http", 0}, ServicePort{9081, Protocol::TCP, "tcp", 0},
+             ServicePort{9082, Protocol::UDP, "udp", 0}};
+  struct Workload {
+    const char* name;
+    const char* v4;
+    const char* v6;
+    const char* version;
+  };
+  const Workload workloads[] = {
+      {"productpage-v1-a", "10.200.11.2", "fd00:200:11::2", "v1"},
+      {"productpage-v1-b", "10.200.12.2", "fd00:200:12::2", "v1"},
+      {"productpage-v2-a", "10.200.13.2", "fd00:200:13::2", "v2"},
+      {"productpage-v2-b", "10.200.14.2", "fd00:200:14::2", "v2"},
+  };
+  Subset whole, v1, v2;
+  v1.name = "v1";
+  v1.labels = {{"version", "v1"}};
+  v2.name = "v2";
+  v2.labels = {{"version", "v2"}};
+  for (const auto& w : workloads) {
+    if (!o.include_v1b && std::string(w.name) == "productpage-v1-b") continue;
+    for (const char* addr : {w.v4, w.v6}) {
+      Endpoint e;
+      e.name = w.name;
+      e.address = ip(addr);
+      e.labels = {{"app", "productpage"}, {"version", w.version}};
+      const auto index = static_cast<uint32_t>(s.endpoints.size());
+      s.endpoints.push_back(e);
+      whole.endpoints.push_back(index);
+      (std::string(w.version) == "v1" ? v1 : v2).endpoints.push_back(index);
+    }
+  }
+  for (Subset* sub : {&whole, &v1, &v2}) {
+    for (uint32_t port : {9080u, 9081u, 9082u}) {
+      TrafficPolicy policy;
+      policy.load_balancer.algorithm = o.algorithm;
+      policy.load_balancer.hash.source = o.hash_source;
+      policy.load_balancer.maglev_table_size = o.maglev_table_size;
+      sub->policy_by_port[port] = policy;
+    }
+  }
+  s.subsets = {whole, v1, v2};
+  const double total = o.v1_weight + o.v2_weight;
+  for (const ServicePort& port : s.ports) {
+    PortRoutes routes;
+    routes.port = port.number;
+    routes.plane = port.protocol == Protocol::HTTP ? Plane::L7 : Plane::L4;
+    WeightedDestination d1, d2;
+    d1.destination = Destination{0, 1, port.number};
+    d1.weight = o.v1_weight;
+    d1.share = total > 0 ? o.v1_weight / total : 0;
+    d2.destination = Destination{0, 2, port.number};
+    d2.weight = o.v2_weight;
+    d2.share = total > 0 ? o.v2_weight / total : 0;
+    routes.l4 = {d1, d2};
+    routes.l4_source = "http[0] per connection";
+    s.routes.push_back(routes);
+  }
+  snap.services.push_back(s);
+  snap.service_by_host["productpage"] = 0;
+  return snap;
+}
+
+}  // namespace sluice::testing

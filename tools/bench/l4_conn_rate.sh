@@ -57,6 +57,7 @@ NFT
       ;;
     direct) target=10.200.11.2:9081 ;;
   esac
+  [[ -n "${BENCH_DEBUG:-}" ]] && ip netns exec "$node" iptables -t nat -S PREROUTING >&2 && ip -n "$node" link show c0 >&2
   hz=$(getconf CLK_TCK)
   j0=$(busy_jiffies)
   xdp_loadgen "$XDP_WORK/$mode.json" tcp --connect "$target" --count "$N" --concurrency 32 --timeout-s 60
@@ -65,8 +66,7 @@ NFT
     '"%.0f %d" % (sum(j["backends"].values()) / j["elapsed_s"], sum(j["errors"].values()))')
   echo "$rate $(python3 -c "print('%.1f' % (($j1 - $j0) / $hz * 1e6 / $N))") $errors" >"$XDP_WORK/result"
   case $mode in
-    xdp) xdp_stop_harness; ip netns exec "$node" bash -c 'for l in c0 b1 b2 b3 b4; do ip link set dev $l xdp off; done'
-         rm -rf -- "$XDP_PIN" ;;
+    xdp) xdp_stop_harness; rm -rf -- "$XDP_PIN" ;;
     iptables) ip netns exec "$node" iptables -t nat -F PREROUTING ;;
     nftables) ip netns exec "$node" nft delete table ip slc_bench ;;
   esac

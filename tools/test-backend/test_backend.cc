@@ -543,6 +543,12 @@ int TestBackend::run() {
       auto it = connections_.find(fd);
       if (it == connections_.end()) continue;
       Connection& c = *it->second;
+      if ((events[i].events & (EPOLLHUP | EPOLLERR)) && c.peer_closed) {
+        // Both directions are gone (or reset): nothing queued or delayed can
+        // be delivered, and HUP would be reported on every wait until closed.
+        close_connection(fd);
+        continue;
+      }
       if (events[i].events & EPOLLOUT) flush(c);
       if (events[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) on_readable(c);
       if (c.done()) close_connection(fd);

@@ -66,7 +66,8 @@ std::string escape_label(std::string_view v) {
 json clusters_json(const AdminContext& ctx, const model::Snapshot& snap) {
   json backend_load = json::object();   // "addr:port/tcp" -> load figures
   if (ctx.xdp) {
-    for (const auto& b : ctx.xdp->stats()["backends"]) backend_load[b["address"].get<std::string>()] = b;
+    const json stats = ctx.xdp->stats();
+    for (const auto& b : stats.value("backends", json::array())) backend_load[b.value("address", "")] = b;
   }
   json out = json::array();
   for (const auto& svc : snap.services) {
@@ -92,8 +93,10 @@ json clusters_json(const AdminContext& ctx, const model::Snapshot& snap) {
           json e = {{"name", ep.name}, {"address", addr + ":" + std::to_string(ep_port)}, {"weight", ep.weight}};
           if (backend_load.contains(key)) {
             const auto& b = backend_load[key];
-            e["l7_active_requests"] = b.value("l7_active", 0);
-            e["l4_active_flows"] = b.value("l4_opened", uint64_t{0}) - b.value("l4_closed", uint64_t{0});
+            const uint64_t opened = b.value("l4_opened", uint64_t{0});
+            const uint64_t closed = b.value("l4_closed", uint64_t{0});
+            e["l7_active_requests"] = static_cast<int64_t>(b.value("l7_active", uint64_t{0}));
+            e["l4_active_flows"] = opened >= closed ? opened - closed : 0;
             e["xdp_new_flows"] = b.value("new_flows", uint64_t{0});
           }
           s["endpoints"].push_back(e);
@@ -113,7 +116,12 @@ std::string render_xdp_prometheus(const json& stats) {
   auto family = [&](const char* name, const char* type, const char* help) {
     out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
   };
-  auto num = [](const json& j, const char* key) { return j.value(key, uint64_t{0}); };
+  // Absent or null counters read as 0: a datapath older or newer than this
+  // agent may lack a field, and that must not cost the whole scrape.
+  auto num = [](const json& j, const char* key) -> uint64_t {
+    auto it = j.find(key);
+    return it != j.end() && it->is_number() ? it->get<uint64_t>() : 0;
+  };
 
   // Istio's standard TCP metrics, per destination subset (reporter: the XDP plane).
   struct IstioTcp {
@@ -175,16 +183,17 @@ std::string render_xdp_prometheus(const json& stats) {
                        escape_label(b.value("address", "")), static_cast<int64_t>(num(b, "l7_active")));
   }
   family("sluice_xdp_events_total", "counter", "Datapath-wide events and verdicts by reason");
-  for (const auto& [name, value] : stats.value("global", json::object()).items()) {
-    out += fmt::format("sluice_xdp_events_total{{event=\"{}\"}} {}\n", escape_label(name), value.get<uint64_t>());
+  const json global = stats.value("global", json::object());
+  for (const auto& [name, value] : global.items()) {
+    out += fmt::format("sluice_xdp_events_total{{event=\"{}\"}} {}\n", escape_label(name),
+                       value.is_number() ? value.get<uint64_t>() : 0);
   }
   family("sluice_conntrack_entries", "gauge", "Flows in the conntrack LRU");
   out += fmt::format("sluice_conntrack_entries {}\n", num(stats, "conntrack_flows"));
   family("sluice_conntrack_evictions_total", "counter",
          "Conntrack inserts that failed or tracked flows found missing mid-flow (LRU evictions)");
-  const json global = stats.value("global", json::object());
   out += fmt::format("sluice_conntrack_evictions_total {}\n",
-                     global.value("ct_insert_failed", uint64_t{0}) + global.value("ct_midflow_miss", uint64_t{0}));
+                     num(global, "ct_insert_failed") + num(global, "ct_midflow_miss"));
   return out;
 }
 
@@ -232,6 +241,10 @@ void register_admin_endpoints(admin::AdminServer& server, const AdminContext& ct
     if (ctx.proxy) out += ctx.proxy->render_prometheus();
     if (ctx.xdp) out += render_xdp_prometheus(ctx.xdp->stats());
     return admin::AdminResponse{200, "text/plain; version=0.0.4; charset=utf-8", out};
+  });
+  server.handle("/stats/datapath", [ctx](const admin::AdminRequest&) {
+    if (!ctx.xdp) return json_response({{"error", "running without the kernel datapath (--no-xdp)"}}, 404);
+    return json_response(ctx.xdp->stats());
   });
   server.handle("/weights", [ctx](const admin::AdminRequest& req) {
     if (req.method != "POST") {

@@ -148,12 +148,19 @@ std::string describe_changes(const model::Snapshot* before, const model::Snapsho
         parts.push_back(now.host + ":" + std::to_string(r.port) + " new port");
         continue;
       }
-      std::string a = weights_of(*before, *was, old_r->l4);
-      std::string b = weights_of(after, now, r.l4);
-      for (size_t i = 0; i < r.http.size() && i < old_r->http.size(); ++i) {
-        a += " | " + weights_of(*before, *was, old_r->http[i].route);
-        b += " | " + weights_of(after, now, r.http[i].route);
-      }
+      // One "a=1 b=2" group per destination list: the L4 list, then each http route's.
+      auto lists = [](const model::Snapshot& snap, const model::Service& svc, const model::PortRoutes& pr) {
+        std::string out;
+        auto add = [&](const std::vector<model::WeightedDestination>& dests) {
+          if (dests.empty()) return;
+          out += (out.empty() ? "" : " | ") + weights_of(snap, svc, dests);
+        };
+        add(pr.l4);
+        for (const auto& h : pr.http) add(h.route);
+        return out;
+      };
+      std::string a = lists(*before, *was, *old_r);
+      std::string b = lists(after, now, r);
       if (old_r->http.size() != r.http.size()) {
         parts.push_back(now.host + ":" + std::to_string(r.port) + " http routes " +
                         std::to_string(old_r->http.size()) + "->" + std::to_string(r.http.size()));

@@ -146,10 +146,11 @@ class SnapshotCompiler {
 
   std::optional<uint32_t> resolve_host(const std::string& host, const std::string& ns) const {
     auto& index = snapshot_->service_by_host;
-    if (auto it = index.find(host); it != index.end()) return it->second;
+    // A short name means the referring resource's namespace first, as in Kubernetes.
     if (host.find('.') == std::string::npos) {
       if (auto it = index.find(host + "." + ns + ".svc.cluster.local"); it != index.end()) return it->second;
     }
+    if (auto it = index.find(host); it != index.end()) return it->second;
     return std::nullopt;
   }
 
@@ -360,9 +361,10 @@ class SnapshotCompiler {
     int64_t sum = 0;
     for (const auto& w : refs) {
       out.push_back(resolve_destination(vs, w.destination));
-      sum += w.weight.value_or(refs.size() == 1 ? 100 : 0);
+      sum += w.weight.value_or(0);
     }
-    if (check_weights && !refs.empty() && sum == 0) {
+    // A single destination takes everything whatever its weight says.
+    if (check_weights && refs.size() > 1 && sum == 0) {
       error(route_where, "VirtualService '" + vs.meta.name + "' " + route_name +
                              ": route weights sum to 0, so no destination can receive traffic "
                              "(give at least one destination a positive weight)");
@@ -508,7 +510,8 @@ class SnapshotCompiler {
       if (!d) continue;
       model::WeightedDestination w;
       w.destination = *d;
-      w.weight = static_cast<uint32_t>(refs[i].weight.value_or(refs.size() == 1 ? 100 : 0));
+      w.weight = static_cast<uint32_t>(refs[i].weight.value_or(0));
+      if (refs.size() == 1 && w.weight == 0) w.weight = 100;
       w.headers = refs[i].headers;
       sum += w.weight;
       out.push_back(std::move(w));

@@ -1,6 +1,7 @@
 #include "config/loader.h"
 
 #include <re2/re2.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -68,6 +69,14 @@ class Decoder {
       : out_(out), file_(file), regex_cache_(regex_cache) {}
 
   std::string kind = "document";
+  // Documents are parsed one at a time (see split_documents); marks are
+  // relative to the document's first line.
+  int line_offset = 0;
+
+  SourceLocation at(const YAML::Mark& m) const {
+    if (m.line < 0) return {file_, 0, 0};
+    return {file_, m.line + 1 + line_offset, m.column + 1};
+  }
 
   SourceLocation at(const YAML::Node& node) const {
     SourceLocation loc{file_, 0, 0};
@@ -75,7 +84,7 @@ class Decoder {
       if (node.IsDefined()) {
         const YAML::Mark m = node.Mark();
         if (m.line >= 0) {
-          loc.line = m.line + 1;
+          loc.line = m.line + 1 + line_offset;
           loc.column = m.column + 1;
         }
       }
@@ -1495,6 +1504,92 @@ void decode_document(Decoder& d, const YAML::Node& doc) {
   else decode_service_entry(d, spec_fields, std::move(meta));
 }
 
+// One YAML document of a stream: its text and the 0-based line it starts on.
+struct DocumentText {
+  std::string_view text;
+  int first_line = 0;
+};
+
+// Splits a stream at its document markers: a line starting with "---" opens
+// a document, a line starting with "..." closes one. Both are only markers
+// at column 0, and YAML forbids them there inside scalars, so this split is
+// exact. Parsing documents one by one, rather than with YAML::LoadAll, keeps
+// a syntax error in one document from hiding the others, and avoids
+// yaml-cpp 0.7's endless loop when a document holds a stray ',' (LoadAll
+// keeps calling the parser, which never consumes the token; fixed upstream
+// after 0.7 by jbeder/yaml-cpp#1319).
+std::vector<DocumentText> split_documents(std::string_view stream) {
+  const auto is_marker = [](std::string_view line, std::string_view marker) {
+    return line.substr(0, 3) == marker &&
+           (line.size() == 3 || line[3] == ' ' || line[3] == '\t' || line[3] == '\r');
+  };
+  std::vector<DocumentText> docs;
+  size_t doc_start = 0;
+  int doc_line = 0;
+  int line_no = 0;
+  for (size_t pos = 0; pos < stream.size(); ++line_no) {
+    size_t end = stream.find('\n', pos);
+    const size_t next = end == std::string_view::npos ? stream.size() : end + 1;
+    const std::string_view line = stream.substr(pos, (end == std::string_view::npos ? stream.size() : end) - pos);
+    if (is_marker(line, "---") && pos > doc_start) {
+      docs.push_back({stream.substr(doc_start, pos - doc_start), doc_line});
+      doc_start = pos;
+      doc_line = line_no;
+    } else if (is_marker(line, "...")) {
+      docs.push_back({stream.substr(doc_start, next - doc_start), doc_line});
+      doc_start = next;
+      doc_line = line_no + 1;
+    }
+    pos = next;
+  }
+  if (doc_start < stream.size()) docs.push_back({stream.substr(doc_start), doc_line});
+  return docs;
+}
+
+// Records where the first event of a document is, and nothing else.
+class FirstEventMark : public YAML::EventHandler {
+ public:
+  std::optional<YAML::Mark> mark;
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& m, YAML::anchor_t) override { note(m); }
+  void OnAlias(const YAML::Mark& m, YAML::anchor_t) override { note(m); }
+  void OnScalar(const YAML::Mark& m, const std::string&, YAML::anchor_t, const std::string&) override { note(m); }
+  void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override { note(m); }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override { note(m); }
+  void OnMapEnd() override {}
+
+ private:
+  void note(const YAML::Mark& m) {
+    if (!mark) mark = m;
+  }
+};
+
+// YAML::Load parses one document and silently ignores tokens after it. A
+// block mapping at column 0 (every real Istio document) cannot be followed
+// by anything but an error, so only other roots need this second look.
+std::optional<YAML::Mark> trailing_content(const YAML::Node& root, std::string_view text) {
+  if (root.IsMap() && root.Style() == YAML::EmitterStyle::Block && root.Mark().column == 0) return std::nullopt;
+  std::istringstream in{std::string(text)};
+  YAML::Parser parser(in);
+  FirstEventMark first, second;
+  if (!parser.HandleNextDocument(first)) return std::nullopt;
+  if (!parser.HandleNextDocument(second) || !second.mark) return std::nullopt;
+  // yaml-cpp also reports an empty document at the end of some streams
+  // ("---\n"): only text that is more than blanks and comments is content.
+  std::string_view rest = text.substr(std::min<size_t>(static_cast<size_t>(std::max(second.mark->pos, 0)), text.size()));
+  while (!rest.empty()) {
+    const size_t eol = rest.find('\n');
+    std::string_view line = rest.substr(0, eol);
+    const size_t text_at = line.find_first_not_of(" \t\r");
+    if (text_at != std::string_view::npos && line[text_at] != '#') return second.mark;
+    if (eol == std::string_view::npos) break;
+    rest.remove_prefix(eol + 1);
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 ParsedConfig parse_sources(const std::vector<SourceText>& sources) {
@@ -1503,22 +1598,25 @@ ParsedConfig parse_sources(const std::vector<SourceText>& sources) {
   for (const auto& src : sources) {
     out.files.push_back(src.path);
     Decoder d(out, src.path, regex_cache);
-    std::vector<YAML::Node> docs;
-    try {
-      docs = YAML::LoadAll(src.text);
-    } catch (const YAML::Exception& e) {
-      // A syntax error loses the rest of this file, not the other files.
-      SourceLocation where{src.path, e.mark.line >= 0 ? e.mark.line + 1 : 0,
-                           e.mark.column >= 0 ? e.mark.column + 1 : 0};
-      d.report(Severity::Error, where, "YAML syntax error: " + e.msg);
-      continue;
-    }
-    for (const auto& doc : docs) {
+    for (const auto& doc : split_documents(src.text)) {
+      d.line_offset = doc.first_line;
+      YAML::Node root;
       try {
-        decode_document(d, doc);
+        root = YAML::Load(std::string(doc.text));
+        if (auto junk = trailing_content(root, doc.text)) {
+          d.error(d.at(*junk), "YAML syntax error: unexpected content after the document's "
+                               "top-level node (a stray ',' ?)");
+          continue;
+        }
+      } catch (const YAML::Exception& e) {
+        d.report(Severity::Error, d.at(e.mark), "YAML syntax error: " + e.msg);
+        continue;
+      }
+      try {
+        decode_document(d, root);
       } catch (const std::exception& e) {
         // yaml-cpp throws on some malformed nodes; keep it a diagnostic.
-        d.error(doc, std::string("cannot decode document: ") + e.what());
+        d.error(root, std::string("cannot decode document: ") + e.what());
       }
     }
   }

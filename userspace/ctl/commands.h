@@ -24,6 +24,13 @@ struct Command {
 CommandBody define_validate(CLI::App& command);
 CommandBody define_explain(CLI::App& command);
 
+// Commands that ask a running agent through its admin API.
+CommandBody define_status(CLI::App& command);
+CommandBody define_routes(CLI::App& command);
+CommandBody define_clusters(CLI::App& command);
+CommandBody define_stats(CLI::App& command);
+CommandBody define_weights(CLI::App& command);
+
 // The options every command that talks to a running agent shares
 // (status, routes, clusters, stats, weights).
 struct AdminOptions {

@@ -18,7 +18,12 @@ std::span<const Command> command_table() {
       {"validate", "check configuration files; print file:line:col diagnostics", define_validate},
       {"explain", "show the compiled snapshot: VIPs, ports, planes, routes, subsets, endpoints, policies",
        define_explain},
-      // Commands that query a running agent register here (see AdminOptions).
+      {"status", "the running agent: serving version, overrides in force, the last refused change",
+       define_status},
+      {"routes", "the running agent's routes per VIP:port with destination shares", define_routes},
+      {"clusters", "the running agent's subsets and endpoints with their load", define_clusters},
+      {"stats", "the running agent's metrics (non-zero samples; --all for every one)", define_stats},
+      {"weights", "shift a service's route weights at run time, on both planes at once", define_weights},
   };
   return kCommands;
 }
@@ -27,7 +32,7 @@ std::span<const Command> command_table() {
 
 int main(int argc, char** argv) {
   using namespace sluice::ctl;
-  CLI::App app{"sluicectl: check, explain and operate sluice's Istio traffic configuration",
+  CLI::App app{"sluicectl: check and explain sluice's Istio traffic configuration",
                "sluicectl"};
   app.require_subcommand(1, 1);
   app.footer(

@@ -10,7 +10,11 @@ void LeastRequestPolicy::rebuild(std::span<const uint32_t> available) {
   for (uint32_t index : available) {
     if (hosts_.hosts()[index].weight != hosts_.hosts()[available[0]].weight) equal_weights_ = false;
   }
-  current_.assign(available.size(), 0.0);
+  schedule_ = {};
+  now_ = 0;
+  next_order_ = 0;
+  if (equal_weights_) return;
+  for (uint32_t index : available) schedule_.push({1.0 / effective_weight(index), next_order_++, index});
 }
 
 uint64_t LeastRequestPolicy::active_of(uint32_t index) const {
@@ -32,16 +36,11 @@ uint32_t LeastRequestPolicy::pick(std::span<const uint32_t> available, const Pic
     const uint32_t second = available[random_.uniform(available.size())];
     return active_of(second) < active_of(first) ? second : first;
   }
-  double total = 0;
-  size_t best = 0;
-  for (size_t i = 0; i < available.size(); ++i) {
-    const double w = effective_weight(available[i]);
-    total += w;
-    current_[i] += w;
-    if (current_[i] > current_[best]) best = i;
-  }
-  current_[best] -= total;
-  return available[best];
+  const Due due = schedule_.top();
+  schedule_.pop();
+  now_ = due.deadline;
+  schedule_.push({now_ + 1.0 / effective_weight(due.host), next_order_++, due.host});
+  return due.host;
 }
 
 }  // namespace sluice::lb

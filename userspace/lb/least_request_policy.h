@@ -1,12 +1,15 @@
 // LEAST_REQUEST, as Envoy does it:
 //  - equal weights: power of two choices — sample two hosts at random and
 //    take the one with fewer active requests (the first sampled on a tie);
-//  - unequal weights: weighted round-robin over effective weights
-//    weight / (active + 1)^bias, recomputed on every pick, so a busy host's
-//    share shrinks while it is busy (Envoy's EDF; here the smooth WRR form).
+//  - unequal weights: earliest-deadline-first over effective weights
+//    weight / (active + 1)^bias (Envoy's EDF scheduler): a host is due again
+//    1/effective_weight after its last pick, with the weight taken from its
+//    active count at that moment, so a busy host's share shrinks while it is
+//    busy. O(log n) per pick.
 // Active counts come from the proxy through ActiveRequestCounts.
 #pragma once
 
+#include <queue>
 #include <vector>
 
 #include "lb/policy.h"
@@ -28,8 +31,17 @@ class LeastRequestPolicy final : public HostSetPolicy {
 
   const ActiveRequestCounts* active_;
   double bias_;
+  struct Due {
+    double deadline;
+    uint64_t order;   // FIFO among equal deadlines, so ties are deterministic
+    uint32_t host;
+    bool operator>(const Due& o) const { return deadline != o.deadline ? deadline > o.deadline : order > o.order; }
+  };
+
   bool equal_weights_ = true;
-  std::vector<double> current_;   // smooth WRR scores, parallel to available
+  std::priority_queue<Due, std::vector<Due>, std::greater<>> schedule_;
+  double now_ = 0;
+  uint64_t next_order_ = 0;
 };
 
 }  // namespace sluice::lb

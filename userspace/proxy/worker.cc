@@ -15,6 +15,8 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <stdexcept>
@@ -151,6 +153,7 @@ Worker::Worker(unsigned index, Proxy& proxy, const ProxyOptions& options, Active
   picker_ = options.make_picker ? options.make_picker() : std::make_unique<InterimPicker>();
   uint64_t seed = options.random_seed != 0 ? options.random_seed + index : std::random_device{}();
   random_ = std::make_unique<SeededRandom>(seed);
+  trace_ = std::getenv("SLUICE_PROXY_TRACE") != nullptr;
 }
 
 Worker::~Worker() {
@@ -328,6 +331,10 @@ void Worker::run() {
 
 void Worker::handle_cqe(const io_uring_cqe& cqe) {
   UserData ud = decode_user_data(cqe.user_data);
+  if (trace_) {
+    std::fprintf(stderr, "worker %u: op=%d id=%u gen=%u res=%d flags=%x\n", index_, static_cast<int>(ud.op), ud.id,
+                 ud.generation, cqe.res, cqe.flags);
+  }
   switch (ud.op) {
     case Op::Wake:
       if (!stop_requested_.load()) arm_wake();
@@ -426,7 +433,7 @@ void Worker::close_conn(Conn& c) {
 }
 
 void Worker::maybe_free(Conn& c) {
-  if (!c.shut || c.ops > 0) return;
+  if (c.role == Role::Free || !c.shut || c.ops > 0) return;
   if (c.role == Role::Client) {
     --client_count_;
     c.exchange->snapshot.reset();

@@ -216,6 +216,7 @@ class Worker final : private BackendLoad {
   uint64_t wake_value_ = 0;
   std::atomic<bool> drain_requested_{false}, stop_requested_{false};
   bool draining_ = false;
+  bool trace_ = false;   // SLUICE_PROXY_TRACE set: log every completion to stderr
 
   std::vector<std::unique_ptr<Conn>> conns_;
   std::vector<uint32_t> free_conns_;

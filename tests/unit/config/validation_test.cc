@@ -1,0 +1,330 @@
+// Every validation the config compiler makes, each asserting the file, line,
+// column and message a user sees.
+#include <gtest/gtest.h>
+
+#include "config_test_support.h"
+
+namespace sluice::config {
+namespace {
+
+using namespace testing;
+using model::Severity;
+
+// Asserts a diagnostic at exactly file:line:col with this severity whose
+// message contains `text`.
+void expect_diagnostic(const CompileResult& r, const std::string& file, int line, int column,
+                       Severity severity, const std::string& text) {
+  for (const auto& d : r.diagnostics) {
+    if (d.message.find(text) == std::string::npos) continue;
+    EXPECT_EQ(d.where.file, file) << model::format_diagnostic(d);
+    EXPECT_EQ(d.where.line, line) << model::format_diagnostic(d);
+    EXPECT_EQ(d.where.column, column) << model::format_diagnostic(d);
+    EXPECT_EQ(d.severity, severity) << model::format_diagnostic(d);
+    return;
+  }
+  ADD_FAILURE() << "no diagnostic containing \"" << text << "\"; got:\n" << diagnostics_text(r);
+}
+
+const std::string kVsHeader = R"(apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: pp}
+spec:
+  hosts: [productpage]
+  http:
+)";   // 6 lines; routes start on line 7
+
+TEST(Validation, UnknownSubsetNamesTheSubsetAndTheDefinedOnes) {
+  auto r = compile_with_productpage(kVsHeader + R"(  - route:
+    - destination: {host: productpage, subset: v3}
+)");
+  EXPECT_FALSE(r.ok());
+  expect_diagnostic(r, "vs.yaml", 8, 48, Severity::Error,
+                    "unknown subset 'v3' for host 'productpage' (DestinationRule 'productpage' defines v1, v2)");
+}
+
+TEST(Validation, SubsetThatSelectsNoEndpointIsAWarning) {
+  auto r = compile_with_productpage("", kProductpageSubsets + "  - {name: v3, labels: {version: v3}}\n");
+  EXPECT_TRUE(r.ok()) << diagnostics_text(r);
+  expect_diagnostic(r, "dr.yaml", 9, 5, Severity::Warning,
+                    "subset 'v3' of DestinationRule 'productpage' (labels version=v3) selects no endpoint of 'productpage'");
+}
+
+TEST(Validation, WeightsThatSumToZeroAreAnError) {
+  auto r = compile_with_productpage(kVsHeader + R"(  - route:
+    - {destination: {host: productpage, subset: v1}, weight: 0}
+    - {destination: {host: productpage, subset: v2}, weight: 0}
+)");
+  EXPECT_FALSE(r.ok());
+  expect_diagnostic(r, "vs.yaml", 7, 5, Severity::Error, "http[0]: route weights sum to 0");
+}
+
+TEST(Validation, SeveralDestinationsWithoutWeightsSumToZero) {
+  auto r = compile_with_productpage(kVsHeader + R"(  - route:
+    - destination: {host: productpage, subset: v1}
+    - destination: {host: productpage, subset: v2}
+)");
+  EXPECT_FALSE(r.ok());
+  expect_diagnostic(r, "vs.yaml", 7, 5, Severity::Error, "route weights sum to 0");
+}
+
+TEST(Validation, NegativeWeightIsAnError) {
+  auto r = compile_with_productpage(kVsHeader + R"(  - route:
+    - destination: {host: productpage, subset: v1}
+      weight: -10
+)");
+  EXPECT_FALSE(r.ok());
+  expect_diagnostic(r, "vs.yaml", 9, 15, Severity::Error,
+                    "VirtualService field 'http[0].route[0].weight' is -10: weights must not be negative");
+}
+
+TEST(Validation, DuplicateSubsetNameIsAnError) {
+  auto r = compile_with_productpage("", kProductpageSubsets + "  - {name: v1, labels: {version: v2}}\n");
+  EXPECT_FALSE(r.ok());
+  expect_diagnostic(r, "dr.yaml", 9, 12, Severity::Error,
+                    "duplicate subset name 'v1' in DestinationRule 'productpage' (first defined at line 7)");
+}
+
+TEST(Validation, BadDurationNamesFieldAndValue) {
+  auto r = compile_with_productpage(kVsHeader + R"(  - route: [{destination: {host: productpage}}]
+    timeout: 7 seconds
+    retries: {attempts: 2, perTryTimeout: -1s}
+)");
+  EXPECT_FALSE(r.ok());
+  expect_diagnostic(r, "vs.yaml", 8, 14, Severity::Error,
+                    "VirtualService field 'http[0].timeout': bad duration '7 seconds'");
+  expect_diagnostic(r, "vs.yaml", 9, 43, Severity::Error,
+                    "VirtualService field 'http[0].retries.perTryTimeout': bad duration '-1s'");
+}
+
+TEST(Validation, BadRegexCarriesRe2sReason) {
+  auto r = compile_with_productpage(kVsHeader + R"(  - match:
+    - uri: {regex: "/items/(+"}
+    route: [{destination: {host: productpage}}]
+)");
+  EXPECT_FALSE(r.ok());
+  expect_diagnostic(r, "vs.yaml", 8, 20, Severity::Error,
+                    "VirtualService field 'http[0].match[0].uri.regex': bad regex '/items/(+': no argument for repetition operator: + (RE2 syntax)");
+}
+
+TEST(Validation, UnknownLoadBalancerPolicyListsTheValidOnes) {
+  auto r = compile_with_productpage("", R"(apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: pp}
+spec:
+  host: productpage
+  trafficPolicy:
+    loadBalancer:
+      simple: FASTEST
+)");
+  EXPECT_FALSE(r.ok());
+  expect_diagnostic(r, "dr.yaml", 8, 15, Severity::Error,
+                    "DestinationRule field 'trafficPolicy.loadBalancer.simple': unknown load balancer policy 'FASTEST' (expected ROUND_ROBIN");
+}
+
+TEST(Validation, HostsWithNoServiceAreErrorsWherever) {
+  auto r = compile_with_productpage(R"(apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ghost}
+spec:
+  hosts: [ghost]
+  http:
+  - route: [{destination: {host: phantom}}]
+)",
+                                    R"(apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ghost}
+spec:
+  host: spectre
+)");
+  EXPECT_FALSE(r.ok());
+  expect_diagnostic(r, "vs.yaml", 5, 11, Severity::Error,
+                    "VirtualService 'ghost' host 'ghost' matches no ServiceEntry host (known: productpage)");
+  expect_diagnostic(r, "vs.yaml", 7, 34, Severity::Error, "destination host 'phantom' matches no ServiceEntry host");
+  expect_diagnostic(r, "dr.yaml", 5, 9, Severity::Error,
+                    "DestinationRule 'ghost' host 'spectre' matches no ServiceEntry host");
+}
+
+TEST(Validation, DestinationPortMustBeAServicePort) {
+  auto r = compile_with_productpage(kVsHeader + R"(  - route:
+    - destination: {host: productpage, port: {number: 8080}}
+)");
+  EXPECT_FALSE(r.ok());
+  expect_diagnostic(r, "vs.yaml", 8, 55, Severity::Error,
+                    "destination port 8080 is not a port of 'productpage' (ports: 9080, 9081)");
+}
+
+TEST(Validation, MatchPortMustBeAServicePort) {
+  auto r = compile_with_productpage(kVsHeader + R"(  - match: [{port: 80}]
+    route: [{destination: {host: productpage}}]
+)");
+  EXPECT_FALSE(r.ok());
+  expect_diagnostic(r, "vs.yaml", 7, 20, Severity::Error,
+                    "VirtualService 'pp' match port 80 is not a port of its hosts (productpage: 9080, 9081)");
+}
+
+TEST(Validation, YamlSyntaxErrorHasItsLocationAndOtherFilesAreStillChecked) {
+  auto r = compile_yaml({{"se.yaml", kProductpageService},
+                         {"broken.yaml", "apiVersion: networking.istio.io/v1\nkind: VirtualService\nspec: {hosts: [a\n"},
+                         {"vs.yaml", kVsHeader + "  - route: [{destination: {host: productpage, subset: nope}}]\n"}});
+  EXPECT_FALSE(r.ok());
+  expect_diagnostic(r, "broken.yaml", 4, 1, Severity::Error, "YAML syntax error: ");
+  expect_diagnostic(r, "vs.yaml", 7, 55, Severity::Error, "unknown subset 'nope'");
+}
+
+TEST(Validation, StrayCommaBetweenDocumentsIsASyntaxErrorNotAnEndlessLoop) {
+  // Found by the fuzzer: yaml-cpp 0.7's LoadAll never returns on this.
+  auto r = compile_with_productpage(kVsHeader + "  - route: [{destination: {host: productpage}}]\n---\n,--\nb: 2\n");
+  EXPECT_FALSE(r.ok());
+  expect_diagnostic(r, "vs.yaml", 9, 1, Severity::Error, "YAML syntax error: unexpected content after the document");
+  EXPECT_EQ(r.error_count(), 1u) << diagnostics_text(r);
+}
+
+TEST(Validation, SyntaxErrorInOneDocumentDoesNotHideTheOthers) {
+  auto r = compile_with_productpage("apiVersion: networking.istio.io/v1\nkind: VirtualService\nspec: {hosts: [a\n---\n" +
+                                    kVsHeader + "  - route: [{destination: {host: productpage, subset: v7}}]\n");
+  EXPECT_FALSE(r.ok());
+  expect_diagnostic(r, "vs.yaml", 4, 1, Severity::Error, "YAML syntax error: ");
+  expect_diagnostic(r, "vs.yaml", 11, 55, Severity::Error, "unknown subset 'v7'");
+}
+
+TEST(Validation, UnimplementedFieldIsAWarningThatNamesIt) {
+  auto r = compile_with_productpage(R"(apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: pp
+spec:
+  hosts:
+  - productpage
+  http:
+      - name: main
+        route:
+        - destination:
+            host: productpage
+        timeout: 2s
+        corsPolicy:
+          allowOrigins: [{exact: "*"}]
+)");
+  ASSERT_TRUE(r.ok()) << diagnostics_text(r);
+  const auto* d = find_diagnostic(r, "corsPolicy");
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(model::format_diagnostic(*d),
+            "vs.yaml:14:9: warning: VirtualService field 'http[0].corsPolicy' is not implemented by sluice and is ignored");
+}
+
+TEST(Validation, UnknownFieldIsAnErrorThatNamesItAndSuggestsTheKnownOne) {
+  auto r = compile_with_productpage(kVsHeader + R"(  - route: [{destination: {host: productpage, subst: v1}}]
+    timout: 2s
+)");
+  EXPECT_FALSE(r.ok());
+  expect_diagnostic(r, "vs.yaml", 7, 47, Severity::Error,
+                    "unknown VirtualService field 'http[0].route[0].destination.subst' (did you mean 'subset'?)");
+  expect_diagnostic(r, "vs.yaml", 8, 5, Severity::Error,
+                    "unknown VirtualService field 'http[0].timout' (did you mean 'timeout'?)");
+}
+
+TEST(Validation, DocumentWithoutApiVersionOrKindIsAnError) {
+  auto r = compile_yaml({{"a.yaml", "kind: VirtualService\nmetadata: {name: x}\n---\napiVersion: networking.istio.io/v1\nspec: {}\n"}});
+  EXPECT_FALSE(r.ok());
+  expect_diagnostic(r, "a.yaml", 1, 1, Severity::Error, "document has no apiVersion");
+  expect_diagnostic(r, "a.yaml", 4, 1, Severity::Error, "document has no kind");
+}
+
+TEST(Validation, WrongValueTypesNameTheFieldAndTheValue) {
+  auto r = compile_with_productpage(kVsHeader + R"(  - route: [{destination: {host: productpage}, weight: lots}]
+    retries: {attempts: [1]}
+    fault: {abort: {httpStatus: 503, percentage: {value: 150}}}
+)");
+  EXPECT_FALSE(r.ok());
+  expect_diagnostic(r, "vs.yaml", 7, 56, Severity::Error,
+                    "VirtualService field 'http[0].route[0].weight' must be an integer, got 'lots'");
+  expect_diagnostic(r, "vs.yaml", 8, 25, Severity::Error,
+                    "VirtualService field 'http[0].retries.attempts' must be an integer, got a list");
+  expect_diagnostic(r, "vs.yaml", 9, 58, Severity::Error,
+                    "'http[0].fault.abort.percentage.value' is 150, expected a percentage 0..100");
+}
+
+TEST(Validation, EndpointAddressMustBeAnIp) {
+  auto r = compile_yaml({{"we.yaml", R"(apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: w}
+spec:
+  address: backend.example.com
+)"}});
+  EXPECT_FALSE(r.ok());
+  expect_diagnostic(r, "we.yaml", 5, 12, Severity::Error,
+                    "WorkloadEntry field 'address': 'backend.example.com' is not an IPv4 or IPv6 address");
+}
+
+TEST(Validation, MaglevTableSizeMustBePrime) {
+  auto r = compile_with_productpage("", R"(apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: pp}
+spec:
+  host: productpage
+  trafficPolicy: {loadBalancer: {consistentHash: {useSourceIp: true, maglev: {tableSize: 65536}}}}
+)");
+  EXPECT_FALSE(r.ok());
+  expect_diagnostic(r, "dr.yaml", 6, 90, Severity::Error, "is 65536, which is not prime");
+}
+
+TEST(Validation, HostDefinedByTwoServiceEntriesIsAnError) {
+  auto r = compile_yaml({{"se.yaml", kProductpageService},
+                         {"dup.yaml", R"(apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: dup}
+spec:
+  hosts: [productpage]
+  ports: [{number: 1, name: tcp}]
+)"}});
+  EXPECT_FALSE(r.ok());
+  expect_diagnostic(r, "dup.yaml", 5, 11, Severity::Error,
+                    "host 'productpage' is already defined by another ServiceEntry at se.yaml:5");
+}
+
+TEST(Validation, TwoRulesOrTwoVirtualServicesForOneHostAreErrors) {
+  auto r = compile_with_productpage(kVsHeader + "  - route: [{destination: {host: productpage}}]\n---\n" + kVsHeader +
+                                        "  - route: [{destination: {host: productpage}}]\n",
+                                    kProductpageSubsets + "---\n" + kProductpageSubsets);
+  EXPECT_FALSE(r.ok());
+  expect_diagnostic(r, "vs.yaml", 13, 11, Severity::Error,
+                    "host 'productpage' is already routed by VirtualService 'pp' (vs.yaml:2)");
+  expect_diagnostic(r, "dr.yaml", 14, 9, Severity::Error,
+                    "host 'productpage' already has DestinationRule 'productpage' (dr.yaml:2)");
+}
+
+TEST(Validation, AllDiagnosticsOfAllFilesComeFromOnePass) {
+  auto r = compile_yaml({{"se.yaml", kProductpageService},
+                         {"a.yaml", kVsHeader + "  - route: [{destination: {host: productpage}}]\n    timeout: soon\n"},
+                         {"b.yaml", R"(apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: b}
+spec:
+  host: productpage
+  trafficPolicy: {loadBalancer: {simple: NOPE}}
+  subsets: [{name: x, labels: {version: v1}, trafficPolicy: {connectionPool: {tcp: {connectTimeout: 5 minutes}}}}]
+)"}});
+  EXPECT_FALSE(r.ok());
+  std::vector<std::string> errors;
+  for (const auto& d : r.diagnostics) {
+    if (d.severity == Severity::Error) errors.push_back(d.where.file + ":" + std::to_string(d.where.line));
+  }
+  // Sorted by file (in load order), then line.
+  EXPECT_EQ(errors, (std::vector<std::string>{"a.yaml:8", "b.yaml:6", "b.yaml:7"})) << diagnostics_text(r);
+}
+
+TEST(Validation, ErrorsMeanNoSnapshot) {
+  auto r = compile_with_productpage(kVsHeader + "  - route: [{destination: {host: productpage, subset: v9}}]\n");
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(r.snapshot, nullptr);
+  EXPECT_GE(r.error_count(), 1u);
+}
+
+TEST(Validation, MissingPathIsReported) {
+  auto r = compile_paths({"/nonexistent/sluice-config"}, 1);
+  EXPECT_FALSE(r.ok());
+  ASSERT_FALSE(r.diagnostics.empty());
+  EXPECT_EQ(model::format_diagnostic(r.diagnostics[0]), "/nonexistent/sluice-config: error: no such file or directory");
+}
+
+}  // namespace
+}  // namespace sluice::config

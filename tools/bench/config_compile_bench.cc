@@ -1,0 +1,82 @@
+// Times the config pipeline on a directory: YAML parsing alone (plain
+// yaml-cpp LoadAll, the baseline), sluice's load (YAML + schema decoding)
+// and the compile to a Snapshot. Prints the median of RUNS runs of each and
+// the ratios against the baseline measured in the same run.
+//
+// usage: config_compile_bench DIR [RUNS]
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <vector>
+
+#include "config/compiler.h"
+#include "config/loader.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double median_seconds(int runs, const std::function<void()>& body) {
+  std::vector<double> samples;
+  for (int i = 0; i < runs; ++i) {
+    const auto start = Clock::now();
+    body();
+    samples.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+  }
+  std::sort(samples.begin(), samples.end());
+  return samples[samples.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace sluice::config;
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: %s DIR [RUNS]\n", argv[0]);
+    return 2;
+  }
+  const int runs = argc > 2 ? std::max(1, std::atoi(argv[2])) : 5;
+  std::vector<sluice::model::Diagnostic> read_errors;
+  const auto sources = read_config_sources({argv[1]}, read_errors);
+  if (!read_errors.empty() || sources.empty()) {
+    std::fprintf(stderr, "cannot read %s\n", argv[1]);
+    return 2;
+  }
+  size_t bytes = 0;
+  for (const auto& s : sources) bytes += s.text.size();
+
+  size_t baseline_docs = 0;
+  const double yaml_only = median_seconds(runs, [&] {
+    baseline_docs = 0;
+    for (const auto& s : sources) baseline_docs += YAML::LoadAll(s.text).size();
+  });
+  ParsedConfig parsed;
+  const double load = median_seconds(runs, [&] { parsed = parse_sources(sources); });
+  CompileResult result;
+  uint64_t version = 0;
+  const double compile_only = median_seconds(runs, [&] { result = compile(parsed, ++version); });
+  if (!result.ok()) {
+    std::fprintf(stderr, "config does not compile: %zu errors\n", result.error_count());
+    return 1;
+  }
+  size_t endpoints = 0;
+  for (const auto& svc : result.snapshot->services) endpoints += svc.endpoints.size();
+
+  std::printf("input: %zu files, %.1f MB, %zu documents -> %zu services, %zu endpoints\n", sources.size(),
+              static_cast<double>(bytes) / 1e6, baseline_docs, result.snapshot->services.size(), endpoints);
+  std::printf("median of %d runs:\n", runs);
+  std::printf("  baseline: yaml-cpp LoadAll only         %8.3f s\n", yaml_only);
+  std::printf("  sluice load (YAML + schema decode)      %8.3f s  (%.2fx baseline)\n", load, load / yaml_only);
+  std::printf("  sluice compile (resolve, select, route) %8.3f s  (%.2fx baseline)\n", compile_only,
+              compile_only / yaml_only);
+  std::printf("  sluice total (load + compile)           %8.3f s  (%.2fx baseline)\n", load + compile_only,
+              (load + compile_only) / yaml_only);
+  std::printf("  split: YAML %.0f%%, decode %.0f%%, compile %.0f%% of total\n",
+              100 * yaml_only / (load + compile_only), 100 * std::max(0.0, load - yaml_only) / (load + compile_only),
+              100 * compile_only / (load + compile_only));
+  return 0;
+}

@@ -1410,7 +1410,12 @@ void Worker::retry(Conn& c) {
   x.response_chunks.reset();
   x.request_done = !x.has_body;
   c.client_state = ClientState::Proxying;
-  if (!select_endpoint(c, nullptr)) {
+  // Prefer another host than the one that just failed (Envoy's
+  // previous_hosts retry predicate), with a bounded number of re-picks.
+  uint32_t previous = x.backend;
+  bool picked = select_endpoint(c, nullptr);
+  for (int i = 0; picked && x.backend == previous && i < 4; ++i) picked = select_endpoint(c, nullptr);
+  if (!picked) {
     reply_local(c, 503, "no healthy upstream\n", "", false, "UH");
     return;
   }

@@ -31,7 +31,7 @@ spec:
   - {name: v1, labels: {version: v1}}
 YAML
 l7_proxy "$L7_TMP/cfg" 127.77.0.1:18082 "$PORT" --workers 2
-curl -s --no-progress-meter -Z --parallel-max 200 -o /dev/null -w '%{http_code} %{time_total}\n' "http://127.77.0.1:18082/[1-400]" \
+curl -s --no-progress-meter -Z --parallel-immediate --parallel-max 200 -o /dev/null -w '%{http_code} %{time_total}\n' "http://127.77.0.1:18082/[1-400]" \
   >"$L7_TMP/out"
 total=$(wc -l <"$L7_TMP/out")
 read -r delayed aborted ok bad_timing < <(awk '

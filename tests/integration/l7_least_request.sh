@@ -4,8 +4,10 @@
 # 20 ms (v1-b). The same wrk load (16 connections, 3 s) runs against
 # ROUND_ROBIN, then LEAST_REQUEST; the slow backend's share comes from the
 # proxy's istio_requests_total per destination_workload.
-# ROUND_ROBIN gives it ~50% by construction; LEAST_REQUEST must give it less
-# than half of what ROUND_ROBIN did (in practice a few percent).
+# ROUND_ROBIN gives it 50% by construction. LEAST_REQUEST (power of two
+# choices, drawn with replacement as Envoy does) still sends it the 25% of
+# picks where both draws land on it, plus any pick where it is not busier;
+# the pass mark is at most 0.6 × ROUND_ROBIN's share (30 points here).
 source "$(dirname "$0")/l7_lib.sh"
 command -v wrk >/dev/null || l7_skip_or_fail "wrk not installed"
 
@@ -45,6 +47,6 @@ YAML
 read -r rr rr_total < <(slow_share ROUND_ROBIN)
 read -r lr lr_total < <(slow_share LEAST_REQUEST)
 echo "slow backend share: ROUND_ROBIN $rr% of $rr_total, LEAST_REQUEST $lr% of $lr_total"
-awk -v rr="$rr" -v lr="$lr" 'BEGIN {exit !(lr < rr / 2)}' ||
-  l7_fail "LEAST_REQUEST gave the slow backend $lr%, not under half of ROUND_ROBIN's $rr%"
+awk -v rr="$rr" -v lr="$lr" 'BEGIN {exit !(lr <= rr * 0.6)}' ||
+  l7_fail "LEAST_REQUEST gave the slow backend $lr%, more than 0.6 × ROUND_ROBIN's $rr%"
 echo "PASS: LEAST_REQUEST avoids the slow backend ($lr% vs $rr%)"

@@ -23,7 +23,7 @@
 #include <system_error>
 
 #include "http/local_response.h"
-#include "proxy/interim_routing.h"
+#include "proxy/mesh_routing.h"
 
 namespace sluice::proxy {
 namespace {
@@ -149,8 +149,8 @@ Worker::Worker(unsigned index, Proxy& proxy, const ProxyOptions& options, Active
     : index_(index), proxy_(proxy), options_(options), counters_(counters) {
   wake_fd_ = eventfd(0, EFD_CLOEXEC);
   if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd for proxy worker");
-  router_ = options.make_router ? options.make_router() : std::make_unique<InterimRouter>();
-  picker_ = options.make_picker ? options.make_picker() : std::make_unique<InterimPicker>();
+  router_ = options.make_router ? options.make_router() : std::make_unique<MeshRouter>();
+  picker_ = options.make_picker ? options.make_picker() : std::make_unique<MeshPicker>();
   uint64_t seed = options.random_seed != 0 ? options.random_seed + index : std::random_device{}();
   random_ = std::make_unique<SeededRandom>(seed);
   trace_ = std::getenv("SLUICE_PROXY_TRACE") != nullptr;

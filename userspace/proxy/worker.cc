@@ -518,7 +518,8 @@ void Worker::deliver(Conn& c, std::string_view data, uint16_t bid, uint32_t offs
     recycle_buffer(bid);
   }
   if (c.role == Role::Client) {
-    process_client(c);
+    if (c.client_state == ClientState::Proxying) pump_request(c);
+    else process_client(c);
   } else if (c.client != kNone) {
     pump_response(*conns_[c.client]);
   } else if (!c.shut) {

@@ -24,6 +24,7 @@
 
 #include "http/local_response.h"
 #include "proxy/mesh_routing.h"
+#include "proxy/retry_policy.h"
 
 namespace sluice::proxy {
 namespace {
@@ -130,11 +131,6 @@ void from_sockaddr(const sockaddr_storage& ss, model::IpAddress& ip, uint32_t& p
     std::memcpy(ip.bytes.data(), &sin6->sin6_addr, 16);
     port = ntohs(sin6->sin6_port);
   }
-}
-
-bool status_in(const model::Retries& r, unsigned status) {
-  return std::find(r.retriable_status_codes.begin(), r.retriable_status_codes.end(), status) !=
-         r.retriable_status_codes.end();
 }
 
 }  // namespace
@@ -1370,35 +1366,17 @@ void Worker::abort_exchange(Conn& c) {
 }
 
 bool Worker::retry_allowed(const Exchange& x, Failure failure, unsigned status, bool response_seen) const {
-  if (x.response_started || x.route == nullptr || !x.route->retries) return false;
-  if (x.has_body && x.request_body_sent) return false;   // bodies stream through; nothing to replay
-  const model::Retries& r = *x.route->retries;
-  if (x.retries_done >= r.attempts) return false;
-  // A request that may have reached the upstream is retried only if idempotent.
-  bool maybe_sent = response_seen || failure != Failure::ConnectFailure;
-  if (maybe_sent && !x.idempotent) return false;
-  if (response_seen && status_in(r, status)) return true;
-  for (const std::string& token : r.retry_on) {
-    if (response_seen) {
-      if ((token == "5xx" && status >= 500) || (token == "gateway-error" && status >= 502 && status <= 504) ||
-          (token == "retriable-4xx" && status == 409) || token == std::to_string(status)) {
-        return true;
-      }
-      continue;
-    }
-    switch (failure) {
-      case Failure::ConnectFailure:
-        if (token == "connect-failure" || token == "5xx" || token == "gateway-error") return true;
-        break;
-      case Failure::Reset:
-        if (token == "reset" || token == "refused-stream" || token == "5xx" || token == "gateway-error") return true;
-        break;
-      case Failure::Timeout:
-        if (token == "5xx" || token == "gateway-error" || token == "reset") return true;
-        break;
-    }
-  }
-  return false;
+  AttemptOutcome o;
+  o.failure = response_seen ? AttemptFailure::None
+              : failure == Failure::ConnectFailure ? AttemptFailure::ConnectFailure
+              : failure == Failure::Reset          ? AttemptFailure::Reset
+                                                   : AttemptFailure::Timeout;
+  o.status = status;
+  o.retries_done = x.retries_done;
+  o.idempotent = x.idempotent;
+  o.body_streamed = x.has_body && x.request_body_sent;
+  o.response_started = x.response_started;
+  return should_retry(x.route != nullptr && x.route->retries ? &*x.route->retries : nullptr, o);
 }
 
 void Worker::retry(Conn& c) {

@@ -391,6 +391,7 @@ Worker::Conn* Worker::alloc_conn(Role role) {
   c->upstream = c->client = c->backend = c->next = kNone;
   c->requests = 0;
   c->reused = false;
+  c->mirror = false;
   return c;
 }
 
@@ -518,6 +519,8 @@ void Worker::deliver(Conn& c, std::string_view data, uint16_t bid, uint32_t offs
     else process_client(c);
   } else if (c.client != kNone) {
     pump_response(*conns_[c.client]);
+  } else if (c.mirror) {
+    c.in.clear();   // a mirror's response is read and dropped until the upstream closes
   } else if (!c.shut) {
     close_conn(c);   // an idle pooled connection must not send anything
   }
@@ -780,7 +783,73 @@ void Worker::continue_after_delay(Conn& c) {
     reply_local(c, route->fault->abort->status, "fault filter abort\n", "", false, "FI");
     return;
   }
+  send_mirrors(c);
   dispatch(c);
+}
+
+void Worker::send_mirrors(Conn& c) {
+  Exchange& x = *c.exchange;
+  // Bodies stream through once and are not kept, so only body-less requests
+  // are mirrored (documented in docs/l7-proxy.md).
+  if (x.route == nullptr || x.route->mirrors.empty() || x.has_body) return;
+  for (const model::Mirror& m : x.route->mirrors) {
+    if (random_->uniform() * 100 < m.percent) mirror_request(c, m);
+  }
+}
+
+// A copy of the request to the mirror destination with Host "<host>-shadow"
+// (Istio's convention) and "connection: close"; the response is discarded
+// and nothing about it reaches the client, the metrics of the request, or
+// the outlier detector.
+void Worker::mirror_request(Conn& c, const model::Mirror& mirror) {
+  Exchange& x = *c.exchange;
+  model::Destination d = mirror.destination;
+  if (d.port == 0) d.port = x.service_port;
+  picker_port_ = d.port;
+  picker_snapshot_ = x.snapshot.get();
+  RequestView view{empty_head_, "/", "", d.port};
+  auto endpoint = picker_->pick(*x.snapshot, d, view, *random_, *this);
+  if (!endpoint) return;
+  const model::Service& service = x.snapshot->services[d.service];
+  const model::Endpoint& e = service.endpoints[*endpoint];
+  const model::ServicePort* sp = service.port(d.port);
+  uint32_t backend = backend_for(e, sp != nullptr ? e.port_for(*sp) : d.port);
+  Conn* u = alloc_conn(Role::Upstream);
+  if (u == nullptr) return;
+  const BackendKey key = backends_[backend].key;
+  int fd = ::socket(key.address.is_v4() ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    u->shut = true;
+    maybe_free(*u);
+    return;
+  }
+  u->fd = fd;
+  u->mirror = true;
+  u->upstream_state = UpstreamState::Connecting;
+  u->address_len = to_sockaddr(key.address, key.port, u->address);
+  // The upstream head starts "METHOD target HTTP/1.1\r\nhost: H\r\n" when a
+  // host is known (build_upstream_head writes host first).
+  std::string_view head = x.upstream_head.readable();
+  size_t line_end = head.find("\r\n") + 2;
+  std::string_view rest = head.substr(line_end, head.size() - line_end - 2);   // fields, no final CRLF
+  u->out.append(head.substr(0, line_end));
+  if (rest.starts_with("host: ")) {
+    size_t host_end = rest.find("\r\n");
+    u->out.append(rest.substr(0, host_end));
+    u->out.append("-shadow");
+    rest.remove_prefix(host_end);
+    u->out.append(rest.substr(0, 2));
+    rest.remove_prefix(2);
+  }
+  u->out.append(rest);
+  u->out.append("connection: close\r\n\r\n");
+  io_uring_sqe* s = sqe();
+  io_uring_prep_connect(s, fd, reinterpret_cast<sockaddr*>(&u->address), u->address_len);
+  io_uring_sqe_set_data64(s, encode_user_data(Op::Connect, u->generation, u->id));
+  ++u->ops;
+  u->deadline = Deadline::Connect;
+  u->deadline_ns = now_ns() + to_ns(std::chrono::seconds(5));
+  metrics_.add(ProxyCounter::MirrorRequests, service.host, e.name);
 }
 
 const model::Subset& Worker::subset_of(const Exchange& x) const {
@@ -1033,6 +1102,10 @@ void Worker::on_connect(Conn& u, int res) {
     return;
   }
   u.upstream_state = UpstreamState::Busy;
+  if (u.mirror) {
+    u.deadline = Deadline::Idle;   // bound a mirror's life: the response is not awaited by anyone
+    u.deadline_ns = now_ns() + to_ns(std::chrono::seconds(10));
+  }
   arm_recv(u);
   submit_send(u);
 }

@@ -108,6 +108,7 @@ class Worker final : private BackendLoad {
     uint32_t client = kNone, backend = kNone, next = kNone;
     bool reused = false;
     bool in_process = false;         // process_client is on the stack for this connection
+    bool mirror = false;             // a fire-and-forget mirror request: response discarded
     sockaddr_storage address{};
     socklen_t address_len = 0;
   };
@@ -159,6 +160,8 @@ class Worker final : private BackendLoad {
   void start_exchange(Conn& c);
   void continue_after_delay(Conn& c);
   void dispatch(Conn& c);
+  void send_mirrors(Conn& c);
+  void mirror_request(Conn& c, const model::Mirror& mirror);
   void attach_upstream(Conn& c, Conn& u);
   void pump_request(Conn& c);
   void pump_response(Conn& c);

@@ -78,12 +78,12 @@ case("chunked body streamed", reply.startswith("HTTP/1.1 200") and got and got[-
      repr(got[-1]["body"]) if got else "nothing at backend: " + repr(reply[:80]))
 
 # Content-Length body of 1 MiB streams through (larger than any proxy buffer).
-body = b"x" * (1 << 20)
+body = b"x" * (8 << 20)
 s = connect()
 s.sendall(b"POST /big HTTP/1.1\r\nHost: productpage\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
 reply = read_all(s, idle=2)
 got = [r for r in records() if r["target"] == "/big"]
-case("1 MiB Content-Length body", reply.startswith("HTTP/1.1 200") and got and len(got[-1]["body"]) == len(body),
+case("8 MiB Content-Length body", reply.startswith("HTTP/1.1 200") and got and len(got[-1]["body"]) == len(body),
      f"backend got {len(got[-1]['body']) if got else 0} bytes")
 
 # Expect: 100-continue: 100 first, then the final response once the body is sent.

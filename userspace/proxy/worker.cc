@@ -406,7 +406,7 @@ void Worker::close_conn(Conn& c) {
   if (c.shut) return;
   c.shut = true;
   c.deadline = Deadline::None;
-  for (uint8_t i = 0; i < c.held_count; ++i) recycle_buffer(c.held[i].bid);
+  for (uint16_t i = 0; i < c.held_count; ++i) recycle_buffer(c.held[i].bid);
   c.held_count = 0;
   if (c.role == Role::Upstream && c.backend != kNone) {
     Backend& b = backends_[c.backend];

@@ -93,8 +93,11 @@ class Worker final : private BackendLoad {
     bool recv_armed = false, send_inflight = false, shut = false, peer_eof = false, recv_paused = false;
     ByteBuffer in, out;
     uint32_t inflight_send = 0;
-    std::array<HeldBuffer, 32> held{};
-    uint8_t held_count = 0;
+    // Receive completions already posted when a pause (cancel) is decided
+    // must be kept: at most the socket's receive queue (tcp_rmem max, 6 MiB
+    // by default) in 16 KiB buffers = 384 entries.
+    std::array<HeldBuffer, 512> held{};
+    uint16_t held_count = 0;
     Deadline deadline = Deadline::None;
     int64_t deadline_ns = 0;
     // Client side.

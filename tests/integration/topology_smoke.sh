@@ -38,8 +38,14 @@ for i in 1 2 3 4; do
   check "tcp v4 $v4 greeting" "be$i" \
     "$(topo_exec "$node" timeout 3 bash -c "exec 3<>/dev/tcp/$v4/9081; head -n1 <&3")"
 done
-# The client reaches a backend through the node (routing and forwarding on).
-check "client -> be1 via node" "be1" \
+# The client reaches backends through the node (routing and forwarding on, both families).
+check "client -> be1 via node (v4)" "be1" \
   "$(topo_exec "$(topo_ns client)" curl -s -m 3 "http://$(topo_addr backend 1):9080/")"
+check "client -> be4 via node (v6)" "be4" \
+  "$(topo_exec "$(topo_ns client)" curl -s -m 3 "http://[$(topo_addr backend 4 6)]:9080/")"
+# Backends see the client's own address (no NAT in the bare topology).
+check "be2 sees the client's address" "$(topo_addr client)" \
+  "$(topo_exec "$(topo_ns client)" curl -s -m 3 "http://$(topo_addr backend 2):9080/echo" |
+     python3 -c 'import json,sys; print(json.load(sys.stdin)["peer"].rsplit(":",1)[0])')"
 
 ((failures == 0)) || exit 1

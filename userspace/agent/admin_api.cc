@@ -246,6 +246,12 @@ void register_admin_endpoints(admin::AdminServer& server, const AdminContext& ct
     if (!ctx.xdp) return json_response({{"error", "running without the kernel datapath (--no-xdp)"}}, 404);
     return json_response(ctx.xdp->stats());
   });
+  server.handle("/conntrack", [ctx](const admin::AdminRequest& req) {
+    if (!ctx.xdp) return json_response({{"error", "running without the kernel datapath (--no-xdp)"}}, 404);
+    size_t limit = 100000;
+    if (auto it = req.query.find("limit"); it != req.query.end()) limit = std::strtoul(it->second.c_str(), nullptr, 10);
+    return json_response(ctx.xdp->conntrack(limit));
+  });
   server.handle("/weights", [ctx](const admin::AdminRequest& req) {
     if (req.method != "POST") {
       return json_response({{"error", "POST {\"host\": H, \"weights\": {\"SUBSET\": W, ...}}"}}, 405);

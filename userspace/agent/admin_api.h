@@ -5,6 +5,7 @@
 //   GET  /clusters           JSON: each service port's subsets and endpoints with load and state
 //   GET  /stats/prometheus   Istio standard metrics plus sluice_* internals
 //   GET  /stats/datapath     JSON: the XDP datapath's counters per service, subset and backend
+//   GET  /conntrack[?limit=N] JSON: tracked L4 flows (client, VIP, backend)
 //   POST /weights            {"host": "productpage", "weights": {"v1": 50, "v2": 50}}
 // The JSON shapes are documented in docs/operations.md.
 #pragma once

@@ -49,27 +49,35 @@ sluice::bpfmaps::AttachMode parse_mode(const std::string& m) {
 }
 
 // Waits for the proxy's workers to finish in-flight requests, up to `timeout`;
-// then closes whatever is left.
-void drain_proxy(sluice::proxy::Proxy& proxy, std::chrono::duration<double> timeout) {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool done = false;
+// then closes whatever is left. Returns false if the workers still did not
+// exit: the caller must not run destructors under them.
+bool drain_proxy(sluice::proxy::Proxy& proxy, std::chrono::duration<double> timeout) {
+  struct Shared {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+  };
+  auto shared = std::make_shared<Shared>();
   proxy.drain();
-  std::thread waiter([&] {
+  std::thread waiter([&proxy, shared] {
     proxy.wait();
-    std::lock_guard lock(mu);
-    done = true;
-    cv.notify_all();
+    std::lock_guard lock(shared->mu);
+    shared->done = true;
+    shared->cv.notify_all();
   });
-  {
-    std::unique_lock lock(mu);
-    if (!cv.wait_for(lock, timeout, [&] { return done; })) {
-      spdlog::warn("drain timeout ({:.0f}s) reached; closing remaining connections", timeout.count());
-      lock.unlock();
-      proxy.stop();
+  std::unique_lock lock(shared->mu);
+  if (!shared->cv.wait_for(lock, timeout, [&] { return shared->done; })) {
+    spdlog::warn("drain timeout ({:.0f}s) reached; closing remaining connections", timeout.count());
+    proxy.stop();
+    if (!shared->cv.wait_for(lock, std::chrono::seconds(5), [&] { return shared->done; })) {
+      spdlog::error("proxy workers did not stop within 5s of being told to");
+      waiter.detach();
+      return false;
     }
   }
+  lock.unlock();
   waiter.join();
+  return true;
 }
 
 int run(const Options& opt) {
@@ -166,7 +174,7 @@ int run(const Options& opt) {
     break;
   }
   watcher.stop();
-  drain_proxy(proxy, std::chrono::duration<double>(opt.drain_timeout_s));
+  const bool proxy_stopped = drain_proxy(proxy, std::chrono::duration<double>(opt.drain_timeout_s));
   admin.stop();
   if (datapath && opt.detach_on_exit) {
     for (const auto& ifname : opt.interfaces) datapath->detach(ifname);
@@ -177,6 +185,10 @@ int run(const Options& opt) {
     spdlog::info("leaving XDP attached and maps pinned under {}: L4 keeps flowing", opt.pin_dir);
   }
   spdlog::info("sluiced stopped");
+  if (!proxy_stopped) {
+    spdlog::default_logger()->flush();
+    std::_Exit(1);   // worker threads still run: skip destructors they might race with
+  }
   return 0;
 }
 

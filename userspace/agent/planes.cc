@@ -1,6 +1,9 @@
 #include "agent/planes.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
+
+#include <cstring>
 #include <spdlog/spdlog.h>
 
 #include "bpfmaps/datapath_report.h"
@@ -22,6 +25,35 @@ void XdpPlane::apply(const model::SnapshotPtr& snapshot) {
 nlohmann::json XdpPlane::stats() const {
   std::lock_guard lock(mu_);
   return bpfmaps::datapath_stats_json(datapath_, writer_);
+}
+
+namespace {
+
+std::string flow_endpoint(const __u32 addr[4], __u16 port_be, __u8 family) {
+  model::IpAddress a;
+  a.family = family == 6 ? model::IpAddress::kV6 : model::IpAddress::kV4;
+  std::memcpy(a.bytes.data(), addr, a.is_v4() ? 4 : 16);
+  std::string text = a.is_v4() ? a.to_string() : "[" + a.to_string() + "]";
+  return text + ":" + std::to_string(ntohs(port_be));
+}
+
+}  // namespace
+
+nlohmann::json XdpPlane::conntrack(size_t limit) const {
+  std::lock_guard lock(mu_);
+  nlohmann::json flows = nlohmann::json::array();
+  for (const auto& f : bpfmaps::list_conntrack(datapath_, limit)) {
+    nlohmann::json j;
+    j["client"] = flow_endpoint(f.key.src, f.key.sport, f.key.family);
+    j["vip"] = flow_endpoint(f.key.dst, f.key.dport, f.key.family);
+    j["protocol"] = f.key.proto == IPPROTO_UDP ? "udp" : "tcp";
+    j["backend_id"] = f.entry.backend_id;
+    auto it = writer_.backends().find(f.entry.backend_id);
+    j["backend"] = it == writer_.backends().end() ? "" : it->second.to_string();
+    j["flags"] = f.entry.flags;
+    flows.push_back(j);
+  }
+  return flows;
 }
 
 std::atomic<int64_t>* BpfActiveRequests::counter_for(const model::IpAddress& address, uint32_t port) {

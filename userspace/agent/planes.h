@@ -22,6 +22,8 @@ class XdpPlane final : public DataPlane {
 
   // datapath_stats_json() under the writer's lock (slot names change on apply).
   nlohmann::json stats() const;
+  // Tracked flows (client -> VIP) with the backend each was given, at most `limit`.
+  nlohmann::json conntrack(size_t limit) const;
   bpfmaps::BpfDatapath& datapath() { return datapath_; }
 
  private:

@@ -96,7 +96,7 @@ std::string match_text(const model::HttpMatch& m) {
 std::string destination_text(const model::Snapshot& s, const model::Destination& d) {
   const auto& svc = s.services.at(d.service);
   const auto& subset = svc.subsets.at(d.subset).name;
-  return svc.host + (subset.empty() ? "" : " " + subset) + " :" + std::to_string(d.port);
+  return svc.host + " " + (subset.empty() ? std::string("(all)") : subset) + " :" + std::to_string(d.port);
 }
 
 void destinations(std::ostream& out, const model::Snapshot& s,
@@ -240,14 +240,13 @@ void service_text(std::ostream& out, const model::Snapshot& s, const model::Serv
       << (svc.destination_rule.empty() ? std::string("no DestinationRule (defaults)") : "DestinationRule " + svc.destination_rule)
       << "\n\n";
 
+  // Ports are shown on the first VIP; the others follow the same routes.
   std::string vip = svc.vips.empty() ? std::string("(no VIP)") : svc.vips.front().to_string();
-  if (svc.vips.size() > 1) vip += " (+" + std::to_string(svc.vips.size() - 1) + ")";
+  if (!svc.vips.empty() && !svc.vips.front().is_v4()) vip = "[" + vip + "]";
   for (const auto& port : svc.ports) {
     const model::PortRoutes* pr = svc.routes_for(port.number);
     if (!pr) continue;
-    const std::string addr = (svc.vips.size() == 1 && svc.vips.front().family == model::IpAddress::kV6)
-                                 ? "[" + vip + "]:" + std::to_string(port.number)
-                                 : vip + ":" + std::to_string(port.number);
+    const std::string addr = vip + ":" + std::to_string(port.number);
     out << "  " << addr << "  " << (port.name.empty() ? "-" : port.name) << "/" << model::to_string(port.protocol);
     if (pr->plane == model::Plane::L7) {
       out << "  L7 (HTTP proxy, per request)\n";
@@ -277,11 +276,12 @@ void service_text(std::ostream& out, const model::Snapshot& s, const model::Serv
         if (auto extras = route_extras(s, r); !extras.empty()) out << "      " << extras << "\n";
       }
     } else {
-      out << "  L4 (XDP, per connection) from " << pr->l4_source << "\n";
+      out << "  L4 (XDP, per connection) "
+          << (pr->l4_source == "default" ? std::string("no route: whole service") : "from " + pr->l4_source) << "\n";
       destinations(out, s, pr->l4, "    ");
     }
   }
-  for (size_t i = 1; i < svc.vips.size(); ++i) out << "  also VIP " << svc.vips[i].to_string() << "\n";
+  for (size_t i = 1; i < svc.vips.size(); ++i) out << "  also on VIP " << svc.vips[i].to_string() << " (same ports and routes)\n";
 
   out << "\n";
   Table subsets({"  SUBSET", "SELECTOR", "ENDPOINTS", "POLICY"});

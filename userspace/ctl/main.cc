@@ -32,7 +32,7 @@ std::span<const Command> command_table() {
 
 int main(int argc, char** argv) {
   using namespace sluice::ctl;
-  CLI::App app{"sluicectl: check and explain sluice's Istio traffic configuration",
+  CLI::App app{"sluicectl: check, explain and operate sluice's Istio traffic configuration",
                "sluicectl"};
   app.require_subcommand(1, 1);
   app.footer(

@@ -735,6 +735,45 @@ spec:
   EXPECT_EQ(canary->virtual_services, std::vector<std::string>{"both"});
 }
 
+TEST(ServiceEntries, ReadVipsPortsProtocolsTargetPortsAndEndpoints) {
+  auto r = compile_yaml({{"se.yaml", R"(apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: api, namespace: shop}
+spec:
+  hosts: [api.shop.svc.cluster.local, api-legacy]
+  addresses: [10.96.0.50, "fd00:96::50"]
+  ports:
+  - {number: 80, name: http-web, targetPort: 8080}
+  - {number: 443, name: https, protocol: HTTPS}
+  - {number: 9000, name: grpc-api, protocol: grpc}
+  resolution: STATIC
+  endpoints:
+  - {address: 10.200.51.2, ports: {http-web: 8081}, labels: {version: v1}, weight: 2}
+  - {address: "fd00:200:52::2"}
+)"}});
+  ASSERT_TRUE(r.ok()) << diagnostics_text(r);
+  const auto* svc = r.snapshot->find_service("api-legacy");
+  ASSERT_NE(svc, nullptr);
+  EXPECT_EQ(svc, r.snapshot->find_service("api")) << "short form of the first host";
+  EXPECT_EQ(svc->name, "api");
+  EXPECT_EQ(svc->namespace_, "shop");
+  ASSERT_EQ(svc->vips.size(), 2u);
+  EXPECT_EQ(svc->vips[1].to_string(), "fd00:96::50");
+  ASSERT_EQ(svc->ports.size(), 3u);
+  EXPECT_EQ(svc->ports[0].protocol, model::Protocol::HTTP) << "from the name prefix 'http-'";
+  EXPECT_EQ(svc->ports[0].target_port, 8080u);
+  EXPECT_EQ(svc->ports[1].protocol, model::Protocol::HTTPS);
+  EXPECT_EQ(svc->ports[2].protocol, model::Protocol::GRPC) << "protocol names are case-insensitive";
+  ASSERT_EQ(svc->endpoints.size(), 2u);
+  EXPECT_EQ(svc->endpoints[0].port_for(svc->ports[0]), 8081u) << "the endpoint's named port wins";
+  EXPECT_EQ(svc->endpoints[1].port_for(svc->ports[0]), 8080u) << "else targetPort";
+  EXPECT_EQ(svc->endpoints[1].port_for(svc->ports[1]), 443u) << "else the service port";
+  EXPECT_EQ(svc->endpoints[0].weight, 2u);
+  EXPECT_FALSE(svc->endpoints[1].address.is_v4());
+  // HTTPS is not routable per request: L4 even though nothing else applies.
+  EXPECT_EQ(svc->routes_for(443)->plane, Plane::L4);
+}
+
 TEST(Endpoints, WorkloadSelectorPicksEntriesOfTheSameNamespaceOnly) {
   auto r = compile_yaml({{"se.yaml", kProductpageService}, {"other.yaml", R"(apiVersion: networking.istio.io/v1
 kind: WorkloadEntry

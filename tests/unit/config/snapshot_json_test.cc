@@ -166,6 +166,7 @@ TEST(ExplainText, ShowsVipPortPlaneSharesSubsetsAndEndpoints) {
        {"10.96.0.10:9080  http/HTTP  L7 (HTTP proxy, per request)",
         "10.96.0.10:9081  tcp/TCP  L4 (XDP, per connection) from http[0] per connection",
         "70.0%  70      productpage v1 :9080", "30.0%  30      productpage v2 :9081",
+        "SUBSET  SELECTOR    ENDPOINTS  POLICY",
         "v1      version=v1  2          LEAST_REQUEST",
         "productpage-v2-b  10.200.14.2  9080 9081  1       v2       app=productpage,version=v2"}) {
     EXPECT_NE(text.find(expected), std::string::npos) << "missing: " << expected << "\n" << text;

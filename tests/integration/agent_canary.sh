@@ -21,12 +21,12 @@ client=$(topo_ns client)
 vip=10.96.0.10
 
 # Background load for the whole run (bounded: wrk by -d, the churner by a stop file and a deadline).
-topo_exec "$client" wrk -t1 -c8 -d600s --timeout 5s "http://$vip:9080/" >"$AGENT_WORK/wrk.txt" 2>&1 &
+topo_exec "$client" wrk -t1 -c4 -d900s --timeout 5s "http://$vip:9080/" >"$AGENT_WORK/wrk.txt" 2>&1 &
 wrk_pid=$!
 (
-  deadline=$((SECONDS + 600))
+  deadline=$((SECONDS + 900))
   while [[ ! -f "$AGENT_WORK/stop" ]] && ((SECONDS < deadline)); do
-    agent_loadgen tcp --connect "$vip:9081" --count 200 --concurrency 4 --timeout-s 30 >>"$AGENT_WORK/churn.jsonl"
+    agent_loadgen tcp --connect "$vip:9081" --count 100 --concurrency 2 --timeout-s 30 >>"$AGENT_WORK/churn.jsonl"
   done
 ) &
 churn_pid=$!
@@ -39,8 +39,11 @@ invalid=("name: primary|v3|70|30|routing.yaml:9:48: error: unknown subset 'v3'"
          "name: primary|v1|0|0|routing.yaml:7:5: error: "
          "name: primary|v1|[70|30|routing.yaml:11:18: error: YAML syntax error")
 
-version() { agent_json "$(agent_status)" 'j["version"]'; }
-refused() { agent_json "$(agent_status)" 'j["reloads"]["refused"]'; }
+# Cheap reads of /status for polling (no python per poll).
+version() { agent_status | sed -n 's/^  "version": \([0-9]*\).*/\1/p'; }
+refused() { agent_status | sed -n 's/^ *"refused": \([0-9]*\).*/\1/p'; }
+version_above() { [[ $(version) -gt $1 ]]; }
+refused_above() { [[ $(refused) -gt $1 ]]; }
 
 wait_until() {   # wait_until COMMAND...: polls for up to 5 s
   local i
@@ -48,11 +51,11 @@ wait_until() {   # wait_until COMMAND...: polls for up to 5 s
   return 1
 }
 
-check_split() {   # check_split WHAT W1 W2
+check_split() {   # check_split WHAT W1 W2: 200 new connections (L4) and 200 requests (L7)
   local w1=$2 w2=$3 pct l4 l7
-  pct=$(python3 -c "print(100.0 * $w1 / ($w1 + $w2))")
-  l4=$(agent_loadgen tcp --connect "$vip:9081" --count 300 --concurrency 20 --timeout-s 30)
-  l7=$(agent_loadgen http --url "http://$vip:9080/" --count 300 --concurrency 4 --keepalive --timeout-s 30)
+  pct=$((100 * w1 / (w1 + w2)))
+  l4=$(agent_loadgen tcp --connect "$vip:9081" --count 200 --concurrency 20 --timeout-s 30)
+  l7=$(agent_loadgen http --url "http://$vip:9080/" --count 200 --concurrency 4 --keepalive --timeout-s 30)
   agent_share_ok "$l4" "$pct" || { echo "FAIL: $1: L4 split does not follow $w1/$w2"; agent_failures=$((agent_failures + 1)); }
   agent_share_ok "$l7" "$pct" || { echo "FAIL: $1: L7 split does not follow $w1/$w2"; agent_failures=$((agent_failures + 1)); }
 }
@@ -66,7 +69,7 @@ for i in $(seq 0 199); do
       IFS='|' read -r l7line s1 bw1 bw2 want <<<"${invalid[$(((i / 4) % ${#invalid[@]}))]}"
       before_v=$(version) before_r=$(refused)
       agent_write_routing "$l7line" "$s1" "$bw1" "$bw2"
-      if wait_until test "$(refused)" -gt "$before_r"; then
+      if wait_until refused_above "$before_r"; then
         st=$(agent_status)
         msg=$(agent_json "$st" '"\n".join((j["last_error"] or {}).get("messages", []))')
         if [[ $(agent_json "$st" 'j["version"]') == "$before_v" && $msg == *"$want"* ]]; then
@@ -82,7 +85,7 @@ for i in $(seq 0 199); do
     fi
     before_v=$(version)
     agent_write_routing "name: primary" v1 "$w1" "$w2"
-    wait_until test "$(version)" -gt "$before_v" || { echo "FAIL: file change $i not applied within 5 s"; agent_failures=$((agent_failures + 1)); }
+    wait_until version_above "$before_v" || { echo "FAIL: file change $i not applied within 5 s"; agent_failures=$((agent_failures + 1)); }
     file_changes=$((file_changes + 1))
   else
     out=$(agent_ctl weights productpage "v1=$w1" "v2=$w2") || { echo "FAIL: sluicectl weights: $out"; agent_failures=$((agent_failures + 1)); }

@@ -187,8 +187,8 @@ agent_loadgen() {   # agent_loadgen ARGS... (in the client namespace; JSON on st
 # loadgen saw is within 4.5 standard deviations of a binomial with n = the
 # answers counted (exactly 0 or 100 when the weight is 0 or 100). 4.5 sigma
 # keeps a false failure below 1 in 100,000 per check, so a run of a few
-# hundred checks stays reliable while a wrong split (off by >10 points at
-# n=300) still fails.
+# hundred checks stays reliable, while a split off by 16 points or more at
+# n=200 (e.g. 50/50 served for 70/30) still fails, and 0/100 must be exact.
 agent_share_ok() {
   python3 - "$1" "$2" <<'PY'
 import json, math, sys

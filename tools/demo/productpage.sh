@@ -97,6 +97,8 @@ source "$repo/tests/integration/lib/topology.sh"
 AGENT_PID=""
 HOLD_PID=""
 load_pids=()
+backend_pids=()
+finished=0
 
 stop_agent() {
   [[ -n $AGENT_PID ]] || return 0
@@ -113,9 +115,12 @@ stop_agent() {
 
 demo_cleanup() {
   local pid
+  ((finished)) || say "demo: stopping early; cleaning up (namespaces, processes, $PIN_DIR, $WORK)"
   for pid in "${load_pids[@]}" $HOLD_PID; do kill -TERM "$pid" 2>/dev/null; done
   for pid in "${load_pids[@]}" $HOLD_PID; do wait "$pid" 2>/dev/null; done
   stop_agent
+  for pid in "${backend_pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+  for pid in "${backend_pids[@]}"; do wait "$pid" 2>/dev/null; done
   # --detach-on-exit unpins; this catches a sluiced that had to be killed.
   [[ -d $PIN_DIR ]] && rm -rf -- "$PIN_DIR"
   if [[ -n ${KEEP_LOG:-} && -f $WORK/sluiced.log ]]; then cp "$WORK/sluiced.log" "$KEEP_LOG"; fi
@@ -173,13 +178,19 @@ topo_create "$PREFIX" 4 || die "topology setup failed"
 topo_on_cleanup demo_cleanup
 # topology.sh turns INT/TERM into exit 130; its EXIT trap then cleans up.
 for a in "${CLIENT_EXTRA[@]}"; do ip -n "$client" addr add "$a/24" dev eth0; done
-for i in 1 2 3 4; do
-  topo_spawn "$(topo_ns backend "$i")" "$BACKEND" --name "${BACKENDS[$((i - 1))]}" --http 9080 --tcp 9081
-done
-for i in 1 2 3 4; do
-  topo_wait_port "$node" "$(topo_addr backend "$i")" 9080 || die "backend $i did not start"
-  topo_wait_port "$node" "$(topo_addr backend "$i")" 9081 || die "backend $i did not start"
-done
+start_backend() {   # start_backend I [EXTRA ARGS]: sluice-test-backend in backend namespace I
+  local i=$1
+  shift
+  nsenter --net="/run/netns/$(topo_ns backend "$i")" "$BACKEND" --name "${BACKENDS[$((i - 1))]}" \
+    --http 9080 --tcp 9081 "$@" >>"$WORK/backend-$i.log" 2>&1 &
+  backend_pids[i]=$!
+}
+wait_backend() {
+  topo_wait_port "$node" "$(topo_addr backend "$1")" 9080 && topo_wait_port "$node" "$(topo_addr backend "$1")" 9081 ||
+    die "${BACKENDS[$(($1 - 1))]} did not start; its log: $(tail -3 "$WORK/backend-$1.log")"
+}
+for i in 1 2 3 4; do start_backend "$i"; done
+for i in 1 2 3 4; do wait_backend "$i"; done
 # Resolve the node's neighbour entries for the client addresses before XDP
 # forwards to them (until then bpf_fib_lookup answers NO_NEIGH).
 for a in 10.200.1.2 "${CLIENT_EXTRA[@]}"; do
@@ -364,12 +375,22 @@ policy() {   # policy TITLE TRAFFIC_POLICY_YAML
 
 policy "ROUND_ROBIN" "{loadBalancer: {simple: ROUND_ROBIN}}"
 policy "RANDOM" "{loadBalancer: {simple: RANDOM}}"
+
+# Least-request only shows its worth when backends differ: make one slow.
+say ""
+say "  ${dim}productpage-v1-b restarted with --delay-ms 20: its HTTP answers now take 20 ms (its TCP"
+say "  greeting does not). LEAST_REQUEST should send it fewer HTTP requests; XDP balances port 9081"
+say "  on each backend's active connections, which stay equal here.${off}"
+kill -TERM "${backend_pids[2]}" 2>/dev/null
+wait "${backend_pids[2]}" 2>/dev/null
+start_backend 2 --delay-ms 20
+wait_backend 2
 policy "LEAST_REQUEST" "{loadBalancer: {simple: LEAST_REQUEST}}"
 
 say ""
 tp="{loadBalancer: {consistentHash: {useSourceIp: true}}}"
 say "${bold}  consistentHash by source IP${off}   ${dim}trafficPolicy: $tp${off}"
-say "  ${dim}five client addresses (10.200.1.2-.6), each sends 100 connections and 100 requests${off}"
+say "  ${dim}five client addresses, each opens 100 connections and sends 100 requests (a new connection each)${off}"
 v=$(agent_version)
 write_routing 50 50 "$tp"
 if wait_for_version_after "$v"; then
@@ -401,5 +422,6 @@ if ((log_problems > 0)); then
   say "  sluiced logged $log_problems warning/error line(s); the last ones:"
   grep -E '^[0-9T:.-]+ +(warning|error|critical) ' "$WORK/sluiced.log" | grep -v ': note: ' | tail -8 | cut -c1-220 | sed 's/^/    /'
 fi
+finished=1
 say "  demo ran $((SECONDS - started)) s; cleaning up (namespaces, processes, $PIN_DIR, $WORK)"
 exit "$rc"

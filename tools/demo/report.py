@@ -82,7 +82,7 @@ class Totals:
     def __init__(self, path):
         self.path = path
         self.data = load(path) or {"conns": 0, "reqs": 0, "errors": 0, "error_kinds": {},
-                                   "split_misses": 0, "held": 0, "held_problems": 0}
+                                   "misses": [], "held": 0, "held_problems": 0}
 
     def add(self, plane, run):
         n = sum(answered(run).values())
@@ -93,6 +93,10 @@ class Totals:
             key = f"{plane} {k}"
             self.data["error_kinds"][key] = self.data["error_kinds"].get(key, 0) + v
         return n, kinds
+
+    def miss(self, what):
+        """An observation that contradicts the configuration."""
+        self.data["misses"].append(what)
 
     def save(self):
         with open(self.path + ".tmp", "w") as f:
@@ -136,7 +140,7 @@ def cmd_step(totals, label, w1, rest):
     for plane, tally in planes.items():
         n, got, tol, ok = binomial_check(tally, float(w1))
         if not ok:
-            totals.data["split_misses"] += 1
+            totals.miss(f"{plane} at {label}: v1 {got:.1f}% of {n:,}, expected {float(w1):g}")
         verdict = "ok" if ok else "OFF"
         within = "exactly" if tol == 0 else f"± {tol:.1f} (4.5σ)"
         parts.append(f"{plane} v1 {got:.1f}% of {n:,}, expected {float(w1):g} {within}: {verdict}")
@@ -177,35 +181,43 @@ def cmd_spread(totals, rest):
     print(f"      L7 (proxy)  {spread_line(t7)}   ({n7:,} reqs)   {fmt_errors({'L4': k4, 'L7': k7})}", flush=True)
 
 
+def backends_by_subset(tally):
+    """'v1-a v2-b' when each subset's answers came from one backend; a subset
+    answered by several shows them joined with '+' (not pinned)."""
+    per_subset = {}
+    for b in sorted(tally):
+        per_subset.setdefault(subset_of(b), []).append(short(b))
+    text = "  ".join("+".join(v) for _, v in sorted(per_subset.items()))
+    return text, all(len(v) == 1 for v in per_subset.values())
+
+
 def cmd_pinned(totals, pairs):
     kinds = {"L4": {}, "L7": {}}
-    rows = {"L4": [], "L7": []}
     n = {"L4": 0, "L7": 0}
-    pinned = True
+    unpinned = {"L4": 0, "L7": 0}
+    print(f"      {'client':<12} {'L4 (XDP): backends seen':<28} L7 (proxy): backends seen", flush=True)
     for pair in pairs:
         src, paths = pair.split("=", 1)
+        cells = []
         for plane, path in zip(("L4", "L7"), paths.split(",")):
             run = load(path)
             got, k = totals.add(plane, run)
             n[plane] += got
             for kk, v in k.items():
                 kinds[plane][kk] = kinds[plane].get(kk, 0) + v
-            tally = answered(run)
-            # Per subset, a pinned client sees exactly one backend.
-            per_subset = {}
-            for b in tally:
-                per_subset.setdefault(subset_of(b), []).append(short(b))
-            pinned = pinned and all(len(v) == 1 for v in per_subset.values())
-            rows[plane].append(f"{src.split('.')[-1]:>2}→" + "+".join(
-                "/".join(sorted(v)) for _, v in sorted(per_subset.items())))
-    for plane, label in (("L4", "L4 (XDP)  "), ("L7", "L7 (proxy)")):
-        print(f"      {label}  client .N → backends:  " + "  ".join(rows[plane]) +
-              f"   ({n[plane]:,} {'conns' if plane == 'L4' else 'reqs'})", flush=True)
-    verdict = "yes" if pinned else "NO"
-    if not pinned:
-        totals.data["split_misses"] += 1
-    print(f"      every client address stayed on one backend per subset: {verdict}   "
-          f"{fmt_errors(kinds)}", flush=True)
+            text, pinned = backends_by_subset(answered(run))
+            if not pinned:
+                unpinned[plane] += 1
+            cells.append(text + ("" if pinned else "  (not pinned)"))
+        print(f"      {src:<12} {cells[0]:<28} {cells[1]}", flush=True)
+    verdicts = []
+    for plane in ("L4", "L7"):
+        if unpinned[plane]:
+            totals.miss(f"consistentHash by source IP, {plane}: {unpinned[plane]} of {len(pairs)} "
+                        "client addresses reached more than one backend of a subset")
+        verdicts.append(f"{plane} {'yes' if unpinned[plane] == 0 else 'NO'}")
+    print(f"      each client address stays on one backend per subset: {', '.join(verdicts)}   "
+          f"({n['L4']:,} conns, {n['L7']:,} reqs)   {fmt_errors(kinds)}", flush=True)
 
 
 def cmd_held(totals, path):
@@ -259,9 +271,11 @@ def cmd_summary(totals):
           f"{d['reqs']:,} HTTP requests through the proxy, errors: {d['errors']}", flush=True)
     for kind, n in sorted(d["error_kinds"].items()):
         print(f"    {kind}: {n}")
-    if d["split_misses"]:
-        print(f"  {d['split_misses']} observation(s) did not match the configuration (marked OFF / NO above)")
-    return 1 if d["errors"] or d["split_misses"] else 0
+    for what in d["misses"]:
+        print(f"  does not match the configuration: {what}")
+    failed = d["errors"] or d["misses"]
+    print(f"  result: {'FAIL (exit 1)' if failed else 'OK'}")
+    return 1 if failed else 0
 
 
 def main(argv):

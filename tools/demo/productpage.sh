@@ -56,6 +56,9 @@ done
 
 exec 9>"$LOCK" || die "cannot open $LOCK"
 flock -n 9 || die "another demo is running (it holds $LOCK); wait for it to finish or stop it"
+# Every background process below gets `9>&-`: only this script holds the
+# lock, so if it is killed outright the next run can take the lock and
+# remove what it left.
 
 our_namespaces=("$PREFIX-client" "$PREFIX-node" "$PREFIX-be1" "$PREFIX-be2" "$PREFIX-be3" "$PREFIX-be4")
 
@@ -182,7 +185,7 @@ start_backend() {   # start_backend I [EXTRA ARGS]: sluice-test-backend in backe
   local i=$1
   shift
   nsenter --net="/run/netns/$(topo_ns backend "$i")" "$BACKEND" --name "${BACKENDS[$((i - 1))]}" \
-    --http 9080 --tcp 9081 "$@" >>"$WORK/backend-$i.log" 2>&1 &
+    --http 9080 --tcp 9081 "$@" >>"$WORK/backend-$i.log" 2>&1 9>&- &
   backend_pids[i]=$!
 }
 wait_backend() {
@@ -200,7 +203,7 @@ done
 "${in_node_cmd[@]}" "$SLUICED" --config-dir "$WORK/config" --pin-dir "$PIN_DIR" \
   --iface c0 --iface b1 --iface b2 --iface b3 --iface b4 \
   --admin "$ADMIN" --workers 2 --debounce-ms 50 --drain-timeout 2 --detach-on-exit \
-  >>"$WORK/sluiced.log" 2>&1 &
+  >>"$WORK/sluiced.log" 2>&1 9>&- &
 AGENT_PID=$!
 ready=0
 for ((i = 0; i < 100; i++)); do
@@ -236,10 +239,10 @@ load_pair() {   # load_pair L4_OUT L7_OUT [--source ADDR]: both loadgens in para
   local l4_out=$1 l7_out=$2
   shift 2
   "${in_client_cmd[@]}" "$LOADGEN" tcp --connect "$VIP:9081" --count "$L4_PER_TICK" --concurrency 16 \
-    --timeout-s "$RUN_LIMIT_S" --conn-timeout-ms "$CONN_LIMIT_MS" "$@" >"$l4_out" 2>>"$WORK/loadgen.err" &
+    --timeout-s "$RUN_LIMIT_S" --conn-timeout-ms "$CONN_LIMIT_MS" "$@" >"$l4_out" 2>>"$WORK/loadgen.err" 9>&- &
   load_pids+=($!)
   "${in_client_cmd[@]}" "$LOADGEN" http --url "http://$VIP:9080/" --count "$L7_PER_TICK" --concurrency 8 --keepalive \
-    --timeout-s "$RUN_LIMIT_S" --conn-timeout-ms "$CONN_LIMIT_MS" "$@" >"$l7_out" 2>>"$WORK/loadgen.err" &
+    --timeout-s "$RUN_LIMIT_S" --conn-timeout-ms "$CONN_LIMIT_MS" "$@" >"$l7_out" 2>>"$WORK/loadgen.err" 9>&- &
   load_pids+=($!)
   wait "${load_pids[@]}" 2>/dev/null
   load_pids=()
@@ -323,7 +326,7 @@ section "Canary shift, live: 100/0 -> 99/1 -> 70/30 -> 50/50 -> 0/100"
 say "  ${dim}The example starts at 70/30. 16 long-lived TCP connections are held open through"
 say "  all shifts: XDP's connection tracking must keep each one on its backend.${off}"
 "${in_client_cmd[@]}" "$LOADGEN" hold --connect "$VIP:9081" --connections 16 --duration-s 60 --interval-ms 250 \
-  --timeout-s 70 >"$WORK/hold.json" 2>>"$WORK/loadgen.err" &
+  --timeout-s 70 >"$WORK/hold.json" 2>>"$WORK/loadgen.err" 9>&- &
 HOLD_PID=$!
 
 shift_with_ctl 100 0
@@ -379,8 +382,8 @@ policy "RANDOM" "{loadBalancer: {simple: RANDOM}}"
 # Least-request only shows its worth when backends differ: make one slow.
 say ""
 say "  ${dim}productpage-v1-b restarted with --delay-ms 20: its HTTP answers now take 20 ms (its TCP"
-say "  greeting does not). LEAST_REQUEST should send it fewer HTTP requests; XDP balances port 9081"
-say "  on each backend's active connections, which stay equal here.${off}"
+say "  greeting does not). LEAST_REQUEST should send it fewer HTTP requests; on port 9081 XDP"
+say "  compares each backend's active TCP flows (opened - closed, counted in the kernel).${off}"
 kill -TERM "${backend_pids[2]}" 2>/dev/null
 wait "${backend_pids[2]}" 2>/dev/null
 start_backend 2 --delay-ms 20
@@ -397,10 +400,10 @@ if wait_for_version_after "$v"; then
   pairs=()
   for a in 10.200.1.2 "${CLIENT_EXTRA[@]}"; do
     "${in_client_cmd[@]}" "$LOADGEN" tcp --connect "$VIP:9081" --count 100 --concurrency 8 --source "$a" \
-      --timeout-s "$RUN_LIMIT_S" --conn-timeout-ms "$CONN_LIMIT_MS" >"$WORK/hash.$a.l4.json" 2>>"$WORK/loadgen.err" &
+      --timeout-s "$RUN_LIMIT_S" --conn-timeout-ms "$CONN_LIMIT_MS" >"$WORK/hash.$a.l4.json" 2>>"$WORK/loadgen.err" 9>&- &
     load_pids+=($!)
     "${in_client_cmd[@]}" "$LOADGEN" http --url "http://$VIP:9080/" --count 100 --concurrency 2 --source "$a" \
-      --timeout-s "$RUN_LIMIT_S" --conn-timeout-ms "$CONN_LIMIT_MS" >"$WORK/hash.$a.l7.json" 2>>"$WORK/loadgen.err" &
+      --timeout-s "$RUN_LIMIT_S" --conn-timeout-ms "$CONN_LIMIT_MS" >"$WORK/hash.$a.l7.json" 2>>"$WORK/loadgen.err" 9>&- &
     load_pids+=($!)
     pairs+=("$a=$WORK/hash.$a.l4.json,$WORK/hash.$a.l7.json")
   done

@@ -94,7 +94,8 @@ if [[ -e /run/netns/$PREFIX-node || -e /run/netns/$PREFIX-client || -d $PIN_DIR 
 fi
 
 # ---------------------------------------------------------------- topology
-# shellcheck source=../../tests/integration/lib/topology.sh
+# shellcheck source-path=SCRIPTDIR/../..
+# shellcheck source=tests/integration/lib/topology.sh
 source "$repo/tests/integration/lib/topology.sh"
 
 AGENT_PID=""
@@ -189,8 +190,11 @@ start_backend() {   # start_backend I [EXTRA ARGS]: sluice-test-backend in backe
   backend_pids[i]=$!
 }
 wait_backend() {
-  topo_wait_port "$node" "$(topo_addr backend "$1")" 9080 && topo_wait_port "$node" "$(topo_addr backend "$1")" 9081 ||
+  local addr
+  addr=$(topo_addr backend "$1")
+  if ! topo_wait_port "$node" "$addr" 9080 || ! topo_wait_port "$node" "$addr" 9081; then
     die "${BACKENDS[$(($1 - 1))]} did not start; its log: $(tail -3 "$WORK/backend-$1.log")"
+  fi
 }
 for i in 1 2 3 4; do start_backend "$i"; done
 for i in 1 2 3 4; do wait_backend "$i"; done
@@ -248,13 +252,26 @@ load_pair() {   # load_pair L4_OUT L7_OUT [--source ADDR]: both loadgens in para
   load_pids=()
 }
 
+log_mark() { wc -l <"$WORK/sluiced.log"; }
+agent_log_since() {   # agent_log_since LINE: what sluiced logged since then (shown next to errors)
+  local lines
+  lines=$(tail -n +"$(($1 + 1))" "$WORK/sluiced.log" | grep -v ': note: ' | cut -c1-220)
+  if [[ -n $lines ]]; then
+    say "      sluiced log meanwhile:"
+    sed 's/^/        /' <<<"$lines" | tail -8
+  else
+    say "      (sluiced logged nothing meanwhile)"
+  fi
+}
+
 tick() {   # tick LABEL: one line, paced to at least one second
-  local t0 l4 l7
+  local t0 l4 l7 mark
   t0=$(date +%s%N)
+  mark=$(log_mark)
   tick_no=$((tick_no + 1))
   l4="$WORK/tick.$tick_no.l4.json" l7="$WORK/tick.$tick_no.l7.json"
   load_pair "$l4" "$l7"
-  python3 "$report" tick "$totals" "$1" "$l4" "$l7"
+  python3 "$report" tick "$totals" "$1" "$l4" "$l7" || agent_log_since "$mark"
   step_l4+=("$l4") step_l7+=("$l7")
   local left_ms=$((1000 - ($(date +%s%N) - t0) / 1000000))
   ((left_ms > 0)) && sleep "$(printf '0.%03d' "$left_ms")"
@@ -276,7 +293,8 @@ wait_for_version_after() {   # wait_for_version_after V: until /status shows a v
     sleep 0.05
   done
   say "  demo: sluiced did not apply the file change within 5 s; its log:"
-  tail -5 "$WORK/sluiced.log" | sed 's/^/    /'
+  tail -5 "$WORK/sluiced.log" | cut -c1-220 | sed 's/^/    /'
+  python3 "$report" miss "$totals" "a config file change was not applied within 5 s"
   return 1
 }
 
@@ -287,7 +305,13 @@ last_applied_line() {   # the agent's own log line for the change just applied, 
 shift_with_ctl() {   # shift_with_ctl W1 W2
   say ""
   say "${bold}\$ sluicectl weights productpage v1=$1 v2=$2${off}"
-  ctl weights productpage "v1=$1" "v2=$2" | sed 's/^/  /' | head -3
+  local out
+  if out=$(ctl weights productpage "v1=$1" "v2=$2" 2>&1); then
+    sed 's/^/  /' <<<"$out"
+  else
+    say "  sluicectl weights failed: $out"
+    python3 "$report" miss "$totals" "sluicectl weights productpage v1=$1 v2=$2 failed: $out"
+  fi
 }
 
 routing_file="$WORK/config/virtualservice-destinationrule.yaml"
@@ -367,13 +391,14 @@ policy() {   # policy TITLE TRAFFIC_POLICY_YAML
   v=$(agent_version)
   write_routing 50 50 "$2"
   wait_for_version_after "$v" || return 0
-  local i l4s=() l7s=()
+  local i l4s=() l7s=() mark
+  mark=$(log_mark)
   for i in 1 2; do
     tick_no=$((tick_no + 1))
     load_pair "$WORK/tick.$tick_no.l4.json" "$WORK/tick.$tick_no.l7.json"
     l4s+=("$WORK/tick.$tick_no.l4.json") l7s+=("$WORK/tick.$tick_no.l7.json")
   done
-  python3 "$report" spread "$totals" "${l4s[@]}" -- "${l7s[@]}"
+  python3 "$report" spread "$totals" "${l4s[@]}" -- "${l7s[@]}" || agent_log_since "$mark"
 }
 
 policy "ROUND_ROBIN" "{loadBalancer: {simple: ROUND_ROBIN}}"
@@ -398,6 +423,7 @@ v=$(agent_version)
 write_routing 50 50 "$tp"
 if wait_for_version_after "$v"; then
   pairs=()
+  mark=$(log_mark)
   for a in 10.200.1.2 "${CLIENT_EXTRA[@]}"; do
     "${in_client_cmd[@]}" "$LOADGEN" tcp --connect "$VIP:9081" --count 100 --concurrency 8 --source "$a" \
       --timeout-s "$RUN_LIMIT_S" --conn-timeout-ms "$CONN_LIMIT_MS" >"$WORK/hash.$a.l4.json" 2>>"$WORK/loadgen.err" 9>&- &
@@ -409,7 +435,7 @@ if wait_for_version_after "$v"; then
   done
   wait "${load_pids[@]}" 2>/dev/null
   load_pids=()
-  python3 "$report" pinned "$totals" "${pairs[@]}"
+  python3 "$report" pinned "$totals" "${pairs[@]}" || agent_log_since "$mark"
 fi
 
 # ---------------------------------------------------------------- wrap-up

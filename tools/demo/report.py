@@ -10,7 +10,11 @@ and formats.
   report.py pinned TOTALS SRC=L4.json,L7.json...      backends seen per client source address
   report.py held   TOTALS HOLD.json                   the long-lived connections' report
   report.py stats  TOTALS < `sluicectl stats`          the agent's Istio counters next to the clients' counts
+  report.py miss   TOTALS TEXT                        record something that did not happen as configured
   report.py summary TOTALS                            totals; exit 1 if any error or mismatch was seen
+
+tick, spread and pinned exit 1 when what they report had errors (the demo
+then shows the agent's log lines from that moment).
 
 Errors are everything that did not end in a backend's answer: loadgen's
 reset/timeout/refused/closed/other, HTTP answers that are not 2xx or carry no
@@ -37,11 +41,16 @@ def errors_of(run):
     if not run:
         return 1, {"no-report": 1}
     kinds = {k: v for k, v in (run.get("errors") or {}).items() if v}
+    non_2xx = 0
     for code, n in (run.get("status") or {}).items():
         if not code.startswith("2") and n:
             kinds["http-" + code] = kinds.get("http-" + code, 0) + n
-    if (run.get("backends") or {}).get("(none)"):
-        kinds["no-x-backend"] = run["backends"]["(none)"]
+            non_2xx += n
+    # A non-2xx answer made by the proxy itself carries no x-backend header:
+    # count it once, as its status.
+    no_backend = (run.get("backends") or {}).get("(none)", 0) - non_2xx
+    if no_backend > 0:
+        kinds["2xx-without-x-backend"] = no_backend
     unsent = run.get("requested", 0) - run.get("total", 0)
     if unsent > 0:
         kinds["unsent"] = unsent
@@ -112,6 +121,7 @@ def cmd_tick(totals, label, l4_path, l7_path):
     print(f"  [{label:>6}]  L4 (XDP): v1 {share(t4, 'v1'):5.1f}%  v2 {share(t4, 'v2'):5.1f}%  ({n4:,} conns)"
           f"   L7 (proxy): v1 {share(t7, 'v1'):5.1f}%  v2 {share(t7, 'v2'):5.1f}%  ({n7:,} reqs)"
           f"   {fmt_errors({'L4': k4, 'L7': k7})}", flush=True)
+    return 1 if k4 or k7 else 0
 
 
 def binomial_check(tally, weight_v1):
@@ -179,6 +189,7 @@ def cmd_spread(totals, rest):
     n7, k7, t7 = add_runs(totals, "L7", rest[sep + 1:])
     print(f"      L4 (XDP)    {spread_line(t4)}   ({n4:,} conns)", flush=True)
     print(f"      L7 (proxy)  {spread_line(t7)}   ({n7:,} reqs)   {fmt_errors({'L4': k4, 'L7': k7})}", flush=True)
+    return 1 if k4 or k7 else 0
 
 
 def backends_by_subset(tally):
@@ -218,6 +229,7 @@ def cmd_pinned(totals, pairs):
         verdicts.append(f"{plane} {'yes' if unpinned[plane] == 0 else 'NO'}")
     print(f"      each client address stays on one backend per subset: {', '.join(verdicts)}   "
           f"({n['L4']:,} conns, {n['L7']:,} reqs)   {fmt_errors(kinds)}", flush=True)
+    return 1 if kinds["L4"] or kinds["L7"] else 0
 
 
 def cmd_held(totals, path):
@@ -283,15 +295,17 @@ def main(argv):
     totals = Totals(path)
     rc = 0
     if cmd == "tick":
-        cmd_tick(totals, argv[3], argv[4], argv[5])
+        rc = cmd_tick(totals, argv[3], argv[4], argv[5])
     elif cmd == "step":
         cmd_step(totals, argv[3], argv[4], argv[5:])
     elif cmd == "spread":
-        cmd_spread(totals, argv[3:])
+        rc = cmd_spread(totals, argv[3:])
     elif cmd == "pinned":
-        cmd_pinned(totals, argv[3:])
+        rc = cmd_pinned(totals, argv[3:])
     elif cmd == "held":
         cmd_held(totals, argv[3])
+    elif cmd == "miss":
+        totals.miss(" ".join(argv[3:]))
     elif cmd == "stats":
         cmd_stats(totals, sys.stdin.read())
     elif cmd == "summary":

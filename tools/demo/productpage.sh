@@ -26,6 +26,7 @@ PREFIX=slc-demo
 PIN_DIR=/sys/fs/bpf/slc-demo
 WORK=/tmp/slc-demo
 LOCK=/run/lock/slc-demo.lock
+FAILED_LOG=/tmp/slc-demo-sluiced.log
 ADMIN=127.0.0.1:15000
 VIP=10.96.0.10
 BACKENDS=(productpage-v1-a productpage-v1-b productpage-v2-a productpage-v2-b)
@@ -54,6 +55,7 @@ for c in ip nsenter python3 flock curl; do
   command -v "$c" >/dev/null || die "missing command '$c' (tools/install-deps.sh installs it)"
 done
 
+mkdir -p "$(dirname "$LOCK")"
 exec 9>"$LOCK" || die "cannot open $LOCK"
 flock -n 9 || die "another demo is running (it holds $LOCK); wait for it to finish or stop it"
 # Every background process below gets `9>&-`: only this script holds the
@@ -103,6 +105,7 @@ HOLD_PID=""
 load_pids=()
 backend_pids=()
 finished=0
+demo_result=1   # until the summary says otherwise
 
 stop_agent() {
   [[ -n $AGENT_PID ]] || return 0
@@ -127,7 +130,10 @@ demo_cleanup() {
   for pid in "${backend_pids[@]}"; do wait "$pid" 2>/dev/null; done
   # --detach-on-exit unpins; this catches a sluiced that had to be killed.
   [[ -d $PIN_DIR ]] && rm -rf -- "$PIN_DIR"
-  if [[ -n ${KEEP_LOG:-} && -f $WORK/sluiced.log ]]; then cp "$WORK/sluiced.log" "$KEEP_LOG"; fi
+  # A failed or interrupted run keeps the agent's log (one file, same name each time).
+  if [[ $demo_result != 0 && -f $WORK/sluiced.log ]]; then
+    cp "$WORK/sluiced.log" "$FAILED_LOG" && say "demo: sluiced's log is in $FAILED_LOG"
+  fi
   [[ -d $WORK ]] && rm -rf -- "$WORK"
   return 0
 }
@@ -452,5 +458,6 @@ if ((log_problems > 0)); then
   grep -E '^[0-9T:.-]+ +(warning|error|critical) ' "$WORK/sluiced.log" | grep -v ': note: ' | tail -8 | cut -c1-220 | sed 's/^/    /'
 fi
 finished=1
+demo_result=$rc
 say "  demo ran $((SECONDS - started)) s; cleaning up (namespaces, processes, $PIN_DIR, $WORK)"
 exit "$rc"

@@ -231,13 +231,13 @@ if ((!ready)); then
 fi
 say "  namespaces ${our_namespaces[*]}; 4 backends up; sluiced (pid $AGENT_PID) ready after $((SECONDS - started)) s"
 
-section "sluicectl status"
+section "\$ sluicectl status"
 ctl status | sed 's/^/  /'
 
-section "sluicectl routes"
+section "\$ sluicectl routes"
 ctl routes | sed 's/^/  /'
-section "sluicectl clusters"
-ctl clusters | sed 's/^/  /'
+section "\$ sluicectl clusters   (per-subset rows; the '(all)' rows list the same endpoints)"
+ctl clusters | awk '$4 != "(all)"' | sed 's/^/  /'
 
 # ---------------------------------------------------------------- traffic
 # One second of load on both planes at once; prints one line via report.py.
@@ -445,7 +445,7 @@ if wait_for_version_after "$v"; then
 fi
 
 # ---------------------------------------------------------------- wrap-up
-section "sluicectl stats (excerpt: two Istio counters, labels shortened)"
+section "\$ sluicectl stats   (excerpt: two Istio counters, labels shortened)"
 ctl stats | python3 "$report" stats "$totals"
 
 section "Summary"

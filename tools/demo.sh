@@ -5,8 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-deps.sh
 tools/build.sh
-example=docs/examples/productpage
-echo "== sluicectl validate $example"
-build/userspace/ctl/sluicectl validate "$example"
-echo "== sluicectl explain $example"
-build/userspace/ctl/sluicectl explain "$example"
+# The demo itself (topology, sluiced, canary shift, LB policies, cleanup) is
+# tools/demo/productpage.sh; its exit status is non-zero if any error was seen.
+exec tools/demo/productpage.sh "$@"

@@ -25,9 +25,13 @@ sizes=(10000 2000)
 [[ $# -gt 0 ]] && sizes=("$@")
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "$repo/${BUILD_DIR:-build}" && pwd)
-ninja -C "$build" -j2 userspace/agent/sluiced tools/config_compile_bench >/dev/null ||
-  { echo "build failed" >&2; exit 1; }
-sluiced="$build/userspace/agent/sluiced"
+# SLUICED and CONFIG_COMPILE_BENCH may name other binaries; otherwise they are built here.
+if [[ -z "${SLUICED:-}" ]]; then
+  ninja -C "$build" -j2 userspace/agent/sluiced tools/config_compile_bench >/dev/null ||
+    { echo "build failed: ninja -C $build userspace/agent/sluiced tools/config_compile_bench" >&2; exit 1; }
+fi
+sluiced=${SLUICED:-$build/userspace/agent/sluiced}
+compile_bench=${CONFIG_COMPILE_BENCH:-$build/tools/config_compile_bench}
 [[ $EUID -eq 0 ]] || { echo "SKIP: needs root (netns, bpffs)" >&2; exit 77; }
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 
@@ -63,29 +67,31 @@ wait_log() {
 # log_time REGEX [NTH]: the timestamp (s since midnight) of the NTH line matching (default 1)
 log_time() {
   grep -E "$1" "$work/sluiced.log" | sed -n "${2:-1}p" |
-    awk '{split(substr($1, 12), t, ":"); printf "%.3f\n", t[1] * 3600 + t[2] * 60 + t[3]}'
+    awk '{split(substr($1, 12), t, ":"); printf "%.3f\n", t[1] * 3600 + t[2] * 60 + t[3]; found = 1}
+         END {if (!found) print "float(\"nan\")"}'
 }
 now_s() { date +%H:%M:%S.%N | awk '{split($1, t, ":"); printf "%.3f\n", t[1] * 3600 + t[2] * 60 + t[3]}'; }
 sub() { python3 -c "print('%.2f' % ($1 - $2))"; }
 hz=$(getconf CLK_TCK)
 
-echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), kernel $(uname -r)"
-for n in "${sizes[@]}"; do
-  rm -rf "${work:?}/config" "$work/sluiced.log"
-  python3 "$repo/tools/bench/config_compile_gen.py" "$work/config" --services "$n" --endpoints "$endpoints"
-  echo "== $n services x $endpoints endpoints ($(du -sh "$work/config" | cut -f1) of YAML)"
-  echo "baseline, tools/config_compile_bench (in-process, 1 run, CPU):"
-  "$build/tools/config_compile_bench" "$work/config" 1 | grep -E "baseline|sluice (load|compile|total)" | sed 's/^ */    /'
-
+# measure_agent LABEL [EXTRA SLUICED ARGS...]: start -> applied, SIGHUP ->
+# applied, RSS; returns 1 if version 1 was not applied.
+measure_agent() {
+  local label=$1 ok=0 t_start c0 c1 t_hup
+  shift
+  rm -f "$work/sluiced.log"
+  echo "  sluiced $label:"
   t_start=$(now_s)
   nsenter --net="/run/netns/$ns" "$sluiced" --config-dir "$work/config" --pin-dir "$pin" \
-    --admin 127.0.0.1:15000 --workers 2 --log-level debug --detach-on-exit >"$work/sluiced.log" 2>&1 &
+    --admin 127.0.0.1:15000 --workers 2 --log-level debug --detach-on-exit "$@" >"$work/sluiced.log" 2>&1 &
   pid=$!
   if wait_log "config version 1 (applied|not applied)|config refused"; then
     if grep -q "config version 1 applied" "$work/sluiced.log"; then
+      ok=1
       echo "  start -> config version 1 applied:      $(sub "$(log_time 'config version 1 applied')" "$t_start") s" \
         "(datapath loaded after $(sub "$(log_time 'datapath loaded')" "$t_start") s," \
         "XDP tables written at $(sub "$(log_time 'xdp: version 1 ')" "$t_start") s)"
+      echo "  sluiced CPU time until then: $(python3 -c "print('%.2f' % ($(cpu_ticks "$pid") / $hz))") s"
       awk '/^VmRSS:/ {r=$2} /^VmHWM:/ {h=$2} END {printf "  RSS after apply: VmRSS %.1f MiB, VmHWM %.1f MiB\n", r/1024, h/1024}' "/proc/$pid/status"
       c0=$(cpu_ticks "$pid")
       t_hup=$(now_s)
@@ -109,5 +115,21 @@ for n in "${sizes[@]}"; do
   kill -KILL "$pid" 2>/dev/null
   wait "$pid" 2>/dev/null
   pid=""
+  [[ -d "$pin" ]] && rm -rf -- "$pin"
+  ((ok == 1))
+}
+
+echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), kernel $(uname -r)"
+for n in "${sizes[@]}"; do
+  rm -rf "${work:?}/config" "$work/sluiced.log"
+  python3 "$repo/tools/bench/config_compile_gen.py" "$work/config" --services "$n" --endpoints "$endpoints"
+  echo "== $n services x $endpoints endpoints ($(du -sh "$work/config" | cut -f1) of YAML)"
+  echo "baseline, tools/config_compile_bench (in-process, 1 run, CPU):"
+  "$compile_bench" "$work/config" 1 | grep -E "baseline|sluice (load|compile|total)" | sed 's/^ */    /'
+
+  if ! measure_agent "with the XDP plane"; then
+    echo "  -> again with --no-xdp (compile + L7 plane only), to measure the rest at this size:"
+    measure_agent "--no-xdp" --no-xdp
+  fi
   [[ -d "$pin" ]] && rm -rf -- "$pin"
 done

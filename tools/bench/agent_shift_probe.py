@@ -201,7 +201,7 @@ def run_report(args):
     cols = {"cli return": [], "/status version": []}
     for plane in planes:
         cols[plane + " first probe on new subset"] = []
-    missing = {p: 0 for p in planes}
+    missing = {p: [] for p in planes}
     stale = {p: 0 for p in planes}
     for i, (t0, tc, ts, target) in enumerate(shifts):
         cols["cli return"].append((tc - t0) / 1e6)
@@ -224,7 +224,7 @@ def run_report(args):
             # this one. That adds at most one probe round trip.
             first = next((k for k, p in enumerate(window) if p[0] > t0 and ("-%s-" % target) in p[2]), None)
             if first is None:
-                missing[plane] += 1
+                missing[plane].append(i)
                 continue
             cols[plane + " first probe on new subset"].append((window[first][1] - t0) / 1e6)
             # Probes that started after the first hit but still went to the old subset: must be 0.
@@ -254,8 +254,8 @@ def run_report(args):
               % (plane, STALL_MS, len(during), len(slow) - len(during), worst))
     for plane in planes:
         errors = sum(1 for p in planes[plane] if p[2].startswith("?"))
-        print("  %s: %d shifts never seen by the prober, %d probes on the old subset after the first on the new, "
-              "%d probe errors" % (plane, missing[plane], stale[plane], errors))
+        print("  %s: %d shifts never seen by the prober %s, %d probes on the old subset after the first on the new, "
+              "%d probe errors" % (plane, len(missing[plane]), missing[plane] or "", stale[plane], errors))
 
 
 def main():

@@ -19,7 +19,6 @@ if [[ -z "${SLUICED:-}" ]]; then
 fi
 # shellcheck source=../../tests/integration/agent_lib.sh
 source "$repo/tests/integration/agent_lib.sh"
-shift_probe="$repo/tools/bench/agent_shift_probe.py"
 
 # bench_start DEBOUNCE_MS [EXTRA SLUICED ARGS...]: sluiced in the node
 # namespace on the topology's interfaces, 2 workers; waits for /ready.

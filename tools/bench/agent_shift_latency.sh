@@ -25,6 +25,7 @@ shifts=${1:-50}
 small_debounce=${2:-10}
 # shellcheck source=agent_bench_lib.sh
 source "$(dirname "$0")/agent_bench_lib.sh"
+shift_probe="$repo/tools/bench/agent_shift_probe.py"
 
 agent_setup agbshift
 agent_write_routing "name: primary" v1 100 0

@@ -12,6 +12,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libboost-dev
   libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev
   libdpdk-dev dpdk
+  libh2o-evloop0.13   # picohttpparser's phr_* tokenizer for userspace/http (docs/dependencies.md)
   # tests, demo and benchmarks: real network tools, clients and servers
   iproute2 iptables nftables ethtool curl wrk nghttp2-client nginx-light haproxy
   procps psmisc python3

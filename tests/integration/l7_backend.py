@@ -29,12 +29,15 @@ def read_until(sock, buf, marker):
 
 
 def read_exact(sock, buf, n):
-    while len(buf) < n:
-        data = sock.recv(65536)
+    parts, have = [buf], len(buf)
+    while have < n:
+        data = sock.recv(1 << 20)
         if not data:
-            return None, buf
-        buf += data
-    return buf[:n], buf[n:]
+            return None, b"".join(parts)
+        parts.append(data)
+        have += len(data)
+    joined = b"".join(parts)
+    return joined[:n], joined[n:]
 
 
 class Handler(socketserver.BaseRequestHandler):

@@ -43,6 +43,7 @@ l7_nginx() {
   mkdir -p "$dir"
   cat >"$dir/nginx.conf" <<NGX
 worker_processes 1;
+master_process off;   # one process: SIGKILL takes the backend down at once
 daemon off;
 pid $dir/nginx.pid;
 error_log $dir/error.log;

@@ -214,6 +214,34 @@ xdp_loadgen() {   # xdp_loadgen OUT_JSON ARGS... (runs in the client namespace)
   topo_exec "$(topo_ns client)" "$SLUICE_LOADGEN" "$@" >"$out"
 }
 
+# Long-lived connections from the client (sluice-loadgen hold), reported on
+# demand: the hold lasts up to 180 s and xdp_hold_report ends it, so the
+# scenario in between may take as long as a loaded machine needs.
+XDP_HOLD_PID=""
+xdp_hold_start() {   # xdp_hold_start CONNECTIONS INTERVAL_MS
+  ip netns exec "$(topo_ns client)" "$SLUICE_LOADGEN" hold --connect 10.96.0.10:9081 --connections "$1" \
+    --duration-s 180 --interval-ms "$2" --timeout-s 190 >"$XDP_WORK/hold.json" 2>"$XDP_WORK/hold.err" &
+  XDP_HOLD_PID=$!
+  topo_on_cleanup "kill $XDP_HOLD_PID 2>/dev/null"
+}
+
+xdp_hold_report() {   # prints "connections resets changed_backend echo_timeouts", ends the hold
+  local i
+  kill -USR1 "$XDP_HOLD_PID"
+  for i in $(seq 100); do
+    [[ -s "$XDP_WORK/hold.json" ]] && break
+    sleep 0.05
+  done
+  sleep 0.2
+  kill "$XDP_HOLD_PID" 2>/dev/null
+  wait "$XDP_HOLD_PID" 2>/dev/null
+  python3 -c '
+import json, sys
+j, _ = json.JSONDecoder().raw_decode(open(sys.argv[1]).read().lstrip())
+print(" ".join(str(j["summary"][k]) for k in ["connections", "resets", "changed_backend", "echo_timeouts"]))
+' "$XDP_WORK/hold.json"
+}
+
 xdp_finish() {
   if ((xdp_failures > 0)); then
     echo "--- harness log ---"

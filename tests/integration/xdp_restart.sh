@@ -15,10 +15,7 @@ xdp_write_config ROUND_ROBIN 70 30
 xdp_start_harness
 client=$(topo_ns client)
 
-ip netns exec "$client" "$SLUICE_LOADGEN" hold --connect 10.96.0.10:9081 --connections 100 --duration-s 8 \
-  --interval-ms 100 --timeout-s 30 >"$XDP_WORK/hold.json" 2>"$XDP_WORK/hold.err" &
-hold_pid=$!
-topo_on_cleanup "kill $hold_pid 2>/dev/null"
+xdp_hold_start 100 100
 sleep 1.5
 
 kill -KILL "$XDP_HARNESS_PID"
@@ -40,9 +37,8 @@ xdp_loadgen "$XDP_WORK/after.json" tcp --connect 10.96.0.10:9081 --count 100 --c
 v2=$(xdp_json "$XDP_WORK/after.json" 'sum(n for b, n in j["backends"].items() if b.startswith("productpage-v2"))')
 xdp_check "restarted loader applies new weights (100/100 new connections to v2)" test "$v2" -eq 100
 
-wait "$hold_pid"
-read -r conns resets changed timeouts < <(xdp_json "$XDP_WORK/hold.json" \
-  '" ".join(str(j["summary"][k]) for k in ["connections","resets","changed_backend","echo_timeouts"])')
+sleep 1
+read -r conns resets changed timeouts < <(xdp_hold_report)
 echo "hold across the restart: connections=$conns resets=$resets changed_backend=$changed echo_timeouts=$timeouts"
 xdp_check "100 connections held across the restart" test "$conns" -eq 100
 xdp_check "no reset" test "$resets" -eq 0

@@ -182,6 +182,24 @@ ApplyResult TableWriter::apply(const model::Snapshot& snapshot) {
   std::map<uint32_t, uint32_t> now_live;
   std::set<Bytes> l7_keys;
 
+  // Every endpoint of every service port gets a backend id, L7 ports included:
+  // the agent's proxy publishes its active requests per backend into the
+  // shared load map by these ids, and /clusters reads them back.
+  auto register_backend = [&](const model::Endpoint& endpoint, const model::ServicePort& port,
+                              uint8_t proto) -> std::pair<uint32_t, BackendIdentity> {
+    BackendIdentity identity{endpoint.address, static_cast<uint16_t>(endpoint.port_for(port)), proto};
+    const uint32_t id = allocate_backend(identity);
+    sluice_backend value{};
+    copy_address(endpoint.address, value.addr);
+    value.port = htons(identity.port);
+    value.family = family_code(endpoint.address);
+    value.proto = proto;
+    value.flags = SLUICE_BACKEND_F_LIVE;
+    tables_.update(MapRole::Backends, as_bytes_of(id), as_bytes_of(value));
+    now_live[id] = 1;
+    return {id, identity};
+  };
+
   // A subset is built per address family: a VIP is translated to backends of
   // its own family only (no NAT64).
   auto build_subset = [&](const model::Destination& dest, uint8_t family, const std::string& where) -> uint32_t {
@@ -218,16 +236,7 @@ ApplyResult TableWriter::apply(const model::Snapshot& snapshot) {
     for (uint32_t endpoint_index : subset.endpoints) {
       const model::Endpoint& endpoint = service.endpoints.at(endpoint_index);
       if (family_code(endpoint.address) != family) continue;
-      BackendIdentity identity{endpoint.address, static_cast<uint16_t>(endpoint.port_for(*port)), proto};
-      const uint32_t id = allocate_backend(identity);
-      sluice_backend value{};
-      copy_address(endpoint.address, value.addr);
-      value.port = htons(identity.port);
-      value.family = family_code(endpoint.address);
-      value.proto = proto;
-      value.flags = SLUICE_BACKEND_F_LIVE;
-      tables_.update(MapRole::Backends, as_bytes_of(id), as_bytes_of(value));
-      now_live[id] = 1;
+      const auto [id, identity] = register_backend(endpoint, *port, proto);
       const uint32_t weight = std::max<uint32_t>(endpoint.weight, 1);
       backends.push_back(lb::Backend{id, weight, identity.to_string()});
       members.push_back(sluice_member{id, weight});
@@ -293,6 +302,7 @@ ApplyResult TableWriter::apply(const model::Snapshot& snapshot) {
         service_names_[value.stat_id] = SlotName{service.host, port.number, protocol_name(proto), ""};
         if (l7) {
           value.flags = SLUICE_SERVICE_F_L7;
+          for (const model::Endpoint& endpoint : service.endpoints) register_backend(endpoint, port, proto);
         } else {
           std::vector<model::WeightedDestination> destinations;
           if (routes != nullptr) destinations = routes->l4;

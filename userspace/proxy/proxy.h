@@ -48,8 +48,8 @@ struct ProxyOptions {
   uint64_t random_seed = 0;                                   // 0: from std::random_device
   std::shared_ptr<ActiveRequestCounters> active_requests;     // null: in-memory
   // Routing/LB plug-ins, one instance per worker (they are not thread-safe).
-  std::function<std::unique_ptr<RequestRouter>()> make_router;      // null: InterimRouter
-  std::function<std::unique_ptr<EndpointPicker>()> make_picker;     // null: InterimPicker
+  std::function<std::unique_ptr<RequestRouter>()> make_router;      // null: MeshRouter (userspace/routing)
+  std::function<std::unique_ptr<EndpointPicker>()> make_picker;     // null: MeshPicker (userspace/lb)
 };
 
 class Worker;

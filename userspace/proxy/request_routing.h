@@ -1,11 +1,11 @@
 // What the proxy asks of routing and load balancing, per request. The
 // routing unit (userspace/routing) and the LB policies (userspace/lb) plug in
-// behind these two interfaces; until they are merged, interim_routing.h
-// provides a minimal first-match router and the basic policies.
+// behind these two interfaces (mesh_routing.h); tests may inject others.
 #pragma once
 
 #include <cstdint>
 #include <optional>
+#include <random>
 #include <string_view>
 
 #include "http/message_head.h"
@@ -19,6 +19,17 @@ class RandomSource {
   virtual ~RandomSource() = default;
   virtual uint64_t next() = 0;
   double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }   // [0, 1)
+};
+
+// std::mt19937_64 behind RandomSource: one per worker, seeded from
+// ProxyOptions::random_seed (tests) or std::random_device.
+class SeededRandom final : public RandomSource {
+ public:
+  explicit SeededRandom(uint64_t seed) : engine_(seed) {}
+  uint64_t next() override { return engine_(); }
+
+ private:
+  std::mt19937_64 engine_;
 };
 
 struct RequestView {

@@ -23,7 +23,8 @@
 #include <system_error>
 
 #include "http/local_response.h"
-#include "proxy/interim_routing.h"
+#include "proxy/mesh_routing.h"
+#include "proxy/retry_policy.h"
 
 namespace sluice::proxy {
 namespace {
@@ -132,11 +133,6 @@ void from_sockaddr(const sockaddr_storage& ss, model::IpAddress& ip, uint32_t& p
   }
 }
 
-bool status_in(const model::Retries& r, unsigned status) {
-  return std::find(r.retriable_status_codes.begin(), r.retriable_status_codes.end(), status) !=
-         r.retriable_status_codes.end();
-}
-
 }  // namespace
 
 size_t Worker::BackendKeyHash::operator()(const BackendKey& k) const {
@@ -149,8 +145,8 @@ Worker::Worker(unsigned index, Proxy& proxy, const ProxyOptions& options, Active
     : index_(index), proxy_(proxy), options_(options), counters_(counters) {
   wake_fd_ = eventfd(0, EFD_CLOEXEC);
   if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd for proxy worker");
-  router_ = options.make_router ? options.make_router() : std::make_unique<InterimRouter>();
-  picker_ = options.make_picker ? options.make_picker() : std::make_unique<InterimPicker>();
+  router_ = options.make_router ? options.make_router() : std::make_unique<MeshRouter>();
+  picker_ = options.make_picker ? options.make_picker() : std::make_unique<MeshPicker>();
   uint64_t seed = options.random_seed != 0 ? options.random_seed + index : std::random_device{}();
   random_ = std::make_unique<SeededRandom>(seed);
   trace_ = std::getenv("SLUICE_PROXY_TRACE") != nullptr;
@@ -395,6 +391,7 @@ Worker::Conn* Worker::alloc_conn(Role role) {
   c->upstream = c->client = c->backend = c->next = kNone;
   c->requests = 0;
   c->reused = false;
+  c->mirror = false;
   return c;
 }
 
@@ -409,7 +406,7 @@ void Worker::close_conn(Conn& c) {
   if (c.shut) return;
   c.shut = true;
   c.deadline = Deadline::None;
-  for (uint8_t i = 0; i < c.held_count; ++i) recycle_buffer(c.held[i].bid);
+  for (uint16_t i = 0; i < c.held_count; ++i) recycle_buffer(c.held[i].bid);
   c.held_count = 0;
   if (c.role == Role::Upstream && c.backend != kNone) {
     Backend& b = backends_[c.backend];
@@ -518,9 +515,12 @@ void Worker::deliver(Conn& c, std::string_view data, uint16_t bid, uint32_t offs
     recycle_buffer(bid);
   }
   if (c.role == Role::Client) {
-    process_client(c);
+    if (c.client_state == ClientState::Proxying) pump_request(c);
+    else process_client(c);
   } else if (c.client != kNone) {
     pump_response(*conns_[c.client]);
+  } else if (c.mirror) {
+    c.in.clear();   // a mirror's response is read and dropped until the upstream closes
   } else if (!c.shut) {
     close_conn(c);   // an idle pooled connection must not send anything
   }
@@ -783,7 +783,73 @@ void Worker::continue_after_delay(Conn& c) {
     reply_local(c, route->fault->abort->status, "fault filter abort\n", "", false, "FI");
     return;
   }
+  send_mirrors(c);
   dispatch(c);
+}
+
+void Worker::send_mirrors(Conn& c) {
+  Exchange& x = *c.exchange;
+  // Bodies stream through once and are not kept, so only body-less requests
+  // are mirrored (documented in docs/l7-proxy.md).
+  if (x.route == nullptr || x.route->mirrors.empty() || x.has_body) return;
+  for (const model::Mirror& m : x.route->mirrors) {
+    if (random_->uniform() * 100 < m.percent) mirror_request(c, m);
+  }
+}
+
+// A copy of the request to the mirror destination with Host "<host>-shadow"
+// (Istio's convention) and "connection: close"; the response is discarded
+// and nothing about it reaches the client, the metrics of the request, or
+// the outlier detector.
+void Worker::mirror_request(Conn& c, const model::Mirror& mirror) {
+  Exchange& x = *c.exchange;
+  model::Destination d = mirror.destination;
+  if (d.port == 0) d.port = x.service_port;
+  picker_port_ = d.port;
+  picker_snapshot_ = x.snapshot.get();
+  RequestView view{empty_head_, "/", "", d.port};
+  auto endpoint = picker_->pick(*x.snapshot, d, view, *random_, *this);
+  if (!endpoint) return;
+  const model::Service& service = x.snapshot->services[d.service];
+  const model::Endpoint& e = service.endpoints[*endpoint];
+  const model::ServicePort* sp = service.port(d.port);
+  uint32_t backend = backend_for(e, sp != nullptr ? e.port_for(*sp) : d.port);
+  Conn* u = alloc_conn(Role::Upstream);
+  if (u == nullptr) return;
+  const BackendKey key = backends_[backend].key;
+  int fd = ::socket(key.address.is_v4() ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    u->shut = true;
+    maybe_free(*u);
+    return;
+  }
+  u->fd = fd;
+  u->mirror = true;
+  u->upstream_state = UpstreamState::Connecting;
+  u->address_len = to_sockaddr(key.address, key.port, u->address);
+  // The upstream head starts "METHOD target HTTP/1.1\r\nhost: H\r\n" when a
+  // host is known (build_upstream_head writes host first).
+  std::string_view head = x.upstream_head.readable();
+  size_t line_end = head.find("\r\n") + 2;
+  std::string_view rest = head.substr(line_end, head.size() - line_end - 2);   // fields, no final CRLF
+  u->out.append(head.substr(0, line_end));
+  if (rest.starts_with("host: ")) {
+    size_t host_end = rest.find("\r\n");
+    u->out.append(rest.substr(0, host_end));
+    u->out.append("-shadow");
+    rest.remove_prefix(host_end);
+    u->out.append(rest.substr(0, 2));
+    rest.remove_prefix(2);
+  }
+  u->out.append(rest);
+  u->out.append("connection: close\r\n\r\n");
+  io_uring_sqe* s = sqe();
+  io_uring_prep_connect(s, fd, reinterpret_cast<sockaddr*>(&u->address), u->address_len);
+  io_uring_sqe_set_data64(s, encode_user_data(Op::Connect, u->generation, u->id));
+  ++u->ops;
+  u->deadline = Deadline::Connect;
+  u->deadline_ns = now_ns() + to_ns(std::chrono::seconds(5));
+  metrics_.add(ProxyCounter::MirrorRequests, service.host, e.name);
 }
 
 const model::Subset& Worker::subset_of(const Exchange& x) const {
@@ -1036,6 +1102,10 @@ void Worker::on_connect(Conn& u, int res) {
     return;
   }
   u.upstream_state = UpstreamState::Busy;
+  if (u.mirror) {
+    u.deadline = Deadline::Idle;   // bound a mirror's life: the response is not awaited by anyone
+    u.deadline_ns = now_ns() + to_ns(std::chrono::seconds(10));
+  }
   arm_recv(u);
   submit_send(u);
 }
@@ -1369,35 +1439,17 @@ void Worker::abort_exchange(Conn& c) {
 }
 
 bool Worker::retry_allowed(const Exchange& x, Failure failure, unsigned status, bool response_seen) const {
-  if (x.response_started || x.route == nullptr || !x.route->retries) return false;
-  if (x.has_body && x.request_body_sent) return false;   // bodies stream through; nothing to replay
-  const model::Retries& r = *x.route->retries;
-  if (x.retries_done >= r.attempts) return false;
-  // A request that may have reached the upstream is retried only if idempotent.
-  bool maybe_sent = response_seen || failure != Failure::ConnectFailure;
-  if (maybe_sent && !x.idempotent) return false;
-  if (response_seen && status_in(r, status)) return true;
-  for (const std::string& token : r.retry_on) {
-    if (response_seen) {
-      if ((token == "5xx" && status >= 500) || (token == "gateway-error" && status >= 502 && status <= 504) ||
-          (token == "retriable-4xx" && status == 409) || token == std::to_string(status)) {
-        return true;
-      }
-      continue;
-    }
-    switch (failure) {
-      case Failure::ConnectFailure:
-        if (token == "connect-failure" || token == "5xx" || token == "gateway-error") return true;
-        break;
-      case Failure::Reset:
-        if (token == "reset" || token == "refused-stream" || token == "5xx" || token == "gateway-error") return true;
-        break;
-      case Failure::Timeout:
-        if (token == "5xx" || token == "gateway-error" || token == "reset") return true;
-        break;
-    }
-  }
-  return false;
+  AttemptOutcome o;
+  o.failure = response_seen ? AttemptFailure::None
+              : failure == Failure::ConnectFailure ? AttemptFailure::ConnectFailure
+              : failure == Failure::Reset          ? AttemptFailure::Reset
+                                                   : AttemptFailure::Timeout;
+  o.status = status;
+  o.retries_done = x.retries_done;
+  o.idempotent = x.idempotent;
+  o.body_streamed = x.has_body && x.request_body_sent;
+  o.response_started = x.response_started;
+  return should_retry(x.route != nullptr && x.route->retries ? &*x.route->retries : nullptr, o);
 }
 
 void Worker::retry(Conn& c) {
@@ -1410,7 +1462,12 @@ void Worker::retry(Conn& c) {
   x.response_chunks.reset();
   x.request_done = !x.has_body;
   c.client_state = ClientState::Proxying;
-  if (!select_endpoint(c, nullptr)) {
+  // Prefer another host than the one that just failed (Envoy's
+  // previous_hosts retry predicate), with a bounded number of re-picks.
+  uint32_t previous = x.backend;
+  bool picked = select_endpoint(c, nullptr);
+  for (int i = 0; picked && x.backend == previous && i < 4; ++i) picked = select_endpoint(c, nullptr);
+  if (!picked) {
     reply_local(c, 503, "no healthy upstream\n", "", false, "UH");
     return;
   }

@@ -93,8 +93,11 @@ class Worker final : private BackendLoad {
     bool recv_armed = false, send_inflight = false, shut = false, peer_eof = false, recv_paused = false;
     ByteBuffer in, out;
     uint32_t inflight_send = 0;
-    std::array<HeldBuffer, 32> held{};
-    uint8_t held_count = 0;
+    // Receive completions already posted when a pause (cancel) is decided
+    // must be kept: at most the socket's receive queue (tcp_rmem max, 6 MiB
+    // by default) in 16 KiB buffers = 384 entries.
+    std::array<HeldBuffer, 512> held{};
+    uint16_t held_count = 0;
     Deadline deadline = Deadline::None;
     int64_t deadline_ns = 0;
     // Client side.
@@ -108,6 +111,7 @@ class Worker final : private BackendLoad {
     uint32_t client = kNone, backend = kNone, next = kNone;
     bool reused = false;
     bool in_process = false;         // process_client is on the stack for this connection
+    bool mirror = false;             // a fire-and-forget mirror request: response discarded
     sockaddr_storage address{};
     socklen_t address_len = 0;
   };
@@ -159,6 +163,8 @@ class Worker final : private BackendLoad {
   void start_exchange(Conn& c);
   void continue_after_delay(Conn& c);
   void dispatch(Conn& c);
+  void send_mirrors(Conn& c);
+  void mirror_request(Conn& c, const model::Mirror& mirror);
   void attach_upstream(Conn& c, Conn& u);
   void pump_request(Conn& c);
   void pump_response(Conn& c);

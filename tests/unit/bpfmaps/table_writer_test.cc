@@ -204,3 +204,25 @@ TEST_F(TableWriterTest, MoreRouteDestinationsThanTheKernelTakesAreRefusedWithThe
 
 }  // namespace
 }  // namespace sluice::bpfmaps
+
+namespace sluice::bpfmaps {
+namespace {
+
+// The L7 proxy publishes active requests per backend into the shared load map
+// by backend id, so the endpoints of an L7 port need ids too, though XDP
+// builds no subsets for that port.
+TEST(TableWriterL7, EndpointsOfAnL7PortGetLiveBackendIds) {
+  FakeDatapathTables tables;
+  TableWriter writer(tables, TableWriterOptions{std::chrono::milliseconds(0)});
+  writer.apply(testing::productpage_snapshot());
+  auto addr = *model::IpAddress::parse("10.200.11.2");
+  auto l7 = writer.backend_id({addr, 9080, IPPROTO_TCP});
+  auto l4 = writer.backend_id({addr, 9081, IPPROTO_TCP});
+  ASSERT_TRUE(l7.has_value());
+  ASSERT_TRUE(l4.has_value());
+  EXPECT_NE(*l7, *l4);
+  EXPECT_TRUE(writer.backend_live(*l7));
+}
+
+}  // namespace
+}  // namespace sluice::bpfmaps

@@ -1,0 +1,176 @@
+// The proxy's decisions that are pure logic: retries, the user_data
+// encoding, the send-buffer pinning rule, metrics, and per-request weighted
+// routing through the routing unit with a seeded random source.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "http/message_head.h"
+#include "proxy/byte_buffer.h"
+#include "proxy/mesh_routing.h"
+#include "proxy/metrics.h"
+#include "proxy/retry_policy.h"
+#include "proxy/user_data.h"
+
+namespace sluice::proxy {
+namespace {
+
+model::Retries retries(std::vector<std::string> on, uint32_t attempts = 2) {
+  model::Retries r;
+  r.attempts = attempts;
+  r.retry_on = std::move(on);
+  return r;
+}
+
+AttemptOutcome get_failed(AttemptFailure f, unsigned status = 0) {
+  AttemptOutcome o;
+  o.failure = f;
+  o.status = status;
+  o.idempotent = true;
+  return o;
+}
+
+TEST(RetryPolicy, FiveXxCoversResponsesAndUpstreamFailures) {
+  auto r = retries({"5xx"});
+  EXPECT_TRUE(should_retry(&r, get_failed(AttemptFailure::None, 500)));
+  EXPECT_TRUE(should_retry(&r, get_failed(AttemptFailure::ConnectFailure)));
+  EXPECT_TRUE(should_retry(&r, get_failed(AttemptFailure::Reset)));
+  EXPECT_TRUE(should_retry(&r, get_failed(AttemptFailure::Timeout)));
+  EXPECT_FALSE(should_retry(&r, get_failed(AttemptFailure::None, 404)));
+}
+
+TEST(RetryPolicy, GatewayErrorIsOnly502To504) {
+  auto r = retries({"gateway-error"});
+  EXPECT_FALSE(should_retry(&r, get_failed(AttemptFailure::None, 500)));
+  EXPECT_TRUE(should_retry(&r, get_failed(AttemptFailure::None, 503)));
+  EXPECT_TRUE(should_retry(&r, get_failed(AttemptFailure::ConnectFailure)));
+}
+
+TEST(RetryPolicy, ConnectFailureTokenDoesNotCoverResets) {
+  auto r = retries({"connect-failure"});
+  EXPECT_TRUE(should_retry(&r, get_failed(AttemptFailure::ConnectFailure)));
+  EXPECT_FALSE(should_retry(&r, get_failed(AttemptFailure::Reset)));
+  EXPECT_FALSE(should_retry(&r, get_failed(AttemptFailure::None, 503)));
+}
+
+TEST(RetryPolicy, ResetAndRefusedStreamCoverCloseBeforeHeaders) {
+  auto r = retries({"refused-stream"});
+  EXPECT_TRUE(should_retry(&r, get_failed(AttemptFailure::Reset)));
+  auto reset = retries({"reset"});
+  EXPECT_TRUE(should_retry(&reset, get_failed(AttemptFailure::Timeout)));
+}
+
+TEST(RetryPolicy, RetriableStatusCodesMatchExactly) {
+  auto r = retries({"retriable-status-codes"});
+  r.retriable_status_codes = {418};
+  EXPECT_TRUE(should_retry(&r, get_failed(AttemptFailure::None, 418)));
+  EXPECT_FALSE(should_retry(&r, get_failed(AttemptFailure::None, 503)));
+  auto numeric = retries({"503"});
+  EXPECT_TRUE(should_retry(&numeric, get_failed(AttemptFailure::None, 503)));
+}
+
+TEST(RetryPolicy, StopsAfterAttempts) {
+  auto r = retries({"5xx"}, 2);
+  auto o = get_failed(AttemptFailure::None, 503);
+  o.retries_done = 2;
+  EXPECT_FALSE(should_retry(&r, o));
+}
+
+TEST(RetryPolicy, NeverRetriesANonIdempotentRequestThatMayHaveBeenSent) {
+  auto r = retries({"5xx", "connect-failure", "reset"});
+  auto post = get_failed(AttemptFailure::Reset);
+  post.idempotent = false;
+  EXPECT_FALSE(should_retry(&r, post));
+  post.failure = AttemptFailure::None;
+  post.status = 503;
+  EXPECT_FALSE(should_retry(&r, post));
+  post.failure = AttemptFailure::ConnectFailure;   // nothing was sent
+  EXPECT_TRUE(should_retry(&r, post));
+}
+
+TEST(RetryPolicy, NeverRetriesAfterResponseBytesOrAStreamedBody) {
+  auto r = retries({"5xx"});
+  auto o = get_failed(AttemptFailure::Reset);
+  o.response_started = true;
+  EXPECT_FALSE(should_retry(&r, o));
+  o = get_failed(AttemptFailure::ConnectFailure);
+  o.body_streamed = true;
+  EXPECT_FALSE(should_retry(&r, o));
+  EXPECT_FALSE(should_retry(nullptr, get_failed(AttemptFailure::ConnectFailure)));
+}
+
+TEST(UserData, RoundTripsOpGenerationAndId) {
+  uint64_t v = encode_user_data(Op::Send, 0xabcdef, 0xfffffffe);
+  UserData d = decode_user_data(v);
+  EXPECT_EQ(d.op, Op::Send);
+  EXPECT_EQ(d.generation, 0xabcdefu);
+  EXPECT_EQ(d.id, 0xfffffffeu);
+  EXPECT_EQ(decode_user_data(encode_user_data(Op::Recv, 0x1000000, 7)).generation, 0u);   // 24 bits
+}
+
+TEST(ByteBuffer, PinnedBufferIsNotCompactedUnderASend) {
+  ByteBuffer b;
+  b.allocate(16);
+  ASSERT_TRUE(b.append("0123456789"));
+  const char* sending = b.readable().data();
+  b.pin(true);
+  b.consume(8);
+  EXPECT_EQ(b.space(), 6u);                 // only the tail is free while pinned
+  EXPECT_FALSE(b.append("abcdefg"));
+  EXPECT_EQ(b.readable().data(), sending + 8);
+  b.pin(false);
+  EXPECT_EQ(b.space(), 14u);
+  EXPECT_TRUE(b.append("abcdefghijklmn"));
+  EXPECT_EQ(b.readable(), "89abcdefghijklmn");
+}
+
+TEST(Metrics, RendersIstioNamesSummedOverWorkers) {
+  WorkerMetrics a, b;
+  RequestLabels l{"productpage", "productpage", "default", "v1", "productpage-v1-a"};
+  a.record_request(l, 200, "-", 3.0);
+  b.record_request(l, 200, "-", 700.0);
+  b.record_request(l, 503, "UO", 1.0);
+  a.add(ProxyCounter::PoolOverflows, "productpage", "productpage-v1-a");
+  const WorkerMetrics* workers[] = {&a, &b};
+  std::string text = WorkerMetrics::render_prometheus(workers);
+  EXPECT_NE(text.find("destination_version=\"v1\",destination_workload=\"productpage-v1-a\",response_code=\"200\","
+                      "response_flags=\"-\"} 2\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("response_code=\"503\",response_flags=\"UO\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("response_flags=\"-\",le=\"5\"} 1\n"), std::string::npos);      // 3 ms
+  EXPECT_NE(text.find("response_flags=\"-\",le=\"1000\"} 2\n"), std::string::npos);   // cumulative
+  EXPECT_NE(text.find("sluice_pool_overflows_total{destination_service=\"productpage\","
+                      "destination_workload=\"productpage-v1-a\"} 1\n"),
+            std::string::npos);
+  auto totals = WorkerMetrics::totals(workers, "productpage");
+  EXPECT_EQ(totals.requests, 3u);
+  EXPECT_EQ(totals.by_code[503], 1u);
+}
+
+TEST(MeshRouter, WeightsApplyPerRequestWithASeededSource) {
+  model::PortRoutes routes;
+  model::HttpRoute route;
+  route.route.resize(2);
+  route.route[0].destination.subset = 1;
+  route.route[0].weight = 70;
+  route.route[0].share = 0.7;
+  route.route[1].destination.subset = 2;
+  route.route[1].weight = 30;
+  route.route[1].share = 0.3;
+  routes.http.push_back(route);
+  http::RequestHead head;
+  ASSERT_EQ(http::parse_request_head("GET / HTTP/1.1\r\nHost: productpage\r\n\r\n", http::Limits{}, head),
+            http::ParseResult::Complete);
+  RequestView view{head, head.target, head.authority, 9080};
+  MeshRouter router;
+  SeededRandom random(42);
+  std::map<uint32_t, int> picks;
+  for (int i = 0; i < 10000; ++i) ++picks[router.route(routes, view, random).destination->destination.subset];
+  // 10,000 draws: σ of the share is 0.46 points; ±1.5 points is 3.3σ.
+  EXPECT_NEAR(picks[1] / 100.0, 70.0, 1.5);
+  EXPECT_EQ(picks[1] + picks[2], 10000);
+}
+
+}  // namespace
+}  // namespace sluice::proxy

@@ -1,0 +1,32 @@
+// When the proxy retries a request (Istio HTTPRetry / Envoy retry_on), as a
+// pure function of the route's policy and what happened to the attempt.
+#pragma once
+
+#include <cstdint>
+
+#include "model/snapshot.h"
+
+namespace sluice::proxy {
+
+enum class AttemptFailure : uint8_t {
+  None,             // a response head arrived: judge its status
+  ConnectFailure,   // the connection to the upstream failed: nothing was sent
+  Reset,            // the upstream closed or reset before a response head
+  Timeout,          // perTryTimeout expired before a response head
+};
+
+struct AttemptOutcome {
+  AttemptFailure failure = AttemptFailure::None;
+  unsigned status = 0;             // with AttemptFailure::None
+  uint32_t retries_done = 0;
+  bool idempotent = false;         // RFC 9110 9.2.2
+  bool body_streamed = false;      // request body bytes already went upstream (not kept for replay)
+  bool response_started = false;   // bytes of a response already went to the client
+};
+
+// True if `retries` asks for another attempt. Never retries once the client
+// saw response bytes, once a streamed body is gone, or a non-idempotent
+// request that may have reached the upstream (anything but a connect failure).
+bool should_retry(const model::Retries* retries, const AttemptOutcome& outcome);
+
+}  // namespace sluice::proxy

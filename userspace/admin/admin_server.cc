@@ -7,6 +7,10 @@
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
 
+#include <poll.h>
+
+#include <condition_variable>
+#include <mutex>
 #include <stdexcept>
 
 namespace sluice::admin {
@@ -118,25 +122,41 @@ struct AdminServer::Impl {
     }
   }
 
+  // Each connection gets its own short-lived thread and one request: the
+  // admin API's clients (sluicectl, scrapers) are few, and one client that
+  // holds a keep-alive connection or never sends must not block the others.
+  static constexpr int kMaxConnections = 32;
+  static constexpr int kReadTimeoutMs = 5000;
+  std::mutex conn_mu;
+  std::condition_variable conn_cv;
+  int connections = 0;
+
+  // Waits until the socket has bytes (or the peer closed); false on timeout.
+  // Asio's synchronous reads ignore SO_RCVTIMEO, so the deadline is a poll().
+  static bool wait_readable(tcp::socket& socket) {
+    pollfd pfd{socket.native_handle(), POLLIN, 0};
+    return ::poll(&pfd, 1, kReadTimeoutMs) == 1;
+  }
+
   void serve_connection(tcp::socket socket) {
     beast::flat_buffer buffer;
     beast::error_code ec;
-    for (;;) {
-      http::request_parser<http::string_body> parser;
-      parser.body_limit(1 << 20);
-      http::read(socket, buffer, parser, ec);
+    http::request_parser<http::string_body> parser;
+    parser.body_limit(1 << 20);
+    while (!parser.is_done()) {
+      if (!wait_readable(socket)) return;
+      http::read_some(socket, buffer, parser, ec);
       if (ec) return;
-      auto& req = parser.get();
-      AdminResponse r = dispatch(to_admin_request(req));
-      http::response<http::string_body> res{static_cast<http::status>(r.status), req.version()};
-      res.set(http::field::server, "sluiced");
-      res.set(http::field::content_type, r.content_type);
-      res.keep_alive(req.keep_alive() && !stopping.load());
-      res.body() = std::move(r.body);
-      res.prepare_payload();
-      http::write(socket, res, ec);
-      if (ec || !res.keep_alive()) break;
     }
+    auto& req = parser.get();
+    AdminResponse r = dispatch(to_admin_request(req));
+    http::response<http::string_body> res{static_cast<http::status>(r.status), req.version()};
+    res.set(http::field::server, "sluiced");
+    res.set(http::field::content_type, r.content_type);
+    res.keep_alive(false);
+    res.body() = std::move(r.body);
+    res.prepare_payload();
+    http::write(socket, res, ec);
     socket.shutdown(tcp::socket::shutdown_send, ec);
   }
 
@@ -146,15 +166,25 @@ struct AdminServer::Impl {
       tcp::socket socket{io};
       acceptor.accept(socket, ec);
       if (ec) {
-        if (stopping.load()) return;
+        if (stopping.load()) break;
         continue;
       }
-      // Bound how long one slow client can hold the single admin thread.
-      struct timeval tv{5, 0};
-      setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-      setsockopt(socket.native_handle(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-      serve_connection(std::move(socket));
+      std::unique_lock lock(conn_mu);
+      conn_cv.wait(lock, [&] { return connections < kMaxConnections || stopping.load(); });
+      if (stopping.load()) break;
+      ++connections;
+      lock.unlock();
+      std::thread([this, s = std::move(socket)]() mutable {
+        serve_connection(std::move(s));
+        std::lock_guard done(conn_mu);
+        --connections;
+        conn_cv.notify_all();
+      }).detach();
     }
+    // Connection threads use this object: wait for them (each ends within
+    // kReadTimeoutMs of its last byte).
+    std::unique_lock lock(conn_mu);
+    conn_cv.wait(lock, [&] { return connections == 0; });
   }
 };
 
@@ -186,6 +216,10 @@ void AdminServer::stop() {
   beast::error_code ec;
   // shutdown() wakes the blocking accept(); close() alone does not on Linux.
   ::shutdown(impl_->acceptor.native_handle(), SHUT_RDWR);
+  {
+    std::lock_guard lock(impl_->conn_mu);
+    impl_->conn_cv.notify_all();
+  }
   if (impl_->thread.joinable()) impl_->thread.join();
   impl_->acceptor.close(ec);
 }

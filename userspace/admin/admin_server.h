@@ -1,7 +1,8 @@
-// The agent's admin HTTP API: a small blocking HTTP/1.1 server on its own
-// thread. It serves operators and sluicectl, never data-plane traffic, so it
-// favours simplicity (Boost.Beast's parser, one connection at a time per
-// accept thread) over throughput.
+// The agent's admin HTTP API: a small blocking HTTP/1.1 server. It serves
+// operators, scrapers and sluicectl, never data-plane traffic, so it favours
+// simplicity over throughput: Boost.Beast's parser, one request per
+// connection, each connection on its own thread (at most 32 at once, each
+// bounded by a 5 s read deadline) so an idle client cannot block the others.
 #pragma once
 
 #include <atomic>

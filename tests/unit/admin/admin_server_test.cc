@@ -130,3 +130,29 @@ TEST(AdminClient, UnreachableAgentErrorNamesTheAddress) {
 
 }  // namespace
 }  // namespace sluice::admin
+
+namespace sluice::admin {
+namespace {
+
+TEST(AdminServer, AnIdleConnectionDoesNotBlockOtherClients) {
+  AdminServer server("127.0.0.1:0");
+  server.handle("/ready", [](const AdminRequest&) { return AdminResponse{200, "text/plain", "LIVE\n"}; });
+  server.start();
+  auto [host, port] = split_host_port(server.local_address());
+  // A client that connects and sends nothing (a stuck scraper, a keep-alive pool).
+  int idle = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  inet_pton(AF_INET, host.c_str(), &sa.sin_addr);
+  ASSERT_EQ(::connect(idle, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  // Another client is still answered, and told the connection closes.
+  std::string resp = raw_request(server.local_address(), "GET /ready HTTP/1.1\r\nHost: a\r\n\r\n");
+  EXPECT_NE(resp.find("HTTP/1.1 200"), std::string::npos) << resp;
+  EXPECT_NE(resp.find("Connection: close"), std::string::npos) << resp;
+  ::close(idle);
+  server.stop();
+}
+
+}  // namespace
+}  // namespace sluice::admin

@@ -144,7 +144,9 @@ struct AdminServer::Impl {
     http::request_parser<http::string_body> parser;
     parser.body_limit(1 << 20);
     while (!parser.is_done()) {
-      if (!wait_readable(socket)) return;
+      // read_some parses what is buffered before it reads the socket: only
+      // wait for the socket when nothing unparsed is left.
+      if (buffer.size() == 0 && !wait_readable(socket)) return;
       http::read_some(socket, buffer, parser, ec);
       if (ec) return;
     }

@@ -156,3 +156,19 @@ TEST(AdminServer, AnIdleConnectionDoesNotBlockOtherClients) {
 
 }  // namespace
 }  // namespace sluice::admin
+
+namespace sluice::admin {
+namespace {
+
+TEST(AdminServer, PostWithBodyInTheSameSegmentIsAnsweredAtOnce) {
+  AdminServer server("127.0.0.1:0");
+  server.handle("/weights", [](const AdminRequest& r) { return AdminResponse{200, "application/json", r.body}; });
+  server.start();
+  auto reply = admin_post(server.local_address(), "/weights", "{\"host\":\"productpage\"}");
+  server.stop();
+  EXPECT_EQ(reply.status, 200u);
+  EXPECT_EQ(reply.body, "{\"host\":\"productpage\"}");
+}
+
+}  // namespace
+}  // namespace sluice::admin

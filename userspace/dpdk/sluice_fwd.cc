@@ -164,6 +164,7 @@ struct Forwarder {
   std::atomic<const SteerSnapshot*> snapshot{nullptr};
   FlowTables flows;
   std::vector<std::unique_ptr<LcoreStats>> stats;   // by queue index
+  uint64_t snapshots_applied = 1;                    // control thread only
 };
 
 void add(std::atomic<uint64_t>& c, uint64_t n = 1) { c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
@@ -403,6 +404,7 @@ nlohmann::json counters_json(const sluice_counters& c) {
 void write_stats(const Forwarder& fw, const std::string& path, uint64_t tsc_hz) {
   nlohmann::json j;
   j["generation"] = fw.snapshot.load()->generation;
+  j["snapshots_applied"] = fw.snapshots_applied;
   j["lcores"] = fw.stats.size();
   uint64_t totals[SLUICE_G_COUNT] = {};
   uint64_t tx_dropped = 0, no_route = 0, table_full = 0, cycles = 0, packets = 0;
@@ -558,6 +560,9 @@ int main(int argc, char** argv) {
           for (size_t i = 0; i < fw.stats.size(); i++)
             while (fw.stats[i]->quiescent.load() == seen[i] && !g_stop.load()) std::this_thread::yield();
           current = std::move(fresh);
+          fw.snapshots_applied++;
+          // Written at once, so a caller can tell the new tables are live here.
+          if (!stats_file.empty()) write_stats(fw, stats_file, tsc_hz);
         } catch (const std::exception& e) {
           std::cerr << "sluice-fwd: keeping generation " << current->generation << ": " << e.what() << "\n";
         }

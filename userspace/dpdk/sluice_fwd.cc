@@ -216,7 +216,7 @@ struct Lcore {
         backend = snap.backend(entry->backend_id);
         if (!backend || (is_syn && entry->closing)) {
           if (!backend) add(stats->global[SLUICE_G_RESTEER_BACKEND_GONE]);
-          close_flow(*entry);
+          if (!entry->closing) close_flow(*entry);   // counted once per flow
           entry = nullptr;
         }
       }

@@ -48,4 +48,8 @@ xdp_check "no long-lived connection was reset" test "$resets" -eq 0
 xdp_check "no long-lived connection changed backend" test "$changed" -eq 0
 xdp_check "no ping went unanswered" test "$timeouts" -eq 0
 xdp_check "new connections followed all 20 weight changes" test "$followed" -eq 20
+if ((xdp_failures > 0)); then
+  echo "--- held connections that timed out or moved (first 3) ---"
+  xdp_json "$XDP_WORK/hold.json" '"\n".join(str(c) for c in [c for c in j["connections"] if c["echo_timeouts"] or len(c["backends_seen"]) > 1][:3])'
+fi
 dpdk_finish

@@ -72,7 +72,8 @@ dpdk_start_tables() {
 dpdk_mac() { ip -n "$1" -j link show dev "$2" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])'; }
 
 # dpdk_start_forwarder SECONDS: sluice-fwd in the node namespace, one lcore,
-# no hugepages, bounded in time (it busy-polls a core).
+# no hugepages, bounded in time. It sleeps 20 us after an empty poll round
+# (DPDK_IDLE_SLEEP_US; 0 busy-polls): the test host's CPUs are shared.
 dpdk_start_forwarder() {
   local seconds=$1 node i mac vdevs=() routes=() p=0
   node=$(topo_ns node)
@@ -95,7 +96,7 @@ dpdk_start_forwarder() {
   nsenter --net="/run/netns/$node" timeout --signal=TERM --kill-after=5 "$seconds" \
     "$SLUICE_FWD" -l 0 --no-huge -m 512 --no-pci --no-telemetry --file-prefix "slc-dpdk-$$" --log-level=warning \
     "${vdevs[@]}" -- --pin-dir "$XDP_PIN" "${routes[@]}" --stats-file "$XDP_WORK/fwd-stats.json" \
-    >>"$XDP_WORK/fwd.log" 2>&1 &
+    --idle-sleep-us "${DPDK_IDLE_SLEEP_US:-20}" >>"$XDP_WORK/fwd.log" 2>&1 &
   DPDK_FWD_PID=$!
   for i in $(seq 150); do
     [[ -s "$XDP_WORK/fwd-stats.json" ]] && return 0

@@ -78,6 +78,7 @@ xdp_stop_harness
 # Phase 2: sluice-fwd on af_packet vdevs, one lcore, kernel forwarding off.
 ip netns exec "$node" sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0
 dpdk_start_tables
+export DPDK_IDLE_SLEEP_US=0   # busy polling: measure the real thing
 dpdk_start_forwarder $((seconds + 20))
 read -r fwd_sent fwd_pps < <(measure)
 sleep 1.2

@@ -165,6 +165,7 @@ struct Forwarder {
   FlowTables flows;
   std::vector<std::unique_ptr<LcoreStats>> stats;   // by queue index
   uint64_t snapshots_applied = 1;                    // control thread only
+  uint32_t idle_sleep_us = 0;                        // 0: pure busy polling
 };
 
 void add(std::atomic<uint64_t>& c, uint64_t n = 1) { c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
@@ -328,9 +329,11 @@ int lcore_main(void* arg) {
   while (!g_stop.load(std::memory_order_relaxed)) {
     const SteerSnapshot* s = fw.snapshot.load(std::memory_order_acquire);
     if (s != lc->bound) lc->bind(s);
+    bool idle = true;
     for (uint16_t port : fw.ports) {
       const uint16_t n = rte_eth_rx_burst(port, lc->queue, rx, kBurst);
       if (n == 0) continue;
+      idle = false;
       const uint64_t start = rte_rdtsc();
       for (uint16_t i = 0; i < n; i++) {
         const int out = lc->steer(rx[i]);
@@ -352,6 +355,9 @@ int lcore_main(void* arg) {
       add(lc->stats->busy_packets, n);
     }
     add(lc->stats->quiescent);
+    // On a shared host a sleeping poller is scheduled like an interactive
+    // task when traffic resumes; a pure busy poller waits behind everyone.
+    if (idle && fw.idle_sleep_us) rte_delay_us_sleep(fw.idle_sleep_us);
   }
   return 0;
 }
@@ -475,6 +481,9 @@ int main(int argc, char** argv) {
   app.add_option("--queues", fw.queues, "RX/TX queues per port, one lcore each")->capture_default_str();
   app.add_option("--stats-file", stats_file, "JSON counters rewritten every second (read by sluiced)");
   app.add_option("--duration", duration, "stop after this many seconds (0: until SIGINT/SIGTERM)");
+  app.add_option("--idle-sleep-us", fw.idle_sleep_us,
+                 "sleep this long after a poll round that found no packet (shared CPUs, tests); 0 polls only")
+      ->capture_default_str();
   app.add_option("--flows", flow_capacity, "flow table capacity per direction")->capture_default_str();
   try {
     app.parse(argc, argv);

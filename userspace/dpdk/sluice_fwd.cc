@@ -1,0 +1,605 @@
+// sluice-fwd: the L4 steering of the XDP program, in userspace on DPDK ports
+// (PCI NICs, or net_af_packet / net_af_xdp vdevs over veth for tests).
+//
+//   sluice-fwd [EAL options] -- --pin-dir DIR --route PREFIX@PORT=MAC... [--queues N]
+//              [--stats-file F] [--duration S]
+//
+// One lcore per queue index: lcore i polls RX queue i of every port and is
+// the only writer of TX queue i of every port, so no TX lock. Per packet:
+// parse -> flow table (affinity) -> on a miss, the shared decision
+// (sluice/steer_decide.h over a per-generation copy of the pinned maps) ->
+// DNAT or reverse NAT -> static next hop -> TX burst.
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_hash.h>
+#include <rte_jhash.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_random.h>
+#include <rte_cycles.h>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dpdk/packet_nat.h"
+#include "dpdk/steer_tables.h"
+
+namespace sluice::dpdk {
+namespace {
+
+constexpr uint16_t kBurst = 32;
+constexpr uint16_t kRxDesc = 1024, kTxDesc = 1024;
+
+std::atomic<bool> g_stop{false};
+void on_signal(int) { g_stop.store(true); }
+
+[[noreturn]] void die(const std::string& message) {
+  std::cerr << "sluice-fwd: " << message << "\n";
+  std::exit(1);
+}
+
+// A static next hop: frames whose (rewritten) destination is in prefix leave
+// through port with this destination MAC. The longest prefix wins.
+struct Route {
+  uint8_t family = 0;
+  uint8_t addr[16]{};
+  uint32_t prefix_len = 0;
+  uint16_t port = 0;
+  rte_ether_addr mac{};
+  std::string text;
+};
+
+Route parse_route(const std::string& text) {
+  // PREFIX/LEN@PORT=MAC, e.g. 10.200.11.0/24@1=02:00:00:00:11:02
+  Route r;
+  r.text = text;
+  const auto at = text.find('@'), eq = text.find('='), slash = text.find('/');
+  if (at == std::string::npos || eq == std::string::npos || slash == std::string::npos || slash > at || at > eq)
+    throw CLI::ValidationError("--route", "'" + text + "': expected PREFIX/LEN@PORT=MAC");
+  const std::string prefix = text.substr(0, slash);
+  r.family = prefix.find(':') != std::string::npos ? SLUICE_FAMILY_V6 : SLUICE_FAMILY_V4;
+  if (inet_pton(r.family == SLUICE_FAMILY_V6 ? AF_INET6 : AF_INET, prefix.c_str(), r.addr) != 1)
+    throw CLI::ValidationError("--route", "'" + text + "': bad address '" + prefix + "'");
+  try {
+    r.prefix_len = static_cast<uint32_t>(std::stoul(text.substr(slash + 1, at - slash - 1)));
+    r.port = static_cast<uint16_t>(std::stoul(text.substr(at + 1, eq - at - 1)));
+  } catch (const std::exception&) {
+    throw CLI::ValidationError("--route", "'" + text + "': prefix length and port must be numbers");
+  }
+  if (r.prefix_len > (r.family == SLUICE_FAMILY_V6 ? 128u : 32u))
+    throw CLI::ValidationError("--route", "'" + text + "': prefix length too long");
+  if (rte_ether_unformat_addr(text.substr(eq + 1).c_str(), &r.mac) != 0)
+    throw CLI::ValidationError("--route", "'" + text + "': bad MAC '" + text.substr(eq + 1) + "'");
+  return r;
+}
+
+bool route_matches(const Route& r, const sluice_flow_key& key, bool by_dst) {
+  if (r.family != key.family) return false;
+  const auto* a = reinterpret_cast<const uint8_t*>(by_dst ? key.dst : key.src);
+  uint32_t bits = r.prefix_len, i = 0;
+  for (; bits >= 8; bits -= 8, i++)
+    if (a[i] != r.addr[i]) return false;
+  if (bits == 0) return true;
+  const uint8_t mask = static_cast<uint8_t>(0xff << (8 - bits));
+  return (a[i] & mask) == (r.addr[i] & mask);
+}
+
+// Forwarder flows. The forward table (client -> VIP) gives affinity; the
+// reverse table (backend -> client) gives the VIP to restore. Entries are
+// slots of arrays indexed by the rte_hash position of their key; rte_hash
+// runs lock-free for readers with concurrent writers, because the two
+// directions of one flow arrive on different ports, so on different lcores.
+struct ForwardEntry {
+  uint32_t backend_id;
+  uint32_t service_stat;
+  uint32_t subset_stat;
+  uint32_t closing;
+};
+struct ReverseEntry {
+  uint32_t vip[4];
+  uint16_t vip_port;
+  uint16_t pad;
+  uint32_t backend_id;
+  uint32_t service_stat;
+  uint32_t subset_stat;
+};
+
+struct FlowTables {
+  rte_hash* forward = nullptr;
+  rte_hash* reverse = nullptr;
+  std::vector<ForwardEntry> forward_entries;
+  std::vector<ReverseEntry> reverse_entries;
+};
+
+rte_hash* create_flow_hash(const char* name, uint32_t entries) {
+  rte_hash_parameters params{};
+  params.name = name;
+  params.entries = entries;
+  params.key_len = sizeof(sluice_flow_key);
+  params.hash_func = rte_jhash;
+  params.socket_id = static_cast<int>(rte_socket_id());
+  params.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF | RTE_HASH_EXTRA_FLAGS_MULTI_WRITER_ADD;
+  rte_hash* h = rte_hash_create(&params);
+  if (!h) die(fmt::format("create flow table {} ({} flows): {}", name, entries, rte_strerror(rte_errno)));
+  return h;
+}
+
+// Per-lcore counters, summed by the stats writer. Same meanings as the XDP
+// program's (SLUICE_G_*, struct sluice_counters), so the agent adds them up.
+struct alignas(64) LcoreStats {
+  std::atomic<uint64_t> global[SLUICE_G_COUNT]{};
+  std::atomic<uint64_t> tx_dropped{0};   // TX ring full
+  std::atomic<uint64_t> no_route{0};     // rewritten, but no --route for the destination
+  std::atomic<uint64_t> flow_table_full{0};
+  std::atomic<uint64_t> busy_cycles{0};  // TSC cycles spent on bursts that carried packets
+  std::atomic<uint64_t> busy_packets{0};
+  std::atomic<uint64_t> quiescent{0};    // advanced between bursts (snapshot retirement)
+  std::vector<sluice_counters> services, subsets, backends;
+};
+
+struct Forwarder {
+  std::string pin_dir;
+  std::vector<Route> routes;
+  uint16_t queues = 1;
+  std::vector<uint16_t> ports;
+  std::vector<rte_ether_addr> port_macs;
+  std::unique_ptr<PinnedSteerTables> tables;
+  std::atomic<const SteerSnapshot*> snapshot{nullptr};
+  FlowTables flows;
+  std::vector<std::unique_ptr<LcoreStats>> stats;   // by queue index
+  uint64_t snapshots_applied = 1;                    // control thread only
+  uint32_t idle_sleep_us = 0;                        // 0: pure busy polling
+};
+
+void add(std::atomic<uint64_t>& c, uint64_t n = 1) { c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+
+const Route* route_for(const Forwarder& fw, const sluice_flow_key& key) {
+  const Route* best = nullptr;
+  for (const Route& r : fw.routes)
+    if (route_matches(r, key, true) && (!best || r.prefix_len > best->prefix_len)) best = &r;
+  return best;
+}
+
+struct Lcore {
+  Forwarder* fw;
+  uint16_t queue;
+  LcoreStats* stats;
+  sluice_user_steer_env env{};
+  std::vector<uint32_t> rr_cursor;
+  const SteerSnapshot* bound = nullptr;
+  std::vector<std::vector<rte_mbuf*>> tx;   // by port
+
+  void bind(const SteerSnapshot* s) {
+    bound = s;
+    bind_env(env, *s);
+  }
+
+  // Returns the port to send on, or -1 to drop.
+  int steer(rte_mbuf* m) {
+    auto* frame = rte_pktmbuf_mtod(m, uint8_t*);
+    ParsedFrame p;
+    add(stats->global[SLUICE_G_PACKETS]);
+    if (!parse_frame(frame, rte_pktmbuf_data_len(m), p)) {
+      add(stats->global[SLUICE_G_PASS_NOT_IP]);
+      return -1;   // not ours: on a vdev the kernel sees its own copy
+    }
+    const SteerSnapshot& snap = *bound;
+    const uint32_t bytes = rte_pktmbuf_pkt_len(m);
+    const bool is_tcp = p.key.proto == IPPROTO_TCP;
+    const bool closes = is_tcp && (p.tcp_flags & 0x05);   // FIN or RST
+    const bool is_syn = is_tcp && (p.tcp_flags & 0x12) == 0x02;
+
+    if (const sluice_service* svc = snap.find_service(snap.service_key_of(p.key))) {
+      (void)svc;
+      const sluice_flow_key client_key = p.key;
+      ForwardEntry* entry = nullptr;
+      int32_t pos = rte_hash_lookup(fw->flows.forward, &client_key);
+      const sluice_backend* backend = nullptr;
+      if (pos >= 0) {
+        entry = &fw->flows.forward_entries[static_cast<uint32_t>(pos)];
+        backend = snap.backend(entry->backend_id);
+        if (!backend || (is_syn && entry->closing)) {
+          if (!backend) add(stats->global[SLUICE_G_RESTEER_BACKEND_GONE]);
+          if (!entry->closing) close_flow(*entry);   // counted once per flow
+          entry = nullptr;
+        }
+      }
+      if (!entry) {
+        NewFlowOutcome d = decide_new_flow(snap, env, client_key);
+        if (d.verdict == NewFlowVerdict::PassToKernel) {
+          add(stats->global[d.decision.action == SLUICE_ACT_PASS_L7 ? SLUICE_G_PASS_L7 : SLUICE_G_PASS_PASSTHROUGH]);
+          counters(stats->services, d.service->stat_id).passthrough++;
+          return -1;
+        }
+        if (d.verdict != NewFlowVerdict::Forward) {
+          add(stats->global[SLUICE_G_DROP_NO_BACKEND]);
+          counters(stats->services, d.service->stat_id).drop_no_backend++;
+          counters(stats->subsets, d.decision.subset_stat).drop_no_backend++;
+          return -1;
+        }
+        backend = d.backend;
+        pos = rte_hash_add_key(fw->flows.forward, &client_key);
+        if (pos < 0) {
+          add(stats->flow_table_full);
+          return -1;
+        }
+        entry = &fw->flows.forward_entries[static_cast<uint32_t>(pos)];
+        *entry = ForwardEntry{d.decision.backend_id, d.service->stat_id, d.decision.subset_stat, 0};
+        // Reverse entry: the reply's key, backend -> client.
+        sluice_flow_key reply{};
+        std::memcpy(reply.src, backend->addr, 16);
+        std::memcpy(reply.dst, client_key.src, 16);
+        reply.sport = backend->port;
+        reply.dport = client_key.sport;
+        reply.proto = client_key.proto;
+        reply.family = client_key.family;
+        int32_t rpos = rte_hash_add_key(fw->flows.reverse, &reply);
+        if (rpos >= 0) {
+          ReverseEntry& r = fw->flows.reverse_entries[static_cast<uint32_t>(rpos)];
+          std::memcpy(r.vip, client_key.dst, 16);
+          r.vip_port = client_key.dport;
+          r.backend_id = d.decision.backend_id;
+          r.service_stat = d.service->stat_id;
+          r.subset_stat = d.decision.subset_stat;
+        } else {
+          add(stats->flow_table_full);
+        }
+        add(stats->global[SLUICE_G_NEW_FLOWS]);
+        counters(stats->services, entry->service_stat).new_flows++;
+        counters(stats->subsets, entry->subset_stat).new_flows++;
+        counters(stats->backends, entry->backend_id).new_flows++;
+        if (auto* load = fw->tables->backend_load(); load && entry->backend_id < fw->tables->backend_load_entries())
+          __atomic_fetch_add(&load[entry->backend_id].l4_opened, 1, __ATOMIC_RELAXED);
+      }
+      if (closes && !entry->closing) close_flow(*entry);
+      counters(stats->services, entry->service_stat).packets_in++;
+      counters(stats->services, entry->service_stat).bytes_in += bytes;
+      counters(stats->subsets, entry->subset_stat).packets_in++;
+      counters(stats->backends, entry->backend_id).packets_in++;
+      counters(stats->backends, entry->backend_id).bytes_in += bytes;
+      if (!rewrite_endpoint(frame, p, RewriteSide::Destination, backend->addr, backend->port)) return -1;
+      add(stats->global[SLUICE_G_FORWARDED]);
+      return next_hop(frame, p);
+    }
+
+    void* data = nullptr;
+    int32_t rpos = rte_hash_lookup(fw->flows.reverse, &p.key);
+    if (rpos < 0) {
+      (void)data;
+      add(stats->global[SLUICE_G_PASS_NOT_SERVICE]);
+      return -1;
+    }
+    const ReverseEntry& r = fw->flows.reverse_entries[static_cast<uint32_t>(rpos)];
+    counters(stats->services, r.service_stat).packets_out++;
+    counters(stats->services, r.service_stat).bytes_out += bytes;
+    counters(stats->backends, r.backend_id).packets_out++;
+    counters(stats->backends, r.backend_id).bytes_out += bytes;
+    if (!rewrite_endpoint(frame, p, RewriteSide::Source, r.vip, r.vip_port)) return -1;
+    add(stats->global[SLUICE_G_REVERSE_NAT]);
+    return next_hop(frame, p);
+  }
+
+  // Counted once per flow: FIN/RST seen, or the flow moved off its backend.
+  void close_flow(ForwardEntry& entry) {
+    entry.closing = 1;
+    counters(stats->services, entry.service_stat).closed_flows++;
+    counters(stats->backends, entry.backend_id).closed_flows++;
+    if (auto* load = fw->tables->backend_load(); load && entry.backend_id < fw->tables->backend_load_entries())
+      __atomic_fetch_add(&load[entry.backend_id].l4_closed, 1, __ATOMIC_RELAXED);
+  }
+
+  static sluice_counters& counters(std::vector<sluice_counters>& table, uint32_t index) {
+    return table[index < table.size() ? index : 0];
+  }
+
+  int next_hop(uint8_t* frame, const ParsedFrame& p) {
+    const Route* r = route_for(*fw, p.key);
+    if (!r) {
+      add(stats->no_route);
+      return -1;
+    }
+    auto* eth = reinterpret_cast<rte_ether_hdr*>(frame);
+    eth->dst_addr = r->mac;
+    eth->src_addr = fw->port_macs[r->port];
+    return r->port;
+  }
+};
+
+int lcore_main(void* arg) {
+  auto* lc = static_cast<Lcore*>(arg);
+  Forwarder& fw = *lc->fw;
+  rte_mbuf* rx[kBurst];
+  while (!g_stop.load(std::memory_order_relaxed)) {
+    const SteerSnapshot* s = fw.snapshot.load(std::memory_order_acquire);
+    if (s != lc->bound) lc->bind(s);
+    bool idle = true;
+    for (uint16_t port : fw.ports) {
+      const uint16_t n = rte_eth_rx_burst(port, lc->queue, rx, kBurst);
+      if (n == 0) continue;
+      idle = false;
+      const uint64_t start = rte_rdtsc();
+      for (uint16_t i = 0; i < n; i++) {
+        const int out = lc->steer(rx[i]);
+        if (out < 0)
+          rte_pktmbuf_free(rx[i]);
+        else
+          lc->tx[static_cast<size_t>(out)].push_back(rx[i]);
+      }
+      for (uint16_t out : fw.ports) {
+        auto& q = lc->tx[out];
+        if (q.empty()) continue;
+        const uint16_t sent = rte_eth_tx_burst(out, lc->queue, q.data(), static_cast<uint16_t>(q.size()));
+        for (size_t i = sent; i < q.size(); i++) rte_pktmbuf_free(q[i]);
+        add(lc->stats->tx_dropped, q.size() - sent);
+        add(lc->stats->global[SLUICE_G_TX], sent);
+        q.clear();
+      }
+      add(lc->stats->busy_cycles, rte_rdtsc() - start);
+      add(lc->stats->busy_packets, n);
+    }
+    add(lc->stats->quiescent);
+    // On a shared host a sleeping poller is scheduled like an interactive
+    // task when traffic resumes; a pure busy poller waits behind everyone.
+    if (idle && fw.idle_sleep_us) rte_delay_us_sleep(fw.idle_sleep_us);
+  }
+  return 0;
+}
+
+void setup_port(Forwarder& fw, uint16_t port, rte_mempool* pool) {
+  rte_eth_dev_info info{};
+  char name[RTE_ETH_NAME_MAX_LEN] = "?";
+  rte_eth_dev_get_name_by_port(port, name);
+  const std::string what = fmt::format("port {} ({})", port, name);
+  if (int err = rte_eth_dev_info_get(port, &info)) die(fmt::format("{}: device info: {}", what, rte_strerror(-err)));
+  if (fw.queues > info.max_rx_queues || fw.queues > info.max_tx_queues)
+    die(fmt::format("{}: {} queues requested, the device has {} RX / {} TX (net_af_packet: qpairs=N; "
+                    "net_af_xdp: queue_count=N)",
+                    what, fw.queues, info.max_rx_queues, info.max_tx_queues));
+  rte_eth_conf conf{};
+  if (int err = rte_eth_dev_configure(port, fw.queues, fw.queues, &conf))
+    die(fmt::format("{}: configure {} queues: {}", what, fw.queues, rte_strerror(-err)));
+  uint16_t rxd = kRxDesc, txd = kTxDesc;
+  rte_eth_dev_adjust_nb_rx_tx_desc(port, &rxd, &txd);
+  for (uint16_t q = 0; q < fw.queues; q++) {
+    if (int err = rte_eth_rx_queue_setup(port, q, rxd, rte_eth_dev_socket_id(port), nullptr, pool))
+      die(fmt::format("{}: RX queue {}: {}", what, q, rte_strerror(-err)));
+    if (int err = rte_eth_tx_queue_setup(port, q, txd, rte_eth_dev_socket_id(port), nullptr))
+      die(fmt::format("{}: TX queue {}: {}", what, q, rte_strerror(-err)));
+  }
+  if (int err = rte_eth_dev_start(port)) die(fmt::format("{}: start: {}", what, rte_strerror(-err)));
+  rte_eth_promiscuous_enable(port);
+  rte_ether_addr mac{};
+  rte_eth_macaddr_get(port, &mac);
+  fw.port_macs[port] = mac;
+  char text[RTE_ETHER_ADDR_FMT_SIZE];
+  rte_ether_format_addr(text, sizeof(text), &mac);
+  std::cerr << fmt::format("sluice-fwd: {} up, {} queue(s), MAC {}\n", what, fw.queues, text);
+}
+
+const char* kGlobalNames[SLUICE_G_COUNT] = {
+    "packets", "pass_not_ip", "pass_not_l4", "pass_truncated", "pass_malformed", "pass_not_service",
+    "pass_ip_options", "pass_fragment", "pass_ipv6_ext", "pass_l7", "pass_passthrough", "new_flows",
+    "ct_midflow_miss", "ct_insert_failed", "ct_expired", "resteer_backend_gone", "forwarded", "reverse_nat",
+    "redirect", "tx", "fib_no_neigh", "fib_pass", "drop_no_backend", "csum_full", "drop_too_big"};
+
+nlohmann::json counters_json(const sluice_counters& c) {
+  return {{"packets_in", c.packets_in},   {"bytes_in", c.bytes_in},         {"packets_out", c.packets_out},
+          {"bytes_out", c.bytes_out},     {"new_flows", c.new_flows},       {"closed_flows", c.closed_flows},
+          {"passthrough", c.passthrough}, {"drop_no_backend", c.drop_no_backend}};
+}
+
+// The stats file the agent reads (docs/dpdk.md): counters summed over lcores,
+// with the same names and stat ids as the XDP program's maps.
+void write_stats(const Forwarder& fw, const std::string& path, uint64_t tsc_hz) {
+  nlohmann::json j;
+  j["generation"] = fw.snapshot.load()->generation;
+  j["snapshots_applied"] = fw.snapshots_applied;
+  j["lcores"] = fw.stats.size();
+  uint64_t totals[SLUICE_G_COUNT] = {};
+  uint64_t tx_dropped = 0, no_route = 0, table_full = 0, cycles = 0, packets = 0;
+  auto sum_table = [&](auto member) {
+    nlohmann::json out = nlohmann::json::object();
+    const size_t n = ((*fw.stats[0]).*member).size();
+    for (size_t i = 0; i < n; i++) {
+      sluice_counters total{};
+      bool any = false;
+      for (const auto& s : fw.stats) {
+        const sluice_counters& c = ((*s).*member)[i];
+        total.packets_in += c.packets_in, total.bytes_in += c.bytes_in, total.packets_out += c.packets_out;
+        total.bytes_out += c.bytes_out, total.new_flows += c.new_flows, total.closed_flows += c.closed_flows;
+        total.passthrough += c.passthrough, total.drop_no_backend += c.drop_no_backend;
+        any = any || c.packets_in || c.packets_out || c.passthrough || c.drop_no_backend;
+      }
+      if (any) out[std::to_string(i)] = counters_json(total);
+    }
+    return out;
+  };
+  for (const auto& s : fw.stats) {
+    for (int i = 0; i < SLUICE_G_COUNT; i++) totals[i] += s->global[i].load(std::memory_order_relaxed);
+    tx_dropped += s->tx_dropped.load(), no_route += s->no_route.load(), table_full += s->flow_table_full.load();
+    cycles += s->busy_cycles.load(), packets += s->busy_packets.load();
+  }
+  for (int i = 0; i < SLUICE_G_COUNT; i++)
+    if (kGlobalNames[i]) j["global"][kGlobalNames[i]] = totals[i];
+  j["global"]["tx_dropped"] = tx_dropped;
+  j["global"]["no_route"] = no_route;
+  j["global"]["flow_table_full"] = table_full;
+  j["cycles_per_packet"] = packets ? static_cast<double>(cycles) / static_cast<double>(packets) : 0.0;
+  j["tsc_hz"] = tsc_hz;
+  j["services"] = sum_table(&LcoreStats::services);
+  j["subsets"] = sum_table(&LcoreStats::subsets);
+  j["backends"] = sum_table(&LcoreStats::backends);
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << j.dump(1) << "\n";
+  }
+  std::rename(tmp.c_str(), path.c_str());
+}
+
+}  // namespace
+}  // namespace sluice::dpdk
+
+int main(int argc, char** argv) {
+  using namespace sluice::dpdk;
+  const int eal_args = rte_eal_init(argc, argv);
+  if (eal_args < 0)
+    die(fmt::format("EAL init failed: {}. Hugepages: reserve and mount them (tools/bench/dpdk_hugepages.sh) "
+                    "or pass --no-huge -m 256; devices: --vdev net_af_packet0,iface=IF or a PCI address bound "
+                    "to vfio-pci",
+                    rte_strerror(rte_errno)));
+  argc -= eal_args;
+  argv += eal_args;
+
+  Forwarder fw;
+  fw.pin_dir = SLUICE_DEFAULT_PIN_DIR;
+  std::vector<std::string> route_texts;
+  std::string stats_file;
+  double duration = 0;
+  uint32_t flow_capacity = 1u << 20;
+  CLI::App app{"sluice-fwd: the sluice L4 steering on DPDK ports (EAL options before --)", "sluice-fwd"};
+  app.add_option("--pin-dir", fw.pin_dir, "bpffs directory of the datapath maps sluiced pins")->capture_default_str();
+  app.add_option("--route", route_texts, "next hop PREFIX/LEN@PORT=MAC (repeatable; longest prefix wins)")
+      ->required();
+  app.add_option("--queues", fw.queues, "RX/TX queues per port, one lcore each")->capture_default_str();
+  app.add_option("--stats-file", stats_file, "JSON counters rewritten every second (read by sluiced)");
+  app.add_option("--duration", duration, "stop after this many seconds (0: until SIGINT/SIGTERM)");
+  app.add_option("--idle-sleep-us", fw.idle_sleep_us,
+                 "sleep this long after a poll round that found no packet (shared CPUs, tests); 0 polls only")
+      ->capture_default_str();
+  app.add_option("--flows", flow_capacity, "flow table capacity per direction")->capture_default_str();
+  try {
+    app.parse(argc, argv);
+    for (const auto& text : route_texts) fw.routes.push_back(parse_route(text));
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  uint16_t port;
+  RTE_ETH_FOREACH_DEV(port) fw.ports.push_back(port);
+  if (fw.ports.empty()) die("no DPDK port: pass --vdev net_af_packet0,iface=IF (or net_af_xdp) or bind a NIC");
+  for (const Route& r : fw.routes)
+    if (std::find(fw.ports.begin(), fw.ports.end(), r.port) == fw.ports.end())
+      die(fmt::format("--route {}: port {} does not exist ({} ports)", r.text, r.port, fw.ports.size()));
+  if (rte_lcore_count() < fw.queues)
+    die(fmt::format("{} queues need {} lcores, EAL has {} (-l)", fw.queues, fw.queues, rte_lcore_count()));
+
+  try {
+    fw.tables = std::make_unique<PinnedSteerTables>(fw.pin_dir);
+  } catch (const std::exception& e) {
+    die(e.what());
+  }
+  std::shared_ptr<const SteerSnapshot> current = fw.tables->read_snapshot();
+  fw.snapshot.store(current.get());
+  std::cerr << fmt::format("sluice-fwd: tables from {}: generation {}, {} service ports\n", fw.pin_dir,
+                           current->generation, current->services.size());
+
+  const unsigned mbufs = static_cast<unsigned>(fw.ports.size() * fw.queues * (kRxDesc + kTxDesc + 2 * kBurst) + 4096);
+  rte_mempool* pool = rte_pktmbuf_pool_create("slc_fwd_mbufs", mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+                                              static_cast<int>(rte_socket_id()));
+  if (!pool) die(fmt::format("mbuf pool of {} buffers: {} (more memory: -m, or hugepages)", mbufs, rte_strerror(rte_errno)));
+  fw.port_macs.resize(RTE_MAX_ETHPORTS);
+  for (uint16_t p : fw.ports) setup_port(fw, p, pool);
+
+  fw.flows.forward = create_flow_hash("slc_fwd_flows", flow_capacity);
+  fw.flows.reverse = create_flow_hash("slc_fwd_replies", flow_capacity);
+  fw.flows.forward_entries.resize(flow_capacity * 2);
+  fw.flows.reverse_entries.resize(flow_capacity * 2);
+  for (uint32_t n = static_cast<uint32_t>(rte_hash_max_key_id(fw.flows.forward)) + 1; n > fw.flows.forward_entries.size();)
+    die("flow table larger than its entry array");
+
+  std::vector<std::unique_ptr<Lcore>> lcores;
+  const std::vector<uint32_t> start_cursors = fw.tables->read_rr_cursors();
+  for (uint16_t q = 0; q < fw.queues; q++) {
+    auto s = std::make_unique<LcoreStats>();
+    s->services.resize(SLUICE_MAX_STAT_SLOTS);
+    s->subsets.resize(SLUICE_MAX_STAT_SLOTS);
+    s->backends.resize(SLUICE_MAX_BACKENDS);
+    auto lc = std::make_unique<Lcore>();
+    lc->fw = &fw;
+    lc->queue = q;
+    lc->stats = s.get();
+    lc->rr_cursor = start_cursors;
+    lc->env.rr_cursor = lc->rr_cursor.data();
+    lc->env.rr_count = static_cast<uint32_t>(lc->rr_cursor.size());
+    lc->env.load = fw.tables->backend_load();
+    lc->env.load_count = fw.tables->backend_load_entries();
+    lc->env.random_state = rte_rand();
+    lc->tx.resize(RTE_MAX_ETHPORTS);
+    lc->bind(current.get());
+    fw.stats.push_back(std::move(s));
+    lcores.push_back(std::move(lc));
+  }
+
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+
+  // Control thread: follows the generation flip and writes the stats file.
+  std::thread control([&] {
+    const uint64_t tsc_hz = rte_get_tsc_hz();
+    auto next_stats = std::chrono::steady_clock::now();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(duration);
+    while (!g_stop.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      if (duration > 0 && std::chrono::steady_clock::now() >= deadline) g_stop.store(true);
+      if (fw.tables->active_generation() != current->generation) {
+        try {
+          auto fresh = fw.tables->read_snapshot();
+          fw.snapshot.store(fresh.get(), std::memory_order_release);
+          // Retire the old copy once every lcore went through a burst boundary.
+          std::vector<uint64_t> seen;
+          for (const auto& s : fw.stats) seen.push_back(s->quiescent.load());
+          for (size_t i = 0; i < fw.stats.size(); i++)
+            while (fw.stats[i]->quiescent.load() == seen[i] && !g_stop.load()) std::this_thread::yield();
+          current = std::move(fresh);
+          fw.snapshots_applied++;
+          // Written at once, so a caller can tell the new tables are live here.
+          if (!stats_file.empty()) write_stats(fw, stats_file, tsc_hz);
+        } catch (const std::exception& e) {
+          std::cerr << "sluice-fwd: keeping generation " << current->generation << ": " << e.what() << "\n";
+        }
+      }
+      if (!stats_file.empty() && std::chrono::steady_clock::now() >= next_stats) {
+        write_stats(fw, stats_file, tsc_hz);
+        next_stats += std::chrono::seconds(1);
+      }
+    }
+  });
+
+  // Queue q runs on the q-th lcore; the main lcore takes queue 0.
+  unsigned lcore_id;
+  uint16_t q = 1;
+  RTE_LCORE_FOREACH_WORKER(lcore_id) {
+    if (q >= fw.queues) break;
+    rte_eal_remote_launch(lcore_main, lcores[q++].get(), lcore_id);
+  }
+  lcore_main(lcores[0].get());
+  rte_eal_mp_wait_lcore();
+  control.join();
+  if (!stats_file.empty()) write_stats(fw, stats_file, rte_get_tsc_hz());
+  for (uint16_t p : fw.ports) {
+    rte_eth_dev_stop(p);
+    rte_eth_dev_close(p);
+  }
+  rte_hash_free(fw.flows.forward);
+  rte_hash_free(fw.flows.reverse);
+  rte_eal_cleanup();
+  return 0;
+}

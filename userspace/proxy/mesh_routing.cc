@@ -13,6 +13,7 @@ const routing::RequestView& RoutingRequestView::build(const RequestView& request
   view_.authority = request.authority;
   view_.headers = std::span<const routing::HeaderField>(fields_.data(), head.field_count);
   view_.port = request.port;
+  view_.source = request.source;
   return view_;
 }
 

@@ -11,6 +11,7 @@ Proxy::Proxy(ProxyOptions options, model::SnapshotPtr snapshot)
   if (options_.workers == 0) options_.workers = std::max(1u, std::thread::hardware_concurrency());
   if (!options_.active_requests) options_.active_requests = std::make_shared<InMemoryActiveRequests>();
   if (options_.listeners.empty()) throw std::invalid_argument("proxy: no listener configured");
+  if (snapshot_) resolve_active_counters(*snapshot_);
 }
 
 Proxy::~Proxy() {
@@ -20,13 +21,16 @@ Proxy::~Proxy() {
 
 void Proxy::start() {
   for (unsigned i = 0; i < options_.workers; ++i) {
-    workers_.push_back(std::make_unique<Worker>(i, *this, options_, *options_.active_requests));
+    workers_.push_back(std::make_unique<Worker>(i, *this, options_));
     workers_.back()->bind_listeners();
   }
   for (auto& w : workers_) threads_.emplace_back([worker = w.get()] { worker->run(); });
 }
 
 void Proxy::update_snapshot(model::SnapshotPtr snapshot) {
+  // Before publishing: a worker meeting a new backend must find its counter
+  // ready instead of resolving it on its own thread mid-request.
+  if (snapshot) resolve_active_counters(*snapshot);
   {
     std::lock_guard lock(snapshot_mu_);
     snapshot_ = std::move(snapshot);
@@ -37,6 +41,35 @@ void Proxy::update_snapshot(model::SnapshotPtr snapshot) {
 model::SnapshotPtr Proxy::snapshot() const {
   std::lock_guard lock(snapshot_mu_);
   return snapshot_;
+}
+
+void Proxy::resolve_active_counters(const model::Snapshot& snapshot) {
+  std::vector<std::pair<model::IpAddress, uint32_t>> missing;
+  {
+    std::lock_guard lock(counters_mu_);
+    for (const auto& service : snapshot.services) {
+      for (const auto& endpoint : service.endpoints) {
+        for (const auto& port : service.ports) {
+          std::pair key{endpoint.address, endpoint.port_for(port)};
+          if (!active_counters_.contains(key)) missing.push_back(key);
+        }
+      }
+    }
+  }
+  // Outside the lock: resolving may take long, and workers keep serving.
+  std::vector<std::atomic<int64_t>*> resolved;
+  resolved.reserve(missing.size());
+  for (const auto& [address, port] : missing) resolved.push_back(options_.active_requests->counter_for(address, port));
+  std::lock_guard lock(counters_mu_);
+  for (size_t i = 0; i < missing.size(); ++i) active_counters_.emplace(missing[i], resolved[i]);
+}
+
+std::atomic<int64_t>* Proxy::active_counter(const model::IpAddress& address, uint32_t port) {
+  {
+    std::lock_guard lock(counters_mu_);
+    if (auto it = active_counters_.find({address, port}); it != active_counters_.end()) return it->second;
+  }
+  return unlisted_counters_.counter_for(address, port);
 }
 
 void Proxy::drain() {

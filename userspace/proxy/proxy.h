@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -80,12 +81,24 @@ class Proxy {
   // For workers: the current snapshot, cheap to poll per request.
   uint64_t snapshot_generation() const { return generation_.load(std::memory_order_acquire); }
   model::SnapshotPtr snapshot() const;
+  // For workers, when they first meet a backend: its active-request counter,
+  // resolved before any snapshot naming it was published. Never calls into
+  // ActiveRequestCounters (the BPF adapter scans a kernel map, one syscall
+  // per backend id: seconds during which every connection of the worker
+  // would stall); a backend no snapshot lists gets a process-local counter.
+  std::atomic<int64_t>* active_counter(const model::IpAddress& address, uint32_t port);
 
  private:
   ProxyOptions options_;
   mutable std::mutex snapshot_mu_;
   model::SnapshotPtr snapshot_;
   std::atomic<uint64_t> generation_{1};
+  // Resolves the counters of every endpoint:port of `snapshot` not resolved
+  // yet, on the caller's thread (the agent's, not a worker's).
+  void resolve_active_counters(const model::Snapshot& snapshot);
+  std::mutex counters_mu_;
+  std::map<std::pair<model::IpAddress, uint32_t>, std::atomic<int64_t>*> active_counters_;
+  InMemoryActiveRequests unlisted_counters_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;
 };

@@ -37,6 +37,7 @@ struct RequestView {
   std::string_view path;        // request-target in origin-form
   std::string_view authority;
   uint32_t port = 0;            // service port the request arrived on
+  model::IpAddress source{};    // the client's address as the accepted socket sees it (source-IP hashing)
 };
 
 struct RouteDecision {

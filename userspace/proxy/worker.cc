@@ -141,8 +141,8 @@ size_t Worker::BackendKeyHash::operator()(const BackendKey& k) const {
   return static_cast<size_t>((h ^ k.port) * 1099511628211ull);
 }
 
-Worker::Worker(unsigned index, Proxy& proxy, const ProxyOptions& options, ActiveRequestCounters& counters)
-    : index_(index), proxy_(proxy), options_(options), counters_(counters) {
+Worker::Worker(unsigned index, Proxy& proxy, const ProxyOptions& options)
+    : index_(index), proxy_(proxy), options_(options) {
   wake_fd_ = eventfd(0, EFD_CLOEXEC);
   if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd for proxy worker");
   router_ = options.make_router ? options.make_router() : std::make_unique<MeshRouter>();
@@ -462,6 +462,13 @@ void Worker::on_accept(uint32_t listener, int fd) {
     getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
     from_sockaddr(ss, c->local_address, c->local_port);
   }
+  sockaddr_storage peer{};
+  socklen_t peer_len = sizeof peer;
+  uint32_t peer_port = 0;
+  c->peer_address = model::IpAddress{};
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) == 0) {
+    from_sockaddr(peer, c->peer_address, peer_port);
+  }
   arm_recv(*c);
   set_client_deadline(*c);
 }
@@ -699,7 +706,7 @@ void Worker::start_exchange(Conn& c) {
   x.service_port = port;
 
   const model::PortRoutes* routes = service->routes_for(port);
-  RequestView view{head, head.target, head.authority, port};
+  RequestView view{head, head.target, head.authority, port, c.peer_address};
   RouteDecision decision;
   if (routes != nullptr && !routes->http.empty()) {
     decision = router_->route(*routes, view, *random_);
@@ -807,7 +814,7 @@ void Worker::mirror_request(Conn& c, const model::Mirror& mirror) {
   if (d.port == 0) d.port = x.service_port;
   picker_port_ = d.port;
   picker_snapshot_ = x.snapshot.get();
-  RequestView view{empty_head_, "/", "", d.port};
+  RequestView view{empty_head_, "/", "", d.port, c.peer_address};
   auto endpoint = picker_->pick(*x.snapshot, d, view, *random_, *this);
   if (!endpoint) return;
   const model::Service& service = x.snapshot->services[d.service];
@@ -868,7 +875,7 @@ bool Worker::select_endpoint(Conn& c, const RequestView* view) {
   d.port = port_of(x);
   picker_port_ = d.port;
   picker_snapshot_ = x.snapshot.get();
-  RequestView retry_view{empty_head_, "/", "", d.port};
+  RequestView retry_view{empty_head_, "/", "", d.port, c.peer_address};
   auto endpoint = picker_->pick(*x.snapshot, d, view != nullptr ? *view : retry_view, *random_, *this);
   if (!endpoint) return false;
   const model::Service& service = x.snapshot->services[d.service];
@@ -887,7 +894,7 @@ uint32_t Worker::backend_for(const model::Endpoint& endpoint, uint32_t port) {
   Backend& b = backends_.emplace_back();
   b.key = key;
   b.workload = endpoint.name;
-  b.shared_active = counters_.counter_for(endpoint.address, port);
+  b.shared_active = proxy_.active_counter(endpoint.address, port);
   backend_index_.emplace(key, index);
   return index;
 }

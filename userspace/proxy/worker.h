@@ -28,7 +28,7 @@ inline constexpr uint32_t kNone = UINT32_MAX;
 
 class Worker final : private BackendLoad {
  public:
-  Worker(unsigned index, Proxy& proxy, const ProxyOptions& options, ActiveRequestCounters& counters);
+  Worker(unsigned index, Proxy& proxy, const ProxyOptions& options);
   ~Worker() override;
 
   void bind_listeners();   // on the caller's thread, so bind errors surface from Proxy::start
@@ -105,6 +105,7 @@ class Worker final : private BackendLoad {
     uint32_t listener = 0, upstream = kNone, requests = 0;
     model::IpAddress local_address;
     uint32_t local_port = 0;
+    model::IpAddress peer_address;   // the client, for consistentHash useSourceIp
     std::unique_ptr<Exchange> exchange;   // allocated with the slot, reused
     // Upstream side.
     UpstreamState upstream_state = UpstreamState::Connecting;
@@ -211,7 +212,6 @@ class Worker final : private BackendLoad {
   unsigned index_;
   Proxy& proxy_;
   const ProxyOptions& options_;
-  ActiveRequestCounters& counters_;
   io_uring ring_{};
   bool ring_ready_ = false;
   io_uring_buf_ring* buf_ring_ = nullptr;

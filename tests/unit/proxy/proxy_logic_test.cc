@@ -4,11 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
+#include <thread>
 
 #include "http/message_head.h"
 #include "proxy/byte_buffer.h"
 #include "proxy/mesh_routing.h"
 #include "proxy/metrics.h"
+#include "proxy/proxy.h"
 #include "proxy/retry_policy.h"
 #include "proxy/user_data.h"
 
@@ -170,6 +173,94 @@ TEST(MeshRouter, WeightsApplyPerRequestWithASeededSource) {
   // 10,000 draws: σ of the share is 0.46 points; ±1.5 points is 3.3σ.
   EXPECT_NEAR(picks[1] / 100.0, 70.0, 1.5);
   EXPECT_EQ(picks[1] + picks[2], 10000);
+}
+
+// consistentHash {useSourceIp: true}: the picker hashes the client address
+// the worker passes in RequestView::source, so one client stays on one
+// endpoint and different clients spread over the subset.
+TEST(MeshPicker, SourceIpHashPinsEachClientToOneEndpoint) {
+  model::Snapshot snapshot;
+  model::Service& service = snapshot.services.emplace_back();
+  service.host = "productpage";
+  model::Subset& subset = service.subsets.emplace_back();
+  for (uint32_t i = 0; i < 8; ++i) {
+    model::Endpoint& e = service.endpoints.emplace_back();
+    e.name = "endpoint-" + std::to_string(i);
+    e.address = *model::IpAddress::parse("10.200.11." + std::to_string(i + 2));
+    subset.endpoints.push_back(i);
+  }
+  model::LoadBalancer& lb = subset.policy_by_port[9080].load_balancer;
+  lb.algorithm = model::LbAlgorithm::RingHash;
+  lb.hash.source = model::HashKey::Source::SourceIp;
+  struct IdleBackends final : BackendLoad {
+    int64_t active_requests(uint32_t, uint32_t) override { return 0; }
+    bool is_ejected(uint32_t, uint32_t) override { return false; }
+  } load;
+  MeshPicker picker;
+  picker.on_snapshot(snapshot);
+  SeededRandom random(7);
+  http::RequestHead head;
+  ASSERT_EQ(http::parse_request_head("GET / HTTP/1.1\r\nHost: productpage\r\n\r\n", http::Limits{}, head),
+            http::ParseResult::Complete);
+  std::set<uint32_t> used;
+  for (int client = 0; client < 32; ++client) {
+    RequestView view{head, head.target, head.authority, 9080,
+                     *model::IpAddress::parse("10.200.1." + std::to_string(client + 2))};
+    auto first = picker.pick(snapshot, model::Destination{0, 0, 9080}, view, random, load);
+    ASSERT_TRUE(first.has_value());
+    for (int i = 0; i < 20; ++i) {
+      EXPECT_EQ(picker.pick(snapshot, model::Destination{0, 0, 9080}, view, random, load), first)
+          << "client 10.200.1." << client + 2 << " moved on request " << i;
+    }
+    used.insert(*first);
+  }
+  // 32 clients on 8 endpoints: all on one endpoint would mean the address is not hashed.
+  EXPECT_GE(used.size(), 3u);
+}
+
+// The demo's lost requests: the first request a worker routed to a backend
+// it had not met resolved the backend's active-request counter on the
+// worker thread, and the agent's BPF adapter scans a kernel map for it, one
+// syscall per backend id: every connection of the worker stalled for
+// seconds. Counters are now resolved by update_snapshot, on the caller's
+// thread, before workers can see the snapshot; workers only look them up.
+TEST(ProxyActiveCounters, ResolvedByUpdateSnapshotNotByWorkers) {
+  struct RecordingCounters final : ActiveRequestCounters {
+    std::atomic<int64_t>* counter_for(const model::IpAddress& address, uint32_t port) override {
+      calls.emplace_back(address.to_string() + ":" + std::to_string(port), std::this_thread::get_id());
+      return memory.counter_for(address, port);
+    }
+    std::vector<std::pair<std::string, std::thread::id>> calls;
+    InMemoryActiveRequests memory;
+  };
+  auto snapshot_with = [](std::vector<std::string> addresses) {
+    auto snapshot = std::make_shared<model::Snapshot>();
+    model::Service& service = snapshot->services.emplace_back();
+    service.host = "productpage";
+    service.ports.push_back(model::ServicePort{9080, model::Protocol::HTTP, "http", 0});
+    for (const auto& a : addresses) service.endpoints.emplace_back().address = *model::IpAddress::parse(a);
+    return model::SnapshotPtr(snapshot);
+  };
+  auto counters = std::make_shared<RecordingCounters>();
+  ProxyOptions options;
+  options.workers = 1;
+  options.listeners = {{"127.77.0.1:18089", "productpage", 9080}};
+  options.active_requests = counters;
+  Proxy proxy(options, snapshot_with({"10.200.11.2"}));
+  ASSERT_EQ(counters->calls.size(), 1u);
+  EXPECT_EQ(counters->calls[0].first, "10.200.11.2:9080");
+
+  // v2's endpoints appear with the weight change: resolved here, once each.
+  proxy.update_snapshot(snapshot_with({"10.200.11.2", "10.200.13.2", "10.200.14.2"}));
+  ASSERT_EQ(counters->calls.size(), 3u);
+  EXPECT_EQ(counters->calls[1].first, "10.200.13.2:9080");
+  EXPECT_EQ(counters->calls[2].first, "10.200.14.2:9080");
+  for (const auto& [backend, thread] : counters->calls) EXPECT_EQ(thread, std::this_thread::get_id()) << backend;
+
+  // What a worker gets is the resolved counter, without another call.
+  auto* v2a = proxy.active_counter(*model::IpAddress::parse("10.200.13.2"), 9080);
+  EXPECT_EQ(v2a, counters->memory.counter_for(*model::IpAddress::parse("10.200.13.2"), 9080));
+  EXPECT_EQ(counters->calls.size(), 3u);
 }
 
 }  // namespace

@@ -21,7 +21,9 @@ client=$(topo_ns client)
 vip=10.96.0.10
 
 # Background load for the whole run (bounded: wrk by -d, the churner by a stop file and a deadline).
-topo_exec "$client" wrk -t1 -c4 -d900s --timeout 5s "http://$vip:9080/" >"$AGENT_WORK/wrk.txt" 2>&1 &
+# `ip netns exec` execs wrk, so $! is wrk itself (a shell function would put
+# a subshell in between, and SIGINT would not reach wrk).
+ip netns exec "$client" wrk -t1 -c4 -d900s --timeout 5s "http://$vip:9080/" >"$AGENT_WORK/wrk.txt" 2>&1 &
 wrk_pid=$!
 (
   deadline=$((SECONDS + 900))

@@ -3,11 +3,13 @@
 // directory into a snapshot and applies it to both planes, watches the
 // directory, and serves the admin API. SIGTERM drains; SIGHUP reloads.
 #include <CLI/CLI.hpp>
+#include <malloc.h>
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <condition_variable>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -38,7 +40,7 @@ struct Options {
   double drain_timeout_s = 30;
   bool detach_on_exit = false;
   std::string log_level = "info";
-  uint32_t conntrack_flows = SLUICE_CT_DEFAULT_FLOWS;
+  sluice::bpfmaps::DatapathOptions datapath;   // map sizes (--max-*, --maglev-slots, --conntrack-flows)
   unsigned debounce_ms = 200;
 };
 
@@ -80,6 +82,15 @@ bool drain_proxy(sluice::proxy::Proxy& proxy, std::chrono::duration<double> time
   return true;
 }
 
+// A reload of a big directory builds the next snapshot (and its parse) while
+// the serving one is alive; once the old one is dropped glibc keeps the freed
+// pages in its arenas. Returning them keeps RSS near what is in use instead of
+// at the peak of the largest reload.
+void reload_and_release_memory(sluice::agent::Agent& agent) {
+  agent.reload_from_files();
+  malloc_trim(0);
+}
+
 int run(const Options& opt) {
   namespace sa = sluice::agent;
   namespace fs = std::filesystem;
@@ -102,9 +113,8 @@ int run(const Options& opt) {
   std::unique_ptr<sa::LocalRoutes> local_routes;
   std::vector<std::string> iface_report;
   if (!opt.no_xdp) {
-    sluice::bpfmaps::DatapathOptions dopt;
+    sluice::bpfmaps::DatapathOptions dopt = opt.datapath;
     dopt.pin_dir = opt.pin_dir;
-    dopt.conntrack_flows = opt.conntrack_flows;
     datapath = std::make_unique<sluice::bpfmaps::BpfDatapath>(dopt);
     datapath->load();
     spdlog::info("datapath loaded ({} pinned maps under {})",
@@ -137,9 +147,13 @@ int run(const Options& opt) {
   planes.push_back(&proxy_plane);
 
   const std::string dir = opt.config_dir;
+  // Called under the agent's lock only, so the loader has one caller at a time.
+  auto loader = std::make_shared<sluice::config::IncrementalLoader>();
   sa::Agent agent(
-      [dir](uint64_t version) {
-        auto r = sluice::config::compile_paths({dir}, version);
+      [dir, loader](uint64_t version) {
+        auto r = sluice::config::compile_paths(*loader, {dir}, version);
+        spdlog::debug("config: parsed {} of {} files (the others unchanged)", loader->last_counts().parsed,
+                      loader->last_counts().files);
         return sa::CompileOutcome{r.snapshot, r.diagnostics};
       },
       [](const sluice::model::Snapshot& base, const std::string& host, const sa::SubsetWeights& weights,
@@ -148,7 +162,7 @@ int run(const Options& opt) {
         return sa::OverrideOutcome{r.snapshot, r.error};
       },
       planes);
-  agent.reload_from_files();
+  reload_and_release_memory(agent);
 
   sluice::admin::AdminServer admin(opt.admin);
   sa::register_admin_endpoints(admin, {&agent, xdp.get(), &proxy, iface_report});
@@ -157,7 +171,7 @@ int run(const Options& opt) {
                admin.local_address());
 
   sa::ConfigWatcher watcher(opt.config_dir, std::chrono::milliseconds(opt.debounce_ms),
-                            [&agent] { agent.reload_from_files(); });
+                            [&agent] { reload_and_release_memory(agent); });
   watcher.start();
   spdlog::info("sluiced running: config {}, L7 listener {}, {} interface(s)", opt.config_dir, opt.l7_listen,
                opt.interfaces.size());
@@ -167,7 +181,7 @@ int run(const Options& opt) {
     sigwait(&signals, &sig);
     if (sig == SIGHUP) {
       spdlog::info("SIGHUP: reloading {}", opt.config_dir);
-      agent.reload_from_files();
+      reload_and_release_memory(agent);
       continue;
     }
     spdlog::info("{}: draining (up to {:.0f}s)", sig == SIGTERM ? "SIGTERM" : "SIGINT", opt.drain_timeout_s);
@@ -219,13 +233,36 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--detach-on-exit", opt.detach_on_exit,
                "on exit detach XDP and remove pinned maps (default: leave them so L4 keeps flowing)");
-  app.add_option("--conntrack-flows", opt.conntrack_flows, "conntrack LRU size (flows)")->capture_default_str();
+  // Map sizes, set before the BPF programs load (as Cilium's --bpf-lb-map-max).
+  // A snapshot that needs more is refused, naming the table and the flag; a
+  // restart with other sizes replaces the pinned maps (a layout change).
+  auto sizing = app.add_option_group("XDP table sizes",
+                                     "set before load; changing one at restart replaces the pinned maps");
+  sizing->add_option("--max-services", opt.datapath.max_services,
+                     "service ports (VIP x port x protocol) the XDP tables hold")
+      ->capture_default_str();
+  sizing->add_option("--max-subsets", opt.datapath.max_subsets,
+                     "L4 subsets (service port x subset x address family)")
+      ->capture_default_str();
+  sizing->add_option("--max-backends", opt.datapath.max_backends,
+                     "backends (endpoint address x port x protocol, L7 ports included); also sizes subset "
+                     "members and round-robin schedules")
+      ->capture_default_str();
+  sizing->add_option("--maglev-slots", opt.datapath.maglev_slots,
+                     "Maglev lookup slots for all consistent-hash subsets together (65537 per default-size table)")
+      ->capture_default_str();
+  sizing->add_option("--conntrack-flows", opt.datapath.conntrack_flows, "conntrack LRU size (flows)")
+      ->capture_default_str();
   app.add_option("--debounce-ms", opt.debounce_ms, "quiet time after a config change before reloading")
       ->capture_default_str();
   app.add_option("--log-level", opt.log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (std::string bad = opt.datapath.sizing().check(); !bad.empty()) {
+    std::fprintf(stderr, "sluiced: %s\n", bad.c_str());
+    return 2;
+  }
 
   auto logger = spdlog::stderr_color_mt("sluiced");
   spdlog::set_default_logger(logger);

@@ -143,6 +143,26 @@ TEST_F(DatapathPinsTest, OtherSizesReplaceThePinnedMapsInsteadOfReusingThem) {
   options_ = bigger;   // TearDown removes the pins at these sizes
 }
 
+// The L7 proxy finds the id of each backend it counts requests for through
+// the pinned map, new backends included. (It used to scan the map per
+// backend: at 10,000 services that never finished; this test's 10,080
+// backends would run into the test timeout.)
+TEST_F(DatapathPinsTest, TheProxysBackendLookupFindsEveryIdTheWriterGave) {
+  load(options_);
+  bpfmaps::TableWriter writer(*datapath_, bpfmaps::TableWriterOptions{std::chrono::milliseconds(0)});
+  writer.apply(productpage_snapshot());
+  bpfmaps::BackendLoadTable table(options_.pin_dir);
+  const bpfmaps::BackendIdentity first{ip("10.200.11.2"), 9081, IPPROTO_TCP};
+  EXPECT_EQ(table.find_backend(first.address, first.port, first.proto), writer.backend_id(first));
+
+  writer.apply(productpage_copies(420, 2));   // 420 x 24 = 10,080 backends, all new
+  size_t found = 0;
+  for (const auto& [id, backend] : writer.backends())
+    if (writer.backend_live(id) && table.find_backend(backend.address, backend.port, backend.proto) == id) ++found;
+  EXPECT_EQ(found, writer.backends().size() - 24);   // the first snapshot's 24 retired, still found by id
+  EXPECT_FALSE(table.find_backend(ip("10.1.2.3"), 80, IPPROTO_TCP));
+}
+
 // A veth pair of this test's own (root namespace, names with the pid).
 class TestVeth {
  public:

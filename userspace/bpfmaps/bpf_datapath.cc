@@ -466,16 +466,38 @@ BackendLoadTable::~BackendLoadTable() {
   if (backends_fd_ >= 0) close(backends_fd_);
 }
 
+BackendLoadTable::BackendKey BackendLoadTable::key_of(const sluice_backend& entry) {
+  return {{entry.addr[0], entry.addr[1], entry.addr[2], entry.addr[3]}, entry.port, entry.proto};
+}
+
+uint32_t BackendLoadTable::index_backends(uint32_t first) {
+  uint32_t id = first;
+  for (; id < entries_; ++id) {
+    sluice_backend entry{};
+    if (bpf_map_lookup_elem(backends_fd_, &id, &entry) || entry.family == 0) break;
+    index_[key_of(entry)] = id;
+  }
+  return id;
+}
+
 std::optional<uint32_t> BackendLoadTable::find_backend(const model::IpAddress& address, uint16_t port,
-                                                       uint8_t proto) const {
+                                                       uint8_t proto) {
   sluice_backend want{};
   std::memcpy(want.addr, address.bytes.data(), address.is_v4() ? 4 : 16);
-  for (uint32_t id = 1; id < entries_; ++id) {
+  want.port = htons(port);
+  want.proto = proto;
+  const BackendKey key = key_of(want);
+  auto still_there = [&](uint32_t id) {
     sluice_backend entry{};
-    if (bpf_map_lookup_elem(backends_fd_, &id, &entry)) break;
-    if (entry.family == 0) continue;
-    if (std::memcmp(entry.addr, want.addr, 16) == 0 && ntohs(entry.port) == port && entry.proto == proto)
-      return id;
+    return bpf_map_lookup_elem(backends_fd_, &id, &entry) == 0 && key_of(entry) == key;
+  };
+  if (auto it = index_.find(key); it != index_.end() && still_there(it->second)) return it->second;
+  indexed_up_to_ = index_backends(indexed_up_to_);
+  if (auto it = index_.find(key); it != index_.end() && still_there(it->second)) return it->second;
+  if (indexed_up_to_ >= entries_) {   // every id handed out: some may have been reused since
+    index_.clear();
+    indexed_up_to_ = index_backends(1);
+    if (auto it = index_.find(key); it != index_.end()) return it->second;
   }
   return std::nullopt;
 }

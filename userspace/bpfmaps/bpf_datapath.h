@@ -14,11 +14,13 @@
 // pinned, so the programs keep steering while the agent is away.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "bpfmaps/datapath_tables.h"
@@ -138,13 +140,23 @@ class BackendLoadTable {
 
   // Backend id of address:port/proto (host-order port, IPPROTO_*), from the
   // pinned sluice_backends map; nullopt when the kernel datapath has none.
-  std::optional<uint32_t> find_backend(const model::IpAddress& address, uint16_t port, uint8_t proto) const;
+  // Answers from an index of the map: ids are handed out in order and never
+  // cleared, so a miss reads only the ids written since the last look, and a
+  // full re-read happens only once ids run out and get reused.
+  std::optional<uint32_t> find_backend(const model::IpAddress& address, uint16_t port, uint8_t proto);
   // Adds delta to the backend's active L7 requests (atomic, no syscall).
   void add_active_requests(uint32_t backend_id, int64_t delta);
   const sluice_backend_load& at(uint32_t backend_id) const;
   uint32_t size() const { return entries_; }
 
  private:
+  using BackendKey = std::tuple<std::array<uint32_t, 4>, uint16_t, uint8_t>;   // address, port (network order), proto
+  static BackendKey key_of(const sluice_backend& entry);
+  // Reads ids from `first` until the first never-written one; returns the next unread id.
+  uint32_t index_backends(uint32_t first);
+
+  std::map<BackendKey, uint32_t> index_;
+  uint32_t indexed_up_to_ = 1;   // ids below this are in index_
   sluice_backend_load* load_ = nullptr;
   size_t len_ = 0;
   uint32_t entries_ = 0;

@@ -8,6 +8,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdio>
 #include <filesystem>
@@ -84,11 +85,15 @@ bool drain_proxy(sluice::proxy::Proxy& proxy, std::chrono::duration<double> time
 
 // A reload of a big directory builds the next snapshot (and its parse) while
 // the serving one is alive; once the old one is dropped glibc keeps the freed
-// pages in its arenas. Returning them keeps RSS near what is in use instead of
-// at the peak of the largest reload.
+// pages in its arenas, so RSS would stay at the peak of the largest reload.
+// The main loop returns them (malloc_trim) a second after a reload: by then
+// the proxy workers, which each hold the snapshot they serve until their next
+// loop turn, have let go of the old one.
+std::atomic<bool> trim_pending{false};
+
 void reload_and_release_memory(sluice::agent::Agent& agent) {
   agent.reload_from_files();
-  malloc_trim(0);
+  trim_pending.store(true, std::memory_order_release);
 }
 
 int run(const Options& opt) {
@@ -177,8 +182,12 @@ int run(const Options& opt) {
                opt.interfaces.size());
 
   for (;;) {
-    int sig = 0;
-    sigwait(&signals, &sig);
+    const timespec one_second{1, 0};
+    const int sig = sigtimedwait(&signals, nullptr, &one_second);
+    if (sig < 0) {   // timeout (or EINTR)
+      if (trim_pending.exchange(false, std::memory_order_acq_rel)) malloc_trim(0);
+      continue;
+    }
     if (sig == SIGHUP) {
       spdlog::info("SIGHUP: reloading {}", opt.config_dir);
       reload_and_release_memory(agent);

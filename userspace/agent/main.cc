@@ -1,7 +1,8 @@
 // sluiced: the node agent. Loads and attaches the XDP steering program (or
 // re-uses the pinned one), starts the L7 proxy workers, compiles the config
 // directory into a snapshot and applies it to both planes, watches the
-// directory, and serves the admin API. SIGTERM drains; SIGHUP reloads.
+// directory, and serves the admin API. SIGTERM drains; SIGHUP reloads;
+// SIGUSR1 reopens the access log (rotation).
 #include <CLI/CLI.hpp>
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -40,6 +41,8 @@ struct Options {
   std::string log_level = "info";
   uint32_t conntrack_flows = SLUICE_CT_DEFAULT_FLOWS;
   unsigned debounce_ms = 200;
+  std::string access_log;               // empty: off
+  std::string access_log_format = "text";
 };
 
 sluice::bpfmaps::AttachMode parse_mode(const std::string& m) {
@@ -95,6 +98,7 @@ int run(const Options& opt) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGHUP);
+  sigaddset(&signals, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   std::unique_ptr<sluice::bpfmaps::BpfDatapath> datapath;
@@ -123,6 +127,11 @@ int run(const Options& opt) {
   popt.workers = opt.workers;
   popt.listeners.push_back({opt.l7_listen, "", 0});
   if (datapath) popt.active_requests = std::make_shared<sa::BpfActiveRequests>(opt.pin_dir);
+  if (!opt.access_log.empty()) {
+    popt.access_log = std::make_shared<sluice::proxy::AccessLogFile>(opt.access_log);
+    popt.access_log_format = sluice::proxy::parse_access_log_format(opt.access_log_format);
+    spdlog::info("access log: {} ({})", opt.access_log, opt.access_log_format);
+  }
   sluice::proxy::Proxy proxy(popt, std::make_shared<sluice::model::Snapshot>());
   proxy.start();
   if (datapath) {
@@ -168,6 +177,13 @@ int run(const Options& opt) {
     if (sig == SIGHUP) {
       spdlog::info("SIGHUP: reloading {}", opt.config_dir);
       agent.reload_from_files();
+      continue;
+    }
+    if (sig == SIGUSR1) {
+      if (popt.access_log) {
+        popt.access_log->reopen();
+        spdlog::info("SIGUSR1: reopened access log {}", opt.access_log);
+      }
       continue;
     }
     spdlog::info("{}: draining (up to {:.0f}s)", sig == SIGTERM ? "SIGTERM" : "SIGINT", opt.drain_timeout_s);
@@ -224,6 +240,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--log-level", opt.log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  app.add_option("--access-log", opt.access_log,
+                 "write one line per L7 request to this file ('-': stdout); off by default; SIGUSR1 reopens it")
+      ->type_name("PATH");
+  app.add_option("--access-log-format", opt.access_log_format, "access log layout: Istio's default text or JSON")
+      ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 

@@ -455,7 +455,9 @@ ApplyResult TableWriter::apply(const model::Snapshot& snapshot) {
   const uint32_t one = 1;
   for (const Bytes& key : plan.vip_keys) tables_.update(MapRole::Vips, key, as_bytes_of(one));
   for (const Bytes& key : plan.l7_keys) {
-    const uint32_t listener_slot = 0;
+    sluice_l7_key l7_key{};
+    std::memcpy(&l7_key, key.data(), sizeof l7_key);
+    const uint32_t listener_slot = l7_key.family == SLUICE_FAMILY_V6 ? SLUICE_L7_LISTENER_V6 : SLUICE_L7_LISTENER_V4;
     tables_.update(MapRole::L7Services, key, as_bytes_of(listener_slot));
   }
 

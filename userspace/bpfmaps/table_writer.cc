@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cstring>
 #include <set>
 #include <stdexcept>
@@ -83,11 +84,32 @@ TableWriter::TableWriter(DatapathTables& tables, TableWriterOptions options)
   half_.maglev = tables_.max_entries(MapRole::Maglev) / 2;
 }
 
-uint32_t TableWriter::slot_for(std::map<uint64_t, uint32_t>& slots, uint64_t identity, uint32_t& next) {
+uint32_t TableWriter::slot_for(std::map<uint64_t, uint32_t>& slots, uint64_t identity, uint32_t& next,
+                               MapRole counters, const std::set<uint64_t>& keep) {
   auto it = slots.find(identity);
   if (it != slots.end()) return it->second;
-  slots.emplace(identity, next);   // check_fits() made sure `next` is inside the counter maps
-  return next++;
+  uint32_t slot = 0;
+  if (next < tables_.max_entries(counters)) {
+    slot = next++;
+  } else {
+    auto old = std::find_if(slots.begin(), slots.end(), [&](const auto& entry) { return !keep.count(entry.first); });
+    if (old == slots.end())   // check_fits() counted the names; this is a bug if reached
+      throw std::logic_error(fmt::format("{} exhausted after the capacity check", map_name(counters)));
+    slot = old->second;
+    slots.erase(old);
+    // Flows tracked under the old name still count into this slot until they end.
+    Bytes counts = tables_.lookup_per_cpu(counters, as_bytes_of(slot));
+    if (!counts.empty()) {
+      std::fill(counts.begin(), counts.end(), 0);
+      tables_.update(counters, as_bytes_of(slot), counts);
+    }
+    if (counters == MapRole::SubsetStats) {
+      const uint32_t zero = 0;
+      tables_.update(MapRole::RrCursor, as_bytes_of(slot), as_bytes_of(zero));
+    }
+  }
+  slots.emplace(identity, slot);
+  return slot;
 }
 
 std::optional<uint32_t> TableWriter::backend_id(const BackendIdentity& backend) const {
@@ -116,6 +138,7 @@ void TableWriter::recover() {
     sluice_service value{};
     if (!tables_.lookup(MapRole::Services, raw, as_writable_bytes_of(value)) || value.identity == 0) continue;
     service_slot_by_identity_.emplace(value.identity, value.stat_id);
+    serving_service_names_.insert(value.identity);   // either half: kept until the next apply
     next_service_slot_ = std::max(next_service_slot_, value.stat_id + 1);
   }
   for (uint32_t half = 0; half < 2; ++half) {
@@ -124,6 +147,7 @@ void TableWriter::recover() {
       if (!tables_.lookup(MapRole::Subsets, as_bytes_of(i), as_writable_bytes_of(value)) || value.identity == 0)
         break;   // halves are filled from their start
       subset_slot_by_identity_.emplace(value.identity, value.stat_id);
+      serving_subset_names_.insert(value.identity);
       next_subset_slot_ = std::max(next_subset_slot_, value.stat_id + 1);
     }
   }
@@ -342,17 +366,18 @@ void TableWriter::check_fits(const Plan& plan) const {
   for (MapRole role : {MapRole::Backends, MapRole::BackendLoad, MapRole::BackendStats})
     need(role, ids, tables_.max_entries(role) - 1, "backend ids (this snapshot's and the serving one's)");
 
-  // Counter slots are kept per name for good (stable across restarts), so
-  // names seen before count too.
-  auto slots = [](const std::map<uint64_t, uint32_t>& known, const std::set<uint64_t>& wanted, uint32_t next) {
-    uint64_t fresh = 0;
-    for (uint64_t identity : wanted) fresh += known.count(identity) ? 0 : 1;
-    return uint64_t{next} - 1 + fresh;
+  // A counter slot per name, stable while the name stays; the serving
+  // snapshot's names keep theirs until the flip.
+  auto names = [](const std::set<uint64_t>& serving, const std::set<uint64_t>& wanted) {
+    std::set<uint64_t> all = serving;
+    all.insert(wanted.begin(), wanted.end());
+    return all.size();
   };
-  need(MapRole::ServiceStats, slots(service_slot_by_identity_, plan.service_identities, next_service_slot_),
-       tables_.max_entries(MapRole::ServiceStats) - 1, "service counter slots");
-  const uint64_t subset_slots = slots(subset_slot_by_identity_, plan.subset_identities, next_subset_slot_);
-  need(MapRole::SubsetStats, subset_slots, tables_.max_entries(MapRole::SubsetStats) - 1, "subset counter slots");
+  need(MapRole::ServiceStats, names(serving_service_names_, plan.service_identities),
+       tables_.max_entries(MapRole::ServiceStats) - 1, "service counter slots (this snapshot's and the serving one's)");
+  const uint64_t subset_slots = names(serving_subset_names_, plan.subset_identities);
+  need(MapRole::SubsetStats, subset_slots, tables_.max_entries(MapRole::SubsetStats) - 1,
+       "subset counter slots (this snapshot's and the serving one's)");
   need(MapRole::RrCursor, subset_slots, tables_.max_entries(MapRole::RrCursor) - 1, "round-robin cursors");
 
   std::set<Bytes> l7 = plan.l7_keys;   // stale keys are removed only after the flip
@@ -437,18 +462,24 @@ ApplyResult TableWriter::apply(const model::Snapshot& snapshot) {
   write_array(tables_, MapRole::Schedule, inactive * half_.schedule, plan.schedule);
   write_array(tables_, MapRole::Maglev, inactive * half_.maglev, plan.maglev);
 
+  std::set<uint64_t> keep_subsets = serving_subset_names_;
+  keep_subsets.insert(plan.subset_identities.begin(), plan.subset_identities.end());
   std::vector<sluice_subset> subsets;
   subsets.reserve(plan.subsets.size());
   for (auto& planned : plan.subsets) {
-    planned.entry.stat_id = slot_for(subset_slot_by_identity_, planned.entry.identity, next_subset_slot_);
+    planned.entry.stat_id = slot_for(subset_slot_by_identity_, planned.entry.identity, next_subset_slot_,
+                                     MapRole::SubsetStats, keep_subsets);
     planned.entry.rr_slot = planned.entry.stat_id;
     subset_names_[planned.entry.stat_id] = planned.name;
     subsets.push_back(planned.entry);
   }
   write_array(tables_, MapRole::Subsets, inactive * half_.subsets, subsets);
 
+  std::set<uint64_t> keep_services = serving_service_names_;
+  keep_services.insert(plan.service_identities.begin(), plan.service_identities.end());
   for (auto& planned : plan.services) {
-    planned.value.stat_id = slot_for(service_slot_by_identity_, planned.value.identity, next_service_slot_);
+    planned.value.stat_id = slot_for(service_slot_by_identity_, planned.value.identity, next_service_slot_,
+                                     MapRole::ServiceStats, keep_services);
     service_names_[planned.value.stat_id] = planned.name;
     tables_.update(MapRole::Services, as_bytes_of(planned.key), as_bytes_of(planned.value));
   }
@@ -463,6 +494,8 @@ ApplyResult TableWriter::apply(const model::Snapshot& snapshot) {
 
   tables_.store_generation(inactive);
   last_flip_ = std::chrono::steady_clock::now();
+  serving_service_names_ = std::move(plan.service_identities);
+  serving_subset_names_ = std::move(plan.subset_identities);
 
   // Retire what the new half no longer references. A backend that left the
   // snapshot loses LIVE, so its tracked flows are re-steered.

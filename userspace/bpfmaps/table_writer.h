@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -112,7 +113,11 @@ class TableWriter {
   // Ids for the plan's backends: existing ids first, then never-used ones,
   // then ids of backends in neither the serving nor the new snapshot.
   std::vector<uint32_t> assign_backend_ids(const Plan& plan);
-  uint32_t slot_for(std::map<uint64_t, uint32_t>& slots, uint64_t identity, uint32_t& next);
+  // The counter slot of a service or subset name. Once the counter map is
+  // full, a slot whose name is in neither `keep` (the serving and the new
+  // snapshot) is handed over, its counts zeroed.
+  uint32_t slot_for(std::map<uint64_t, uint32_t>& slots, uint64_t identity, uint32_t& next, MapRole counters,
+                    const std::set<uint64_t>& keep);
 
   DatapathTables& tables_;
   TableWriterOptions options_;
@@ -125,6 +130,8 @@ class TableWriter {
   std::map<uint64_t, uint32_t> subset_slot_by_identity_;
   uint32_t next_service_slot_ = 1;             // slot 0 collects unattributed counts
   uint32_t next_subset_slot_ = 1;
+  std::set<uint64_t> serving_service_names_;   // identities of the serving snapshot's
+  std::set<uint64_t> serving_subset_names_;
   std::map<uint32_t, SlotName> service_names_;
   std::map<uint32_t, SlotName> subset_names_;
   std::chrono::steady_clock::time_point last_flip_{};

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 
 #include <cstring>
+#include <set>
 #include <string>
 
 #include "bpf/productpage_snapshot.h"
@@ -207,6 +208,39 @@ TEST(TableSizing, RetiredBackendIdsAreReusedWhenIdsRunOut) {
   const auto entry = tables.get<sluice_backend>(MapRole::Backends, *id);
   EXPECT_EQ(std::memcmp(entry.addr, ip("10.200.15.2").bytes.data(), 4), 0);
   EXPECT_EQ(entry.flags & SLUICE_BACKEND_F_LIVE, SLUICE_BACKEND_F_LIVE);
+}
+
+// productpage under another name (its VIPs and endpoints unchanged).
+model::Snapshot renamed_productpage(const std::string& host, uint64_t version) {
+  auto snap = productpage_snapshot({.version = version});
+  snap.services[0].host = snap.services[0].name = host;
+  snap.services[0].hosts = {host};
+  snap.service_by_host = {{host, 0}};
+  return snap;
+}
+
+// Counter slots are per name (service|port/proto). Once they are all used,
+// names that left both the serving and the new snapshot give theirs up, so
+// renames do not exhaust a full-sized table; the slot's counts start over.
+TEST(TableSizing, CounterSlotsOfNamesThatLeftAreReusedWithTheirCountsZeroed) {
+  DatapathSizing sizing;
+  sizing.max_services = kProductpageServicePorts;   // 6 service slots: two sets of productpage's 3 names
+  sizing.max_subsets = 2 * kProductpageSubsets;
+  FakeDatapathTables tables(sizing);
+  TableWriter writer(tables, TableWriterOptions{std::chrono::milliseconds(0)});
+  writer.apply(renamed_productpage("first", 1));
+  const uint32_t first_slot = find_service(tables, "10.96.0.10", 9081)->stat_id;
+  Bytes counts(2 * sizeof(sluice_counters), 0x01);   // two CPUs of non-zero counts
+  tables.update(MapRole::ServiceStats, as_bytes_of(first_slot), counts);
+  writer.apply(renamed_productpage("second", 2));   // "first" still serving until this flip
+
+  writer.apply(renamed_productpage("third", 3));    // needs "first"'s slots back
+  std::set<uint32_t> slots;
+  for (uint16_t port : {9080, 9081}) slots.insert(find_service(tables, "10.96.0.10", port)->stat_id);
+  EXPECT_TRUE(slots.count(first_slot)) << "a slot of \"first\" was handed to \"third\"";
+  const Bytes after = tables.lookup_per_cpu(MapRole::ServiceStats, as_bytes_of(first_slot));
+  EXPECT_EQ(after, Bytes(counts.size(), 0));
+  EXPECT_EQ(writer.service_slots().at(first_slot).service, "third");
 }
 
 }  // namespace

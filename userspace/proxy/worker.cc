@@ -307,14 +307,7 @@ void Worker::run() {
     __kernel_timespec ts{0, 10'000'000};
     io_uring_cqe* first = nullptr;
     io_uring_submit_and_wait_timeout(&ring_, &first, 1, &ts, nullptr);
-    unsigned head;
-    unsigned count = 0;
-    io_uring_cqe* cqe;
-    io_uring_for_each_cqe(&ring_, head, cqe) {
-      handle_cqe(*cqe);
-      ++count;
-    }
-    io_uring_cq_advance(&ring_, count);
+    handle_completions();
     if (stop_requested_.load()) break;
     if (drain_requested_.load() && !draining_) begin_drain();
     int64_t now = now_ns();
@@ -329,6 +322,25 @@ void Worker::run() {
     if (c && c->role != Role::Free && !c->shut) close_conn(*c);
   }
   io_uring_submit(&ring_);
+}
+
+// Completions in slices of kCompletionSlice: what the slice queued (sends
+// of responses, forwarded requests) is submitted before the next slice, so
+// the peers on the other CPU start on it while this worker goes on, instead
+// of every send of a large batch waiting for the whole batch.
+void Worker::handle_completions() {
+  while (true) {
+    unsigned head;
+    unsigned count = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      handle_cqe(*cqe);
+      if (++count == kCompletionSlice) break;
+    }
+    io_uring_cq_advance(&ring_, count);
+    if (count < kCompletionSlice) return;
+    if (io_uring_sq_ready(&ring_) > 0) io_uring_submit(&ring_);
+  }
 }
 
 void Worker::handle_cqe(const io_uring_cqe& cqe) {

@@ -149,6 +149,7 @@ class Worker final : private BackendLoad {
   void arm_recv(Conn& c);
   void arm_wake();
   void submit_send(Conn& c);
+  void handle_completions();
   void handle_cqe(const io_uring_cqe& cqe);
   void recycle_buffer(uint16_t bid);
   char* buffer_address(uint16_t bid) { return buffers_.get() + size_t{bid} * kBufferSize; }
@@ -220,6 +221,7 @@ class Worker final : private BackendLoad {
   static constexpr uint32_t kBufferSize = 16 * 1024;   // provided receive buffers
   static constexpr uint32_t kBufferCount = 1024;       // per worker (power of two)
   static constexpr uint32_t kConnBufferSize = 64 * 1024;
+  static constexpr unsigned kCompletionSlice = 16;
 
   unsigned index_;
   Proxy& proxy_;

@@ -160,6 +160,7 @@ medians "$TMP/results" >"$TMP/medians"
 # fixed NAME ADDR RATE: h2load at RATE requests/s in total; appends "NAME achieved p50 p99".
 fixed() {
   local name=$1 addr=$2 rate=$3
+  rm -f "$TMP/h2load.$name"   # h2load appends to its log file
   h2load --h1 -t2 -c64 --rps="$(awk -v r="$rate" 'BEGIN {printf "%.2f", r / 64}')" -D "$DURATION" \
     --log-file="$TMP/h2load.$name" "http://$addr:$PORT/" >"$TMP/h2load.$name.out" 2>&1
   local bad

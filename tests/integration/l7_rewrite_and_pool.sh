@@ -72,12 +72,12 @@ r = c.getresponse(); r.read()
 open(sys.argv[2], "a").write(f"{r.status}\n")
 PY
 client=$!
-sleep 0.3
+for _ in $(seq 1 100); do [[ -s $L7_TMP/idle.out ]] && break; sleep 0.05; done   # the first answer is in
 pooled=$(upstream_conns)
 sleep 1.5
 after=$(upstream_conns)
 wait "$client"
-echo "upstream connections: $pooled pooled after the request, $after after 1.8 s idle; client answers: $(tr '\n' ' ' <"$L7_TMP/idle.out")"
+echo "upstream connections: $pooled pooled after the request, $after after 1.5 s idle; client answers: $(tr '\n' ' ' <"$L7_TMP/idle.out")"
 ((pooled == 1)) || l7_fail "expected one pooled upstream connection after a request, found $pooled"
 ((after == 0)) || l7_fail "the pooled connection outlived the 1s idleTimeout ($after open)"
 [[ $(tr '\n' ' ' <"$L7_TMP/idle.out") == "200 200 " ]] || l7_fail "the client's requests around the idle close failed"

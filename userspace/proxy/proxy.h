@@ -25,6 +25,7 @@
 #include "http/message_head.h"
 #include "lb/monotonic_clock.h"
 #include "model/snapshot.h"
+#include "proxy/access_log.h"
 #include "proxy/active_requests.h"
 #include "proxy/metrics.h"
 #include "proxy/outlier_registry.h"
@@ -56,6 +57,8 @@ struct ProxyOptions {
   // connection with a request body in flight. 0 keeps no body.
   uint32_t request_body_buffer_limit = 64 * 1024;
   std::shared_ptr<ActiveRequestCounters> active_requests;     // null: in-memory
+  std::shared_ptr<AccessLogFile> access_log;                  // null: no access log
+  AccessLogFormat access_log_format = AccessLogFormat::Text;
   // Routing/LB plug-ins, one instance per worker (they are not thread-safe).
   std::function<std::unique_ptr<RequestRouter>()> make_router;      // null: MeshRouter (userspace/routing)
   std::function<std::unique_ptr<EndpointPicker>()> make_picker;     // null: MeshPicker (userspace/lb)

@@ -69,8 +69,16 @@ json clusters_json(const AdminContext& ctx, const model::Snapshot& snap) {
     const json stats = ctx.xdp->stats();
     for (const auto& b : stats.value("backends", json::array())) backend_load[b.value("address", "")] = b;
   }
+  // The proxy's outlier detectors, if they belong to this very snapshot
+  // (their endpoint indices are its indices).
+  std::shared_ptr<const proxy::OutlierRegistry> outliers;
+  if (ctx.proxy) {
+    auto published = ctx.proxy->published();
+    if (published.snapshot && published.snapshot->version == snap.version) outliers = published.outliers;
+  }
   json out = json::array();
-  for (const auto& svc : snap.services) {
+  for (uint32_t svc_index = 0; svc_index < snap.services.size(); ++svc_index) {
+    const auto& svc = snap.services[svc_index];
     for (size_t p = 0; p < svc.ports.size(); ++p) {
       const auto& port = svc.ports[p];
       const model::PortRoutes* routes = svc.routes_for(port.number);
@@ -79,18 +87,35 @@ json clusters_json(const AdminContext& ctx, const model::Snapshot& snap) {
       cluster["port"] = port.number;
       cluster["plane"] = routes && routes->plane == model::Plane::L7 ? "l7" : "l4";
       cluster["subsets"] = json::array();
-      for (const auto& subset : svc.subsets) {
+      for (uint32_t subset_index = 0; subset_index < svc.subsets.size(); ++subset_index) {
+        const auto& subset = svc.subsets[subset_index];
         const auto& policy = subset.policy_for(port.number);
         json s;
         s["name"] = subset.name;
         s["policy"] = model::to_string(policy.load_balancer.algorithm);
         s["endpoints"] = json::array();
+        // Outlier detection runs in the L7 proxy; an L4 port has none.
+        const proxy::SharedOutlierDetector* detector =
+            outliers && routes && routes->plane == model::Plane::L7
+                ? outliers->find(model::Destination{svc_index, subset_index, port.number})
+                : nullptr;
+        s["outlier_detection"] = detector != nullptr;
         for (uint32_t idx : subset.endpoints) {
           const auto& ep = svc.endpoints[idx];
           uint32_t ep_port = ep.port_for(port);
           std::string addr = ep.address.is_v4() ? ep.address.to_string() : "[" + ep.address.to_string() + "]";
           std::string key = fmt::format("{}:{}/{}", addr, ep_port, port.protocol == model::Protocol::UDP ? "udp" : "tcp");
           json e = {{"name", ep.name}, {"address", addr + ":" + std::to_string(ep_port)}, {"weight", ep.weight}};
+          bool ejected = false;
+          if (detector != nullptr) {
+            const auto& hosts = detector->hosts();
+            for (uint32_t h = 0; h < hosts.size(); ++h) {
+              if (hosts[h].first == ep.address && hosts[h].second == ep_port) ejected = detector->is_ejected(h);
+            }
+          }
+          // Envoy's terms: an ejected host is "failed_outlier_check".
+          e["health"] = ejected ? "failed_outlier_check" : "healthy";
+          e["ejected"] = ejected;
           if (backend_load.contains(key)) {
             const auto& b = backend_load[key];
             const uint64_t opened = b.value("l4_opened", uint64_t{0});

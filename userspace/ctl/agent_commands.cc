@@ -108,17 +108,18 @@ void print_routes(const json& dump) {
 }
 
 void print_clusters(const json& clusters) {
-  std::cout << fmt::format("{:<28} {:<6} {:<5} {:<8} {:<14} {:<22} {:<22} {:>6} {:>9} {:>9}\n", "SERVICE", "PORT",
-                           "PLANE", "SUBSET", "POLICY", "ENDPOINT", "ADDRESS", "WEIGHT", "L7_ACTIVE", "L4_FLOWS");
+  std::cout << fmt::format("{:<28} {:<6} {:<5} {:<8} {:<14} {:<22} {:<22} {:>6} {:>9} {:>9}  {}\n", "SERVICE", "PORT",
+                           "PLANE", "SUBSET", "POLICY", "ENDPOINT", "ADDRESS", "WEIGHT", "L7_ACTIVE", "L4_FLOWS",
+                           "HEALTH");
   for (const auto& c : clusters) {
     for (const auto& s : c["subsets"]) {
       for (const auto& e : s["endpoints"]) {
         auto opt = [&](const char* k) { return e.contains(k) ? e[k].dump() : std::string("-"); };
-        std::cout << fmt::format("{:<28} {:<6} {:<5} {:<8} {:<14} {:<22} {:<22} {:>6} {:>9} {:>9}\n",
+        std::cout << fmt::format("{:<28} {:<6} {:<5} {:<8} {:<14} {:<22} {:<22} {:>6} {:>9} {:>9}  {}\n",
                                  c.value("service", ""), c.value("port", 0), c.value("plane", ""),
                                  s.value("name", "").empty() ? "(all)" : s.value("name", ""), s.value("policy", ""),
                                  e.value("name", ""), e.value("address", ""), e.value("weight", 0),
-                                 opt("l7_active_requests"), opt("l4_active_flows"));
+                                 opt("l7_active_requests"), opt("l4_active_flows"), e.value("health", "-"));
       }
     }
   }

@@ -50,6 +50,7 @@ struct Options {
   unsigned debounce_ms = 200;
   std::string access_log;               // empty: off
   std::string access_log_format = "text";
+  uint32_t request_body_buffer_limit = sluice::proxy::ProxyOptions{}.request_body_buffer_limit;
 };
 
 sluice::bpfmaps::AttachMode parse_mode(const std::string& m) {
@@ -168,6 +169,7 @@ int run(const Options& opt) {
 
   sluice::proxy::ProxyOptions popt;
   popt.workers = opt.workers;
+  popt.request_body_buffer_limit = opt.request_body_buffer_limit;
   // Listener i is sk_lookup slot i: IPv4 VIPs go to slot SLUICE_L7_LISTENER_V4,
   // IPv6 VIPs to SLUICE_L7_LISTENER_V6 (a socket of the lookup's family).
   static_assert(SLUICE_L7_LISTENER_V4 == 0 && SLUICE_L7_LISTENER_V6 == 1);
@@ -323,6 +325,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--log-level", opt.log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  app.add_option("--request-body-buffer-limit", opt.request_body_buffer_limit,
+                 "request body bytes kept per request so retries and mirrors can resend it (0: none; larger bodies "
+                 "stream and are not retried once sent)")
+      ->type_name("BYTES")
       ->capture_default_str();
   app.add_option("--access-log", opt.access_log,
                  "write one line per L7 request to this file ('-': stdout); off by default; SIGUSR1 reopens it")

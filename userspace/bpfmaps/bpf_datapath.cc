@@ -107,7 +107,8 @@ void BpfDatapath::load() {
     }
   }
   if (int err = sluice_steer__load(steer_))
-    fail(fmt::format("load sluice_steer (maps pinned in {} with other sizes? remove them or use the same knobs)",
+    fail(fmt::format("load sluice_steer (maps pinned in {} with other sizes or flags, e.g. by an older sluiced? "
+                     "remove them or use the same knobs)",
                      options_.pin_dir),
          err);
   if (int err = sluice_sklookup__load(sklookup_)) fail("load sluice_sklookup", err);

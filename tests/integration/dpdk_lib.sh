@@ -119,8 +119,8 @@ dpdk_finish() {
   if ((xdp_failures > 0)); then
     echo "--- forwarder log ---"
     tail -20 "$XDP_WORK/fwd.log"
-    echo "--- forwarder stats ---"
-    head -c 3000 "$XDP_WORK/fwd-stats.json"
+    echo "--- forwarder stats (global, ports) ---"
+    xdp_json "$XDP_WORK/fwd-stats.json" 'json.dumps({"global": j["global"], "ports": j.get("ports")})'
     exit 1
   fi
   exit 0

@@ -83,6 +83,12 @@
 #define SLUICE_MAX_L7_LISTENERS 16
 #endif
 
+/* Listener slots by address family: the sk_lookup program can only hand a
+ * connection to a socket of its own family, so IPv4 VIPs go to the agent's
+ * IPv4 listener and IPv6 VIPs to its IPv6 one. */
+#define SLUICE_L7_LISTENER_V4 0
+#define SLUICE_L7_LISTENER_V6 1
+
 /* Interfaces the XDP program is attached to. */
 #ifndef SLUICE_MAX_IFACES
 #define SLUICE_MAX_IFACES 64

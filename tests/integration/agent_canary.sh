@@ -20,15 +20,20 @@ agent_start
 client=$(topo_ns client)
 vip=10.96.0.10
 
-# Background load for the whole run (bounded: wrk by -d, the churner by a stop file and a deadline).
+# Background load for the whole run (bounded: wrk by -d, the churner by a stop
+# file and a deadline; each churned connection is held 20 ms, at most ~100/s).
 # `ip netns exec` execs wrk, so $! is wrk itself (a shell function would put
 # a subshell in between, and SIGINT would not reach wrk).
-ip netns exec "$client" wrk -t1 -c4 -d900s --timeout 5s "http://$vip:9080/" >"$AGENT_WORK/wrk.txt" 2>&1 &
+# Paced (a 2 ms pause per connection between requests, at most ~2,000
+# requests/s) so that the load is steady without taking both cores from the
+# agent and the checks.
+echo 'function delay() return 2 end' >"$AGENT_WORK/pace.lua"
+ip netns exec "$client" wrk -t1 -c4 -d900s --timeout 5s -s "$AGENT_WORK/pace.lua" "http://$vip:9080/" >"$AGENT_WORK/wrk.txt" 2>&1 &
 wrk_pid=$!
 (
   deadline=$((SECONDS + 900))
   while [[ ! -f "$AGENT_WORK/stop" ]] && ((SECONDS < deadline)); do
-    agent_loadgen tcp --connect "$vip:9081" --count 100 --concurrency 2 --timeout-s 30 >>"$AGENT_WORK/churn.jsonl"
+    agent_loadgen tcp --connect "$vip:9081" --count 100 --concurrency 2 --hold-ms 20 --timeout-s 30 >>"$AGENT_WORK/churn.jsonl"
   done
 ) &
 churn_pid=$!

@@ -1,9 +1,13 @@
 // sluiced: the node agent. Loads and attaches the XDP steering program (or
 // re-uses the pinned one), starts the L7 proxy workers, compiles the config
 // directory into a snapshot and applies it to both planes, watches the
-// directory, and serves the admin API. SIGTERM drains; SIGHUP reloads.
+// directory, and serves the admin API. SIGTERM drains; SIGHUP reloads;
+// SIGUSR1 reopens the access log (rotation).
 #include <CLI/CLI.hpp>
+#include <arpa/inet.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -35,11 +39,14 @@ struct Options {
   std::string xdp_mode = "auto";
   bool no_xdp = false;
   std::string l7_listen = "127.0.0.1:15001";
+  std::string l7_listen6 = "[::1]:15001";   // empty: no IPv6 listener
   double drain_timeout_s = 30;
   bool detach_on_exit = false;
   std::string log_level = "info";
   uint32_t conntrack_flows = SLUICE_CT_DEFAULT_FLOWS;
   unsigned debounce_ms = 200;
+  std::string access_log;               // empty: off
+  std::string access_log_format = "text";
 };
 
 sluice::bpfmaps::AttachMode parse_mode(const std::string& m) {
@@ -80,6 +87,30 @@ bool drain_proxy(sluice::proxy::Proxy& proxy, std::chrono::duration<double> time
   return true;
 }
 
+bool ipv6_available() {
+  int fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  ::close(fd);
+  return true;
+}
+
+// "HOST:PORT" whose host is an address of `family` ("[v6]:port" for IPv6).
+CLI::Validator listen_address(int family) {
+  return CLI::Validator(
+      [family](std::string& value) -> std::string {
+        if (value.empty() && family == AF_INET6) return {};   // no IPv6 listener
+        std::string host = value.substr(0, value.rfind(':'));
+        if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+        unsigned char buf[16];
+        if (value.rfind(':') == std::string::npos || inet_pton(family, host.c_str(), buf) != 1) {
+          return std::string("expected ") + (family == AF_INET ? "IPV4:PORT" : "[IPV6]:PORT") + ", got '" + value +
+                 "'";
+        }
+        return {};
+      },
+      "");
+}
+
 int run(const Options& opt) {
   namespace sa = sluice::agent;
   namespace fs = std::filesystem;
@@ -95,6 +126,7 @@ int run(const Options& opt) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGHUP);
+  sigaddset(&signals, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   std::unique_ptr<sluice::bpfmaps::BpfDatapath> datapath;
@@ -121,8 +153,20 @@ int run(const Options& opt) {
 
   sluice::proxy::ProxyOptions popt;
   popt.workers = opt.workers;
+  // Listener i is sk_lookup slot i: IPv4 VIPs go to slot SLUICE_L7_LISTENER_V4,
+  // IPv6 VIPs to SLUICE_L7_LISTENER_V6 (a socket of the lookup's family).
+  static_assert(SLUICE_L7_LISTENER_V4 == 0 && SLUICE_L7_LISTENER_V6 == 1);
   popt.listeners.push_back({opt.l7_listen, "", 0});
+  if (!opt.l7_listen6.empty()) {
+    if (ipv6_available()) popt.listeners.push_back({opt.l7_listen6, "", 0});
+    else spdlog::warn("IPv6 is disabled on this host: no IPv6 L7 listener, IPv6 VIPs on L7 ports are not served");
+  }
   if (datapath) popt.active_requests = std::make_shared<sa::BpfActiveRequests>(opt.pin_dir);
+  if (!opt.access_log.empty()) {
+    popt.access_log = std::make_shared<sluice::proxy::AccessLogFile>(opt.access_log);
+    popt.access_log_format = sluice::proxy::parse_access_log_format(opt.access_log_format);
+    spdlog::info("access log: {} ({})", opt.access_log, opt.access_log_format);
+  }
   sluice::proxy::Proxy proxy(popt, std::make_shared<sluice::model::Snapshot>());
   proxy.start();
   if (datapath) {
@@ -159,8 +203,8 @@ int run(const Options& opt) {
   sa::ConfigWatcher watcher(opt.config_dir, std::chrono::milliseconds(opt.debounce_ms),
                             [&agent] { agent.reload_from_files(); });
   watcher.start();
-  spdlog::info("sluiced running: config {}, L7 listener {}, {} interface(s)", opt.config_dir, opt.l7_listen,
-               opt.interfaces.size());
+  spdlog::info("sluiced running: config {}, L7 listeners {}{}, {} interface(s)", opt.config_dir, opt.l7_listen,
+               popt.listeners.size() > 1 ? " and " + opt.l7_listen6 : std::string(), opt.interfaces.size());
 
   for (;;) {
     int sig = 0;
@@ -168,6 +212,13 @@ int run(const Options& opt) {
     if (sig == SIGHUP) {
       spdlog::info("SIGHUP: reloading {}", opt.config_dir);
       agent.reload_from_files();
+      continue;
+    }
+    if (sig == SIGUSR1) {
+      if (popt.access_log) {
+        popt.access_log->reopen();
+        spdlog::info("SIGUSR1: reopened access log {}", opt.access_log);
+      }
       continue;
     }
     spdlog::info("{}: draining (up to {:.0f}s)", sig == SIGTERM ? "SIGTERM" : "SIGINT", opt.drain_timeout_s);
@@ -212,8 +263,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--no-xdp", opt.no_xdp, "run without the kernel datapath (L7 proxy only)");
   app.add_option("--l7-listen", opt.l7_listen,
-                 "the proxy's listener; sk_lookup hands every L7 VIP:port to it")
-      ->type_name("HOST:PORT")
+                 "the proxy's IPv4 listener; sk_lookup hands every IPv4 L7 VIP:port to it")
+      ->type_name("IPV4:PORT")
+      ->check(listen_address(AF_INET))
+      ->capture_default_str();
+  app.add_option("--l7-listen6", opt.l7_listen6,
+                 "the proxy's IPv6 listener, for IPv6 L7 VIPs ('' for none; skipped where IPv6 is disabled)")
+      ->type_name("[IPV6]:PORT")
+      ->check(listen_address(AF_INET6))
       ->capture_default_str();
   app.add_option("--drain-timeout", opt.drain_timeout_s, "seconds SIGTERM waits for in-flight requests")
       ->capture_default_str();
@@ -224,6 +281,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--log-level", opt.log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  app.add_option("--access-log", opt.access_log,
+                 "write one line per L7 request to this file ('-': stdout); off by default; SIGUSR1 reopens it")
+      ->type_name("PATH");
+  app.add_option("--access-log-format", opt.access_log_format, "access log layout: Istio's default text or JSON")
+      ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 

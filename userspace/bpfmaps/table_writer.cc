@@ -353,7 +353,9 @@ ApplyResult TableWriter::apply(const model::Snapshot& snapshot) {
     }
   }
   for (const Bytes& key : l7_keys) {
-    const uint32_t listener_slot = 0;
+    sluice_l7_key l7_key{};
+    std::memcpy(&l7_key, key.data(), sizeof l7_key);
+    const uint32_t listener_slot = l7_key.family == SLUICE_FAMILY_V6 ? SLUICE_L7_LISTENER_V6 : SLUICE_L7_LISTENER_V4;
     tables_.update(MapRole::L7Services, key, as_bytes_of(listener_slot));
   }
 

@@ -34,9 +34,13 @@ class ByteBuffer {
     compact();
     return {mem_.get() + end_, capacity_ - end_};
   }
-  void commit(size_t n) { end_ += static_cast<uint32_t>(n); }
+  void commit(size_t n) {
+    end_ += static_cast<uint32_t>(n);
+    committed_total_ += n;
+  }
   void consume(size_t n) {
     begin_ += static_cast<uint32_t>(n);
+    consumed_total_ += n;
     if (begin_ == end_ && !pinned_) begin_ = end_ = 0;
   }
   bool append(std::string_view s) {
@@ -46,6 +50,9 @@ class ByteBuffer {
     commit(s.size());
     return true;
   }
+  // Bytes ever committed / consumed, for per-request byte counts.
+  uint64_t committed_total() const { return committed_total_; }
+  uint64_t consumed_total() const { return consumed_total_; }
   void compact() {
     if (begin_ == 0 || pinned_) return;
     std::memmove(mem_.get(), mem_.get() + begin_, end_ - begin_);
@@ -56,6 +63,7 @@ class ByteBuffer {
  private:
   std::unique_ptr<char[]> mem_;
   uint32_t capacity_ = 0, begin_ = 0, end_ = 0;
+  uint64_t committed_total_ = 0, consumed_total_ = 0;
   bool pinned_ = false;
 };
 

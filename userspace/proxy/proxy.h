@@ -24,6 +24,7 @@
 
 #include "http/message_head.h"
 #include "model/snapshot.h"
+#include "proxy/access_log.h"
 #include "proxy/active_requests.h"
 #include "proxy/metrics.h"
 #include "proxy/request_routing.h"
@@ -48,6 +49,8 @@ struct ProxyOptions {
   uint32_t max_connections_per_worker = 16384;                // client + upstream slots
   uint64_t random_seed = 0;                                   // 0: from std::random_device
   std::shared_ptr<ActiveRequestCounters> active_requests;     // null: in-memory
+  std::shared_ptr<AccessLogFile> access_log;                  // null: no access log
+  AccessLogFormat access_log_format = AccessLogFormat::Text;
   // Routing/LB plug-ins, one instance per worker (they are not thread-safe).
   std::function<std::unique_ptr<RequestRouter>()> make_router;      // null: MeshRouter (userspace/routing)
   std::function<std::unique_ptr<EndpointPicker>()> make_picker;     // null: MeshPicker (userspace/lb)

@@ -30,7 +30,7 @@ sluice::model::SnapshotPtr compile_or_report(const std::string& dir, uint64_t ve
 
 int main(int argc, char** argv) {
   CLI::App app{"sluice L7 proxy (standalone)"};
-  std::string config_dir, metrics_out;
+  std::string config_dir, metrics_out, access_log, access_log_format = "text";
   std::vector<std::string> listens;
   unsigned workers = 0;
   uint64_t seed = 0;
@@ -44,6 +44,9 @@ int main(int argc, char** argv) {
   app.add_option("--idle-timeout-ms", idle_timeout_ms, "close keep-alive connections idle this long");
   app.add_option("--header-timeout-ms", header_timeout_ms, "408 when a request head takes longer");
   app.add_option("--metrics-out", metrics_out, "write Prometheus metrics here on exit");
+  app.add_option("--access-log", access_log, "one line per request to this file ('-': stdout)");
+  app.add_option("--access-log-format", access_log_format, "text (Istio's default) or json")
+      ->check(CLI::IsMember({"text", "json"}));
   CLI11_PARSE(app, argc, argv);
 
   sluice::proxy::ProxyOptions options;
@@ -51,6 +54,15 @@ int main(int argc, char** argv) {
   options.random_seed = seed;
   options.idle_timeout = std::chrono::milliseconds(idle_timeout_ms);
   options.request_header_timeout = std::chrono::milliseconds(header_timeout_ms);
+  if (!access_log.empty()) {
+    try {
+      options.access_log = std::make_shared<sluice::proxy::AccessLogFile>(access_log);
+    } catch (const std::exception& e) {
+      std::cerr << "sluice-l7-proxy: " << e.what() << "\n";
+      return 1;
+    }
+    options.access_log_format = sluice::proxy::parse_access_log_format(access_log_format);
+  }
   for (const auto& l : listens) {
     sluice::proxy::ListenerSpec spec;
     size_t eq = l.find('=');

@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <span>
 #include <stdexcept>
 #include <system_error>
 
@@ -315,10 +316,12 @@ void Worker::run() {
     int64_t now = now_ns();
     if (now >= next_tick) {
       check_deadlines();
+      flush_access_log();
       next_tick = now + 10'000'000;
     }
     if (draining_ && client_count_ == 0) break;
   }
+  flush_access_log();
   for (auto& c : conns_) {
     if (c && c->role != Role::Free && !c->shut) close_conn(*c);
   }
@@ -464,10 +467,10 @@ void Worker::on_accept(uint32_t listener, int fd) {
   }
   sockaddr_storage peer{};
   socklen_t peer_len = sizeof peer;
-  uint32_t peer_port = 0;
   c->peer_address = model::IpAddress{};
+  c->peer_port = 0;
   if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) == 0) {
-    from_sockaddr(peer, c->peer_address, peer_port);
+    from_sockaddr(peer, c->peer_address, c->peer_port);
   }
   arm_recv(*c);
   set_client_deadline(*c);
@@ -648,6 +651,7 @@ void Worker::process_client(Conn& c) {
     x.upstream_head = std::move(head_buffer);
     x.upstream_head.clear();
     x.start_ns = now_ns();
+    if (options_.access_log) log_request_head(c, result == http::ParseResult::Complete);
     if (result == http::ParseResult::Invalid) {
       x.client_keep_alive = false;
       reply_local(c, request_head_.error.status, request_head_.error.reason, "", true, "-");
@@ -971,8 +975,9 @@ void Worker::dispatch(Conn& c) {
   Backend& b = backends_[x.backend];
   const model::ConnectionPool& pool = subset_of(x).policy_for(port_of(x)).connection_pool;
   const model::HttpRoute* route = x.route;
+  x.attempt_start_ns = now_ns();
   if (route != nullptr && route->retries && route->retries->per_try_timeout.count() > 0) {
-    x.try_deadline_ns = now_ns() + to_ns(route->retries->per_try_timeout);
+    x.try_deadline_ns = x.attempt_start_ns + to_ns(route->retries->per_try_timeout);
   } else {
     x.try_deadline_ns = 0;
   }
@@ -1276,6 +1281,8 @@ void Worker::pump_response(Conn& c) {
       }
       u.in.consume(h.head_bytes);
       x.response_head_done = x.response_started = true;
+      x.upstream_service_ns = now_ns() - x.attempt_start_ns;
+      x.body_out_mark = c.out.committed_total();
       x.try_deadline_ns = 0;
       set_client_deadline(c);
     }
@@ -1366,6 +1373,87 @@ bool Worker::write_response_head(Conn& c, const http::ResponseHead& h) {
   return true;
 }
 
+// ---- access log ----------------------------------------------------------------------
+
+namespace {
+
+std::string_view format_endpoint(const model::IpAddress& ip, uint32_t port, std::span<char> out) {
+  if (ip.family != model::IpAddress::kV4 && ip.family != model::IpAddress::kV6) return {};
+  char addr[INET6_ADDRSTRLEN] = {};
+  inet_ntop(ip.family == model::IpAddress::kV4 ? AF_INET : AF_INET6, ip.bytes.data(), addr, sizeof addr);
+  int n = ip.family == model::IpAddress::kV4 ? std::snprintf(out.data(), out.size(), "%s:%u", addr, port)
+                                             : std::snprintf(out.data(), out.size(), "[%s]:%u", addr, port);
+  return n > 0 ? std::string_view(out.data(), std::min<size_t>(static_cast<size_t>(n), out.size() - 1))
+               : std::string_view();
+}
+
+int64_t unix_now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+void Worker::log_request_head(Conn& c, bool valid) {
+  LoggedRequest& r = c.logged;
+  const http::RequestHead& h = request_head_;
+  r.start_unix_ns = unix_now_ns();
+  r.in_mark = c.in.consumed_total();
+  r.head_bytes = valid ? h.head_bytes : 0;
+  r.method.assign(valid ? h.method : std::string_view());
+  r.path.assign(valid ? h.target : std::string_view());
+  r.authority.assign(valid ? h.authority : std::string_view());
+  r.user_agent.assign(valid ? h.field("user-agent") : std::string_view());
+  r.request_id.assign(valid ? h.field("x-request-id") : std::string_view());
+  r.forwarded_for.assign(valid ? h.field("x-forwarded-for") : std::string_view());
+}
+
+void Worker::log_access(const Conn& c) {
+  const Exchange& x = *c.exchange;
+  const LoggedRequest& r = c.logged;
+  AccessLogRecord rec;
+  rec.start_unix_ns = r.start_unix_ns;
+  rec.method = r.method;
+  rec.path = r.path;
+  rec.protocol = r.method.empty() ? std::string_view() : x.http10 ? "HTTP/1.0" : "HTTP/1.1";
+  rec.response_code = x.response_started ? x.status : 0;
+  rec.response_flags = x.flags;
+  rec.response_code_details = x.response_head_done ? "via_upstream" : "";
+  uint64_t consumed = c.in.consumed_total() - r.in_mark;
+  rec.bytes_received = consumed > r.head_bytes ? consumed - r.head_bytes : 0;
+  rec.bytes_sent = x.response_head_done ? c.out.committed_total() - x.body_out_mark : x.local_body_bytes;
+  rec.duration_ms = (now_ns() - x.start_ns) / 1'000'000;
+  rec.upstream_service_time_ms = x.upstream_service_ns < 0 ? -1 : x.upstream_service_ns / 1'000'000;
+  rec.x_forwarded_for = r.forwarded_for;
+  rec.user_agent = r.user_agent;
+  rec.request_id = r.request_id;
+  rec.authority = r.authority;
+  std::array<char, 64> upstream{}, local{}, remote{};
+  std::array<char, 320> cluster{};
+  if (x.backend != kNone) {
+    const BackendKey& k = backends_[x.backend].key;
+    rec.upstream_host = format_endpoint(k.address, k.port, upstream);
+  }
+  if (x.destination != nullptr && x.snapshot) {
+    const model::Service& s = x.snapshot->services[x.destination->destination.service];
+    const std::string& subset = s.subsets[x.destination->destination.subset].name;
+    int n = std::snprintf(cluster.data(), cluster.size(), "outbound|%u|%s|%s", x.service_port, subset.c_str(),
+                          s.host.c_str());
+    if (n > 0) rec.upstream_cluster = {cluster.data(), std::min<size_t>(static_cast<size_t>(n), cluster.size() - 1)};
+  }
+  rec.downstream_local_address = format_endpoint(c.local_address, c.local_port, local);
+  rec.downstream_remote_address = format_endpoint(c.peer_address, c.peer_port, remote);
+  if (x.route != nullptr) rec.route_name = x.route->name;
+  append_access_log(access_log_buffer_, rec, options_.access_log_format);
+  if (access_log_buffer_.size() >= kAccessLogFlushBytes) flush_access_log();
+}
+
+void Worker::flush_access_log() {
+  if (access_log_buffer_.empty() || !options_.access_log) return;
+  options_.access_log->write(access_log_buffer_);
+  access_log_buffer_.clear();
+}
+
 // ---- ending an exchange -------------------------------------------------------------
 
 void Worker::finish_exchange(Conn& c) {
@@ -1397,6 +1485,7 @@ void Worker::record_request(Conn& c) {
   if (x.backend != kNone && x.response_started) labels.workload = backends_[x.backend].workload;
   double ms = static_cast<double>(now_ns() - x.start_ns) / 1e6;
   metrics_.record_request(labels, x.status, x.flags, ms);
+  if (options_.access_log) log_access(c);
 }
 
 void Worker::complete_exchange(Conn& c) {
@@ -1424,6 +1513,7 @@ void Worker::reply_local(Conn& c, unsigned status, std::string_view body, std::s
   x.status = status;
   x.flags = flags;
   x.response_started = true;
+  x.local_body_bytes = x.head_request ? 0 : body.size();
   http::LocalResponse r{status, body, extra_fields, close, x.http10 && !close, x.head_request};
   size_t n = http::write_local_response(c.out.writable(), r);
   if (n == 0) {

@@ -10,6 +10,7 @@
 #include <array>
 #include <atomic>
 #include <memory>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -83,6 +84,20 @@ class Worker final : private BackendLoad {
     uint32_t retries_done = 0;
     int64_t start_ns = 0, route_deadline_ns = 0, try_deadline_ns = 0, delay_until_ns = 0;
     std::string_view flags = "-";
+    // For the access log: the last attempt's dispatch and response head
+    // times, and where the response body starts in the client's output.
+    int64_t attempt_start_ns = 0, upstream_service_ns = -1;
+    uint64_t body_out_mark = 0, local_body_bytes = 0;
+  };
+
+  // What the access log needs of a request head, copied before the head is
+  // consumed. Kept in the connection slot: the strings keep their capacity,
+  // so logging allocates nothing once a slot has seen a long request.
+  struct LoggedRequest {
+    std::string method, path, authority, user_agent, request_id, forwarded_for;
+    int64_t start_unix_ns = 0;
+    uint64_t in_mark = 0;    // the client's input bytes consumed before this request
+    size_t head_bytes = 0;
   };
 
   struct Conn {
@@ -106,7 +121,9 @@ class Worker final : private BackendLoad {
     model::IpAddress local_address;
     uint32_t local_port = 0;
     model::IpAddress peer_address;   // the client, for consistentHash useSourceIp
+    uint32_t peer_port = 0;
     std::unique_ptr<Exchange> exchange;   // allocated with the slot, reused
+    LoggedRequest logged;                 // filled only with an access log
     // Upstream side.
     UpstreamState upstream_state = UpstreamState::Connecting;
     uint32_t client = kNone, backend = kNone, next = kNone;
@@ -202,6 +219,9 @@ class Worker final : private BackendLoad {
 
   void refresh_snapshot();
   void check_deadlines();
+  void log_request_head(Conn& c, bool valid);
+  void log_access(const Conn& c);
+  void flush_access_log();
   void begin_drain();
   const ListenerSpec& listener_spec(uint32_t i) const { return options_.listeners[i]; }
 
@@ -241,6 +261,7 @@ class Worker final : private BackendLoad {
   http::RequestHead request_head_;     // scratch, reused per request
   http::ResponseHead response_head_;   // scratch
   WorkerMetrics metrics_;
+  std::string access_log_buffer_;      // whole lines, flushed on the tick
 };
 
 }  // namespace sluice::proxy

@@ -173,7 +173,17 @@ TEST_F(TableWriterTest, L7PortIsFlaggedForThePassAndListedForSkLookup) {
   ASSERT_TRUE(http);
   EXPECT_EQ(http->flags & SLUICE_SERVICE_F_L7, SLUICE_SERVICE_F_L7);
   EXPECT_EQ(http->route_count, 0);
-  EXPECT_EQ(tables_.keys(MapRole::L7Services).size(), 2u);   // IPv4 and IPv6 VIP
+  const auto keys = tables_.keys(MapRole::L7Services);
+  ASSERT_EQ(keys.size(), 2u);   // IPv4 and IPv6 VIP
+  // Each VIP goes to the listener of its family (sk_assign refuses a socket
+  // of the other family).
+  for (const auto& key : keys) {
+    sluice_l7_key k{};
+    std::memcpy(&k, key.data(), sizeof k);
+    uint32_t slot = 99;
+    ASSERT_TRUE(tables_.lookup(MapRole::L7Services, key, as_writable_bytes_of(slot)));
+    EXPECT_EQ(slot, k.family == SLUICE_FAMILY_V6 ? uint32_t{SLUICE_L7_LISTENER_V6} : uint32_t{SLUICE_L7_LISTENER_V4});
+  }
 }
 
 TEST_F(TableWriterTest, MaglevTableMapsEverySlotToASubsetBackend) {

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Maps of the XDP steering program. All pinned by name under the pin
  * directory by the loader (userspace/bpfmaps), so a restarted agent re-uses
- * them. Sizes marked "loader" are set before load from DatapathOptions. */
+ * them. Every max_entries below is a default: the loader sets the real size
+ * before load (userspace/bpfmaps/datapath_tables.h, sized_max_entries), so no
+ * code here may treat a SLUICE_MAX_* constant as a map's bound. */
 #ifndef SLUICE_BPF_MAPS_H
 #define SLUICE_BPF_MAPS_H
 

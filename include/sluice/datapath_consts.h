@@ -23,29 +23,38 @@
 #define SLUICE_ROUTE_SCALE 65536
 #endif
 
-/* Service ports (VIP x port x protocol) per table half. */
+/*
+ * Map sizes. The values below are only the defaults: the loader sets every
+ * size before load from sluiced's --max-services, --max-subsets,
+ * --max-backends, --maglev-slots and --conntrack-flows
+ * (userspace/bpfmaps/datapath_tables.h: sized_max_entries). The BPF code never
+ * uses them as bounds: every index it follows goes through a map lookup,
+ * which the kernel checks against the map's real size (NULL past the end).
+ */
+
+/* Service ports (VIP x port x protocol) per table half: --max-services. */
 #ifndef SLUICE_MAX_SERVICES
-#define SLUICE_MAX_SERVICES 4096
+#define SLUICE_MAX_SERVICES 16384
 #endif
 
-/* Distinct VIP addresses per table half. */
+/* Distinct VIP addresses per table half (sized as --max-services). */
 #ifndef SLUICE_MAX_VIPS
-#define SLUICE_MAX_VIPS 4096
+#define SLUICE_MAX_VIPS SLUICE_MAX_SERVICES
 #endif
 
-/* Subset entries per table half (one per service port x subset). */
+/* Subset entries per table half (one per service port x subset x family): --max-subsets. */
 #ifndef SLUICE_MAX_SUBSETS
-#define SLUICE_MAX_SUBSETS 8192
+#define SLUICE_MAX_SUBSETS 32768
 #endif
 
-/* Subset member slots (backend id + weight) per table half. */
+/* Subset member slots (backend id + weight) per table half (sized as --max-backends). */
 #ifndef SLUICE_MAX_MEMBERS
 #define SLUICE_MAX_MEMBERS 65536
 #endif
 
-/* Smooth weighted round-robin schedule slots per table half. */
+/* Smooth weighted round-robin schedule slots per table half (4 x --max-backends). */
 #ifndef SLUICE_MAX_SCHEDULE
-#define SLUICE_MAX_SCHEDULE 262144
+#define SLUICE_MAX_SCHEDULE (4 * SLUICE_MAX_MEMBERS)
 #endif
 
 /* Longest smooth WRR cycle of one subset; larger weight sums are scaled down. */
@@ -58,24 +67,26 @@
 #define SLUICE_MAGLEV_DEFAULT_SIZE 65537
 #endif
 
-/* Default Maglev slots per table half: room for 8 default-size tables. */
+/* Default Maglev slots per table half: room for 8 default-size tables (--maglev-slots). */
 #ifndef SLUICE_MAGLEV_DEFAULT_SLOTS
 #define SLUICE_MAGLEV_DEFAULT_SLOTS (8 * SLUICE_MAGLEV_DEFAULT_SIZE)
 #endif
 
-/* Backend ids (id 0 is reserved as "none", see datapath_structs.h). */
+/* Backend ids (id 0 is reserved as "none", see datapath_structs.h): --max-backends. */
 #ifndef SLUICE_MAX_BACKENDS
 #define SLUICE_MAX_BACKENDS 65536
 #endif
 
-/* Default conntrack size in flows (forward and reverse-NAT maps each). */
+/* Default conntrack size in flows (forward and reverse-NAT maps each): --conntrack-flows. */
 #ifndef SLUICE_CT_DEFAULT_FLOWS
 #define SLUICE_CT_DEFAULT_FLOWS 262144
 #endif
 
-/* Counter slots for services and subsets (stable ids assigned by userspace). */
+/* Counter slots the BPF object declares for services and subsets (slot 0
+ * collects unattributed counts); the loader sizes them as --max-services + 1
+ * and --max-subsets + 1. Readers of pinned maps take the pinned size. */
 #ifndef SLUICE_MAX_STAT_SLOTS
-#define SLUICE_MAX_STAT_SLOTS 8192
+#define SLUICE_MAX_STAT_SLOTS (SLUICE_MAX_SUBSETS + 1)
 #endif
 
 /* Listener sockets the sk_lookup program can hand L7 traffic to. */

@@ -5,6 +5,7 @@
 // 10.200.14.2), routed by weight.
 #pragma once
 
+#include <cstdio>
 #include <string>
 
 #include "model/snapshot.h"
@@ -92,6 +93,40 @@ inline model::Snapshot productpage_snapshot(const ProductpageOptions& o = {}) {
   }
   snap.services.push_back(s);
   snap.service_by_host["productpage"] = 0;
+  return snap;
+}
+
+// `count` copies of the productpage service under hosts svc-0, svc-1, ...
+// with VIPs 10.97.(i/256).(i%256) and fd00:97::(i+1, in hex), each with
+// endpoints of its own (workload w of copy i at 10.(100+w).(i/256).(i%256)
+// and fd00:(100+w)::(i+1)), the same subsets and routes: every table,
+// backend ids included, grows by one productpage per copy.
+inline model::Snapshot productpage_copies(uint32_t count, uint64_t version = 1) {
+  const model::Service proto = productpage_snapshot().services[0];
+  auto v6_of = [](uint32_t group, uint32_t n) {
+    char text[40];
+    std::snprintf(text, sizeof(text), "fd00:%u::%x", group, n);
+    return std::string(text);
+  };
+  model::Snapshot snap;
+  snap.version = version;
+  for (uint32_t i = 0; i < count; ++i) {
+    model::Service s = proto;
+    s.host = s.name = "svc-" + std::to_string(i);
+    s.hosts = {s.host};
+    s.vips = {ip("10.97." + std::to_string(i / 256) + "." + std::to_string(i % 256)), ip(v6_of(97, i + 1))};
+    for (size_t e = 0; e < s.endpoints.size(); ++e) {
+      const auto workload = static_cast<uint32_t>(100 + e / 2);   // endpoints alternate v4, v6 per workload
+      s.endpoints[e].address = s.endpoints[e].address.is_v4()
+                                   ? ip("10." + std::to_string(workload) + "." + std::to_string(i / 256) + "." +
+                                        std::to_string(i % 256))
+                                   : ip(v6_of(workload, i + 1));
+    }
+    for (auto& routes : s.routes)
+      for (auto& d : routes.l4) d.destination.service = i;
+    snap.service_by_host[s.host] = i;
+    snap.services.push_back(std::move(s));
+  }
   return snap;
 }
 

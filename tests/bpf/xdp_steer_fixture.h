@@ -47,6 +47,23 @@ struct TestRun {
   Frame out;
 };
 
+// One BPF_PROG_TEST_RUN of an XDP program on `in`.
+inline TestRun run_xdp(int prog_fd, const Frame& in) {
+  TestRun result;
+  result.out.resize(in.size() + 256);
+  LIBBPF_OPTS(bpf_test_run_opts, opts);
+  opts.data_in = in.data();
+  opts.data_size_in = static_cast<uint32_t>(in.size());
+  opts.data_out = result.out.data();
+  opts.data_size_out = static_cast<uint32_t>(result.out.size());
+  opts.repeat = 1;
+  int err = bpf_prog_test_run_opts(prog_fd, &opts);
+  EXPECT_EQ(err, 0) << "BPF_PROG_TEST_RUN failed: " << strerror(errno);
+  result.verdict = static_cast<int>(opts.retval);
+  result.out.resize(opts.data_size_out);
+  return result;
+}
+
 class XdpSteerFixture : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -69,21 +86,7 @@ class XdpSteerFixture : public ::testing::Test {
     return writer_->apply(productpage_snapshot(options));
   }
 
-  TestRun run(const Frame& in) {
-    TestRun result;
-    result.out.resize(in.size() + 256);
-    LIBBPF_OPTS(bpf_test_run_opts, opts);
-    opts.data_in = in.data();
-    opts.data_size_in = static_cast<uint32_t>(in.size());
-    opts.data_out = result.out.data();
-    opts.data_size_out = static_cast<uint32_t>(result.out.size());
-    opts.repeat = 1;
-    int err = bpf_prog_test_run_opts(datapath_->xdp_program_fd(), &opts);
-    EXPECT_EQ(err, 0) << "BPF_PROG_TEST_RUN failed: " << strerror(errno);
-    result.verdict = static_cast<int>(opts.retval);
-    result.out.resize(opts.data_size_out);
-    return result;
-  }
+  TestRun run(const Frame& in) { return run_xdp(datapath_->xdp_program_fd(), in); }
 
   TestRun run(const PacketSpec& spec) { return run(build_packet(spec)); }
 

@@ -14,11 +14,13 @@ agent_start --drain-timeout 10
 client=$(topo_ns client)
 vip=10.96.0.10
 
-# 16 slow requests (1.5 s at the backend), each on its own keep-alive connection.
+# 16 slow requests (4 s at the backend, so that on a loaded machine none has
+# finished by the time all 16 are in flight and SIGTERM is sent), each on its
+# own keep-alive connection.
 curl_pids=()
 for k in $(seq 16); do
   topo_exec "$client" curl -sS -m 20 -D "$AGENT_WORK/h$k.txt" -o /dev/null -w "%{http_code}\n" \
-    "http://$vip:9080/slow?delay_ms=1500" >"$AGENT_WORK/c$k.txt" 2>&1 &
+    "http://$vip:9080/slow?delay_ms=4000" >"$AGENT_WORK/c$k.txt" 2>&1 &
   curl_pids+=($!)
 done
 # SIGTERM only once all 16 are in flight inside the proxy (its active

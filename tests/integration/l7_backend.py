@@ -3,8 +3,9 @@
 
 It answers every request with `x-backend: NAME` (optionally after a delay or
 with another status) and, with --record, appends one JSON line per request
-it parsed — method, target, headers and body exactly as they arrived — so a
-test can check what the proxy really forwarded. Its parser is deliberately
+it parsed — method, target, headers and body exactly as they arrived, and
+the connection's peer address — so a test can check what the proxy really
+forwarded, and on which upstream connection. Its parser is deliberately
 simple and literal: a request smuggled past the proxy shows up here as a
 second record.
 """
@@ -79,7 +80,8 @@ class Handler(socketserver.BaseRequestHandler):
             if opts.record:
                 with lock, open(opts.record, "a") as f:
                     f.write(json.dumps({"method": method, "target": target, "headers": headers,
-                                        "body": body.decode("latin-1")}) + "\n")
+                                        "body": body.decode("latin-1"),
+                                        "peer": "%s:%d" % self.client_address[:2]}) + "\n")
             if opts.delay_ms:
                 time.sleep(opts.delay_ms / 1000)
             payload = (opts.name + "\n").encode()

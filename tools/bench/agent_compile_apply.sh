@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # Compile-and-apply time of sluiced for big configs, and its memory.
 #
-# For each size (default 10,000 services, then 2,000: the largest round
-# number that fits the XDP tables at their default sizes, see below) the
-# config of tools/bench/config_compile_gen.py (per service a ServiceEntry
-# with one VIP, an HTTP and a TCP port and E endpoints, a DestinationRule
-# with 2 subsets, a 90/10 VirtualService) is written, and sluiced is started
-# on it in a namespace of its own (it installs one local route per L7 VIP),
-# with no --iface: the XDP program is loaded and its maps written, not
-# attached. Measured from sluiced's own log timestamps (one line per apply):
+# For each size (default 10,000 services, then 2,000) the config of
+# tools/bench/config_compile_gen.py (per service a ServiceEntry with one VIP,
+# an HTTP and a TCP port and E endpoints, a DestinationRule with 2 subsets, a
+# 90/10 VirtualService; 1,000 services per file) is written, and sluiced is
+# started on it in a namespace of its own (it installs one local route per L7
+# VIP), with no --iface: the XDP program is loaded and its maps written, not
+# attached. The XDP tables are sized for the config with sluiced's flags:
+#   --max-services 2N (two ports per VIP) --max-subsets 2N (v1/v2 of the TCP
+#   port) --max-backends 2NE (each endpoint on both ports)
+# Measured from sluiced's own log timestamps (one line per apply):
 #   start -> "config version 1 applied" (or "not applied": the reason is printed)
-#   SIGHUP -> "config version 2 applied" (a reload of the same files)
-# plus sluiced's CPU time over the reload (/proc/PID/stat), where the XDP
-# tables were written ("xdp: version N" debug line) and the RSS once applied.
+#   SIGHUP, no file changed -> "config version 2 applied" (nothing re-parsed)
+#   one file's weights edited -> "config version 3 applied" (the watcher,
+#     --debounce-ms 10, reloads; that file is re-parsed)
+# plus sluiced's CPU time over each reload (/proc/PID/stat), where the XDP
+# tables were written ("xdp: version N" debug line) and VmRSS/VmHWM 3 s after
+# each (sluiced returns freed heap a second after a reload).
 # Baseline in the same run: tools/config_compile_bench on the same files
 # (one run: yaml-cpp alone, then sluice's load + compile in-process, CPU).
 #
@@ -74,16 +79,41 @@ now_s() { date +%H:%M:%S.%N | awk '{split($1, t, ":"); printf "%.3f\n", t[1] * 3
 sub() { python3 -c "print('%.2f' % ($1 - $2))"; }
 hz=$(getconf CLK_TCK)
 
+# reload_step VERSION LABEL [COMMAND...]: run COMMAND (default: SIGHUP to
+# sluiced; a file edit is seen by the watcher), wait for VERSION, print wall
+# and CPU from just before COMMAND, then RSS 3 s later (sluiced trims its heap
+# a second after a reload).
+reload_step() {
+  local version=$1 label=$2 c0 c1 t0
+  shift 2
+  c0=$(cpu_ticks "$pid")
+  t0=$(now_s)
+  if [[ $# -gt 0 ]]; then "$@"; else kill -HUP "$pid"; fi
+  wait_log "config version $version (applied|not applied)|config refused" || return 1
+  c1=$(cpu_ticks "$pid")
+  echo "  $label -> config version $version applied: $(sub "$(log_time "config version $version ")" "$t0") s wall," \
+    "$(python3 -c "print('%.2f' % (($c1 - $c0) / $hz))") s sluiced CPU" \
+    "(XDP tables written $(sub "$(log_time "config version $version ")" "$(log_time "xdp: version $version ")") s before the line)"
+  grep -E "config: parsed" "$work/sluiced.log" | tail -1 | cut -c25-200 | sed 's/^/    log: /'
+  grep -E "config version $version " "$work/sluiced.log" | cut -c1-200 | sed 's/^/    log: /'
+  sleep 3
+  awk '/^VmRSS:/ {r=$2} /^VmHWM:/ {h=$2} END {printf "  RSS 3 s after it: VmRSS %.1f MiB, VmHWM %.1f MiB\n", r/1024, h/1024}' "/proc/$pid/status"
+}
+# edit_first_file: one VirtualService's weights 90/10 -> 80/20 (same size) in the first file.
+edit_first_file() {
+  sed -i '0,/weight: 90/s//weight: 80/; 0,/weight: 10/s//weight: 20/' "$(find "$work/config" -name '*.yaml' | sort | head -1)"
+}
+
 # measure_agent LABEL [EXTRA SLUICED ARGS...]: start -> applied, SIGHUP ->
 # applied, RSS; returns 1 if version 1 was not applied.
 measure_agent() {
-  local label=$1 ok=0 t_start c0 c1 t_hup
+  local label=$1 ok=0 t_start
   shift
-  rm -f "$work/sluiced.log"
+  : >"$work/sluiced.log"
   echo "  sluiced $label:"
   t_start=$(now_s)
   nsenter --net="/run/netns/$ns" "$sluiced" --config-dir "$work/config" --pin-dir "$pin" \
-    --admin 127.0.0.1:15000 --workers 2 --log-level debug --detach-on-exit "$@" >"$work/sluiced.log" 2>&1 &
+    --admin 127.0.0.1:15000 --workers 2 --log-level debug --debounce-ms 10 --detach-on-exit "$@" >"$work/sluiced.log" 2>&1 &
   pid=$!
   if wait_log "config version 1 (applied|not applied)|config refused"; then
     if grep -q "config version 1 applied" "$work/sluiced.log"; then
@@ -92,18 +122,13 @@ measure_agent() {
         "(datapath loaded after $(sub "$(log_time 'datapath loaded')" "$t_start") s," \
         "XDP tables written at $(sub "$(log_time 'xdp: version 1 ')" "$t_start") s)"
       echo "  sluiced CPU time until then: $(python3 -c "print('%.2f' % ($(cpu_ticks "$pid") / $hz))") s"
-      awk '/^VmRSS:/ {r=$2} /^VmHWM:/ {h=$2} END {printf "  RSS after apply: VmRSS %.1f MiB, VmHWM %.1f MiB\n", r/1024, h/1024}' "/proc/$pid/status"
-      c0=$(cpu_ticks "$pid")
-      t_hup=$(now_s)
-      kill -HUP "$pid"
-      if wait_log "config version 2 (applied|not applied)|config refused"; then
-        c1=$(cpu_ticks "$pid")
-        echo "  SIGHUP -> config version 2 applied:     $(sub "$(log_time 'config version 2 ')" "$t_hup") s wall," \
-          "$(python3 -c "print('%.2f' % (($c1 - $c0) / $hz))") s sluiced CPU" \
-          "(XDP tables written $(sub "$(log_time 'config version 2 ')" "$(log_time 'xdp: version 2 ')") s before the line)"
-        grep -E "config version 2 " "$work/sluiced.log" | cut -c1-200 | sed 's/^/    log: /'
-        awk '/^VmRSS:/ {r=$2} /^VmHWM:/ {h=$2} END {printf "  RSS after reload: VmRSS %.1f MiB, VmHWM %.1f MiB\n", r/1024, h/1024}' "/proc/$pid/status"
-      fi
+      grep -E "BPF datapath loaded" "$work/sluiced.log" | head -1 | cut -c25-400 | sed 's/^/    log: /'
+      sleep 3
+      awk '/^VmRSS:/ {r=$2} /^VmHWM:/ {h=$2} END {printf "  RSS 3 s after apply: VmRSS %.1f MiB, VmHWM %.1f MiB\n", r/1024, h/1024}' "/proc/$pid/status"
+      reload_step 2 "SIGHUP, no file changed"
+      # One file's weights change (same size, so only the bytes tell), seen by
+      # the watcher (--debounce-ms 10): the incremental path.
+      reload_step 3 "one file edited (watcher)" edit_first_file
     else
       echo "  start -> refused after $(sub "$(log_time 'config version 1 not applied|config refused')" "$t_start") s:"
       grep -E "config version 1 not applied|config refused" "$work/sluiced.log" | head -3 | cut -c1-300 | sed 's/^/    log: /'
@@ -127,7 +152,8 @@ for n in "${sizes[@]}"; do
   echo "baseline, tools/config_compile_bench (in-process, 1 run, CPU):"
   "$compile_bench" "$work/config" 1 | grep -E "baseline|sluice (load|compile|total)" | sed 's/^ */    /'
 
-  if ! measure_agent "with the XDP plane"; then
+  sizing=(--max-services $((2 * n)) --max-subsets $((2 * n)) --max-backends $((2 * n * endpoints)))
+  if ! measure_agent "with the XDP plane, ${sizing[*]}" "${sizing[@]}"; then
     echo "  -> again with --no-xdp (compile + L7 plane only), to measure the rest at this size:"
     measure_agent "--no-xdp" --no-xdp
   fi

@@ -4,15 +4,26 @@
 # worker each, driven by wrk with 64 keep-alive connections; plus the direct
 # no-proxy ceiling (wrk straight at one backend). Prints requests/s, p50,
 # p99 and proxy CPU per request, and ratios against HAProxy and nginx,
-# all measured in the same run.
+# all measured in the same run. With ROUNDS > 1 the three proxies are
+# measured in turn ROUNDS times (sluice, haproxy, nginx, sluice, ...), so
+# that a burst of load from elsewhere on a shared machine hits all of them,
+# and each figure is the median over the rounds.
 #
-#   tools/bench/l7_proxy.sh [DURATION_SECONDS]   (default 10; run as any user)
+# Closed-loop p99 mixes two things: a proxy that serves more requests also
+# loads wrk and the backends on the same 2 CPUs more. So a second phase
+# (h2load, HTTP/1.1, 64 connections, -t2) offers every proxy the same fixed
+# rate — FIXED_RATE_SHARE (default 0.8) of HAProxy's median closed-loop
+# throughput — and reports the achieved rate and p50/p99 from h2load's
+# per-request log: latency at equal load.
+#
+#   tools/bench/l7_proxy.sh [DURATION_SECONDS [ROUNDS]]   (default 10 1; run as any user)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${1:-10}
+ROUNDS=${2:-1}
 BUILD=${MESON_BUILD_ROOT:-build}
 SLUICE=$BUILD/userspace/proxy/sluice-l7-proxy
-for tool in wrk nginx haproxy; do command -v $tool >/dev/null || { echo "missing $tool" >&2; exit 1; }; done
+for tool in wrk h2load nginx haproxy; do command -v $tool >/dev/null || { echo "missing $tool" >&2; exit 1; }; done
 [[ -x $SLUICE ]] || { echo "build $SLUICE first (ninja -C $BUILD)" >&2; exit 1; }
 
 TMP=$(mktemp -d /tmp/slc-l7-bench.XXXXXX)
@@ -25,6 +36,7 @@ cleanup() {
 }
 trap cleanup EXIT
 PORT=38080
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 BACKENDS=(v1-a:127.77.11.2:35 v1-b:127.77.12.2:35 v2-a:127.77.13.2:15 v2-b:127.77.14.2:15)
 
 wait_port() {
@@ -118,23 +130,71 @@ run() {
           printf "%s %.0f %.3f %.3f %.2f %d\n", name, rps, p50, p99, cpu, errors }' "$TMP/wrk.$name" >>"$TMP/results"
 }
 
-run direct 127.77.11.2 ""
 "$SLUICE" --config-dir "$TMP/sluice" --listen "127.77.0.1:$PORT=productpage:$PORT" --workers 1 2>"$TMP/sluice.log" &
-PIDS+=($!); wait_port 127.77.0.1 "$PORT"; run sluice 127.77.0.1 "${PIDS[-1]}"
+PIDS+=($!); SLUICE_PID=$!; wait_port 127.77.0.1 "$PORT"
 haproxy -f "$TMP/haproxy.cfg" -db 2>"$TMP/haproxy.log" &
-PIDS+=($!); wait_port 127.77.0.2 "$PORT"; run haproxy 127.77.0.2 "${PIDS[-1]}"
+PIDS+=($!); HAPROXY_PID=$!; wait_port 127.77.0.2 "$PORT"
 nginx -c "$TMP/nginx-proxy/nginx.conf" -p "$TMP/nginx-proxy" &
-PIDS+=($!); wait_port 127.77.0.3 "$PORT"; run nginx 127.77.0.3 "${PIDS[-1]}"
+PIDS+=($!); NGINX_PID=$!; wait_port 127.77.0.3 "$PORT"
+for ((round = 1; round <= ROUNDS; round++)); do
+  run direct 127.77.11.2 ""
+  run sluice 127.77.0.1 "$SLUICE_PID"
+  run haproxy 127.77.0.2 "$HAPROXY_PID"
+  run nginx 127.77.0.3 "$NGINX_PID"
+done
+# medians FILE: per name (column 1, first-seen order), the median of every
+# column over the rounds, except the last (errors), which is summed.
+medians() {
+  awk '{ n[$1]++; cols = NF; for (i = 2; i <= NF; i++) v[$1, i, n[$1]] = $i; if (!($1 in seen)) { seen[$1] = 1; order[++k] = $1 } }
+    function median(name, col,   m, i, j, t, a) {
+      m = n[name]; for (i = 1; i <= m; i++) a[i] = v[name, col, i]
+      for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+      return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2 }
+    END { for (x = 1; x <= k; x++) { p = order[x]; line = p
+            for (c = 2; c < cols; c++) line = line " " median(p, c)
+            errors = 0; for (r = 1; r <= n[p]; r++) errors += v[p, cols, r]
+            print line, errors } }' "$1"
+}
+medians "$TMP/results" >"$TMP/medians"
 
-echo "L7 proxy benchmark: wrk -t2 -c64 -d${DURATION}s keep-alive, 4 nginx backends, 70/30, 1 worker per proxy"
+# fixed NAME ADDR RATE: h2load at RATE requests/s in total; appends "NAME achieved p50 p99".
+fixed() {
+  local name=$1 addr=$2 rate=$3
+  rm -f "$TMP/h2load.$name"   # h2load appends to its log file
+  h2load --h1 -t2 -c64 --rps="$(awk -v r="$rate" 'BEGIN {printf "%.2f", r / 64}')" -D "$DURATION" \
+    --log-file="$TMP/h2load.$name" "http://$addr:$PORT/" >"$TMP/h2load.$name.out" 2>&1
+  local bad
+  bad=$(awk '$2 != 200' "$TMP/h2load.$name" | wc -l)
+  awk '$2 == 200 { print $3 / 1000 }' "$TMP/h2load.$name" | sort -n |
+    awk -v name="$name" -v d="$DURATION" -v bad="$bad" '{ t[NR] = $1 }
+      END { printf "%s %.0f %.3f %.3f %d\n", name, NR / d, t[int(NR * 0.50) + 1], t[int(NR * 0.99) + 1], bad }' >>"$TMP/fixed"
+}
+RATE=$(awk -v share="${FIXED_RATE_SHARE:-0.8}" '$1 == "haproxy" {printf "%d", $2 * share}' "$TMP/medians")
+for ((round = 1; round <= ROUNDS; round++)); do
+  fixed sluice 127.77.0.1 "$RATE"
+  fixed haproxy 127.77.0.2 "$RATE"
+  fixed nginx 127.77.0.3 "$RATE"
+done
+if ((ROUNDS > 1)); then
+  echo "per round (closed loop: name rps p50 p99 cpu errors; fixed rate: name achieved p50 p99 errors):"
+  cat "$TMP/results" "$TMP/fixed"
+fi
+
+echo "L7 proxy benchmark: wrk -t2 -c64 -d${DURATION}s keep-alive, 4 nginx backends, 70/30, 1 worker per proxy, ${ROUNDS} round(s) (medians)"
+echo "load average before/after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "kernel $(uname -r), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ)"
 printf '%-8s %12s %9s %9s %14s %7s\n' proxy "requests/s" "p50 ms" "p99 ms" "CPU µs/req" errors
 while read -r name rps p50 p99 cpu errors; do
-  printf '%-8s %12s %9s %9s %14s %7s\n' "$name" "$rps" "$p50" "$p99" "$([[ $name == direct ]] && echo - || echo "$cpu")" "$errors"
-done <"$TMP/results"
+  printf '%-8s %12.0f %9.3f %9.3f %14s %7d\n' "$name" "$rps" "$p50" "$p99" \
+    "$([[ $name == direct ]] && echo - || printf '%.2f' "$cpu")" "$errors"
+done <"$TMP/medians"
 awk '{rps[$1] = $2; p99[$1] = $4; cpu[$1] = $5}
   END {
     printf "sluice/haproxy: throughput %.2fx, p99 %.2fx, CPU/req %.2fx\n", rps["sluice"] / rps["haproxy"], p99["sluice"] / p99["haproxy"], cpu["sluice"] / cpu["haproxy"]
     printf "sluice/nginx:   throughput %.2fx, p99 %.2fx, CPU/req %.2fx\n", rps["sluice"] / rps["nginx"], p99["sluice"] / p99["nginx"], cpu["sluice"] / cpu["nginx"]
     printf "sluice/direct:  throughput %.2fx of the no-proxy ceiling\n", rps["sluice"] / rps["direct"]
-  }' "$TMP/results"
+  }' "$TMP/medians"
+echo "fixed rate: h2load --h1 -t2 -c64, $RATE requests/s offered to each (${FIXED_RATE_SHARE:-0.8} x HAProxy's closed-loop median), ${DURATION}s, medians over rounds"
+printf '%-8s %12s %9s %9s %7s\n' proxy "achieved/s" "p50 ms" "p99 ms" errors
+medians "$TMP/fixed" | awk '{ printf "%-8s %12.0f %9.3f %9.3f %7d\n", $1, $2, $3, $4, $5; p99[$1] = $4 }
+  END { printf "sluice/haproxy at equal load: p99 %.2fx\n", p99["sluice"] / p99["haproxy"] }'

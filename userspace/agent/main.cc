@@ -5,13 +5,16 @@
 // SIGUSR1 reopens the access log (rotation).
 #include <CLI/CLI.hpp>
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -43,7 +46,7 @@ struct Options {
   double drain_timeout_s = 30;
   bool detach_on_exit = false;
   std::string log_level = "info";
-  uint32_t conntrack_flows = SLUICE_CT_DEFAULT_FLOWS;
+  sluice::bpfmaps::DatapathOptions datapath;   // map sizes (--max-*, --maglev-slots, --conntrack-flows)
   unsigned debounce_ms = 200;
   std::string access_log;               // empty: off
   std::string access_log_format = "text";
@@ -86,6 +89,19 @@ bool drain_proxy(sluice::proxy::Proxy& proxy, std::chrono::duration<double> time
   lock.unlock();
   waiter.join();
   return true;
+}
+
+// A reload of a big directory builds the next snapshot (and its parse) while
+// the serving one is alive; once the old one is dropped glibc keeps the freed
+// pages in its arenas, so RSS would stay at the peak of the largest reload.
+// The main loop returns them (malloc_trim) a second after a reload: by then
+// the proxy workers, which each hold the snapshot they serve until their next
+// loop turn, have let go of the old one.
+std::atomic<bool> trim_pending{false};
+
+void reload_and_release_memory(sluice::agent::Agent& agent) {
+  agent.reload_from_files();
+  trim_pending.store(true, std::memory_order_release);
 }
 
 bool ipv6_available() {
@@ -135,9 +151,8 @@ int run(const Options& opt) {
   std::unique_ptr<sa::LocalRoutes> local_routes;
   std::vector<std::string> iface_report;
   if (!opt.no_xdp) {
-    sluice::bpfmaps::DatapathOptions dopt;
+    sluice::bpfmaps::DatapathOptions dopt = opt.datapath;
     dopt.pin_dir = opt.pin_dir;
-    dopt.conntrack_flows = opt.conntrack_flows;
     datapath = std::make_unique<sluice::bpfmaps::BpfDatapath>(dopt);
     datapath->load();
     spdlog::info("datapath loaded ({} pinned maps under {})",
@@ -182,9 +197,13 @@ int run(const Options& opt) {
   planes.push_back(&proxy_plane);
 
   const std::string dir = opt.config_dir;
+  // Called under the agent's lock only, so the loader has one caller at a time.
+  auto loader = std::make_shared<sluice::config::IncrementalLoader>();
   sa::Agent agent(
-      [dir](uint64_t version) {
-        auto r = sluice::config::compile_paths({dir}, version);
+      [dir, loader](uint64_t version) {
+        auto r = sluice::config::compile_paths(*loader, {dir}, version);
+        spdlog::debug("config: parsed {} of {} files (the others unchanged)", loader->last_counts().parsed,
+                      loader->last_counts().files);
         return sa::CompileOutcome{r.snapshot, r.diagnostics};
       },
       [](const sluice::model::Snapshot& base, const std::string& host, const sa::SubsetWeights& weights,
@@ -193,7 +212,7 @@ int run(const Options& opt) {
         return sa::OverrideOutcome{r.snapshot, r.error};
       },
       planes);
-  agent.reload_from_files();
+  reload_and_release_memory(agent);
 
   sluice::admin::AdminServer admin(opt.admin);
   sa::register_admin_endpoints(admin, {&agent, xdp.get(), &proxy, iface_report, opt.dpdk_stats});
@@ -202,17 +221,21 @@ int run(const Options& opt) {
                admin.local_address());
 
   sa::ConfigWatcher watcher(opt.config_dir, std::chrono::milliseconds(opt.debounce_ms),
-                            [&agent] { agent.reload_from_files(); });
+                            [&agent] { reload_and_release_memory(agent); });
   watcher.start();
   spdlog::info("sluiced running: config {}, L7 listeners {}{}, {} interface(s)", opt.config_dir, opt.l7_listen,
                popt.listeners.size() > 1 ? " and " + opt.l7_listen6 : std::string(), opt.interfaces.size());
 
   for (;;) {
-    int sig = 0;
-    sigwait(&signals, &sig);
+    const timespec one_second{1, 0};
+    const int sig = sigtimedwait(&signals, nullptr, &one_second);
+    if (sig < 0) {   // timeout (or EINTR)
+      if (trim_pending.exchange(false, std::memory_order_acq_rel)) malloc_trim(0);
+      continue;
+    }
     if (sig == SIGHUP) {
       spdlog::info("SIGHUP: reloading {}", opt.config_dir);
-      agent.reload_from_files();
+      reload_and_release_memory(agent);
       continue;
     }
     if (sig == SIGUSR1) {
@@ -277,7 +300,26 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--detach-on-exit", opt.detach_on_exit,
                "on exit detach XDP and remove pinned maps (default: leave them so L4 keeps flowing)");
-  app.add_option("--conntrack-flows", opt.conntrack_flows, "conntrack LRU size (flows)")->capture_default_str();
+  // Map sizes, set before the BPF programs load (as Cilium's --bpf-lb-map-max).
+  // A snapshot that needs more is refused, naming the table and the flag; a
+  // restart with other sizes replaces the pinned maps (a layout change).
+  auto sizing = app.add_option_group("XDP table sizes",
+                                     "set before load; changing one at restart replaces the pinned maps");
+  sizing->add_option("--max-services", opt.datapath.max_services,
+                     "service ports (VIP x port x protocol) the XDP tables hold")
+      ->capture_default_str();
+  sizing->add_option("--max-subsets", opt.datapath.max_subsets,
+                     "L4 subsets (service port x subset x address family)")
+      ->capture_default_str();
+  sizing->add_option("--max-backends", opt.datapath.max_backends,
+                     "backends (endpoint address x port x protocol, L7 ports included); also sizes subset "
+                     "members and round-robin schedules")
+      ->capture_default_str();
+  sizing->add_option("--maglev-slots", opt.datapath.maglev_slots,
+                     "Maglev lookup slots for all consistent-hash subsets together (65537 per default-size table)")
+      ->capture_default_str();
+  sizing->add_option("--conntrack-flows", opt.datapath.conntrack_flows, "conntrack LRU size (flows)")
+      ->capture_default_str();
   app.add_option("--debounce-ms", opt.debounce_ms, "quiet time after a config change before reloading")
       ->capture_default_str();
   app.add_option("--dpdk-stats", opt.dpdk_stats,
@@ -295,6 +337,10 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (std::string bad = opt.datapath.sizing().check(); !bad.empty()) {
+    std::fprintf(stderr, "sluiced: %s\n", bad.c_str());
+    return 2;
+  }
 
   auto logger = spdlog::stderr_color_mt("sluiced");
   spdlog::set_default_logger(logger);

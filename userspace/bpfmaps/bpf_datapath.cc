@@ -5,6 +5,7 @@
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <linux/if_link.h>
 #include <linux/magic.h>
 #include <net/if.h>
@@ -18,6 +19,7 @@
 #include <cstdarg>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <stdexcept>
 
 #include "sluice_sklookup.skel.h"
@@ -85,32 +87,127 @@ BpfDatapath::~BpfDatapath() {
   if (sklookup_) sluice_sklookup__destroy(sklookup_);
 }
 
+namespace {
+
+std::optional<MapRole> role_of(std::string_view name) {
+  for (size_t i = 0; i < static_cast<size_t>(MapRole::kCount); ++i)
+    if (map_name(static_cast<MapRole>(i)) == name) return static_cast<MapRole>(i);
+  return std::nullopt;
+}
+
+struct MapLayout {
+  uint32_t type = 0, key_size = 0, value_size = 0, max_entries = 0, flags = 0;
+  bool operator==(const MapLayout&) const = default;
+};
+
+// "sluice_backends: 65537 -> 131073 entries": only what differs.
+std::string describe_change(std::string_view name, const MapLayout& pinned, const MapLayout& want) {
+  std::vector<std::string> parts;
+  if (pinned.type != want.type) parts.push_back(fmt::format("type {} -> {}", pinned.type, want.type));
+  if (pinned.key_size != want.key_size) parts.push_back(fmt::format("key {} -> {} B", pinned.key_size, want.key_size));
+  if (pinned.value_size != want.value_size)
+    parts.push_back(fmt::format("value {} -> {} B", pinned.value_size, want.value_size));
+  if (pinned.max_entries != want.max_entries)
+    parts.push_back(fmt::format("{} -> {} entries", pinned.max_entries, want.max_entries));
+  if (pinned.flags != want.flags) parts.push_back(fmt::format("flags {:#x} -> {:#x}", pinned.flags, want.flags));
+  return fmt::format("{}: {}", name, fmt::join(parts, ", "));
+}
+
+MapLayout wanted_layout(const bpf_map* map) {
+  return {static_cast<uint32_t>(bpf_map__type(map)), bpf_map__key_size(map), bpf_map__value_size(map),
+          bpf_map__max_entries(map), bpf_map__map_flags(map)};
+}
+
+// The layout of the map pinned at path, or nullopt when nothing is pinned there.
+std::optional<MapLayout> pinned_layout(const std::string& path) {
+  const int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) {
+    if (errno == ENOENT) return std::nullopt;
+    fail("open pinned map " + path, errno);
+  }
+  bpf_map_info info{};
+  uint32_t len = sizeof(info);
+  const int rc = bpf_obj_get_info_by_fd(fd, &info, &len);
+  const int err = errno;
+  close(fd);
+  if (rc) fail("inspect pinned map " + path, err);
+  return MapLayout{info.type, info.key_size, info.value_size, info.max_entries, info.map_flags};
+}
+
+// Kernel memory the object's maps take however full they are: arrays and LRU
+// hashes preallocate (per-CPU values once per possible CPU); hashes created
+// with BPF_F_NO_PREALLOC grow with their entries and are not counted.
+uint64_t preallocated_bytes(bpf_object* obj, unsigned cpus) {
+  uint64_t total = 0;
+  bpf_map* map;
+  bpf_object__for_each_map(map, obj) {
+    const auto type = bpf_map__type(map);
+    const uint64_t entries = bpf_map__max_entries(map);
+    const uint64_t value = (bpf_map__value_size(map) + 7) / 8 * 8;
+    if (type == BPF_MAP_TYPE_PERCPU_ARRAY) total += entries * value * cpus;
+    else if (type == BPF_MAP_TYPE_ARRAY) total += entries * value;
+    else if (type == BPF_MAP_TYPE_LRU_HASH) total += entries * (value + bpf_map__key_size(map) + 48);
+  }
+  return total;
+}
+
+}  // namespace
+
 void BpfDatapath::load() {
+  if (std::string bad = options_.sizing().check(); !bad.empty()) throw std::invalid_argument(bad);
   require_bpffs(options_.pin_dir);
   steer_ = sluice_steer__open();
   if (!steer_) fail("open BPF object sluice_steer", errno);
   sklookup_ = sluice_sklookup__open();
   if (!sklookup_) fail("open BPF object sluice_sklookup", errno);
 
-  bpf_map__set_max_entries(steer_->maps.sluice_conntrack, options_.conntrack_flows);
-  bpf_map__set_max_entries(steer_->maps.sluice_reverse_nat, options_.conntrack_flows);
-  bpf_map__set_max_entries(steer_->maps.sluice_maglev, 2 * options_.maglev_slots);
+  const DatapathSizing sizing = options_.sizing();
+  for (auto* obj : {steer_->obj, sklookup_->obj}) {
+    bpf_map* map;
+    bpf_object__for_each_map(map, obj) {
+      if (auto role = role_of(bpf_map__name(map)))
+        if (int err = bpf_map__set_max_entries(map, sized_max_entries(*role, sizing)))
+          fail(fmt::format("size map {}", bpf_map__name(map)), err);
+    }
+  }
 
   for (auto* obj : {steer_->obj, sklookup_->obj}) {
+    // One object's maps are re-used together or replaced together.
+    std::vector<std::string> changes;
+    bool any_pinned = false;
     bpf_map* map;
     bpf_object__for_each_map(map, obj) {
       const char* name = bpf_map__name(map);
       if (std::string_view(name).starts_with(".")) continue;   // .rodata etc.
+      const auto pinned = pinned_layout(options_.pin_dir + "/" + name);
+      if (!pinned) continue;
+      any_pinned = true;
+      if (const MapLayout want = wanted_layout(map); *pinned != want)
+        changes.push_back(describe_change(name, *pinned, want));
+    }
+    if (!changes.empty()) {
+      spdlog::warn("layout change of the pinned maps of {} in {} (flags such as --max-backends differ from the "
+                   "previous run, or a new build changed the ABI); replacing them with new maps: tracked L4 flows, "
+                   "backend ids and counters start over. Pinned -> wanted: {}",
+                   bpf_object__name(obj), options_.pin_dir, fmt::join(changes, "; "));
+      bpf_object__for_each_map(map, obj) {
+        const char* name = bpf_map__name(map);
+        if (std::string_view(name).starts_with(".")) continue;
+        const std::string path = options_.pin_dir + "/" + name;
+        if (unlink(path.c_str()) == 0) replaced_pins_.push_back(path);
+        else if (errno != ENOENT) fail("remove pinned map " + path, errno);
+      }
+    } else if (any_pinned) {
+      reused_maps_ = true;
+    }
+    bpf_object__for_each_map(map, obj) {
+      const char* name = bpf_map__name(map);
+      if (std::string_view(name).starts_with(".")) continue;
       const std::string path = options_.pin_dir + "/" + name;
-      if (access(path.c_str(), F_OK) == 0) reused_maps_ = true;
       if (int err = bpf_map__set_pin_path(map, path.c_str())) fail("pin path " + path, err);
     }
   }
-  if (int err = sluice_steer__load(steer_))
-    fail(fmt::format("load sluice_steer (maps pinned in {} with other sizes or flags, e.g. by an older sluiced? "
-                     "remove them or use the same knobs)",
-                     options_.pin_dir),
-         err);
+  if (int err = sluice_steer__load(steer_)) fail("load sluice_steer", err);
   if (int err = sluice_sklookup__load(sklookup_)) fail("load sluice_sklookup", err);
 
   ctrl_len_ = mmap_length(steer_->maps.sluice_ctrl);
@@ -125,8 +222,11 @@ void BpfDatapath::load() {
   ctrl_->tcp_idle_ns = options_.tcp_idle_ns;
   ctrl_->udp_idle_ns = options_.udp_idle_ns;
   ctrl_->closing_ns = options_.closing_ns;
-  spdlog::info("BPF datapath loaded, pins in {} ({})", options_.pin_dir,
-               reused_maps_ ? "re-used existing maps" : "new maps");
+  spdlog::info("BPF datapath loaded, pins in {} ({}); sized for {} service ports, {} subsets, {} backends, "
+               "{} Maglev slots per table half, {} tracked flows: ~{} MiB of preallocated map memory",
+               options_.pin_dir, reused_maps_ ? "re-used existing maps" : "new maps", sizing.max_services,
+               sizing.max_subsets, sizing.max_backends, sizing.maglev_slots, sizing.conntrack_flows,
+               preallocated_bytes(steer_->obj, possible_cpus()) >> 20);
 }
 
 void BpfDatapath::set_ctrl_flags(uint32_t flags) { __atomic_store_n(&ctrl_->flags, flags, __ATOMIC_RELEASE); }
@@ -150,10 +250,19 @@ AttachedInterface BpfDatapath::attach(const std::string& ifname, AttachMode mode
     // A previous run's link: swap in this program, traffic never stops.
     if (int err = bpf_link_update(link_fd, xdp_program_fd(), nullptr)) {
       close(link_fd);
-      fail("update pinned XDP link " + pin, err);
+      link_fd = -1;
+      // The interface the link was made for is gone (its netns or the veth
+      // was deleted, perhaps re-created under the same name): the kernel
+      // keeps the link object but severs it. It steers nothing, so replace it.
+      if (err != -ENOLINK) fail("update pinned XDP link " + pin, err);
+      spdlog::warn("pinned XDP link {} is severed (its interface was deleted); replacing it with a new link on {}",
+                   pin, ifname);
+      if (unlink(pin.c_str()) != 0 && errno != ENOENT) fail("remove severed XDP link " + pin, errno);
+    } else {
+      result.reused = true;
     }
-    result.reused = true;
-  } else {
+  }
+  if (link_fd < 0) {
     std::vector<uint32_t> flag_order;
     if (mode != AttachMode::Generic) flag_order.push_back(XDP_FLAGS_DRV_MODE);
     if (mode != AttachMode::Native) flag_order.push_back(XDP_FLAGS_SKB_MODE);
@@ -215,9 +324,13 @@ void BpfDatapath::attach_sk_lookup(const std::string& netns_path) {
   if (fd >= 0) {
     if (int err = bpf_link_update(fd, sk_lookup_program_fd(), nullptr)) {
       close(fd);
-      fail("update pinned sk_lookup link " + pin, err);
+      fd = -1;
+      if (err != -ENOLINK) fail("update pinned sk_lookup link " + pin, err);
+      spdlog::warn("pinned sk_lookup link {} is severed (its network namespace is gone); replacing it", pin);
+      if (unlink(pin.c_str()) != 0 && errno != ENOENT) fail("remove severed sk_lookup link " + pin, errno);
     }
-  } else {
+  }
+  if (fd < 0) {
     int netns = open(netns_path.c_str(), O_RDONLY | O_CLOEXEC);
     if (netns < 0) fail("open network namespace " + netns_path, errno);
     fd = bpf_link_create(sk_lookup_program_fd(), netns, BPF_SK_LOOKUP, nullptr);
@@ -353,16 +466,38 @@ BackendLoadTable::~BackendLoadTable() {
   if (backends_fd_ >= 0) close(backends_fd_);
 }
 
+BackendLoadTable::BackendKey BackendLoadTable::key_of(const sluice_backend& entry) {
+  return {{entry.addr[0], entry.addr[1], entry.addr[2], entry.addr[3]}, entry.port, entry.proto};
+}
+
+uint32_t BackendLoadTable::index_backends(uint32_t first) {
+  uint32_t id = first;
+  for (; id < entries_; ++id) {
+    sluice_backend entry{};
+    if (bpf_map_lookup_elem(backends_fd_, &id, &entry) || entry.family == 0) break;
+    index_[key_of(entry)] = id;
+  }
+  return id;
+}
+
 std::optional<uint32_t> BackendLoadTable::find_backend(const model::IpAddress& address, uint16_t port,
-                                                       uint8_t proto) const {
+                                                       uint8_t proto) {
   sluice_backend want{};
   std::memcpy(want.addr, address.bytes.data(), address.is_v4() ? 4 : 16);
-  for (uint32_t id = 1; id < entries_; ++id) {
+  want.port = htons(port);
+  want.proto = proto;
+  const BackendKey key = key_of(want);
+  auto still_there = [&](uint32_t id) {
     sluice_backend entry{};
-    if (bpf_map_lookup_elem(backends_fd_, &id, &entry)) break;
-    if (entry.family == 0) continue;
-    if (std::memcmp(entry.addr, want.addr, 16) == 0 && ntohs(entry.port) == port && entry.proto == proto)
-      return id;
+    return bpf_map_lookup_elem(backends_fd_, &id, &entry) == 0 && key_of(entry) == key;
+  };
+  if (auto it = index_.find(key); it != index_.end() && still_there(it->second)) return it->second;
+  indexed_up_to_ = index_backends(indexed_up_to_);
+  if (auto it = index_.find(key); it != index_.end() && still_there(it->second)) return it->second;
+  if (indexed_up_to_ >= entries_) {   // every id handed out: some may have been reused since
+    index_.clear();
+    indexed_up_to_ = index_backends(1);
+    if (auto it = index_.find(key); it != index_.end()) return it->second;
   }
   return std::nullopt;
 }

@@ -14,11 +14,13 @@
 // pinned, so the programs keep steering while the agent is away.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "bpfmaps/datapath_tables.h"
@@ -37,11 +39,18 @@ struct DatapathOptions {
   std::string pin_dir = SLUICE_DEFAULT_PIN_DIR;
   uint32_t conntrack_flows = SLUICE_CT_DEFAULT_FLOWS;   // per map (forward and reverse)
   uint32_t maglev_slots = SLUICE_MAGLEV_DEFAULT_SLOTS;  // per table half
+  uint32_t max_services = SLUICE_MAX_SERVICES;          // service ports per table half
+  uint32_t max_subsets = SLUICE_MAX_SUBSETS;            // subsets per table half
+  uint32_t max_backends = SLUICE_MAX_BACKENDS;          // backend ids
   uint64_t tcp_idle_ns = SLUICE_DEFAULT_TCP_IDLE_NS;
   uint64_t udp_idle_ns = SLUICE_DEFAULT_UDP_IDLE_NS;
   uint64_t closing_ns = SLUICE_DEFAULT_CLOSING_NS;
   uint32_t hash_seed = 0x5eed1ce5u;   // every data plane must use the same seed
   bool skip_fib = false;              // tests: XDP_TX after NAT, no bpf_fib_lookup
+
+  DatapathSizing sizing() const {
+    return {max_services, max_subsets, max_backends, maglev_slots, conntrack_flows};
+  }
 };
 
 struct AttachedInterface {
@@ -58,9 +67,17 @@ class BpfDatapath : public DatapathTables {
   BpfDatapath(const BpfDatapath&) = delete;
   BpfDatapath& operator=(const BpfDatapath&) = delete;
 
+  // Sizes every map from options().sizing() before load. A map pinned under
+  // the pin directory is re-used when its layout (type, key and value size,
+  // flags, max_entries) is what this run asks for; if any map of a BPF object
+  // differs, all of that object's pins are replaced by new, empty maps (a
+  // layout change, logged with the old and new layout): backend ids,
+  // conntrack and counters refer to each other, so they go together.
   // Throws std::runtime_error with the failing step and libbpf's errno text.
   void load();
   bool reused_pinned_maps() const { return reused_maps_; }
+  // Maps whose pins were replaced by load() because their layout changed.
+  const std::vector<std::string>& replaced_pins() const { return replaced_pins_; }
   const DatapathOptions& options() const { return options_; }
 
   AttachedInterface attach(const std::string& ifname, AttachMode mode);
@@ -102,6 +119,7 @@ class BpfDatapath : public DatapathTables {
   sluice_steer* steer_ = nullptr;
   sluice_sklookup* sklookup_ = nullptr;
   bool reused_maps_ = false;
+  std::vector<std::string> replaced_pins_;
   sluice_ctrl* ctrl_ = nullptr;                  // mmapped
   sluice_backend_load* backend_load_ = nullptr;  // mmapped
   size_t ctrl_len_ = 0, backend_load_len_ = 0;
@@ -122,13 +140,23 @@ class BackendLoadTable {
 
   // Backend id of address:port/proto (host-order port, IPPROTO_*), from the
   // pinned sluice_backends map; nullopt when the kernel datapath has none.
-  std::optional<uint32_t> find_backend(const model::IpAddress& address, uint16_t port, uint8_t proto) const;
+  // Answers from an index of the map: ids are handed out in order and never
+  // cleared, so a miss reads only the ids written since the last look, and a
+  // full re-read happens only once ids run out and get reused.
+  std::optional<uint32_t> find_backend(const model::IpAddress& address, uint16_t port, uint8_t proto);
   // Adds delta to the backend's active L7 requests (atomic, no syscall).
   void add_active_requests(uint32_t backend_id, int64_t delta);
   const sluice_backend_load& at(uint32_t backend_id) const;
   uint32_t size() const { return entries_; }
 
  private:
+  using BackendKey = std::tuple<std::array<uint32_t, 4>, uint16_t, uint8_t>;   // address, port (network order), proto
+  static BackendKey key_of(const sluice_backend& entry);
+  // Reads ids from `first` until the first never-written one; returns the next unread id.
+  uint32_t index_backends(uint32_t first);
+
+  std::map<BackendKey, uint32_t> index_;
+  uint32_t indexed_up_to_ = 1;   // ids below this are in index_
   sluice_backend_load* load_ = nullptr;
   size_t len_ = 0;
   uint32_t entries_ = 0;

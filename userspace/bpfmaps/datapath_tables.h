@@ -8,8 +8,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
+
+#include "sluice/datapath_consts.h"
 
 namespace sluice::bpfmaps {
 
@@ -37,6 +40,31 @@ enum class MapRole : uint8_t {
 
 // The map's name in the BPF object and under the pin directory.
 std::string_view map_name(MapRole role);
+
+// How big the datapath's maps are, in the operator's terms (sluiced
+// --max-services, --max-subsets, --max-backends, --maglev-slots,
+// --conntrack-flows). Every map size follows from these through
+// sized_max_entries(), which both the loader (bpf_map__set_max_entries before
+// load) and the in-memory tables use, so a unit test with small tables sees
+// the same limits a node with big ones does.
+struct DatapathSizing {
+  uint32_t max_services = SLUICE_MAX_SERVICES;   // service ports (VIP x port x protocol) per table half
+  uint32_t max_subsets = SLUICE_MAX_SUBSETS;     // subsets (service port x subset x family) per table half
+  uint32_t max_backends = SLUICE_MAX_BACKENDS;   // backend ids (address x port x protocol)
+  uint32_t maglev_slots = SLUICE_MAGLEV_DEFAULT_SLOTS;   // Maglev lookup slots per table half
+  uint32_t conntrack_flows = SLUICE_CT_DEFAULT_FLOWS;    // tracked flows (forward and reverse map each)
+
+  // Empty when usable; else what is wrong ("--max-backends 0: must be 1..16777216").
+  std::string check() const;
+};
+
+// max_entries of a map under a sizing. Halved tables hold two table halves;
+// id- and slot-indexed arrays get one more entry because index 0 is reserved
+// (see datapath_structs.h), so --max-backends N means N usable ids.
+uint32_t sized_max_entries(MapRole role, const DatapathSizing& sizing);
+
+// The sluiced flag that sizes a map ("--max-backends"), or "" for fixed maps.
+std::string_view sizing_flag(MapRole role);
 
 using Bytes = std::vector<uint8_t>;
 

@@ -32,32 +32,9 @@ uint32_t index_of(std::span<const uint8_t> key) {
 
 }  // namespace
 
-FakeDatapathTables::FakeDatapathTables() = default;
+FakeDatapathTables::FakeDatapathTables(DatapathSizing sizing) : sizing_(sizing) {}
 
-uint32_t FakeDatapathTables::max_entries(MapRole role) const {
-  switch (role) {
-    case MapRole::Ctrl: return 1;
-    case MapRole::Services: return 2 * SLUICE_MAX_SERVICES;
-    case MapRole::Vips: return 2 * SLUICE_MAX_VIPS;
-    case MapRole::Subsets: return 2 * SLUICE_MAX_SUBSETS;
-    case MapRole::Members: return 2 * SLUICE_MAX_MEMBERS;
-    case MapRole::Schedule: return 2 * SLUICE_MAX_SCHEDULE;
-    case MapRole::Maglev: return 2 * SLUICE_MAGLEV_DEFAULT_SLOTS;
-    case MapRole::RrCursor: return SLUICE_MAX_STAT_SLOTS;
-    case MapRole::Backends: return SLUICE_MAX_BACKENDS;
-    case MapRole::BackendLoad: return SLUICE_MAX_BACKENDS;
-    case MapRole::Conntrack: return SLUICE_CT_DEFAULT_FLOWS;
-    case MapRole::ReverseNat: return SLUICE_CT_DEFAULT_FLOWS;
-    case MapRole::Ifaces: return SLUICE_MAX_IFACES;
-    case MapRole::ServiceStats: return SLUICE_MAX_STAT_SLOTS;
-    case MapRole::SubsetStats: return SLUICE_MAX_STAT_SLOTS;
-    case MapRole::BackendStats: return SLUICE_MAX_BACKENDS;
-    case MapRole::GlobalStats: return SLUICE_G_COUNT;
-    case MapRole::L7Services: return SLUICE_MAX_SERVICES;
-    case MapRole::kCount: break;
-  }
-  return 0;
-}
+uint32_t FakeDatapathTables::max_entries(MapRole role) const { return sized_max_entries(role, sizing_); }
 
 void FakeDatapathTables::update(MapRole role, std::span<const uint8_t> key, std::span<const uint8_t> value) {
   auto& map = maps_.at(static_cast<size_t>(role));

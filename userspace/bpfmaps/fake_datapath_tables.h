@@ -11,7 +11,8 @@ namespace sluice::bpfmaps {
 
 class FakeDatapathTables : public DatapathTables {
  public:
-  FakeDatapathTables();
+  // Map sizes as the loader would set them for this sizing.
+  explicit FakeDatapathTables(DatapathSizing sizing = {});
 
   uint32_t max_entries(MapRole role) const override;
   void update(MapRole role, std::span<const uint8_t> key, std::span<const uint8_t> value) override;
@@ -35,6 +36,7 @@ class FakeDatapathTables : public DatapathTables {
  private:
   std::array<std::map<Bytes, Bytes>, static_cast<size_t>(MapRole::kCount)> maps_;
   std::vector<uint32_t> generations_;
+  DatapathSizing sizing_;
 };
 
 }  // namespace sluice::bpfmaps

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cstring>
 #include <set>
 #include <stdexcept>
@@ -83,39 +84,32 @@ TableWriter::TableWriter(DatapathTables& tables, TableWriterOptions options)
   half_.maglev = tables_.max_entries(MapRole::Maglev) / 2;
 }
 
-uint32_t TableWriter::slot_for(std::map<uint64_t, uint32_t>& slots, uint64_t identity, uint32_t& next) {
+uint32_t TableWriter::slot_for(std::map<uint64_t, uint32_t>& slots, uint64_t identity, uint32_t& next,
+                               MapRole counters, const std::set<uint64_t>& keep) {
   auto it = slots.find(identity);
   if (it != slots.end()) return it->second;
-  if (next >= SLUICE_MAX_STAT_SLOTS)
-    throw std::invalid_argument(fmt::format("more than {} counter slots (SLUICE_MAX_STAT_SLOTS)",
-                                            SLUICE_MAX_STAT_SLOTS - 1));
-  slots.emplace(identity, next);
-  return next++;
-}
-
-uint32_t TableWriter::allocate_backend(const BackendIdentity& backend) {
-  auto it = id_by_backend_.find(backend);
-  if (it != id_by_backend_.end()) return it->second;
-  uint32_t id = 0;
-  if (next_backend_id_ < tables_.max_entries(MapRole::Backends)) {
-    id = next_backend_id_++;
+  uint32_t slot = 0;
+  if (next < tables_.max_entries(counters)) {
+    slot = next++;
   } else {
-    // Ids are exhausted: re-use a retired one. Its tracked flows were
-    // re-steered when it retired (not LIVE), unless they were idle since.
-    for (auto& [old_id, identity] : backend_by_id_) {
-      if (!live_.count(old_id)) {
-        id = old_id;
-        id_by_backend_.erase(identity);
-        break;
-      }
+    auto old = std::find_if(slots.begin(), slots.end(), [&](const auto& entry) { return !keep.count(entry.first); });
+    if (old == slots.end())   // check_fits() counted the names; this is a bug if reached
+      throw std::logic_error(fmt::format("{} exhausted after the capacity check", map_name(counters)));
+    slot = old->second;
+    slots.erase(old);
+    // Flows tracked under the old name still count into this slot until they end.
+    Bytes counts = tables_.lookup_per_cpu(counters, as_bytes_of(slot));
+    if (!counts.empty()) {
+      std::fill(counts.begin(), counts.end(), 0);
+      tables_.update(counters, as_bytes_of(slot), counts);
     }
-    if (id == 0)
-      throw std::invalid_argument(fmt::format("more than {} backends (SLUICE_MAX_BACKENDS)",
-                                              tables_.max_entries(MapRole::Backends) - 1));
+    if (counters == MapRole::SubsetStats) {
+      const uint32_t zero = 0;
+      tables_.update(MapRole::RrCursor, as_bytes_of(slot), as_bytes_of(zero));
+    }
   }
-  id_by_backend_[backend] = id;
-  backend_by_id_[id] = backend;
-  return id;
+  slots.emplace(identity, slot);
+  return slot;
 }
 
 std::optional<uint32_t> TableWriter::backend_id(const BackendIdentity& backend) const {
@@ -144,6 +138,7 @@ void TableWriter::recover() {
     sluice_service value{};
     if (!tables_.lookup(MapRole::Services, raw, as_writable_bytes_of(value)) || value.identity == 0) continue;
     service_slot_by_identity_.emplace(value.identity, value.stat_id);
+    serving_service_names_.insert(value.identity);   // either half: kept until the next apply
     next_service_slot_ = std::max(next_service_slot_, value.stat_id + 1);
   }
   for (uint32_t half = 0; half < 2; ++half) {
@@ -152,6 +147,7 @@ void TableWriter::recover() {
       if (!tables_.lookup(MapRole::Subsets, as_bytes_of(i), as_writable_bytes_of(value)) || value.identity == 0)
         break;   // halves are filled from their start
       subset_slot_by_identity_.emplace(value.identity, value.stat_id);
+      serving_subset_names_.insert(value.identity);
       next_subset_slot_ = std::max(next_subset_slot_, value.stat_id + 1);
     }
   }
@@ -159,45 +155,60 @@ void TableWriter::recover() {
   last_flip_ = std::chrono::steady_clock::now();
 }
 
-ApplyResult TableWriter::apply(const model::Snapshot& snapshot) {
-  std::this_thread::sleep_until(last_flip_ + options_.flip_grace);
+TableCapacityError::TableCapacityError(std::vector<TableShortfall> shortfalls)
+    : std::invalid_argument([&] {
+        std::string text = "snapshot does not fit the XDP tables (nothing was written):";
+        for (const auto& s : shortfalls) {
+          text += fmt::format(" {} needs {} {}, has {}", map_name(s.role), s.needed, s.what, s.available);
+          if (!sizing_flag(s.role).empty()) text += fmt::format(" (raise sluiced {})", sizing_flag(s.role));
+          text += ';';
+        }
+        text.pop_back();
+        return text;
+      }()),
+      shortfalls_(std::move(shortfalls)) {}
 
-  const uint32_t active = tables_.load_generation() & 1;
-  const uint32_t inactive = active ^ 1;
-  ApplyResult result;
-  result.generation = inactive;
-  result.snapshot_version = snapshot.version;
-
-  // Keys of the inactive half are left over from two snapshots ago.
-  for (const Bytes& raw : tables_.keys(MapRole::Services))
-    if (key_from<sluice_service_key>(raw).generation == inactive) tables_.erase(MapRole::Services, raw);
-  for (const Bytes& raw : tables_.keys(MapRole::Vips))
-    if (key_from<sluice_vip_key>(raw).generation == inactive) tables_.erase(MapRole::Vips, raw);
-
-  uint32_t subset_next = inactive * half_.subsets;
-  uint32_t member_next = inactive * half_.members;
-  uint32_t schedule_next = inactive * half_.schedule;
-  uint32_t maglev_next = inactive * half_.maglev;
-  std::map<std::tuple<uint32_t, uint32_t, uint32_t, uint8_t>, uint32_t> subset_index_of;
-  std::map<uint32_t, uint32_t> now_live;
+// The new table half, built in memory. Indices into subsets, members,
+// schedule and Maglev are absolute (inside the half being written); backend
+// references are indices into `backends` until ids are assigned.
+struct TableWriter::Plan {
+  uint32_t inactive = 0;
+  std::vector<BackendIdentity> backends;
+  std::map<BackendIdentity, uint32_t> backend_index;
+  struct PlannedSubset {
+    sluice_subset entry{};   // stat_id and rr_slot filled when written
+    SlotName name;
+  };
+  std::vector<PlannedSubset> subsets;
+  std::vector<sluice_member> members;     // backend_id: index into backends
+  std::vector<uint32_t> schedule;         // index into backends
+  std::vector<uint32_t> maglev;           // index into backends
+  struct PlannedService {
+    sluice_service_key key{};
+    sluice_service value{};   // stat_id filled when written
+    SlotName name;
+  };
+  std::vector<PlannedService> services;
+  std::set<Bytes> vip_keys;
   std::set<Bytes> l7_keys;
+  std::set<uint64_t> service_identities;
+  std::set<uint64_t> subset_identities;
+};
+
+TableWriter::Plan TableWriter::plan(const model::Snapshot& snapshot, uint32_t inactive) const {
+  Plan plan;
+  plan.inactive = inactive;
+  std::map<std::tuple<uint32_t, uint32_t, uint32_t, uint8_t>, uint32_t> subset_index_of;
 
   // Every endpoint of every service port gets a backend id, L7 ports included:
   // the agent's proxy publishes its active requests per backend into the
   // shared load map by these ids, and /clusters reads them back.
-  auto register_backend = [&](const model::Endpoint& endpoint, const model::ServicePort& port,
-                              uint8_t proto) -> std::pair<uint32_t, BackendIdentity> {
+  auto add_backend = [&](const model::Endpoint& endpoint, const model::ServicePort& port,
+                         uint8_t proto) -> std::pair<uint32_t, BackendIdentity> {
     BackendIdentity identity{endpoint.address, static_cast<uint16_t>(endpoint.port_for(port)), proto};
-    const uint32_t id = allocate_backend(identity);
-    sluice_backend value{};
-    copy_address(endpoint.address, value.addr);
-    value.port = htons(identity.port);
-    value.family = family_code(endpoint.address);
-    value.proto = proto;
-    value.flags = SLUICE_BACKEND_F_LIVE;
-    tables_.update(MapRole::Backends, as_bytes_of(id), as_bytes_of(value));
-    now_live[id] = 1;
-    return {id, identity};
+    auto [it, added] = plan.backend_index.emplace(identity, static_cast<uint32_t>(plan.backends.size()));
+    if (added) plan.backends.push_back(identity);
+    return {it->second, identity};
   };
 
   // A subset is built per address family: a VIP is translated to backends of
@@ -217,71 +228,48 @@ ApplyResult TableWriter::apply(const model::Snapshot& snapshot) {
     const uint8_t proto = protocol_number(*port);
     const model::LoadBalancer& lb_policy = subset.policy_for(dest.port).load_balancer;
 
-    if (subset_next >= (inactive + 1) * half_.subsets)
-      throw std::invalid_argument(fmt::format("{}: more than {} subsets per table half", where, half_.subsets));
+    Plan::PlannedSubset planned;
+    sluice_subset& entry = planned.entry;
     const std::string name = fmt::format("{}|{}/{}|{}{}", service.host, dest.port, protocol_name(proto), subset.name,
                                          family == SLUICE_FAMILY_V6 ? "|v6" : "");
-    sluice_subset entry{};
     entry.identity = lb::hash64(name);
-    entry.stat_id = slot_for(subset_slot_by_identity_, entry.identity, next_subset_slot_);
-    entry.rr_slot = entry.stat_id;
+    plan.subset_identities.insert(entry.identity);
     entry.policy = policy_code(lb_policy.algorithm);
     entry.hash_source = lb_policy.hash.source == model::HashKey::Source::SourceIp ? SLUICE_HASH_SOURCE_IP
                                                                                  : SLUICE_HASH_FIVE_TUPLE;
-    subset_names_[entry.stat_id] = SlotName{service.host, dest.port, protocol_name(proto),
-                                            family == SLUICE_FAMILY_V6 ? subset.name + " (IPv6)" : subset.name};
+    planned.name = SlotName{service.host, dest.port, protocol_name(proto),
+                            family == SLUICE_FAMILY_V6 ? subset.name + " (IPv6)" : subset.name};
 
     std::vector<lb::Backend> backends;
-    std::vector<sluice_member> members;
+    const auto members_before = plan.members.size();
     for (uint32_t endpoint_index : subset.endpoints) {
       const model::Endpoint& endpoint = service.endpoints.at(endpoint_index);
       if (family_code(endpoint.address) != family) continue;
-      const auto [id, identity] = register_backend(endpoint, *port, proto);
+      const auto [index, identity] = add_backend(endpoint, *port, proto);
       const uint32_t weight = std::max<uint32_t>(endpoint.weight, 1);
-      backends.push_back(lb::Backend{id, weight, identity.to_string()});
-      members.push_back(sluice_member{id, weight});
+      backends.push_back(lb::Backend{index, weight, identity.to_string()});
+      plan.members.push_back(sluice_member{index, weight});
     }
+    entry.member_first = inactive * half_.members + static_cast<uint32_t>(members_before);
+    entry.member_count = static_cast<uint32_t>(plan.members.size() - members_before);
 
-    if (member_next + members.size() > (inactive + 1) * half_.members)
-      throw std::invalid_argument(fmt::format("{}: more than {} subset members per table half", where, half_.members));
-    entry.member_first = member_next;
-    entry.member_count = static_cast<uint32_t>(members.size());
-    write_array(tables_, MapRole::Members, member_next, members);
-    member_next += entry.member_count;
-
-    std::vector<uint32_t> schedule;
+    entry.schedule_first = inactive * half_.schedule + static_cast<uint32_t>(plan.schedule.size());
     for (uint32_t index : lb::smooth_wrr_schedule(backends, SLUICE_MAX_SCHEDULE_PER_SUBSET))
-      schedule.push_back(backends.at(index).id);
-    if (schedule_next + schedule.size() > (inactive + 1) * half_.schedule)
-      throw std::invalid_argument(fmt::format("{}: more than {} schedule slots per table half", where, half_.schedule));
-    entry.schedule_first = schedule_next;
-    entry.schedule_len = static_cast<uint32_t>(schedule.size());
-    write_array(tables_, MapRole::Schedule, schedule_next, schedule);
-    schedule_next += entry.schedule_len;
+      plan.schedule.push_back(backends.at(index).id);
+    entry.schedule_len = static_cast<uint32_t>(inactive * half_.schedule + plan.schedule.size() - entry.schedule_first);
 
     if (entry.policy == SLUICE_POLICY_MAGLEV && !backends.empty()) {
       const uint64_t size = lb_policy.algorithm == model::LbAlgorithm::Maglev ? lb_policy.maglev_table_size
                                                                                : SLUICE_MAGLEV_DEFAULT_SIZE;
-      std::vector<uint32_t> table;
+      entry.maglev_first = inactive * half_.maglev + static_cast<uint32_t>(plan.maglev.size());
       for (uint32_t index : lb::build_maglev_table(backends, static_cast<uint32_t>(size)))
-        table.push_back(backends.at(index).id);
-      if (maglev_next + table.size() > (inactive + 1) * half_.maglev)
-        throw std::invalid_argument(fmt::format(
-            "{}: Maglev tables need more than {} slots per table half (raise DatapathOptions::maglev_slots)",
-            where, half_.maglev));
-      entry.maglev_first = maglev_next;
-      entry.maglev_len = static_cast<uint32_t>(table.size());
-      write_array(tables_, MapRole::Maglev, maglev_next, table);
-      maglev_next += entry.maglev_len;
-      result.maglev_slots += table.size();
+        plan.maglev.push_back(backends.at(index).id);
+      entry.maglev_len = static_cast<uint32_t>(inactive * half_.maglev + plan.maglev.size() - entry.maglev_first);
     }
 
-    const uint32_t index = subset_next++;
-    tables_.update(MapRole::Subsets, as_bytes_of(index), as_bytes_of(entry));
+    const uint32_t index = inactive * half_.subsets + static_cast<uint32_t>(plan.subsets.size());
+    plan.subsets.push_back(std::move(planned));
     subset_index_of.emplace(memo_key, index);
-    result.subsets++;
-    result.members += members.size();
-    result.schedule_slots += schedule.size();
     return index;
   };
 
@@ -294,15 +282,17 @@ ApplyResult TableWriter::apply(const model::Snapshot& snapshot) {
       const model::PortRoutes* routes = service.routes_for(port.number);
 
       const bool l7 = routes != nullptr && routes->plane == model::Plane::L7;
+      if (l7)
+        for (const model::Endpoint& endpoint : service.endpoints) add_backend(endpoint, port, proto);
       for (const model::IpAddress& vip : service.vips) {
         const uint8_t family = family_code(vip);
-        sluice_service value{};
+        Plan::PlannedService planned;
+        sluice_service& value = planned.value;
         value.identity = lb::hash64(name);
-        value.stat_id = slot_for(service_slot_by_identity_, value.identity, next_service_slot_);
-        service_names_[value.stat_id] = SlotName{service.host, port.number, protocol_name(proto), ""};
+        plan.service_identities.insert(value.identity);
+        planned.name = SlotName{service.host, port.number, protocol_name(proto), ""};
         if (l7) {
           value.flags = SLUICE_SERVICE_F_L7;
-          for (const model::Endpoint& endpoint : service.endpoints) register_backend(endpoint, port, proto);
         } else {
           std::vector<model::WeightedDestination> destinations;
           if (routes != nullptr) destinations = routes->l4;
@@ -326,33 +316,176 @@ ApplyResult TableWriter::apply(const model::Snapshot& snapshot) {
           }
           value.route_count = static_cast<uint8_t>(destinations.size());
         }
-        sluice_service_key key{};
+        sluice_service_key& key = planned.key;
         copy_address(vip, key.vip);
         key.port = htons(static_cast<uint16_t>(port.number));
         key.proto = proto;
-        key.family = family_code(vip);
+        key.family = family;
         key.generation = static_cast<uint8_t>(inactive);
-        tables_.update(MapRole::Services, as_bytes_of(key), as_bytes_of(value));
         sluice_vip_key vip_key{};
         copy_address(vip, vip_key.addr);
-        vip_key.family = key.family;
+        vip_key.family = family;
         vip_key.generation = key.generation;
-        const uint32_t one = 1;
-        tables_.update(MapRole::Vips, as_bytes_of(vip_key), as_bytes_of(one));
-        result.service_ports++;
+        auto vip_bytes = as_bytes_of(vip_key);
+        plan.vip_keys.emplace(vip_bytes.begin(), vip_bytes.end());
         if (l7 && proto == IPPROTO_TCP) {
           sluice_l7_key l7_key{};
           copy_address(vip, l7_key.vip);
           l7_key.port = key.port;
           l7_key.proto = proto;
-          l7_key.family = key.family;
+          l7_key.family = family;
           auto bytes = as_bytes_of(l7_key);
-          l7_keys.emplace(bytes.begin(), bytes.end());
+          plan.l7_keys.emplace(bytes.begin(), bytes.end());
         }
+        plan.services.push_back(std::move(planned));
       }
     }
   }
-  for (const Bytes& key : l7_keys) {
+  return plan;
+}
+
+void TableWriter::check_fits(const Plan& plan) const {
+  std::vector<TableShortfall> short_tables;
+  auto need = [&](MapRole role, uint64_t needed, uint64_t available, const char* what) {
+    if (needed > available) short_tables.push_back({role, needed, available, what});
+  };
+  need(MapRole::Services, plan.services.size(), tables_.max_entries(MapRole::Services) / 2,
+       "service ports per table half");
+  need(MapRole::Vips, plan.vip_keys.size(), tables_.max_entries(MapRole::Vips) / 2, "VIPs per table half");
+  need(MapRole::Subsets, plan.subsets.size(), half_.subsets, "subsets per table half");
+  need(MapRole::Members, plan.members.size(), half_.members, "subset members per table half");
+  need(MapRole::Schedule, plan.schedule.size(), half_.schedule, "round-robin schedule slots per table half");
+  need(MapRole::Maglev, plan.maglev.size(), half_.maglev, "Maglev slots per table half");
+
+  // Backend ids of the serving snapshot stay reserved until the flip.
+  size_t ids = plan.backends.size();
+  for (const auto& [id, unused] : live_) {
+    auto it = backend_by_id_.find(id);
+    if (it != backend_by_id_.end() && !plan.backend_index.count(it->second)) ++ids;
+  }
+  for (MapRole role : {MapRole::Backends, MapRole::BackendLoad, MapRole::BackendStats})
+    need(role, ids, tables_.max_entries(role) - 1, "backend ids (this snapshot's and the serving one's)");
+
+  // A counter slot per name, stable while the name stays; the serving
+  // snapshot's names keep theirs until the flip.
+  auto names = [](const std::set<uint64_t>& serving, const std::set<uint64_t>& wanted) {
+    std::set<uint64_t> all = serving;
+    all.insert(wanted.begin(), wanted.end());
+    return all.size();
+  };
+  need(MapRole::ServiceStats, names(serving_service_names_, plan.service_identities),
+       tables_.max_entries(MapRole::ServiceStats) - 1, "service counter slots (this snapshot's and the serving one's)");
+  const uint64_t subset_slots = names(serving_subset_names_, plan.subset_identities);
+  need(MapRole::SubsetStats, subset_slots, tables_.max_entries(MapRole::SubsetStats) - 1,
+       "subset counter slots (this snapshot's and the serving one's)");
+  need(MapRole::RrCursor, subset_slots, tables_.max_entries(MapRole::RrCursor) - 1, "round-robin cursors");
+
+  std::set<Bytes> l7 = plan.l7_keys;   // stale keys are removed only after the flip
+  for (const Bytes& key : tables_.keys(MapRole::L7Services)) l7.insert(key);
+  need(MapRole::L7Services, l7.size(), tables_.max_entries(MapRole::L7Services),
+       "L7 VIP:ports (this snapshot's and the serving one's)");
+
+  if (!short_tables.empty()) throw TableCapacityError(std::move(short_tables));
+}
+
+std::vector<uint32_t> TableWriter::assign_backend_ids(const Plan& plan) {
+  std::vector<uint32_t> ids(plan.backends.size(), 0);
+  for (size_t i = 0; i < plan.backends.size(); ++i)
+    if (auto it = id_by_backend_.find(plan.backends[i]); it != id_by_backend_.end()) ids[i] = it->second;
+  std::set<uint32_t> taken(ids.begin(), ids.end());
+  auto reusable = backend_by_id_.begin();
+  const uint32_t limit = tables_.max_entries(MapRole::Backends);
+  for (size_t i = 0; i < plan.backends.size(); ++i) {
+    if (ids[i] != 0) continue;
+    uint32_t id = 0;
+    if (next_backend_id_ < limit) {
+      id = next_backend_id_++;
+    } else {
+      // Ids are exhausted: re-use a retired one. Its tracked flows were
+      // re-steered when it retired (not LIVE), unless they were idle since.
+      while (reusable != backend_by_id_.end() && (live_.count(reusable->first) || taken.count(reusable->first)))
+        ++reusable;
+      if (reusable == backend_by_id_.end())   // check_fits() counted ids; this is a bug if reached
+        throw std::logic_error("backend ids exhausted after the capacity check");
+      id = reusable->first;
+      id_by_backend_.erase(reusable->second);
+      ++reusable;
+    }
+    taken.insert(id);
+    ids[i] = id;
+    id_by_backend_[plan.backends[i]] = id;
+    backend_by_id_[id] = plan.backends[i];
+  }
+  return ids;
+}
+
+ApplyResult TableWriter::apply(const model::Snapshot& snapshot) {
+  std::this_thread::sleep_until(last_flip_ + options_.flip_grace);
+
+  const uint32_t active = tables_.load_generation() & 1;
+  const uint32_t inactive = active ^ 1;
+  Plan plan = this->plan(snapshot, inactive);
+  check_fits(plan);
+
+  ApplyResult result;
+  result.generation = inactive;
+  result.snapshot_version = snapshot.version;
+  result.service_ports = plan.services.size();
+  result.subsets = plan.subsets.size();
+  result.members = plan.members.size();
+  result.schedule_slots = plan.schedule.size();
+  result.maglev_slots = plan.maglev.size();
+
+  // Keys of the inactive half are left over from two snapshots ago.
+  for (const Bytes& raw : tables_.keys(MapRole::Services))
+    if (key_from<sluice_service_key>(raw).generation == inactive) tables_.erase(MapRole::Services, raw);
+  for (const Bytes& raw : tables_.keys(MapRole::Vips))
+    if (key_from<sluice_vip_key>(raw).generation == inactive) tables_.erase(MapRole::Vips, raw);
+
+  const std::vector<uint32_t> ids = assign_backend_ids(plan);
+  std::map<uint32_t, uint32_t> now_live;
+  for (size_t i = 0; i < plan.backends.size(); ++i) {
+    const BackendIdentity& identity = plan.backends[i];
+    sluice_backend value{};
+    copy_address(identity.address, value.addr);
+    value.port = htons(identity.port);
+    value.family = family_code(identity.address);
+    value.proto = identity.proto;
+    value.flags = SLUICE_BACKEND_F_LIVE;
+    tables_.update(MapRole::Backends, as_bytes_of(ids[i]), as_bytes_of(value));
+    now_live[ids[i]] = 1;
+  }
+  for (sluice_member& m : plan.members) m.backend_id = ids[m.backend_id];
+  for (uint32_t& slot : plan.schedule) slot = ids[slot];
+  for (uint32_t& slot : plan.maglev) slot = ids[slot];
+  write_array(tables_, MapRole::Members, inactive * half_.members, plan.members);
+  write_array(tables_, MapRole::Schedule, inactive * half_.schedule, plan.schedule);
+  write_array(tables_, MapRole::Maglev, inactive * half_.maglev, plan.maglev);
+
+  std::set<uint64_t> keep_subsets = serving_subset_names_;
+  keep_subsets.insert(plan.subset_identities.begin(), plan.subset_identities.end());
+  std::vector<sluice_subset> subsets;
+  subsets.reserve(plan.subsets.size());
+  for (auto& planned : plan.subsets) {
+    planned.entry.stat_id = slot_for(subset_slot_by_identity_, planned.entry.identity, next_subset_slot_,
+                                     MapRole::SubsetStats, keep_subsets);
+    planned.entry.rr_slot = planned.entry.stat_id;
+    subset_names_[planned.entry.stat_id] = planned.name;
+    subsets.push_back(planned.entry);
+  }
+  write_array(tables_, MapRole::Subsets, inactive * half_.subsets, subsets);
+
+  std::set<uint64_t> keep_services = serving_service_names_;
+  keep_services.insert(plan.service_identities.begin(), plan.service_identities.end());
+  for (auto& planned : plan.services) {
+    planned.value.stat_id = slot_for(service_slot_by_identity_, planned.value.identity, next_service_slot_,
+                                     MapRole::ServiceStats, keep_services);
+    service_names_[planned.value.stat_id] = planned.name;
+    tables_.update(MapRole::Services, as_bytes_of(planned.key), as_bytes_of(planned.value));
+  }
+  const uint32_t one = 1;
+  for (const Bytes& key : plan.vip_keys) tables_.update(MapRole::Vips, key, as_bytes_of(one));
+  for (const Bytes& key : plan.l7_keys) {
     sluice_l7_key l7_key{};
     std::memcpy(&l7_key, key.data(), sizeof l7_key);
     const uint32_t listener_slot = l7_key.family == SLUICE_FAMILY_V6 ? SLUICE_L7_LISTENER_V6 : SLUICE_L7_LISTENER_V4;
@@ -361,6 +494,8 @@ ApplyResult TableWriter::apply(const model::Snapshot& snapshot) {
 
   tables_.store_generation(inactive);
   last_flip_ = std::chrono::steady_clock::now();
+  serving_service_names_ = std::move(plan.service_identities);
+  serving_subset_names_ = std::move(plan.subset_identities);
 
   // Retire what the new half no longer references. A backend that left the
   // snapshot loses LIVE, so its tracked flows are re-steered.
@@ -375,7 +510,7 @@ ApplyResult TableWriter::apply(const model::Snapshot& snapshot) {
   }
   live_ = std::move(now_live);
   for (const Bytes& key : tables_.keys(MapRole::L7Services))
-    if (!l7_keys.count(key)) tables_.erase(MapRole::L7Services, key);
+    if (!plan.l7_keys.count(key)) tables_.erase(MapRole::L7Services, key);
 
   result.live_backends = live_.size();
   return result;

@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -51,6 +53,25 @@ struct ApplyResult {
   size_t retired_backends = 0;   // left the snapshot in this apply
 };
 
+// A table a snapshot does not fit: what it needs against what it has.
+struct TableShortfall {
+  MapRole role;
+  uint64_t needed = 0;
+  uint64_t available = 0;
+  std::string what;   // "service ports per table half", "backend ids", ...
+};
+
+// Thrown by TableWriter::apply before anything is written, naming every table
+// that is too small and the sluiced flag that sizes it.
+class TableCapacityError : public std::invalid_argument {
+ public:
+  explicit TableCapacityError(std::vector<TableShortfall> shortfalls);
+  const std::vector<TableShortfall>& shortfalls() const { return shortfalls_; }
+
+ private:
+  std::vector<TableShortfall> shortfalls_;
+};
+
 // What a counter slot stands for, for reports.
 struct SlotName {
   std::string service;   // host
@@ -67,8 +88,12 @@ class TableWriter {
   // writer (pinned maps after an agent restart).
   void recover();
 
-  // Throws std::invalid_argument naming the service/port when the snapshot
-  // does not fit the tables (too many routes, members, Maglev slots...).
+  // Builds the whole new table half in memory, checks it against the map
+  // sizes, then writes and flips. A snapshot that does not fit throws
+  // TableCapacityError (every short table, with what it needs) and one the
+  // kernel datapath cannot express (more route destinations than
+  // SLUICE_MAX_ROUTES) std::invalid_argument naming the service port; either
+  // way before any map is written, so the serving half is untouched.
   ApplyResult apply(const model::Snapshot& snapshot);
 
   std::optional<uint32_t> backend_id(const BackendIdentity& backend) const;
@@ -82,8 +107,17 @@ class TableWriter {
     uint32_t subsets = 0, members = 0, schedule = 0, maglev = 0;
   };
 
-  uint32_t allocate_backend(const BackendIdentity& backend);
-  uint32_t slot_for(std::map<uint64_t, uint32_t>& slots, uint64_t identity, uint32_t& next);
+  struct Plan;
+  Plan plan(const model::Snapshot& snapshot, uint32_t inactive) const;
+  void check_fits(const Plan& plan) const;
+  // Ids for the plan's backends: existing ids first, then never-used ones,
+  // then ids of backends in neither the serving nor the new snapshot.
+  std::vector<uint32_t> assign_backend_ids(const Plan& plan);
+  // The counter slot of a service or subset name. Once the counter map is
+  // full, a slot whose name is in neither `keep` (the serving and the new
+  // snapshot) is handed over, its counts zeroed.
+  uint32_t slot_for(std::map<uint64_t, uint32_t>& slots, uint64_t identity, uint32_t& next, MapRole counters,
+                    const std::set<uint64_t>& keep);
 
   DatapathTables& tables_;
   TableWriterOptions options_;
@@ -96,6 +130,8 @@ class TableWriter {
   std::map<uint64_t, uint32_t> subset_slot_by_identity_;
   uint32_t next_service_slot_ = 1;             // slot 0 collects unattributed counts
   uint32_t next_subset_slot_ = 1;
+  std::set<uint64_t> serving_service_names_;   // identities of the serving snapshot's
+  std::set<uint64_t> serving_subset_names_;
   std::map<uint32_t, SlotName> service_names_;
   std::map<uint32_t, SlotName> subset_names_;
   std::chrono::steady_clock::time_point last_flip_{};

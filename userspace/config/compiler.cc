@@ -694,4 +694,8 @@ CompileResult compile_paths(const std::vector<std::string>& paths, uint64_t vers
   return compile(load_paths(paths), version);
 }
 
+CompileResult compile_paths(IncrementalLoader& loader, const std::vector<std::string>& paths, uint64_t version) {
+  return compile(loader.load(paths), version);
+}
+
 }  // namespace sluice::config

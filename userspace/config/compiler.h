@@ -27,7 +27,9 @@ struct CompileResult {
 // increasing across reloads and runtime overrides.
 CompileResult compile(const ParsedConfig& parsed, uint64_t version);
 
-// load_paths + compile: what `sluicectl validate` and the agent call.
+// load_paths + compile: what `sluicectl validate` calls.
 CompileResult compile_paths(const std::vector<std::string>& paths, uint64_t version);
+// The same through an IncrementalLoader: what the agent calls on each change.
+CompileResult compile_paths(IncrementalLoader& loader, const std::vector<std::string>& paths, uint64_t version);
 
 }  // namespace sluice::config

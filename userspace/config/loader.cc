@@ -9,7 +9,9 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <functional>
 #include <sstream>
+#include <string_view>
 #include <unordered_map>
 
 #include "config/duration.h"
@@ -1675,6 +1677,46 @@ ParsedConfig load_paths(const std::vector<std::string>& paths) {
   ParsedConfig parsed = parse_sources(sources);
   parsed.diagnostics.insert(parsed.diagnostics.begin(), read_errors.begin(), read_errors.end());
   return parsed;
+}
+
+namespace {
+
+template <typename T>
+void append_copies(std::vector<T>& to, const std::vector<T>& from) {
+  to.insert(to.end(), from.begin(), from.end());
+}
+
+}  // namespace
+
+ParsedConfig IncrementalLoader::load(const std::vector<std::string>& paths) {
+  ParsedConfig out;
+  auto sources = read_config_sources(paths, out.diagnostics);
+  counts_ = Counts{sources.size(), 0};
+  std::unordered_map<std::string, CachedFile> kept;
+  for (auto& src : sources) {
+    const std::string path = src.path;
+    const uint64_t hash = std::hash<std::string_view>{}(src.text);
+    auto it = files_.find(path);
+    CachedFile file;
+    if (it != files_.end() && it->second.size == src.text.size() && it->second.hash == hash) {
+      file = std::move(it->second);
+    } else {
+      file.size = src.text.size();
+      file.hash = hash;
+      file.parsed = parse_sources({std::move(src)});
+      ++counts_.parsed;
+    }
+    const ParsedConfig& p = file.parsed;
+    append_copies(out.files, p.files);
+    append_copies(out.service_entries, p.service_entries);
+    append_copies(out.workload_entries, p.workload_entries);
+    append_copies(out.virtual_services, p.virtual_services);
+    append_copies(out.destination_rules, p.destination_rules);
+    append_copies(out.diagnostics, p.diagnostics);
+    kept.emplace(path, std::move(file));
+  }
+  files_ = std::move(kept);   // files that disappeared are forgotten
+  return out;
 }
 
 }  // namespace sluice::config

@@ -3,7 +3,9 @@
 // a Diagnostic with file:line:col, and decoding continues with the next field.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "config/resources.h"
@@ -29,5 +31,32 @@ ParsedConfig parse_sources(const std::vector<SourceText>& sources);
 
 // read_config_sources + parse_sources.
 ParsedConfig load_paths(const std::vector<std::string>& paths);
+
+// load_paths for a process that loads the same paths again and again (the
+// agent, on every change): keeps each file's decoded resources and
+// diagnostics keyed by its path and a hash of its bytes, and parses only the
+// files that are new or whose bytes changed. The bytes are read every time
+// (cheap next to parsing), so a rewrite within one mtime tick or one that
+// keeps the size is still seen. The result equals load_paths' for the same
+// files. Not thread-safe: one caller at a time.
+class IncrementalLoader {
+ public:
+  struct Counts {
+    size_t files = 0;    // files in the last load
+    size_t parsed = 0;   // of those, parsed (new or changed)
+  };
+
+  ParsedConfig load(const std::vector<std::string>& paths);
+  const Counts& last_counts() const { return counts_; }
+
+ private:
+  struct CachedFile {
+    size_t size = 0;
+    uint64_t hash = 0;
+    ParsedConfig parsed;
+  };
+  std::unordered_map<std::string, CachedFile> files_;
+  Counts counts_;
+};
 
 }  // namespace sluice::config

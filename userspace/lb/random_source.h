@@ -14,6 +14,8 @@ class RandomSource {
   // In [0, bound), bound > 0. Modulo of a 64-bit value: the bias is below
   // bound / 2^64, far under any statistical tolerance we test.
   uint64_t uniform(uint64_t bound) { return next() % bound; }
+  // In [0, 1), from the top 53 bits: percentages (faults, mirrors) and shares.
+  double fraction() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
 };
 
 // splitmix64: tiny, fast, and passes BigCrush; seeded per worker in the proxy

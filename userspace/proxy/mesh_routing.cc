@@ -17,19 +17,13 @@ const routing::RequestView& RoutingRequestView::build(const RequestView& request
   return view_;
 }
 
-RouteDecision MeshRouter::route(const model::PortRoutes& routes, const RequestView& request, RandomSource& random) {
+RouteDecision MeshRouter::route(const model::PortRoutes& routes, const RequestView& request,
+                                lb::RandomSource& random) {
   const routing::RequestView& view = view_.build(request);
   const model::HttpRoute* route = routing::find_route(routes, view);
   if (route == nullptr) return {};
   RouteDecision decision{route, nullptr};
-  if (!route->route.empty()) {
-    struct Adapter final : lb::RandomSource {
-      proxy::RandomSource* source;
-      uint64_t next() override { return source->next(); }
-    } adapter;
-    adapter.source = &random;
-    decision.destination = routing::choose_destination(route->route, adapter);
-  }
+  if (!route->route.empty()) decision.destination = routing::choose_destination(route->route, random);
   return decision;
 }
 
@@ -38,14 +32,18 @@ MeshPicker::MeshPicker() : balancer_(random_, &load_) {}
 void MeshPicker::on_snapshot(const model::Snapshot& snapshot) { balancer_.reset(snapshot); }
 
 std::optional<uint32_t> MeshPicker::pick(const model::Snapshot& snapshot, const model::Destination& destination,
-                                         const RequestView& request, RandomSource& random, BackendLoad& load) {
+                                         const RequestView& request, lb::RandomSource& random, BackendLoad& load) {
   random_.source = &random;
   load_.load = &load;
   const model::Subset& subset = snapshot.services[destination.service].subsets[destination.subset];
-  // Outlier ejection lives in the proxy (per worker, per backend); push it
-  // into the balancer's health view of this subset before choosing.
+  // Outlier ejection lives in the proxy (one detector per subset and port,
+  // shared by the workers); push it into the balancer's health view of this
+  // subset before choosing. Only changes: setting health walks the host sets.
   for (uint32_t e : subset.endpoints) {
-    balancer_.set_endpoint_healthy(destination.service, e, !load.is_ejected(destination.service, e));
+    bool healthy = !load.is_ejected(destination, e);
+    if (balancer_.is_endpoint_healthy(destination.service, e) != healthy) {
+      balancer_.set_endpoint_healthy(destination.service, e, healthy);
+    }
   }
   std::optional<uint64_t> hash_key;
   const model::LoadBalancer& lb = subset.policy_for(destination.port).load_balancer;

@@ -27,7 +27,7 @@ class RoutingRequestView {
 
 class MeshRouter final : public RequestRouter {
  public:
-  RouteDecision route(const model::PortRoutes& routes, const RequestView& request, RandomSource& random) override;
+  RouteDecision route(const model::PortRoutes& routes, const RequestView& request, lb::RandomSource& random) override;
 
  private:
   RoutingRequestView view_;
@@ -37,12 +37,14 @@ class MeshPicker final : public EndpointPicker {
  public:
   MeshPicker();
   std::optional<uint32_t> pick(const model::Snapshot& snapshot, const model::Destination& destination,
-                               const RequestView& request, RandomSource& random, BackendLoad& load) override;
+                               const RequestView& request, lb::RandomSource& random, BackendLoad& load) override;
   void on_snapshot(const model::Snapshot& snapshot) override;
 
  private:
+  // The balancer keeps a reference to its random source; each pick forwards
+  // to the worker's (the one source per worker).
   struct Random final : lb::RandomSource {
-    proxy::RandomSource* source = nullptr;
+    lb::RandomSource* source = nullptr;
     uint64_t next() override { return source->next(); }
   };
   struct Load final : lb::EndpointLoad {

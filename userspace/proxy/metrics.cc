@@ -107,7 +107,9 @@ std::string WorkerMetrics::render_prometheus(std::span<const WorkerMetrics* cons
   static constexpr std::string_view kCounterNames[] = {
       "sluice_retries_total", "sluice_faults_injected_total", "sluice_faults_injected_total",
       "sluice_outlier_ejections_total", "sluice_pool_overflows_total", "sluice_active_requests",
-      "sluice_mirror_requests_total"};
+      "sluice_mirror_requests_total", "sluice_request_body_over_limit_total", "sluice_retries_body_not_kept_total",
+      "sluice_mirror_body_not_kept_total"};
+  static_assert(std::size(kCounterNames) == static_cast<size_t>(ProxyCounter::kCount));
   uint32_t last = UINT32_MAX;
   for (const auto& [k, v] : counters) {
     auto [counter, service, workload] = k;

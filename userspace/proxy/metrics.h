@@ -28,6 +28,12 @@ enum class ProxyCounter : uint8_t {
   PoolOverflows,     // sluice_pool_overflows_total
   ActiveRequests,    // sluice_active_requests (gauge)
   MirrorRequests,    // sluice_mirror_requests_total
+  // A request body larger than ProxyOptions::request_body_buffer_limit is
+  // streamed without being kept: counted once per request, and again for
+  // each retry or mirror it then could not get.
+  BodyOverLimit,         // sluice_request_body_over_limit_total
+  RetriesBodyNotKept,    // sluice_retries_body_not_kept_total
+  MirrorsBodyNotKept,    // sluice_mirror_body_not_kept_total
   kCount,
 };
 

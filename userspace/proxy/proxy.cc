@@ -12,6 +12,7 @@ Proxy::Proxy(ProxyOptions options, model::SnapshotPtr snapshot)
   if (!options_.active_requests) options_.active_requests = std::make_shared<InMemoryActiveRequests>();
   if (options_.listeners.empty()) throw std::invalid_argument("proxy: no listener configured");
   if (snapshot_) resolve_active_counters(*snapshot_);
+  outliers_ = std::make_shared<OutlierRegistry>(snapshot_ ? *snapshot_ : model::Snapshot{}, nullptr, clock_);
 }
 
 Proxy::~Proxy() {
@@ -31,9 +32,17 @@ void Proxy::update_snapshot(model::SnapshotPtr snapshot) {
   // Before publishing: a worker meeting a new backend must find its counter
   // ready instead of resolving it on its own thread mid-request.
   if (snapshot) resolve_active_counters(*snapshot);
+  std::shared_ptr<OutlierRegistry> previous;
+  {
+    std::lock_guard lock(snapshot_mu_);
+    previous = outliers_;
+  }
+  // Built outside the lock; update_snapshot is called from one thread.
+  auto outliers = std::make_shared<OutlierRegistry>(snapshot ? *snapshot : model::Snapshot{}, previous.get(), clock_);
   {
     std::lock_guard lock(snapshot_mu_);
     snapshot_ = std::move(snapshot);
+    outliers_ = std::move(outliers);
   }
   generation_.fetch_add(1, std::memory_order_acq_rel);
 }
@@ -41,6 +50,11 @@ void Proxy::update_snapshot(model::SnapshotPtr snapshot) {
 model::SnapshotPtr Proxy::snapshot() const {
   std::lock_guard lock(snapshot_mu_);
   return snapshot_;
+}
+
+Proxy::Published Proxy::published() const {
+  std::lock_guard lock(snapshot_mu_);
+  return {snapshot_, outliers_};
 }
 
 void Proxy::resolve_active_counters(const model::Snapshot& snapshot) {

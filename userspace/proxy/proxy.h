@@ -23,10 +23,12 @@
 #include <vector>
 
 #include "http/message_head.h"
+#include "lb/monotonic_clock.h"
 #include "model/snapshot.h"
 #include "proxy/access_log.h"
 #include "proxy/active_requests.h"
 #include "proxy/metrics.h"
+#include "proxy/outlier_registry.h"
 #include "proxy/request_routing.h"
 
 namespace sluice::proxy {
@@ -48,6 +50,12 @@ struct ProxyOptions {
   std::chrono::milliseconds idle_timeout{60'000};             // keep-alive with no request: close
   uint32_t max_connections_per_worker = 16384;                // client + upstream slots
   uint64_t random_seed = 0;                                   // 0: from std::random_device
+  // Bytes of a request body kept so that a retry or a mirror can send it
+  // again (Envoy's per_request_buffer_limit_bytes). A larger body streams
+  // upstream as before, but once bytes of it were sent it is neither
+  // retried nor mirrored (counted). Memory: up to this much per client
+  // connection with a request body in flight. 0 keeps no body.
+  uint32_t request_body_buffer_limit = 64 * 1024;
   std::shared_ptr<ActiveRequestCounters> active_requests;     // null: in-memory
   std::shared_ptr<AccessLogFile> access_log;                  // null: no access log
   AccessLogFormat access_log_format = AccessLogFormat::Text;
@@ -81,9 +89,15 @@ class Proxy {
   std::string render_prometheus() const;
   WorkerMetrics::RequestTotals request_totals(std::string_view service = {}) const;
 
-  // For workers: the current snapshot, cheap to poll per request.
+  // For workers: the current snapshot, cheap to poll per request, and the
+  // outlier detectors for it (shared by every worker).
   uint64_t snapshot_generation() const { return generation_.load(std::memory_order_acquire); }
   model::SnapshotPtr snapshot() const;
+  struct Published {
+    model::SnapshotPtr snapshot;
+    std::shared_ptr<OutlierRegistry> outliers;   // never null
+  };
+  Published published() const;
   // For workers, when they first meet a backend: its active-request counter,
   // resolved before any snapshot naming it was published. Never calls into
   // ActiveRequestCounters (the BPF adapter scans a kernel map, one syscall
@@ -95,6 +109,8 @@ class Proxy {
   ProxyOptions options_;
   mutable std::mutex snapshot_mu_;
   model::SnapshotPtr snapshot_;
+  lb::SteadyClock clock_;
+  std::shared_ptr<OutlierRegistry> outliers_;   // for snapshot_, under snapshot_mu_
   std::atomic<uint64_t> generation_{1};
   // Resolves the counters of every endpoint:port of `snapshot` not resolved
   // yet, on the caller's thread (the agent's, not a worker's).

@@ -5,32 +5,17 @@
 
 #include <cstdint>
 #include <optional>
-#include <random>
 #include <string_view>
 
 #include "http/message_head.h"
+#include "lb/random_source.h"
 #include "model/snapshot.h"
 
 namespace sluice::proxy {
 
-// A source of uniform random numbers, injected so tests are deterministic.
-class RandomSource {
- public:
-  virtual ~RandomSource() = default;
-  virtual uint64_t next() = 0;
-  double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }   // [0, 1)
-};
-
-// std::mt19937_64 behind RandomSource: one per worker, seeded from
-// ProxyOptions::random_seed (tests) or std::random_device.
-class SeededRandom final : public RandomSource {
- public:
-  explicit SeededRandom(uint64_t seed) : engine_(seed) {}
-  uint64_t next() override { return engine_(); }
-
- private:
-  std::mt19937_64 engine_;
-};
+// Randomness is lb::RandomSource, one per worker (lb::SeededRandom seeded
+// from ProxyOptions::random_seed in tests), shared by routing, the LB
+// policies, faults and mirrors.
 
 struct RequestView {
   const http::RequestHead& head;
@@ -49,7 +34,7 @@ class RequestRouter {
  public:
   virtual ~RequestRouter() = default;
   virtual RouteDecision route(const model::PortRoutes& routes, const RequestView& request,
-                              RandomSource& random) = 0;
+                              lb::RandomSource& random) = 0;
 };
 
 // Live facts about a backend the picker may use (LEAST_REQUEST, outliers).
@@ -57,7 +42,9 @@ class BackendLoad {
  public:
   virtual ~BackendLoad() = default;
   virtual int64_t active_requests(uint32_t service, uint32_t endpoint) = 0;
-  virtual bool is_ejected(uint32_t service, uint32_t endpoint) = 0;
+  // Outlier ejection is per subset (an Istio subset is an Envoy cluster), so
+  // the destination names the subset and port the endpoint is judged in.
+  virtual bool is_ejected(const model::Destination& destination, uint32_t endpoint) = 0;
 };
 
 class EndpointPicker {
@@ -66,7 +53,7 @@ class EndpointPicker {
   // Index into Service::endpoints, or nullopt when the subset has no
   // available endpoint. `hash_key` is set for consistent-hash policies.
   virtual std::optional<uint32_t> pick(const model::Snapshot& snapshot, const model::Destination& destination,
-                                       const RequestView& request, RandomSource& random,
+                                       const RequestView& request, lb::RandomSource& random,
                                        BackendLoad& load) = 0;
   // Called when the worker starts using a new snapshot (policy state resets).
   virtual void on_snapshot(const model::Snapshot& snapshot) = 0;

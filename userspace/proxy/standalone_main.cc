@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   unsigned workers = 0;
   uint64_t seed = 0;
   unsigned idle_timeout_ms = 60'000, header_timeout_ms = 10'000;
+  uint32_t body_buffer_limit = sluice::proxy::ProxyOptions{}.request_body_buffer_limit;
   app.add_option("--config-dir", config_dir, "Istio YAML directory")->required();
   app.add_option("--listen", listens,
                  "ADDR:PORT=SERVICE_HOST:SERVICE_PORT, or ADDR:PORT alone (service from the original destination)")
@@ -44,6 +45,9 @@ int main(int argc, char** argv) {
   app.add_option("--idle-timeout-ms", idle_timeout_ms, "close keep-alive connections idle this long");
   app.add_option("--header-timeout-ms", header_timeout_ms, "408 when a request head takes longer");
   app.add_option("--metrics-out", metrics_out, "write Prometheus metrics here on exit");
+  app.add_option("--request-body-buffer-limit", body_buffer_limit,
+                 "bytes of a request body kept for retries and mirrors (0: none)")
+      ->capture_default_str();
   app.add_option("--access-log", access_log, "one line per request to this file ('-': stdout)");
   app.add_option("--access-log-format", access_log_format, "text (Istio's default) or json")
       ->check(CLI::IsMember({"text", "json"}));
@@ -54,6 +58,7 @@ int main(int argc, char** argv) {
   options.random_seed = seed;
   options.idle_timeout = std::chrono::milliseconds(idle_timeout_ms);
   options.request_header_timeout = std::chrono::milliseconds(header_timeout_ms);
+  options.request_body_buffer_limit = body_buffer_limit;
   if (!access_log.empty()) {
     try {
       options.access_log = std::make_shared<sluice::proxy::AccessLogFile>(access_log);

@@ -21,7 +21,10 @@
 #include <random>
 #include <span>
 #include <stdexcept>
+#include <string>
 #include <system_error>
+
+#include <re2/re2.h>
 
 #include "http/local_response.h"
 #include "proxy/mesh_routing.h"
@@ -149,7 +152,7 @@ Worker::Worker(unsigned index, Proxy& proxy, const ProxyOptions& options)
   router_ = options.make_router ? options.make_router() : std::make_unique<MeshRouter>();
   picker_ = options.make_picker ? options.make_picker() : std::make_unique<MeshPicker>();
   uint64_t seed = options.random_seed != 0 ? options.random_seed + index : std::random_device{}();
-  random_ = std::make_unique<SeededRandom>(seed);
+  random_ = std::make_unique<lb::SeededRandom>(seed);
   trace_ = std::getenv("SLUICE_PROXY_TRACE") != nullptr;
 }
 
@@ -295,27 +298,23 @@ void Worker::run() {
   setup_ring();
   arm_wake();
   for (uint32_t i = 0; i < listener_fds_.size(); ++i) arm_accept(i);
-  snapshot_ = proxy_.snapshot();
   snapshot_generation_ = proxy_.snapshot_generation();
+  auto published = proxy_.published();
+  snapshot_ = std::move(published.snapshot);
+  outliers_ = std::move(published.outliers);
   if (snapshot_) picker_->on_snapshot(*snapshot_);
   int64_t next_tick = now_ns() + 10'000'000;
   while (true) {
     __kernel_timespec ts{0, 10'000'000};
     io_uring_cqe* first = nullptr;
     io_uring_submit_and_wait_timeout(&ring_, &first, 1, &ts, nullptr);
-    unsigned head;
-    unsigned count = 0;
-    io_uring_cqe* cqe;
-    io_uring_for_each_cqe(&ring_, head, cqe) {
-      handle_cqe(*cqe);
-      ++count;
-    }
-    io_uring_cq_advance(&ring_, count);
+    handle_completions();
     if (stop_requested_.load()) break;
     if (drain_requested_.load() && !draining_) begin_drain();
     int64_t now = now_ns();
     if (now >= next_tick) {
       check_deadlines();
+      if (outliers_) outliers_->sweep_if_due();
       flush_access_log();
       next_tick = now + 10'000'000;
     }
@@ -326,6 +325,25 @@ void Worker::run() {
     if (c && c->role != Role::Free && !c->shut) close_conn(*c);
   }
   io_uring_submit(&ring_);
+}
+
+// Completions in slices of kCompletionSlice: what the slice queued (sends
+// of responses, forwarded requests) is submitted before the next slice, so
+// the peers on the other CPU start on it while this worker goes on, instead
+// of every send of a large batch waiting for the whole batch.
+void Worker::handle_completions() {
+  while (true) {
+    unsigned head;
+    unsigned count = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      handle_cqe(*cqe);
+      if (++count == kCompletionSlice) break;
+    }
+    io_uring_cq_advance(&ring_, count);
+    if (count < kCompletionSlice) return;
+    if (io_uring_sq_ready(&ring_) > 0) io_uring_submit(&ring_);
+  }
 }
 
 void Worker::handle_cqe(const io_uring_cqe& cqe) {
@@ -584,6 +602,8 @@ void Worker::on_send(Conn& c, int res) {
     }
   } else if (c.client != kNone) {
     pump_request(*conns_[c.client]);
+  } else if (c.mirror) {
+    pump_mirror(c);
   }
 }
 
@@ -646,10 +666,13 @@ void Worker::process_client(Conn& c) {
       break;
     }
     Exchange& x = *c.exchange;
-    ByteBuffer head_buffer = std::move(x.upstream_head);   // keep the slot's buffer: no allocation
+    ByteBuffer head_buffer = std::move(x.upstream_head);   // keep the slot's buffers: no allocation
+    ByteBuffer body_buffer = std::move(x.body);
     x = Exchange{};
     x.upstream_head = std::move(head_buffer);
     x.upstream_head.clear();
+    x.body = std::move(body_buffer);
+    x.body.clear();
     x.start_ns = now_ns();
     if (options_.access_log) log_request_head(c, result == http::ParseResult::Complete);
     if (result == http::ParseResult::Invalid) {
@@ -665,7 +688,9 @@ void Worker::process_client(Conn& c) {
 void Worker::refresh_snapshot() {
   uint64_t generation = proxy_.snapshot_generation();
   if (generation == snapshot_generation_) return;
-  snapshot_ = proxy_.snapshot();
+  auto published = proxy_.published();
+  snapshot_ = std::move(published.snapshot);
+  outliers_ = std::move(published.outliers);
   snapshot_generation_ = generation;
   if (snapshot_) picker_->on_snapshot(*snapshot_);
 }
@@ -675,6 +700,7 @@ void Worker::start_exchange(Conn& c) {
   const http::RequestHead& head = request_head_;
   refresh_snapshot();
   x.snapshot = snapshot_;
+  x.outliers = outliers_;
   x.head_request = head.method == "HEAD";
   x.idempotent = head.is_idempotent();
   x.http10 = head.minor_version == 0;
@@ -684,6 +710,8 @@ void Worker::start_exchange(Conn& c) {
   x.request_done = head.framing == http::BodyFraming::None;
   x.has_body = !x.request_done;
   x.expect_continue = head.expect_continue && x.has_body;
+  x.body_kept = x.has_body && options_.request_body_buffer_limit > 0;
+  if (x.body_kept) x.body.allocate(options_.request_body_buffer_limit);   // once per slot
 
   const model::Snapshot* snap = snapshot_.get();
   const ListenerSpec& spec = listener_spec(c.listener);
@@ -716,7 +744,7 @@ void Worker::start_exchange(Conn& c) {
     decision = router_->route(*routes, view, *random_);
   } else if (routes != nullptr && !routes->l4.empty()) {
     // No HTTP routes: the port's connection-level destinations, chosen per request.
-    double r = random_->uniform(), cumulative = 0;
+    double r = random_->fraction(), cumulative = 0;
     decision.destination = &routes->l4.back();
     for (const auto& d : routes->l4) {
       cumulative += d.share;
@@ -774,7 +802,7 @@ void Worker::start_exchange(Conn& c) {
   }
   if (route != nullptr && route->timeout.count() > 0) x.route_deadline_ns = x.start_ns + to_ns(route->timeout);
   if (route != nullptr && route->fault && route->fault->delay &&
-      random_->uniform() * 100 < route->fault->delay->percent) {
+      random_->fraction() * 100 < route->fault->delay->percent) {
     metrics_.add(ProxyCounter::FaultDelays, service->host, "");
     x.flags = "DI";
     x.delay_until_ns = now_ns() + to_ns(route->fault->delay->fixed);
@@ -789,7 +817,7 @@ void Worker::continue_after_delay(Conn& c) {
   Exchange& x = *c.exchange;
   const model::HttpRoute* route = x.route;
   if (route != nullptr && route->fault && route->fault->abort &&
-      random_->uniform() * 100 < route->fault->abort->percent) {
+      random_->fraction() * 100 < route->fault->abort->percent) {
     metrics_.add(ProxyCounter::FaultAborts, x.service->host, "");
     reply_local(c, route->fault->abort->status, "fault filter abort\n", "", false, "FI");
     return;
@@ -798,13 +826,22 @@ void Worker::continue_after_delay(Conn& c) {
   dispatch(c);
 }
 
+// A request with a body is mirrored once its body has been read whole
+// (pump_request calls back here), and only if the body was kept.
 void Worker::send_mirrors(Conn& c) {
   Exchange& x = *c.exchange;
-  // Bodies stream through once and are not kept, so only body-less requests
-  // are mirrored (documented in docs/l7-proxy.md).
-  if (x.route == nullptr || x.route->mirrors.empty() || x.has_body) return;
+  if (x.route == nullptr || x.route->mirrors.empty()) return;
+  if (!x.request_done) {
+    x.mirrors_pending = true;
+    return;
+  }
+  x.mirrors_pending = false;
+  if (x.has_body && !x.body_kept) {
+    metrics_.add(ProxyCounter::MirrorsBodyNotKept, x.service->host, "");
+    return;
+  }
   for (const model::Mirror& m : x.route->mirrors) {
-    if (random_->uniform() * 100 < m.percent) mirror_request(c, m);
+    if (random_->fraction() * 100 < m.percent) mirror_request(c, m);
   }
 }
 
@@ -816,8 +853,7 @@ void Worker::mirror_request(Conn& c, const model::Mirror& mirror) {
   Exchange& x = *c.exchange;
   model::Destination d = mirror.destination;
   if (d.port == 0) d.port = x.service_port;
-  picker_port_ = d.port;
-  picker_snapshot_ = x.snapshot.get();
+  set_picker_context(x, d.port);
   RequestView view{empty_head_, "/", "", d.port, c.peer_address};
   auto endpoint = picker_->pick(*x.snapshot, d, view, *random_, *this);
   if (!endpoint) return;
@@ -854,6 +890,15 @@ void Worker::mirror_request(Conn& c, const model::Mirror& mirror) {
   }
   u->out.append(rest);
   u->out.append("connection: close\r\n\r\n");
+  // The mirror has its own copy of the body: the client's exchange moves on
+  // to its next request while the mirror may still be sending.
+  Exchange& mx = *u->exchange;
+  mx.body.clear();
+  mx.body_sent = 0;
+  if (x.has_body) {
+    mx.body.allocate(options_.request_body_buffer_limit);
+    mx.body.append(x.body.readable());
+  }
   io_uring_sqe* s = sqe();
   io_uring_prep_connect(s, fd, reinterpret_cast<sockaddr*>(&u->address), u->address_len);
   io_uring_sqe_set_data64(s, encode_user_data(Op::Connect, u->generation, u->id));
@@ -877,8 +922,7 @@ bool Worker::select_endpoint(Conn& c, const RequestView* view) {
   Exchange& x = *c.exchange;
   model::Destination d = x.destination->destination;
   d.port = port_of(x);
-  picker_port_ = d.port;
-  picker_snapshot_ = x.snapshot.get();
+  set_picker_context(x, d.port);
   RequestView retry_view{empty_head_, "/", "", d.port, c.peer_address};
   auto endpoint = picker_->pick(*x.snapshot, d, view != nullptr ? *view : retry_view, *random_, *this);
   if (!endpoint) return false;
@@ -903,6 +947,12 @@ uint32_t Worker::backend_for(const model::Endpoint& endpoint, uint32_t port) {
   return index;
 }
 
+void Worker::set_picker_context(const Exchange& x, uint32_t port) {
+  picker_port_ = port;
+  picker_snapshot_ = x.snapshot.get();
+  picker_outliers_ = x.outliers.get();
+}
+
 int64_t Worker::active_requests(uint32_t service, uint32_t endpoint) {
   const model::Service& s = picker_snapshot_->services[service];
   const model::ServicePort* sp = s.port(picker_port_);
@@ -911,12 +961,8 @@ int64_t Worker::active_requests(uint32_t service, uint32_t endpoint) {
       std::memory_order_relaxed);
 }
 
-bool Worker::is_ejected(uint32_t service, uint32_t endpoint) {
-  const model::Service& s = picker_snapshot_->services[service];
-  const model::ServicePort* sp = s.port(picker_port_);
-  const model::Endpoint& e = s.endpoints[endpoint];
-  const Backend& b = backends_[backend_for(e, sp != nullptr ? e.port_for(*sp) : picker_port_)];
-  return b.ejected_until_ns > now_ns();
+bool Worker::is_ejected(const model::Destination& destination, uint32_t endpoint) {
+  return picker_outliers_ != nullptr && picker_outliers_->is_ejected(destination, endpoint);
 }
 
 bool Worker::build_upstream_head(Conn& c, const http::RequestHead& head, std::string_view authority) {
@@ -944,6 +990,14 @@ bool Worker::build_upstream_head(Conn& c, const http::RequestHead& head, std::st
     std::string_view base = rewrite->uri;
     if (base.ends_with('/') && rest.starts_with('/')) rest.remove_prefix(1);
     w << base << rest;
+  } else if (rewrite != nullptr && rewrite->uri_regex && rewrite->uri_regex->regex) {
+    // uriRegexRewrite, as Envoy's regex_rewrite: every match in the path
+    // (the query is kept as is) replaced, with \1-style capture groups. The
+    // only allocation on this path, and only for routes that ask for it.
+    size_t query = std::min(path.find('?'), path.size());
+    std::string rewritten(path.substr(0, query));
+    RE2::GlobalReplace(&rewritten, *rewrite->uri_regex->regex, rewrite->uri_regex_rewrite);
+    w << rewritten << path.substr(query);
   } else {
     w << path;
   }
@@ -1114,15 +1168,17 @@ void Worker::on_connect(Conn& u, int res) {
     return;
   }
   u.upstream_state = UpstreamState::Busy;
+  arm_recv(u);
   if (u.mirror) {
     u.deadline = Deadline::Idle;   // bound a mirror's life: the response is not awaited by anyone
     u.deadline_ns = now_ns() + to_ns(std::chrono::seconds(10));
+    pump_mirror(u);
+    return;
   }
-  arm_recv(u);
   submit_send(u);
 }
 
-void Worker::release_upstream(Conn& u, bool reusable) {
+void Worker::release_upstream(Conn& u, bool reusable, int64_t idle_timeout_ns) {
   u.client = kNone;
   if (u.shut) return;
   if (!reusable || draining_ || u.peer_eof || !u.in.empty() || u.held_count > 0) {
@@ -1134,15 +1190,25 @@ void Worker::release_upstream(Conn& u, bool reusable) {
   u.next = b.idle_head;
   b.idle_head = u.id;
   u.deadline = Deadline::PoolIdle;
-  u.deadline_ns = now_ns() + std::chrono::duration_cast<std::chrono::nanoseconds>(options_.idle_timeout).count();
+  u.deadline_ns = now_ns() + idle_timeout_ns;
   serve_pending(u.backend);
 }
 
+// A reusable connection goes back to the backend's pool unless it has
+// served the subset's maxRequestsPerConnection; it then waits at most the
+// pool's idleTimeout for its next request.
 void Worker::detach_upstream(Conn& c, bool reusable) {
   if (c.upstream == kNone) return;
   Conn& u = *conns_[c.upstream];
   c.upstream = kNone;
-  release_upstream(u, reusable);
+  ++u.requests;
+  int64_t idle_timeout_ns = 0;
+  if (reusable) {
+    const model::ConnectionPool& pool = subset_of(*c.exchange).policy_for(port_of(*c.exchange)).connection_pool;
+    if (pool.max_requests_per_connection != 0 && u.requests >= pool.max_requests_per_connection) reusable = false;
+    idle_timeout_ns = to_ns(pool.idle_timeout);
+  }
+  release_upstream(u, reusable, idle_timeout_ns);
 }
 
 void Worker::end_attempt(Conn& c) {
@@ -1154,59 +1220,47 @@ void Worker::end_attempt(Conn& c) {
   x.counted_active = false;
 }
 
-// Outlier detection on consecutive errors (Envoy's consecutive_5xx and
-// consecutive_gateway_failure): locally originated failures count as 503/504.
+// Outlier detection (Envoy's consecutive_5xx and consecutive_gateway_failure)
+// in the subset's detector shared by all workers; locally originated
+// failures arrive here as 503/504, as Envoy maps them.
 void Worker::record_outcome(const Exchange& x, unsigned status) {
-  if (x.backend == kNone) return;
-  const model::OutlierDetection& od = subset_of(x).policy_for(port_of(x)).outlier_detection;
-  Backend& b = backends_[x.backend];
-  bool error_5xx = status >= 500;
-  bool gateway = status == 502 || status == 503 || status == 504;
-  b.consecutive_5xx = error_5xx ? b.consecutive_5xx + 1 : 0;
-  b.consecutive_gateway = gateway ? b.consecutive_gateway + 1 : 0;
-  if (!od.enabled) return;
-  bool trip = (od.consecutive_5xx_errors != 0 && b.consecutive_5xx >= od.consecutive_5xx_errors) ||
-              (od.consecutive_gateway_errors != 0 && b.consecutive_gateway >= od.consecutive_gateway_errors);
-  int64_t now = now_ns();
-  if (!trip || b.ejected_until_ns > now) return;
-  // At most max_ejection_percent of the subset ejected, but one host always may be.
-  const model::Subset& subset = subset_of(x);
-  const model::Service& service = x.snapshot->services[x.destination->destination.service];
-  uint32_t ejected = 0;
-  for (uint32_t e : subset.endpoints) {
-    picker_snapshot_ = x.snapshot.get();
-    picker_port_ = port_of(x);
-    ejected += is_ejected(x.destination->destination.service, e) ? 1 : 0;
+  if (x.backend == kNone || x.outliers == nullptr || x.destination == nullptr) return;
+  model::Destination d = x.destination->destination;
+  d.port = port_of(x);
+  if (x.outliers->report_status(d, x.endpoint, status)) {
+    metrics_.add(ProxyCounter::Ejections, x.service->host, backends_[x.backend].workload);
   }
-  (void)service;
-  size_t total = subset.endpoints.size();
-  Backend& tripped = backends_[x.backend];
-  tripped.consecutive_5xx = tripped.consecutive_gateway = 0;
-  if (ejected > 0 && (ejected + 1) * 100 > od.max_ejection_percent * total) return;
-  ++tripped.ejections;
-  int64_t base = to_ns(od.base_ejection_time);
-  tripped.ejected_until_ns = now + base * std::min<uint32_t>(tripped.ejections, 10);
-  metrics_.add(ProxyCounter::Ejections, x.service->host, tripped.workload);
 }
 
 // ---- streaming -------------------------------------------------------------------------
 
 // Request body: client.in → upstream.out, as much as the upstream buffer
 // takes; the body is validated while it streams and never buffered whole.
+// A retry first re-sends the kept body, then goes on with what the client
+// has not sent yet.
 void Worker::pump_request(Conn& c) {
   Exchange& x = *c.exchange;
   if (c.upstream == kNone) return;
   Conn& u = *conns_[c.upstream];
+  if (x.body_sent < x.body.size()) {
+    std::string_view kept = x.body.readable().substr(x.body_sent);
+    size_t n = std::min(kept.size(), u.out.space());
+    u.out.append(kept.substr(0, n));
+    x.body_sent += static_cast<uint32_t>(n);
+    if (x.body_sent < x.body.size()) {
+      submit_send(u);
+      return;
+    }
+  }
   while (!x.request_done) {
     std::string_view avail = c.in.readable();
     size_t space = u.out.space();
     if (avail.empty() && drain_held(c)) continue;
     if (avail.empty() || space == 0) break;
+    std::string_view forwarded;
     if (x.request_framing == http::BodyFraming::ContentLength) {
-      size_t n = static_cast<size_t>(std::min<uint64_t>({avail.size(), space, x.request_remaining}));
-      u.out.append(avail.substr(0, n));
-      c.in.consume(n);
-      x.request_remaining -= n;
+      forwarded = avail.substr(0, static_cast<size_t>(std::min<uint64_t>({avail.size(), space, x.request_remaining})));
+      x.request_remaining -= forwarded.size();
       x.request_done = x.request_remaining == 0;
     } else {
       std::string_view chunk = avail.substr(0, space);
@@ -1221,11 +1275,42 @@ void Worker::pump_request(Conn& c) {
         }
         return;
       }
-      u.out.append(chunk.substr(0, n));
-      c.in.consume(n);
+      forwarded = chunk.substr(0, n);
       x.request_done = x.request_chunks.done();
     }
+    keep_body(c, forwarded);
+    u.out.append(forwarded);
+    c.in.consume(forwarded.size());
     x.request_body_sent = true;
+  }
+  submit_send(u);
+  if (x.request_done && x.mirrors_pending) send_mirrors(c);
+}
+
+// Keeps forwarded body bytes for a retry or a mirror while they fit in
+// the per-request limit; past it the body is dropped and counted.
+void Worker::keep_body(Conn& c, std::string_view forwarded) {
+  Exchange& x = *c.exchange;
+  if (!x.body_kept) return;
+  if (forwarded.size() <= options_.request_body_buffer_limit - x.body.size()) {
+    x.body.append(forwarded);
+    x.body_sent += static_cast<uint32_t>(forwarded.size());
+    return;
+  }
+  x.body_kept = false;
+  x.body.clear();
+  x.body_sent = 0;
+  metrics_.add(ProxyCounter::BodyOverLimit, x.service->host, "");
+}
+
+// A mirror's body, from its own copy, as its send buffer drains.
+void Worker::pump_mirror(Conn& u) {
+  Exchange& mx = *u.exchange;
+  if (mx.body_sent < mx.body.size()) {
+    std::string_view kept = mx.body.readable().substr(mx.body_sent);
+    size_t n = std::min(kept.size(), u.out.space());
+    u.out.append(kept.substr(0, n));
+    mx.body_sent += static_cast<uint32_t>(n);
   }
   submit_send(u);
 }
@@ -1458,7 +1543,8 @@ void Worker::flush_access_log() {
 
 void Worker::finish_exchange(Conn& c) {
   Exchange& x = *c.exchange;
-  bool reusable = x.upstream_keep_alive && x.request_done;
+  // Reusable only if the upstream saw the whole request (a retry's replay included).
+  bool reusable = x.upstream_keep_alive && x.request_done && x.body_sent == x.body.size();
   end_attempt(c);
   detach_upstream(c, reusable);
   // A response that ends before its request body: the rest of the body is
@@ -1535,7 +1621,7 @@ void Worker::abort_exchange(Conn& c) {
   close_conn(c);
 }
 
-bool Worker::retry_allowed(const Exchange& x, Failure failure, unsigned status, bool response_seen) const {
+bool Worker::retry_allowed(const Exchange& x, Failure failure, unsigned status, bool response_seen) {
   AttemptOutcome o;
   o.failure = response_seen ? AttemptFailure::None
               : failure == Failure::ConnectFailure ? AttemptFailure::ConnectFailure
@@ -1544,9 +1630,15 @@ bool Worker::retry_allowed(const Exchange& x, Failure failure, unsigned status, 
   o.status = status;
   o.retries_done = x.retries_done;
   o.idempotent = x.idempotent;
-  o.body_streamed = x.has_body && x.request_body_sent;
+  o.body_streamed = !body_replayable(x);
   o.response_started = x.response_started;
-  return should_retry(x.route != nullptr && x.route->retries ? &*x.route->retries : nullptr, o);
+  const model::Retries* retries = x.route != nullptr && x.route->retries ? &*x.route->retries : nullptr;
+  if (should_retry(retries, o)) return true;
+  if (o.body_streamed) {
+    o.body_streamed = false;
+    if (should_retry(retries, o)) metrics_.add(ProxyCounter::RetriesBodyNotKept, x.service->host, "");
+  }
+  return false;
 }
 
 void Worker::retry(Conn& c) {
@@ -1557,7 +1649,7 @@ void Worker::retry(Conn& c) {
   detach_upstream(c, false);
   x.response_head_done = x.response_done = false;
   x.response_chunks.reset();
-  x.request_done = !x.has_body;
+  x.body_sent = 0;   // the kept body goes out again; request_done still tells what the client sent
   c.client_state = ClientState::Proxying;
   // Prefer another host than the one that just failed (Envoy's
   // previous_hosts retry predicate), with a bounded number of re-picks.
@@ -1581,12 +1673,14 @@ void Worker::fail_exchange(Conn& c, Failure failure) {
     detach_upstream(c, false);
   }
   // A pooled connection the server had already closed: the request never
-  // got an answer, so an idempotent, bodiless one is safely sent again on a
-  // fresh connection (once; it does not count as a retry).
-  if (dead_pooled && x.idempotent && !x.has_body && !x.fresh_connection) {
+  // got an answer, so an idempotent one whose body (if any) is still whole
+  // here is safely sent again on a fresh connection (once; it does not
+  // count as a retry).
+  if (dead_pooled && x.idempotent && body_replayable(x) && !x.fresh_connection) {
     end_attempt(c);
     x.fresh_connection = true;
     x.response_head_done = false;
+    x.body_sent = 0;
     dispatch(c);
     return;
   }

@@ -16,6 +16,7 @@
 
 #include "http/chunked_body.h"
 #include "http/message_head.h"
+#include "lb/random_source.h"
 #include "model/snapshot.h"
 #include "proxy/byte_buffer.h"
 #include "proxy/metrics.h"
@@ -63,6 +64,7 @@ class Worker final : private BackendLoad {
   // The request a client connection is proxying and its response.
   struct Exchange {
     model::SnapshotPtr snapshot;
+    std::shared_ptr<OutlierRegistry> outliers;   // the snapshot's
     const model::Service* service = nullptr;
     const model::HttpRoute* route = nullptr;
     const model::WeightedDestination* destination = nullptr;
@@ -71,6 +73,12 @@ class Worker final : private BackendLoad {
     bool counted_active = false, has_body = false, expect_continue = false, fresh_connection = false;
     model::WeightedDestination fallback;   // the whole service, when the port has no routes
     ByteBuffer upstream_head;            // the request head as sent upstream (kept for retries)
+    // The request body as forwarded (in its framing), kept up to
+    // ProxyOptions::request_body_buffer_limit for retries and mirrors.
+    // body_kept turns false for good when the body outgrows the limit.
+    ByteBuffer body;
+    bool body_kept = false, mirrors_pending = false;
+    uint32_t body_sent = 0;              // bytes of `body` already in this attempt's upstream stream
     http::BodyFraming request_framing = http::BodyFraming::None;
     uint64_t request_remaining = 0;
     http::ChunkedBodyScanner request_chunks;
@@ -149,8 +157,6 @@ class Worker final : private BackendLoad {
     int64_t active = 0;
     uint32_t connections = 0, pending = 0;
     uint32_t idle_head = kNone, pending_head = kNone, pending_tail = kNone;
-    uint32_t consecutive_5xx = 0, consecutive_gateway = 0, ejections = 0;
-    int64_t ejected_until_ns = 0;
   };
 
   // Ring plumbing.
@@ -160,6 +166,7 @@ class Worker final : private BackendLoad {
   void arm_recv(Conn& c);
   void arm_wake();
   void submit_send(Conn& c);
+  void handle_completions();
   void handle_cqe(const io_uring_cqe& cqe);
   void recycle_buffer(uint16_t bid);
   char* buffer_address(uint16_t bid) { return buffers_.get() + size_t{bid} * kBufferSize; }
@@ -183,6 +190,8 @@ class Worker final : private BackendLoad {
   void dispatch(Conn& c);
   void send_mirrors(Conn& c);
   void mirror_request(Conn& c, const model::Mirror& mirror);
+  void pump_mirror(Conn& u);
+  void keep_body(Conn& c, std::string_view forwarded);
   void attach_upstream(Conn& c, Conn& u);
   void pump_request(Conn& c);
   void pump_response(Conn& c);
@@ -195,7 +204,10 @@ class Worker final : private BackendLoad {
   void reply_local(Conn& c, unsigned status, std::string_view body, std::string_view extra_fields,
                    bool close, std::string_view flags);
   void fail_exchange(Conn& c, Failure failure);
-  bool retry_allowed(const Exchange& x, Failure failure, unsigned status, bool response_seen) const;
+  // Counts a retry the policy allowed but a body over the buffer limit prevented.
+  bool retry_allowed(const Exchange& x, Failure failure, unsigned status, bool response_seen);
+  // The body can be sent again: none, none of it sent yet, or all of it kept.
+  static bool body_replayable(const Exchange& x) { return !x.has_body || !x.request_body_sent || x.body_kept; }
   void retry(Conn& c);
   bool build_upstream_head(Conn& c, const http::RequestHead& head, std::string_view authority);
   bool write_response_head(Conn& c, const http::ResponseHead& head);
@@ -205,7 +217,7 @@ class Worker final : private BackendLoad {
   uint32_t backend_for(const model::Endpoint& endpoint, uint32_t port);
   void open_upstream(Conn& client, Backend& b, uint32_t backend);
   void on_connect(Conn& u, int res);
-  void release_upstream(Conn& u, bool reusable);
+  void release_upstream(Conn& u, bool reusable, int64_t idle_timeout_ns);
   void detach_upstream(Conn& c, bool reusable);
   void record_outcome(const Exchange& x, unsigned status);
   const model::Subset& subset_of(const Exchange& x) const;
@@ -215,7 +227,8 @@ class Worker final : private BackendLoad {
 
   // BackendLoad for the picker.
   int64_t active_requests(uint32_t service, uint32_t endpoint) override;
-  bool is_ejected(uint32_t service, uint32_t endpoint) override;
+  bool is_ejected(const model::Destination& destination, uint32_t endpoint) override;
+  void set_picker_context(const Exchange& x, uint32_t port);
 
   void refresh_snapshot();
   void check_deadlines();
@@ -228,6 +241,7 @@ class Worker final : private BackendLoad {
   static constexpr uint32_t kBufferSize = 16 * 1024;   // provided receive buffers
   static constexpr uint32_t kBufferCount = 1024;       // per worker (power of two)
   static constexpr uint32_t kConnBufferSize = 64 * 1024;
+  static constexpr unsigned kCompletionSlice = 16;
 
   unsigned index_;
   Proxy& proxy_;
@@ -252,11 +266,13 @@ class Worker final : private BackendLoad {
   uint64_t snapshot_generation_ = 0;
   std::unique_ptr<RequestRouter> router_;
   std::unique_ptr<EndpointPicker> picker_;
-  std::unique_ptr<RandomSource> random_;
+  std::unique_ptr<lb::RandomSource> random_;
+  std::shared_ptr<OutlierRegistry> outliers_;    // for snapshot_
   std::vector<Backend> backends_;
   std::unordered_map<BackendKey, uint32_t, BackendKeyHash> backend_index_;
   uint32_t picker_port_ = 0;                      // the service port the picker is choosing for
   const model::Snapshot* picker_snapshot_ = nullptr;
+  const OutlierRegistry* picker_outliers_ = nullptr;
   http::RequestHead empty_head_;                  // the request view for retries (headers are gone)
   http::RequestHead request_head_;     // scratch, reused per request
   http::ResponseHead response_head_;   // scratch

@@ -11,6 +11,7 @@
 #include "proxy/byte_buffer.h"
 #include "proxy/mesh_routing.h"
 #include "proxy/metrics.h"
+#include "proxy/outlier_registry.h"
 #include "proxy/proxy.h"
 #include "proxy/retry_policy.h"
 #include "proxy/user_data.h"
@@ -167,7 +168,7 @@ TEST(MeshRouter, WeightsApplyPerRequestWithASeededSource) {
             http::ParseResult::Complete);
   RequestView view{head, head.target, head.authority, 9080};
   MeshRouter router;
-  SeededRandom random(42);
+  lb::SeededRandom random(42);
   std::map<uint32_t, int> picks;
   for (int i = 0; i < 10000; ++i) ++picks[router.route(routes, view, random).destination->destination.subset];
   // 10,000 draws: σ of the share is 0.46 points; ±1.5 points is 3.3σ.
@@ -194,11 +195,11 @@ TEST(MeshPicker, SourceIpHashPinsEachClientToOneEndpoint) {
   lb.hash.source = model::HashKey::Source::SourceIp;
   struct IdleBackends final : BackendLoad {
     int64_t active_requests(uint32_t, uint32_t) override { return 0; }
-    bool is_ejected(uint32_t, uint32_t) override { return false; }
+    bool is_ejected(const model::Destination&, uint32_t) override { return false; }
   } load;
   MeshPicker picker;
   picker.on_snapshot(snapshot);
-  SeededRandom random(7);
+  lb::SeededRandom random(7);
   http::RequestHead head;
   ASSERT_EQ(http::parse_request_head("GET / HTTP/1.1\r\nHost: productpage\r\n\r\n", http::Limits{}, head),
             http::ParseResult::Complete);
@@ -261,6 +262,131 @@ TEST(ProxyActiveCounters, ResolvedByUpdateSnapshotNotByWorkers) {
   auto* v2a = proxy.active_counter(*model::IpAddress::parse("10.200.13.2"), 9080);
   EXPECT_EQ(v2a, counters->memory.counter_for(*model::IpAddress::parse("10.200.13.2"), 9080));
   EXPECT_EQ(counters->calls.size(), 3u);
+}
+
+// ---- outlier detection shared by the workers ----------------------------------
+
+class ManualClock final : public lb::MonotonicClock {
+ public:
+  TimePoint now() const override { return now_; }
+  void advance(std::chrono::nanoseconds d) { now_ += d; }
+
+ private:
+  TimePoint now_{std::chrono::seconds(1000)};
+};
+
+// One service with `hosts` endpoints in subset 0 (port 9080), outlier detection as given.
+model::SnapshotPtr outlier_snapshot(uint32_t hosts, uint32_t consecutive_5xx, uint32_t max_percent,
+                                    std::string first_address = "10.200.11.2") {
+  auto snapshot = std::make_shared<model::Snapshot>();
+  model::Service& service = snapshot->services.emplace_back();
+  service.host = "productpage";
+  service.ports.push_back(model::ServicePort{9080, model::Protocol::HTTP, "http", 0});
+  model::Subset& subset = service.subsets.emplace_back();
+  subset.name = "v1";
+  for (uint32_t i = 0; i < hosts; ++i) {
+    std::string address = i == 0 ? first_address : "10.200.12." + std::to_string(i + 2);
+    service.endpoints.emplace_back().address = *model::IpAddress::parse(address);
+    subset.endpoints.push_back(i);
+  }
+  model::OutlierDetection& od = subset.policy_by_port[9080].outlier_detection;
+  od.enabled = true;
+  od.consecutive_5xx_errors = consecutive_5xx;
+  od.consecutive_gateway_errors = 0;
+  od.max_ejection_percent = max_percent;
+  od.interval = std::chrono::seconds(1);
+  od.base_ejection_time = std::chrono::seconds(30);
+  return snapshot;
+}
+
+const model::Destination kV1{0, 0, 9080};
+
+TEST(OutlierRegistry, ConsecutiveErrorsFromAllWorkersAddUp) {
+  ManualClock clock;
+  auto snapshot = outlier_snapshot(4, 6, 100);
+  OutlierRegistry registry(*snapshot, nullptr, clock);
+  // Two workers report three 503s each for endpoint 1, concurrently: the
+  // sixth consecutive error ejects it, wherever it came from.
+  std::atomic<int> ejections{0};
+  auto worker = [&] {
+    for (int i = 0; i < 3; ++i) ejections += registry.report_status(kV1, 1, 503) ? 1 : 0;
+  };
+  std::thread a(worker), b(worker);
+  a.join();
+  b.join();
+  EXPECT_TRUE(registry.is_ejected(kV1, 1));
+  EXPECT_EQ(ejections.load(), 1);   // exactly one report was the ejecting one
+  EXPECT_FALSE(registry.is_ejected(kV1, 0));
+}
+
+TEST(OutlierRegistry, MaxEjectionPercentCountsTheWholeSubsetNotAWorker) {
+  ManualClock clock;
+  auto snapshot = outlier_snapshot(4, 1, 50);   // 50% of 4 hosts: at most 2 ejected
+  OutlierRegistry registry(*snapshot, nullptr, clock);
+  // Each "worker" sees a different endpoint fail; per-worker accounting
+  // would let every one of them eject its own.
+  std::vector<std::thread> workers;
+  for (uint32_t e = 0; e < 4; ++e) workers.emplace_back([&, e] { registry.report_status(kV1, e, 502); });
+  for (auto& t : workers) t.join();
+  int ejected = 0;
+  for (uint32_t e = 0; e < 4; ++e) ejected += registry.is_ejected(kV1, e) ? 1 : 0;
+  EXPECT_EQ(ejected, 2);
+  EXPECT_EQ(registry.find(kV1)->counters().ejections_overflow, 2u);
+}
+
+// Envoy >= 1.31 (without always_eject_one_host): 100 * (ejected + 1) / hosts
+// must not exceed maxEjectionPercent, so Istio's default 10% ejects nothing
+// in a subset of fewer than 10 hosts, and one host of 10.
+TEST(OutlierRegistry, TenPercentEjectsNothingBelowTenHostsAndOneOfTen) {
+  ManualClock clock;
+  auto nine = outlier_snapshot(9, 1, 10);
+  OutlierRegistry small(*nine, nullptr, clock);
+  EXPECT_FALSE(small.report_status(kV1, 0, 503));
+  EXPECT_FALSE(small.is_ejected(kV1, 0));
+  auto ten = outlier_snapshot(10, 1, 10);
+  OutlierRegistry large(*ten, nullptr, clock);
+  EXPECT_TRUE(large.report_status(kV1, 0, 503));
+  EXPECT_FALSE(large.report_status(kV1, 1, 503));
+  EXPECT_TRUE(large.is_ejected(kV1, 0));
+  EXPECT_FALSE(large.is_ejected(kV1, 1));
+}
+
+TEST(OutlierRegistry, AnEjectedHostStaysEjectedAcrossASnapshotWithTheSameHosts) {
+  ManualClock clock;
+  auto first = outlier_snapshot(4, 1, 100);
+  OutlierRegistry before(*first, nullptr, clock);
+  ASSERT_TRUE(before.report_status(kV1, 2, 503));
+  // A weight shift compiles a new snapshot with the same subset: same detector.
+  auto same = outlier_snapshot(4, 1, 100);
+  OutlierRegistry after(*same, &before, clock);
+  EXPECT_TRUE(after.is_ejected(kV1, 2));
+  // A subset whose hosts changed starts afresh.
+  auto moved = outlier_snapshot(4, 1, 100, "10.200.99.2");
+  OutlierRegistry fresh(*moved, &after, clock);
+  EXPECT_FALSE(fresh.is_ejected(kV1, 2));
+}
+
+TEST(OutlierRegistry, SweepReturnsHostsAfterBaseEjectionTime) {
+  ManualClock clock;
+  auto snapshot = outlier_snapshot(2, 1, 100);
+  OutlierRegistry registry(*snapshot, nullptr, clock);
+  ASSERT_TRUE(registry.report_status(kV1, 0, 500));
+  clock.advance(std::chrono::seconds(29));
+  registry.sweep_if_due();
+  EXPECT_TRUE(registry.is_ejected(kV1, 0));
+  clock.advance(std::chrono::seconds(2));
+  registry.sweep_if_due();
+  EXPECT_FALSE(registry.is_ejected(kV1, 0));
+}
+
+TEST(OutlierRegistry, SubsetsWithoutOutlierDetectionNeverEject) {
+  ManualClock clock;
+  auto snapshot = outlier_snapshot(2, 1, 100);
+  const model::Destination other_port{0, 0, 9081};
+  OutlierRegistry registry(*snapshot, nullptr, clock);
+  EXPECT_FALSE(registry.report_status(other_port, 0, 503));
+  EXPECT_FALSE(registry.is_ejected(other_port, 0));
+  EXPECT_EQ(registry.find(other_port), nullptr);
 }
 
 }  // namespace

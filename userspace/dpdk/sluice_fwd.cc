@@ -1,14 +1,16 @@
 // sluice-fwd: the L4 steering of the XDP program, in userspace on DPDK ports
 // (PCI NICs, or net_af_packet / net_af_xdp vdevs over veth for tests).
 //
-//   sluice-fwd [EAL options] -- --pin-dir DIR --route PREFIX@PORT=MAC... [--queues N]
-//              [--stats-file F] [--duration S]
+//   sluice-fwd [EAL options] -- --pin-dir DIR --route PREFIX/LEN@PORT=MAC... [--queues N]
+//              [--stats-file F] [--duration S] [--idle-sleep-us N] [--flows N]
 //
 // One lcore per queue index: lcore i polls RX queue i of every port and is
 // the only writer of TX queue i of every port, so no TX lock. Per packet:
 // parse -> flow table (affinity) -> on a miss, the shared decision
-// (sluice/steer_decide.h over a per-generation copy of the pinned maps) ->
-// DNAT or reverse NAT -> static next hop -> TX burst.
+// (sluice/steer_decide.h over the mmapped pinned tables) ->
+// DNAT or reverse NAT -> static next hop -> TX burst. A control thread
+// follows the generation flip, expires idle flows and writes the stats file
+// sluiced exports (docs/dpdk.md).
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>

@@ -39,9 +39,14 @@ struct {
 	__type(value, __u32);
 } sluice_vips SEC(".maps");
 
+/* The config arrays below (subsets, members, schedule, Maglev, backends) are
+ * mmapable so the DPDK forwarder reads them in place, with no syscall; the
+ * program's lookups are the same either way. */
+
 /* Subsets of both halves (absolute index). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, 2 * SLUICE_MAX_SUBSETS);
 	__type(key, __u32);
 	__type(value, struct sluice_subset);
@@ -50,6 +55,7 @@ struct {
 /* Subset members (backend id + weight) of both halves. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, 2 * SLUICE_MAX_MEMBERS);
 	__type(key, __u32);
 	__type(value, struct sluice_member);
@@ -58,6 +64,7 @@ struct {
 /* Smooth WRR cycles (backend ids) of both halves. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, 2 * SLUICE_MAX_SCHEDULE);
 	__type(key, __u32);
 	__type(value, __u32);
@@ -66,6 +73,7 @@ struct {
 /* Maglev lookup tables (backend ids) of both halves; size set by the loader. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, 2 * SLUICE_MAGLEV_DEFAULT_SLOTS);
 	__type(key, __u32);
 	__type(value, __u32);
@@ -82,6 +90,7 @@ struct {
 /* Backend id -> address, port, liveness (id 0 unused). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, SLUICE_MAX_BACKENDS);
 	__type(key, __u32);
 	__type(value, struct sluice_backend);

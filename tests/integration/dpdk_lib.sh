@@ -92,6 +92,19 @@ dpdk_start_forwarder() {
     routes+=(--route "$(topo_addr backend "$i" | sed 's/\.2$/.0/')/24@$i=$mac")
     routes+=(--route "$(topo_addr backend "$i" 6 | sed 's/::2$/::/')/64@$i=$mac")
   done
+  if [[ $DPDK_VDEV == net_af_xdp ]]; then
+    # AF_XDP takes every frame away from the node's kernel (af_packet only
+    # copies them), so nobody answers ARP/ND for the node's addresses: the
+    # client and backends get permanent neighbour entries for their gateway.
+    ip -n "$(topo_ns client)" neigh replace "$(topo_addr node-client)" lladdr "$(dpdk_mac "$node" c0)" dev eth0 nud permanent
+    ip -n "$(topo_ns client)" neigh replace "$(topo_addr node-client 6)" lladdr "$(dpdk_mac "$node" c0)" dev eth0 nud permanent
+    for i in 1 2 3 4; do
+      ip -n "$(topo_ns backend "$i")" neigh replace "$(topo_addr node-backend "$i")" lladdr "$(dpdk_mac "$node" "b$i")" \
+        dev eth0 nud permanent
+      ip -n "$(topo_ns backend "$i")" neigh replace "$(topo_addr node-backend "$i" 6)" lladdr "$(dpdk_mac "$node" "b$i")" \
+        dev eth0 nud permanent
+    done
+  fi
   rm -f "$XDP_WORK/fwd-stats.json"
   nsenter --net="/run/netns/$node" timeout --signal=TERM --kill-after=5 "$seconds" \
     "$SLUICE_FWD" -l 0 --no-huge -m 512 --no-pci --no-telemetry --file-prefix "slc-dpdk-$$" --log-level=warning \
@@ -119,8 +132,8 @@ dpdk_finish() {
   if ((xdp_failures > 0)); then
     echo "--- forwarder log ---"
     tail -20 "$XDP_WORK/fwd.log"
-    echo "--- forwarder stats ---"
-    head -c 3000 "$XDP_WORK/fwd-stats.json"
+    echo "--- forwarder stats (global, ports) ---"
+    xdp_json "$XDP_WORK/fwd-stats.json" 'json.dumps({"global": j["global"], "ports": j.get("ports")})'
     exit 1
   fi
   exit 0

@@ -39,4 +39,29 @@ sleep 1.2   # one more stats write
 new_flows=$(xdp_json "$XDP_WORK/fwd-stats.json" 'j["global"]["new_flows"]')
 xdp_check "the forwarder counted $new_flows new flows (>= $n)" test "$new_flows" -ge $n
 xdp_check "the forwarder ran reverse NAT" test "$(xdp_json "$XDP_WORK/fwd-stats.json" 'j["global"]["reverse_nat"]')" -gt 0
+
+# Every connection closed (FIN): its flow leaves the forwarder's tables after
+# the conntrack closing timeout (sluice_ctrl.closing_ns, 10 s by default) plus
+# one sweep pass (2 s), and is counted closed in the shared least-request map.
+flows=""
+for _ in $(seq 30); do
+  sleep 1
+  flows=$(xdp_json "$XDP_WORK/fwd-stats.json" 'j["flows"] + j["reverse_flows"]')
+  [[ $flows -eq 0 ]] && break
+done
+# A connection whose client port was free again before its old flow expired
+# re-opens that entry in place (flows_reopened): each new flow is either
+# expired or re-opened.
+read -r new expired reopened < <(xdp_json "$XDP_WORK/fwd-stats.json" \
+  '" ".join(str(j["global"][k]) for k in ["new_flows", "flows_expired", "flows_reopened"])')
+echo "flow tables after the closing timeout: $flows entries; $new new flows, $expired expired, $reopened re-opened"
+xdp_check "the closed flows expired from both flow tables ($flows entries left)" test "$flows" -eq 0
+xdp_check "every flow was expired by the sweeper or re-opened ($expired + $reopened == $new)" \
+  test $((expired + reopened)) -eq "$new"
+xdp_stats
+read -r opened closed < <(xdp_json "$XDP_WORK/stats.json" \
+  '" ".join(str(sum(b[k] for b in j["backends"])) for k in ["l4_opened", "l4_closed"])')
+echo "shared least-request map: l4_opened=$opened l4_closed=$closed"
+xdp_check "the forwarder's flows were counted in the shared least-request map ($opened >= $n)" test "$opened" -ge $n
+xdp_check "and all of them closed again: no active flow left ($opened opened, $closed closed)" test "$opened" -eq "$closed"
 dpdk_finish

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Packets per second of 64-byte UDP frames through sluice-fwd (af_packet
-# vdevs) and through the XDP program (native, same veths), measured in one
-# run on the same topology, plus the forwarder's cycles per packet.
+# Packets per second of 64-byte UDP frames through sluice-fwd (af_packet, or
+# AF_XDP with DPDK_VDEV=net_af_xdp, vdevs) and through the XDP program
+# (native, same veths), measured in one run on the same topology, plus the
+# forwarder's cycles per packet.
 #
 #   tools/bench/dpdk_forwarder.sh [BUILD_DIR] [SECONDS]     # root; default build, 5 s
 #
@@ -89,6 +90,6 @@ dpdk_stop_forwarder
 echo "64-byte UDP frames, 256 flows, ${seconds} s per phase, $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
 printf '%-34s %12s %14s\n' path offered_pps delivered_pps
 printf '%-34s %12s %14s\n' "XDP native (veth)" "$xdp_sent" "$xdp_pps"
-printf '%-34s %12s %14s\n' "sluice-fwd af_packet (1 lcore)" "$fwd_sent" "$fwd_pps"
+printf '%-34s %12s %14s\n' "sluice-fwd $DPDK_VDEV (1 lcore)" "$fwd_sent" "$fwd_pps"
 python3 -c "print(f'forwarder / XDP delivered: {$fwd_pps/max(1,$xdp_pps):.2f}')"
 echo "forwarder cycles per packet (busy bursts, RX to TX): $cpp at TSC $tsc Hz"

@@ -3,6 +3,13 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+
 #include "agent/planes.h"
 #include "config/snapshot_json.h"
 #include "proxy/proxy.h"
@@ -46,6 +53,11 @@ json status_json(const AdminContext& ctx) {
   }
   out["warnings"] = st.warnings;
   out["planes"] = {{"xdp", ctx.xdp != nullptr}, {"l7", ctx.proxy != nullptr}};
+  // The forwarder is its own process: "dpdk" says whether it is alive (its
+  // stats file is fresh), and which table generation it steers with.
+  auto forwarder = ctx.dpdk_stats_file.empty() ? std::nullopt : read_forwarder_stats(ctx.dpdk_stats_file);
+  out["planes"]["dpdk"] = forwarder && forwarder->up();
+  if (forwarder && forwarder->up()) out["dpdk_generation"] = forwarder->counters.value("generation", 0);
   out["interfaces"] = ctx.interfaces;
   return out;
 }
@@ -134,19 +146,23 @@ json clusters_json(const AdminContext& ctx, const model::Snapshot& snap) {
   return out;
 }
 
+void add_family(std::string& out, const char* name, const char* type, const char* help) {
+  out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+// Absent or null counters read as 0: a datapath older or newer than this
+// agent may lack a field, and that must not cost the whole scrape.
+uint64_t counter_of(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_number() ? it->get<uint64_t>() : 0;
+}
+
 }  // namespace
 
 std::string render_xdp_prometheus(const json& stats) {
   std::string out;
-  auto family = [&](const char* name, const char* type, const char* help) {
-    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
-  };
-  // Absent or null counters read as 0: a datapath older or newer than this
-  // agent may lack a field, and that must not cost the whole scrape.
-  auto num = [](const json& j, const char* key) -> uint64_t {
-    auto it = j.find(key);
-    return it != j.end() && it->is_number() ? it->get<uint64_t>() : 0;
-  };
+  auto family = [&](const char* name, const char* type, const char* help) { add_family(out, name, type, help); };
+  auto num = counter_of;
 
   // Istio's standard TCP metrics, per destination subset (reporter: the XDP plane).
   struct IstioTcp {
@@ -222,6 +238,142 @@ std::string render_xdp_prometheus(const json& stats) {
   return out;
 }
 
+std::optional<ForwarderStats> read_forwarder_stats(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return std::nullopt;
+  ForwarderStats stats;
+  stats.age_seconds = std::numeric_limits<double>::infinity();
+  std::ifstream in(path);
+  json counters = in ? json::parse(in, nullptr, false) : json();
+  if (!in.is_open() || counters.is_discarded() || !counters.is_object()) {
+    stats.counters = {{"error", fmt::format("{}: not a sluice-fwd stats file (unreadable or not JSON)", path)}};
+    return stats;
+  }
+  const double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  if (auto it = counters.find("written_at"); it != counters.end() && it->is_number())
+    stats.age_seconds = std::max(0.0, now - it->get<double>());
+  stats.counters = std::move(counters);
+  return stats;
+}
+
+std::string render_dpdk_prometheus(const ForwarderStats& stats, const json& datapath) {
+  std::string out;
+  auto family = [&](const char* name, const char* type, const char* help) { add_family(out, name, type, help); };
+  const json& c = stats.counters;
+  family("sluice_dpdk_up", "gauge", "1 while the DPDK forwarder keeps its stats file fresh (at most 5 s old)");
+  out += fmt::format("sluice_dpdk_up {}\n", stats.up() ? 1 : 0);
+  family("sluice_dpdk_stats_age_seconds", "gauge", "Age of the forwarder's stats file (+Inf: unreadable)");
+  out += fmt::format("sluice_dpdk_stats_age_seconds {}\n",
+                     std::isfinite(stats.age_seconds) ? fmt::format("{:.3f}", stats.age_seconds) : "+Inf");
+  if (c.contains("error")) return out;
+  // items() views its object: take the sections by reference, not as temporaries.
+  const json empty = json::object();
+  auto section = [&](const char* key) -> const json& {
+    auto it = c.find(key);
+    return it != c.end() && it->is_object() ? *it : empty;
+  };
+
+  // Stat slots and backend ids are the XDP tables' (the forwarder reads them).
+  std::map<std::string, json> service_of, subset_of, backend_of;
+  if (datapath.is_object()) {
+    for (const auto& s : datapath.value("services", json::array())) service_of[std::to_string(counter_of(s, "slot"))] = s;
+    for (const auto& s : datapath.value("subsets", json::array())) subset_of[std::to_string(counter_of(s, "slot"))] = s;
+    for (const auto& b : datapath.value("backends", json::array())) backend_of[std::to_string(counter_of(b, "id"))] = b;
+  }
+  auto service_labels = [&](const std::string& slot, const std::map<std::string, json>& names) {
+    auto it = names.find(slot);
+    if (it == names.end()) return fmt::format("service=\"slot {}\",port=\"\",protocol=\"\"", escape_label(slot));
+    return fmt::format("service=\"{}\",port=\"{}\",protocol=\"{}\"", escape_label(it->second.value("service", "")),
+                       counter_of(it->second, "port"), escape_label(it->second.value("protocol", "")));
+  };
+  auto backend_label = [&](const std::string& id) {
+    auto it = backend_of.find(id);
+    return escape_label(it == backend_of.end() ? "id " + id : it->second.value("address", ""));
+  };
+
+  family("sluice_dpdk_table_generation", "gauge", "Table half the forwarder steers with");
+  out += fmt::format("sluice_dpdk_table_generation {}\n", counter_of(c, "generation"));
+  family("sluice_dpdk_snapshots_applied_total", "counter", "Table generations the forwarder switched to");
+  out += fmt::format("sluice_dpdk_snapshots_applied_total {}\n", counter_of(c, "snapshots_applied"));
+  family("sluice_dpdk_flows", "gauge", "Entries in the forwarder's flow tables");
+  out += fmt::format("sluice_dpdk_flows{{table=\"forward\"}} {}\n", counter_of(c, "flows"));
+  out += fmt::format("sluice_dpdk_flows{{table=\"reverse\"}} {}\n", counter_of(c, "reverse_flows"));
+  family("sluice_dpdk_flow_capacity", "gauge", "Capacity of each flow table (sluice-fwd --flows)");
+  out += fmt::format("sluice_dpdk_flow_capacity {}\n", counter_of(c, "flow_capacity"));
+  family("sluice_dpdk_cycles_per_packet", "gauge", "TSC cycles per packet in bursts that carried packets");
+  const auto cycles = c.find("cycles_per_packet");
+  out += fmt::format("sluice_dpdk_cycles_per_packet {:.1f}\n",
+                     cycles != c.end() && cycles->is_number() ? cycles->get<double>() : 0.0);
+  family("sluice_dpdk_events_total", "counter", "Forwarder-wide events and verdicts by reason (XDP's names)");
+  for (const auto& [name, value] : section("global").items())
+    out += fmt::format("sluice_dpdk_events_total{{event=\"{}\"}} {}\n", escape_label(name),
+                       value.is_number() ? value.get<uint64_t>() : 0);
+
+  family("sluice_dpdk_port_packets_total", "counter", "Packets through each DPDK port");
+  family("sluice_dpdk_port_errors_total", "counter",
+         "Port drops by kind: rx_missed (RX ring full), rx_errors, rx_nombuf, tx_errors");
+  for (const auto& [port, p] : section("ports").items()) {
+    const std::string labels =
+        fmt::format("port=\"{}\",device=\"{}\"", escape_label(port), escape_label(p.value("name", "")));
+    out += fmt::format("sluice_dpdk_port_packets_total{{{},direction=\"rx\"}} {}\n", labels,
+                       counter_of(p, "rx_packets"));
+    out += fmt::format("sluice_dpdk_port_packets_total{{{},direction=\"tx\"}} {}\n", labels,
+                       counter_of(p, "tx_packets"));
+    for (const char* kind : {"rx_missed", "rx_errors", "rx_nombuf", "tx_errors"})
+      out += fmt::format("sluice_dpdk_port_errors_total{{{},kind=\"{}\"}} {}\n", labels, kind, counter_of(p, kind));
+  }
+
+  // Istio's TCP figures per destination subset, under sluice_dpdk_ names so
+  // the istio_tcp_* families (the XDP plane's) stay one per name.
+  struct PerSubset {
+    const char* name;
+    const char* field;
+    const char* help;
+  };
+  const PerSubset subset_metrics[] = {
+      {"sluice_dpdk_tcp_connections_opened_total", "new_flows", "Connections the forwarder steered"},
+      {"sluice_dpdk_tcp_connections_closed_total", "closed_flows", "Of those, closed (FIN/RST, re-steer or idle expiry)"},
+      {"sluice_dpdk_tcp_received_bytes_total", "bytes_in", "Bytes from clients to the destination"},
+      {"sluice_dpdk_tcp_sent_bytes_total", "bytes_out", "Bytes from the destination to clients"},
+  };
+  for (const auto& m : subset_metrics) {
+    family(m.name, "counter", m.help);
+    for (const auto& [slot, counters] : section("subsets").items()) {
+      auto it = subset_of.find(slot);
+      const json names = it == subset_of.end() ? json::object() : it->second;
+      const std::string version = names.value("subset", "");
+      out += fmt::format(
+          "{}{{destination_service=\"{}\",destination_version=\"{}\",destination_port=\"{}\","
+          "request_protocol=\"{}\"}} {}\n",
+          m.name, escape_label(names.value("service", "slot " + slot)),
+          escape_label(version.empty() ? "unknown" : version), counter_of(names, "port"),
+          escape_label(names.value("protocol", "")), counter_of(counters, m.field));
+    }
+  }
+  const PerSubset service_metrics[] = {
+      {"sluice_dpdk_packets_in_total", "packets_in", "Client packets DNATed to a backend"},
+      {"sluice_dpdk_packets_out_total", "packets_out", "Backend packets reverse-NATed to the VIP"},
+      {"sluice_dpdk_passthrough_packets_total", "passthrough", "Packets left to the kernel (L7 or PASSTHROUGH)"},
+      {"sluice_dpdk_drops_no_backend_total", "drop_no_backend", "Packets dropped: the subset had no backend"},
+  };
+  for (const auto& m : service_metrics) {
+    family(m.name, "counter", m.help);
+    for (const auto& [slot, counters] : section("services").items())
+      out += fmt::format("{}{{{}}} {}\n", m.name, service_labels(slot, service_of), counter_of(counters, m.field));
+  }
+  family("sluice_dpdk_backend_new_flows_total", "counter", "New flows the forwarder steered to each backend");
+  family("sluice_dpdk_backend_active_flows", "gauge",
+         "The forwarder's open flows per backend (also added to the shared least-request map)");
+  for (const auto& [id, counters] : section("backends").items()) {
+    const uint64_t opened = counter_of(counters, "new_flows"), closed = counter_of(counters, "closed_flows");
+    out += fmt::format("sluice_dpdk_backend_new_flows_total{{backend=\"{}\"}} {}\n", backend_label(id), opened);
+    out += fmt::format("sluice_dpdk_backend_active_flows{{backend=\"{}\"}} {}\n", backend_label(id),
+                       opened >= closed ? opened - closed : 0);
+  }
+  return out;
+}
+
 void register_admin_endpoints(admin::AdminServer& server, const AdminContext& ctx) {
   server.handle("/ready", [ctx](const admin::AdminRequest&) {
     AgentStatus st = ctx.agent->status();
@@ -264,12 +416,27 @@ void register_admin_endpoints(admin::AdminServer& server, const AdminContext& ct
     out += "# TYPE sluice_weight_overrides gauge\n";
     out += fmt::format("sluice_weight_overrides {}\n", st.overrides.size());
     if (ctx.proxy) out += ctx.proxy->render_prometheus();
-    if (ctx.xdp) out += render_xdp_prometheus(ctx.xdp->stats());
+    const json datapath = ctx.xdp ? ctx.xdp->stats() : json();
+    if (ctx.xdp) out += render_xdp_prometheus(datapath);
+    if (!ctx.dpdk_stats_file.empty())
+      if (auto forwarder = read_forwarder_stats(ctx.dpdk_stats_file)) out += render_dpdk_prometheus(*forwarder, datapath);
     return admin::AdminResponse{200, "text/plain; version=0.0.4; charset=utf-8", out};
   });
   server.handle("/stats/datapath", [ctx](const admin::AdminRequest&) {
     if (!ctx.xdp) return json_response({{"error", "running without the kernel datapath (--no-xdp)"}}, 404);
     return json_response(ctx.xdp->stats());
+  });
+  server.handle("/stats/dpdk", [ctx](const admin::AdminRequest&) {
+    auto forwarder = ctx.dpdk_stats_file.empty() ? std::nullopt : read_forwarder_stats(ctx.dpdk_stats_file);
+    if (!forwarder)
+      return json_response({{"error", fmt::format("no DPDK forwarder stats file ({}): is sluice-fwd running with "
+                                                  "--stats-file equal to sluiced --dpdk-stats?",
+                                                  ctx.dpdk_stats_file.empty() ? "--dpdk-stats ''" : ctx.dpdk_stats_file)}},
+                           404);
+    json body = forwarder->counters;
+    body["up"] = forwarder->up();
+    body["age_seconds"] = std::isfinite(forwarder->age_seconds) ? json(forwarder->age_seconds) : json(nullptr);
+    return json_response(body);
   });
   server.handle("/conntrack", [ctx](const admin::AdminRequest& req) {
     if (!ctx.xdp) return json_response({{"error", "running without the kernel datapath (--no-xdp)"}}, 404);

@@ -51,6 +51,7 @@ struct Options {
   std::string access_log;               // empty: off
   std::string access_log_format = "text";
   uint32_t request_body_buffer_limit = sluice::proxy::ProxyOptions{}.request_body_buffer_limit;
+  std::string dpdk_stats = "/run/sluice/sluice-fwd.json";
 };
 
 sluice::bpfmaps::AttachMode parse_mode(const std::string& m) {
@@ -216,7 +217,7 @@ int run(const Options& opt) {
   reload_and_release_memory(agent);
 
   sluice::admin::AdminServer admin(opt.admin);
-  sa::register_admin_endpoints(admin, {&agent, xdp.get(), &proxy, iface_report});
+  sa::register_admin_endpoints(admin, {&agent, xdp.get(), &proxy, iface_report, opt.dpdk_stats});
   admin.start();
   spdlog::info("admin API on http://{}/ (ready, status, config_dump, clusters, stats/prometheus, weights)",
                admin.local_address());
@@ -322,6 +323,11 @@ int main(int argc, char** argv) {
   sizing->add_option("--conntrack-flows", opt.datapath.conntrack_flows, "conntrack LRU size (flows)")
       ->capture_default_str();
   app.add_option("--debounce-ms", opt.debounce_ms, "quiet time after a config change before reloading")
+      ->capture_default_str();
+  app.add_option("--dpdk-stats", opt.dpdk_stats,
+                 "the DPDK forwarder's stats file (sluice-fwd --stats-file), exported as sluice_dpdk_* on "
+                 "/stats/prometheus and /stats/dpdk while it exists ('' disables)")
+      ->type_name("FILE")
       ->capture_default_str();
   app.add_option("--log-level", opt.log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))

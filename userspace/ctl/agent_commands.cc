@@ -51,7 +51,10 @@ void print_status(const json& st) {
   std::cout << fmt::format("reloads     {} applied, {} refused\n", st["reloads"].value("ok", 0),
                            st["reloads"].value("refused", 0));
   std::cout << "planes      " << (st["planes"].value("xdp", false) ? "xdp" : "no xdp") << ", "
-            << (st["planes"].value("l7", false) ? "l7 proxy" : "no l7 proxy") << '\n';
+            << (st["planes"].value("l7", false) ? "l7 proxy" : "no l7 proxy");
+  if (st["planes"].value("dpdk", false))
+    std::cout << ", dpdk forwarder (table generation " << st.value("dpdk_generation", 0) << ")";
+  std::cout << '\n';
   if (!st["interfaces"].empty()) {
     std::string ifs;
     for (const auto& i : st["interfaces"]) ifs += (ifs.empty() ? "" : ", ") + i.get<std::string>();

@@ -1,14 +1,16 @@
 // sluice-fwd: the L4 steering of the XDP program, in userspace on DPDK ports
 // (PCI NICs, or net_af_packet / net_af_xdp vdevs over veth for tests).
 //
-//   sluice-fwd [EAL options] -- --pin-dir DIR --route PREFIX@PORT=MAC... [--queues N]
-//              [--stats-file F] [--duration S]
+//   sluice-fwd [EAL options] -- --pin-dir DIR --route PREFIX/LEN@PORT=MAC... [--queues N]
+//              [--stats-file F] [--duration S] [--idle-sleep-us N] [--flows N]
 //
 // One lcore per queue index: lcore i polls RX queue i of every port and is
 // the only writer of TX queue i of every port, so no TX lock. Per packet:
 // parse -> flow table (affinity) -> on a miss, the shared decision
-// (sluice/steer_decide.h over a per-generation copy of the pinned maps) ->
-// DNAT or reverse NAT -> static next hop -> TX burst.
+// (sluice/steer_decide.h over the mmapped pinned tables) ->
+// DNAT or reverse NAT -> static next hop -> TX burst. A control thread
+// follows the generation flip, expires idle flows and writes the stats file
+// sluiced exports (docs/dpdk.md).
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
@@ -29,6 +31,7 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -38,6 +41,7 @@
 #include <thread>
 #include <vector>
 
+#include "dpdk/flow_expiry.h"
 #include "dpdk/packet_nat.h"
 #include "dpdk/steer_tables.h"
 
@@ -105,28 +109,63 @@ bool route_matches(const Route& r, const sluice_flow_key& key, bool by_dst) {
 // reverse table (backend -> client) gives the VIP to restore. Entries are
 // slots of arrays indexed by the rte_hash position of their key; rte_hash
 // runs lock-free for readers with concurrent writers, because the two
-// directions of one flow arrive on different ports, so on different lcores.
+// directions of one flow arrive on different ports, so on different lcores,
+// and the control thread deletes expired flows. A deleted key's position is
+// freed only after every lcore passed a burst boundary (see the control
+// thread), so an lcore that found it still reads a valid entry.
+//
+// The two entries of a flow point at each other (forward.reverse_pos,
+// reverse.forward_pos); a link is valid while the other entry points back.
+// Both directions refresh the forward entry's last_seen, so a flow is as
+// fresh as its latest packet either way. A reverse entry whose flow moved to
+// another backend (re-steered) is an orphan: it ages out on its own.
+constexpr uint32_t kFlowLive = 1;     // slot holds a flow
+constexpr uint32_t kFlowClosed = 2;   // FIN/RST seen or re-steered: counted closed, closing timeout
+
 struct ForwardEntry {
-  uint32_t backend_id;
-  uint32_t service_stat;
-  uint32_t subset_stat;
-  uint32_t closing;
+  std::atomic<uint32_t> flags{0};
+  uint32_t backend_id = 0;
+  uint32_t service_stat = 0;
+  uint32_t subset_stat = 0;
+  int32_t reverse_pos = -1;
+  uint8_t proto = 0;
+  std::atomic<uint64_t> last_seen_ns{0};
 };
 struct ReverseEntry {
-  uint32_t vip[4];
-  uint16_t vip_port;
-  uint16_t pad;
-  uint32_t backend_id;
-  uint32_t service_stat;
-  uint32_t subset_stat;
+  std::atomic<uint32_t> flags{0};
+  uint32_t vip[4]{};
+  uint16_t vip_port = 0;
+  uint8_t proto = 0;
+  uint32_t backend_id = 0;
+  uint32_t service_stat = 0;
+  uint32_t subset_stat = 0;
+  int32_t forward_pos = -1;
+  std::atomic<uint64_t> last_seen_ns{0};
 };
 
 struct FlowTables {
   rte_hash* forward = nullptr;
   rte_hash* reverse = nullptr;
-  std::vector<ForwardEntry> forward_entries;
-  std::vector<ReverseEntry> reverse_entries;
+  std::unique_ptr<ForwardEntry[]> forward_entries;
+  std::unique_ptr<ReverseEntry[]> reverse_entries;
+  uint32_t forward_slots = 0, reverse_slots = 0;
+
+  bool linked(int32_t forward_pos, int32_t reverse_pos) const {
+    if (forward_pos < 0 || reverse_pos < 0) return false;
+    const ForwardEntry& f = forward_entries[static_cast<uint32_t>(forward_pos)];
+    const ReverseEntry& r = reverse_entries[static_cast<uint32_t>(reverse_pos)];
+    return (f.flags.load(std::memory_order_relaxed) & kFlowLive) && f.reverse_pos == reverse_pos &&
+           r.forward_pos == forward_pos;
+  }
 };
+
+// A packet refreshes last_seen at most once per SLUICE_CT_REFRESH_NS, as the
+// XDP conntrack does: the expiry timeouts are seconds, the cache line stays
+// clean.
+inline void refresh(std::atomic<uint64_t>& last_seen, uint64_t now_ns) {
+  if (now_ns - last_seen.load(std::memory_order_relaxed) >= SLUICE_CT_REFRESH_NS)
+    last_seen.store(now_ns, std::memory_order_relaxed);
+}
 
 rte_hash* create_flow_hash(const char* name, uint32_t entries) {
   rte_hash_parameters params{};
@@ -148,6 +187,9 @@ struct alignas(64) LcoreStats {
   std::atomic<uint64_t> tx_dropped{0};   // TX ring full
   std::atomic<uint64_t> no_route{0};     // rewritten, but no --route for the destination
   std::atomic<uint64_t> flow_table_full{0};
+  std::atomic<uint64_t> flows_expired{0};       // removed by the idle sweeper (control thread)
+  std::atomic<uint64_t> flows_reopened{0};      // a new flow took over a tracked tuple's entry (SYN re-use, backend gone)
+  std::atomic<uint64_t> lagging_decisions{0};   // new flows decided in the live half before the snapshot caught up
   std::atomic<uint64_t> busy_cycles{0};  // TSC cycles spent on bursts that carried packets
   std::atomic<uint64_t> busy_packets{0};
   std::atomic<uint64_t> quiescent{0};    // advanced between bursts (snapshot retirement)
@@ -163,9 +205,11 @@ struct Forwarder {
   std::unique_ptr<PinnedSteerTables> tables;
   std::atomic<const SteerSnapshot*> snapshot{nullptr};
   FlowTables flows;
-  std::vector<std::unique_ptr<LcoreStats>> stats;   // by queue index
+  std::vector<std::unique_ptr<LcoreStats>> stats;   // by queue index; the last one is the control thread's
+  std::atomic<uint64_t> now_ns{0};                   // CLOCK_MONOTONIC, advanced by the control thread every tick
   uint64_t snapshots_applied = 1;                    // control thread only
   uint32_t idle_sleep_us = 0;                        // 0: pure busy polling
+  uint32_t flow_capacity = 0;
 };
 
 void add(std::atomic<uint64_t>& c, uint64_t n = 1) { c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
@@ -177,6 +221,20 @@ const Route* route_for(const Forwarder& fw, const sluice_flow_key& key) {
   return best;
 }
 
+// Counted once per flow (FIN/RST seen, re-steered, or expired): whoever sets
+// kFlowClosed first counts it, so an lcore and the sweeper never both do.
+void close_flow(Forwarder& fw, LcoreStats& stats, ForwardEntry& entry) {
+  if (entry.flags.fetch_or(kFlowClosed, std::memory_order_relaxed) & kFlowClosed) return;
+  auto counters = [](std::vector<sluice_counters>& table, uint32_t index) -> sluice_counters& {
+    return table[index < table.size() ? index : 0];
+  };
+  counters(stats.services, entry.service_stat).closed_flows++;
+  counters(stats.subsets, entry.subset_stat).closed_flows++;
+  counters(stats.backends, entry.backend_id).closed_flows++;
+  if (auto* load = fw.tables->backend_load(); load && entry.backend_id < fw.tables->backend_load_entries())
+    __atomic_fetch_add(&load[entry.backend_id].l4_closed, 1, __ATOMIC_RELAXED);
+}
+
 struct Lcore {
   Forwarder* fw;
   uint16_t queue;
@@ -184,6 +242,7 @@ struct Lcore {
   sluice_user_steer_env env{};
   std::vector<uint32_t> rr_cursor;
   const SteerSnapshot* bound = nullptr;
+  sluice_service lagging_service{};   // decide_new_flow's slow-path copy
   std::vector<std::vector<rte_mbuf*>> tx;   // by port
 
   void bind(const SteerSnapshot* s) {
@@ -201,28 +260,36 @@ struct Lcore {
       return -1;   // not ours: on a vdev the kernel sees its own copy
     }
     const SteerSnapshot& snap = *bound;
+    const uint64_t now = fw->now_ns.load(std::memory_order_relaxed);
     const uint32_t bytes = rte_pktmbuf_pkt_len(m);
     const bool is_tcp = p.key.proto == IPPROTO_TCP;
     const bool closes = is_tcp && (p.tcp_flags & 0x05);   // FIN or RST
     const bool is_syn = is_tcp && (p.tcp_flags & 0x12) == 0x02;
+    FlowTables& flows = fw->flows;
 
-    if (const sluice_service* svc = snap.find_service(snap.service_key_of(p.key))) {
-      (void)svc;
+    if (snap.find_service(snap.service_key_of(p.key))) {
       const sluice_flow_key client_key = p.key;
       ForwardEntry* entry = nullptr;
-      int32_t pos = rte_hash_lookup(fw->flows.forward, &client_key);
+      int32_t pos = rte_hash_lookup(flows.forward, &client_key);
       const sluice_backend* backend = nullptr;
       if (pos >= 0) {
-        entry = &fw->flows.forward_entries[static_cast<uint32_t>(pos)];
+        entry = &flows.forward_entries[static_cast<uint32_t>(pos)];
         backend = snap.backend(entry->backend_id);
-        if (!backend || (is_syn && entry->closing)) {
+        const bool closed = entry->flags.load(std::memory_order_relaxed) & kFlowClosed;
+        if (!backend || (is_syn && closed)) {
           if (!backend) add(stats->global[SLUICE_G_RESTEER_BACKEND_GONE]);
-          if (!entry->closing) close_flow(*entry);   // counted once per flow
+          close_flow(*fw, *stats, *entry);
+          add(stats->flows_reopened);
           entry = nullptr;
         }
       }
       if (!entry) {
-        NewFlowOutcome d = decide_new_flow(snap, env, client_key);
+        NewFlowOutcome d = decide_new_flow(snap, env, client_key, fw->tables.get(), &lagging_service);
+        if (d.service == &lagging_service) add(stats->lagging_decisions);
+        if (d.verdict == NewFlowVerdict::NotService) {
+          add(stats->global[SLUICE_G_PASS_NOT_SERVICE]);   // the port left the live half
+          return -1;
+        }
         if (d.verdict == NewFlowVerdict::PassToKernel) {
           add(stats->global[d.decision.action == SLUICE_ACT_PASS_L7 ? SLUICE_G_PASS_L7 : SLUICE_G_PASS_PASSTHROUGH]);
           counters(stats->services, d.service->stat_id).passthrough++;
@@ -235,13 +302,20 @@ struct Lcore {
           return -1;
         }
         backend = d.backend;
-        pos = rte_hash_add_key(fw->flows.forward, &client_key);
+        // Adding an existing key (a SYN re-using a closed tuple) returns its
+        // position: the entry is re-initialised in place.
+        pos = rte_hash_add_key(flows.forward, &client_key);
         if (pos < 0) {
           add(stats->flow_table_full);
           return -1;
         }
-        entry = &fw->flows.forward_entries[static_cast<uint32_t>(pos)];
-        *entry = ForwardEntry{d.decision.backend_id, d.service->stat_id, d.decision.subset_stat, 0};
+        entry = &flows.forward_entries[static_cast<uint32_t>(pos)];
+        entry->backend_id = d.decision.backend_id;
+        entry->service_stat = d.service->stat_id;
+        entry->subset_stat = d.decision.subset_stat;
+        entry->proto = client_key.proto;
+        entry->reverse_pos = -1;
+        entry->last_seen_ns.store(now, std::memory_order_relaxed);
         // Reverse entry: the reply's key, backend -> client.
         sluice_flow_key reply{};
         std::memcpy(reply.src, backend->addr, 16);
@@ -250,28 +324,37 @@ struct Lcore {
         reply.dport = client_key.sport;
         reply.proto = client_key.proto;
         reply.family = client_key.family;
-        int32_t rpos = rte_hash_add_key(fw->flows.reverse, &reply);
+        const int32_t rpos = rte_hash_add_key(flows.reverse, &reply);
         if (rpos >= 0) {
-          ReverseEntry& r = fw->flows.reverse_entries[static_cast<uint32_t>(rpos)];
+          ReverseEntry& r = flows.reverse_entries[static_cast<uint32_t>(rpos)];
           std::memcpy(r.vip, client_key.dst, 16);
           r.vip_port = client_key.dport;
+          r.proto = client_key.proto;
           r.backend_id = d.decision.backend_id;
           r.service_stat = d.service->stat_id;
           r.subset_stat = d.decision.subset_stat;
+          r.forward_pos = pos;
+          r.last_seen_ns.store(now, std::memory_order_relaxed);
+          r.flags.store(kFlowLive, std::memory_order_release);
+          entry->reverse_pos = rpos;
         } else {
           add(stats->flow_table_full);
         }
+        entry->flags.store(kFlowLive, std::memory_order_release);
         add(stats->global[SLUICE_G_NEW_FLOWS]);
         counters(stats->services, entry->service_stat).new_flows++;
         counters(stats->subsets, entry->subset_stat).new_flows++;
         counters(stats->backends, entry->backend_id).new_flows++;
         if (auto* load = fw->tables->backend_load(); load && entry->backend_id < fw->tables->backend_load_entries())
           __atomic_fetch_add(&load[entry->backend_id].l4_opened, 1, __ATOMIC_RELAXED);
+      } else {
+        refresh(entry->last_seen_ns, now);
       }
-      if (closes && !entry->closing) close_flow(*entry);
+      if (closes) close_flow(*fw, *stats, *entry);
       counters(stats->services, entry->service_stat).packets_in++;
       counters(stats->services, entry->service_stat).bytes_in += bytes;
       counters(stats->subsets, entry->subset_stat).packets_in++;
+      counters(stats->subsets, entry->subset_stat).bytes_in += bytes;
       counters(stats->backends, entry->backend_id).packets_in++;
       counters(stats->backends, entry->backend_id).bytes_in += bytes;
       if (!rewrite_endpoint(frame, p, RewriteSide::Destination, backend->addr, backend->port)) return -1;
@@ -279,30 +362,27 @@ struct Lcore {
       return next_hop(frame, p);
     }
 
-    void* data = nullptr;
-    int32_t rpos = rte_hash_lookup(fw->flows.reverse, &p.key);
+    const int32_t rpos = rte_hash_lookup(flows.reverse, &p.key);
     if (rpos < 0) {
-      (void)data;
       add(stats->global[SLUICE_G_PASS_NOT_SERVICE]);
       return -1;
     }
-    const ReverseEntry& r = fw->flows.reverse_entries[static_cast<uint32_t>(rpos)];
+    ReverseEntry& r = flows.reverse_entries[static_cast<uint32_t>(rpos)];
+    refresh(r.last_seen_ns, now);
+    if (flows.linked(r.forward_pos, rpos)) {
+      ForwardEntry& f = flows.forward_entries[static_cast<uint32_t>(r.forward_pos)];
+      refresh(f.last_seen_ns, now);
+      if (closes) close_flow(*fw, *stats, f);
+    }
     counters(stats->services, r.service_stat).packets_out++;
     counters(stats->services, r.service_stat).bytes_out += bytes;
+    counters(stats->subsets, r.subset_stat).packets_out++;
+    counters(stats->subsets, r.subset_stat).bytes_out += bytes;
     counters(stats->backends, r.backend_id).packets_out++;
     counters(stats->backends, r.backend_id).bytes_out += bytes;
     if (!rewrite_endpoint(frame, p, RewriteSide::Source, r.vip, r.vip_port)) return -1;
     add(stats->global[SLUICE_G_REVERSE_NAT]);
     return next_hop(frame, p);
-  }
-
-  // Counted once per flow: FIN/RST seen, or the flow moved off its backend.
-  void close_flow(ForwardEntry& entry) {
-    entry.closing = 1;
-    counters(stats->services, entry.service_stat).closed_flows++;
-    counters(stats->backends, entry.backend_id).closed_flows++;
-    if (auto* load = fw->tables->backend_load(); load && entry.backend_id < fw->tables->backend_load_entries())
-      __atomic_fetch_add(&load[entry.backend_id].l4_closed, 1, __ATOMIC_RELAXED);
   }
 
   static sluice_counters& counters(std::vector<sluice_counters>& table, uint32_t index) {
@@ -319,6 +399,63 @@ struct Lcore {
     eth->dst_addr = r->mac;
     eth->src_addr = fw->port_macs[r->port];
     return r->port;
+  }
+};
+
+// Deletes the key stored at pos; false if pos no longer holds a key. The
+// position itself is freed later, after a grace period (control thread).
+bool delete_key_at(rte_hash* table, uint32_t pos) {
+  void* key = nullptr;
+  if (rte_hash_get_key_with_position(table, static_cast<int32_t>(pos), &key) != 0) return false;
+  const sluice_flow_key copy = *static_cast<const sluice_flow_key*>(key);
+  return rte_hash_del_key(table, &copy) == static_cast<int32_t>(pos);
+}
+
+// The sweeper's views of the two tables (flow_expiry.h).
+struct ForwardSweepView {
+  Forwarder& fw;
+  LcoreStats& stats;
+  std::vector<int32_t>& expired;
+  uint32_t slots() const { return fw.flows.forward_slots; }
+  std::optional<FlowActivity> activity(uint32_t pos) const {
+    const ForwardEntry& e = fw.flows.forward_entries[pos];
+    const uint32_t flags = e.flags.load(std::memory_order_acquire);
+    if (!(flags & kFlowLive)) return std::nullopt;
+    return FlowActivity{e.proto, (flags & kFlowClosed) != 0, e.last_seen_ns.load(std::memory_order_relaxed)};
+  }
+  void expire(uint32_t pos) {
+    ForwardEntry& e = fw.flows.forward_entries[pos];
+    if (!delete_key_at(fw.flows.forward, pos)) return;
+    close_flow(fw, stats, e);   // an expired flow that never saw FIN/RST is closed now
+    e.flags.store(0, std::memory_order_release);
+    add(stats.flows_expired);
+    expired.push_back(static_cast<int32_t>(pos));
+  }
+};
+
+struct ReverseSweepView {
+  Forwarder& fw;
+  std::vector<int32_t>& expired;
+  uint32_t slots() const { return fw.flows.reverse_slots; }
+  std::optional<FlowActivity> activity(uint32_t pos) const {
+    const ReverseEntry& r = fw.flows.reverse_entries[pos];
+    if (!(r.flags.load(std::memory_order_acquire) & kFlowLive)) return std::nullopt;
+    const int32_t rpos = static_cast<int32_t>(pos);
+    if (fw.flows.linked(r.forward_pos, rpos)) {
+      // Expires with its flow; the forward entry's activity covers both directions.
+      const ForwardEntry& f = fw.flows.forward_entries[static_cast<uint32_t>(r.forward_pos)];
+      return FlowActivity{r.proto, (f.flags.load(std::memory_order_relaxed) & kFlowClosed) != 0,
+                          std::max(f.last_seen_ns.load(std::memory_order_relaxed),
+                                   r.last_seen_ns.load(std::memory_order_relaxed))};
+    }
+    // Orphan: its flow expired or moved to another backend; late replies
+    // (retransmitted FIN, RST) still find the VIP for the closing timeout.
+    return FlowActivity{r.proto, true, r.last_seen_ns.load(std::memory_order_relaxed)};
+  }
+  void expire(uint32_t pos) {
+    if (!delete_key_at(fw.flows.reverse, pos)) return;
+    fw.flows.reverse_entries[pos].flags.store(0, std::memory_order_release);
+    expired.push_back(static_cast<int32_t>(pos));
   }
 };
 
@@ -354,7 +491,9 @@ int lcore_main(void* arg) {
       add(lc->stats->busy_cycles, rte_rdtsc() - start);
       add(lc->stats->busy_packets, n);
     }
-    add(lc->stats->quiescent);
+    // Release: every use of the snapshot and of flow entries in this round
+    // happens before the control thread can see the counter move.
+    lc->stats->quiescent.fetch_add(1, std::memory_order_release);
     // On a shared host a sleeping poller is scheduled like an interactive
     // task when traffic resumes; a pure busy poller waits behind everyone.
     if (idle && fw.idle_sleep_us) rte_delay_us_sleep(fw.idle_sleep_us);
@@ -391,6 +530,22 @@ void setup_port(Forwarder& fw, uint16_t port, rte_mempool* pool) {
   char text[RTE_ETHER_ADDR_FMT_SIZE];
   rte_ether_format_addr(text, sizeof(text), &mac);
   std::cerr << fmt::format("sluice-fwd: {} up, {} queue(s), MAC {}\n", what, fw.queues, text);
+}
+
+// Returns once every lcore finished the poll round it was in (or the
+// forwarder stops): nothing it read before can still be in use.
+void wait_for_lcores_quiescent(const Forwarder& fw) {
+  std::vector<uint64_t> seen;
+  for (uint16_t q = 0; q < fw.queues; q++) seen.push_back(fw.stats[q]->quiescent.load(std::memory_order_acquire));
+  for (uint16_t q = 0; q < fw.queues; q++)
+    while (fw.stats[q]->quiescent.load(std::memory_order_acquire) == seen[q] && !g_stop.load())
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+}
+
+uint64_t monotonic_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
 }
 
 const char* kGlobalNames[SLUICE_G_COUNT] = {
@@ -441,8 +596,31 @@ void write_stats(const Forwarder& fw, const std::string& path, uint64_t tsc_hz) 
   j["global"]["tx_dropped"] = tx_dropped;
   j["global"]["no_route"] = no_route;
   j["global"]["flow_table_full"] = table_full;
+  uint64_t expired = 0, reopened = 0, lagging = 0;
+  for (const auto& s : fw.stats)
+    expired += s->flows_expired.load(), reopened += s->flows_reopened.load(), lagging += s->lagging_decisions.load();
+  j["global"]["flows_expired"] = expired;
+  j["global"]["flows_reopened"] = reopened;
+  j["global"]["lagging_decisions"] = lagging;
+  j["flows"] = rte_hash_count(fw.flows.forward);
+  j["reverse_flows"] = rte_hash_count(fw.flows.reverse);
+  j["flow_capacity"] = fw.flow_capacity;
+  j["pid"] = getpid();
+  j["written_at"] = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   j["cycles_per_packet"] = packets ? static_cast<double>(cycles) / static_cast<double>(packets) : 0.0;
   j["tsc_hz"] = tsc_hz;
+  // Port counters tell drops before the forwarder (imissed: the RX ring was
+  // full, e.g. the lcore was descheduled) from drops after it (oerrors).
+  for (uint16_t port : fw.ports) {
+    rte_eth_stats ps{};
+    if (rte_eth_stats_get(port, &ps) != 0) continue;
+    char name[RTE_ETH_NAME_MAX_LEN] = "?";
+    rte_eth_dev_get_name_by_port(port, name);
+    j["ports"][std::to_string(port)] = {{"name", name},          {"rx_packets", ps.ipackets},
+                                        {"tx_packets", ps.opackets}, {"rx_missed", ps.imissed},
+                                        {"rx_errors", ps.ierrors},   {"tx_errors", ps.oerrors},
+                                        {"rx_nombuf", ps.rx_nombuf}};
+  }
   j["services"] = sum_table(&LcoreStats::services);
   j["subsets"] = sum_table(&LcoreStats::subsets);
   j["backends"] = sum_table(&LcoreStats::backends);
@@ -471,7 +649,7 @@ int main(int argc, char** argv) {
   Forwarder fw;
   fw.pin_dir = SLUICE_DEFAULT_PIN_DIR;
   std::vector<std::string> route_texts;
-  std::string stats_file;
+  std::string stats_file = "/run/sluice/sluice-fwd.json";
   double duration = 0;
   uint32_t flow_capacity = 1u << 20;
   CLI::App app{"sluice-fwd: the sluice L4 steering on DPDK ports (EAL options before --)", "sluice-fwd"};
@@ -479,7 +657,9 @@ int main(int argc, char** argv) {
   app.add_option("--route", route_texts, "next hop PREFIX/LEN@PORT=MAC (repeatable; longest prefix wins)")
       ->required();
   app.add_option("--queues", fw.queues, "RX/TX queues per port, one lcore each")->capture_default_str();
-  app.add_option("--stats-file", stats_file, "JSON counters rewritten every second (read by sluiced)");
+  app.add_option("--stats-file", stats_file,
+                 "JSON counters rewritten every second; sluiced --dpdk-stats reads them ('' disables)")
+      ->capture_default_str();
   app.add_option("--duration", duration, "stop after this many seconds (0: until SIGINT/SIGTERM)");
   app.add_option("--idle-sleep-us", fw.idle_sleep_us,
                  "sleep this long after a poll round that found no packet (shared CPUs, tests); 0 polls only")
@@ -490,6 +670,13 @@ int main(int argc, char** argv) {
     for (const auto& text : route_texts) fw.routes.push_back(parse_route(text));
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  }
+
+  if (!stats_file.empty()) {
+    std::error_code ec;
+    const auto dir = std::filesystem::path(stats_file).parent_path();
+    if (!dir.empty()) std::filesystem::create_directories(dir, ec);
+    if (ec) die(fmt::format("--stats-file {}: cannot create {}: {}", stats_file, dir.string(), ec.message()));
   }
 
   uint16_t port;
@@ -520,10 +707,14 @@ int main(int argc, char** argv) {
 
   fw.flows.forward = create_flow_hash("slc_fwd_flows", flow_capacity);
   fw.flows.reverse = create_flow_hash("slc_fwd_replies", flow_capacity);
-  fw.flows.forward_entries.resize(flow_capacity * 2);
-  fw.flows.reverse_entries.resize(flow_capacity * 2);
-  for (uint32_t n = static_cast<uint32_t>(rte_hash_max_key_id(fw.flows.forward)) + 1; n > fw.flows.forward_entries.size();)
-    die("flow table larger than its entry array");
+  fw.flow_capacity = flow_capacity;
+  // Entries are indexed by key position, 0 .. rte_hash_max_key_id (the
+  // capacity plus the per-lcore free-slot caches of a multi-writer table).
+  fw.flows.forward_slots = static_cast<uint32_t>(rte_hash_max_key_id(fw.flows.forward)) + 1;
+  fw.flows.reverse_slots = static_cast<uint32_t>(rte_hash_max_key_id(fw.flows.reverse)) + 1;
+  fw.flows.forward_entries = std::make_unique<ForwardEntry[]>(fw.flows.forward_slots);
+  fw.flows.reverse_entries = std::make_unique<ReverseEntry[]>(fw.flows.reverse_slots);
+  fw.now_ns.store(monotonic_ns());
 
   std::vector<std::unique_ptr<Lcore>> lcores;
   const std::vector<uint32_t> start_cursors = fw.tables->read_rr_cursors();
@@ -547,41 +738,88 @@ int main(int argc, char** argv) {
     fw.stats.push_back(std::move(s));
     lcores.push_back(std::move(lc));
   }
+  {
+    auto s = std::make_unique<LcoreStats>();   // the control thread's: flows it expires
+    s->services.resize(SLUICE_MAX_STAT_SLOTS);
+    s->subsets.resize(SLUICE_MAX_STAT_SLOTS);
+    s->backends.resize(SLUICE_MAX_BACKENDS);
+    fw.stats.push_back(std::move(s));
+  }
 
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
 
-  // Control thread: follows the generation flip and writes the stats file.
-  std::thread control([&] {
+  // Control thread: keeps the clock, follows the generation flip, expires
+  // idle flows, writes the stats file. An EAL control thread runs on the CPUs
+  // the lcores do not poll (on the main lcore's CPU if they take them all),
+  // and registers so it may free rte_hash positions (per-lcore caches).
+  struct ControlArgs {
+    std::function<void()> body;
+  } control_args;
+  control_args.body = [&] {
+    if (rte_thread_register() != 0)
+      die(fmt::format("register the control thread with EAL: {}", rte_strerror(rte_errno)));
     const uint64_t tsc_hz = rte_get_tsc_hz();
+    constexpr auto kTick = std::chrono::milliseconds(5);
+    constexpr uint64_t kTickNs = 5'000'000, kSweepPeriodNs = 2'000'000'000;
     auto next_stats = std::chrono::steady_clock::now();
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(duration);
+    FlowSweeper forward_sweeper, reverse_sweeper;
+    std::vector<int32_t> expired_forward, expired_reverse;
+    LcoreStats& control_stats = *fw.stats.back();
     while (!g_stop.load()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      std::this_thread::sleep_for(kTick);
+      const uint64_t now = monotonic_ns();
+      fw.now_ns.store(now, std::memory_order_relaxed);
       if (duration > 0 && std::chrono::steady_clock::now() >= deadline) g_stop.store(true);
+      bool retire_snapshot = false;
+      std::shared_ptr<const SteerSnapshot> fresh;
       if (fw.tables->active_generation() != current->generation) {
         try {
-          auto fresh = fw.tables->read_snapshot();
-          fw.snapshot.store(fresh.get(), std::memory_order_release);
-          // Retire the old copy once every lcore went through a burst boundary.
-          std::vector<uint64_t> seen;
-          for (const auto& s : fw.stats) seen.push_back(s->quiescent.load());
-          for (size_t i = 0; i < fw.stats.size(); i++)
-            while (fw.stats[i]->quiescent.load() == seen[i] && !g_stop.load()) std::this_thread::yield();
-          current = std::move(fresh);
-          fw.snapshots_applied++;
-          // Written at once, so a caller can tell the new tables are live here.
-          if (!stats_file.empty()) write_stats(fw, stats_file, tsc_hz);
+          fresh = fw.tables->read_snapshot();
+          // seq_cst: the store is visible before the quiescence counters are read.
+          fw.snapshot.store(fresh.get(), std::memory_order_seq_cst);
+          retire_snapshot = true;
         } catch (const std::exception& e) {
           std::cerr << "sluice-fwd: keeping generation " << current->generation << ": " << e.what() << "\n";
         }
       }
+      const FlowTimeouts timeouts{fw.tables->tcp_idle_ns(), fw.tables->udp_idle_ns(), fw.tables->closing_ns()};
+      ForwardSweepView forward_view{fw, control_stats, expired_forward};
+      ReverseSweepView reverse_view{fw, expired_reverse};
+      forward_sweeper.sweep(forward_view, now, timeouts, kTickNs, kSweepPeriodNs);
+      reverse_sweeper.sweep(reverse_view, now, timeouts, kTickNs, kSweepPeriodNs);
+      if (retire_snapshot || !expired_forward.empty() || !expired_reverse.empty()) {
+        // Free the old snapshot and the deleted keys' positions once no lcore
+        // can still hold them.
+        wait_for_lcores_quiescent(fw);
+        for (int32_t pos : expired_forward) rte_hash_free_key_with_position(fw.flows.forward, pos);
+        for (int32_t pos : expired_reverse) rte_hash_free_key_with_position(fw.flows.reverse, pos);
+        expired_forward.clear();
+        expired_reverse.clear();
+      }
+      if (retire_snapshot) {
+        current = std::move(fresh);
+        fw.snapshots_applied++;
+        // Written at once, so a caller can tell the new tables are live here.
+        if (!stats_file.empty()) write_stats(fw, stats_file, tsc_hz);
+      }
       if (!stats_file.empty() && std::chrono::steady_clock::now() >= next_stats) {
         write_stats(fw, stats_file, tsc_hz);
-        next_stats += std::chrono::seconds(1);
+        next_stats = std::chrono::steady_clock::now() + std::chrono::seconds(1);
       }
     }
-  });
+    rte_thread_unregister();
+  };
+  pthread_t control;
+  if (int err = rte_ctrl_thread_create(
+          &control, "slc-fwd-ctrl", nullptr,
+          [](void* arg) -> void* {
+            static_cast<ControlArgs*>(arg)->body();
+            return nullptr;
+          },
+          &control_args))
+    die(fmt::format("start the control thread: {}", rte_strerror(err)));
 
   // Queue q runs on the q-th lcore; the main lcore takes queue 0.
   unsigned lcore_id;
@@ -592,7 +830,7 @@ int main(int argc, char** argv) {
   }
   lcore_main(lcores[0].get());
   rte_eal_mp_wait_lcore();
-  control.join();
+  pthread_join(control, nullptr);
   if (!stats_file.empty()) write_stats(fw, stats_file, rte_get_tsc_hz());
   for (uint16_t p : fw.ports) {
     rte_eth_dev_stop(p);

@@ -32,9 +32,12 @@ bpf_map_info map_info(int fd, std::string_view name) {
   return info;
 }
 
-void* map_mmap(int fd, size_t len, int prot, std::string_view name) {
+void* map_mmap(int fd, size_t len, int prot, const std::string& name) {
   void* p = mmap(nullptr, len, prot, MAP_SHARED, fd, 0);
-  if (p == MAP_FAILED) fail(fmt::format("mmap {} (created without BPF_F_MMAPABLE?)", name), errno);
+  if (p == MAP_FAILED)
+    fail(fmt::format("mmap {} (pinned without BPF_F_MMAPABLE, by an older sluiced? remove the pins and restart it)",
+                     name),
+         errno);
   return p;
 }
 
@@ -102,6 +105,21 @@ sluice_service_key SteerSnapshot::service_key_of(const sluice_flow_key& flow) co
   return key;
 }
 
+template <typename T>
+MappedArray<T> PinnedSteerTables::map_array(int fd, const char* name, int prot) {
+  const bpf_map_info info = map_info(fd, name);
+  if (info.value_size != sizeof(T))
+    throw std::runtime_error(fmt::format("{}/{} has {}-byte values, this build expects {}", pin_dir_, name,
+                                         info.value_size, sizeof(T)));
+  MappedArray<T> array;
+  const size_t len = page_round(size_t{info.max_entries} * array.stride);
+  void* addr = map_mmap(fd, len, prot, fmt::format("{}/{}", pin_dir_, name));
+  mappings_.push_back({addr, len});
+  array.entries = static_cast<const T*>(addr);
+  array.count = info.max_entries;
+  return array;
+}
+
 PinnedSteerTables::PinnedSteerTables(const std::string& pin_dir) : pin_dir_(pin_dir) {
   ctrl_fd_ = open_pinned(pin_dir, "sluice_ctrl");
   services_fd_ = open_pinned(pin_dir, "sluice_services");
@@ -113,24 +131,34 @@ PinnedSteerTables::PinnedSteerTables(const std::string& pin_dir) : pin_dir_(pin_
   rr_fd_ = open_pinned(pin_dir, "sluice_rr_cursor");
   load_fd_ = open_pinned(pin_dir, "sluice_backend_load");
 
-  ctrl_len_ = page_round(sizeof(sluice_ctrl));
-  ctrl_ = static_cast<sluice_ctrl*>(map_mmap(ctrl_fd_, ctrl_len_, PROT_READ, "sluice_ctrl"));
-  const bpf_map_info load_info = map_info(load_fd_, "sluice_backend_load");
-  if (load_info.value_size != sizeof(sluice_backend_load))
-    throw std::runtime_error(fmt::format("{}/sluice_backend_load has {}-byte values, this build expects {}", pin_dir,
-                                         load_info.value_size, sizeof(sluice_backend_load)));
-  load_entries_ = load_info.max_entries;
-  load_len_ = page_round(size_t{load_entries_} * sizeof(sluice_backend_load));
-  load_ = static_cast<sluice_backend_load*>(
-      map_mmap(load_fd_, load_len_, PROT_READ | PROT_WRITE, "sluice_backend_load"));
+  try {
+    // The generation word is read here and written by the agent: mapped
+    // read-only, like every config table. The load map is shared for writing.
+    ctrl_ = const_cast<sluice_ctrl*>(map_array<sluice_ctrl>(ctrl_fd_, "sluice_ctrl").entries);
+    const auto load = map_array<sluice_backend_load>(load_fd_, "sluice_backend_load", PROT_READ | PROT_WRITE);
+    load_ = const_cast<sluice_backend_load*>(load.entries);
+    load_entries_ = load.count;
+    subsets_ = map_array<sluice_subset>(subsets_fd_, "sluice_subsets");
+    members_ = map_array<sluice_member>(members_fd_, "sluice_members");
+    schedule_ = map_array<uint32_t>(schedule_fd_, "sluice_schedule");
+    maglev_ = map_array<uint32_t>(maglev_fd_, "sluice_maglev");
+    backends_ = map_array<sluice_backend>(backends_fd_, "sluice_backends");
+  } catch (...) {
+    release();   // the destructor does not run for a constructor that throws
+    throw;
+  }
 }
 
-PinnedSteerTables::~PinnedSteerTables() {
-  if (ctrl_) munmap(ctrl_, ctrl_len_);
-  if (load_) munmap(load_, load_len_);
-  for (int fd : {ctrl_fd_, services_fd_, subsets_fd_, members_fd_, schedule_fd_, maglev_fd_, backends_fd_, rr_fd_,
-                 load_fd_})
-    if (fd >= 0) close(fd);
+PinnedSteerTables::~PinnedSteerTables() { release(); }
+
+void PinnedSteerTables::release() {
+  for (const Mapping& m : mappings_) munmap(m.addr, m.len);
+  mappings_.clear();
+  for (int* fd : {&ctrl_fd_, &services_fd_, &subsets_fd_, &members_fd_, &schedule_fd_, &maglev_fd_, &backends_fd_,
+                  &rr_fd_, &load_fd_}) {
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+  }
 }
 
 uint32_t PinnedSteerTables::active_generation() const {
@@ -143,50 +171,33 @@ std::shared_ptr<const SteerSnapshot> PinnedSteerTables::read_snapshot() const {
   for (int attempt = 0; attempt < 16; attempt++) {
     auto snapshot = std::make_shared<SteerSnapshot>();
     const uint32_t generation = active_generation();
-    read_half(generation, *snapshot);
+    snapshot->generation = generation;
+    snapshot->hash_seed = __atomic_load_n(&ctrl_->hash_seed, __ATOMIC_RELAXED);
+    snapshot->subsets = subsets_;
+    snapshot->members = members_;
+    snapshot->schedule = schedule_;
+    snapshot->maglev = maglev_;
+    snapshot->backends = backends_;
+    // Service ports of this half. Deleting keys during the walk restarts it
+    // from the first key, so the walk is bounded and duplicates are harmless.
+    const uint32_t bound = 4 * map_info(services_fd_, "sluice_services").max_entries + 16;
+    sluice_service_key key{}, next{};
+    const void* prev = nullptr;
+    for (uint32_t steps = 0; steps < bound; steps++) {
+      if (bpf_map_get_next_key(services_fd_, prev, &next) != 0) break;
+      key = next;
+      prev = &key;
+      if (key.generation != generation) continue;
+      sluice_service svc{};
+      if (bpf_map_lookup_elem(services_fd_, &key, &svc) == 0) snapshot->services[key] = svc;
+    }
     if (active_generation() == generation) return snapshot;
   }
   throw std::runtime_error(fmt::format("{}: the table generation kept flipping while it was copied", pin_dir_));
 }
 
-void PinnedSteerTables::read_half(uint32_t generation, SteerSnapshot& out) const {
-  out.generation = generation;
-  out.hash_seed = __atomic_load_n(&ctrl_->hash_seed, __ATOMIC_RELAXED);
-  out.subsets.assign(map_info(subsets_fd_, "sluice_subsets").max_entries, sluice_subset{});
-  out.members.assign(map_info(members_fd_, "sluice_members").max_entries, sluice_member{});
-  out.schedule.assign(map_info(schedule_fd_, "sluice_schedule").max_entries, 0);
-  out.maglev.assign(map_info(maglev_fd_, "sluice_maglev").max_entries, 0);
-  out.backends.assign(map_info(backends_fd_, "sluice_backends").max_entries, sluice_backend{});
-
-  // Service ports of this half. Deleting keys during the walk restarts it
-  // from the first key, so the walk is bounded and duplicates are harmless.
-  const uint32_t bound = 4 * map_info(services_fd_, "sluice_services").max_entries + 16;
-  sluice_service_key key{}, next{};
-  const void* prev = nullptr;
-  for (uint32_t steps = 0; steps < bound; steps++) {
-    if (bpf_map_get_next_key(services_fd_, prev, &next) != 0) break;
-    key = next;
-    prev = &key;
-    if (key.generation != generation) continue;
-    sluice_service svc{};
-    if (bpf_map_lookup_elem(services_fd_, &key, &svc) == 0) out.services[key] = svc;
-  }
-
-  for (const auto& [skey, svc] : out.services) {
-    for (uint32_t r = 0; r < svc.route_count && r < SLUICE_MAX_ROUTES; r++) {
-      const uint32_t index = svc.route_subset[r];
-      if (index >= out.subsets.size())
-        throw std::runtime_error(fmt::format("service route points at subset {} past the table", index));
-      if (out.subsets[index].policy != 0) continue;   // already copied
-      copy_array_range(subsets_fd_, index, 1, out.subsets);
-      const sluice_subset& sub = out.subsets[index];
-      copy_array_range(members_fd_, sub.member_first, sub.member_count, out.members);
-      copy_array_range(schedule_fd_, sub.schedule_first, sub.schedule_len, out.schedule);
-      copy_array_range(maglev_fd_, sub.maglev_first, sub.maglev_len, out.maglev);
-    }
-  }
-  // Backends are keyed by stable id, not halved: copy the whole table.
-  copy_array_range(backends_fd_, 0, static_cast<uint32_t>(out.backends.size()), out.backends);
+bool PinnedSteerTables::lookup_service(const sluice_service_key& key, sluice_service& out) const {
+  return bpf_map_lookup_elem(services_fd_, &key, &out) == 0;
 }
 
 std::vector<uint32_t> PinnedSteerTables::read_rr_cursors() const {
@@ -196,14 +207,19 @@ std::vector<uint32_t> PinnedSteerTables::read_rr_cursors() const {
 }
 
 void bind_env(sluice_user_steer_env& env, const SteerSnapshot& snapshot) {
-  env.subsets = snapshot.subsets.data();
-  env.subset_count = static_cast<uint32_t>(snapshot.subsets.size());
-  env.members = snapshot.members.data();
-  env.member_count = static_cast<uint32_t>(snapshot.members.size());
-  env.schedule = snapshot.schedule.data();
-  env.schedule_count = static_cast<uint32_t>(snapshot.schedule.size());
-  env.maglev = snapshot.maglev.data();
-  env.maglev_count = static_cast<uint32_t>(snapshot.maglev.size());
+  // Structs the env indexes as plain arrays must have no padding between
+  // mmapped entries; the 4-byte schedule and Maglev slots carry their stride.
+  static_assert(sizeof(sluice_subset) % 8 == 0 && sizeof(sluice_member) % 8 == 0);
+  env.subsets = snapshot.subsets.entries;
+  env.subset_count = snapshot.subsets.count;
+  env.members = snapshot.members.entries;
+  env.member_count = snapshot.members.count;
+  env.schedule = snapshot.schedule.entries;
+  env.schedule_count = snapshot.schedule.count;
+  env.schedule_stride = snapshot.schedule.stride;
+  env.maglev = snapshot.maglev.entries;
+  env.maglev_count = snapshot.maglev.count;
+  env.maglev_stride = snapshot.maglev.stride;
 }
 
 }  // namespace sluice::dpdk

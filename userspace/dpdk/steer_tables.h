@@ -2,17 +2,22 @@
 // userspace/bpfmaps pins and TableWriter fills), so one control plane drives
 // both data planes:
 //
-//   sluice_ctrl, sluice_backend_load  BPF_F_MMAPABLE: mmapped, read (and for
-//                                     the load map, added to) with no syscall.
-//   sluice_services, sluice_subsets,  hash map / plain arrays: copied into a
-//   sluice_members, sluice_schedule,  SteerSnapshot once per generation (the
-//   sluice_maglev, sluice_backends    writer flips sluice_ctrl.generation after
-//                                     filling the inactive half), never per packet.
+//   sluice_ctrl, sluice_backend_load,  BPF_F_MMAPABLE arrays: mmapped and read
+//   sluice_subsets, sluice_members,    in place, with no syscall (the load map
+//   sluice_schedule, sluice_maglev,    is also added to: l4_opened/l4_closed).
+//   sluice_backends
+//   sluice_services                    hash map: its active half is copied into
+//                                      a SteerSnapshot once per generation.
 //
-// Only the active half is copied, and of it only the ranges the active
-// services' subsets point at. A snapshot is immutable once built; lcores pick
-// the newest one up between bursts.
+// The writer fills the inactive half, flips sluice_ctrl.generation, and only
+// rewrites a half again after a grace period (TableWriter's flip_grace), so
+// the arrays of the active half are stable while a snapshot of it serves. A
+// snapshot is immutable once built; lcores pick the newest one up between
+// bursts, and a decision made while the snapshot lags the flip looks the
+// service up in the live half instead (decide_new_flow).
 #pragma once
+
+#include <sys/mman.h>
 
 #include <cstdint>
 #include <memory>
@@ -32,30 +37,49 @@ struct ServiceKeyEqual {
   bool operator()(const sluice_service_key& a, const sluice_service_key& b) const noexcept;
 };
 
-// One generation of the steering tables, indexed exactly as the BPF maps are
-// (absolute indices), so the decision code reads them with the same numbers.
+// A pinned BPF array mmapped read-only: entries at absolute indices. The
+// kernel lays array values out 8-byte aligned, so a 4-byte value (schedule,
+// Maglev slots) sits every 8 bytes: `stride` is that distance.
+template <typename T>
+struct MappedArray {
+  const T* entries = nullptr;
+  uint32_t count = 0;
+  uint32_t stride = (sizeof(T) + 7) / 8 * 8;
+  const T* at(uint32_t index) const {
+    return index < count ? reinterpret_cast<const T*>(reinterpret_cast<const char*>(entries) + size_t{index} * stride)
+                         : nullptr;
+  }
+};
+
+// One generation of the steering tables: the services of the active half
+// (copied) and the config arrays (mmapped, owned by PinnedSteerTables, which
+// must outlive the snapshot), indexed exactly as the BPF maps are.
 struct SteerSnapshot {
   uint32_t generation = 0;
   uint32_t hash_seed = 0;
   std::unordered_map<sluice_service_key, sluice_service, ServiceKeyHash, ServiceKeyEqual> services;
-  std::vector<sluice_subset> subsets;
-  std::vector<sluice_member> members;
-  std::vector<uint32_t> schedule;
-  std::vector<uint32_t> maglev;
-  std::vector<sluice_backend> backends;   // by backend id
+  MappedArray<sluice_subset> subsets;
+  MappedArray<sluice_member> members;
+  MappedArray<uint32_t> schedule;
+  MappedArray<uint32_t> maglev;
+  MappedArray<sluice_backend> backends;   // by backend id; not halved
 
   // The service port a client -> VIP flow is for, nullptr if none. The key's
   // generation must be this snapshot's (service_key_of does that).
   const sluice_service* find_service(const sluice_service_key& key) const;
   sluice_service_key service_key_of(const sluice_flow_key& flow) const;
+  // A live backend, or nullptr. The entry is read in place: the writer only
+  // rewrites it with the same address, or clears SLUICE_BACKEND_F_LIVE.
   const sluice_backend* backend(uint32_t id) const {
-    return id < backends.size() && (backends[id].flags & SLUICE_BACKEND_F_LIVE) ? &backends[id] : nullptr;
+    const sluice_backend* b = backends.at(id);
+    return b && (__atomic_load_n(&b->flags, __ATOMIC_RELAXED) & SLUICE_BACKEND_F_LIVE) ? b : nullptr;
   }
 };
 
-// Opens the pinned maps under pin_dir. Throws std::runtime_error naming the
-// pin path and errno when a map is missing (is sluiced running with the same
-// --pin-dir?) or cannot be mmapped.
+// Opens and mmaps the pinned maps under pin_dir. Throws std::runtime_error
+// naming the pin path and errno when a map is missing (is sluiced running
+// with the same --pin-dir?) or cannot be mmapped (pinned by a sluiced older
+// than BPF_F_MMAPABLE on the config arrays).
 class PinnedSteerTables {
  public:
   explicit PinnedSteerTables(const std::string& pin_dir);
@@ -63,29 +87,46 @@ class PinnedSteerTables {
   PinnedSteerTables(const PinnedSteerTables&) = delete;
   PinnedSteerTables& operator=(const PinnedSteerTables&) = delete;
 
-  // The generation the kernel datapath reads right now (one mmapped load).
+  // The table half the kernel datapath reads right now (one mmapped load).
   uint32_t active_generation() const;
-  // Copies the active half. Retries if the generation flips while copying.
+  // Copies the active half's services. Retries if the generation flips while copying.
   std::shared_ptr<const SteerSnapshot> read_snapshot() const;
+  // One service port of the given half, looked up in the pinned hash map (a
+  // syscall): the slow path for a decision made while the snapshot lags.
+  bool lookup_service(const sluice_service_key& key, sluice_service& out) const;
 
   // The shared least-request map (mmapped); index: backend id.
   sluice_backend_load* backend_load() const { return load_; }
   uint32_t backend_load_entries() const { return load_entries_; }
+  // The idle timeouts the kernel conntrack uses (sluice_ctrl, set by the loader).
+  uint64_t tcp_idle_ns() const { return __atomic_load_n(&ctrl_->tcp_idle_ns, __ATOMIC_RELAXED); }
+  uint64_t udp_idle_ns() const { return __atomic_load_n(&ctrl_->udp_idle_ns, __ATOMIC_RELAXED); }
+  uint64_t closing_ns() const { return __atomic_load_n(&ctrl_->closing_ns, __ATOMIC_RELAXED); }
   // Current values of the kernel's round-robin cursors (a starting point).
   std::vector<uint32_t> read_rr_cursors() const;
   const std::string& pin_dir() const { return pin_dir_; }
 
  private:
-  void read_half(uint32_t generation, SteerSnapshot& out) const;
+  struct Mapping {
+    void* addr = nullptr;
+    size_t len = 0;
+  };
+  template <typename T>
+  MappedArray<T> map_array(int fd, const char* name, int prot = PROT_READ);
+  void release();
 
   std::string pin_dir_;
   int ctrl_fd_ = -1, services_fd_ = -1, subsets_fd_ = -1, members_fd_ = -1, schedule_fd_ = -1,
       maglev_fd_ = -1, backends_fd_ = -1, rr_fd_ = -1, load_fd_ = -1;
+  std::vector<Mapping> mappings_;
   sluice_ctrl* ctrl_ = nullptr;
-  size_t ctrl_len_ = 0;
   sluice_backend_load* load_ = nullptr;
-  size_t load_len_ = 0;
   uint32_t load_entries_ = 0;
+  MappedArray<sluice_subset> subsets_;
+  MappedArray<sluice_member> members_;
+  MappedArray<uint32_t> schedule_;
+  MappedArray<uint32_t> maglev_;
+  MappedArray<sluice_backend> backends_;
 };
 
 // What the forwarder does with the first packet of a flow it has no state
@@ -101,12 +142,24 @@ struct NewFlowOutcome {
   sluice_decision decision{};
 };
 
-// Service lookup in the snapshot, then include/sluice/steer_decide.h with
-// env (bound to this snapshot), then the liveness check the XDP program makes.
+// Service lookup, then include/sluice/steer_decide.h with env (bound to
+// this snapshot), then the liveness check the XDP program makes. Like the
+// XDP program, which reads the generation once per packet, the decision
+// uses the half that is active now: if the snapshot lags a flip (the
+// control thread has not copied the new services yet), the service comes
+// from live's pinned map, and the arrays are the same mmapped ones.
 inline NewFlowOutcome decide_new_flow(const SteerSnapshot& snapshot, sluice_user_steer_env& env,
-                                      const sluice_flow_key& flow) {
+                                      const sluice_flow_key& flow, const PinnedSteerTables* live = nullptr,
+                                      sluice_service* lagging_service = nullptr) {
   NewFlowOutcome out;
-  out.service = snapshot.find_service(snapshot.service_key_of(flow));
+  sluice_service_key key = snapshot.service_key_of(flow);
+  const uint32_t generation = live ? live->active_generation() : snapshot.generation;
+  if (generation == snapshot.generation) {
+    out.service = snapshot.find_service(key);
+  } else if (lagging_service) {
+    key.generation = static_cast<uint8_t>(generation);
+    if (live->lookup_service(key, *lagging_service)) out.service = lagging_service;
+  }
   if (!out.service) return out;
   sluice_steer_decide(&env, out.service, &flow, snapshot.hash_seed, &out.decision);
   switch (out.decision.action) {

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * The userspace table readers behind include/sluice/steer_decide.h: plain
- * array reads from a per-generation copy of the pinned maps (see
- * steer_tables.h), the shared least-request map through its mmap, round-robin
- * cursors and a random state owned by one lcore. No syscall, no lock.
+ * The userspace table readers behind include/sluice/steer_decide.h: reads of
+ * the pinned config arrays in place through their mmap (see steer_tables.h),
+ * the shared least-request map likewise, round-robin cursors and a random
+ * state owned by one lcore. No syscall, no lock.
  */
 #ifndef SLUICE_DPDK_USER_STEER_ENV_H
 #define SLUICE_DPDK_USER_STEER_ENV_H
@@ -21,8 +21,10 @@ struct sluice_user_steer_env {
 	const struct sluice_member *members;
 	const __u32 *schedule;
 	__u32 schedule_count;
-	__u32 maglev_count;
+	__u32 schedule_stride;                    /* bytes between slots (8 in a BPF array mmap) */
 	const __u32 *maglev;
+	__u32 maglev_count;
+	__u32 maglev_stride;
 	const struct sluice_backend_load *load;  /* mmapped, written concurrently */
 	__u32 load_count;
 	__u32 rr_count;
@@ -44,12 +46,16 @@ static inline const struct sluice_member *sluice_env_member(struct sluice_user_s
 
 static inline const __u32 *sluice_env_schedule(struct sluice_user_steer_env *env, __u32 index)
 {
-	return index < env->schedule_count ? &env->schedule[index] : NULL;
+	return index < env->schedule_count
+		       ? (const __u32 *)((const char *)env->schedule + (size_t)index * env->schedule_stride)
+		       : NULL;
 }
 
 static inline const __u32 *sluice_env_maglev(struct sluice_user_steer_env *env, __u32 index)
 {
-	return index < env->maglev_count ? &env->maglev[index] : NULL;
+	return index < env->maglev_count
+		       ? (const __u32 *)((const char *)env->maglev + (size_t)index * env->maglev_stride)
+		       : NULL;
 }
 
 /* Active L7 requests plus open L4 connections, as bpf/steer_env.h counts them. */

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+
 namespace sluice::agent {
 namespace {
 
@@ -55,6 +59,85 @@ TEST(RenderXdpPrometheus, MissingCountersRenderAsZeroNotAnError) {
   std::string text;
   ASSERT_NO_THROW(text = render_xdp_prometheus(stats));
   EXPECT_NE(text.find("sluice_backend_active_l7_requests{backend=\"10.200.11.2:9081/tcp\"} 0\n"), std::string::npos);
+}
+
+
+// The shape sluice-fwd --stats-file writes (docs/dpdk.md): counters by the
+// XDP tables' stat slots and backend ids, only slots that saw traffic.
+ForwarderStats forwarder_stats(double age_seconds = 0.4) {
+  ForwarderStats stats;
+  stats.age_seconds = age_seconds;
+  stats.counters = json::parse(R"({
+    "generation": 1, "snapshots_applied": 3, "flows": 4, "reverse_flows": 5, "flow_capacity": 1048576,
+    "cycles_per_packet": 912.44,
+    "global": {"new_flows": 9, "flows_expired": 2, "rx_missed": 0},
+    "ports": {"0": {"name": "net_af_packet0", "rx_packets": 100, "tx_packets": 90, "rx_missed": 7,
+                    "rx_errors": 0, "rx_nombuf": 0, "tx_errors": 1}},
+    "services": {"0": {"packets_in": 30, "packets_out": 20, "passthrough": 0, "drop_no_backend": 2,
+                       "new_flows": 9, "closed_flows": 5, "bytes_in": 3000, "bytes_out": 2000}},
+    "subsets": {"1": {"new_flows": 6, "closed_flows": 4, "bytes_in": 600, "bytes_out": 400},
+                "7": {"new_flows": 3, "closed_flows": 1, "bytes_in": 30, "bytes_out": 20}},
+    "backends": {"1": {"new_flows": 6, "closed_flows": 2}, "42": {"new_flows": 1, "closed_flows": 1}}
+  })");
+  return stats;
+}
+
+TEST(RenderDpdkPrometheus, FreshForwarderIsUpWithItsFlowsAndEvents) {
+  std::string text = render_dpdk_prometheus(forwarder_stats(), datapath_stats());
+  EXPECT_NE(text.find("sluice_dpdk_up 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("sluice_dpdk_stats_age_seconds 0.400\n"), std::string::npos);
+  EXPECT_NE(text.find("sluice_dpdk_flows{table=\"forward\"} 4\n"), std::string::npos);
+  EXPECT_NE(text.find("sluice_dpdk_snapshots_applied_total 3\n"), std::string::npos);
+  EXPECT_NE(text.find("sluice_dpdk_cycles_per_packet 912.4\n"), std::string::npos);
+  EXPECT_NE(text.find("sluice_dpdk_events_total{event=\"flows_expired\"} 2\n"), std::string::npos);
+  EXPECT_NE(text.find("sluice_dpdk_port_errors_total{port=\"0\",device=\"net_af_packet0\",kind=\"rx_missed\"} 7\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("sluice_dpdk_port_packets_total{port=\"0\",device=\"net_af_packet0\",direction=\"tx\"} 90\n"),
+            std::string::npos);
+}
+
+TEST(RenderDpdkPrometheus, SlotsAndBackendIdsAreNamedFromTheXdpTables) {
+  std::string text = render_dpdk_prometheus(forwarder_stats(), datapath_stats());
+  EXPECT_NE(text.find("sluice_dpdk_tcp_connections_opened_total{destination_service=\"productpage\","
+                      "destination_version=\"v1\",destination_port=\"9081\",request_protocol=\"tcp\"} 6\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("sluice_dpdk_drops_no_backend_total{service=\"productpage\",port=\"9081\",protocol=\"tcp\"} 2\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("sluice_dpdk_backend_active_flows{backend=\"10.200.11.2:9081/tcp\"} 4\n"), std::string::npos);
+  // A slot or id the XDP tables do not name (yet) is shown by number, not dropped.
+  EXPECT_NE(text.find("destination_service=\"slot 7\",destination_version=\"unknown\""), std::string::npos);
+  EXPECT_NE(text.find("sluice_dpdk_backend_new_flows_total{backend=\"id 42\"} 1\n"), std::string::npos);
+}
+
+TEST(RenderDpdkPrometheus, StaleFileReportsTheForwarderDown) {
+  std::string text = render_dpdk_prometheus(forwarder_stats(kForwarderStaleAfterSeconds + 1), json());
+  EXPECT_NE(text.find("sluice_dpdk_up 0\n"), std::string::npos) << text;
+  // Without the kernel datapath the slots are numbers.
+  EXPECT_NE(text.find("sluice_dpdk_packets_in_total{service=\"slot 0\",port=\"\",protocol=\"\"} 30\n"),
+            std::string::npos);
+}
+
+TEST(ReadForwarderStats, AbsentFileMeansNoForwarderAndGarbageMeansDown) {
+  const std::string dir = ::testing::TempDir();
+  EXPECT_FALSE(read_forwarder_stats(dir + "/no-such-sluice-fwd.json").has_value());
+
+  const std::string garbage = dir + "/sluice-fwd-garbage.json";
+  std::ofstream(garbage) << "{not json";
+  auto broken = read_forwarder_stats(garbage);
+  ASSERT_TRUE(broken.has_value());
+  EXPECT_FALSE(broken->up());
+  EXPECT_NE(render_dpdk_prometheus(*broken, json()).find("sluice_dpdk_up 0\n"), std::string::npos);
+
+  const std::string fresh = dir + "/sluice-fwd-fresh.json";
+  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  std::ofstream(fresh) << json{{"written_at", now - 1.0}, {"generation", 1}}.dump();
+  auto read = read_forwarder_stats(fresh);
+  ASSERT_TRUE(read.has_value());
+  EXPECT_TRUE(read->up());
+  EXPECT_NEAR(read->age_seconds, 1.0, 0.5);
+  std::remove(garbage.c_str());
+  std::remove(fresh.c_str());
 }
 
 }  // namespace

@@ -628,6 +628,7 @@ void Worker::on_peer_eof(Conn& c) {
       process_client(c);
       break;
     case ClientState::Proxying:
+    case ClientState::RetryBackoff:
       // A half-close after a complete request still gets its response.
       if (!c.exchange->request_done) abort_exchange(c);
       break;
@@ -1660,7 +1661,22 @@ void Worker::retry(Conn& c) {
     reply_local(c, 503, "no healthy upstream\n", "", false, "UH");
     return;
   }
-  dispatch(c);
+  // Envoy's default back-off between attempts (Istio exposes no setting):
+  // a random wait in [0, (2^n - 1) x 25 ms] before retry n, at most 250 ms,
+  // so a struggling backend is not hit again at once and retries from many
+  // clients spread out. Deadlines run on the 10 ms tick, so a wait rounds up
+  // to it.
+  constexpr int64_t kBackoffBaseNs = 25'000'000, kBackoffMaxNs = 250'000'000;
+  const int64_t ceiling =
+      std::min(((int64_t{1} << std::min<uint32_t>(x.retries_done, 10)) - 1) * kBackoffBaseNs, kBackoffMaxNs);
+  const auto wait = static_cast<int64_t>(random_->fraction() * static_cast<double>(ceiling));
+  if (wait <= 0) {
+    dispatch(c);
+    return;
+  }
+  x.retry_at_ns = now_ns() + wait;
+  c.client_state = ClientState::RetryBackoff;
+  set_client_deadline(c);
 }
 
 void Worker::fail_exchange(Conn& c, Failure failure) {
@@ -1725,6 +1741,10 @@ void Worker::set_client_deadline(Conn& c) {
       c.deadline = Deadline::FaultDelay;
       c.deadline_ns = x.delay_until_ns;
       break;
+    case ClientState::RetryBackoff:
+      c.deadline = Deadline::RetryBackoff;
+      c.deadline_ns = x.route_deadline_ns != 0 ? std::min(x.retry_at_ns, x.route_deadline_ns) : x.retry_at_ns;
+      break;
     case ClientState::Queued:
     case ClientState::Proxying: {
       int64_t d = x.route_deadline_ns;
@@ -1770,6 +1790,16 @@ void Worker::check_deadlines() {
       case Deadline::FaultDelay:
         continue_after_delay(c);
         break;
+      case Deadline::RetryBackoff: {
+        Exchange& x = *c.exchange;
+        c.client_state = ClientState::Proxying;
+        if (x.route_deadline_ns != 0 && now >= x.route_deadline_ns) {
+          reply_local(c, 504, "upstream request timeout\n", "", false, "UT");
+        } else {
+          dispatch(c);
+        }
+        break;
+      }
       case Deadline::Request: {
         Exchange& x = *c.exchange;
         if (x.route_deadline_ns != 0 && now >= x.route_deadline_ns) {

@@ -48,12 +48,13 @@ class Worker final : private BackendLoad {
   enum class ClientState : uint8_t {
     AwaitingHead,   // reading a request head, or idle between keep-alive requests
     FaultDelay,     // holding the request for an injected delay
+    RetryBackoff,   // waiting between two attempts (jittered exponential back-off)
     Queued,         // waiting for an upstream connection (pool limit reached)
     Proxying,       // request and response streaming through an upstream connection
     Closing,        // flushing the last response, then close
   };
   enum class UpstreamState : uint8_t { Connecting, Idle, Busy };
-  enum class Deadline : uint8_t { None, HeaderRead, Idle, FaultDelay, Request, Connect, PoolIdle };
+  enum class Deadline : uint8_t { None, HeaderRead, Idle, FaultDelay, RetryBackoff, Request, Connect, PoolIdle };
   enum class Failure : uint8_t { ConnectFailure, Reset, Timeout };
 
   struct HeldBuffer {
@@ -90,7 +91,7 @@ class Worker final : private BackendLoad {
     bool dechunk = false, upstream_keep_alive = true;
     unsigned status = 0;
     uint32_t retries_done = 0;
-    int64_t start_ns = 0, route_deadline_ns = 0, try_deadline_ns = 0, delay_until_ns = 0;
+    int64_t start_ns = 0, route_deadline_ns = 0, try_deadline_ns = 0, delay_until_ns = 0, retry_at_ns = 0;
     std::string_view flags = "-";
     // For the access log: the last attempt's dispatch and response head
     // times, and where the response body starts in the client's output.

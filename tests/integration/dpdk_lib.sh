@@ -24,7 +24,7 @@ dpdk_link_hook() {   # TOPO_LINK_HOOK: no segmentation offloads anywhere
 }
 
 dpdk_setup() {   # dpdk_setup NAME
-  local name=$1 i ns
+  local name=$1 ns
   topo_require_root
   topo_require_cmd ip nsenter python3 ethtool
   [[ -x "$SLUICE_FWD" ]] || _topo_fail_or_skip "sluice-fwd (build with DPDK: meson -Ddpdk=enabled)"
@@ -34,13 +34,7 @@ dpdk_setup() {   # dpdk_setup NAME
   XDP_WORK=$(mktemp -d "/tmp/slc-dpdk-$name.XXXXXX")
   XDP_PIN="/sys/fs/bpf/slc-dpdk-$name-$$"
   topo_on_cleanup "dpdk_teardown"
-  for i in 1 2 3 4; do
-    ns=$(topo_ns backend "$i")
-    topo_spawn "$ns" "$SLUICE_TEST_BACKEND" --name "${XDP_BACKEND_NAMES[$((i - 1))]}" --tcp 9081 --udp 9082
-  done
-  for i in 1 2 3 4; do
-    topo_wait_port "$(topo_ns node)" "$(topo_addr backend "$i")" 9081 || exit 1
-  done
+  xdp_start_backends
   # From here on only the forwarder moves packets between the node's veths.
   ns=$(topo_ns node)
   ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0

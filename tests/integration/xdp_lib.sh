@@ -43,7 +43,7 @@ xdp_peer_hook() {   # TOPO_LINK_HOOK: XDP_PASS on the client's and backends' end
 
 # xdp_setup NAME: topology, backends, work dir, pin dir.
 xdp_setup() {
-  local name=$1 i ns
+  local name=$1
   topo_require_root
   topo_require_cmd ip nsenter python3
   [[ -d /sys/fs/bpf ]] && { mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf; }
@@ -52,19 +52,27 @@ xdp_setup() {
   XDP_WORK=$(mktemp -d "/tmp/slc-bpf-$name.XXXXXX")
   XDP_PIN="/sys/fs/bpf/slc-bpf-$name-$$"
   topo_on_cleanup "xdp_teardown"
-  for i in 1 2 3 4; do
-    ns=$(topo_ns backend "$i")
-    topo_spawn "$ns" "$SLUICE_TEST_BACKEND" --name "${XDP_BACKEND_NAMES[$((i - 1))]}" --tcp 9081 --udp 9082
-  done
-  for i in 1 2 3 4; do
-    topo_wait_port "$(topo_ns node)" "$(topo_addr backend "$i")" 9081 || exit 1
-    topo_wait_port "$(topo_ns node)" "$(topo_addr backend "$i" 6)" 9081 || exit 1
-  done
+  xdp_start_backends 6
   # Resolve the client's neighbour entry on the node too (a refused connect
   # is enough): first packets then skip the NO_NEIGH path, which works
   # through the kernel but is slower.
   topo_exec "$(topo_ns node)" timeout 2 bash -c "exec 3<>/dev/tcp/$(topo_addr client)/9" 2>/dev/null
   topo_exec "$(topo_ns node)" timeout 2 bash -c "exec 3<>/dev/tcp/$(topo_addr client 6)/9" 2>/dev/null
+  return 0
+}
+
+# xdp_start_backends [6]: sluice-test-backend in each backend namespace (TCP
+# greeting+echo on 9081, UDP on 9082), waited for on IPv4 (and IPv6 with 6).
+xdp_start_backends() {
+  local i
+  for i in 1 2 3 4; do
+    topo_spawn "$(topo_ns backend "$i")" "$SLUICE_TEST_BACKEND" --name "${XDP_BACKEND_NAMES[$((i - 1))]}" \
+      --tcp 9081 --udp 9082
+  done
+  for i in 1 2 3 4; do
+    topo_wait_port "$(topo_ns node)" "$(topo_addr backend "$i")" 9081 || exit 1
+    [[ ${1:-} == 6 ]] && { topo_wait_port "$(topo_ns node)" "$(topo_addr backend "$i" 6)" 9081 || exit 1; }
+  done
   return 0
 }
 

@@ -64,9 +64,13 @@ struct Options {
   uint32_t interval_ms = 200;
 };
 
-// Errors by what a user debugging a data plane needs to tell apart.
+// Errors by what a user debugging a data plane needs to tell apart. A
+// client-side shortage (no free ephemeral port, no file descriptor) is named
+// apart from the data plane's failures, and every other errno is listed by
+// name under "other_errnos" so a failed run says what happened.
 struct ErrorTally {
-  uint64_t reset = 0, timeout = 0, refused = 0, closed = 0, other = 0;
+  uint64_t reset = 0, timeout = 0, refused = 0, closed = 0, no_local_port = 0, other = 0;
+  std::map<std::string, uint64_t> other_errnos;
 
   void count_errno(int err) {
     if (err == ECONNRESET || err == EPIPE) {
@@ -75,14 +79,20 @@ struct ErrorTally {
       ++refused;
     } else if (err == ETIMEDOUT || err == EHOSTUNREACH || err == ENETUNREACH) {
       ++timeout;
+    } else if (err == EADDRNOTAVAIL) {
+      ++no_local_port;   // connect(): every local port to this destination busy (TIME_WAIT)
     } else {
       ++other;
+      const char* name = strerrorname_np(err);
+      ++other_errnos[name != nullptr ? name : std::to_string(err)];
     }
   }
-  uint64_t total() const { return reset + timeout + refused + closed + other; }
+  uint64_t total() const { return reset + timeout + refused + closed + no_local_port + other; }
   Json to_json() const {
-    return Json{{"reset", reset}, {"timeout", timeout}, {"refused", refused}, {"closed", closed}, {"other", other}};
+    return Json{{"reset", reset},   {"timeout", timeout},           {"refused", refused},
+                {"closed", closed}, {"no_local_port", no_local_port}, {"other", other}};
   }
+  Json errnos_json() const { return Json(other_errnos); }
 };
 
 int socket_error(int fd) {
@@ -194,6 +204,7 @@ class TcpRun {
     Json j;
     j["backends"] = backends_;
     j["errors"] = errors_.to_json();
+    j["other_errnos"] = errors_.errnos_json();
     j["total"] = completed_ + errors_.total();
     j["requested"] = o_.count;
     j["elapsed_s"] = elapsed();
@@ -472,6 +483,7 @@ Json run_udp(const Options& o) {
   for (int fd : left) drop(fd);
   return Json{{"backends", backends},
               {"errors", errors.to_json()},
+              {"other_errnos", errors.errnos_json()},
               {"total", completed + errors.total()},
               {"requested", o.count},
               {"elapsed_s", std::chrono::duration<double>(Clock::now() - began).count()}};
@@ -629,6 +641,7 @@ class HttpRun {
     return Json{{"backends", backends_},
                 {"status", statuses_},
                 {"errors", errors_.to_json()},
+                {"other_errnos", errors_.errnos_json()},
                 {"total", completed_ + errors_.total()},
                 {"requested", o_.count},
                 {"connections_opened", opened_},

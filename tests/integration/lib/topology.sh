@@ -152,6 +152,17 @@ topo_create() {
   _topo_add_ns "$client" || return 1
   _topo_add_ns "$node" || return 1
   ip netns exec "$node" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+  # Clients here open tens of thousands of short connections to one VIP:port
+  # (agent_canary: ~400/s for minutes). With the default 28k ephemeral ports
+  # and 60 s of TIME_WAIT that runs out (connect: EADDRNOTAVAIL), so the
+  # client and the node (the proxy dials upstream) get the whole range and
+  # may reuse a TIME_WAIT port, as a load generator's host would be tuned.
+  # A reused 4-tuple is safe for the steering: a SYN on a closing conntrack
+  # entry is steered afresh.
+  local ns_
+  for ns_ in "$client" "$node"; do
+    ip netns exec "$ns_" sysctl -qw net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1
+  done
 
   _topo_link "$client" eth0 "$node" c0 || return 1
   ip -n "$client" addr add "$(topo_addr client)/24" dev eth0

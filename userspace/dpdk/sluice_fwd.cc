@@ -718,11 +718,16 @@ int main(int argc, char** argv) {
 
   std::vector<std::unique_ptr<Lcore>> lcores;
   const std::vector<uint32_t> start_cursors = fw.tables->read_rr_cursors();
-  for (uint16_t q = 0; q < fw.queues; q++) {
+  const PinnedSteerTables::CounterSlots slots = fw.tables->counter_slots();
+  auto new_stats = [&slots] {
     auto s = std::make_unique<LcoreStats>();
-    s->services.resize(SLUICE_MAX_STAT_SLOTS);
-    s->subsets.resize(SLUICE_MAX_STAT_SLOTS);
-    s->backends.resize(SLUICE_MAX_BACKENDS);
+    s->services.resize(slots.services);
+    s->subsets.resize(slots.subsets);
+    s->backends.resize(slots.backends);
+    return s;
+  };
+  for (uint16_t q = 0; q < fw.queues; q++) {
+    auto s = new_stats();
     auto lc = std::make_unique<Lcore>();
     lc->fw = &fw;
     lc->queue = q;
@@ -738,13 +743,7 @@ int main(int argc, char** argv) {
     fw.stats.push_back(std::move(s));
     lcores.push_back(std::move(lc));
   }
-  {
-    auto s = std::make_unique<LcoreStats>();   // the control thread's: flows it expires
-    s->services.resize(SLUICE_MAX_STAT_SLOTS);
-    s->subsets.resize(SLUICE_MAX_STAT_SLOTS);
-    s->backends.resize(SLUICE_MAX_BACKENDS);
-    fw.stats.push_back(std::move(s));
-  }
+  fw.stats.push_back(new_stats());   // the control thread's: flows it expires
 
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);

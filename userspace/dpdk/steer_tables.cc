@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -159,6 +160,26 @@ void PinnedSteerTables::release() {
     if (*fd >= 0) close(*fd);
     *fd = -1;
   }
+}
+
+PinnedSteerTables::CounterSlots PinnedSteerTables::counter_slots() const {
+  auto entries = [&](std::string_view name) {
+    const int fd = open_pinned(pin_dir_, name);
+    bpf_map_info info{};
+    try {
+      info = map_info(fd, name);
+    } catch (...) {
+      close(fd);
+      throw;
+    }
+    close(fd);
+    return info.max_entries;
+  };
+  CounterSlots slots;
+  slots.services = entries("sluice_service_stats");
+  slots.subsets = entries("sluice_subset_stats");
+  slots.backends = std::max(backends_.count, entries("sluice_backend_stats"));
+  return slots;
 }
 
 uint32_t PinnedSteerTables::active_generation() const {

@@ -104,6 +104,13 @@ class PinnedSteerTables {
   uint64_t closing_ns() const { return __atomic_load_n(&ctrl_->closing_ns, __ATOMIC_RELAXED); }
   // Current values of the kernel's round-robin cursors (a starting point).
   std::vector<uint32_t> read_rr_cursors() const;
+  // How many counter slots the agent's maps have (set at run time by
+  // --max-services, --max-subsets and --max-backends): the forwarder's
+  // per-lcore counters are indexed the same way, so they must be as long.
+  struct CounterSlots {
+    uint32_t services = 0, subsets = 0, backends = 0;
+  };
+  CounterSlots counter_slots() const;
   const std::string& pin_dir() const { return pin_dir_; }
 
  private:

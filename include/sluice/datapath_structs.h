@@ -14,8 +14,10 @@
  * Service keys carry the half they belong to (generation 0 or 1); subset,
  * member, schedule and Maglev entries live in the index range of their half,
  * and the indices stored in a half only point into the same half. Userspace
- * writes the inactive half, then flips sluice_ctrl.generation; the program
- * reads the generation once per packet. Backends (by stable id), conntrack
+ * writes the inactive half, then adds one to sluice_ctrl.generation (a
+ * counter: its low bit is the active half, and a reader that copies tables
+ * outside the datapath, like the DPDK forwarder, sees any flip as a new
+ * value); the program reads the generation once per packet. Backends (by stable id), conntrack
  * and counters are not halved.
  */
 #ifndef SLUICE_DATAPATH_STRUCTS_H
@@ -135,7 +137,7 @@ struct sluice_rnat_entry {
 
 /* sluice_ctrl value: the generation word and run-time knobs (mmapable). */
 struct sluice_ctrl {
-	__u32 generation;      /* active table half; flipped by userspace with one store */
+	__u32 generation;      /* flip counter, low bit = active half; one store by userspace */
 	__u32 flags;           /* SLUICE_CTRL_F_* */
 	__u32 hash_seed;       /* seed of every flow hash (same in every data plane) */
 	__u32 pad;

@@ -292,7 +292,7 @@ std::string render_dpdk_prometheus(const ForwarderStats& stats, const json& data
     return escape_label(it == backend_of.end() ? "id " + id : it->second.value("address", ""));
   };
 
-  family("sluice_dpdk_table_generation", "gauge", "Table half the forwarder steers with");
+  family("sluice_dpdk_table_generation", "gauge", "Table generation the forwarder steers with (flip counter; low bit is the half)");
   out += fmt::format("sluice_dpdk_table_generation {}\n", counter_of(c, "generation"));
   family("sluice_dpdk_snapshots_applied_total", "counter", "Table generations the forwarder switched to");
   out += fmt::format("sluice_dpdk_snapshots_applied_total {}\n", counter_of(c, "snapshots_applied"));

@@ -85,7 +85,8 @@ class DatapathTables {
   // One value per possible CPU, concatenated (per-CPU maps only).
   virtual Bytes lookup_per_cpu(MapRole role, std::span<const uint8_t> key) const = 0;
   virtual unsigned possible_cpus() const = 0;
-  // Publishes the active table half with one 32-bit store.
+  // Publishes the generation counter (low bit: the active table half) with
+  // one 32-bit store.
   virtual void store_generation(uint32_t generation) = 0;
   virtual uint32_t load_generation() const = 0;
 };

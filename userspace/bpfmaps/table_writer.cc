@@ -422,7 +422,9 @@ std::vector<uint32_t> TableWriter::assign_backend_ids(const Plan& plan) {
 ApplyResult TableWriter::apply(const model::Snapshot& snapshot) {
   std::this_thread::sleep_until(last_flip_ + options_.flip_grace);
 
-  const uint32_t active = tables_.load_generation() & 1;
+  // The generation word counts flips; its low bit is the active half.
+  const uint32_t generation_word = tables_.load_generation();
+  const uint32_t active = generation_word & 1;
   const uint32_t inactive = active ^ 1;
   Plan plan = this->plan(snapshot, inactive);
   check_fits(plan);
@@ -492,7 +494,7 @@ ApplyResult TableWriter::apply(const model::Snapshot& snapshot) {
     tables_.update(MapRole::L7Services, key, as_bytes_of(listener_slot));
   }
 
-  tables_.store_generation(inactive);
+  tables_.store_generation(generation_word + 1);   // low bit: inactive, now active
   last_flip_ = std::chrono::steady_clock::now();
   serving_service_names_ = std::move(plan.service_identities);
   serving_subset_names_ = std::move(plan.subset_identities);

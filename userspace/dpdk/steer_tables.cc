@@ -102,7 +102,7 @@ sluice_service_key SteerSnapshot::service_key_of(const sluice_flow_key& flow) co
   key.port = flow.dport;
   key.proto = flow.proto;
   key.family = flow.family;
-  key.generation = static_cast<uint8_t>(generation);
+  key.generation = static_cast<uint8_t>(half());
   return key;
 }
 
@@ -183,7 +183,7 @@ PinnedSteerTables::CounterSlots PinnedSteerTables::counter_slots() const {
 }
 
 uint32_t PinnedSteerTables::active_generation() const {
-  return __atomic_load_n(&ctrl_->generation, __ATOMIC_ACQUIRE) & 1;
+  return __atomic_load_n(&ctrl_->generation, __ATOMIC_ACQUIRE);
 }
 
 std::shared_ptr<const SteerSnapshot> PinnedSteerTables::read_snapshot() const {
@@ -208,7 +208,7 @@ std::shared_ptr<const SteerSnapshot> PinnedSteerTables::read_snapshot() const {
       if (bpf_map_get_next_key(services_fd_, prev, &next) != 0) break;
       key = next;
       prev = &key;
-      if (key.generation != generation) continue;
+      if (key.generation != snapshot->half()) continue;
       sluice_service svc{};
       if (bpf_map_lookup_elem(services_fd_, &key, &svc) == 0) snapshot->services[key] = svc;
     }

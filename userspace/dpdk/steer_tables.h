@@ -55,7 +55,8 @@ struct MappedArray {
 // (copied) and the config arrays (mmapped, owned by PinnedSteerTables, which
 // must outlive the snapshot), indexed exactly as the BPF maps are.
 struct SteerSnapshot {
-  uint32_t generation = 0;
+  uint32_t generation = 0;   // sluice_ctrl's generation counter when copied
+  uint32_t half() const { return generation & 1; }   // which table half: 0 or 1
   uint32_t hash_seed = 0;
   std::unordered_map<sluice_service_key, sluice_service, ServiceKeyHash, ServiceKeyEqual> services;
   MappedArray<sluice_subset> subsets;
@@ -87,7 +88,9 @@ class PinnedSteerTables {
   PinnedSteerTables(const PinnedSteerTables&) = delete;
   PinnedSteerTables& operator=(const PinnedSteerTables&) = delete;
 
-  // The table half the kernel datapath reads right now (one mmapped load).
+  // The generation counter right now (one mmapped load): the writer adds one
+  // per flip, so its low bit is the half the kernel datapath reads and any
+  // change, even two flips, shows as a different value.
   uint32_t active_generation() const;
   // Copies the active half's services. Retries if the generation flips while copying.
   std::shared_ptr<const SteerSnapshot> read_snapshot() const;
@@ -164,7 +167,7 @@ inline NewFlowOutcome decide_new_flow(const SteerSnapshot& snapshot, sluice_user
   if (generation == snapshot.generation) {
     out.service = snapshot.find_service(key);
   } else if (lagging_service) {
-    key.generation = static_cast<uint8_t>(generation);
+    key.generation = static_cast<uint8_t>(generation & 1);
     if (live->lookup_service(key, *lagging_service)) out.service = lagging_service;
   }
   if (!out.service) return out;

@@ -36,7 +36,7 @@ std::optional<sluice_service> find_service(const FakeDatapathTables& tables, con
   key.port = htons(port);
   key.proto = IPPROTO_TCP;
   key.family = SLUICE_FAMILY_V4;
-  key.generation = static_cast<uint8_t>(tables.load_generation());
+  key.generation = static_cast<uint8_t>(tables.load_generation() & 1);
   sluice_service value{};
   if (!tables.lookup(MapRole::Services, as_bytes_of(key), as_writable_bytes_of(value))) return std::nullopt;
   return value;

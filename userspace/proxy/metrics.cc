@@ -28,9 +28,10 @@ void WorkerMetrics::record_request(const RequestLabels& l, unsigned code, std::s
   }
 }
 
-void WorkerMetrics::add(ProxyCounter counter, std::string_view service, std::string_view workload, int64_t delta) {
+void WorkerMetrics::add(ProxyCounter counter, std::string_view service, std::string_view workload, int64_t delta,
+                        std::string_view version) {
   std::lock_guard lock(mu_);
-  counters_[{static_cast<uint32_t>(counter), intern(service), intern(workload)}] += delta;
+  counters_[{static_cast<uint32_t>(counter), intern(service), intern(workload), intern(version)}] += delta;
 }
 
 namespace {
@@ -63,7 +64,7 @@ std::string WorkerMetrics::render_prometheus(std::span<const WorkerMetrics* cons
     std::array<uint64_t, kDurationBucketsMs.size()> buckets{};
   };
   std::map<LabelSet, Summed> requests;
-  std::map<std::tuple<uint32_t, std::string, std::string>, int64_t> counters;
+  std::map<std::tuple<uint32_t, std::string, std::string, std::string>, int64_t> counters;
   for (const auto* w : workers) {
     std::lock_guard lock(w->mu_);
     for (const auto& [k, s] : w->requests_) {
@@ -74,7 +75,7 @@ std::string WorkerMetrics::render_prometheus(std::span<const WorkerMetrics* cons
       t.sum_ms += s.sum_ms;
       for (size_t i = 0; i < s.buckets.size(); ++i) t.buckets[i] += s.buckets[i];
     }
-    for (const auto& [k, v] : w->counters_) counters[{k[0], w->names_[k[1]], w->names_[k[2]]}] += v;
+    for (const auto& [k, v] : w->counters_) counters[{k[0], w->names_[k[1]], w->names_[k[2]], w->names_[k[3]]}] += v;
   }
 
   std::string out;
@@ -112,7 +113,7 @@ std::string WorkerMetrics::render_prometheus(std::span<const WorkerMetrics* cons
   static_assert(std::size(kCounterNames) == static_cast<size_t>(ProxyCounter::kCount));
   uint32_t last = UINT32_MAX;
   for (const auto& [k, v] : counters) {
-    auto [counter, service, workload] = k;
+    auto [counter, service, workload, version] = k;
     std::string_view name = kCounterNames[counter];
     if (counter != last && !(counter == 2 && last == 1)) {
       bool gauge = counter == static_cast<uint32_t>(ProxyCounter::ActiveRequests);
@@ -122,8 +123,9 @@ std::string WorkerMetrics::render_prometheus(std::span<const WorkerMetrics* cons
     std::string extra;
     if (counter == static_cast<uint32_t>(ProxyCounter::FaultAborts)) extra = ",kind=\"abort\"";
     if (counter == static_cast<uint32_t>(ProxyCounter::FaultDelays)) extra = ",kind=\"delay\"";
-    out += fmt::format("{}{{destination_service=\"{}\",destination_workload=\"{}\"{}}} {}\n", name, escape(service),
-                       escape(workload), extra, v);
+    std::string version_label = version.empty() ? "" : fmt::format(",destination_version=\"{}\"", escape(version));
+    out += fmt::format("{}{{destination_service=\"{}\"{},destination_workload=\"{}\"{}}} {}\n", name,
+                       escape(service), version_label, escape(workload), extra, v);
   }
   return out;
 }

@@ -49,7 +49,10 @@ class WorkerMetrics {
  public:
   void record_request(const RequestLabels& labels, unsigned response_code, std::string_view response_flags,
                       double duration_ms);
-  void add(ProxyCounter counter, std::string_view service, std::string_view workload, int64_t delta = 1);
+  // `version` (destination_version, the subset) is given for the counters
+  // that belong to a subset cluster: pool overflows and outlier ejections.
+  void add(ProxyCounter counter, std::string_view service, std::string_view workload, int64_t delta = 1,
+           std::string_view version = {});
 
   // Sums several workers' metrics into Prometheus text exposition format.
   static std::string render_prometheus(std::span<const WorkerMetrics* const> workers);
@@ -68,7 +71,7 @@ class WorkerMetrics {
     std::array<uint64_t, kDurationBucketsMs.size()> buckets{};
   };
   using RequestKey = std::array<uint32_t, 7>;   // service, name, ns, version, workload, code, flags
-  using CounterKey = std::array<uint32_t, 3>;   // counter, service, workload
+  using CounterKey = std::array<uint32_t, 4>;   // counter, service, workload, version ("" = none)
 
   uint32_t intern(std::string_view s);
 

@@ -137,16 +137,16 @@ void from_sockaddr(const sockaddr_storage& ss, model::IpAddress& ip, uint32_t& p
   }
 }
 
+// Istio's destination_version for a subset name; the whole service has none.
+std::string_view version_label(std::string_view subset) { return subset.empty() ? "unknown" : subset; }
+
 }  // namespace
 
-size_t Worker::BackendKeyHash::operator()(const BackendKey& k) const {
-  uint64_t h = 1469598103934665603ull;
-  for (uint8_t b : k.address.bytes) h = (h ^ b) * 1099511628211ull;
-  return static_cast<size_t>((h ^ k.port) * 1099511628211ull);
-}
-
 Worker::Worker(unsigned index, Proxy& proxy, const ProxyOptions& options)
-    : index_(index), proxy_(proxy), options_(options) {
+    : index_(index),
+      proxy_(proxy),
+      options_(options),
+      pools_([&proxy](const model::IpAddress& address, uint32_t port) { return proxy.active_counter(address, port); }) {
   wake_fd_ = eventfd(0, EFD_CLOEXEC);
   if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd for proxy worker");
   router_ = options.make_router ? options.make_router() : std::make_unique<MeshRouter>();
@@ -298,11 +298,7 @@ void Worker::run() {
   setup_ring();
   arm_wake();
   for (uint32_t i = 0; i < listener_fds_.size(); ++i) arm_accept(i);
-  snapshot_generation_ = proxy_.snapshot_generation();
-  auto published = proxy_.published();
-  snapshot_ = std::move(published.snapshot);
-  outliers_ = std::move(published.outliers);
-  if (snapshot_) picker_->on_snapshot(*snapshot_);
+  refresh_snapshot();
   int64_t next_tick = now_ns() + 10'000'000;
   while (true) {
     __kernel_timespec ts{0, 10'000'000};
@@ -313,6 +309,7 @@ void Worker::run() {
     if (drain_requested_.load() && !draining_) begin_drain();
     int64_t now = now_ns();
     if (now >= next_tick) {
+      refresh_snapshot();   // also without requests: pools of clusters that left close their idle connections
       check_deadlines();
       if (outliers_) outliers_->sweep_if_due();
       flush_access_log();
@@ -409,7 +406,7 @@ Worker::Conn* Worker::alloc_conn(Role role) {
   c->deadline = Deadline::None;
   c->deadline_ns = 0;
   c->client_state = ClientState::AwaitingHead;
-  c->upstream = c->client = c->backend = c->next = kNone;
+  c->upstream = c->client = c->pool = c->next = kNone;
   c->requests = 0;
   c->reused = false;
   c->mirror = false;
@@ -429,25 +426,28 @@ void Worker::close_conn(Conn& c) {
   c.deadline = Deadline::None;
   for (uint16_t i = 0; i < c.held_count; ++i) recycle_buffer(c.held[i].bid);
   c.held_count = 0;
-  if (c.role == Role::Upstream && c.backend != kNone) {
-    Backend& b = backends_[c.backend];
+  if (c.role == Role::Upstream && c.pool != kNone) {
+    UpstreamPools::Pool& p = pools_.pool(c.pool);
     if (c.upstream_state == UpstreamState::Idle) {
-      for (uint32_t* link = &b.idle_head; *link != kNone; link = &conns_[*link]->next) {
+      for (uint32_t* link = &p.idle_head; *link != kNone; link = &conns_[*link]->next) {
         if (*link == c.id) {
           *link = c.next;
           break;
         }
       }
     }
-    --b.connections;
+    --p.connections;
   }
   // Shutdown ends the multishot receive (it completes with 0) and fails any
   // send or connect in flight; the slot is reused only after all complete.
   ::shutdown(c.fd, SHUT_RDWR);
   ::close(c.fd);
-  uint32_t backend = c.role == Role::Upstream ? c.backend : kNone;
+  uint32_t pool = c.role == Role::Upstream ? c.pool : kNone;
   maybe_free(c);
-  if (backend != kNone && !draining_) serve_pending(backend);
+  if (pool != kNone) {
+    if (!draining_) serve_pending(pool);
+    pools_.release_if_unused(pool);
+  }
 }
 
 void Worker::maybe_free(Conn& c) {
@@ -694,6 +694,8 @@ void Worker::refresh_snapshot() {
   outliers_ = std::move(published.outliers);
   snapshot_generation_ = generation;
   if (snapshot_) picker_->on_snapshot(*snapshot_);
+  static const model::Snapshot kNoServices;
+  revisit_pools(pools_.apply_snapshot(snapshot_ ? *snapshot_ : kNoServices));
 }
 
 void Worker::start_exchange(Conn& c) {
@@ -860,11 +862,10 @@ void Worker::mirror_request(Conn& c, const model::Mirror& mirror) {
   if (!endpoint) return;
   const model::Service& service = x.snapshot->services[d.service];
   const model::Endpoint& e = service.endpoints[*endpoint];
-  const model::ServicePort* sp = service.port(d.port);
-  uint32_t backend = backend_for(e, sp != nullptr ? e.port_for(*sp) : d.port);
+  uint32_t backend = backend_for(service, e, d.port);
   Conn* u = alloc_conn(Role::Upstream);
   if (u == nullptr) return;
-  const BackendKey key = backends_[backend].key;
+  const UpstreamPools::BackendKey key = pools_.backend(backend).key;
   int fd = ::socket(key.address.is_v4() ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     u->shut = true;
@@ -928,24 +929,15 @@ bool Worker::select_endpoint(Conn& c, const RequestView* view) {
   auto endpoint = picker_->pick(*x.snapshot, d, view != nullptr ? *view : retry_view, *random_, *this);
   if (!endpoint) return false;
   const model::Service& service = x.snapshot->services[d.service];
-  const model::Endpoint& e = service.endpoints[*endpoint];
-  const model::ServicePort* sp = service.port(d.port);
   x.endpoint = *endpoint;
-  x.backend = backend_for(e, sp != nullptr ? e.port_for(*sp) : d.port);
+  x.backend = backend_for(service, service.endpoints[*endpoint], d.port);
   return true;
 }
 
-uint32_t Worker::backend_for(const model::Endpoint& endpoint, uint32_t port) {
-  BackendKey key{endpoint.address, port};
-  auto it = backend_index_.find(key);
-  if (it != backend_index_.end()) return it->second;
-  auto index = static_cast<uint32_t>(backends_.size());
-  Backend& b = backends_.emplace_back();
-  b.key = key;
-  b.workload = endpoint.name;
-  b.shared_active = proxy_.active_counter(endpoint.address, port);
-  backend_index_.emplace(key, index);
-  return index;
+// The backend an endpoint serves the service port on (its address:port).
+uint32_t Worker::backend_for(const model::Service& service, const model::Endpoint& endpoint, uint32_t port) {
+  const model::ServicePort* sp = service.port(port);
+  return pools_.backend_for(endpoint, sp != nullptr ? endpoint.port_for(*sp) : port);
 }
 
 void Worker::set_picker_context(const Exchange& x, uint32_t port) {
@@ -956,9 +948,7 @@ void Worker::set_picker_context(const Exchange& x, uint32_t port) {
 
 int64_t Worker::active_requests(uint32_t service, uint32_t endpoint) {
   const model::Service& s = picker_snapshot_->services[service];
-  const model::ServicePort* sp = s.port(picker_port_);
-  const model::Endpoint& e = s.endpoints[endpoint];
-  return backends_[backend_for(e, sp != nullptr ? e.port_for(*sp) : picker_port_)].shared_active->load(
+  return pools_.backend(backend_for(s, s.endpoints[endpoint], picker_port_)).shared_active->load(
       std::memory_order_relaxed);
 }
 
@@ -1025,10 +1015,14 @@ bool Worker::build_upstream_head(Conn& c, const http::RequestHead& head, std::st
 
 // ---- upstream connections and pools ---------------------------------------------------
 
+// The attempt's pool is its (subset cluster, backend) pool: the cluster's
+// connectionPool settings and limits apply to it alone (another subset on
+// the same backend has its own connections and counts).
 void Worker::dispatch(Conn& c) {
   Exchange& x = *c.exchange;
-  Backend& b = backends_[x.backend];
-  const model::ConnectionPool& pool = subset_of(x).policy_for(port_of(x)).connection_pool;
+  model::Destination d = x.destination->destination;
+  d.port = port_of(x);
+  const uint32_t pool = pools_.pool_for(*x.snapshot, d, x.endpoint);
   const model::HttpRoute* route = x.route;
   x.attempt_start_ns = now_ns();
   if (route != nullptr && route->retries && route->retries->per_try_timeout.count() > 0) {
@@ -1036,14 +1030,18 @@ void Worker::dispatch(Conn& c) {
   } else {
     x.try_deadline_ns = 0;
   }
-  if (static_cast<uint64_t>(b.active) >= pool.http2_max_requests) {
-    metrics_.add(ProxyCounter::PoolOverflows, x.service->host, b.workload);
+  const UpstreamPools::Admission admission = pools_.admit(pool, x.fresh_connection);
+  if (admission == UpstreamPools::Admission::Overflow) {
+    metrics_.add(ProxyCounter::PoolOverflows, x.service->host, pools_.backend(pools_.pool(pool).backend).workload,
+                 1, version_label(pools_.cluster_of(pool).subset));
     reply_local(c, 503, "upstream connection pool overflow\n", "", false, "UO");
     return;
   }
-  ++b.active;
-  b.shared_active->fetch_add(1, std::memory_order_relaxed);
+  UpstreamPools::Pool& p = pools_.pool(pool);
+  ++p.active;
+  pools_.backend(p.backend).shared_active->fetch_add(1, std::memory_order_relaxed);
   x.counted_active = true;
+  x.pool = pool;
   if (x.expect_continue) {
     // The proxy answers the expectation itself once it commits to
     // forwarding; the upstream never sees Expect (RFC 9110 10.1.1).
@@ -1051,65 +1049,88 @@ void Worker::dispatch(Conn& c) {
     x.expect_continue = false;
     submit_send(c);
   }
-  if (!x.fresh_connection && b.idle_head != kNone) {
-    Conn& u = *conns_[b.idle_head];
-    b.idle_head = u.next;
-    attach_upstream(c, u);
-  } else if (b.connections < pool.max_connections) {
-    open_upstream(c, b, x.backend);
-  } else if (b.pending < pool.http1_max_pending_requests) {
-    c.client_state = ClientState::Queued;
-    c.backend = x.backend;
-    c.next = kNone;
-    if (b.pending_tail == kNone) b.pending_head = c.id;
-    else conns_[b.pending_tail]->next = c.id;
-    b.pending_tail = c.id;
-    ++b.pending;
-    set_client_deadline(c);
-  } else {
-    metrics_.add(ProxyCounter::PoolOverflows, x.service->host, b.workload);
-    end_attempt(c);
-    reply_local(c, 503, "upstream connection pool overflow\n", "", false, "UO");
+  switch (admission) {
+    case UpstreamPools::Admission::Reuse: {
+      Conn& u = *conns_[p.idle_head];
+      p.idle_head = u.next;
+      attach_upstream(c, u);
+      break;
+    }
+    case UpstreamPools::Admission::Open:
+      open_upstream(c, pool);
+      break;
+    case UpstreamPools::Admission::Queue:
+      c.client_state = ClientState::Queued;
+      c.next = kNone;
+      if (p.pending_tail == kNone) p.pending_head = c.id;
+      else conns_[p.pending_tail]->next = c.id;
+      p.pending_tail = c.id;
+      ++p.pending;
+      set_client_deadline(c);
+      break;
+    case UpstreamPools::Admission::Overflow:
+      break;
   }
 }
 
 void Worker::remove_pending(Conn& c) {
-  if (c.client_state != ClientState::Queued || c.backend == kNone) return;
-  Backend& b = backends_[c.backend];
+  if (c.client_state != ClientState::Queued) return;
+  UpstreamPools::Pool& p = pools_.pool(c.exchange->pool);
   uint32_t prev = kNone;
-  for (uint32_t id = b.pending_head; id != kNone; prev = id, id = conns_[id]->next) {
+  for (uint32_t id = p.pending_head; id != kNone; prev = id, id = conns_[id]->next) {
     if (id != c.id) continue;
-    if (prev == kNone) b.pending_head = c.next;
+    if (prev == kNone) p.pending_head = c.next;
     else conns_[prev]->next = c.next;
-    if (b.pending_tail == c.id) b.pending_tail = prev;
-    --b.pending;
+    if (p.pending_tail == c.id) p.pending_tail = prev;
+    --p.pending;
     break;
   }
-  c.backend = kNone;
   c.client_state = ClientState::Proxying;
 }
 
-void Worker::serve_pending(uint32_t backend) {
-  Backend& b = backends_[backend];
-  while (b.pending_head != kNone) {
-    Conn& c = *conns_[b.pending_head];
-    const model::ConnectionPool& pool = subset_of(*c.exchange).policy_for(port_of(*c.exchange)).connection_pool;
-    if (b.idle_head == kNone && b.connections >= pool.max_connections) break;
+// Queued requests take the pool's idle connections, then new ones while
+// the cluster's maxConnections allows. The pool is looked up again after
+// each hand-over: a failed connect may retry, and a retry may create pools.
+void Worker::serve_pending(uint32_t pool) {
+  while (pools_.pool(pool).pending_head != kNone) {
+    Conn& c = *conns_[pools_.pool(pool).pending_head];
+    if (pools_.pool(pool).idle_head == kNone && !pools_.may_open(pool)) break;
     remove_pending(c);
-    if (b.idle_head != kNone) {
-      Conn& u = *conns_[b.idle_head];
-      b.idle_head = u.next;
+    UpstreamPools::Pool& p = pools_.pool(pool);
+    if (p.idle_head != kNone) {
+      Conn& u = *conns_[p.idle_head];
+      p.idle_head = u.next;
       attach_upstream(c, u);
     } else {
-      open_upstream(c, b, backend);
+      open_upstream(c, pool);
     }
   }
 }
 
-void Worker::open_upstream(Conn& c, Backend& b, uint32_t backend) {
+void Worker::revisit_pools(std::vector<uint32_t> pools) {
+  for (uint32_t pool : pools) {
+    revisit_scratch_.clear();
+    for (uint32_t id = pools_.pool(pool).idle_head; id != kNone; id = conns_[id]->next) revisit_scratch_.push_back(id);
+    const int64_t idle_timeout_ns = to_ns(pools_.settings(pool).idle_timeout);
+    for (uint32_t id : revisit_scratch_) {
+      if (!pools_.pool(pool).in_use) break;   // the last close freed it
+      Conn& u = *conns_[id];
+      if (u.shut || u.pool != pool || u.upstream_state != UpstreamState::Idle) continue;
+      if (pools_.pool(pool).retired || pools_.exhausted(pool, u.requests)) {
+        close_conn(u);
+      } else {
+        u.deadline_ns = u.idle_since_ns + idle_timeout_ns;
+      }
+    }
+    if (pools_.pool(pool).in_use && !draining_) serve_pending(pool);   // maxConnections may have grown
+  }
+}
+
+void Worker::open_upstream(Conn& c, uint32_t pool) {
   Exchange& x = *c.exchange;
+  const UpstreamPools::BackendKey key = pools_.backend(pools_.pool(pool).backend).key;
   Conn* u = alloc_conn(Role::Upstream);
-  int fd = u == nullptr ? -1 : ::socket(b.key.address.is_v4() ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = u == nullptr ? -1 : ::socket(key.address.is_v4() ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     if (u != nullptr) {
       u->shut = true;
@@ -1119,10 +1140,10 @@ void Worker::open_upstream(Conn& c, Backend& b, uint32_t backend) {
     return;
   }
   u->fd = fd;
-  u->backend = backend;
+  u->pool = pool;
   u->upstream_state = UpstreamState::Connecting;
-  u->address_len = to_sockaddr(b.key.address, b.key.port, u->address);
-  ++b.connections;
+  u->address_len = to_sockaddr(key.address, key.port, u->address);
+  ++pools_.pool(pool).connections;
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   u->client = c.id;
@@ -1134,7 +1155,7 @@ void Worker::open_upstream(Conn& c, Backend& b, uint32_t backend) {
   io_uring_sqe_set_data64(s, encode_user_data(Op::Connect, u->generation, u->id));
   ++u->ops;
   u->deadline = Deadline::Connect;
-  u->deadline_ns = now_ns() + to_ns(subset_of(x).policy_for(port_of(x)).connection_pool.connect_timeout);
+  u->deadline_ns = now_ns() + to_ns(pools_.settings(pool).connect_timeout);
   pump_request(c);
   set_client_deadline(c);
 }
@@ -1179,46 +1200,48 @@ void Worker::on_connect(Conn& u, int res) {
   submit_send(u);
 }
 
-void Worker::release_upstream(Conn& u, bool reusable, int64_t idle_timeout_ns) {
+// A reusable connection goes back to its pool unless it has served its
+// cluster's maxRequestsPerConnection or the pool was retired (its cluster
+// or backend left the snapshot); it then waits at most the cluster's
+// idleTimeout for its next request. The settings are the pool's own, never
+// those of another subset that reaches the same backend.
+void Worker::release_upstream(Conn& u, bool reusable) {
   u.client = kNone;
   if (u.shut) return;
-  if (!reusable || draining_ || u.peer_eof || !u.in.empty() || u.held_count > 0) {
+  const uint32_t pool = u.pool;
+  if (!reusable || draining_ || u.peer_eof || !u.in.empty() || u.held_count > 0 || pools_.pool(pool).retired ||
+      pools_.exhausted(pool, u.requests)) {
     close_conn(u);
     return;
   }
-  Backend& b = backends_[u.backend];
+  UpstreamPools::Pool& p = pools_.pool(pool);
   u.upstream_state = UpstreamState::Idle;
-  u.next = b.idle_head;
-  b.idle_head = u.id;
+  u.next = p.idle_head;
+  p.idle_head = u.id;
+  u.idle_since_ns = now_ns();
   u.deadline = Deadline::PoolIdle;
-  u.deadline_ns = now_ns() + idle_timeout_ns;
-  serve_pending(u.backend);
+  u.deadline_ns = u.idle_since_ns + to_ns(pools_.settings(pool).idle_timeout);
+  serve_pending(pool);
 }
 
-// A reusable connection goes back to the backend's pool unless it has
-// served the subset's maxRequestsPerConnection; it then waits at most the
-// pool's idleTimeout for its next request.
 void Worker::detach_upstream(Conn& c, bool reusable) {
   if (c.upstream == kNone) return;
   Conn& u = *conns_[c.upstream];
   c.upstream = kNone;
   ++u.requests;
-  int64_t idle_timeout_ns = 0;
-  if (reusable) {
-    const model::ConnectionPool& pool = subset_of(*c.exchange).policy_for(port_of(*c.exchange)).connection_pool;
-    if (pool.max_requests_per_connection != 0 && u.requests >= pool.max_requests_per_connection) reusable = false;
-    idle_timeout_ns = to_ns(pool.idle_timeout);
-  }
-  release_upstream(u, reusable, idle_timeout_ns);
+  release_upstream(u, reusable);
 }
 
 void Worker::end_attempt(Conn& c) {
   Exchange& x = *c.exchange;
   if (!x.counted_active) return;
-  Backend& b = backends_[x.backend];
-  --b.active;
-  b.shared_active->fetch_sub(1, std::memory_order_relaxed);
+  const uint32_t pool = x.pool;
+  UpstreamPools::Pool& p = pools_.pool(pool);
+  --p.active;
+  pools_.backend(p.backend).shared_active->fetch_sub(1, std::memory_order_relaxed);
   x.counted_active = false;
+  x.pool = kNone;
+  pools_.release_if_unused(pool);
 }
 
 // Outlier detection (Envoy's consecutive_5xx and consecutive_gateway_failure)
@@ -1229,7 +1252,9 @@ void Worker::record_outcome(const Exchange& x, unsigned status) {
   model::Destination d = x.destination->destination;
   d.port = port_of(x);
   if (x.outliers->report_status(d, x.endpoint, status)) {
-    metrics_.add(ProxyCounter::Ejections, x.service->host, backends_[x.backend].workload);
+    const model::Service& s = x.snapshot->services[d.service];
+    metrics_.add(ProxyCounter::Ejections, x.service->host, pools_.backend(x.backend).workload, 1,
+                 version_label(s.subsets[d.subset].name));
   }
 }
 
@@ -1517,7 +1542,7 @@ void Worker::log_access(const Conn& c) {
   std::array<char, 64> upstream{}, local{}, remote{};
   std::array<char, 320> cluster{};
   if (x.backend != kNone) {
-    const BackendKey& k = backends_[x.backend].key;
+    const UpstreamPools::BackendKey& k = pools_.backend(x.backend).key;
     rec.upstream_host = format_endpoint(k.address, k.port, upstream);
   }
   if (x.destination != nullptr && x.snapshot) {
@@ -1563,13 +1588,13 @@ void Worker::record_request(Conn& c) {
     labels.service_name = s.name;
     labels.namespace_ = s.namespace_;
     const std::string& subset = s.subsets[x.destination->destination.subset].name;
-    labels.version = subset.empty() ? std::string_view("unknown") : std::string_view(subset);
+    labels.version = version_label(subset);
   } else if (x.service != nullptr) {
     labels.service = x.service->host;
     labels.service_name = x.service->name;
     labels.namespace_ = x.service->namespace_;
   }
-  if (x.backend != kNone && x.response_started) labels.workload = backends_[x.backend].workload;
+  if (x.backend != kNone && x.response_started) labels.workload = pools_.backend(x.backend).workload;
   double ms = static_cast<double>(now_ns() - x.start_ns) / 1e6;
   metrics_.record_request(labels, x.status, x.flags, ms);
   if (options_.access_log) log_access(c);

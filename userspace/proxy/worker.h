@@ -11,7 +11,6 @@
 #include <atomic>
 #include <memory>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "http/chunked_body.h"
@@ -22,11 +21,10 @@
 #include "proxy/metrics.h"
 #include "proxy/proxy.h"
 #include "proxy/request_routing.h"
+#include "proxy/upstream_pools.h"
 #include "proxy/user_data.h"
 
 namespace sluice::proxy {
-
-inline constexpr uint32_t kNone = UINT32_MAX;
 
 class Worker final : private BackendLoad {
  public:
@@ -70,6 +68,7 @@ class Worker final : private BackendLoad {
     const model::HttpRoute* route = nullptr;
     const model::WeightedDestination* destination = nullptr;
     uint32_t service_index = 0, service_port = 0, backend = kNone, endpoint = 0;
+    uint32_t pool = kNone;               // the (cluster, backend) pool of the dispatched attempt, while counted_active
     bool head_request = false, idempotent = false, client_keep_alive = true, http10 = false;
     bool counted_active = false, has_body = false, expect_continue = false, fresh_connection = false;
     model::WeightedDestination fallback;   // the whole service, when the port has no routes
@@ -135,29 +134,13 @@ class Worker final : private BackendLoad {
     LoggedRequest logged;                 // filled only with an access log
     // Upstream side.
     UpstreamState upstream_state = UpstreamState::Connecting;
-    uint32_t client = kNone, backend = kNone, next = kNone;
+    uint32_t client = kNone, pool = kNone, next = kNone;   // next: link in the pool's idle or pending list
+    int64_t idle_since_ns = 0;       // when it went back to its pool
     bool reused = false;
     bool in_process = false;         // process_client is on the stack for this connection
     bool mirror = false;             // a fire-and-forget mirror request: response discarded
     sockaddr_storage address{};
     socklen_t address_len = 0;
-  };
-
-  struct BackendKey {
-    model::IpAddress address;
-    uint32_t port;
-    bool operator==(const BackendKey&) const = default;
-  };
-  struct BackendKeyHash {
-    size_t operator()(const BackendKey& k) const;
-  };
-  struct Backend {
-    BackendKey key;
-    std::string workload;
-    std::atomic<int64_t>* shared_active = nullptr;
-    int64_t active = 0;
-    uint32_t connections = 0, pending = 0;
-    uint32_t idle_head = kNone, pending_head = kNone, pending_tail = kNone;
   };
 
   // Ring plumbing.
@@ -215,16 +198,19 @@ class Worker final : private BackendLoad {
   void set_client_deadline(Conn& c);
 
   // Upstream side.
-  uint32_t backend_for(const model::Endpoint& endpoint, uint32_t port);
-  void open_upstream(Conn& client, Backend& b, uint32_t backend);
+  uint32_t backend_for(const model::Service& service, const model::Endpoint& endpoint, uint32_t port);
+  void open_upstream(Conn& client, uint32_t pool);
   void on_connect(Conn& u, int res);
-  void release_upstream(Conn& u, bool reusable, int64_t idle_timeout_ns);
+  void release_upstream(Conn& u, bool reusable);
   void detach_upstream(Conn& c, bool reusable);
   void record_outcome(const Exchange& x, unsigned status);
   const model::Subset& subset_of(const Exchange& x) const;
   uint32_t port_of(const Exchange& x) const;
-  void serve_pending(uint32_t backend);
+  void serve_pending(uint32_t pool);
   void remove_pending(Conn& c);
+  // After a snapshot changed a pool's settings or retired it: its idle
+  // connections are closed or get the new idle timeout, its queue is served.
+  void revisit_pools(std::vector<uint32_t> pools);   // a copy: closing may re-enter refresh_snapshot
 
   // BackendLoad for the picker.
   int64_t active_requests(uint32_t service, uint32_t endpoint) override;
@@ -269,8 +255,8 @@ class Worker final : private BackendLoad {
   std::unique_ptr<EndpointPicker> picker_;
   std::unique_ptr<lb::RandomSource> random_;
   std::shared_ptr<OutlierRegistry> outliers_;    // for snapshot_
-  std::vector<Backend> backends_;
-  std::unordered_map<BackendKey, uint32_t, BackendKeyHash> backend_index_;
+  UpstreamPools pools_;
+  std::vector<uint32_t> revisit_scratch_;         // idle connections revisit_pools closes
   uint32_t picker_port_ = 0;                      // the service port the picker is choosing for
   const model::Snapshot* picker_snapshot_ = nullptr;
   const OutlierRegistry* picker_outliers_ = nullptr;

@@ -152,6 +152,23 @@ TEST(Metrics, RendersIstioNamesSummedOverWorkers) {
   EXPECT_EQ(totals.by_code[503], 1u);
 }
 
+TEST(Metrics, PoolOverflowsAreCountedPerSubsetCluster) {
+  WorkerMetrics a, b;
+  a.add(ProxyCounter::PoolOverflows, "productpage", "productpage-shared", 1, "single");
+  b.add(ProxyCounter::PoolOverflows, "productpage", "productpage-shared", 1, "single");
+  b.add(ProxyCounter::PoolOverflows, "productpage", "productpage-shared", 1, "reused");
+  const WorkerMetrics* workers[] = {&a, &b};
+  std::string text = WorkerMetrics::render_prometheus(workers);
+  EXPECT_NE(text.find("sluice_pool_overflows_total{destination_service=\"productpage\",destination_version=\"single\","
+                      "destination_workload=\"productpage-shared\"} 2\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("sluice_pool_overflows_total{destination_service=\"productpage\",destination_version=\"reused\","
+                      "destination_workload=\"productpage-shared\"} 1\n"),
+            std::string::npos)
+      << text;
+}
+
 TEST(MeshRouter, WeightsApplyPerRequestWithASeededSource) {
   model::PortRoutes routes;
   model::HttpRoute route;

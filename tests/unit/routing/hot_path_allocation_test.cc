@@ -5,36 +5,14 @@
 #include <gtest/gtest.h>
 #include <re2/re2.h>
 
-#include <atomic>
-#include <cstdlib>
-#include <new>
-
+#include "common/allocation_counter.h"
 #include "lb/policy.h"
 #include "routing/router.h"
-
-namespace {
-std::atomic<bool> counting{false};
-std::atomic<uint64_t> allocations{0};
-}  // namespace
-
-void* operator new(std::size_t size) {
-  if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace sluice {
 namespace {
 
-uint64_t allocations_during(auto&& work) {
-  allocations = 0;
-  counting = true;
-  work();
-  counting = false;
-  return allocations.load();
-}
+using test_support::allocations_during;
 
 model::StringMatch match_of(model::StringMatch::Kind kind, std::string value) {
   model::StringMatch m{kind, value, nullptr};

@@ -1,0 +1,246 @@
+// Upstream pools are per (subset cluster, backend), as Envoy's are: two
+// subsets or two services that share a backend address keep separate
+// connections, settings and limits; a reload updates a cluster's settings in
+// place and retires the pools of clusters and backends that left; the pool
+// of a request is found without allocating once warm.
+#include "proxy/upstream_pools.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+
+#include "common/allocation_counter.h"
+
+namespace sluice::proxy {
+namespace {
+
+using Admission = UpstreamPools::Admission;
+
+struct PoolSettings {
+  uint32_t max_connections = model::ConnectionPool::kUnlimited;
+  uint32_t max_pending = model::ConnectionPool::kUnlimited;
+  uint32_t max_requests_per_connection = 0;
+};
+
+// A service on port 9080 whose endpoints are `addresses`; subset 0 is the
+// whole service, then one subset per entry of `subsets`, each selecting
+// every endpoint, with its own connectionPool settings.
+void add_service(model::Snapshot& snapshot, std::string host, std::vector<std::string> addresses,
+                 std::vector<std::pair<std::string, PoolSettings>> subsets) {
+  model::Service& service = snapshot.services.emplace_back();
+  service.host = host;
+  service.ports.push_back(model::ServicePort{9080, model::Protocol::HTTP, "http", 0});
+  for (const auto& a : addresses) service.endpoints.emplace_back().address = *model::IpAddress::parse(a);
+  subsets.insert(subsets.begin(), {"", PoolSettings{}});
+  for (const auto& [name, settings] : subsets) {
+    model::Subset& subset = service.subsets.emplace_back();
+    subset.name = name;
+    for (uint32_t e = 0; e < addresses.size(); ++e) subset.endpoints.push_back(e);
+    model::ConnectionPool& pool = subset.policy_by_port[9080].connection_pool;
+    pool.max_connections = settings.max_connections;
+    pool.http1_max_pending_requests = settings.max_pending;
+    pool.max_requests_per_connection = settings.max_requests_per_connection;
+  }
+  snapshot.service_by_host[host] = static_cast<uint32_t>(snapshot.services.size() - 1);
+}
+
+constexpr PoolSettings kOnePerConnection{1, 1, 1};
+constexpr PoolSettings kReused{4, 100, 100};
+
+std::shared_ptr<model::Snapshot> two_subsets_on_one_backend() {
+  auto snapshot = std::make_shared<model::Snapshot>();
+  add_service(*snapshot, "productpage", {"10.200.11.2"}, {{"a", kOnePerConnection}, {"b", kReused}});
+  return snapshot;
+}
+
+class UpstreamPoolsTest : public testing::Test {
+ protected:
+  UpstreamPools pools{[this](const model::IpAddress& address, uint32_t port) {
+    return counters.counter_for(address, port);
+  }};
+  struct Counters {
+    std::map<std::pair<model::IpAddress, uint32_t>, std::unique_ptr<std::atomic<int64_t>>> slots;
+    std::atomic<int64_t>* counter_for(const model::IpAddress& address, uint32_t port) {
+      auto& slot = slots[{address, port}];
+      if (!slot) slot = std::make_unique<std::atomic<int64_t>>(0);
+      return slot.get();
+    }
+  } counters;
+};
+
+const model::Destination kSubsetA{0, 1, 9080};
+const model::Destination kSubsetB{0, 2, 9080};
+
+TEST_F(UpstreamPoolsTest, TwoSubsetsSharingABackendGetTheirOwnPoolsAndSettings) {
+  auto snapshot = two_subsets_on_one_backend();
+  pools.apply_snapshot(*snapshot);
+  const uint32_t a = pools.pool_for(*snapshot, kSubsetA, 0);
+  const uint32_t b = pools.pool_for(*snapshot, kSubsetB, 0);
+  EXPECT_NE(a, b);
+  EXPECT_EQ(pools.pool(a).backend, pools.pool(b).backend);   // one backend: one least-request counter
+  EXPECT_EQ(pools.cluster_of(a).subset, "a");
+  EXPECT_EQ(pools.cluster_of(b).subset, "b");
+  EXPECT_TRUE(pools.exhausted(a, 1));
+  EXPECT_FALSE(pools.exhausted(b, 1));
+  EXPECT_TRUE(pools.exhausted(b, 100));
+  EXPECT_EQ(pools.pool_for(*snapshot, kSubsetA, 0), a);   // the same cluster and backend: the same pool
+}
+
+TEST_F(UpstreamPoolsTest, TwoServicesSharingABackendGetTheirOwnPools) {
+  auto snapshot = two_subsets_on_one_backend();
+  add_service(*snapshot, "reviews", {"10.200.11.2"}, {{"a", kReused}});
+  pools.apply_snapshot(*snapshot);
+  const uint32_t productpage = pools.pool_for(*snapshot, kSubsetA, 0);
+  const uint32_t reviews = pools.pool_for(*snapshot, model::Destination{1, 1, 9080}, 0);
+  EXPECT_NE(productpage, reviews);
+  EXPECT_EQ(pools.pool(productpage).backend, pools.pool(reviews).backend);
+  EXPECT_EQ(pools.cluster_of(reviews).service, "reviews");
+}
+
+TEST_F(UpstreamPoolsTest, LimitsCountOnlyTheClustersOwnConnectionsAndQueue) {
+  auto snapshot = two_subsets_on_one_backend();
+  pools.apply_snapshot(*snapshot);
+  const uint32_t a = pools.pool_for(*snapshot, kSubsetA, 0);
+  const uint32_t b = pools.pool_for(*snapshot, kSubsetB, 0);
+  EXPECT_EQ(pools.admit(a, false), Admission::Open);
+  pools.pool(a).connections = 1;   // a's one connection, busy
+  EXPECT_EQ(pools.admit(a, false), Admission::Queue);
+  pools.pool(a).pending = 1;
+  EXPECT_EQ(pools.admit(a, false), Admission::Overflow);
+  EXPECT_FALSE(pools.may_open(a));
+  // b's maxConnections 4 is b's alone: a's connection and queue do not count.
+  EXPECT_EQ(pools.admit(b, false), Admission::Open);
+  pools.pool(b).connections = 4;
+  EXPECT_EQ(pools.admit(b, false), Admission::Queue);
+}
+
+TEST_F(UpstreamPoolsTest, AnIdleConnectionIsReusedUnlessAFreshOneIsAsked) {
+  auto snapshot = two_subsets_on_one_backend();
+  pools.apply_snapshot(*snapshot);
+  const uint32_t b = pools.pool_for(*snapshot, kSubsetB, 0);
+  pools.pool(b).connections = 1;
+  pools.pool(b).idle_head = 7;
+  EXPECT_EQ(pools.admit(b, false), Admission::Reuse);
+  EXPECT_EQ(pools.admit(b, true), Admission::Open);
+}
+
+TEST_F(UpstreamPoolsTest, ActiveRequestLimitOverflowsBeforeAnyConnectionChoice) {
+  auto snapshot = two_subsets_on_one_backend();
+  snapshot->services[0].subsets[1].policy_by_port[9080].connection_pool.http2_max_requests = 2;
+  pools.apply_snapshot(*snapshot);
+  const uint32_t a = pools.pool_for(*snapshot, kSubsetA, 0);
+  pools.pool(a).active = 2;
+  pools.pool(a).idle_head = 3;
+  EXPECT_EQ(pools.admit(a, false), Admission::Overflow);
+  EXPECT_EQ(pools.admit(pools.pool_for(*snapshot, kSubsetB, 0), false), Admission::Open);
+}
+
+TEST_F(UpstreamPoolsTest, AReloadAppliesNewSettingsToTheSamePool) {
+  auto first = two_subsets_on_one_backend();
+  pools.apply_snapshot(*first);
+  const uint32_t a = pools.pool_for(*first, kSubsetA, 0);
+  pools.pool(a).connections = 1;
+  auto second = std::make_shared<model::Snapshot>(*first);
+  second->services[0].subsets[1].policy_by_port[9080].connection_pool.max_requests_per_connection = 5;
+  second->services[0].subsets[1].policy_by_port[9080].connection_pool.max_connections = 3;
+  const std::vector<uint32_t> revisit = pools.apply_snapshot(*second);
+  EXPECT_EQ(revisit, std::vector<uint32_t>{a});   // b's settings did not change
+  EXPECT_EQ(pools.pool_for(*second, kSubsetA, 0), a);
+  EXPECT_FALSE(pools.pool(a).retired);
+  EXPECT_FALSE(pools.exhausted(a, 4));
+  EXPECT_TRUE(pools.exhausted(a, 5));
+  EXPECT_TRUE(pools.may_open(a));   // 1 of 3 connections
+}
+
+TEST_F(UpstreamPoolsTest, ASubsetThatLeftRetiresItsPoolWhichIsFreedOnceEmpty) {
+  auto first = two_subsets_on_one_backend();
+  pools.apply_snapshot(*first);
+  const uint32_t a = pools.pool_for(*first, kSubsetA, 0);
+  const uint32_t b = pools.pool_for(*first, kSubsetB, 0);
+  pools.pool(a).connections = 1;   // an upstream connection still open
+  auto second = std::make_shared<model::Snapshot>();
+  add_service(*second, "productpage", {"10.200.11.2"}, {{"b", kReused}});
+  const std::vector<uint32_t> revisit = pools.apply_snapshot(*second);
+  EXPECT_EQ(revisit, std::vector<uint32_t>{a});
+  EXPECT_TRUE(pools.pool(a).retired);
+  EXPECT_FALSE(pools.pool(b).retired);
+  EXPECT_EQ(pools.pool_for(*second, model::Destination{0, 1, 9080}, 0), b);   // b is subset 1 now
+  EXPECT_EQ(pools.pool_count(), 2u);
+  pools.pool(a).connections = 0;   // the worker closed it
+  pools.release_if_unused(a);
+  EXPECT_EQ(pools.pool_count(), 1u);
+}
+
+TEST_F(UpstreamPoolsTest, AnEmptyPoolOfAGoneServiceIsFreedByTheReload) {
+  auto first = two_subsets_on_one_backend();
+  pools.apply_snapshot(*first);
+  pools.pool_for(*first, kSubsetA, 0);
+  pools.pool_for(*first, kSubsetB, 0);
+  model::Snapshot empty;
+  EXPECT_TRUE(pools.apply_snapshot(empty).empty());   // nothing held: freed, nothing to revisit
+  EXPECT_EQ(pools.pool_count(), 0u);
+}
+
+TEST_F(UpstreamPoolsTest, ABackendThatLeftTheSubsetRetiresOnlyItsPool) {
+  auto first = std::make_shared<model::Snapshot>();
+  add_service(*first, "productpage", {"10.200.11.2", "10.200.12.2"}, {{"a", kReused}});
+  pools.apply_snapshot(*first);
+  const uint32_t kept = pools.pool_for(*first, kSubsetA, 0);
+  const uint32_t gone = pools.pool_for(*first, kSubsetA, 1);
+  pools.pool(kept).connections = pools.pool(gone).connections = 1;
+  auto second = std::make_shared<model::Snapshot>();
+  add_service(*second, "productpage", {"10.200.11.2"}, {{"a", kReused}});
+  EXPECT_EQ(pools.apply_snapshot(*second), std::vector<uint32_t>{gone});
+  EXPECT_TRUE(pools.pool(gone).retired);
+  EXPECT_FALSE(pools.pool(kept).retired);
+  // Back in a later snapshot: the same pool serves again.
+  EXPECT_EQ(pools.apply_snapshot(*first), std::vector<uint32_t>{gone});
+  EXPECT_FALSE(pools.pool(gone).retired);
+  EXPECT_EQ(pools.pool_for(*first, kSubsetA, 1), gone);
+}
+
+TEST_F(UpstreamPoolsTest, ARequestResolvedOnAnOlderSnapshotFindsItsClusterByName) {
+  auto first = two_subsets_on_one_backend();
+  pools.apply_snapshot(*first);
+  // The reload puts another service first: productpage's indices change.
+  auto second = std::make_shared<model::Snapshot>();
+  add_service(*second, "details", {"10.200.15.2"}, {});
+  add_service(*second, "productpage", {"10.200.11.2"}, {{"a", kOnePerConnection}, {"b", kReused}});
+  pools.apply_snapshot(*second);
+  const uint32_t current = pools.pool_for(*second, model::Destination{1, 1, 9080}, 0);
+  EXPECT_EQ(pools.pool_for(*first, kSubsetA, 0), current);
+  EXPECT_FALSE(pools.pool(current).retired);
+  // A cluster only the older snapshot has gets a retired pool: its
+  // connection is not kept after the request.
+  auto third = std::make_shared<model::Snapshot>();
+  add_service(*third, "productpage", {"10.200.11.2"}, {{"b", kReused}});
+  pools.apply_snapshot(*third);
+  const uint32_t old_a = pools.pool_for(*first, kSubsetA, 0);
+  EXPECT_TRUE(pools.pool(old_a).retired);
+  EXPECT_TRUE(pools.exhausted(old_a, 1));   // with the settings it had
+}
+
+TEST_F(UpstreamPoolsTest, FindingAWarmPoolAllocatesNothing) {
+  auto snapshot = two_subsets_on_one_backend();
+  pools.apply_snapshot(*snapshot);
+  pools.pool_for(*snapshot, kSubsetA, 0);
+  pools.pool_for(*snapshot, kSubsetB, 0);
+  uint64_t opened = 0;
+  const uint64_t allocations = test_support::allocations_during([&] {
+    for (int i = 0; i < 1000; ++i) {
+      const uint32_t p = pools.pool_for(*snapshot, i % 2 == 0 ? kSubsetA : kSubsetB, 0);
+      opened += pools.admit(p, false) == Admission::Open;
+    }
+  });
+  EXPECT_EQ(allocations, 0u);
+  EXPECT_EQ(opened, 1000u);
+  // The counter works: the first resolution after a reload does allocate.
+  auto next = std::make_shared<model::Snapshot>(*snapshot);
+  pools.apply_snapshot(*next);
+  EXPECT_GE(test_support::allocations_during([&] { pools.pool_for(*next, kSubsetA, 0); }), 1u);
+}
+
+}  // namespace
+}  // namespace sluice::proxy

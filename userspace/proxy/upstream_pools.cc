@@ -1,0 +1,221 @@
+#include "proxy/upstream_pools.h"
+
+#include <algorithm>
+
+namespace sluice::proxy {
+namespace {
+
+bool same_settings(const model::ConnectionPool& a, const model::ConnectionPool& b) {
+  return a.max_connections == b.max_connections && a.connect_timeout == b.connect_timeout &&
+         a.http1_max_pending_requests == b.http1_max_pending_requests &&
+         a.http2_max_requests == b.http2_max_requests &&
+         a.max_requests_per_connection == b.max_requests_per_connection && a.max_retries == b.max_retries &&
+         a.idle_timeout == b.idle_timeout;
+}
+
+// The port the endpoint listens on for service port `port`.
+uint32_t backend_port(const model::Service& service, const model::Endpoint& endpoint, uint32_t port) {
+  const model::ServicePort* sp = service.port(port);
+  return sp != nullptr ? endpoint.port_for(*sp) : port;
+}
+
+// A free slot of `slots`, reused from `free_ids` or appended.
+template <typename T>
+uint32_t take_slot(std::vector<T>& slots, std::vector<uint32_t>& free_ids) {
+  if (free_ids.empty()) {
+    slots.emplace_back();
+    return static_cast<uint32_t>(slots.size() - 1);
+  }
+  const uint32_t id = free_ids.back();
+  free_ids.pop_back();
+  return id;
+}
+
+}  // namespace
+
+size_t UpstreamPools::BackendKeyHash::operator()(const BackendKey& k) const {
+  uint64_t h = 1469598103934665603ull;
+  for (uint8_t b : k.address.bytes) h = (h ^ b) * 1099511628211ull;
+  return static_cast<size_t>((h ^ k.port) * 1099511628211ull);
+}
+
+UpstreamPools::UpstreamPools(CounterLookup counter_for) : counter_for_(std::move(counter_for)) {}
+
+std::string UpstreamPools::identity(std::string_view service, std::string_view subset, uint32_t port) {
+  std::string id;
+  id.reserve(service.size() + subset.size() + 12);
+  id.append(service).push_back('\0');
+  id.append(subset).push_back('\0');
+  id.append(std::to_string(port));
+  return id;
+}
+
+uint32_t UpstreamPools::backend_for(const model::Endpoint& endpoint, uint32_t port) {
+  BackendKey key{endpoint.address, port};
+  auto it = backend_index_.find(key);
+  if (it != backend_index_.end()) return it->second;
+  auto index = static_cast<uint32_t>(backends_.size());
+  Backend& b = backends_.emplace_back();
+  b.key = key;
+  b.workload = endpoint.name;
+  b.shared_active = counter_for_(endpoint.address, port);
+  backend_index_.emplace(key, index);
+  return index;
+}
+
+uint32_t UpstreamPools::backend_of(const model::Snapshot& snapshot, const model::Destination& d, uint32_t endpoint) {
+  const model::Service& service = snapshot.services[d.service];
+  const model::Endpoint& e = service.endpoints[endpoint];
+  return backend_for(e, backend_port(service, e, d.port));
+}
+
+std::pair<const model::Service*, const model::Subset*> UpstreamPools::listed_in_applied(const Cluster& c) const {
+  if (applied_ == nullptr) return {};
+  const model::Service* service = applied_->find_service(c.service);
+  if (service == nullptr || service->port(c.port) == nullptr) return {};
+  auto subset = service->subset_index(c.subset);
+  if (!subset) return {};
+  return {service, &service->subsets[*subset]};
+}
+
+// The worker's cluster for a destination of `snapshot`, found by name. A
+// new one takes the applied snapshot's settings if it lists the cluster,
+// else (a cluster only an older snapshot has) that snapshot's, unlisted.
+uint32_t UpstreamPools::cluster_for(const model::Snapshot& snapshot, const model::Destination& d) {
+  const model::Service& service = snapshot.services[d.service];
+  const model::Subset& subset = service.subsets[d.subset];
+  std::string id = identity(service.host, subset.name, d.port);
+  if (auto it = cluster_by_identity_.find(id); it != cluster_by_identity_.end()) return it->second;
+  const uint32_t index = take_slot(clusters_, free_clusters_);
+  Cluster& c = clusters_[index];
+  c.service = service.host;
+  c.subset = subset.name;
+  c.port = d.port;
+  c.pools.clear();
+  auto [listed_service, listed_subset] = listed_in_applied(c);
+  c.listed = listed_subset != nullptr;
+  c.settings = (c.listed ? *listed_subset : subset).policy_for(d.port).connection_pool;
+  cluster_by_identity_.emplace(std::move(id), index);
+  return index;
+}
+
+uint32_t UpstreamPools::pool_of(uint32_t cluster, uint32_t backend) {
+  const uint64_t key = (uint64_t{cluster} << 32) | backend;
+  if (auto it = pool_by_key_.find(key); it != pool_by_key_.end()) return it->second;
+  const uint32_t id = take_slot(pools_, free_pools_);
+  Pool& p = pools_[id];
+  p = Pool{};
+  p.cluster = cluster;
+  p.backend = backend;
+  p.in_use = true;
+  // Listed in the applied snapshot with this backend, or retired from the start.
+  const Cluster& c = clusters_[cluster];
+  auto [service, subset] = listed_in_applied(c);
+  p.retired = true;
+  if (subset != nullptr) {
+    for (uint32_t e : subset->endpoints) {
+      const model::Endpoint& ep = service->endpoints[e];
+      if (BackendKey{ep.address, backend_port(*service, ep, c.port)} == backends_[backend].key) p.retired = false;
+    }
+  }
+  clusters_[cluster].pools.push_back(id);
+  pool_by_key_.emplace(key, id);
+  return id;
+}
+
+uint32_t UpstreamPools::pool_for(const model::Snapshot& snapshot, const model::Destination& d, uint32_t endpoint) {
+  if (&snapshot != applied_) {
+    // A request resolved against an older snapshot (it straddled a reload):
+    // found by name, not cached.
+    return pool_of(cluster_for(snapshot, d), backend_of(snapshot, d, endpoint));
+  }
+  const uint64_t key = destination_key(d);
+  uint32_t slot;
+  if (auto it = resolved_.find(key); it != resolved_.end()) {
+    slot = it->second;
+  } else {
+    slot = static_cast<uint32_t>(resolved_clusters_.size());
+    ResolvedCluster& r = resolved_clusters_.emplace_back();
+    r.cluster = cluster_for(snapshot, d);
+    r.pool_of_endpoint.assign(snapshot.services[d.service].endpoints.size(), kNone);
+    resolved_.emplace(key, slot);
+  }
+  ResolvedCluster& r = resolved_clusters_[slot];
+  uint32_t& id = r.pool_of_endpoint[endpoint];
+  if (id == kNone) id = pool_of(r.cluster, backend_of(snapshot, d, endpoint));
+  return id;
+}
+
+const std::vector<uint32_t>& UpstreamPools::apply_snapshot(const model::Snapshot& snapshot) {
+  applied_ = &snapshot;
+  resolved_.clear();
+  resolved_clusters_.clear();
+  revisit_.clear();
+  for (Cluster& c : clusters_) {
+    if (c.service.empty()) continue;   // a free slot
+    auto [service, subset] = listed_in_applied(c);
+    c.listed = subset != nullptr;
+    bool changed = false;
+    const uint64_t stamp = ++epoch_;   // marks the backends this cluster lists now
+    if (c.listed) {
+      const model::ConnectionPool& settings = subset->policy_for(c.port).connection_pool;
+      changed = !same_settings(c.settings, settings);
+      c.settings = settings;
+      for (uint32_t e : subset->endpoints) {
+        const model::Endpoint& ep = service->endpoints[e];
+        auto it = backend_index_.find(BackendKey{ep.address, backend_port(*service, ep, c.port)});
+        if (it != backend_index_.end()) backends_[it->second].listed_epoch = stamp;
+      }
+    }
+    for (uint32_t id : c.pools) {
+      Pool& p = pools_[id];
+      bool retired = !c.listed || backends_[p.backend].listed_epoch != stamp;
+      if (changed || retired != p.retired) revisit_.push_back(id);
+      p.retired = retired;
+    }
+  }
+  // Free what no connection or request holds any more; the worker calls
+  // release_if_unused for the others as they empty.
+  for (uint32_t id = 0; id < pools_.size(); ++id) release_if_unused(id);
+  std::erase_if(revisit_, [&](uint32_t id) { return !pools_[id].in_use; });
+  for (uint32_t ci = 0; ci < clusters_.size(); ++ci) free_cluster_if_unused(ci);
+  return revisit_;
+}
+
+void UpstreamPools::release_if_unused(uint32_t id) {
+  Pool& p = pools_[id];
+  if (!p.in_use || !p.retired || p.active != 0 || p.connections != 0 || p.pending != 0) return;
+  const uint32_t cluster = p.cluster;
+  std::erase(clusters_[cluster].pools, id);
+  pool_by_key_.erase((uint64_t{cluster} << 32) | p.backend);
+  p = Pool{};
+  free_pools_.push_back(id);
+  free_cluster_if_unused(cluster);
+}
+
+void UpstreamPools::free_cluster_if_unused(uint32_t id) {
+  Cluster& c = clusters_[id];
+  if (c.listed || !c.pools.empty() || c.service.empty()) return;
+  cluster_by_identity_.erase(identity(c.service, c.subset, c.port));
+  c.service.clear();
+  free_clusters_.push_back(id);
+}
+
+UpstreamPools::Admission UpstreamPools::admit(uint32_t id, bool fresh_connection) const {
+  const Pool& p = pools_[id];
+  const model::ConnectionPool& s = settings(id);
+  if (static_cast<uint64_t>(p.active) >= s.http2_max_requests) return Admission::Overflow;
+  if (!fresh_connection && p.idle_head != kNone) return Admission::Reuse;
+  if (p.connections < s.max_connections) return Admission::Open;
+  if (p.pending < s.http1_max_pending_requests) return Admission::Queue;
+  return Admission::Overflow;
+}
+
+bool UpstreamPools::may_open(uint32_t id) const { return pools_[id].connections < settings(id).max_connections; }
+
+bool UpstreamPools::exhausted(uint32_t id, uint32_t requests) const {
+  const uint32_t limit = settings(id).max_requests_per_connection;
+  return limit != 0 && requests >= limit;
+}
+
+}  // namespace sluice::proxy

@@ -52,7 +52,13 @@ PY
 
 # 1. Generated ids: one per request, UUID v4, the same at the mirror and in the log.
 curl -s -o /dev/null "$URL/gen/[1-200]"
-sleep 0.5   # mirrors are fire-and-forget; the access log flushes every 10 ms
+# Mirrors are fire-and-forget and the access log is flushed every 10 ms:
+# wait (at most 10 s) until both have all 200.
+for _ in $(seq 100); do
+  [[ $(grep -c '"/gen/' "$L7_TMP/mirror.jsonl" 2>/dev/null) -ge 200 &&
+     $(grep -c '"/gen/' "$L7_TMP/access.jsonl" 2>/dev/null) -ge 200 ]] && break
+  sleep 0.1
+done
 recorded "$L7_TMP/v1.jsonl" /gen/ x-request-id >"$L7_TMP/ids.txt"
 total=$(wc -l <"$L7_TMP/ids.txt")
 distinct=$(sort -u "$L7_TMP/ids.txt" | wc -l)

@@ -51,6 +51,8 @@ struct Options {
   std::string access_log;               // empty: off
   std::string access_log_format = "text";
   uint32_t request_body_buffer_limit = sluice::proxy::ProxyOptions{}.request_body_buffer_limit;
+  bool generate_request_id = sluice::proxy::ProxyOptions{}.generate_request_id;
+  bool append_forwarded_for = sluice::proxy::ProxyOptions{}.append_forwarded_for;
   std::string dpdk_stats = "/run/sluice/sluice-fwd.json";
 };
 
@@ -171,6 +173,8 @@ int run(const Options& opt) {
   sluice::proxy::ProxyOptions popt;
   popt.workers = opt.workers;
   popt.request_body_buffer_limit = opt.request_body_buffer_limit;
+  popt.generate_request_id = opt.generate_request_id;
+  popt.append_forwarded_for = opt.append_forwarded_for;
   // Listener i is sk_lookup slot i: IPv4 VIPs go to slot SLUICE_L7_LISTENER_V4,
   // IPv6 VIPs to SLUICE_L7_LISTENER_V6 (a socket of the lookup's family).
   static_assert(SLUICE_L7_LISTENER_V4 == 0 && SLUICE_L7_LISTENER_V6 == 1);
@@ -337,6 +341,12 @@ int main(int argc, char** argv) {
                  "stream and are not retried once sent)")
       ->type_name("BYTES")
       ->capture_default_str();
+  app.add_flag("--generate-request-id,!--no-generate-request-id", opt.generate_request_id,
+               "give an L7 request without x-request-id a random UUID (sent upstream and to mirrors, logged), as "
+               "Envoy does in Istio; on by default");
+  app.add_flag("--append-x-forwarded-for", opt.append_forwarded_for,
+               "append the client's address to x-forwarded-for (Envoy's use_remote_address, as at an Istio "
+               "gateway); off: the header passes unchanged, as in a sidecar");
   app.add_option("--access-log", opt.access_log,
                  "write one line per L7 request to this file ('-': stdout); off by default; SIGUSR1 reopens it")
       ->type_name("PATH");

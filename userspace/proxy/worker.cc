@@ -925,11 +925,6 @@ void Worker::mirror_request(Conn& c, const model::Mirror& mirror) {
   metrics_.add(ProxyCounter::MirrorRequests, service.host, e.name);
 }
 
-const model::Subset& Worker::subset_of(const Exchange& x) const {
-  const auto& d = x.destination->destination;
-  return x.snapshot->services[d.service].subsets[d.subset];
-}
-
 uint32_t Worker::port_of(const Exchange& x) const {
   uint32_t port = x.destination->destination.port;
   return port != 0 ? port : x.service_port;

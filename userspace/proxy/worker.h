@@ -207,7 +207,6 @@ class Worker final : private BackendLoad {
   void release_upstream(Conn& u, bool reusable);
   void detach_upstream(Conn& c, bool reusable);
   void record_outcome(const Exchange& x, unsigned status);
-  const model::Subset& subset_of(const Exchange& x) const;
   uint32_t port_of(const Exchange& x) const;
   void serve_pending(uint32_t pool);
   void remove_pending(Conn& c);

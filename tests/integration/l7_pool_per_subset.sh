@@ -17,7 +17,9 @@
 #  3. a reload that drops `reused` and gives `single` maxRequestsPerConnection
 #     100: a `reused` request in flight across it still gets its 200; then
 #     the dropped cluster's pooled connections are closed (the backend holds
-#     none), and 10 `single` requests arrive on one connection.
+#     none), and 10 `single` requests arrive on one connection;
+#  4. a reload that shortens `single`'s idleTimeout closes the connection it
+#     already pooled, without a new request.
 # No statistical tolerance: one worker, one client connection in 1 and 3.
 # Part 2 relies on timing with 1 s margins: the 8 requests start together
 # and must all reach the proxy within the 1.5 s the first is held; a queued
@@ -38,8 +40,9 @@ l7_wait_port "$BACKEND" "$PORT"
 # productpage-v1-a is the one backend both subsets select (v1-b is relabelled away).
 l7_productpage_config "$L7_TMP/cfg" "$PORT"
 sed -i '/productpage-v1-b/,/version: v1}/ s/version: v1}/version: v1-unused}/' "$L7_TMP/cfg/service.yaml"
-# routing SINGLE_MAX_REQUESTS SINGLE_MAX_CONNECTIONS WITH_REUSED: /echo/single
-# goes to subset `single`, the rest to `reused` (or to `single` without it).
+# routing SINGLE_MAX_REQUESTS SINGLE_MAX_CONNECTIONS WITH_REUSED [SINGLE_IDLE_TIMEOUT]:
+# /echo/single goes to subset `single`, the rest to `reused` (or to `single`
+# without it).
 routing() {
   local default_subset=reused reused_subset=""
   if [[ $3 == no ]]; then
@@ -75,7 +78,7 @@ spec:
     trafficPolicy:
       connectionPool:
         tcp: {maxConnections: $2}
-        http: {maxRequestsPerConnection: $1, http1MaxPendingRequests: 1}$reused_subset
+        http: {maxRequestsPerConnection: $1, http1MaxPendingRequests: 1, idleTimeout: ${4:-1h}}$reused_subset
 YAML
   mv "$L7_TMP/cfg/routing.yaml.new" "$L7_TMP/cfg/routing.yaml"
 }
@@ -113,6 +116,20 @@ elif mode == "concurrent":      # PATH... each on its own connection, all at onc
     print(json.dumps(results))
 PY
 client() { python3 "$L7_TMP/client.py" "$1" "$LISTEN" "${@:2}"; }
+probes=0   # /__stats requests after the baseline: each is a connection the backend counts
+read_open_connections() {   # sets $open: the proxy's connections the backend holds
+  open=$(backend_stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["open_connections"] - 1)')
+  probes=$((probes + 1))
+}
+wait_connections_closed() {   # MAX_PROBES: poll every 0.1 s until the backend holds none
+  local i
+  for ((i = 0; i < $1; i++)); do
+    read_open_connections
+    ((open == 0)) && return 0
+    sleep 0.1
+  done
+  return 1
+}
 
 # 1. maxRequestsPerConnection 1 vs 100, interleaved on one client connection.
 paths=()
@@ -178,14 +195,8 @@ inflight_status=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])
 echo "request in flight across the reload: $inflight_status"
 [[ $inflight_status == 200 ]] || l7_fail "the request in flight to the removed subset got $inflight_status"
 # The worker closes what the retired pool holds on its next 10 ms tick; the
-# backend sees the closes a little later: poll for up to 2 s (20 probes).
-probes=0
-for _ in $(seq 1 20); do
-  open=$(backend_stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["open_connections"] - 1)')
-  probes=$((probes + 1))
-  ((open == 0)) && break
-  sleep 0.1
-done
+# backend sees the closes a little later: poll for up to 2 s.
+wait_connections_closed 20 || true
 echo "proxy connections open at the backend after the reload: $open"
 ((open == 0)) || l7_fail "$open upstream connections stayed open after their subset was removed (or their quota was served)"
 
@@ -199,6 +210,18 @@ peers = {r["peer"] for r in results}
 print(f"single after the reload (maxRequestsPerConnection 100): {len(peers)} connection(s) for {len(results)} requests")
 sys.exit(0 if all(r["status"] == 200 for r in results) and len(peers) == 1 else 1)
 PY
+
+# 4. A reload that shortens `single`'s idleTimeout from 1h to 1s: the
+#    connection part 3 left pooled (idle since) is closed within 1 s + a tick.
+read_open_connections
+pooled=$open
+routing 100 4 no 1s
+kill -HUP "$L7_PROXY_PID"
+for _ in $(seq 1 50); do grep -q 'serving snapshot 3' "$L7_TMP/proxy.log" && break; sleep 0.1; done
+grep -q 'serving snapshot 3' "$L7_TMP/proxy.log" || l7_fail "the proxy did not reload the idle timeout"
+wait_connections_closed 30 || true   # 1 s idle timeout, polled for up to 3 s
+echo "pooled connections of single: $pooled before the idleTimeout reload, $open after"
+((pooled == 1 && open == 0)) || l7_fail "the reloaded idleTimeout did not close the pooled connection ($pooled before, $open after)"
 
 # Overflows per cluster, from the proxy's metrics and from the backend's count of connections.
 l7_stop_proxy
@@ -214,4 +237,4 @@ print(len({r["peer"] for line in sys.stdin for r in json.loads(line) if r["peer"
 opened=$(backend_stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["http_connections"] - int(sys.argv[1]) - int(sys.argv[2]) - 1)' "$baseline" "$probes")
 echo "connections the backend accepted from the proxy: $opened; distinct connections seen in answers: $peers"
 ((opened == peers)) || l7_fail "the proxy opened $opened connections but requests arrived on $peers"
-echo "PASS: each subset's pool keeps its own maxRequestsPerConnection, maxConnections, pending limit, overflow count and connections; a reload applies new settings and closes a removed subset's connections"
+echo "PASS: each subset's pool keeps its own maxRequestsPerConnection, maxConnections, pending limit, overflow count and connections; a reload applies new settings (also to pooled connections) and closes a removed subset's connections"

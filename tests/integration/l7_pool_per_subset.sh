@@ -230,6 +230,22 @@ other_overflows=$(awk '/^sluice_pool_overflows_total\{/ && !/destination_version
 uo_single=$(awk '/^istio_requests_total\{/ && /destination_version="single"/ && /response_flags="UO"/ {s += $NF} END {print s + 0}' "$L7_TMP/metrics.txt")
 echo "sluice_pool_overflows_total: single $single_overflows, other clusters $other_overflows; istio_requests_total UO for single: $uo_single"
 ((single_overflows == 2 && other_overflows == 0 && uo_single == 2)) || l7_fail "overflows not counted per cluster"
+# The proxy's own count of connections per cluster matches what the backend saw per subset.
+cat "$L7_TMP"/part{1,2,3}.json "$L7_TMP/inflight.json" | python3 -c '
+import json, re, sys
+seen = {"single": set(), "reused": set()}
+for line in sys.stdin:
+    for r in json.loads(line):
+        if r["peer"]: seen[r["path"].split("/")[2]].add(r["peer"])
+opened, active = {}, 0
+for line in open(sys.argv[1]):
+    m = re.match(r"sluice_upstream_connections_(opened_total|active)\{.*destination_version=\"(\w+)\".*\} (-?\d+)", line)
+    if m and m[1] == "opened_total": opened[m[2]] = opened.get(m[2], 0) + int(m[3])
+    if m and m[1] == "active": active += int(m[3])
+print(f"upstream connections per subset: at the backend {dict((k, len(v)) for k, v in seen.items())}, "
+      f"sluice_upstream_connections_opened_total {opened}, sluice_upstream_connections_active after drain {active}")
+sys.exit(0 if opened == {k: len(v) for k, v in seen.items()} and active == 0 else 1)
+' "$L7_TMP/metrics.txt" || l7_fail "per-cluster connection counts of the proxy disagree with the backend"
 peers=$(cat "$L7_TMP"/part{1,2,3}.json "$L7_TMP/inflight.json" | python3 -c '
 import json, sys
 print(len({r["peer"] for line in sys.stdin for r in json.loads(line) if r["peer"]}))')

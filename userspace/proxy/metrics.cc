@@ -109,14 +109,16 @@ std::string WorkerMetrics::render_prometheus(std::span<const WorkerMetrics* cons
       "sluice_retries_total", "sluice_faults_injected_total", "sluice_faults_injected_total",
       "sluice_outlier_ejections_total", "sluice_pool_overflows_total", "sluice_active_requests",
       "sluice_mirror_requests_total", "sluice_request_body_over_limit_total", "sluice_retries_body_not_kept_total",
-      "sluice_mirror_body_not_kept_total"};
+      "sluice_mirror_body_not_kept_total", "sluice_upstream_connections_opened_total",
+      "sluice_upstream_connections_active"};
   static_assert(std::size(kCounterNames) == static_cast<size_t>(ProxyCounter::kCount));
   uint32_t last = UINT32_MAX;
   for (const auto& [k, v] : counters) {
     auto [counter, service, workload, version] = k;
     std::string_view name = kCounterNames[counter];
     if (counter != last && !(counter == 2 && last == 1)) {
-      bool gauge = counter == static_cast<uint32_t>(ProxyCounter::ActiveRequests);
+      bool gauge = counter == static_cast<uint32_t>(ProxyCounter::ActiveRequests) ||
+                   counter == static_cast<uint32_t>(ProxyCounter::UpstreamConnectionsActive);
       out += fmt::format("# TYPE {} {}\n", name, gauge ? "gauge" : "counter");
     }
     last = counter;

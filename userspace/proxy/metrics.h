@@ -34,6 +34,10 @@ enum class ProxyCounter : uint8_t {
   BodyOverLimit,         // sluice_request_body_over_limit_total
   RetriesBodyNotKept,    // sluice_retries_body_not_kept_total
   MirrorsBodyNotKept,    // sluice_mirror_body_not_kept_total
+  // Upstream connections per subset cluster and backend (Envoy's
+  // upstream_cx_total and upstream_cx_active), with destination_version.
+  UpstreamConnectionsOpened,   // sluice_upstream_connections_opened_total
+  UpstreamConnectionsActive,   // sluice_upstream_connections_active (gauge)
   kCount,
 };
 
@@ -50,7 +54,8 @@ class WorkerMetrics {
   void record_request(const RequestLabels& labels, unsigned response_code, std::string_view response_flags,
                       double duration_ms);
   // `version` (destination_version, the subset) is given for the counters
-  // that belong to a subset cluster: pool overflows and outlier ejections.
+  // that belong to a subset cluster: pool overflows, outlier ejections,
+  // upstream connections.
   void add(ProxyCounter counter, std::string_view service, std::string_view workload, int64_t delta = 1,
            std::string_view version = {});
 

@@ -446,6 +446,7 @@ void Worker::close_conn(Conn& c) {
       }
     }
     --p.connections;
+    count_for_pool(ProxyCounter::UpstreamConnectionsActive, c.pool, -1);
   }
   // Shutdown ends the multishot receive (it completes with 0) and fails any
   // send or connect in flight; the slot is reused only after all complete.
@@ -1069,8 +1070,7 @@ void Worker::dispatch(Conn& c) {
   }
   const UpstreamPools::Admission admission = pools_.admit(pool, x.fresh_connection);
   if (admission == UpstreamPools::Admission::Overflow) {
-    metrics_.add(ProxyCounter::PoolOverflows, x.service->host, pools_.backend(pools_.pool(pool).backend).workload,
-                 1, version_label(pools_.cluster_of(pool).subset));
+    count_for_pool(ProxyCounter::PoolOverflows, pool, 1);
     reply_local(c, 503, "upstream connection pool overflow\n", "", false, "UO");
     return;
   }
@@ -1108,6 +1108,12 @@ void Worker::dispatch(Conn& c) {
     case UpstreamPools::Admission::Overflow:
       break;
   }
+}
+
+void Worker::count_for_pool(ProxyCounter counter, uint32_t pool, int64_t delta) {
+  const UpstreamPools::Cluster& cluster = pools_.cluster_of(pool);
+  metrics_.add(counter, cluster.service, pools_.backend(pools_.pool(pool).backend).workload, delta,
+               version_label(cluster.subset));
 }
 
 void Worker::remove_pending(Conn& c) {
@@ -1181,6 +1187,8 @@ void Worker::open_upstream(Conn& c, uint32_t pool) {
   u->upstream_state = UpstreamState::Connecting;
   u->address_len = to_sockaddr(key.address, key.port, u->address);
   ++pools_.pool(pool).connections;
+  count_for_pool(ProxyCounter::UpstreamConnectionsOpened, pool, 1);
+  count_for_pool(ProxyCounter::UpstreamConnectionsActive, pool, 1);
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   u->client = c.id;

@@ -209,6 +209,8 @@ class Worker final : private BackendLoad {
   void record_outcome(const Exchange& x, unsigned status);
   uint32_t port_of(const Exchange& x) const;
   void serve_pending(uint32_t pool);
+  // A metric of a pool's cluster (destination_version) and backend.
+  void count_for_pool(ProxyCounter counter, uint32_t pool, int64_t delta);
   void remove_pending(Conn& c);
   // After a snapshot changed a pool's settings or retired it: its idle
   // connections are closed or get the new idle timeout, its queue is served.

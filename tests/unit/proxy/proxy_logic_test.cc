@@ -154,11 +154,14 @@ TEST(Metrics, RendersIstioNamesSummedOverWorkers) {
   EXPECT_EQ(totals.by_code[503], 1u);
 }
 
-TEST(Metrics, PoolOverflowsAreCountedPerSubsetCluster) {
+TEST(Metrics, PoolCountersAreLabelledWithTheirSubsetCluster) {
   WorkerMetrics a, b;
   a.add(ProxyCounter::PoolOverflows, "productpage", "productpage-shared", 1, "single");
   b.add(ProxyCounter::PoolOverflows, "productpage", "productpage-shared", 1, "single");
   b.add(ProxyCounter::PoolOverflows, "productpage", "productpage-shared", 1, "reused");
+  a.add(ProxyCounter::UpstreamConnectionsActive, "productpage", "productpage-shared", 1, "single");
+  b.add(ProxyCounter::UpstreamConnectionsActive, "productpage", "productpage-shared", 1, "single");
+  a.add(ProxyCounter::UpstreamConnectionsActive, "productpage", "productpage-shared", -1, "single");
   const WorkerMetrics* workers[] = {&a, &b};
   std::string text = WorkerMetrics::render_prometheus(workers);
   EXPECT_NE(text.find("sluice_pool_overflows_total{destination_service=\"productpage\",destination_version=\"single\","
@@ -167,6 +170,11 @@ TEST(Metrics, PoolOverflowsAreCountedPerSubsetCluster) {
       << text;
   EXPECT_NE(text.find("sluice_pool_overflows_total{destination_service=\"productpage\",destination_version=\"reused\","
                       "destination_workload=\"productpage-shared\"} 1\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("# TYPE sluice_upstream_connections_active gauge\n"
+                      "sluice_upstream_connections_active{destination_service=\"productpage\","
+                      "destination_version=\"single\",destination_workload=\"productpage-shared\"} 1\n"),
             std::string::npos)
       << text;
 }

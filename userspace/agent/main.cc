@@ -48,6 +48,7 @@ struct Options {
   std::string log_level = "info";
   sluice::bpfmaps::DatapathOptions datapath;   // map sizes (--max-*, --maglev-slots, --conntrack-flows)
   unsigned debounce_ms = 200;
+  unsigned config_parse_threads = 0;    // 0: one per CPU
   std::string access_log;               // empty: off
   std::string access_log_format = "text";
   uint32_t request_body_buffer_limit = sluice::proxy::ProxyOptions{}.request_body_buffer_limit;
@@ -204,7 +205,8 @@ int run(const Options& opt) {
 
   const std::string dir = opt.config_dir;
   // Called under the agent's lock only, so the loader has one caller at a time.
-  auto loader = std::make_shared<sluice::config::IncrementalLoader>();
+  auto loader = std::make_shared<sluice::config::IncrementalLoader>(
+      sluice::config::ParseOptions{opt.config_parse_threads});
   sa::Agent agent(
       [dir, loader](uint64_t version) {
         auto r = sluice::config::compile_paths(*loader, {dir}, version);
@@ -327,6 +329,10 @@ int main(int argc, char** argv) {
   sizing->add_option("--conntrack-flows", opt.datapath.conntrack_flows, "conntrack LRU size (flows)")
       ->capture_default_str();
   app.add_option("--debounce-ms", opt.debounce_ms, "quiet time after a config change before reloading")
+      ->capture_default_str();
+  app.add_option("--config-parse-threads", opt.config_parse_threads,
+                 "threads that parse changed YAML documents side by side (0: one per CPU); fewer keeps CPU for "
+                 "the L7 workers while a big change is parsed")
       ->capture_default_str();
   app.add_option("--dpdk-stats", opt.dpdk_stats,
                  "the DPDK forwarder's stats file (sluice-fwd --stats-file), exported as sluice_dpdk_* on "

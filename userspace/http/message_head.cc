@@ -176,6 +176,20 @@ bool is_hop_by_hop(std::string_view name, std::string_view connection_value) {
   return listed;
 }
 
+bool lists_token(std::string_view list_value, std::string_view token) {
+  return !for_each_list_element(list_value, [&](std::string_view element) { return !iequals(element, token); });
+}
+
+bool is_websocket_upgrade(const RequestHead& head) {
+  return head.method == "GET" && head.minor_version == 1 && head.framing == BodyFraming::None &&
+         lists_token(head.field("connection"), "upgrade") && lists_token(head.field("upgrade"), "websocket");
+}
+
+bool accepts_websocket_upgrade(const ResponseHead& head) {
+  return head.status == 101 && lists_token(head.field("connection"), "upgrade") &&
+         lists_token(head.field("upgrade"), "websocket");
+}
+
 std::string_view RequestHead::field(std::string_view name) const {
   return find_field(fields, field_count, name);
 }

@@ -91,4 +91,13 @@ bool is_token(std::string_view s);   // RFC 9110 token (tchar+)
 // named by the message's Connection field.
 bool is_hop_by_hop(std::string_view name, std::string_view connection_value);
 
+// A comma-separated field value (RFC 9110 5.6.1) lists `token` (case-insensitive).
+bool lists_token(std::string_view list_value, std::string_view token);
+
+// An HTTP/1.1 GET without a body asking to switch to WebSocket (RFC 6455
+// 4.1): Connection lists "upgrade" and Upgrade lists "websocket".
+bool is_websocket_upgrade(const RequestHead& head);
+// The server's side of it: 101 with the same two fields (RFC 6455 4.2.2).
+bool accepts_websocket_upgrade(const ResponseHead& head);
+
 }  // namespace sluice::http

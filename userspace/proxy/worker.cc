@@ -554,6 +554,7 @@ void Worker::deliver(Conn& c, std::string_view data, uint16_t bid, uint32_t offs
   }
   if (c.role == Role::Client) {
     if (c.client_state == ClientState::Proxying) pump_request(c);
+    else if (c.client_state == ClientState::Tunneling) pump_tunnel(c);
     else process_client(c);
   } else if (c.client != kNone) {
     pump_response(*conns_[c.client]);
@@ -593,8 +594,18 @@ void Worker::on_send(Conn& c, int res) {
   }
   if (res < 0) {
     if (c.role == Role::Client) {
-      if (c.upstream != kNone) detach_upstream(c, false);
-      close_conn(c);
+      switch (c.client_state) {
+        case ClientState::AwaitingHead:
+        case ClientState::Closing:
+          close_conn(c);
+          break;
+        case ClientState::Tunneling:
+          end_tunnel(c);
+          break;
+        default:   // an exchange in flight: release its upstream and count it
+          abort_exchange(c);
+          break;
+      }
     } else {
       on_peer_eof(c);
     }
@@ -607,6 +618,8 @@ void Worker::on_send(Conn& c, int res) {
       close_conn(c);
     } else if (c.client_state == ClientState::Proxying) {
       pump_response(c);
+    } else if (c.client_state == ClientState::Tunneling) {
+      pump_tunnel(c);
     } else if (c.client_state == ClientState::AwaitingHead) {
       process_client(c);
     }
@@ -648,6 +661,9 @@ void Worker::on_peer_eof(Conn& c) {
       break;
     case ClientState::Closing:
       if (c.out.empty()) close_conn(c);
+      break;
+    case ClientState::Tunneling:
+      pump_tunnel(c);
       break;
   }
 }
@@ -725,6 +741,7 @@ void Worker::start_exchange(Conn& c) {
   x.expect_continue = head.expect_continue && x.has_body;
   x.body_kept = x.has_body && options_.request_body_buffer_limit > 0;
   if (x.body_kept) x.body.allocate(options_.request_body_buffer_limit);   // once per slot
+  x.websocket = http::is_websocket_upgrade(head);
   x.request_id_generated = options_.generate_request_id && head.field("x-request-id").empty();
   if (x.request_id_generated) {
     const uint64_t high = random_->next();
@@ -1041,6 +1058,7 @@ bool Worker::build_upstream_head(Conn& c, const http::RequestHead& head, std::st
     write_forwarded_address(w, c.peer_address);
     w << "\r\n";
   }
+  if (x.websocket) w << "connection: upgrade\r\nupgrade: " << head.field("upgrade") << "\r\n";
   if (add_request_id) w.field("x-request-id", view_of(x.generated_request_id));
   if (add_forwarded_proto) w.field("x-forwarded-proto", "http");
   write_header_operations(w, route_ops, dest_ops);
@@ -1310,6 +1328,7 @@ void Worker::record_outcome(const Exchange& x, unsigned status) {
 // A retry first re-sends the kept body, then goes on with what the client
 // has not sent yet.
 void Worker::pump_request(Conn& c) {
+  if (c.client_state == ClientState::Tunneling) return pump_tunnel(c);
   Exchange& x = *c.exchange;
   if (c.upstream == kNone) return;
   Conn& u = *conns_[c.upstream];
@@ -1394,6 +1413,7 @@ void append_to_buffer(void* buffer, std::string_view data) { static_cast<ByteBuf
 // framing is a 502 and the upstream connection is closed), rewritten, and the
 // body streamed in its framing.
 void Worker::pump_response(Conn& c) {
+  if (c.client_state == ClientState::Tunneling) return pump_tunnel(c);
   Exchange& x = *c.exchange;
   if (c.upstream == kNone || c.client_state != ClientState::Proxying) return;
   Conn& u = *conns_[c.upstream];
@@ -1414,6 +1434,14 @@ void Worker::pump_response(Conn& c) {
         return;
       }
       const http::ResponseHead& h = response_head_;
+      if (h.status == 101) {
+        if (x.websocket && http::accepts_websocket_upgrade(h)) return start_tunnel(c, h);
+        record_outcome(x, 502);   // switched protocols unasked, or to another protocol
+        detach_upstream(c, false);
+        end_attempt(c);
+        reply_local(c, 502, "upstream switched protocols without a WebSocket upgrade\n", "", false, "UPE");
+        return;
+      }
       if (h.status < 200) {   // interim responses: the proxy answered 100-continue itself
         u.in.consume(h.head_bytes);
         continue;
@@ -1429,17 +1457,7 @@ void Worker::pump_response(Conn& c) {
       x.response_remaining = h.content_length;
       x.dechunk = h.framing == http::BodyFraming::Chunked && x.http10;
       if (h.framing == http::BodyFraming::UntilClose || x.dechunk) x.client_keep_alive = false;
-      x.upstream_service_ns = now_ns() - x.attempt_start_ns;
-      if (!write_response_head(c, h)) {
-        detach_upstream(c, false);
-        end_attempt(c);
-        reply_local(c, 502, "upstream response head too large\n", "", false, "UPE");
-        return;
-      }
-      u.in.consume(h.head_bytes);
-      x.response_head_done = x.response_started = true;
-      x.body_out_mark = c.out.committed_total();
-      x.try_deadline_ns = 0;
+      if (!forward_response_head(c, u, h)) return;
       set_client_deadline(c);
     }
     std::string_view avail = u.in.readable();
@@ -1489,6 +1507,85 @@ void Worker::pump_response(Conn& c) {
   }
 }
 
+// The response head goes to the client (rewritten by write_response_head);
+// the per-try timeout ends here. A head too large for the client buffer is a
+// 502 instead (false).
+bool Worker::forward_response_head(Conn& c, Conn& u, const http::ResponseHead& h) {
+  Exchange& x = *c.exchange;
+  x.upstream_service_ns = now_ns() - x.attempt_start_ns;
+  if (!write_response_head(c, h)) {
+    detach_upstream(c, false);
+    end_attempt(c);
+    reply_local(c, 502, "upstream response head too large\n", "", false, "UPE");
+    return false;
+  }
+  u.in.consume(h.head_bytes);
+  x.response_head_done = x.response_started = true;
+  x.body_out_mark = c.out.committed_total();
+  x.try_deadline_ns = 0;
+  return true;
+}
+
+// ---- WebSocket tunnels --------------------------------------------------------------
+
+// The upstream accepted the client's WebSocket upgrade: the 101 goes to the
+// client and from then on both connections carry the WebSocket protocol,
+// relayed byte for byte (as Envoy's upgrade support does; Istio enables it
+// for websocket by default). The route's timeout ended with the 101; the
+// request stays active on its backend (least-request) until the tunnel ends.
+void Worker::start_tunnel(Conn& c, const http::ResponseHead& h) {
+  Exchange& x = *c.exchange;
+  x.status = 101;
+  if (!forward_response_head(c, *conns_[c.upstream], h)) return;
+  x.route_deadline_ns = 0;
+  c.client_state = ClientState::Tunneling;
+  set_client_deadline(c);
+  pump_tunnel(c);
+}
+
+namespace {
+
+// Moves what `from` received into `to`'s send buffer, as much as fits.
+template <typename ConnT, typename DrainHeld>
+void relay(ConnT& from, ConnT& to, DrainHeld&& drain_held) {
+  for (;;) {
+    std::string_view avail = from.in.readable();
+    if (avail.empty() && drain_held(from)) continue;
+    const size_t n = std::min(avail.size(), to.out.space());
+    if (n == 0) return;
+    to.out.append(avail.substr(0, n));
+    from.in.consume(n);
+  }
+}
+
+}  // namespace
+
+// Relays both ways. The tunnel ends once either side has closed and all it
+// sent, and all the other side sent, has been delivered: WebSocket peers
+// close after their closing handshake, so nothing is cut short.
+void Worker::pump_tunnel(Conn& c) {
+  if (c.upstream == kNone) return;
+  Conn& u = *conns_[c.upstream];
+  auto drain = [this](Conn& conn) { return drain_held(conn); };
+  relay(c, u, drain);
+  relay(u, c, drain);
+  submit_send(u);
+  submit_send(c);
+  const bool client_done = c.peer_eof && c.in.empty() && c.held_count == 0;
+  const bool upstream_done = u.peer_eof && u.in.empty() && u.held_count == 0;
+  const bool flushed = c.out.empty() && !c.send_inflight && u.out.empty() && !u.send_inflight;
+  if ((client_done || upstream_done) && flushed) end_tunnel(c);
+}
+
+void Worker::end_tunnel(Conn& c) {
+  Exchange& x = *c.exchange;
+  end_attempt(c);
+  detach_upstream(c, false);
+  x.response_done = true;
+  record_request(c);
+  close_conn(c);
+}
+
 bool Worker::write_response_head(Conn& c, const http::ResponseHead& h) {
   Exchange& x = *c.exchange;
   const model::HeaderOperations* route_ops = x.route != nullptr ? &x.route->headers.response : nullptr;
@@ -1511,6 +1608,13 @@ bool Worker::write_response_head(Conn& c, const http::ResponseHead& h) {
   if (x.upstream_service_ns >= 0 && !overridden(route_ops, dest_ops, "x-envoy-upstream-service-time"))
     w << "x-envoy-upstream-service-time: " << static_cast<uint64_t>(x.upstream_service_ns / 1'000'000) << "\r\n";
   write_header_operations(w, route_ops, dest_ops);
+  if (status == 101) {   // a WebSocket upgrade: no body framing, the connection becomes a tunnel
+    w << "connection: upgrade\r\nupgrade: " << h.field("upgrade") << "\r\n\r\n";
+    if (!w.ok()) return false;
+    c.out.commit(w.size());
+    x.client_keep_alive = false;
+    return true;
+  }
   switch (h.framing) {
     case http::BodyFraming::ContentLength:
       w << "content-length: " << h.content_length << "\r\n";
@@ -1830,6 +1934,9 @@ void Worker::set_client_deadline(Conn& c) {
     case ClientState::Closing:
       c.deadline = Deadline::Idle;
       c.deadline_ns = now + ms(options_.request_header_timeout);
+      break;
+    case ClientState::Tunneling:   // a WebSocket lives as long as its two ends keep it
+      c.deadline = Deadline::None;
       break;
   }
 }

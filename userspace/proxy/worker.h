@@ -50,6 +50,7 @@ class Worker final : private BackendLoad {
     RetryBackoff,   // waiting between two attempts (jittered exponential back-off)
     Queued,         // waiting for an upstream connection (pool limit reached)
     Proxying,       // request and response streaming through an upstream connection
+    Tunneling,      // after a WebSocket upgrade (101): bytes relayed both ways until either side closes
     Closing,        // flushing the last response, then close
   };
   enum class UpstreamState : uint8_t { Connecting, Idle, Busy };
@@ -72,6 +73,7 @@ class Worker final : private BackendLoad {
     uint32_t pool = kNone;               // the (cluster, backend) pool of the dispatched attempt, while counted_active
     bool head_request = false, idempotent = false, client_keep_alive = true, http10 = false;
     bool counted_active = false, has_body = false, expect_continue = false, fresh_connection = false;
+    bool websocket = false;   // the client asked to upgrade to WebSocket (forwarded; 101 starts a tunnel)
     model::WeightedDestination fallback;   // the whole service, when the port has no routes
     ByteBuffer upstream_head;            // the request head as sent upstream (kept for retries)
     // The request body as forwarded (in its framing), kept up to
@@ -181,6 +183,10 @@ class Worker final : private BackendLoad {
   void keep_body(Conn& c, std::string_view forwarded);
   void attach_upstream(Conn& c, Conn& u);
   void pump_request(Conn& c);
+  bool forward_response_head(Conn& c, Conn& u, const http::ResponseHead& h);
+  void start_tunnel(Conn& c, const http::ResponseHead& h);
+  void pump_tunnel(Conn& c);
+  void end_tunnel(Conn& c);
   void pump_response(Conn& c);
   void finish_exchange(Conn& c);
   void complete_exchange(Conn& c);

@@ -259,5 +259,39 @@ INSTANTIATE_TEST_SUITE_P(
                       std::pair<const char*, std::string>{"data_longer_than_size", "5\r\nhello!\r\n"},
                       std::pair<const char*, std::string>{"malformed_trailer", "0\r\nno colon\r\n\r\n"}));
 
+TEST(Upgrade, AWebSocketUpgradeIsAnHttp11GetWithBothFields) {
+  auto upgrade = [](const std::string& raw) {
+    RequestHead head;
+    EXPECT_EQ(parse_request_head(raw, Limits{}, head), ParseResult::Complete) << raw;
+    return is_websocket_upgrade(head);
+  };
+  EXPECT_TRUE(upgrade("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n"));
+  EXPECT_TRUE(upgrade("GET /ws HTTP/1.1\r\nHost: a\r\nconnection: upgrade\r\nupgrade: WebSocket\r\n\r\n"));
+  EXPECT_FALSE(upgrade("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"));   // not in Connection
+  EXPECT_FALSE(upgrade("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"));
+  EXPECT_FALSE(upgrade("POST /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                       "Content-Length: 2\r\n\r\n"));
+  EXPECT_FALSE(upgrade("GET /ws HTTP/1.0\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"));
+}
+
+TEST(Upgrade, OnlyA101WithBothFieldsAcceptsIt) {
+  auto accepts = [](const std::string& raw) {
+    ResponseHead head;
+    EXPECT_EQ(parse_response_head(raw, "GET", Limits{}, head), ParseResult::Complete) << raw;
+    return accepts_websocket_upgrade(head);
+  };
+  EXPECT_TRUE(accepts("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"));
+  EXPECT_FALSE(accepts("HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n"));
+  EXPECT_FALSE(accepts("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"));
+  EXPECT_FALSE(accepts("HTTP/1.1 200 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nContent-Length: 0\r\n\r\n"));
+}
+
+TEST(Upgrade, ListsTokenComparesWholeElementsIgnoringCase) {
+  EXPECT_TRUE(lists_token("keep-alive, Upgrade", "upgrade"));
+  EXPECT_TRUE(lists_token(" upgrade ", "upgrade"));
+  EXPECT_FALSE(lists_token("upgraded, x-upgrade", "upgrade"));
+  EXPECT_FALSE(lists_token("", "upgrade"));
+}
+
 }  // namespace
 }  // namespace sluice::http

@@ -119,12 +119,18 @@ l7_virtual_service() {
   cat
 }
 
-# l7_subsets_rule VERSION...: a DestinationRule for productpage with one
-# subset per VERSION (named after it, selecting label version: VERSION), as
-# a YAML document to append after a VirtualService.
+# l7_subsets_rule [--policy FLOW_YAML] VERSION...: a DestinationRule for
+# productpage with one subset per VERSION (named after it, selecting label
+# version: VERSION) and, with --policy, that trafficPolicy (in YAML flow
+# style), as a YAML document to append after a VirtualService.
 l7_subsets_rule() {
   printf -- '---\napiVersion: networking.istio.io/v1alpha3\nkind: DestinationRule\nmetadata: {name: productpage}\n'
-  printf 'spec:\n  host: productpage\n  subsets:\n'
+  printf 'spec:\n  host: productpage\n'
+  if [[ ${1:-} == --policy ]]; then
+    printf '  trafficPolicy: %s\n' "$2"
+    shift 2
+  fi
+  printf '  subsets:\n'
   local v
   for v in "$@"; do printf '  - {name: %s, labels: {version: %s}}\n' "$v" "$v"; done
 }

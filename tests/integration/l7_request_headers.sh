@@ -14,7 +14,7 @@
 #  5. --no-generate-request-id turns 1 off.
 source "$(dirname "$0")/l7_lib.sh"
 
-PORT=28089
+PORT=28093
 l7_pybackend v1-a 127.77.11.2 "$PORT" --record "$L7_TMP/v1.jsonl"
 l7_pybackend v2-a 127.77.13.2 "$PORT" --record "$L7_TMP/mirror.jsonl"
 l7_pybackend v1-b 127.77.12.2 "$PORT" --record "$L7_TMP/slow.jsonl" --delay-ms 150
@@ -33,9 +33,9 @@ l7_virtual_service >"$L7_TMP/cfg/routing.yaml" <<'YAML'
     mirrorPercentage: {value: 100}
 YAML
 l7_subsets_rule v1 v2 slow >>"$L7_TMP/cfg/routing.yaml"
-l7_proxy "$L7_TMP/cfg" 127.77.0.1:18089 "$PORT" --workers 2 --access-log "$L7_TMP/access.jsonl" \
+l7_proxy "$L7_TMP/cfg" 127.77.0.1:18093 "$PORT" --workers 2 --access-log "$L7_TMP/access.jsonl" \
   --access-log-format json
-URL=http://127.77.0.1:18089
+URL=http://127.77.0.1:18093
 
 # Reads the recorded requests of FILE whose target starts with PREFIX and
 # prints the value of header NAME (all fields of that name, joined by " | ").
@@ -102,8 +102,8 @@ echo "PASS: x-envoy-upstream-service-time shows the backend's time"
 l7_stop_proxy
 
 # 3b and 5: a second proxy with --append-x-forwarded-for and --no-generate-request-id.
-l7_proxy "$L7_TMP/cfg" 127.77.0.1:18090 "$PORT" --workers 1 --append-x-forwarded-for --no-generate-request-id
-URL=http://127.77.0.1:18090
+l7_proxy "$L7_TMP/cfg" 127.77.0.1:18094 "$PORT" --workers 1 --append-x-forwarded-for --no-generate-request-id
+URL=http://127.77.0.1:18094
 curl -s -o /dev/null -H 'x-forwarded-for: 203.0.113.7' -H 'X-Forwarded-For: 198.51.100.9' "$URL/xff-list"
 curl -s -o /dev/null "$URL/xff-none"
 list=$(recorded "$L7_TMP/v1.jsonl" /xff-list x-forwarded-for)

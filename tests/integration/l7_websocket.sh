@@ -13,7 +13,7 @@
 #  5. every session is counted once, with response code 101.
 source "$(dirname "$0")/l7_lib.sh"
 
-PORT=28091
+PORT=28095
 WS=$L7_SRC/l7_websocket.py
 for n in v1-a:11 v2-a:13; do
   python3 "$WS" server --name "${n%:*}" --listen "127.77.${n#*:}.2:$PORT" 2>"$L7_TMP/ws-${n%:*}.log" &
@@ -33,8 +33,8 @@ l7_subsets_rule v1 v2 >>"$L7_TMP/cfg/routing.yaml"
 # v1-b and v2-b have no server here: keep them out of the subsets.
 sed -i '/productpage-v1-b/,/version: v1}/ s/version: v1}/version: none}/; /productpage-v2-b/,/version: v2}/ s/version: v2}/version: none}/' \
   "$L7_TMP/cfg/service.yaml"
-l7_proxy "$L7_TMP/cfg" 127.77.0.1:18091 "$PORT" --workers 2
-ADDR=127.77.0.1:18091
+l7_proxy "$L7_TMP/cfg" 127.77.0.1:18095 "$PORT" --workers 2
+ADDR=127.77.0.1:18095
 
 # 1. Sessions, split by the route's weights.
 out=$(timeout 120 python3 "$WS" client --connect "$ADDR" --sessions 40 --parallel 4) || true

@@ -107,7 +107,7 @@ std::string WorkerMetrics::render_prometheus(std::span<const WorkerMetrics* cons
   }
   static constexpr std::string_view kCounterNames[] = {
       "sluice_retries_total", "sluice_faults_injected_total", "sluice_faults_injected_total",
-      "sluice_outlier_ejections_total", "sluice_pool_overflows_total", "sluice_active_requests",
+      "sluice_outlier_ejections_total", "sluice_pool_overflows_total", "sluice_retry_overflows_total",
       "sluice_mirror_requests_total", "sluice_request_body_over_limit_total", "sluice_retries_body_not_kept_total",
       "sluice_mirror_body_not_kept_total", "sluice_upstream_connections_opened_total",
       "sluice_upstream_connections_active"};
@@ -117,8 +117,7 @@ std::string WorkerMetrics::render_prometheus(std::span<const WorkerMetrics* cons
     auto [counter, service, workload, version] = k;
     std::string_view name = kCounterNames[counter];
     if (counter != last && !(counter == 2 && last == 1)) {
-      bool gauge = counter == static_cast<uint32_t>(ProxyCounter::ActiveRequests) ||
-                   counter == static_cast<uint32_t>(ProxyCounter::UpstreamConnectionsActive);
+      bool gauge = counter == static_cast<uint32_t>(ProxyCounter::UpstreamConnectionsActive);
       out += fmt::format("# TYPE {} {}\n", name, gauge ? "gauge" : "counter");
     }
     last = counter;

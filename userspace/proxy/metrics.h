@@ -26,7 +26,7 @@ enum class ProxyCounter : uint8_t {
   FaultDelays,       // sluice_faults_injected_total{kind="delay"}
   Ejections,         // sluice_outlier_ejections_total
   PoolOverflows,     // sluice_pool_overflows_total
-  ActiveRequests,    // sluice_active_requests (gauge)
+  RetryOverflows,    // sluice_retry_overflows_total: maxRetries reached (Envoy's upstream_rq_retry_overflow)
   MirrorRequests,    // sluice_mirror_requests_total
   // A request body larger than ProxyOptions::request_body_buffer_limit is
   // streamed without being kept: counted once per request, and again for

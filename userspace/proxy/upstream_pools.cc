@@ -193,9 +193,28 @@ void UpstreamPools::release_if_unused(uint32_t id) {
   free_cluster_if_unused(cluster);
 }
 
+bool UpstreamPools::retry_budget_allows(uint32_t pool, uint32_t holding) const {
+  const uint32_t cluster = pools_[pool].cluster;
+  const Cluster& c = clusters_[cluster];
+  const uint32_t outstanding = c.retries_outstanding - (holding == cluster ? 1 : 0);
+  return outstanding < c.settings.max_retries;
+}
+
+uint32_t UpstreamPools::hold_retry(uint32_t pool) {
+  const uint32_t cluster = pools_[pool].cluster;
+  ++clusters_[cluster].retries_outstanding;
+  return cluster;
+}
+
+void UpstreamPools::release_retry(uint32_t cluster) {
+  if (cluster == kNone || clusters_[cluster].retries_outstanding == 0) return;
+  --clusters_[cluster].retries_outstanding;
+  free_cluster_if_unused(cluster);
+}
+
 void UpstreamPools::free_cluster_if_unused(uint32_t id) {
   Cluster& c = clusters_[id];
-  if (c.listed || !c.pools.empty() || c.service.empty()) return;
+  if (c.listed || !c.pools.empty() || c.service.empty() || c.retries_outstanding != 0) return;
   cluster_by_identity_.erase(identity(c.service, c.subset, c.port));
   c.service.clear();
   free_clusters_.push_back(id);

@@ -59,6 +59,7 @@ class UpstreamPools {
     model::ConnectionPool settings;   // from the newest snapshot that lists the cluster
     bool listed = false;              // in the newest snapshot
     std::vector<uint32_t> pools;      // ids of this cluster's pools
+    uint32_t retries_outstanding = 0; // retries backing off or in flight (maxRetries)
   };
   struct Pool {
     uint32_t cluster = kNone, backend = kNone;
@@ -104,6 +105,17 @@ class UpstreamPools {
   bool exhausted(uint32_t pool, uint32_t requests) const;
   // Frees a retired pool that holds no connection and no request.
   void release_if_unused(uint32_t pool);
+
+  // Envoy's max_retries circuit breaker (connectionPool.http.maxRetries):
+  // a retry may start while the retries outstanding to the pool's cluster
+  // (backing off or in flight) are fewer than the limit. `holding` is the
+  // cluster a retry of the same request already holds (kNone: none), which
+  // the new one replaces.
+  bool retry_budget_allows(uint32_t pool, uint32_t holding) const;
+  // Counts one outstanding retry against the pool's cluster; returns the
+  // cluster, to give to release_retry when the retry ends.
+  uint32_t hold_retry(uint32_t pool);
+  void release_retry(uint32_t cluster);
 
   Pool& pool(uint32_t id) { return pools_[id]; }
   const Pool& pool(uint32_t id) const { return pools_[id]; }

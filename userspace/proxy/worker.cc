@@ -1734,6 +1734,8 @@ void Worker::finish_exchange(Conn& c) {
 
 void Worker::record_request(Conn& c) {
   Exchange& x = *c.exchange;
+  pools_.release_retry(x.retry_cluster);   // the request ended: so did its retry
+  x.retry_cluster = kNone;
   RequestLabels labels{"unknown", "unknown", "unknown", "unknown", "unknown"};
   if (x.destination != nullptr && x.snapshot) {
     const model::Service& s = x.snapshot->services[x.destination->destination.service];
@@ -1812,7 +1814,11 @@ bool Worker::retry_allowed(const Exchange& x, Failure failure, unsigned status, 
   o.body_streamed = !body_replayable(x);
   o.response_started = x.response_started;
   const model::Retries* retries = x.route != nullptr && x.route->retries ? &*x.route->retries : nullptr;
-  if (should_retry(retries, o)) return true;
+  if (should_retry(retries, o)) {
+    if (x.pool == kNone || pools_.retry_budget_allows(x.pool, x.retry_cluster)) return true;
+    count_for_pool(ProxyCounter::RetryOverflows, x.pool, 1);
+    return false;
+  }
   if (o.body_streamed) {
     o.body_streamed = false;
     if (should_retry(retries, o)) metrics_.add(ProxyCounter::RetriesBodyNotKept, x.service->host, "");
@@ -1824,6 +1830,11 @@ void Worker::retry(Conn& c) {
   Exchange& x = *c.exchange;
   ++x.retries_done;
   metrics_.add(ProxyCounter::Retries, x.service->host, "");
+  if (x.pool != kNone) {   // retry_allowed checked the cluster's maxRetries
+    const uint32_t cluster = pools_.hold_retry(x.pool);
+    pools_.release_retry(x.retry_cluster);
+    x.retry_cluster = cluster;
+  }
   end_attempt(c);
   detach_upstream(c, false);
   x.response_head_done = x.response_done = false;

@@ -71,6 +71,7 @@ class Worker final : private BackendLoad {
     const model::WeightedDestination* destination = nullptr;
     uint32_t service_index = 0, service_port = 0, backend = kNone, endpoint = 0;
     uint32_t pool = kNone;               // the (cluster, backend) pool of the dispatched attempt, while counted_active
+    uint32_t retry_cluster = kNone;      // the cluster this request's outstanding retry counts against (maxRetries)
     bool head_request = false, idempotent = false, client_keep_alive = true, http10 = false;
     bool counted_active = false, has_body = false, expect_continue = false, fresh_connection = false;
     bool websocket = false;   // the client asked to upgrade to WebSocket (forwarded; 101 starts a tunnel)

@@ -22,6 +22,7 @@ struct PoolSettings {
   uint32_t max_connections = model::ConnectionPool::kUnlimited;
   uint32_t max_pending = model::ConnectionPool::kUnlimited;
   uint32_t max_requests_per_connection = 0;
+  uint32_t max_retries = model::ConnectionPool::kUnlimited;
 };
 
 // A service on port 9080 whose endpoints are `addresses`; subset 0 is the
@@ -42,6 +43,7 @@ void add_service(model::Snapshot& snapshot, std::string host, std::vector<std::s
     pool.max_connections = settings.max_connections;
     pool.http1_max_pending_requests = settings.max_pending;
     pool.max_requests_per_connection = settings.max_requests_per_connection;
+    pool.max_retries = settings.max_retries;
   }
   snapshot.service_by_host[host] = static_cast<uint32_t>(snapshot.services.size() - 1);
 }
@@ -240,6 +242,30 @@ TEST_F(UpstreamPoolsTest, FindingAWarmPoolAllocatesNothing) {
   auto next = std::make_shared<model::Snapshot>(*snapshot);
   pools.apply_snapshot(*next);
   EXPECT_GE(test_support::allocations_during([&] { pools.pool_for(*next, kSubsetA, 0); }), 1u);
+}
+
+TEST_F(UpstreamPoolsTest, MaxRetriesBoundsTheRetriesOutstandingPerCluster) {
+  auto snapshot = std::make_shared<model::Snapshot>();
+  PoolSettings one_retry;
+  one_retry.max_retries = 1;
+  add_service(*snapshot, "productpage", {"10.200.11.2", "10.200.12.2"}, {{"a", one_retry}, {"b", PoolSettings{}}});
+  pools.apply_snapshot(*snapshot);
+  const uint32_t a0 = pools.pool_for(*snapshot, kSubsetA, 0), a1 = pools.pool_for(*snapshot, kSubsetA, 1);
+  const uint32_t b0 = pools.pool_for(*snapshot, kSubsetB, 0);
+
+  ASSERT_TRUE(pools.retry_budget_allows(a0, kNone));
+  const uint32_t held = pools.hold_retry(a0);
+  // The limit is the cluster's, whichever backend failed.
+  EXPECT_FALSE(pools.retry_budget_allows(a0, kNone));
+  EXPECT_FALSE(pools.retry_budget_allows(a1, kNone));
+  // The request holding that retry may retry again: its next retry replaces it.
+  EXPECT_TRUE(pools.retry_budget_allows(a1, held));
+  // Another cluster on the same backend has its own (unlimited) budget.
+  EXPECT_TRUE(pools.retry_budget_allows(b0, kNone));
+  pools.release_retry(held);
+  EXPECT_TRUE(pools.retry_budget_allows(a1, kNone));
+  pools.release_retry(kNone);   // a request that held none: nothing to release
+  EXPECT_TRUE(pools.retry_budget_allows(a0, kNone));
 }
 
 }  // namespace

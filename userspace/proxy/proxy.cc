@@ -86,6 +86,18 @@ std::atomic<int64_t>* Proxy::active_counter(const model::IpAddress& address, uin
   return unlisted_counters_.counter_for(address, port);
 }
 
+std::shared_ptr<UpstreamPools::ClusterLoad> Proxy::cluster_load(const std::string& identity) {
+  std::lock_guard lock(cluster_loads_mu_);
+  if (auto it = cluster_loads_.find(identity); it != cluster_loads_.end()) {
+    if (auto load = it->second.lock()) return load;
+  }
+  // A new cluster (rare: once per cluster and reload): forget the ones no worker holds.
+  std::erase_if(cluster_loads_, [](const auto& entry) { return entry.second.expired(); });
+  auto load = std::make_shared<UpstreamPools::ClusterLoad>();
+  cluster_loads_[identity] = load;
+  return load;
+}
+
 void Proxy::drain() {
   for (auto& w : workers_) w->request_drain();
 }

@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "http/message_head.h"
@@ -30,6 +31,7 @@
 #include "proxy/metrics.h"
 #include "proxy/outlier_registry.h"
 #include "proxy/request_routing.h"
+#include "proxy/upstream_pools.h"
 
 namespace sluice::proxy {
 
@@ -110,6 +112,10 @@ class Proxy {
   // per backend id: seconds during which every connection of the worker
   // would stall); a backend no snapshot lists gets a process-local counter.
   std::atomic<int64_t>* active_counter(const model::IpAddress& address, uint32_t port);
+  // For workers, when they first meet a subset cluster: its circuit-breaker
+  // figures, one object per cluster identity for all workers while any
+  // holds it (a cluster no worker holds starts again from zero).
+  std::shared_ptr<UpstreamPools::ClusterLoad> cluster_load(const std::string& identity);
 
  private:
   ProxyOptions options_;
@@ -124,6 +130,8 @@ class Proxy {
   std::mutex counters_mu_;
   std::map<std::pair<model::IpAddress, uint32_t>, std::atomic<int64_t>*> active_counters_;
   InMemoryActiveRequests unlisted_counters_;
+  std::mutex cluster_loads_mu_;
+  std::unordered_map<std::string, std::weak_ptr<UpstreamPools::ClusterLoad>> cluster_loads_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;
 };

@@ -39,7 +39,8 @@ size_t UpstreamPools::BackendKeyHash::operator()(const BackendKey& k) const {
   return static_cast<size_t>((h ^ k.port) * 1099511628211ull);
 }
 
-UpstreamPools::UpstreamPools(CounterLookup counter_for) : counter_for_(std::move(counter_for)) {}
+UpstreamPools::UpstreamPools(CounterLookup counter_for, ClusterLoadLookup load_for)
+    : counter_for_(std::move(counter_for)), load_for_(std::move(load_for)) {}
 
 std::string UpstreamPools::identity(std::string_view service, std::string_view subset, uint32_t port) {
   std::string id;
@@ -95,6 +96,7 @@ uint32_t UpstreamPools::cluster_for(const model::Snapshot& snapshot, const model
   auto [listed_service, listed_subset] = listed_in_applied(c);
   c.listed = listed_subset != nullptr;
   c.settings = (c.listed ? *listed_subset : subset).policy_for(d.port).connection_pool;
+  c.load = load_for_ ? load_for_(id) : std::make_shared<ClusterLoad>();
   cluster_by_identity_.emplace(std::move(id), index);
   return index;
 }
@@ -196,20 +198,37 @@ void UpstreamPools::release_if_unused(uint32_t id) {
 bool UpstreamPools::retry_budget_allows(uint32_t pool, uint32_t holding) const {
   const uint32_t cluster = pools_[pool].cluster;
   const Cluster& c = clusters_[cluster];
-  const uint32_t outstanding = c.retries_outstanding - (holding == cluster ? 1 : 0);
-  return outstanding < c.settings.max_retries;
+  const int64_t outstanding = c.load->retries.load(std::memory_order_relaxed) - (holding == cluster ? 1 : 0);
+  return static_cast<uint64_t>(std::max<int64_t>(outstanding, 0)) < c.settings.max_retries;
 }
 
 uint32_t UpstreamPools::hold_retry(uint32_t pool) {
   const uint32_t cluster = pools_[pool].cluster;
   ++clusters_[cluster].retries_outstanding;
+  clusters_[cluster].load->retries.fetch_add(1, std::memory_order_relaxed);
   return cluster;
 }
 
 void UpstreamPools::release_retry(uint32_t cluster) {
   if (cluster == kNone || clusters_[cluster].retries_outstanding == 0) return;
   --clusters_[cluster].retries_outstanding;
+  clusters_[cluster].load->retries.fetch_sub(1, std::memory_order_relaxed);
   free_cluster_if_unused(cluster);
+}
+
+void UpstreamPools::add_active(uint32_t id, int64_t delta) {
+  pools_[id].active += delta;
+  cluster_of(id).load->requests.fetch_add(delta, std::memory_order_relaxed);
+}
+
+void UpstreamPools::add_connections(uint32_t id, int64_t delta) {
+  pools_[id].connections = static_cast<uint32_t>(static_cast<int64_t>(pools_[id].connections) + delta);
+  cluster_of(id).load->connections.fetch_add(delta, std::memory_order_relaxed);
+}
+
+void UpstreamPools::add_pending(uint32_t id, int64_t delta) {
+  pools_[id].pending = static_cast<uint32_t>(static_cast<int64_t>(pools_[id].pending) + delta);
+  cluster_of(id).load->pending.fetch_add(delta, std::memory_order_relaxed);
 }
 
 void UpstreamPools::free_cluster_if_unused(uint32_t id) {
@@ -217,20 +236,29 @@ void UpstreamPools::free_cluster_if_unused(uint32_t id) {
   if (c.listed || !c.pools.empty() || c.service.empty() || c.retries_outstanding != 0) return;
   cluster_by_identity_.erase(identity(c.service, c.subset, c.port));
   c.service.clear();
+  c.load.reset();
   free_clusters_.push_back(id);
 }
 
 UpstreamPools::Admission UpstreamPools::admit(uint32_t id, bool fresh_connection) const {
   const Pool& p = pools_[id];
   const model::ConnectionPool& s = settings(id);
-  if (static_cast<uint64_t>(p.active) >= s.http2_max_requests) return Admission::Overflow;
+  const ClusterLoad& load = *cluster_of(id).load;
+  auto at_limit = [](const std::atomic<int64_t>& count, uint32_t limit) {
+    return static_cast<uint64_t>(std::max<int64_t>(count.load(std::memory_order_relaxed), 0)) >= limit;
+  };
+  if (at_limit(load.requests, s.http2_max_requests)) return Admission::Overflow;
   if (!fresh_connection && p.idle_head != kNone) return Admission::Reuse;
-  if (p.connections < s.max_connections) return Admission::Open;
-  if (p.pending < s.http1_max_pending_requests) return Admission::Queue;
+  if (may_open(id)) return Admission::Open;
+  if (!at_limit(load.pending, s.http1_max_pending_requests)) return Admission::Queue;
   return Admission::Overflow;
 }
 
-bool UpstreamPools::may_open(uint32_t id) const { return pools_[id].connections < settings(id).max_connections; }
+bool UpstreamPools::may_open(uint32_t id) const {
+  const int64_t connections = cluster_of(id).load->connections.load(std::memory_order_relaxed);
+  return pools_[id].connections == 0 || static_cast<uint64_t>(std::max<int64_t>(connections, 0)) <
+                                            settings(id).max_connections;
+}
 
 bool UpstreamPools::exhausted(uint32_t id, uint32_t requests) const {
   const uint32_t limit = settings(id).max_requests_per_connection;

@@ -15,6 +15,14 @@
 // least-request figures are per backend by design (the XDP plane reads the
 // same counter by backend id), only the pools are per cluster.
 //
+// The circuit breakers count over the whole cluster, as Envoy's do: active
+// requests (http2MaxRequests), connections (maxConnections), queued requests
+// (http1MaxPendingRequests) and outstanding retries (maxRetries) of every
+// backend of the cluster, from every worker, in one ClusterLoad shared
+// through the proxy. As in Envoy, a pool with no connection at all may still
+// open one over maxConnections, so no worker's queue waits on connections
+// only other workers hold.
+//
 // The idle and pending lists are intrusive: their links are connection
 // slot ids kept by the worker (Pool only holds the heads); the worker owns
 // the sockets and moves connections between the lists.
@@ -23,6 +31,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <utility>
 #include <string>
@@ -52,6 +61,13 @@ class UpstreamPools {
     std::atomic<int64_t>* shared_active = nullptr;   // least-request count, all workers and planes
     uint64_t listed_epoch = 0;                   // apply_snapshot's bookkeeping
   };
+  // A subset cluster's circuit-breaker figures, shared by every worker.
+  struct ClusterLoad {
+    std::atomic<int64_t> requests{0}, connections{0}, pending{0}, retries{0};
+  };
+  // The ClusterLoad of a cluster identity (the same object for every worker).
+  using ClusterLoadLookup = std::function<std::shared_ptr<ClusterLoad>(const std::string& identity)>;
+
   // A subset cluster: service host + subset name + service port.
   struct Cluster {
     std::string service, subset;
@@ -59,7 +75,8 @@ class UpstreamPools {
     model::ConnectionPool settings;   // from the newest snapshot that lists the cluster
     bool listed = false;              // in the newest snapshot
     std::vector<uint32_t> pools;      // ids of this cluster's pools
-    uint32_t retries_outstanding = 0; // retries backing off or in flight (maxRetries)
+    uint32_t retries_outstanding = 0; // this worker's retries backing off or in flight
+    std::shared_ptr<ClusterLoad> load;   // all workers' figures, for the circuit breakers
   };
   struct Pool {
     uint32_t cluster = kNone, backend = kNone;
@@ -80,7 +97,8 @@ class UpstreamPools {
   enum class Admission : uint8_t { Reuse, Open, Queue, Overflow };
 
   using CounterLookup = std::function<std::atomic<int64_t>*(const model::IpAddress&, uint32_t)>;
-  explicit UpstreamPools(CounterLookup counter_for);
+  // Without `load_for` (tests) each worker's clusters count alone.
+  explicit UpstreamPools(CounterLookup counter_for, ClusterLoadLookup load_for = {});
 
   // The backend an endpoint serves `backend_port` on; created at first use.
   uint32_t backend_for(const model::Endpoint& endpoint, uint32_t backend_port);
@@ -105,6 +123,11 @@ class UpstreamPools {
   bool exhausted(uint32_t pool, uint32_t requests) const;
   // Frees a retired pool that holds no connection and no request.
   void release_if_unused(uint32_t pool);
+
+  // The pool's own figures and its cluster's shared ones move together.
+  void add_active(uint32_t pool, int64_t delta);
+  void add_connections(uint32_t pool, int64_t delta);
+  void add_pending(uint32_t pool, int64_t delta);
 
   // Envoy's max_retries circuit breaker (connectionPool.http.maxRetries):
   // a retry may start while the retries outstanding to the pool's cluster
@@ -137,6 +160,7 @@ class UpstreamPools {
   }
 
   CounterLookup counter_for_;
+  ClusterLoadLookup load_for_;
   std::vector<Backend> backends_;
   std::unordered_map<BackendKey, uint32_t, BackendKeyHash> backend_index_;
   std::vector<Cluster> clusters_;

@@ -155,7 +155,8 @@ Worker::Worker(unsigned index, Proxy& proxy, const ProxyOptions& options)
     : index_(index),
       proxy_(proxy),
       options_(options),
-      pools_([&proxy](const model::IpAddress& address, uint32_t port) { return proxy.active_counter(address, port); }) {
+      pools_([&proxy](const model::IpAddress& address, uint32_t port) { return proxy.active_counter(address, port); },
+             [&proxy](const std::string& identity) { return proxy.cluster_load(identity); }) {
   wake_fd_ = eventfd(0, EFD_CLOEXEC);
   if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd for proxy worker");
   router_ = options.make_router ? options.make_router() : std::make_unique<MeshRouter>();
@@ -445,7 +446,7 @@ void Worker::close_conn(Conn& c) {
         }
       }
     }
-    --p.connections;
+    pools_.add_connections(c.pool, -1);
     count_for_pool(ProxyCounter::UpstreamConnectionsActive, c.pool, -1);
   }
   // Shutdown ends the multishot receive (it completes with 0) and fails any
@@ -1093,7 +1094,7 @@ void Worker::dispatch(Conn& c) {
     return;
   }
   UpstreamPools::Pool& p = pools_.pool(pool);
-  ++p.active;
+  pools_.add_active(pool, 1);
   pools_.backend(p.backend).shared_active->fetch_add(1, std::memory_order_relaxed);
   x.counted_active = true;
   x.pool = pool;
@@ -1120,7 +1121,7 @@ void Worker::dispatch(Conn& c) {
       if (p.pending_tail == kNone) p.pending_head = c.id;
       else conns_[p.pending_tail]->next = c.id;
       p.pending_tail = c.id;
-      ++p.pending;
+      pools_.add_pending(pool, 1);
       set_client_deadline(c);
       break;
     case UpstreamPools::Admission::Overflow:
@@ -1143,7 +1144,7 @@ void Worker::remove_pending(Conn& c) {
     if (prev == kNone) p.pending_head = c.next;
     else conns_[prev]->next = c.next;
     if (p.pending_tail == c.id) p.pending_tail = prev;
-    --p.pending;
+    pools_.add_pending(c.exchange->pool, -1);
     break;
   }
   c.client_state = ClientState::Proxying;
@@ -1204,7 +1205,7 @@ void Worker::open_upstream(Conn& c, uint32_t pool) {
   u->pool = pool;
   u->upstream_state = UpstreamState::Connecting;
   u->address_len = to_sockaddr(key.address, key.port, u->address);
-  ++pools_.pool(pool).connections;
+  pools_.add_connections(pool, 1);
   count_for_pool(ProxyCounter::UpstreamConnectionsOpened, pool, 1);
   count_for_pool(ProxyCounter::UpstreamConnectionsActive, pool, 1);
   int one = 1;
@@ -1300,7 +1301,7 @@ void Worker::end_attempt(Conn& c) {
   if (!x.counted_active) return;
   const uint32_t pool = x.pool;
   UpstreamPools::Pool& p = pools_.pool(pool);
-  --p.active;
+  pools_.add_active(pool, -1);
   pools_.backend(p.backend).shared_active->fetch_sub(1, std::memory_order_relaxed);
   x.counted_active = false;
   x.pool = kNone;

@@ -107,14 +107,14 @@ TEST_F(UpstreamPoolsTest, LimitsCountOnlyTheClustersOwnConnectionsAndQueue) {
   const uint32_t a = pools.pool_for(*snapshot, kSubsetA, 0);
   const uint32_t b = pools.pool_for(*snapshot, kSubsetB, 0);
   EXPECT_EQ(pools.admit(a, false), Admission::Open);
-  pools.pool(a).connections = 1;   // a's one connection, busy
+  pools.add_connections(a, 1);   // a's one connection, busy
   EXPECT_EQ(pools.admit(a, false), Admission::Queue);
-  pools.pool(a).pending = 1;
+  pools.add_pending(a, 1);
   EXPECT_EQ(pools.admit(a, false), Admission::Overflow);
   EXPECT_FALSE(pools.may_open(a));
   // b's maxConnections 4 is b's alone: a's connection and queue do not count.
   EXPECT_EQ(pools.admit(b, false), Admission::Open);
-  pools.pool(b).connections = 4;
+  pools.add_connections(b, 4);
   EXPECT_EQ(pools.admit(b, false), Admission::Queue);
 }
 
@@ -122,7 +122,7 @@ TEST_F(UpstreamPoolsTest, AnIdleConnectionIsReusedUnlessAFreshOneIsAsked) {
   auto snapshot = two_subsets_on_one_backend();
   pools.apply_snapshot(*snapshot);
   const uint32_t b = pools.pool_for(*snapshot, kSubsetB, 0);
-  pools.pool(b).connections = 1;
+  pools.add_connections(b, 1);
   pools.pool(b).idle_head = 7;
   EXPECT_EQ(pools.admit(b, false), Admission::Reuse);
   EXPECT_EQ(pools.admit(b, true), Admission::Open);
@@ -133,7 +133,7 @@ TEST_F(UpstreamPoolsTest, ActiveRequestLimitOverflowsBeforeAnyConnectionChoice) 
   snapshot->services[0].subsets[1].policy_by_port[9080].connection_pool.http2_max_requests = 2;
   pools.apply_snapshot(*snapshot);
   const uint32_t a = pools.pool_for(*snapshot, kSubsetA, 0);
-  pools.pool(a).active = 2;
+  pools.add_active(a, 2);
   pools.pool(a).idle_head = 3;
   EXPECT_EQ(pools.admit(a, false), Admission::Overflow);
   EXPECT_EQ(pools.admit(pools.pool_for(*snapshot, kSubsetB, 0), false), Admission::Open);
@@ -143,7 +143,7 @@ TEST_F(UpstreamPoolsTest, AReloadAppliesNewSettingsToTheSamePool) {
   auto first = two_subsets_on_one_backend();
   pools.apply_snapshot(*first);
   const uint32_t a = pools.pool_for(*first, kSubsetA, 0);
-  pools.pool(a).connections = 1;
+  pools.add_connections(a, 1);
   auto second = std::make_shared<model::Snapshot>(*first);
   second->services[0].subsets[1].policy_by_port[9080].connection_pool.max_requests_per_connection = 5;
   second->services[0].subsets[1].policy_by_port[9080].connection_pool.max_connections = 3;
@@ -161,7 +161,7 @@ TEST_F(UpstreamPoolsTest, ASubsetThatLeftRetiresItsPoolWhichIsFreedOnceEmpty) {
   pools.apply_snapshot(*first);
   const uint32_t a = pools.pool_for(*first, kSubsetA, 0);
   const uint32_t b = pools.pool_for(*first, kSubsetB, 0);
-  pools.pool(a).connections = 1;   // an upstream connection still open
+  pools.add_connections(a, 1);   // an upstream connection still open
   auto second = std::make_shared<model::Snapshot>();
   add_service(*second, "productpage", {"10.200.11.2"}, {{"b", kReused}});
   const std::vector<uint32_t> revisit = pools.apply_snapshot(*second);
@@ -170,7 +170,7 @@ TEST_F(UpstreamPoolsTest, ASubsetThatLeftRetiresItsPoolWhichIsFreedOnceEmpty) {
   EXPECT_FALSE(pools.pool(b).retired);
   EXPECT_EQ(pools.pool_for(*second, model::Destination{0, 1, 9080}, 0), b);   // b is subset 1 now
   EXPECT_EQ(pools.pool_count(), 2u);
-  pools.pool(a).connections = 0;   // the worker closed it
+  pools.add_connections(a, -1);   // the worker closed it
   pools.release_if_unused(a);
   EXPECT_EQ(pools.pool_count(), 1u);
 }
@@ -191,7 +191,8 @@ TEST_F(UpstreamPoolsTest, ABackendThatLeftTheSubsetRetiresOnlyItsPool) {
   pools.apply_snapshot(*first);
   const uint32_t kept = pools.pool_for(*first, kSubsetA, 0);
   const uint32_t gone = pools.pool_for(*first, kSubsetA, 1);
-  pools.pool(kept).connections = pools.pool(gone).connections = 1;
+  pools.add_connections(kept, 1);
+  pools.add_connections(gone, 1);
   auto second = std::make_shared<model::Snapshot>();
   add_service(*second, "productpage", {"10.200.11.2"}, {{"a", kReused}});
   EXPECT_EQ(pools.apply_snapshot(*second), std::vector<uint32_t>{gone});
@@ -266,6 +267,53 @@ TEST_F(UpstreamPoolsTest, MaxRetriesBoundsTheRetriesOutstandingPerCluster) {
   EXPECT_TRUE(pools.retry_budget_allows(a1, kNone));
   pools.release_retry(kNone);   // a request that held none: nothing to release
   EXPECT_TRUE(pools.retry_budget_allows(a0, kNone));
+}
+
+// Envoy's circuit breakers count over the whole cluster: every backend of
+// it and every worker (two UpstreamPools sharing one ClusterLoad lookup).
+TEST(UpstreamPoolsCircuitBreakers, CountOverEveryBackendAndWorkerOfTheCluster) {
+  std::map<std::string, std::shared_ptr<UpstreamPools::ClusterLoad>> loads;
+  std::map<std::pair<model::IpAddress, uint32_t>, std::unique_ptr<std::atomic<int64_t>>> counters;
+  auto counter_for = [&](const model::IpAddress& address, uint32_t port) {
+    auto& slot = counters[{address, port}];
+    if (!slot) slot = std::make_unique<std::atomic<int64_t>>(0);
+    return slot.get();
+  };
+  auto load_for = [&](const std::string& identity) {
+    auto& load = loads[identity];
+    if (!load) load = std::make_shared<UpstreamPools::ClusterLoad>();
+    return load;
+  };
+  UpstreamPools worker1(counter_for, load_for), worker2(counter_for, load_for);
+  auto snapshot = std::make_shared<model::Snapshot>();
+  PoolSettings limits;
+  limits.max_connections = 2;
+  limits.max_pending = 1;
+  add_service(*snapshot, "productpage", {"10.200.11.2", "10.200.12.2"}, {{"a", limits}});
+  worker1.apply_snapshot(*snapshot);
+  worker2.apply_snapshot(*snapshot);
+  const uint32_t w1_host1 = worker1.pool_for(*snapshot, kSubsetA, 0);
+  const uint32_t w1_host2 = worker1.pool_for(*snapshot, kSubsetA, 1);
+  const uint32_t w2_host1 = worker2.pool_for(*snapshot, kSubsetA, 0);
+
+  worker1.add_connections(w1_host1, 1);
+  worker1.add_connections(w1_host2, 1);   // the cluster's 2 connections, on two hosts
+  EXPECT_EQ(worker1.admit(w1_host1, false), Admission::Queue);
+  EXPECT_EQ(worker1.admit(w1_host2, false), Admission::Queue);
+  // Worker 2's pool has no connection: it may open one over the limit, as
+  // Envoy allows, so its queue never waits on connections of worker 1.
+  EXPECT_EQ(worker2.admit(w2_host1, false), Admission::Open);
+  worker2.add_connections(w2_host1, 1);
+  EXPECT_FALSE(worker2.may_open(w2_host1));
+  // One queued request in the cluster is the limit, whichever worker holds it.
+  worker2.add_pending(w2_host1, 1);
+  EXPECT_EQ(worker1.admit(w1_host1, false), Admission::Overflow);
+  worker2.add_pending(w2_host1, -1);
+  EXPECT_EQ(worker1.admit(w1_host1, false), Admission::Queue);
+  // Connections closing anywhere make room everywhere.
+  worker1.add_connections(w1_host2, -1);
+  worker2.add_connections(w2_host1, -1);
+  EXPECT_EQ(worker1.admit(w1_host1, false), Admission::Open);
 }
 
 }  // namespace

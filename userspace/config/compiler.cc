@@ -608,6 +608,38 @@ class SnapshotCompiler {
                                 ") is steered per connection on the L4 plane, where request data is not "
                                 "available; give this port its own policy with portLevelSettings");
     }
+    // Connection limits and outlier detection are the L7 proxy's: XDP steers
+    // every connection and sees no responses. One warning per port, naming
+    // what is ignored and for which subsets.
+    std::vector<std::string> limited, detected;
+    const model::SourceLocation* first_where = nullptr;
+    for (const auto& subset : s.subsets) {
+      const model::TrafficPolicy& policy = subset.policy_for(port.number);
+      const std::string name = subset.name.empty() ? std::string("(all)") : subset.name;
+      const bool limits = policy.connection_pool.max_connections != model::ConnectionPool::kUnlimited;
+      if (limits) limited.push_back(name);
+      if (policy.outlier_detection.enabled) detected.push_back(name);
+      // Point at a DestinationRule subset when one has it (the implicit
+      // whole-service subset is located at the ServiceEntry).
+      if ((limits || policy.outlier_detection.enabled) && (first_where == nullptr || first_where == &s.subsets[0].where))
+        first_where = &subset.where;
+    }
+    if (first_where != nullptr) {
+      auto join = [](const std::vector<std::string>& names) {
+        std::string out;
+        for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+        return out;
+      };
+      std::string ignored;
+      if (!limited.empty()) ignored = "connectionPool.tcp.maxConnections (subsets " + join(limited) + ")";
+      if (!detected.empty())
+        ignored += (ignored.empty() ? "" : " and ") + std::string("outlierDetection (subsets ") + join(detected) + ")";
+      warning(*first_where, "port " + std::to_string(port.number) + " (" +
+                                std::string(model::to_string(port.protocol)) + ") of '" + s.host +
+                                "' is steered per connection on the L4 plane, which does not apply " + ignored +
+                                ": they are enforced by the L7 proxy only; scope them to the HTTP ports with "
+                                "portLevelSettings");
+    }
     if (vs) {
       for (size_t i = 0; i < vs->spec->tcp.size(); ++i) {
         const auto& t = vs->spec->tcp[i];

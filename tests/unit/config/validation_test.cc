@@ -49,6 +49,50 @@ TEST(Validation, SubsetThatSelectsNoEndpointIsAWarning) {
                     "subset 'v3' of DestinationRule 'productpage' (labels version=v3) selects no endpoint of 'productpage'");
 }
 
+TEST(Validation, ConnectionLimitsAndOutlierDetectionOnAnL4PortAreAWarningNamingTheSubsets) {
+  const std::string rule = R"(apiVersion: networking.istio.io/v1alpha3
+kind: DestinationRule
+metadata: {name: productpage}
+spec:
+  host: productpage
+  trafficPolicy:
+    connectionPool: {tcp: {maxConnections: 10}}
+    outlierDetection: {consecutive5xxErrors: 3}
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - name: v2
+    labels: {version: v2}
+    trafficPolicy: {loadBalancer: {simple: RANDOM}}
+)";
+  // An HTTP route makes port 9080 an L7 port; 9081 (TCP) stays L4.
+  const std::string routes = kVsHeader + "  - route: [{destination: {host: productpage, subset: v1}}]\n";
+  auto r = compile_with_productpage(routes, rule);
+  EXPECT_TRUE(r.ok()) << diagnostics_text(r);
+  // v2's own trafficPolicy replaces the rule's components it sets only.
+  expect_diagnostic(r, "dr.yaml", 10, 5, Severity::Warning,
+                    "port 9081 (TCP) of 'productpage' is steered per connection on the L4 plane, which does not "
+                    "apply connectionPool.tcp.maxConnections (subsets (all), v1, v2) and outlierDetection (subsets "
+                    "(all), v1, v2)");
+  EXPECT_EQ(find_diagnostic(r, "port 9080"), nullptr) << "the HTTP port's proxy applies them";
+
+  // Scoped to the HTTP port with portLevelSettings: nothing to warn about.
+  auto scoped = compile_with_productpage(routes, R"(apiVersion: networking.istio.io/v1alpha3
+kind: DestinationRule
+metadata: {name: productpage}
+spec:
+  host: productpage
+  trafficPolicy:
+    portLevelSettings:
+    - port: {number: 9080}
+      connectionPool: {tcp: {maxConnections: 10}}
+      outlierDetection: {consecutive5xxErrors: 3}
+  subsets:
+  - {name: v1, labels: {version: v1}}
+)");
+  EXPECT_TRUE(scoped.ok()) << diagnostics_text(scoped);
+  EXPECT_EQ(find_diagnostic(scoped, "which does not apply"), nullptr) << diagnostics_text(scoped);
+}
+
 TEST(Validation, WeightsThatSumToZeroAreAnError) {
   auto r = compile_with_productpage(kVsHeader + R"(  - route:
     - {destination: {host: productpage, subset: v1}, weight: 0}

@@ -150,11 +150,22 @@ dpdk_start_forwarder() {
   exit 1
 }
 
+# Stops the forwarder. Its TAPs go with it, and the node's addresses on
+# them: those go back onto the veths, so the topology is whole again.
 dpdk_stop_forwarder() {
+  local node ifname a4 a6
   [[ -n "$DPDK_FWD_PID" ]] || return 0
   kill -TERM "$DPDK_FWD_PID" 2>/dev/null
   wait "$DPDK_FWD_PID" 2>/dev/null
   DPDK_FWD_PID=""
+  if ((DPDK_EXCEPTION_TAPS)); then
+    node=$(topo_ns node)
+    for ifname in "${DPDK_NODE_PORTS[@]}"; do
+      read -r a4 a6 < <(dpdk_node_addrs "$ifname")
+      ip -n "$node" addr replace "$a4" dev "$ifname"
+      ip -n "$node" addr replace "$a6" dev "$ifname" nodad
+    done
+  fi
 }
 
 dpdk_finish() {
@@ -230,16 +241,18 @@ dpdk_start_agent() {
   [[ $ready -eq 1 ]] || { echo "FAIL: sluiced not ready"; tail -20 "$XDP_WORK/sluiced.log"; exit 1; }
 }
 
-# dpdk_check_gateway_learned: the client's and backends' neighbour entries
-# for their gateway were learned (ARP, ND) and carry the MAC of the node's
-# port, i.e. the node's kernel answered through the exception TAP.
+# dpdk_check_gateway_learned [FAMILY...]: the client's and backends'
+# neighbour entries for their gateway (IPv4 ARP, IPv6 ND; default both) were
+# learned and carry the MAC of the node's port, i.e. the node's kernel
+# answered through the exception TAP.
 dpdk_check_gateway_learned() {
-  local node ns gw port state mac want family i
+  local node ns gw port state mac want family i families=("$@")
+  ((${#families[@]})) || families=(4 6)
   node=$(topo_ns node)
   for i in 0 1 2 3 4; do
     port=${DPDK_NODE_PORTS[$i]}
     want=$(dpdk_mac "$node" "$port")
-    for family in 4 6; do
+    for family in "${families[@]}"; do
       if ((i == 0)); then ns=$(topo_ns client) gw=$(topo_addr node-client "$family")
       else ns=$(topo_ns backend "$i") gw=$(topo_addr node-backend "$i" "$family"); fi
       read -r mac state < <(ip -n "$ns" -j neigh show "$gw" dev eth0 | python3 -c '

@@ -21,6 +21,9 @@ dpdk_start_forwarder 100
 
 n=10000
 dpdk_check_split $n
+# Over AF_XDP the client and backends learned their gateway by ARP through
+# the forwarder and the node's exception TAPs (no static neighbour).
+((DPDK_EXCEPTION_TAPS)) && dpdk_check_gateway_learned 4
 
 sleep 1.2   # one more stats write
 new_flows=$(xdp_json "$XDP_WORK/fwd-stats.json" 'j["global"]["new_flows"]')

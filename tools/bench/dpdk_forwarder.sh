@@ -86,10 +86,28 @@ sleep 1.2
 cpp=$(xdp_json "$XDP_WORK/fwd-stats.json" 'round(j["cycles_per_packet"])')
 tsc=$(xdp_json "$XDP_WORK/fwd-stats.json" 'j["tsc_hz"]')
 dpdk_stop_forwarder
+fwd_label="sluice-fwd $DPDK_VDEV (1 lcore)"
+((DPDK_EXCEPTION_TAPS)) && fwd_label="$fwd_label + TAPs"
+
+# Phase 3: the same forwarder with exception TAPs toggled (net_af_xdp has
+# them by default, net_af_packet not). Every frame is steered, so the TAPs
+# carry nothing: the difference prices polling them (one readv() per TAP per
+# poll round) on a busy-polling lcore.
+DPDK_EXCEPTION_TAPS=$((1 - DPDK_EXCEPTION_TAPS))
+dpdk_start_forwarder $((seconds + 20))
+read -r alt_sent alt_pps < <(measure)
+sleep 1.2
+alt_cpp=$(xdp_json "$XDP_WORK/fwd-stats.json" 'round(j["cycles_per_packet"])')
+dpdk_stop_forwarder
+alt_label="sluice-fwd $DPDK_VDEV (1 lcore)"
+((DPDK_EXCEPTION_TAPS)) && alt_label="$alt_label + TAPs"
 
 echo "64-byte UDP frames, 256 flows, ${seconds} s per phase, $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
 printf '%-34s %12s %14s\n' path offered_pps delivered_pps
 printf '%-34s %12s %14s\n' "XDP native (veth)" "$xdp_sent" "$xdp_pps"
-printf '%-34s %12s %14s\n' "sluice-fwd $DPDK_VDEV (1 lcore)" "$fwd_sent" "$fwd_pps"
+printf '%-34s %12s %14s\n' "$fwd_label" "$fwd_sent" "$fwd_pps"
+printf '%-34s %12s %14s\n' "$alt_label" "$alt_sent" "$alt_pps"
 python3 -c "print(f'forwarder / XDP delivered: {$fwd_pps/max(1,$xdp_pps):.2f}')"
-echo "forwarder cycles per packet (busy bursts, RX to TX): $cpp at TSC $tsc Hz"
+if ((DPDK_EXCEPTION_TAPS)); then with_taps=$alt_pps without_taps=$fwd_pps; else with_taps=$fwd_pps without_taps=$alt_pps; fi
+python3 -c "print(f'with TAPs / without, delivered: {$with_taps/max(1,$without_taps):.2f}')"
+echo "forwarder cycles per packet (busy bursts, RX to TX): $cpp ($fwd_label), $alt_cpp ($alt_label) at TSC $tsc Hz"

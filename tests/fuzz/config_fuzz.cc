@@ -56,7 +56,7 @@ void check_invariants(const sluice::model::Snapshot& s) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace sluice;
   const std::string text(reinterpret_cast<const char*>(data), size);
-  const auto parsed = config::parse_sources({{"fuzz.yaml", text}});
+  const auto parsed = config::parse_sources({{"fuzz.yaml", text}}, config::ParseOptions{1});
   const auto result = config::compile(parsed, 1);
   require(result.ok() == (result.error_count() == 0));
   if (!result.ok()) return 0;

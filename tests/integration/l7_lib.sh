@@ -111,6 +111,24 @@ YAML
   done
 }
 
+# l7_virtual_service < HTTP_ROUTES: the VirtualService for productpage whose
+# `http:` list is read from stdin (already indented by two spaces).
+l7_virtual_service() {
+  printf 'apiVersion: networking.istio.io/v1alpha3\nkind: VirtualService\nmetadata: {name: productpage}\n'
+  printf 'spec:\n  hosts: [productpage]\n  http:\n'
+  cat
+}
+
+# l7_subsets_rule VERSION...: a DestinationRule for productpage with one
+# subset per VERSION (named after it, selecting label version: VERSION), as
+# a YAML document to append after a VirtualService.
+l7_subsets_rule() {
+  printf -- '---\napiVersion: networking.istio.io/v1alpha3\nkind: DestinationRule\nmetadata: {name: productpage}\n'
+  printf 'spec:\n  host: productpage\n  subsets:\n'
+  local v
+  for v in "$@"; do printf '  - {name: %s, labels: {version: %s}}\n' "$v" "$v"; done
+}
+
 # l7_proxy CONFIG_DIR LISTEN_ADDR:PORT SERVICE_PORT [extra flags]
 l7_proxy() {
   local dir=$1 listen=$2 sport=$3

@@ -33,7 +33,10 @@ spec:
 YAML
 l7_proxy "$L7_TMP/cfg" 127.77.0.1:18087 "$PORT" --workers 1
 answers=$(curl -s -H 'Host: productpage' "http://127.77.0.1:18087/m/[1-50]" | sort | uniq -c)
-sleep 0.5
+for _ in $(seq 50); do   # mirrors are fire-and-forget: wait for them (at most 5 s)
+  [[ $(grep -c '"/m/' "$L7_TMP/mirror.jsonl" 2>/dev/null) -ge 50 ]] && break
+  sleep 0.1
+done
 mirrored=$(grep -c '"/m/' "$L7_TMP/mirror.jsonl" || true)
 shadow=$(grep -c '"productpage-shadow"' "$L7_TMP/mirror.jsonl" || true)
 echo "answers: $answers; mirrored: $mirrored (shadow host on $shadow)"

@@ -110,7 +110,10 @@ for i in 1 2 3 4; do
   [[ $code == 200 ]] || l7_fail "POST /v2/post-$i answered $code, expected 200 after a connect-failure retry"
   expect_whole "$L7_TMP/v2-b.jsonl" "/v2/post-$i" "post-$i" POST 1
 done
-sleep 0.5   # mirrors are fire-and-forget
+for _ in $(seq 50); do   # mirrors are fire-and-forget: wait for the 4 (at most 5 s)
+  [[ $(grep -c '"productpage-shadow"' "$L7_TMP/v3-a.jsonl" 2>/dev/null) -ge 4 ]] && break
+  sleep 0.1
+done
 for i in 1 2 3 4; do expect_whole "$L7_TMP/v3-a.jsonl" "/v2/post-$i" "post-$i" POST 1; done
 shadow=$(grep -c '"productpage-shadow"' "$L7_TMP/v3-a.jsonl" || true)
 ((shadow == 4)) || l7_fail "expected 4 mirrored requests with the -shadow host, got $shadow"

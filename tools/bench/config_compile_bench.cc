@@ -2,7 +2,9 @@
 // yaml-cpp LoadAll, the baseline), sluice's load (YAML + schema decoding)
 // and the compile to a Snapshot. Prints the median of RUNS runs of each and
 // the ratios against the baseline measured in the same run. Times are
-// process CPU time (see cpu_seconds).
+// process CPU time (see cpu_seconds), with the load on one thread. Then the
+// load's wall time on one thread and on every CPU (ParseOptions::threads),
+// which is what an agent start waits for.
 //
 // usage: config_compile_bench DIR [RUNS]
 #include <yaml-cpp/yaml.h>
@@ -13,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <thread>
 #include <vector>
 
 #include "config/compiler.h"
@@ -22,21 +25,24 @@ namespace {
 
 // CPU time of this process: the machine is shared, and wall time there
 // measures the neighbours as much as the code.
-double cpu_seconds() {
+double clock_seconds(clockid_t clock) {
   timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  clock_gettime(clock, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
 }
+double cpu_seconds() { return clock_seconds(CLOCK_PROCESS_CPUTIME_ID); }
+double wall_seconds() { return clock_seconds(CLOCK_MONOTONIC); }
 
 // `reset` runs untimed before each run, so freeing the previous run's result
 // is not charged to the next one.
-double median_seconds(int runs, const std::function<void()>& body, const std::function<void()>& reset = [] {}) {
+double median_seconds(int runs, const std::function<void()>& body, const std::function<void()>& reset = [] {},
+                      double (*clock)() = cpu_seconds) {
   std::vector<double> samples;
   for (int i = 0; i < runs; ++i) {
     reset();
-    const double start = cpu_seconds();
+    const double start = clock();
     body();
-    samples.push_back(cpu_seconds() - start);
+    samples.push_back(clock() - start);
   }
   std::sort(samples.begin(), samples.end());
   return samples[samples.size() / 2];
@@ -66,8 +72,13 @@ int main(int argc, char** argv) {
     for (const auto& s : sources) baseline_docs += YAML::LoadAll(s.text).size();
   });
   ParsedConfig parsed;
+  const ParseOptions one_thread{1}, every_cpu{0};
   const double load = median_seconds(
-      runs, [&] { parsed = parse_sources(sources); }, [&] { parsed = ParsedConfig{}; });
+      runs, [&] { parsed = parse_sources(sources, one_thread); }, [&] { parsed = ParsedConfig{}; });
+  const double load_wall_one = median_seconds(
+      runs, [&] { parsed = parse_sources(sources, one_thread); }, [&] { parsed = ParsedConfig{}; }, wall_seconds);
+  const double load_wall_all = median_seconds(
+      runs, [&] { parsed = parse_sources(sources, every_cpu); }, [&] { parsed = ParsedConfig{}; }, wall_seconds);
   CompileResult result;
   uint64_t version = 0;
   const double compile_only = median_seconds(
@@ -91,5 +102,9 @@ int main(int argc, char** argv) {
   std::printf("  split: YAML %.0f%%, decode %.0f%%, compile %.0f%% of total\n",
               100 * yaml_only / (load + compile_only), 100 * std::max(0.0, load - yaml_only) / (load + compile_only),
               100 * compile_only / (load + compile_only));
+  std::printf("median wall time of %d runs of the load:\n", runs);
+  std::printf("  one thread                              %8.3f s\n", load_wall_one);
+  std::printf("  %2u threads (one per CPU)                %8.3f s  (%.2fx faster)\n",
+              std::max(1u, std::thread::hardware_concurrency()), load_wall_all, load_wall_one / load_wall_all);
   return 0;
 }

@@ -48,9 +48,12 @@ struct Options {
   std::string log_level = "info";
   sluice::bpfmaps::DatapathOptions datapath;   // map sizes (--max-*, --maglev-slots, --conntrack-flows)
   unsigned debounce_ms = 200;
+  unsigned config_parse_threads = 0;    // 0: one per CPU
   std::string access_log;               // empty: off
   std::string access_log_format = "text";
   uint32_t request_body_buffer_limit = sluice::proxy::ProxyOptions{}.request_body_buffer_limit;
+  bool generate_request_id = sluice::proxy::ProxyOptions{}.generate_request_id;
+  bool append_forwarded_for = sluice::proxy::ProxyOptions{}.append_forwarded_for;
   std::string dpdk_stats = "/run/sluice/sluice-fwd.json";
 };
 
@@ -171,6 +174,8 @@ int run(const Options& opt) {
   sluice::proxy::ProxyOptions popt;
   popt.workers = opt.workers;
   popt.request_body_buffer_limit = opt.request_body_buffer_limit;
+  popt.generate_request_id = opt.generate_request_id;
+  popt.append_forwarded_for = opt.append_forwarded_for;
   // Listener i is sk_lookup slot i: IPv4 VIPs go to slot SLUICE_L7_LISTENER_V4,
   // IPv6 VIPs to SLUICE_L7_LISTENER_V6 (a socket of the lookup's family).
   static_assert(SLUICE_L7_LISTENER_V4 == 0 && SLUICE_L7_LISTENER_V6 == 1);
@@ -200,7 +205,8 @@ int run(const Options& opt) {
 
   const std::string dir = opt.config_dir;
   // Called under the agent's lock only, so the loader has one caller at a time.
-  auto loader = std::make_shared<sluice::config::IncrementalLoader>();
+  auto loader = std::make_shared<sluice::config::IncrementalLoader>(
+      sluice::config::ParseOptions{opt.config_parse_threads});
   sa::Agent agent(
       [dir, loader](uint64_t version) {
         auto r = sluice::config::compile_paths(*loader, {dir}, version);
@@ -324,6 +330,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--debounce-ms", opt.debounce_ms, "quiet time after a config change before reloading")
       ->capture_default_str();
+  app.add_option("--config-parse-threads", opt.config_parse_threads,
+                 "threads that parse changed YAML documents side by side (0: one per CPU); fewer keeps CPU for "
+                 "the L7 workers while a big change is parsed")
+      ->capture_default_str();
   app.add_option("--dpdk-stats", opt.dpdk_stats,
                  "the DPDK forwarder's stats file (sluice-fwd --stats-file), exported as sluice_dpdk_* on "
                  "/stats/prometheus and /stats/dpdk while it exists ('' disables)")
@@ -337,6 +347,12 @@ int main(int argc, char** argv) {
                  "stream and are not retried once sent)")
       ->type_name("BYTES")
       ->capture_default_str();
+  app.add_flag("--generate-request-id,!--no-generate-request-id", opt.generate_request_id,
+               "give an L7 request without x-request-id a random UUID (sent upstream and to mirrors, logged), as "
+               "Envoy does in Istio; on by default");
+  app.add_flag("--append-x-forwarded-for", opt.append_forwarded_for,
+               "append the client's address to x-forwarded-for (Envoy's use_remote_address, as at an Istio "
+               "gateway); off: the header passes unchanged, as in a sidecar");
   app.add_option("--access-log", opt.access_log,
                  "write one line per L7 request to this file ('-': stdout); off by default; SIGUSR1 reopens it")
       ->type_name("PATH");

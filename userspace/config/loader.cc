@@ -5,13 +5,16 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <functional>
 #include <sstream>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 
 #include "config/duration.h"
@@ -1594,32 +1597,97 @@ std::optional<YAML::Mark> trailing_content(const YAML::Node& root, std::string_v
 
 }  // namespace
 
-ParsedConfig parse_sources(const std::vector<SourceText>& sources) {
+namespace {
+
+using RegexCache = std::unordered_map<std::string, std::shared_ptr<const re2::RE2>>;
+
+// One document of one file, decoded into its own ParsedConfig (resources and
+// diagnostics), so that documents can be decoded side by side.
+void parse_document(ParsedConfig& out, const std::string& path, const DocumentText& doc, RegexCache& regex_cache) {
+  Decoder d(out, path, regex_cache);
+  d.line_offset = doc.first_line;
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(doc.text));
+    if (auto junk = trailing_content(root, doc.text)) {
+      d.error(d.at(*junk), "YAML syntax error: unexpected content after the document's "
+                           "top-level node (a stray ',' ?)");
+      return;
+    }
+  } catch (const YAML::Exception& e) {
+    d.report(Severity::Error, d.at(e.mark), "YAML syntax error: " + e.msg);
+    return;
+  }
+  try {
+    decode_document(d, root);
+  } catch (const std::exception& e) {
+    // yaml-cpp throws on some malformed nodes; keep it a diagnostic.
+    d.error(root, std::string("cannot decode document: ") + e.what());
+  }
+}
+
+template <typename T>
+void append_moved(std::vector<T>& to, std::vector<T>& from) {
+  to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
+}
+
+// Diagnostics keep the sequential parse's cap: the first kMaxDiagnostics,
+// then one "too many" error where the next one was.
+void append_diagnostics(std::vector<Diagnostic>& to, std::vector<Diagnostic>& from) {
+  for (Diagnostic& diagnostic : from) {
+    if (to.size() > kMaxDiagnostics) return;
+    if (to.size() == kMaxDiagnostics) {
+      to.push_back({Severity::Error, diagnostic.where, "too many diagnostics; stopping here"});
+      return;
+    }
+    to.push_back(std::move(diagnostic));
+  }
+}
+
+}  // namespace
+
+ParsedConfig parse_sources(const std::vector<SourceText>& sources, const ParseOptions& options) {
+  struct Task {
+    size_t source;
+    DocumentText doc;
+  };
+  std::vector<Task> tasks;
+  for (size_t i = 0; i < sources.size(); ++i) {
+    for (const auto& doc : split_documents(sources[i].text)) tasks.push_back({i, doc});
+  }
+  std::vector<ParsedConfig> parts(tasks.size());
+
+  // Workers take batches of documents in turn; each has its own regex cache
+  // (a regex repeated across batches is compiled once per worker).
+  constexpr size_t kBatch = 32;
+  unsigned threads = options.threads != 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+  threads = static_cast<unsigned>(std::min<size_t>(threads, (tasks.size() + kBatch - 1) / kBatch));
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    RegexCache regex_cache;
+    for (size_t first; (first = next.fetch_add(kBatch)) < tasks.size();) {
+      for (size_t t = first; t < std::min(first + kBatch, tasks.size()); ++t)
+        parse_document(parts[t], sources[tasks[t].source].path, tasks[t].doc, regex_cache);
+    }
+  };
+  if (threads <= 1) {
+    work();
+  } else {
+    std::vector<std::jthread> pool;
+    for (unsigned i = 0; i < threads; ++i) pool.emplace_back(work);
+  }
+
   ParsedConfig out;
-  std::unordered_map<std::string, std::shared_ptr<const re2::RE2>> regex_cache;
-  for (const auto& src : sources) {
-    out.files.push_back(src.path);
-    Decoder d(out, src.path, regex_cache);
-    for (const auto& doc : split_documents(src.text)) {
-      d.line_offset = doc.first_line;
-      YAML::Node root;
-      try {
-        root = YAML::Load(std::string(doc.text));
-        if (auto junk = trailing_content(root, doc.text)) {
-          d.error(d.at(*junk), "YAML syntax error: unexpected content after the document's "
-                               "top-level node (a stray ',' ?)");
-          continue;
-        }
-      } catch (const YAML::Exception& e) {
-        d.report(Severity::Error, d.at(e.mark), "YAML syntax error: " + e.msg);
-        continue;
-      }
-      try {
-        decode_document(d, root);
-      } catch (const std::exception& e) {
-        // yaml-cpp throws on some malformed nodes; keep it a diagnostic.
-        d.error(root, std::string("cannot decode document: ") + e.what());
-      }
+  size_t t = 0;
+  for (size_t i = 0; i < sources.size(); ++i) {
+    out.files.push_back(sources[i].path);
+    for (; t < tasks.size() && tasks[t].source == i; ++t) {
+      ParsedConfig& p = parts[t];
+      append_moved(out.service_entries, p.service_entries);
+      append_moved(out.workload_entries, p.workload_entries);
+      append_moved(out.virtual_services, p.virtual_services);
+      append_moved(out.destination_rules, p.destination_rules);
+      append_diagnostics(out.diagnostics, p.diagnostics);
     }
   }
   return out;
@@ -1703,7 +1771,7 @@ ParsedConfig IncrementalLoader::load(const std::vector<std::string>& paths) {
     } else {
       file.size = src.text.size();
       file.hash = hash;
-      file.parsed = parse_sources({std::move(src)});
+      file.parsed = parse_sources({std::move(src)}, options_);
       ++counts_.parsed;
     }
     const ParsedConfig& p = file.parsed;

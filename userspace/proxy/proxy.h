@@ -56,6 +56,12 @@ struct ProxyOptions {
   // retried nor mirrored (counted). Memory: up to this much per client
   // connection with a request body in flight. 0 keeps no body.
   uint32_t request_body_buffer_limit = 64 * 1024;
+  // Envoy's generate_request_id (on in Istio): a request without
+  // x-request-id gets a random UUID, sent upstream and to mirrors, and logged.
+  bool generate_request_id = true;
+  // Envoy's use_remote_address, as at an Istio gateway: the client's address
+  // is appended to x-forwarded-for. Off by default, as in a sidecar.
+  bool append_forwarded_for = false;
   std::shared_ptr<ActiveRequestCounters> active_requests;     // null: in-memory
   std::shared_ptr<AccessLogFile> access_log;                  // null: no access log
   AccessLogFormat access_log_format = AccessLogFormat::Text;

@@ -36,6 +36,8 @@ int main(int argc, char** argv) {
   uint64_t seed = 0;
   unsigned idle_timeout_ms = 60'000, header_timeout_ms = 10'000;
   uint32_t body_buffer_limit = sluice::proxy::ProxyOptions{}.request_body_buffer_limit;
+  bool generate_request_id = sluice::proxy::ProxyOptions{}.generate_request_id;
+  bool append_forwarded_for = sluice::proxy::ProxyOptions{}.append_forwarded_for;
   app.add_option("--config-dir", config_dir, "Istio YAML directory")->required();
   app.add_option("--listen", listens,
                  "ADDR:PORT=SERVICE_HOST:SERVICE_PORT, or ADDR:PORT alone (service from the original destination)")
@@ -48,6 +50,9 @@ int main(int argc, char** argv) {
   app.add_option("--request-body-buffer-limit", body_buffer_limit,
                  "bytes of a request body kept for retries and mirrors (0: none)")
       ->capture_default_str();
+  app.add_flag("--generate-request-id,!--no-generate-request-id", generate_request_id,
+               "give a request without x-request-id a random UUID");
+  app.add_flag("--append-x-forwarded-for", append_forwarded_for, "append the client's address to x-forwarded-for");
   app.add_option("--access-log", access_log, "one line per request to this file ('-': stdout)");
   app.add_option("--access-log-format", access_log_format, "text (Istio's default) or json")
       ->check(CLI::IsMember({"text", "json"}));
@@ -59,6 +64,8 @@ int main(int argc, char** argv) {
   options.idle_timeout = std::chrono::milliseconds(idle_timeout_ms);
   options.request_header_timeout = std::chrono::milliseconds(header_timeout_ms);
   options.request_body_buffer_limit = body_buffer_limit;
+  options.generate_request_id = generate_request_id;
+  options.append_forwarded_for = append_forwarded_for;
   if (!access_log.empty()) {
     try {
       options.access_log = std::make_shared<sluice::proxy::AccessLogFile>(access_log);

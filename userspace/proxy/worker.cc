@@ -92,6 +92,15 @@ void write_header_operations(HeadWriter& w, const model::HeaderOperations* a, co
   }
 }
 
+// A client's address as x-forwarded-for carries it: the IP alone (no port,
+// no brackets), as Envoy writes it.
+void write_forwarded_address(HeadWriter& w, const model::IpAddress& ip) {
+  char text[INET6_ADDRSTRLEN] = {};
+  if (ip.family == model::IpAddress::kV4 || ip.family == model::IpAddress::kV6)
+    inet_ntop(ip.family == model::IpAddress::kV4 ? AF_INET : AF_INET6, ip.bytes.data(), text, sizeof text);
+  w << std::string_view(text);
+}
+
 std::pair<std::string, uint16_t> split_host_port(const std::string& address) {
   size_t colon = address.rfind(':');
   if (colon == std::string::npos) throw std::invalid_argument("listener '" + address + "': expected ADDR:PORT");
@@ -713,6 +722,12 @@ void Worker::start_exchange(Conn& c) {
   x.expect_continue = head.expect_continue && x.has_body;
   x.body_kept = x.has_body && options_.request_body_buffer_limit > 0;
   if (x.body_kept) x.body.allocate(options_.request_body_buffer_limit);   // once per slot
+  x.request_id_generated = options_.generate_request_id && head.field("x-request-id").empty();
+  if (x.request_id_generated) {
+    const uint64_t high = random_->next();
+    format_uuid4(high, random_->next(), x.generated_request_id);
+    if (options_.access_log) c.logged.request_id.assign(view_of(x.generated_request_id));
+  }
 
   const model::Snapshot* snap = snapshot_.get();
   const ListenerSpec& spec = listener_spec(c.listener);
@@ -1007,14 +1022,41 @@ bool Worker::build_upstream_head(Conn& c, const http::RequestHead& head, std::st
                                                                                : authority;
   if (!host.empty()) w.field("host", host);
   std::string_view connection = head.field("connection");
+  // Headers Envoy adds, unless the route's header operations set them.
+  const bool add_request_id = x.request_id_generated && !overridden(route_ops, dest_ops, "x-request-id");
+  const bool add_forwarded_proto =
+      head.field("x-forwarded-proto").empty() && !overridden(route_ops, dest_ops, "x-forwarded-proto");
+  const bool append_forwarded_for =
+      options_.append_forwarded_for && !overridden(route_ops, dest_ops, "x-forwarded-for");
+  bool forwarded_for_written = false;
   for (size_t i = 0; i < head.field_count; ++i) {
     const auto& f = head.fields[i];
     if (http::iequals(f.name, "host") || http::iequals(f.name, "expect") || http::is_hop_by_hop(f.name, connection) ||
         overridden(route_ops, dest_ops, f.name)) {
       continue;
     }
+    if (append_forwarded_for && http::iequals(f.name, "x-forwarded-for")) {
+      // Every x-forwarded-for field, in order, joined into one (RFC 9110
+      // 5.3), with the client's address appended once, after the last.
+      if (forwarded_for_written) continue;
+      w << "x-forwarded-for: ";
+      for (size_t j = i; j < head.field_count; ++j) {
+        if (http::iequals(head.fields[j].name, "x-forwarded-for")) w << head.fields[j].value << ", ";
+      }
+      write_forwarded_address(w, c.peer_address);
+      w << "\r\n";
+      forwarded_for_written = true;
+      continue;
+    }
     w.field(f.name, f.value);
   }
+  if (append_forwarded_for && !forwarded_for_written) {
+    w << "x-forwarded-for: ";
+    write_forwarded_address(w, c.peer_address);
+    w << "\r\n";
+  }
+  if (add_request_id) w.field("x-request-id", view_of(x.generated_request_id));
+  if (add_forwarded_proto) w.field("x-forwarded-proto", "http");
   write_header_operations(w, route_ops, dest_ops);
   if (head.framing == http::BodyFraming::Chunked) w << "transfer-encoding: chunked\r\n";
   w << "\r\n";
@@ -1359,6 +1401,7 @@ void Worker::pump_response(Conn& c) {
       x.response_remaining = h.content_length;
       x.dechunk = h.framing == http::BodyFraming::Chunked && x.http10;
       if (h.framing == http::BodyFraming::UntilClose || x.dechunk) x.client_keep_alive = false;
+      x.upstream_service_ns = now_ns() - x.attempt_start_ns;
       if (!write_response_head(c, h)) {
         detach_upstream(c, false);
         end_attempt(c);
@@ -1367,7 +1410,6 @@ void Worker::pump_response(Conn& c) {
       }
       u.in.consume(h.head_bytes);
       x.response_head_done = x.response_started = true;
-      x.upstream_service_ns = now_ns() - x.attempt_start_ns;
       x.body_out_mark = c.out.committed_total();
       x.try_deadline_ns = 0;
       set_client_deadline(c);
@@ -1436,6 +1478,10 @@ bool Worker::write_response_head(Conn& c, const http::ResponseHead& h) {
     if (http::iequals(f.name, "content-length") && !keep_length) continue;
     w.field(f.name, f.value);
   }
+  // Envoy's: milliseconds from sending the request upstream to the response
+  // head (the last attempt), which Istio users read to tell proxy from app time.
+  if (x.upstream_service_ns >= 0 && !overridden(route_ops, dest_ops, "x-envoy-upstream-service-time"))
+    w << "x-envoy-upstream-service-time: " << static_cast<uint64_t>(x.upstream_service_ns / 1'000'000) << "\r\n";
   write_header_operations(w, route_ops, dest_ops);
   switch (h.framing) {
     case http::BodyFraming::ContentLength:

@@ -17,6 +17,7 @@
 #include "http/chunked_body.h"
 #include "http/message_head.h"
 #include "lb/random_source.h"
+#include "proxy/request_id.h"
 #include "model/snapshot.h"
 #include "proxy/byte_buffer.h"
 #include "proxy/metrics.h"
@@ -96,6 +97,8 @@ class Worker final : private BackendLoad {
     // For the access log: the last attempt's dispatch and response head
     // times, and where the response body starts in the client's output.
     int64_t attempt_start_ns = 0, upstream_service_ns = -1;
+    RequestId generated_request_id{};   // valid when request_id_generated
+    bool request_id_generated = false;
     uint64_t body_out_mark = 0, local_body_bytes = 0;
   };
 

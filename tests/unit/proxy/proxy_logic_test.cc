@@ -1,6 +1,7 @@
 // The proxy's decisions that are pure logic: retries, the user_data
-// encoding, the send-buffer pinning rule, metrics, and per-request weighted
-// routing through the routing unit with a seeded random source.
+// encoding, the send-buffer pinning rule, metrics, generated request ids,
+// and per-request weighted routing through the routing unit with a seeded
+// random source.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -13,6 +14,7 @@
 #include "proxy/metrics.h"
 #include "proxy/outlier_registry.h"
 #include "proxy/proxy.h"
+#include "proxy/request_id.h"
 #include "proxy/retry_policy.h"
 #include "proxy/user_data.h"
 
@@ -387,6 +389,28 @@ TEST(OutlierRegistry, SubsetsWithoutOutlierDetectionNeverEject) {
   EXPECT_FALSE(registry.report_status(other_port, 0, 503));
   EXPECT_FALSE(registry.is_ejected(other_port, 0));
   EXPECT_EQ(registry.find(other_port), nullptr);
+}
+
+TEST(RequestId, IsAVersion4UuidOfTheGivenBitsInOrder) {
+  RequestId id;
+  format_uuid4(0, 0, id);
+  EXPECT_EQ(view_of(id), "00000000-0000-4000-8000-000000000000");   // only version and variant bits set
+  format_uuid4(~uint64_t{0}, ~uint64_t{0}, id);
+  EXPECT_EQ(view_of(id), "ffffffff-ffff-4fff-bfff-ffffffffffff");   // version and variant bits cleared
+  format_uuid4(0x0123456789abcdefULL, 0xfedcba9876543210ULL, id);
+  EXPECT_EQ(view_of(id), "01234567-89ab-4def-bedc-ba9876543210");
+}
+
+TEST(RequestId, DistinctRandomBitsGiveDistinctIds) {
+  lb::SeededRandom random(7);
+  std::set<std::string> ids;
+  RequestId id;
+  for (int i = 0; i < 10'000; ++i) {
+    const uint64_t high = random.next();
+    format_uuid4(high, random.next(), id);
+    ids.emplace(view_of(id));
+  }
+  EXPECT_EQ(ids.size(), 10'000u);
 }
 
 }  // namespace

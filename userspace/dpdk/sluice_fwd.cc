@@ -44,6 +44,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -258,6 +259,7 @@ struct Forwarder {
   std::vector<rte_ether_addr> port_macs;
   std::vector<ExceptionTap> taps;
   std::array<int32_t, RTE_MAX_ETHPORTS> tap_of{};    // data port -> its TAP's port id, -1: none
+  std::array<bool, RTE_MAX_ETHPORTS> tx_kick_twice{};  // net_af_xdp ports (the kernel's frames, see lcore_main)
   std::unique_ptr<PinnedSteerTables> tables;
   std::atomic<const SteerSnapshot*> snapshot{nullptr};
   FlowTables flows;
@@ -588,6 +590,11 @@ int lcore_main(void* arg) {
       if (n == 0) continue;
       idle = false;
       const uint16_t sent = rte_eth_tx_burst(tap.port, lc->queue, rx, n);
+      // net_af_xdp (copy mode, veth) left a lone frame in its TX ring until
+      // some later burst kicked the socket again: the kernel's ARP replies
+      // arrived seconds late, in batches, and ARP gave up. An empty burst
+      // kicks it once more (docs/dpdk.md).
+      if (sent && fw.tx_kick_twice[tap.port]) rte_eth_tx_burst(tap.port, lc->queue, nullptr, 0);
       for (uint16_t i = sent; i < n; i++) rte_pktmbuf_free(rx[i]);
       add(lc->stats->exception[tap.port].from_kernel, sent);
       add(lc->stats->exception[tap.port].from_kernel_dropped, n - sent);
@@ -627,6 +634,7 @@ void setup_port(Forwarder& fw, uint16_t port, rte_mempool* pool, uint16_t descri
   }
   if (int err = rte_eth_dev_start(port)) die(fmt::format("{}: start: {}", what, rte_strerror(-err)));
   if (promiscuous) rte_eth_promiscuous_enable(port);
+  fw.tx_kick_twice[port] = info.driver_name && std::string_view(info.driver_name) == "net_af_xdp";
   rte_ether_addr mac{};
   rte_eth_macaddr_get(port, &mac);
   fw.port_macs[port] = mac;

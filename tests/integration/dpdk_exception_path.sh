@@ -56,7 +56,7 @@ for i in 0 1 2 3 4; do
       test "${received:-0}" -eq 5
   done
 done
-dpdk_check_gateway_learned
+dpdk_check_gateway_learned 4 6
 
 # (b) the node's own TCP service, v4 and v6.
 xdp_loadgen "$XDP_WORK/node4.json" tcp --connect "$(topo_addr node-client):9300" --count 200 --concurrency 8 \
@@ -66,6 +66,16 @@ xdp_loadgen "$XDP_WORK/node6.json" tcp --connect "[$(topo_addr node-client 6)]:9
 for f in node4:200 node6:100; do
   read -r answered errors < <(xdp_json "$XDP_WORK/${f%:*}.json" \
     'str(j["backends"].get("node-itself", 0)) + " " + str(sum(j["errors"].values()))')
+  if ((errors > 0)); then
+    xdp_json "$XDP_WORK/${f%:*}.json" 'json.dumps({k: j[k] for k in ["errors", "other_errnos", "elapsed_s"] if k in j})'
+    for ns in "$node" "$(topo_ns client)"; do
+      echo "$ns: $(ip netns exec "$ns" nstat -az TcpExtListenOverflows TcpExtListenDrops TcpRetransSegs \
+        TcpExtTCPTimeouts TcpExtTCPSynRetrans | awk 'NR > 1 {printf "%s=%s ", $1, $2}')"
+    done
+    ip -n "$node" -s link show xc0 | sed -n 3,6p
+    ip -n "$node" neigh show dev xc0
+    ip -n "$(topo_ns client)" neigh show dev eth0
+  fi
   xdp_check "${f%:*}: ${f#*:} TCP connections to the node's own address answered ($answered, $errors errors)" \
     test "$answered" -eq "${f#*:}" -a "$errors" -eq 0
 done

@@ -16,17 +16,8 @@ source "$here/dpdk_lib.sh"
 dpdk_setup weights
 xdp_write_config ROUND_ROBIN 70 30
 node=$(topo_ns node)
-admin="127.0.0.1:$((20000 + $$ % 20000))"
-nsenter --net="/run/netns/$node" "$SLUICED" --config-dir "$XDP_WORK/config" --pin-dir "$XDP_PIN" \
-  --admin "$admin" --workers 1 --dpdk-stats "$XDP_WORK/fwd-stats.json" >>"$XDP_WORK/sluiced.log" 2>&1 &
-sluiced_pid=$!
-topo_on_cleanup "kill -TERM $sluiced_pid 2>/dev/null; wait $sluiced_pid 2>/dev/null"
-ready=0
-for _ in $(seq 100); do
-  nsenter --net="/run/netns/$node" curl -sf "http://$admin/ready" >/dev/null 2>&1 && { ready=1; break; }
-  sleep 0.1
-done
-[[ $ready -eq 1 ]] || { echo "FAIL: sluiced not ready"; tail -20 "$XDP_WORK/sluiced.log"; exit 1; }
+dpdk_start_agent
+admin=$DPDK_ADMIN
 dpdk_start_forwarder 90
 
 ctl() { nsenter --net="/run/netns/$node" timeout 20 "$SLUICECTL" "$@" --admin "$admin"; }

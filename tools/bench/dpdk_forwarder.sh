@@ -2,7 +2,8 @@
 # Packets per second of 64-byte UDP frames through sluice-fwd (af_packet, or
 # AF_XDP with DPDK_VDEV=net_af_xdp, vdevs) and through the XDP program
 # (native, same veths), measured in one run on the same topology, plus the
-# forwarder's cycles per packet.
+# forwarder's cycles per packet, and the same forwarder again with its
+# exception TAPs toggled (what polling idle TAPs costs).
 #
 #   tools/bench/dpdk_forwarder.sh [BUILD_DIR] [SECONDS]     # root; default build, 5 s
 #
@@ -69,7 +70,10 @@ measure() {   # prints "sent_pps delivered_pps"
 ip netns exec "$node" sysctl -qw net.ipv4.ip_forward=1
 xdp_start_harness
 # Resolve neighbours (the first frames would otherwise take the NO_NEIGH path).
-for i in 1 2 3 4; do ip netns exec "$node" ping -c1 -W1 "$(topo_addr backend "$i")" >/dev/null 2>&1; done
+# (icmp_echo.py: the host has no iputils-ping.)
+for i in 1 2 3 4; do
+  ip netns exec "$node" python3 "$root/tests/integration/icmp_echo.py" "$(topo_addr backend "$i")" 1 1 >/dev/null 2>&1
+done
 read -r xdp_sent xdp_pps < <(measure)
 xdp_stop_harness
 "$XDP_HARNESS" --pin-dir "$XDP_PIN" --iface c0 --iface b1 --iface b2 --iface b3 --iface b4 --detach \
@@ -86,10 +90,28 @@ sleep 1.2
 cpp=$(xdp_json "$XDP_WORK/fwd-stats.json" 'round(j["cycles_per_packet"])')
 tsc=$(xdp_json "$XDP_WORK/fwd-stats.json" 'j["tsc_hz"]')
 dpdk_stop_forwarder
+fwd_label="sluice-fwd $DPDK_VDEV (1 lcore)"
+((DPDK_EXCEPTION_TAPS)) && fwd_label="$fwd_label + TAPs"
+
+# Phase 3: the same forwarder with exception TAPs toggled (net_af_xdp has
+# them by default, net_af_packet not). Every frame is steered, so the TAPs
+# carry nothing: the difference prices polling them (one readv() per TAP per
+# poll round) on a busy-polling lcore.
+DPDK_EXCEPTION_TAPS=$((1 - DPDK_EXCEPTION_TAPS))
+dpdk_start_forwarder $((seconds + 20))
+read -r alt_sent alt_pps < <(measure)
+sleep 1.2
+alt_cpp=$(xdp_json "$XDP_WORK/fwd-stats.json" 'round(j["cycles_per_packet"])')
+dpdk_stop_forwarder
+alt_label="sluice-fwd $DPDK_VDEV (1 lcore)"
+((DPDK_EXCEPTION_TAPS)) && alt_label="$alt_label + TAPs"
 
 echo "64-byte UDP frames, 256 flows, ${seconds} s per phase, $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
-printf '%-34s %12s %14s\n' path offered_pps delivered_pps
-printf '%-34s %12s %14s\n' "XDP native (veth)" "$xdp_sent" "$xdp_pps"
-printf '%-34s %12s %14s\n' "sluice-fwd $DPDK_VDEV (1 lcore)" "$fwd_sent" "$fwd_pps"
+printf '%-42s %12s %14s\n' path offered_pps delivered_pps
+printf '%-42s %12s %14s\n' "XDP native (veth)" "$xdp_sent" "$xdp_pps"
+printf '%-42s %12s %14s\n' "$fwd_label" "$fwd_sent" "$fwd_pps"
+printf '%-42s %12s %14s\n' "$alt_label" "$alt_sent" "$alt_pps"
 python3 -c "print(f'forwarder / XDP delivered: {$fwd_pps/max(1,$xdp_pps):.2f}')"
-echo "forwarder cycles per packet (busy bursts, RX to TX): $cpp at TSC $tsc Hz"
+if ((DPDK_EXCEPTION_TAPS)); then with_taps=$alt_pps without_taps=$fwd_pps; else with_taps=$fwd_pps without_taps=$alt_pps; fi
+python3 -c "print(f'with TAPs / without, delivered: {$with_taps/max(1,$without_taps):.2f}')"
+echo "forwarder cycles per packet (busy bursts, RX to TX): $cpp ($fwd_label), $alt_cpp ($alt_label) at TSC $tsc Hz"

@@ -324,6 +324,31 @@ std::string render_dpdk_prometheus(const ForwarderStats& stats, const json& data
       out += fmt::format("sluice_dpdk_port_errors_total{{{},kind=\"{}\"}} {}\n", labels, kind, counter_of(p, kind));
   }
 
+  // The exception path: frames each DPDK port handed to its kernel TAP and
+  // took back from it (sluice-fwd --exception-tap).
+  family("sluice_dpdk_exception_packets_total", "counter",
+         "Frames through each port's exception TAP: to_kernel (not steered, given to the kernel), from_kernel "
+         "(the kernel's, sent on the port)");
+  family("sluice_dpdk_exception_dropped_total", "counter",
+         "Exception frames dropped: to_kernel (the TAP refused the write), from_kernel (the port's TX ring was full)");
+  family("sluice_dpdk_exception_other_host_total", "counter",
+         "Unsteered unicast frames for another MAC (promiscuous port), not given to the kernel");
+  family("sluice_dpdk_exception_checksums_completed_total", "counter",
+         "Partial L4 checksums (sender's offload pending) completed before the TAP");
+  for (const auto& [port, t] : section("exception_taps").items()) {
+    const std::string labels =
+        fmt::format("port=\"{}\",iface=\"{}\"", escape_label(port), escape_label(t.value("iface", "")));
+    for (const char* direction : {"to_kernel", "from_kernel"}) {
+      out += fmt::format("sluice_dpdk_exception_packets_total{{{},direction=\"{}\"}} {}\n", labels, direction,
+                         counter_of(t, direction));
+      out += fmt::format("sluice_dpdk_exception_dropped_total{{{},direction=\"{}\"}} {}\n", labels, direction,
+                         counter_of(t, fmt::format("{}_dropped", direction).c_str()));
+    }
+    out += fmt::format("sluice_dpdk_exception_other_host_total{{{}}} {}\n", labels, counter_of(t, "other_host"));
+    out += fmt::format("sluice_dpdk_exception_checksums_completed_total{{{}}} {}\n", labels,
+                       counter_of(t, "checksum_completed"));
+  }
+
   // Istio's TCP figures per destination subset, under sluice_dpdk_ names so
   // the istio_tcp_* families (the XDP plane's) stay one per name.
   struct PerSubset {

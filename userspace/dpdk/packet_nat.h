@@ -112,6 +112,30 @@ inline uint32_t pseudo_header_sum(const ParsedFrame& p, const uint32_t* src, con
   return sum + p.key.proto + p.l4_len;
 }
 
+// True when the L4 checksum field holds only the pseudo-header sum: the
+// segment left a local stack over veth with its checksum offload pending
+// (DESIGN.md). An IPv4 UDP datagram without checksum (0) is not partial.
+inline bool has_partial_checksum(const uint8_t* f, const ParsedFrame& p) {
+  const bool udp = p.key.proto == IPPROTO_UDP;
+  const uint16_t check = load16(f + p.l4_off + (udp ? 6 : 16));
+  if (udp && check == 0 && p.key.family == SLUICE_FAMILY_V4) return false;
+  return check == csum_fold(pseudo_header_sum(p, p.key.src, p.key.dst));
+}
+
+// Writes the complete L4 checksum of the frame as it is now (what the
+// sender's offload would have finished).
+inline void write_full_l4_checksum(uint8_t* f, const ParsedFrame& p) {
+  uint8_t* l4 = f + p.l4_off;
+  const bool udp = p.key.proto == IPPROTO_UDP;
+  uint8_t* check_field = l4 + (udp ? 6 : 16);
+  store16(check_field, 0);
+  uint32_t sum = pseudo_header_sum(p, p.key.src, p.key.dst);
+  sum = csum_add_bytes(sum, l4, p.l4_len);
+  uint16_t check = static_cast<uint16_t>(~csum_fold(sum));
+  if (udp && check == 0) check = 0xffff;
+  store16(check_field, check);
+}
+
 enum class RewriteSide { Destination, Source };
 
 // Rewrites the frame's destination (DNAT) or source (reverse NAT) address and
@@ -123,7 +147,7 @@ inline bool rewrite_endpoint(uint8_t* f, ParsedFrame& p, RewriteSide side, const
   uint8_t* check_field = l4 + (udp ? 6 : 16);
   uint16_t check = load16(check_field);
   const bool udp_no_checksum = udp && check == 0 && p.key.family == SLUICE_FAMILY_V4;
-  const bool partial = !udp_no_checksum && check == csum_fold(pseudo_header_sum(p, p.key.src, p.key.dst));
+  const bool partial = has_partial_checksum(f, p);
 
   uint32_t* key_addr = side == RewriteSide::Destination ? p.key.dst : p.key.src;
   uint16_t* key_port = side == RewriteSide::Destination ? &p.key.dport : &p.key.sport;
@@ -160,15 +184,10 @@ inline bool rewrite_endpoint(uint8_t* f, ParsedFrame& p, RewriteSide side, const
   *key_port = port_be;
 
   if (partial) {
-    // Complete the checksum the sender's offload would have finished.
-    store16(check_field, 0);
-    uint32_t sum = pseudo_header_sum(p, p.key.src, p.key.dst);
-    sum = csum_add_bytes(sum, l4, p.l4_len);
-    check = static_cast<uint16_t>(~csum_fold(sum));
-    if (udp && check == 0) check = 0xffff;
-  } else if (udp && check == 0 && !udp_no_checksum) {
-    check = 0xffff;
+    write_full_l4_checksum(f, p);
+    return true;
   }
+  if (udp && check == 0 && !udp_no_checksum) check = 0xffff;
   store16(check_field, check);
   return true;
 }

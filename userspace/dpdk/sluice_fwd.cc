@@ -2,15 +2,19 @@
 // (PCI NICs, or net_af_packet / net_af_xdp vdevs over veth for tests).
 //
 //   sluice-fwd [EAL options] -- --pin-dir DIR --route PREFIX/LEN@PORT=MAC... [--queues N]
-//              [--stats-file F] [--duration S] [--idle-sleep-us N] [--flows N]
+//              [--exception-tap PORT[=IFNAME]]... [--stats-file F] [--duration S]
+//              [--idle-sleep-us N] [--flows N]
 //
 // One lcore per queue index: lcore i polls RX queue i of every port and is
 // the only writer of TX queue i of every port, so no TX lock. Per packet:
 // parse -> flow table (affinity) -> on a miss, the shared decision
 // (sluice/steer_decide.h over the mmapped pinned tables) ->
-// DNAT or reverse NAT -> static next hop -> TX burst. A control thread
+// DNAT or reverse NAT -> static next hop -> TX burst. Frames it does not
+// steer go to the kernel through the port's exception TAP, if it has one, and
+// the kernel's frames from that TAP leave through the port. A control thread
 // follows the generation flip, expires idle flows and writes the stats file
 // sluiced exports (docs/dpdk.md).
+#include <rte_bus_vdev.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
@@ -26,6 +30,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -38,6 +44,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -50,6 +57,8 @@ namespace {
 
 constexpr uint16_t kBurst = 32;
 constexpr uint16_t kRxDesc = 1024, kTxDesc = 1024;
+// Exception TAPs carry control and node traffic, not the steered load.
+constexpr uint16_t kTapDesc = 256;
 
 std::atomic<bool> g_stop{false};
 void on_signal(int) { g_stop.store(true); }
@@ -92,6 +101,42 @@ Route parse_route(const std::string& text) {
   if (rte_ether_unformat_addr(text.substr(eq + 1).c_str(), &r.mac) != 0)
     throw CLI::ValidationError("--route", "'" + text + "': bad MAC '" + text.substr(eq + 1) + "'");
   return r;
+}
+
+// The kernel side of a DPDK port (docs/dpdk.md "Exception path"): a net_tap
+// interface with the port's MAC. Frames the forwarder does not steer go into
+// it; what the kernel sends through it leaves through the port.
+struct ExceptionTap {
+  uint16_t port = 0;            // the DPDK port it stands in for
+  std::string iface;            // the kernel interface net_tap creates
+  uint16_t tap_port = 0;        // the net_tap device's own DPDK port id
+  std::string text;
+};
+
+std::string default_tap_name(uint16_t port) { return fmt::format("sluice-tap{}", port); }
+
+ExceptionTap parse_exception_tap(const std::string& text) {
+  // PORT or PORT=IFNAME, e.g. 0=eth0
+  ExceptionTap t;
+  t.text = text;
+  const auto eq = text.find('=');
+  try {
+    size_t used = 0;
+    const std::string port_text = text.substr(0, eq);
+    const unsigned long port = std::stoul(port_text, &used);
+    if (used != port_text.size() || port >= RTE_MAX_ETHPORTS) throw std::invalid_argument(port_text);
+    t.port = static_cast<uint16_t>(port);
+  } catch (const std::exception&) {
+    throw CLI::ValidationError("--exception-tap", "'" + text + "': expected PORT[=IFNAME], PORT a DPDK port id below " +
+                                                      std::to_string(RTE_MAX_ETHPORTS));
+  }
+  t.iface = eq == std::string::npos ? default_tap_name(t.port) : text.substr(eq + 1);
+  // IFNAMSIZ - 1 characters; ',' would split the net_tap devargs.
+  if (t.iface.empty() || t.iface.size() > 15 ||
+      t.iface.find_first_of(",=/ \t:") != std::string::npos)
+    throw CLI::ValidationError("--exception-tap", "'" + text + "': interface name '" + t.iface +
+                                                      "' must be 1-15 characters without , = / : or spaces");
+  return t;
 }
 
 bool route_matches(const Route& r, const sluice_flow_key& key, bool by_dst) {
@@ -194,14 +239,27 @@ struct alignas(64) LcoreStats {
   std::atomic<uint64_t> busy_packets{0};
   std::atomic<uint64_t> quiescent{0};    // advanced between bursts (snapshot retirement)
   std::vector<sluice_counters> services, subsets, backends;
+  // Exception path, by DPDK data port.
+  struct Exception {
+    std::atomic<uint64_t> to_kernel{0};             // written into the port's TAP
+    std::atomic<uint64_t> to_kernel_dropped{0};     // TAP write refused (interface down, queue full)
+    std::atomic<uint64_t> from_kernel{0};           // read from the TAP, sent on the port
+    std::atomic<uint64_t> from_kernel_dropped{0};   // the port's TX ring was full
+    std::atomic<uint64_t> other_host{0};            // unsteered unicast for another MAC (promiscuous port): not the kernel's
+    std::atomic<uint64_t> checksum_completed{0};    // partial L4 checksums finished before the TAP
+  };
+  std::array<Exception, RTE_MAX_ETHPORTS> exception;
 };
 
 struct Forwarder {
   std::string pin_dir;
   std::vector<Route> routes;
   uint16_t queues = 1;
-  std::vector<uint16_t> ports;
+  std::vector<uint16_t> ports;                       // the data ports (not the exception TAPs)
   std::vector<rte_ether_addr> port_macs;
+  std::vector<ExceptionTap> taps;
+  std::array<int32_t, RTE_MAX_ETHPORTS> tap_of{};    // data port -> its TAP's port id, -1: none
+  std::array<bool, RTE_MAX_ETHPORTS> tx_kick_twice{};  // net_af_xdp ports (the kernel's frames, see lcore_main)
   std::unique_ptr<PinnedSteerTables> tables;
   std::atomic<const SteerSnapshot*> snapshot{nullptr};
   FlowTables flows;
@@ -243,21 +301,44 @@ struct Lcore {
   std::vector<uint32_t> rr_cursor;
   const SteerSnapshot* bound = nullptr;
   sluice_service lagging_service{};   // decide_new_flow's slow-path copy
-  std::vector<std::vector<rte_mbuf*>> tx;   // by port
+  std::vector<std::vector<rte_mbuf*>> tx;   // by port id (data ports and TAPs)
+  uint16_t rx_port = 0;                     // the port of the burst being steered
 
   void bind(const SteerSnapshot* s) {
     bound = s;
     bind_env(env, *s);
   }
 
-  // Returns the port to send on, or -1 to drop.
+  // A frame the forwarder does not steer (the XDP program's XDP_PASS): into
+  // the RX port's exception TAP, or dropped without one (on an af_packet
+  // vdev the kernel sees its own copy anyway). parsed is null for frames
+  // that are not steerable IP (ARP, ND's ICMPv6, fragments...).
+  int to_kernel(uint8_t* frame, const ParsedFrame* parsed) {
+    const int32_t tap = fw->tap_of[rx_port];
+    if (tap < 0) return -1;
+    const auto* eth = reinterpret_cast<const rte_ether_hdr*>(frame);
+    if (rte_is_unicast_ether_addr(&eth->dst_addr) && !rte_is_same_ether_addr(&eth->dst_addr, &fw->port_macs[rx_port])) {
+      add(stats->exception[rx_port].other_host);   // the kernel would drop it (PACKET_OTHERHOST)
+      return -1;
+    }
+    // A TAP takes no offload state, so the kernel verifies L4 checksums: a
+    // sender over veth left a partial one (DESIGN.md), finish it.
+    if (parsed && has_partial_checksum(frame, *parsed)) {
+      write_full_l4_checksum(frame, *parsed);
+      add(stats->exception[rx_port].checksum_completed);
+    }
+    return tap;
+  }
+
+  // Returns the port to send on (a data port, or the RX port's exception
+  // TAP), or -1 to drop.
   int steer(rte_mbuf* m) {
     auto* frame = rte_pktmbuf_mtod(m, uint8_t*);
     ParsedFrame p;
     add(stats->global[SLUICE_G_PACKETS]);
     if (!parse_frame(frame, rte_pktmbuf_data_len(m), p)) {
       add(stats->global[SLUICE_G_PASS_NOT_IP]);
-      return -1;   // not ours: on a vdev the kernel sees its own copy
+      return to_kernel(frame, nullptr);
     }
     const SteerSnapshot& snap = *bound;
     const uint64_t now = fw->now_ns.load(std::memory_order_relaxed);
@@ -288,12 +369,12 @@ struct Lcore {
         if (d.service == &lagging_service) add(stats->lagging_decisions);
         if (d.verdict == NewFlowVerdict::NotService) {
           add(stats->global[SLUICE_G_PASS_NOT_SERVICE]);   // the port left the live half
-          return -1;
+          return to_kernel(frame, &p);
         }
         if (d.verdict == NewFlowVerdict::PassToKernel) {
           add(stats->global[d.decision.action == SLUICE_ACT_PASS_L7 ? SLUICE_G_PASS_L7 : SLUICE_G_PASS_PASSTHROUGH]);
           counters(stats->services, d.service->stat_id).passthrough++;
-          return -1;
+          return to_kernel(frame, &p);
         }
         if (d.verdict != NewFlowVerdict::Forward) {
           add(stats->global[SLUICE_G_DROP_NO_BACKEND]);
@@ -365,7 +446,7 @@ struct Lcore {
     const int32_t rpos = rte_hash_lookup(flows.reverse, &p.key);
     if (rpos < 0) {
       add(stats->global[SLUICE_G_PASS_NOT_SERVICE]);
-      return -1;
+      return to_kernel(frame, &p);
     }
     ReverseEntry& r = flows.reverse_entries[static_cast<uint32_t>(rpos)];
     refresh(r.last_seen_ns, now);
@@ -387,6 +468,18 @@ struct Lcore {
 
   static sluice_counters& counters(std::vector<sluice_counters>& table, uint32_t index) {
     return table[index < table.size() ? index : 0];
+  }
+
+  // Sends what steer() queued for port out; frees and counts in dropped
+  // what its TX queue refused. Returns the number sent.
+  uint16_t flush(uint16_t out, std::atomic<uint64_t>& dropped) {
+    auto& q = tx[out];
+    if (q.empty()) return 0;
+    const uint16_t sent = rte_eth_tx_burst(out, queue, q.data(), static_cast<uint16_t>(q.size()));
+    for (size_t i = sent; i < q.size(); i++) rte_pktmbuf_free(q[i]);
+    add(dropped, q.size() - sent);
+    q.clear();
+    return sent;
   }
 
   int next_hop(uint8_t* frame, const ParsedFrame& p) {
@@ -472,6 +565,7 @@ int lcore_main(void* arg) {
       if (n == 0) continue;
       idle = false;
       const uint64_t start = rte_rdtsc();
+      lc->rx_port = port;
       for (uint16_t i = 0; i < n; i++) {
         const int out = lc->steer(rx[i]);
         if (out < 0)
@@ -479,17 +573,31 @@ int lcore_main(void* arg) {
         else
           lc->tx[static_cast<size_t>(out)].push_back(rx[i]);
       }
-      for (uint16_t out : fw.ports) {
-        auto& q = lc->tx[out];
-        if (q.empty()) continue;
-        const uint16_t sent = rte_eth_tx_burst(out, lc->queue, q.data(), static_cast<uint16_t>(q.size()));
-        for (size_t i = sent; i < q.size(); i++) rte_pktmbuf_free(q[i]);
-        add(lc->stats->tx_dropped, q.size() - sent);
-        add(lc->stats->global[SLUICE_G_TX], sent);
-        q.clear();
+      for (uint16_t out : fw.ports) add(lc->stats->global[SLUICE_G_TX], lc->flush(out, lc->stats->tx_dropped));
+      if (const int32_t tap = fw.tap_of[port]; tap >= 0) {
+        LcoreStats::Exception& e = lc->stats->exception[port];
+        add(e.to_kernel, lc->flush(static_cast<uint16_t>(tap), e.to_kernel_dropped));
       }
       add(lc->stats->busy_cycles, rte_rdtsc() - start);
       add(lc->stats->busy_packets, n);
+    }
+    // The kernel's frames leave through the TAP's port as they are: the
+    // kernel resolved the neighbour and wrote complete checksums (a TAP has
+    // no checksum offload). Polled by the same lcore, so the port's TX queue
+    // keeps a single user.
+    for (const ExceptionTap& tap : fw.taps) {
+      const uint16_t n = rte_eth_rx_burst(tap.tap_port, lc->queue, rx, kBurst);
+      if (n == 0) continue;
+      idle = false;
+      const uint16_t sent = rte_eth_tx_burst(tap.port, lc->queue, rx, n);
+      // net_af_xdp (copy mode, veth) left a lone frame in its TX ring until
+      // some later burst kicked the socket again: the kernel's ARP replies
+      // arrived seconds late, in batches, and ARP gave up. An empty burst
+      // kicks it once more (docs/dpdk.md).
+      if (sent && fw.tx_kick_twice[tap.port]) rte_eth_tx_burst(tap.port, lc->queue, nullptr, 0);
+      for (uint16_t i = sent; i < n; i++) rte_pktmbuf_free(rx[i]);
+      add(lc->stats->exception[tap.port].from_kernel, sent);
+      add(lc->stats->exception[tap.port].from_kernel_dropped, n - sent);
     }
     // Release: every use of the snapshot and of flow entries in this round
     // happens before the control thread can see the counter move.
@@ -501,7 +609,9 @@ int lcore_main(void* arg) {
   return 0;
 }
 
-void setup_port(Forwarder& fw, uint16_t port, rte_mempool* pool) {
+// Data ports run promiscuous (the forwarder answers for VIPs, whatever MAC
+// the sender resolved); a TAP takes only its MAC, the kernel's view.
+void setup_port(Forwarder& fw, uint16_t port, rte_mempool* pool, uint16_t descriptors, bool promiscuous) {
   rte_eth_dev_info info{};
   char name[RTE_ETH_NAME_MAX_LEN] = "?";
   rte_eth_dev_get_name_by_port(port, name);
@@ -514,7 +624,7 @@ void setup_port(Forwarder& fw, uint16_t port, rte_mempool* pool) {
   rte_eth_conf conf{};
   if (int err = rte_eth_dev_configure(port, fw.queues, fw.queues, &conf))
     die(fmt::format("{}: configure {} queues: {}", what, fw.queues, rte_strerror(-err)));
-  uint16_t rxd = kRxDesc, txd = kTxDesc;
+  uint16_t rxd = descriptors, txd = descriptors;
   rte_eth_dev_adjust_nb_rx_tx_desc(port, &rxd, &txd);
   for (uint16_t q = 0; q < fw.queues; q++) {
     if (int err = rte_eth_rx_queue_setup(port, q, rxd, rte_eth_dev_socket_id(port), nullptr, pool))
@@ -523,13 +633,39 @@ void setup_port(Forwarder& fw, uint16_t port, rte_mempool* pool) {
       die(fmt::format("{}: TX queue {}: {}", what, q, rte_strerror(-err)));
   }
   if (int err = rte_eth_dev_start(port)) die(fmt::format("{}: start: {}", what, rte_strerror(-err)));
-  rte_eth_promiscuous_enable(port);
+  if (promiscuous) rte_eth_promiscuous_enable(port);
+  fw.tx_kick_twice[port] = info.driver_name && std::string_view(info.driver_name) == "net_af_xdp";
   rte_ether_addr mac{};
   rte_eth_macaddr_get(port, &mac);
   fw.port_macs[port] = mac;
   char text[RTE_ETHER_ADDR_FMT_SIZE];
   rte_ether_format_addr(text, sizeof(text), &mac);
   std::cerr << fmt::format("sluice-fwd: {} up, {} queue(s), MAC {}\n", what, fw.queues, text);
+}
+
+// Creates the port's exception TAP: a net_tap device whose kernel interface
+// has the port's MAC (so the kernel's ARP/ND answers and its own frames carry
+// the address the network knows) and MTU, polled like a data port.
+void create_exception_tap(Forwarder& fw, ExceptionTap& tap, rte_mempool* pool) {
+  char mac[RTE_ETHER_ADDR_FMT_SIZE];
+  rte_ether_format_addr(mac, sizeof(mac), &fw.port_macs[tap.port]);
+  const std::string device = fmt::format("net_tap_sluice{}", tap.port);
+  const std::string args = fmt::format("iface={},mac={}", tap.iface, mac);
+  if (rte_vdev_init(device.c_str(), args.c_str()) != 0)
+    die(fmt::format("--exception-tap {}: creating {} ({}) failed: net_tap needs /dev/net/tun and CAP_NET_ADMIN, "
+                    "and no other interface named {} in this network namespace (see the EAL log above)",
+                    tap.text, device, args, tap.iface));
+  if (rte_eth_dev_get_port_by_name(device.c_str(), &tap.tap_port) != 0)
+    die(fmt::format("--exception-tap {}: {} created but has no port id", tap.text, device));
+  setup_port(fw, tap.tap_port, pool, kTapDesc, false);
+  uint16_t mtu = 0;
+  if (rte_eth_dev_get_mtu(tap.port, &mtu) == 0 && mtu != 0)
+    if (int err = rte_eth_dev_set_mtu(tap.tap_port, mtu))
+      std::cerr << fmt::format("sluice-fwd: exception TAP {}: MTU {} (port {}'s) not set: {}\n", tap.iface, mtu,
+                               tap.port, rte_strerror(-err));
+  fw.tap_of[tap.port] = tap.tap_port;
+  std::cerr << fmt::format("sluice-fwd: port {}: exception TAP {} (port {}, MAC {}, MTU {})\n", tap.port, tap.iface,
+                           tap.tap_port, mac, mtu);
 }
 
 // Returns once every lcore finished the poll round it was in (or the
@@ -609,9 +745,34 @@ void write_stats(const Forwarder& fw, const std::string& path, uint64_t tsc_hz) 
   j["written_at"] = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   j["cycles_per_packet"] = packets ? static_cast<double>(cycles) / static_cast<double>(packets) : 0.0;
   j["tsc_hz"] = tsc_hz;
+  // The exception path, per data port, and summed in global.
+  const char* exception_names[] = {"to_kernel", "to_kernel_dropped", "from_kernel", "from_kernel_dropped",
+                                   "other_host", "checksum_completed"};
+  const auto exception_members = {
+      &LcoreStats::Exception::to_kernel,   &LcoreStats::Exception::to_kernel_dropped,
+      &LcoreStats::Exception::from_kernel, &LcoreStats::Exception::from_kernel_dropped,
+      &LcoreStats::Exception::other_host,  &LcoreStats::Exception::checksum_completed};
+  uint64_t exception_totals[std::size(exception_names)] = {};
+  j["exception_taps"] = nlohmann::json::object();
+  for (const ExceptionTap& tap : fw.taps) {
+    nlohmann::json t = {{"iface", tap.iface}, {"tap_port", tap.tap_port}};
+    size_t k = 0;
+    for (auto member : exception_members) {
+      uint64_t sum = 0;
+      for (const auto& s : fw.stats) sum += (s->exception[tap.port].*member).load(std::memory_order_relaxed);
+      t[exception_names[k]] = sum;
+      exception_totals[k++] += sum;
+    }
+    j["exception_taps"][std::to_string(tap.port)] = t;
+  }
+  for (size_t k = 0; k < std::size(exception_names); k++)
+    j["global"][std::string("exception_") + exception_names[k]] = exception_totals[k];
   // Port counters tell drops before the forwarder (imissed: the RX ring was
-  // full, e.g. the lcore was descheduled) from drops after it (oerrors).
-  for (uint16_t port : fw.ports) {
+  // full, e.g. the lcore was descheduled) from drops after it (oerrors). The
+  // TAPs are ports too: their tx is what the kernel was given.
+  std::vector<uint16_t> all_ports = fw.ports;
+  for (const ExceptionTap& tap : fw.taps) all_ports.push_back(tap.tap_port);
+  for (uint16_t port : all_ports) {
     rte_eth_stats ps{};
     if (rte_eth_stats_get(port, &ps) != 0) continue;
     char name[RTE_ETH_NAME_MAX_LEN] = "?";
@@ -648,7 +809,7 @@ int main(int argc, char** argv) {
 
   Forwarder fw;
   fw.pin_dir = SLUICE_DEFAULT_PIN_DIR;
-  std::vector<std::string> route_texts;
+  std::vector<std::string> route_texts, tap_texts;
   std::string stats_file = "/run/sluice/sluice-fwd.json";
   double duration = 0;
   uint32_t flow_capacity = 1u << 20;
@@ -665,9 +826,14 @@ int main(int argc, char** argv) {
                  "sleep this long after a poll round that found no packet (shared CPUs, tests); 0 polls only")
       ->capture_default_str();
   app.add_option("--flows", flow_capacity, "flow table capacity per direction")->capture_default_str();
+  app.add_option("--exception-tap", tap_texts,
+                 "give DPDK port PORT a kernel side: a TAP interface IFNAME (default sluice-tapPORT) with the "
+                 "port's MAC; unsteered frames go into it, its frames leave through the port (repeatable)")
+      ->type_name("PORT[=IFNAME]");
   try {
     app.parse(argc, argv);
     for (const auto& text : route_texts) fw.routes.push_back(parse_route(text));
+    for (const auto& text : tap_texts) fw.taps.push_back(parse_exception_tap(text));
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
@@ -685,6 +851,14 @@ int main(int argc, char** argv) {
   for (const Route& r : fw.routes)
     if (std::find(fw.ports.begin(), fw.ports.end(), r.port) == fw.ports.end())
       die(fmt::format("--route {}: port {} does not exist ({} ports)", r.text, r.port, fw.ports.size()));
+  for (size_t i = 0; i < fw.taps.size(); i++) {
+    const ExceptionTap& t = fw.taps[i];
+    if (std::find(fw.ports.begin(), fw.ports.end(), t.port) == fw.ports.end())
+      die(fmt::format("--exception-tap {}: port {} does not exist ({} ports)", t.text, t.port, fw.ports.size()));
+    for (size_t j = 0; j < i; j++)
+      if (fw.taps[j].port == t.port || fw.taps[j].iface == t.iface)
+        die(fmt::format("--exception-tap {} and {}: one TAP per port, one port per TAP name", fw.taps[j].text, t.text));
+  }
   if (rte_lcore_count() < fw.queues)
     die(fmt::format("{} queues need {} lcores, EAL has {} (-l)", fw.queues, fw.queues, rte_lcore_count()));
 
@@ -703,7 +877,21 @@ int main(int argc, char** argv) {
                                               static_cast<int>(rte_socket_id()));
   if (!pool) die(fmt::format("mbuf pool of {} buffers: {} (more memory: -m, or hugepages)", mbufs, rte_strerror(rte_errno)));
   fw.port_macs.resize(RTE_MAX_ETHPORTS);
-  for (uint16_t p : fw.ports) setup_port(fw, p, pool);
+  fw.tap_of.fill(-1);
+  for (uint16_t p : fw.ports) setup_port(fw, p, pool, kRxDesc, true);
+  if (!fw.taps.empty()) {
+    // The kernel's frames get their own buffers: a chatty kernel cannot
+    // take the data ports' mbufs, and a port whose PMD registers its pool
+    // with the kernel (net_af_xdp's UMEM) copies them into its own instead
+    // of handing it foreign buffers.
+    const unsigned tap_mbufs = static_cast<unsigned>(fw.taps.size() * fw.queues * (2 * kTapDesc + 2 * kBurst) + 1024);
+    rte_mempool* tap_pool = rte_pktmbuf_pool_create("slc_fwd_tap_mbufs", tap_mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+                                                    static_cast<int>(rte_socket_id()));
+    if (!tap_pool)
+      die(fmt::format("exception TAP mbuf pool of {} buffers: {} (more memory: -m, or hugepages)", tap_mbufs,
+                      rte_strerror(rte_errno)));
+    for (ExceptionTap& tap : fw.taps) create_exception_tap(fw, tap, tap_pool);
+  }
 
   fw.flows.forward = create_flow_hash("slc_fwd_flows", flow_capacity);
   fw.flows.reverse = create_flow_hash("slc_fwd_replies", flow_capacity);
@@ -831,6 +1019,11 @@ int main(int argc, char** argv) {
   rte_eal_mp_wait_lcore();
   pthread_join(control, nullptr);
   if (!stats_file.empty()) write_stats(fw, stats_file, rte_get_tsc_hz());
+  // Closing a TAP removes its kernel interface (and the addresses on it).
+  for (const ExceptionTap& tap : fw.taps) {
+    rte_eth_dev_stop(tap.tap_port);
+    rte_eth_dev_close(tap.tap_port);
+  }
   for (uint16_t p : fw.ports) {
     rte_eth_dev_stop(p);
     rte_eth_dev_close(p);

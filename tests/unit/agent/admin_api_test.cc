@@ -77,7 +77,10 @@ ForwarderStats forwarder_stats(double age_seconds = 0.4) {
                        "new_flows": 9, "closed_flows": 5, "bytes_in": 3000, "bytes_out": 2000}},
     "subsets": {"1": {"new_flows": 6, "closed_flows": 4, "bytes_in": 600, "bytes_out": 400},
                 "7": {"new_flows": 3, "closed_flows": 1, "bytes_in": 30, "bytes_out": 20}},
-    "backends": {"1": {"new_flows": 6, "closed_flows": 2}, "42": {"new_flows": 1, "closed_flows": 1}}
+    "backends": {"1": {"new_flows": 6, "closed_flows": 2}, "42": {"new_flows": 1, "closed_flows": 1}},
+    "exception_taps": {"0": {"iface": "sluice-tap0", "tap_port": 5, "to_kernel": 40, "to_kernel_dropped": 1,
+                             "from_kernel": 35, "from_kernel_dropped": 2, "other_host": 3,
+                             "checksum_completed": 12}}
   })");
   return stats;
 }
@@ -108,6 +111,22 @@ TEST(RenderDpdkPrometheus, SlotsAndBackendIdsAreNamedFromTheXdpTables) {
   // A slot or id the XDP tables do not name (yet) is shown by number, not dropped.
   EXPECT_NE(text.find("destination_service=\"slot 7\",destination_version=\"unknown\""), std::string::npos);
   EXPECT_NE(text.find("sluice_dpdk_backend_new_flows_total{backend=\"id 42\"} 1\n"), std::string::npos);
+}
+
+TEST(RenderDpdkPrometheus, ExceptionTapCountersArePerPortAndDirection) {
+  std::string text = render_dpdk_prometheus(forwarder_stats(), datapath_stats());
+  EXPECT_NE(text.find("sluice_dpdk_exception_packets_total{port=\"0\",iface=\"sluice-tap0\",direction=\"to_kernel\"} 40\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("sluice_dpdk_exception_packets_total{port=\"0\",iface=\"sluice-tap0\",direction=\"from_kernel\"} 35\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("sluice_dpdk_exception_dropped_total{port=\"0\",iface=\"sluice-tap0\",direction=\"to_kernel\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("sluice_dpdk_exception_dropped_total{port=\"0\",iface=\"sluice-tap0\",direction=\"from_kernel\"} 2\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("sluice_dpdk_exception_other_host_total{port=\"0\",iface=\"sluice-tap0\"} 3\n"), std::string::npos);
+  EXPECT_NE(text.find("sluice_dpdk_exception_checksums_completed_total{port=\"0\",iface=\"sluice-tap0\"} 12\n"),
+            std::string::npos);
 }
 
 TEST(RenderDpdkPrometheus, StaleFileReportsTheForwarderDown) {

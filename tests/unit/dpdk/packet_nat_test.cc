@@ -95,6 +95,33 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"v6_udp_full", spec("fd00:200:1::2", "fd00:96::10", IPPROTO_UDP, false, {1, 2}), "fd00:200:13::2"}),
     [](const ::testing::TestParamInfo<Case>& param_info) { return std::string(param_info.param.name); });
 
+// The exception path hands frames to the kernel through a TAP, which does
+// not take offload state: a partial checksum must be completed first, and a
+// complete one left alone.
+TEST_P(RewriteTest, APartialChecksumIsCompletedForTheKernelAndTheFrameIsOtherwiseUnchanged) {
+  const Case& c = GetParam();
+  Frame f = build_packet(c.spec);
+  ParsedFrame p;
+  ASSERT_TRUE(parse_frame(f.data(), static_cast<uint32_t>(f.size()), p));
+  EXPECT_EQ(has_partial_checksum(f.data(), p), c.spec.partial_checksum);
+  if (has_partial_checksum(f.data(), p)) write_full_l4_checksum(f.data(), p);
+
+  PacketSpec expected = c.spec;
+  expected.partial_checksum = false;
+  std::string why;
+  EXPECT_TRUE(testing::checksums_valid(f, &why)) << why;
+  EXPECT_EQ(f, build_packet(expected));
+}
+
+TEST(PartialChecksum, AnIpv4UdpDatagramWithoutChecksumIsNotPartial) {
+  PacketSpec s = spec("10.200.1.2", "10.96.0.10", IPPROTO_UDP, false, {1, 2});
+  Frame f = build_packet(s);
+  ParsedFrame p;
+  ASSERT_TRUE(parse_frame(f.data(), static_cast<uint32_t>(f.size()), p));
+  f[p.l4_off + 6] = 0, f[p.l4_off + 7] = 0;
+  EXPECT_FALSE(has_partial_checksum(f.data(), p));
+}
+
 TEST(ParseFrame, LeavesFragmentsAndNonIpToTheKernel) {
   Frame f = build_packet(spec("10.200.1.2", "10.96.0.10", IPPROTO_TCP, false));
   ParsedFrame p;

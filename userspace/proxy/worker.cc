@@ -608,6 +608,9 @@ void Worker::on_send(Conn& c, int res) {
           break;
       }
     } else {
+      // An upstream that cannot be written to: in a tunnel, what was queued
+      // for it is dropped, so the other direction can still finish.
+      if (c.client != kNone && conns_[c.client]->client_state == ClientState::Tunneling) c.out.clear();
       on_peer_eof(c);
     }
     return;
@@ -1561,9 +1564,12 @@ void relay(ConnT& from, ConnT& to, DrainHeld&& drain_held) {
 
 }  // namespace
 
-// Relays both ways. The tunnel ends once either side has closed and all it
-// sent, and all the other side sent, has been delivered: WebSocket peers
-// close after their closing handshake, so nothing is cut short.
+// Relays both ways. The tunnel ends once either side has closed and
+// everything in flight has been delivered (a side that closed its sending
+// half may still read): WebSocket peers close after their closing
+// handshake, so nothing is cut short. A side whose send failed cannot read:
+// the client's ends the tunnel at once (on_send), the upstream's drops what
+// was queued for it.
 void Worker::pump_tunnel(Conn& c) {
   if (c.upstream == kNone) return;
   Conn& u = *conns_[c.upstream];

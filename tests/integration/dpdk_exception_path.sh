@@ -58,11 +58,15 @@ for i in 0 1 2 3 4; do
 done
 dpdk_check_gateway_learned 4 6
 
-# (b) the node's own TCP service, v4 and v6.
+# (b) the node's own TCP service, v4 and v6. Each connection may take up to
+# 15 s: on net_af_xdp over veth a lone kernel reply is sometimes lost after a
+# quiet spell and TCP's SYN retransmission (1 s, then 3 s, 7 s) recovers it
+# (docs/dpdk.md, Known gaps); what this checks is that every connection gets
+# through the exception path, not how fast.
 xdp_loadgen "$XDP_WORK/node4.json" tcp --connect "$(topo_addr node-client):9300" --count 200 --concurrency 8 \
-  --timeout-s 30
+  --conn-timeout-ms 15000 --timeout-s 90
 xdp_loadgen "$XDP_WORK/node6.json" tcp --connect "[$(topo_addr node-client 6)]:9300" --count 100 --concurrency 8 \
-  --timeout-s 30
+  --conn-timeout-ms 15000 --timeout-s 90
 for f in node4:200 node6:100; do
   read -r answered errors < <(xdp_json "$XDP_WORK/${f%:*}.json" \
     'str(j["backends"].get("node-itself", 0)) + " " + str(sum(j["errors"].values()))')

@@ -42,4 +42,11 @@ echo "200: $ok, 503: $overflowed (UO in the access log: $uo, sluice_pool_overflo
 ((ok >= 1 && ok <= 3 && ok + overflowed == 8)) || l7_fail "expected 1-3 answers and the rest 503, got $ok and $overflowed"
 ((uo == overflowed && counted == overflowed)) || l7_fail "every 503 should be an overflow (UO), counted: $uo logged, $counted counted"
 ((connections <= 2)) || l7_fail "maxConnections 1 let $connections connections open (at most 2: one per worker)"
+# The cluster's live figures (all workers) are back to 0 once everything ended.
+for gauge in active_requests pending_requests connections retries_outstanding; do
+  line=$(grep "^sluice_cluster_${gauge}{destination_service=\"productpage\",destination_version=\"v1\",destination_port=\"$PORT\"}" \
+    "$L7_TMP/metrics.txt" || true)
+  [[ -n $line ]] || l7_fail "no sluice_cluster_$gauge for productpage v1"
+  [[ ${line##* } == 0 ]] || l7_fail "sluice_cluster_$gauge still ${line##* } after every request ended"
+done
 echo "PASS: the circuit breaker counts the whole cluster over both workers"

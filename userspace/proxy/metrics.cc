@@ -131,6 +131,32 @@ std::string WorkerMetrics::render_prometheus(std::span<const WorkerMetrics* cons
   return out;
 }
 
+std::string render_cluster_gauges(std::span<const ClusterGauges> clusters) {
+  struct Family {
+    std::string_view name, help;
+    int64_t ClusterGauges::*value;
+  };
+  static constexpr Family kFamilies[] = {
+      {"sluice_cluster_active_requests", "Requests dispatched to the subset cluster and not ended (http2MaxRequests)",
+       &ClusterGauges::requests},
+      {"sluice_cluster_pending_requests", "Requests waiting for a connection (http1MaxPendingRequests)",
+       &ClusterGauges::pending},
+      {"sluice_cluster_connections", "Upstream connections open or opening (maxConnections)",
+       &ClusterGauges::connections},
+      {"sluice_cluster_retries_outstanding", "Retries backing off or in flight (maxRetries)", &ClusterGauges::retries},
+  };
+  std::string out;
+  if (clusters.empty()) return out;
+  for (const Family& f : kFamilies) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n", f.name, f.help, f.name);
+    for (const ClusterGauges& c : clusters) {
+      out += fmt::format("{}{{destination_service=\"{}\",destination_version=\"{}\",destination_port=\"{}\"}} {}\n",
+                         f.name, escape(c.service), escape(c.version), c.port, c.*(f.value));
+    }
+  }
+  return out;
+}
+
 WorkerMetrics::RequestTotals WorkerMetrics::totals(std::span<const WorkerMetrics* const> workers,
                                                    std::string_view service) {
   RequestTotals t;

@@ -41,6 +41,17 @@ enum class ProxyCounter : uint8_t {
   kCount,
 };
 
+// A subset cluster's circuit-breaker figures right now, all workers
+// together (Envoy's upstream_rq_active, upstream_rq_pending_active,
+// upstream_cx_active, upstream_rq_retry outstanding per cluster).
+struct ClusterGauges {
+  std::string service, version;   // destination_service, destination_version ("unknown": the whole service)
+  uint32_t port = 0;               // destination_port
+  int64_t requests = 0, pending = 0, connections = 0, retries = 0;
+};
+// sluice_cluster_{active_requests,pending_requests,connections,retries_outstanding}.
+std::string render_cluster_gauges(std::span<const ClusterGauges> clusters);
+
 struct RequestLabels {
   std::string_view service;        // destination_service (host)
   std::string_view service_name;   // destination_service_name

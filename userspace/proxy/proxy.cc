@@ -1,6 +1,8 @@
 #include "proxy/proxy.h"
 
+#include <algorithm>
 #include <stdexcept>
+#include <tuple>
 
 #include "proxy/worker.h"
 
@@ -120,7 +122,25 @@ std::vector<int> Proxy::listener_fds() const {
 std::string Proxy::render_prometheus() const {
   std::vector<const WorkerMetrics*> metrics;
   for (const auto& w : workers_) metrics.push_back(&w->metrics());
-  return WorkerMetrics::render_prometheus(metrics);
+  std::string out = WorkerMetrics::render_prometheus(metrics);
+  // The circuit breakers' figures of every cluster a worker holds.
+  std::vector<ClusterGauges> clusters;
+  {
+    std::lock_guard lock(cluster_loads_mu_);
+    for (const auto& [identity, weak] : cluster_loads_) {
+      auto load = weak.lock();
+      if (!load) continue;
+      const UpstreamPools::ClusterIdentity id = UpstreamPools::parse_identity(identity);
+      clusters.push_back({id.service, id.subset.empty() ? "unknown" : id.subset, id.port,
+                          load->requests.load(std::memory_order_relaxed), load->pending.load(std::memory_order_relaxed),
+                          load->connections.load(std::memory_order_relaxed),
+                          load->retries.load(std::memory_order_relaxed)});
+    }
+  }
+  std::sort(clusters.begin(), clusters.end(), [](const ClusterGauges& a, const ClusterGauges& b) {
+    return std::tie(a.service, a.version, a.port) < std::tie(b.service, b.version, b.port);
+  });
+  return out + render_cluster_gauges(clusters);
 }
 
 WorkerMetrics::RequestTotals Proxy::request_totals(std::string_view service) const {

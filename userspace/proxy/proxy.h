@@ -130,7 +130,7 @@ class Proxy {
   std::mutex counters_mu_;
   std::map<std::pair<model::IpAddress, uint32_t>, std::atomic<int64_t>*> active_counters_;
   InMemoryActiveRequests unlisted_counters_;
-  std::mutex cluster_loads_mu_;
+  mutable std::mutex cluster_loads_mu_;
   std::unordered_map<std::string, std::weak_ptr<UpstreamPools::ClusterLoad>> cluster_loads_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;

@@ -51,6 +51,17 @@ std::string UpstreamPools::identity(std::string_view service, std::string_view s
   return id;
 }
 
+UpstreamPools::ClusterIdentity UpstreamPools::parse_identity(std::string_view identity) {
+  ClusterIdentity id;
+  const size_t first = identity.find('\0');
+  const size_t second = first == std::string_view::npos ? first : identity.find('\0', first + 1);
+  if (second == std::string_view::npos) return id;
+  id.service = identity.substr(0, first);
+  id.subset = identity.substr(first + 1, second - first - 1);
+  for (char ch : identity.substr(second + 1)) id.port = id.port * 10 + static_cast<uint32_t>(ch - '0');
+  return id;
+}
+
 uint32_t UpstreamPools::backend_for(const model::Endpoint& endpoint, uint32_t port) {
   BackendKey key{endpoint.address, port};
   auto it = backend_index_.find(key);

@@ -67,6 +67,12 @@ class UpstreamPools {
   };
   // The ClusterLoad of a cluster identity (the same object for every worker).
   using ClusterLoadLookup = std::function<std::shared_ptr<ClusterLoad>(const std::string& identity)>;
+  // A cluster identity's parts (service host, subset name, service port).
+  struct ClusterIdentity {
+    std::string service, subset;
+    uint32_t port = 0;
+  };
+  static ClusterIdentity parse_identity(std::string_view identity);
 
   // A subset cluster: service host + subset name + service port.
   struct Cluster {

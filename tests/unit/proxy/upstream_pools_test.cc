@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "common/allocation_counter.h"
+#include "proxy/metrics.h"
 
 namespace sluice::proxy {
 namespace {
@@ -314,6 +315,28 @@ TEST(UpstreamPoolsCircuitBreakers, CountOverEveryBackendAndWorkerOfTheCluster) {
   worker1.add_connections(w1_host2, -1);
   worker2.add_connections(w2_host1, -1);
   EXPECT_EQ(worker1.admit(w1_host1, false), Admission::Open);
+}
+
+TEST(UpstreamPoolsCircuitBreakers, IdentitiesParseBackAndRenderAsGauges) {
+  const std::string identity("productpage\0v1\09080", 19);
+  const auto id = UpstreamPools::parse_identity(identity);
+  EXPECT_EQ(id.service, "productpage");
+  EXPECT_EQ(id.subset, "v1");
+  EXPECT_EQ(id.port, 9080u);
+  EXPECT_EQ(UpstreamPools::parse_identity(std::string("reviews\0\09080", 14)).subset, "");
+
+  const std::vector<ClusterGauges> clusters = {{"productpage", "v1", 9080, 3, 1, 2, 0}};
+  const std::string text = render_cluster_gauges(clusters);
+  EXPECT_NE(text.find("# TYPE sluice_cluster_pending_requests gauge\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("sluice_cluster_active_requests{destination_service=\"productpage\",destination_version=\"v1\","
+                      "destination_port=\"9080\"} 3\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("sluice_cluster_connections{destination_service=\"productpage\",destination_version=\"v1\","
+                      "destination_port=\"9080\"} 2\n"),
+            std::string::npos)
+      << text;
+  EXPECT_TRUE(render_cluster_gauges({}).empty());
 }
 
 }  // namespace

@@ -11,7 +11,7 @@ server: answers an upgrade with 101 (Sec-WebSocket-Accept computed), then
   fields the proxy forwarded.
 client: opens SESSIONS WebSocket sessions one after another; each sends
   MESSAGES frames (sizes 1 .. 70,000 bytes, so some exceed the proxy's
-  buffers), waits PAUSE seconds in the middle, checks every echo, closes
+  buffers), waits PAUSE seconds PAUSES times on the way, checks every echo, closes
   cleanly, and prints one JSON line: backends seen, failures.
 """
 import argparse
@@ -129,7 +129,7 @@ class Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
 
 
-def session(addr, messages, pause, path):
+def session(addr, messages, pause, path, pauses=1):
     host, port = addr.rsplit(":", 1)
     sock = socket.create_connection((host, int(port)), timeout=10)
     key = base64.b64encode(os.urandom(16)).decode()
@@ -148,7 +148,7 @@ def session(addr, messages, pause, path):
         raise RuntimeError("first frame %r" % payload[:80])
     sizes = [1, 125, 126, 4000, 65535, 65536, 70000]
     for i in range(messages):
-        if i == messages // 2 and pause > 0:
+        if pause > 0 and i in {(k + 1) * messages // (pauses + 1) for k in range(pauses)}:
             time.sleep(pause)
         data = (("m%d-" % i) * 70000)[: sizes[i % len(sizes)]].encode()
         sock.sendall(frame(2 if i % 2 else 1, data, True))
@@ -175,7 +175,8 @@ def main():
     c.add_argument("--connect", required=True)
     c.add_argument("--sessions", type=int, default=1)
     c.add_argument("--messages", type=int, default=14)
-    c.add_argument("--pause", type=float, default=0)
+    c.add_argument("--pause", type=float, default=0, help="seconds of silence in the middle of a session")
+    c.add_argument("--pauses", type=int, default=1, help="how many such silences, evenly spread")
     c.add_argument("--path", default="/ws")
     c.add_argument("--parallel", type=int, default=1, help="sessions open at the same time")
     opts = p.parse_args()
@@ -191,7 +192,7 @@ def main():
     def run(count):
         for _ in range(count):
             try:
-                b = session(opts.connect, opts.messages, opts.pause, opts.path)
+                b = session(opts.connect, opts.messages, opts.pause, opts.path, opts.pauses)
                 with lock:
                     backends[b] = backends.get(b, 0) + 1
             except Exception as e:  # every failure is reported, none stops the others

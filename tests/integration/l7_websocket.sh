@@ -10,7 +10,10 @@
 #  3. a backend that declines the upgrade answers 200 like any request and
 #     the keep-alive connection serves the next request;
 #  4. an Upgrade other than websocket (h2c) is not forwarded;
-#  5. every session is counted once, with response code 101.
+#  5. every session is counted once, with response code 101;
+#  6. with --websocket-idle-timeout-ms 800, a session quiet for 0.5 s three
+#     times (1.5 s in all) lives on, since traffic resets the clock, and one
+#     quiet for 2 s is closed.
 source "$(dirname "$0")/l7_lib.sh"
 
 PORT=28095
@@ -93,3 +96,14 @@ count=$(awk '/^istio_requests_total\{/ && /response_code="101"/ {s += $NF} END {
 echo "istio_requests_total with response_code 101: $count"
 ((count == 41)) || l7_fail "expected 41 sessions counted with response code 101, got $count"
 echo "PASS: each WebSocket session is one request, code 101"
+
+# 6. The tunnel idle timeout: traffic resets it, 2 s of silence ends the tunnel.
+l7_proxy "$L7_TMP/cfg" 127.77.0.1:18098 "$PORT" --workers 1 --websocket-idle-timeout-ms 800
+out=$(timeout 60 python3 "$WS" client --connect 127.77.0.1:18098 --sessions 1 --messages 8 --pause 0.5 --pauses 3) ||
+  true
+echo "quiet 3 x 0.5 s under an 800 ms idle timeout: $out"
+[[ $out == *'"failures": []'* ]] || l7_fail "a WebSocket with traffic every 0.5 s was closed by the 800 ms idle timeout: $out"
+out=$(timeout 60 python3 "$WS" client --connect 127.77.0.1:18098 --sessions 1 --pause 2) || true
+echo "quiet 2 s under an 800 ms idle timeout: $out"
+[[ $out == *'connection closed'* ]] || l7_fail "a WebSocket silent for 2 s outlived the 800 ms idle timeout: $out"
+echo "PASS: --websocket-idle-timeout-ms closes a silent tunnel, not a busy one"

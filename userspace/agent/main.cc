@@ -44,6 +44,7 @@ struct Options {
   std::string l7_listen = "127.0.0.1:15001";
   std::string l7_listen6 = "[::1]:15001";   // empty: no IPv6 listener
   double drain_timeout_s = 30;
+  double websocket_idle_timeout_s = 300;   // Envoy's stream_idle_timeout
   bool detach_on_exit = false;
   std::string log_level = "info";
   sluice::bpfmaps::DatapathOptions datapath;   // map sizes (--max-*, --maglev-slots, --conntrack-flows)
@@ -175,6 +176,8 @@ int run(const Options& opt) {
   popt.workers = opt.workers;
   popt.request_body_buffer_limit = opt.request_body_buffer_limit;
   popt.generate_request_id = opt.generate_request_id;
+  popt.websocket_idle_timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(opt.websocket_idle_timeout_s * 1000));
   popt.append_forwarded_for = opt.append_forwarded_for;
   // Listener i is sk_lookup slot i: IPv4 VIPs go to slot SLUICE_L7_LISTENER_V4,
   // IPv6 VIPs to SLUICE_L7_LISTENER_V6 (a socket of the lookup's family).
@@ -350,6 +353,11 @@ int main(int argc, char** argv) {
   app.add_flag("--generate-request-id,!--no-generate-request-id", opt.generate_request_id,
                "give an L7 request without x-request-id a random UUID (sent upstream and to mirrors, logged), as "
                "Envoy does in Istio; on by default");
+  app.add_option("--websocket-idle-timeout", opt.websocket_idle_timeout_s,
+                 "seconds a WebSocket tunnel may carry nothing either way before it is closed (Envoy's "
+                 "stream_idle_timeout; 0: never)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_flag("--append-x-forwarded-for", opt.append_forwarded_for,
                "append the client's address to x-forwarded-for (Envoy's use_remote_address, as at an Istio "
                "gateway); off: the header passes unchanged, as in a sidecar");

@@ -50,6 +50,9 @@ struct ProxyOptions {
   http::Limits limits;
   std::chrono::milliseconds request_header_timeout{10'000};   // first byte to full head: 408
   std::chrono::milliseconds idle_timeout{60'000};             // keep-alive with no request: close
+  // A WebSocket tunnel with no byte either way for this long is closed
+  // (Envoy's stream_idle_timeout, 5 min by default). 0: never.
+  std::chrono::milliseconds websocket_idle_timeout{300'000};
   uint32_t max_connections_per_worker = 16384;                // client + upstream slots
   uint64_t random_seed = 0;                                   // 0: from std::random_device
   // Bytes of a request body kept so that a retry or a mirror can send it

@@ -1574,8 +1574,10 @@ void Worker::pump_tunnel(Conn& c) {
   if (c.upstream == kNone) return;
   Conn& u = *conns_[c.upstream];
   auto drain = [this](Conn& conn) { return drain_held(conn); };
+  const uint64_t moved = c.in.consumed_total() + u.in.consumed_total();
   relay(c, u, drain);
   relay(u, c, drain);
+  if (c.in.consumed_total() + u.in.consumed_total() != moved) set_client_deadline(c);   // not idle
   submit_send(u);
   submit_send(c);
   const bool client_done = c.peer_eof && c.in.empty() && c.held_count == 0;
@@ -1953,8 +1955,9 @@ void Worker::set_client_deadline(Conn& c) {
       c.deadline = Deadline::Idle;
       c.deadline_ns = now + ms(options_.request_header_timeout);
       break;
-    case ClientState::Tunneling:   // a WebSocket lives as long as its two ends keep it
-      c.deadline = Deadline::None;
+    case ClientState::Tunneling:   // a WebSocket lives while bytes move, up to the idle timeout between them
+      c.deadline = options_.websocket_idle_timeout.count() > 0 ? Deadline::Idle : Deadline::None;
+      c.deadline_ns = now + ms(options_.websocket_idle_timeout);
       break;
   }
 }
@@ -1984,7 +1987,8 @@ void Worker::check_deadlines() {
         break;
       case Deadline::Idle:
       case Deadline::PoolIdle:
-        close_conn(c);
+        if (c.role == Role::Client && c.client_state == ClientState::Tunneling) end_tunnel(c);
+        else close_conn(c);
         break;
       case Deadline::FaultDelay:
         continue_after_delay(c);

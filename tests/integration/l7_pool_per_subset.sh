@@ -56,16 +56,12 @@ routing() {
         tcp: {maxConnections: 4}
         http: {maxRequestsPerConnection: 100, http1MaxPendingRequests: 100}"
   fi
-  cat >"$L7_TMP/cfg/routing.yaml.new" <<YAML
-apiVersion: networking.istio.io/v1alpha3
-kind: VirtualService
-metadata: {name: productpage}
-spec:
-  hosts: [productpage]
-  http:
+  l7_virtual_service >"$L7_TMP/cfg/routing.yaml.new" <<YAML
   - match: [{uri: {prefix: /echo/single}}]
     route: [{destination: {host: productpage, subset: single}}]
   - route: [{destination: {host: productpage, subset: $default_subset}}]
+YAML
+  cat >>"$L7_TMP/cfg/routing.yaml.new" <<YAML
 ---
 apiVersion: networking.istio.io/v1alpha3
 kind: DestinationRule

@@ -27,13 +27,7 @@ spec:
   address: 127.77.15.2
   labels: {app: productpage, version: v3}
 YAML
-cat >"$L7_TMP/cfg/routing.yaml" <<'YAML'
-apiVersion: networking.istio.io/v1alpha3
-kind: VirtualService
-metadata: {name: productpage}
-spec:
-  hosts: [productpage]
-  http:
+l7_virtual_service >"$L7_TMP/cfg/routing.yaml" <<'YAML'
   - match: [{uri: {prefix: /v1/}}]
     retries: {attempts: 3, retryOn: "5xx"}
     route: [{destination: {host: productpage, subset: v1}}]
@@ -42,18 +36,8 @@ spec:
     route: [{destination: {host: productpage, subset: v2}}]
     mirror: {host: productpage, subset: v3}
     mirrorPercentage: {value: 100}
----
-apiVersion: networking.istio.io/v1alpha3
-kind: DestinationRule
-metadata: {name: productpage}
-spec:
-  host: productpage
-  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
-  subsets:
-  - {name: v1, labels: {version: v1}}
-  - {name: v2, labels: {version: v2}}
-  - {name: v3, labels: {version: v3}}
 YAML
+l7_subsets_rule --policy '{loadBalancer: {simple: ROUND_ROBIN}}' v1 v2 v3 >>"$L7_TMP/cfg/routing.yaml"
 l7_proxy "$L7_TMP/cfg" "$LISTEN" "$PORT" --workers 1
 
 # make_body NAME BYTES: a body that differs per request, with binary-safe text.

@@ -14,25 +14,11 @@ LISTEN=127.77.0.1:18091
 l7_pybackend v1-a 127.77.11.2 "$PORT" --status 503 --record "$L7_TMP/v1-a.jsonl"
 l7_pybackend v1-b 127.77.12.2 "$PORT" --status 503 --record "$L7_TMP/v1-b.jsonl"
 l7_productpage_config "$L7_TMP/cfg" "$PORT"
-cat >"$L7_TMP/cfg/routing.yaml" <<'YAML'
-apiVersion: networking.istio.io/v1alpha3
-kind: VirtualService
-metadata: {name: productpage}
-spec:
-  hosts: [productpage]
-  http:
+l7_virtual_service >"$L7_TMP/cfg/routing.yaml" <<'YAML'
   - retries: {attempts: 3, retryOn: "5xx"}
     route: [{destination: {host: productpage, subset: v1}}]
----
-apiVersion: networking.istio.io/v1alpha3
-kind: DestinationRule
-metadata: {name: productpage}
-spec:
-  host: productpage
-  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
-  subsets:
-  - {name: v1, labels: {version: v1}}
 YAML
+l7_subsets_rule --policy '{loadBalancer: {simple: ROUND_ROBIN}}' v1 >>"$L7_TMP/cfg/routing.yaml"
 l7_proxy "$L7_TMP/cfg" "$LISTEN" "$PORT" --workers 1
 
 : >"$L7_TMP/times"

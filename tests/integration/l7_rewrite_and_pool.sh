@@ -14,30 +14,15 @@ LISTEN=127.77.0.1:18090
 l7_pybackend v1-a 127.77.11.2 "$PORT" --record "$L7_TMP/v1-a.jsonl"
 l7_productpage_config "$L7_TMP/cfg" "$PORT"
 sed -i '/productpage-v1-b/,/version: v1}/ s/version: v1}/version: v1-unused}/' "$L7_TMP/cfg/service.yaml"
-cat >"$L7_TMP/cfg/routing.yaml" <<'YAML'
-apiVersion: networking.istio.io/v1alpha3
-kind: VirtualService
-metadata: {name: productpage}
-spec:
-  hosts: [productpage]
-  http:
+l7_virtual_service >"$L7_TMP/cfg/routing.yaml" <<'YAML'
   - match: [{uri: {prefix: /users/}}]
     rewrite:
       uriRegexRewrite: {match: '^/users/([^/]+)/(.*)$', rewrite: '/\2/by-user/\1'}
     route: [{destination: {host: productpage, subset: v1}}]
   - route: [{destination: {host: productpage, subset: v1}}]
----
-apiVersion: networking.istio.io/v1alpha3
-kind: DestinationRule
-metadata: {name: productpage}
-spec:
-  host: productpage
-  trafficPolicy:
-    connectionPool:
-      http: {maxRequestsPerConnection: 3, idleTimeout: 1s}
-  subsets:
-  - {name: v1, labels: {version: v1}}
 YAML
+l7_subsets_rule --policy '{connectionPool: {http: {maxRequestsPerConnection: 3, idleTimeout: 1s}}}' v1 \
+  >>"$L7_TMP/cfg/routing.yaml"
 l7_proxy "$L7_TMP/cfg" "$LISTEN" "$PORT" --workers 1
 records() { python3 -c 'import json, sys; [print(json.loads(l)[sys.argv[1]]) for l in open(sys.argv[2])]' "$1" "$L7_TMP/v1-a.jsonl"; }
 

@@ -37,14 +37,16 @@ std::optional<IpAddress> IpAddress::parse(std::string_view text) {
   return std::nullopt;
 }
 
+std::string_view IpAddress::format(std::array<char, kMaxText>& out) const {
+  static_assert(kMaxText == INET6_ADDRSTRLEN);
+  out[0] = '\0';
+  if (family == kV4 || family == kV6) inet_ntop(family == kV4 ? AF_INET : AF_INET6, bytes.data(), out.data(), out.size());
+  return out.data();
+}
+
 std::string IpAddress::to_string() const {
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (family == kV4) {
-    inet_ntop(AF_INET, bytes.data(), buf, sizeof buf);
-  } else if (family == kV6) {
-    inet_ntop(AF_INET6, bytes.data(), buf, sizeof buf);
-  }
-  return buf;
+  std::array<char, kMaxText> buf;
+  return std::string(format(buf));
 }
 
 std::string_view to_string(Protocol p) {

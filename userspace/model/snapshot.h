@@ -56,6 +56,10 @@ struct IpAddress {
 
   static std::optional<IpAddress> parse(std::string_view text);
   std::string to_string() const;
+  // The same text written into `out` (no allocation, for per-request paths);
+  // empty for an unset address.
+  static constexpr size_t kMaxText = 46;   // INET6_ADDRSTRLEN
+  std::string_view format(std::array<char, kMaxText>& out) const;
   bool is_v4() const { return family == kV4; }
   auto operator<=>(const IpAddress&) const = default;
 };

@@ -95,10 +95,8 @@ void write_header_operations(HeadWriter& w, const model::HeaderOperations* a, co
 // A client's address as x-forwarded-for carries it: the IP alone (no port,
 // no brackets), as Envoy writes it.
 void write_forwarded_address(HeadWriter& w, const model::IpAddress& ip) {
-  char text[INET6_ADDRSTRLEN] = {};
-  if (ip.family == model::IpAddress::kV4 || ip.family == model::IpAddress::kV6)
-    inet_ntop(ip.family == model::IpAddress::kV4 ? AF_INET : AF_INET6, ip.bytes.data(), text, sizeof text);
-  w << std::string_view(text);
+  std::array<char, model::IpAddress::kMaxText> text;
+  w << ip.format(text);
 }
 
 std::pair<std::string, uint16_t> split_host_port(const std::string& address) {
@@ -1031,13 +1029,12 @@ bool Worker::build_upstream_head(Conn& c, const http::RequestHead& head, std::st
   std::string_view connection = head.field("connection");
   // Headers Envoy adds, unless the route's header operations set them.
   const bool add_request_id = x.request_id_generated && !overridden(route_ops, dest_ops, "x-request-id");
-  const bool add_forwarded_proto =
-      head.field("x-forwarded-proto").empty() && !overridden(route_ops, dest_ops, "x-forwarded-proto");
   const bool append_forwarded_for =
       options_.append_forwarded_for && !overridden(route_ops, dest_ops, "x-forwarded-for");
-  bool forwarded_for_written = false;
+  bool forwarded_for_written = false, client_sent_proto = false;
   for (size_t i = 0; i < head.field_count; ++i) {
     const auto& f = head.fields[i];
+    client_sent_proto = client_sent_proto || (!f.value.empty() && http::iequals(f.name, "x-forwarded-proto"));
     if (http::iequals(f.name, "host") || http::iequals(f.name, "expect") || http::is_hop_by_hop(f.name, connection) ||
         overridden(route_ops, dest_ops, f.name)) {
       continue;
@@ -1064,7 +1061,7 @@ bool Worker::build_upstream_head(Conn& c, const http::RequestHead& head, std::st
   }
   if (x.websocket) w << "connection: upgrade\r\nupgrade: " << head.field("upgrade") << "\r\n";
   if (add_request_id) w.field("x-request-id", view_of(x.generated_request_id));
-  if (add_forwarded_proto) w.field("x-forwarded-proto", "http");
+  if (!client_sent_proto && !overridden(route_ops, dest_ops, "x-forwarded-proto")) w.field("x-forwarded-proto", "http");
   write_header_operations(w, route_ops, dest_ops);
   if (head.framing == http::BodyFraming::Chunked) w << "transfer-encoding: chunked\r\n";
   w << "\r\n";
@@ -1652,8 +1649,8 @@ namespace {
 
 std::string_view format_endpoint(const model::IpAddress& ip, uint32_t port, std::span<char> out) {
   if (ip.family != model::IpAddress::kV4 && ip.family != model::IpAddress::kV6) return {};
-  char addr[INET6_ADDRSTRLEN] = {};
-  inet_ntop(ip.family == model::IpAddress::kV4 ? AF_INET : AF_INET6, ip.bytes.data(), addr, sizeof addr);
+  std::array<char, model::IpAddress::kMaxText> text;
+  const char* addr = ip.format(text).data();
   int n = ip.family == model::IpAddress::kV4 ? std::snprintf(out.data(), out.size(), "%s:%u", addr, port)
                                              : std::snprintf(out.data(), out.size(), "[%s]:%u", addr, port);
   return n > 0 ? std::string_view(out.data(), std::min<size_t>(static_cast<size_t>(n), out.size() - 1))

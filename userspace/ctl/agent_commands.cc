@@ -170,6 +170,13 @@ json parse_prometheus(const std::string& text) {
 
 }  // namespace
 
+void add_admin_options(CLI::App& command, AdminOptions& options) {
+  command.add_option("--admin", options.admin, "the agent's admin address")
+      ->type_name("HOST:PORT")
+      ->capture_default_str();
+  command.add_flag("--json", options.json, "print JSON instead of tables");
+}
+
 CommandBody define_status(CLI::App& command) {
   auto o = std::make_shared<AdminOptions>();
   add_admin_options(command, *o);

@@ -6,13 +6,6 @@
 
 namespace sluice::ctl {
 
-void add_admin_options(CLI::App& command, AdminOptions& options) {
-  command.add_option("--admin", options.admin, "the agent's admin address")
-      ->type_name("HOST:PORT")
-      ->capture_default_str();
-  command.add_flag("--json", options.json, "print JSON instead of tables");
-}
-
 std::span<const Command> command_table() {
   static const Command kCommands[] = {
       {"validate", "check configuration files; print file:line:col diagnostics", define_validate},

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <fmt/format.h>
+
 #include <set>
 
 namespace sluice::agent {
@@ -33,7 +35,15 @@ bool Agent::apply_everywhere(const model::SnapshotPtr& next, std::string& error)
 
 bool Agent::reload_from_files() {
   std::lock_guard lock(mu_);
-  CompileOutcome out = compile_(next_version_);
+  CompileOutcome out;
+  try {
+    out = compile_(next_version_);
+  } catch (const std::exception& e) {
+    // Whatever the reading or compiling threw (it runs on the watcher
+    // thread, where an escaping exception would end the process) refuses
+    // this change like a config error.
+    out = CompileOutcome{nullptr, {model::Diagnostic{model::Severity::Error, {}, std::string("reading the config failed: ") + e.what()}}};
+  }
   std::vector<std::string> errors;
   std::vector<std::string> warnings;
   for (const auto& d : out.diagnostics) {
@@ -48,23 +58,43 @@ bool Agent::reload_from_files() {
     return false;
   }
   ++next_version_;
+  // Overrides whose routes the files left as they were stay in force (a
+  // canary shift survives an unrelated edit or an endpoint change); one whose
+  // routes changed there, weights included, gives way to the files.
+  model::SnapshotPtr next = out.snapshot;
+  std::map<std::string, SubsetWeights> kept;
+  for (const auto& [host, weights] : status_.overrides) {
+    const std::string before = from_files_ ? route_destinations(*from_files_, host) : std::string();
+    if (before.empty() || before != route_destinations(*out.snapshot, host)) {
+      spdlog::info("weight override on {} dropped: its routes changed in the files", host);
+      continue;
+    }
+    OverrideOutcome o = override_weights_(*next, host, weights, out.snapshot->version);
+    if (!o.snapshot) {
+      spdlog::warn("weight override on {} dropped: {}", host, o.error);
+      continue;
+    }
+    next = o.snapshot;
+    kept[host] = weights;
+  }
   std::string error;
-  if (!apply_everywhere(out.snapshot, error)) {
-    spdlog::error("config version {} not applied ({}); still serving version {}", out.snapshot->version, error,
+  if (!apply_everywhere(next, error)) {
+    spdlog::error("config version {} not applied ({}); still serving version {}", next->version, error,
                   serving_ ? serving_->version : 0);
     status_.last_error = ReloadError{std::chrono::system_clock::now(), {error}};
     ++status_.reloads_failed;
     return false;
   }
   for (const auto& w : warnings) spdlog::warn("{}", w);
-  spdlog::info("config version {} applied from files: {}", out.snapshot->version,
-               describe_changes(serving_.get(), *out.snapshot));
-  serving_ = out.snapshot;
+  spdlog::info("config version {} applied from files{}: {}", next->version,
+               kept.empty() ? "" : fmt::format(" (keeping {} weight override(s))", kept.size()),
+               describe_changes(serving_.get(), *next));
+  serving_ = next;
   from_files_ = out.snapshot;
   status_.version = serving_->version;
   status_.origin = serving_->origin;
   status_.applied_at = std::chrono::system_clock::now();
-  status_.overrides.clear();
+  status_.overrides = std::move(kept);
   status_.last_error.reset();
   status_.warnings = std::move(warnings);
   ++status_.reloads_ok;
@@ -116,6 +146,19 @@ std::string weights_of(const model::Snapshot& s, const model::Service& svc,
 }
 
 }  // namespace
+
+std::string route_destinations(const model::Snapshot& snapshot, const std::string& host) {
+  const model::Service* svc = snapshot.find_service(host);
+  if (!svc) return {};
+  std::string out;
+  for (const auto& pr : svc->routes) {
+    out += std::to_string(pr.port) + ":";
+    out += "l4[" + weights_of(snapshot, *svc, pr.l4) + "]";
+    for (const auto& h : pr.http) out += " http[" + weights_of(snapshot, *svc, h.route) + "]";
+    out += ";";
+  }
+  return out;
+}
 
 std::string describe_changes(const model::Snapshot* before, const model::Snapshot& after) {
   if (!before) {

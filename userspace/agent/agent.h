@@ -67,8 +67,11 @@ class Agent {
   Agent(CompileFn compile, OverrideFn override_weights, std::vector<DataPlane*> planes);
 
   // Compiles the files and, if they are valid, applies them to every plane.
-  // A valid file change replaces all runtime overrides. Returns false (and
-  // records the error) if the change was refused.
+  // A runtime override on a host stays in force when the host's routes (every
+  // destination list: hosts, subsets, ports, weights) are the same in the new
+  // files as in the previous ones; otherwise the files win and it is dropped,
+  // with a log line. Returns false (and records the error) if the change was
+  // refused.
   bool reload_from_files();
 
   // Applies a runtime weight override on top of the serving snapshot.
@@ -91,6 +94,11 @@ class Agent {
   model::SnapshotPtr from_files_;
   AgentStatus status_;
 };
+
+// A host's routes as text: per port its L4 destination list and each HTTP
+// route's, with hosts, subsets and weights; "" for an unknown host. Equal
+// texts mean an override on the host still means what it meant.
+std::string route_destinations(const model::Snapshot& snapshot, const std::string& host);
 
 // One human line saying what changed between two snapshots, for the log:
 // "services +1 -0; productpage:9080 weights v1 70->50 v2 30->50; reviews endpoints 3->4".

@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,6 +11,23 @@
 #include <stdexcept>
 
 namespace sluice::agent {
+
+bool event_concerns_config(const std::string& dir, std::string_view name, uint32_t mask) {
+  if (name.empty()) return true;   // the directory itself went or moved
+  // Kubernetes' ConfigMap volumes: every file is a symlink through "..data",
+  // and an update swaps that one symlink.
+  if (name == "..data") return true;
+  if (name.front() == '.') return false;   // the loader skips dot-entries (editor temp and swap files too)
+  if (mask & IN_ISDIR) return true;
+  if (name.ends_with(".yaml") || name.ends_with(".yml")) return true;
+  // Anything else matters only if it is (or was) a directory the loader
+  // walks: a symlink to one does not say IN_ISDIR. A name that is gone and
+  // carried a file extension was a file.
+  struct stat st {};
+  if (::stat((dir + "/" + std::string(name)).c_str(), &st) == 0) return S_ISDIR(st.st_mode);
+  const size_t dot = name.rfind('.');
+  return dot == std::string_view::npos && !name.ends_with('~');
+}
 
 ConfigWatcher::ConfigWatcher(std::string dir, std::chrono::milliseconds debounce, Callback on_change)
     : dir_(std::move(dir)), debounce_(debounce), on_change_(std::move(on_change)) {
@@ -71,10 +89,7 @@ void ConfigWatcher::run() {
       for (char* p = buf; p < buf + len;) {
         auto* ev = reinterpret_cast<struct inotify_event*>(p);
         std::string_view name = ev->len ? std::string_view(ev->name) : std::string_view();
-        // Editor swap and backup files never hold config; skip them.
-        bool noise = !name.empty() && (name.front() == '.' || name.back() == '~' ||
-                                       name.ends_with(".swp") || name.ends_with(".swx"));
-        if (!noise) relevant = true;
+        if (!relevant && event_concerns_config(dir_, name, ev->mask)) relevant = true;
         p += sizeof(struct inotify_event) + ev->len;
       }
     }

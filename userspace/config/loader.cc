@@ -1603,9 +1603,14 @@ using RegexCache = std::unordered_map<std::string, std::shared_ptr<const re2::RE
 
 // One document of one file, decoded into its own ParsedConfig (resources and
 // diagnostics), so that documents can be decoded side by side.
-void parse_document(ParsedConfig& out, const std::string& path, const DocumentText& doc, RegexCache& regex_cache) {
+void parse_document(ParsedConfig& out, const std::string& path, const DocumentText& doc, RegexCache& regex_cache,
+                    const InputLimits& limits) {
   Decoder d(out, path, regex_cache);
   d.line_offset = doc.first_line;
+  if (auto refused = check_alias_expansion(doc.text, path, doc.first_line, limits)) {
+    d.report(refused->severity, refused->where, refused->message);
+    return;
+  }
   YAML::Node root;
   try {
     root = YAML::Load(std::string(doc.text));
@@ -1667,7 +1672,7 @@ ParsedConfig parse_sources(const std::vector<SourceText>& sources, const ParseOp
     RegexCache regex_cache;
     for (size_t first; (first = next.fetch_add(kBatch)) < tasks.size();) {
       for (size_t t = first; t < std::min(first + kBatch, tasks.size()); ++t)
-        parse_document(parts[t], sources[tasks[t].source].path, tasks[t].doc, regex_cache);
+        parse_document(parts[t], sources[tasks[t].source].path, tasks[t].doc, regex_cache, options.limits);
     }
   };
   if (threads <= 1) {
@@ -1694,47 +1699,30 @@ ParsedConfig parse_sources(const std::vector<SourceText>& sources, const ParseOp
 }
 
 std::vector<SourceText> read_config_sources(const std::vector<std::string>& paths,
-                                            std::vector<Diagnostic>& diagnostics) {
+                                            std::vector<Diagnostic>& diagnostics, const InputLimits& limits) {
   std::vector<std::string> files;
   for (const auto& p : paths) {
     std::error_code ec;
     const auto status = fs::status(p, ec);
     if (ec || !fs::exists(status)) {
-      diagnostics.push_back({Severity::Error, {p, 0, 0}, "no such file or directory"});
+      diagnostics.push_back({Severity::Error, {p, 0, 0}, ec ? ec.message() : "no such file or directory"});
       continue;
     }
     if (!fs::is_directory(status)) {
       files.push_back(p);
       continue;
     }
-    std::vector<std::string> found;
-    auto it = fs::recursive_directory_iterator(p, fs::directory_options::follow_directory_symlink, ec);
-    for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-      const std::string name = it->path().filename().string();
-      if (!name.empty() && name[0] == '.') {
-        if (it->is_directory()) it.disable_recursion_pending();
-        continue;
-      }
-      const auto ext = it->path().extension();
-      if (it->is_regular_file() && (ext == ".yaml" || ext == ".yml")) found.push_back(it->path().string());
-    }
-    if (ec) diagnostics.push_back({Severity::Error, {p, 0, 0}, "cannot list directory: " + ec.message()});
-    if (found.empty() && !ec) {
+    std::vector<std::string> found = list_yaml_files(p, limits, diagnostics);
+    if (found.empty()) {
       diagnostics.push_back({Severity::Warning, {p, 0, 0}, "directory has no *.yaml or *.yml files"});
     }
     std::sort(found.begin(), found.end());
     files.insert(files.end(), found.begin(), found.end());
   }
   std::vector<SourceText> out;
+  uint64_t total_bytes = 0;
   for (const auto& f : files) {
-    std::ifstream in(f, std::ios::binary);
-    if (!in) {
-      diagnostics.push_back({Severity::Error, {f, 0, 0}, "cannot read file"});
-      continue;
-    }
-    std::ostringstream text;
-    text << in.rdbuf();
-    out.push_back({f, text.str()});
+    if (auto text = read_config_file(f, limits, total_bytes, diagnostics)) out.push_back({f, std::move(*text)});
   }
   return out;
 }
@@ -1758,7 +1746,7 @@ void append_copies(std::vector<T>& to, const std::vector<T>& from) {
 
 ParsedConfig IncrementalLoader::load(const std::vector<std::string>& paths) {
   ParsedConfig out;
-  auto sources = read_config_sources(paths, out.diagnostics);
+  auto sources = read_config_sources(paths, out.diagnostics, options_.limits);
   counts_ = Counts{sources.size(), 0};
   std::unordered_map<std::string, CachedFile> kept;
   for (auto& src : sources) {

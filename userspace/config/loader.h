@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "config/input_limits.h"
 #include "config/resources.h"
 
 namespace sluice::config {
@@ -20,16 +21,18 @@ struct SourceText {
 // The YAML files a set of command-line paths names: a file as given; a
 // directory's *.yaml and *.yml files, recursively, sorted, skipping entries
 // whose name starts with '.' (Kubernetes ConfigMap mounts keep a second copy
-// of every file under "..data"). Problems (missing path, unreadable file) are
+// of every file under "..data"). Problems (missing path, unreadable file,
+// symlink loop, special file, a limit passed: config/input_limits.h) are
 // appended to `diagnostics` as errors.
 std::vector<SourceText> read_config_sources(const std::vector<std::string>& paths,
-                                            std::vector<Diagnostic>& diagnostics);
+                                            std::vector<Diagnostic>& diagnostics, const InputLimits& limits = {});
 
 struct ParseOptions {
   // Threads that parse documents side by side (YAML parsing is most of a big
   // config's load time). 0: one per online CPU. The result is the same for
   // any count: documents are merged back in file and document order.
   unsigned threads = 0;
+  InputLimits limits;   // file sizes and alias expansion
 };
 
 // Decodes every document of every source. Kinds other than the four Istio

@@ -117,18 +117,38 @@ TEST(Agent, PlaneFailureRollsBackPlanesAlreadySwitched) {
   EXPECT_NE(f.agent.status().last_error->messages[0].find("proxy: map full"), std::string::npos);
 }
 
-TEST(Agent, OverrideAppliesAndALaterFileChangeReplacesIt) {
+TEST(Agent, OverrideSurvivesAReloadThatLeavesItsRoutesAlone) {
   Fixture f;
   f.next.snapshot = productpage(0, 70, 30);
   ASSERT_TRUE(f.agent.reload_from_files());
-  EXPECT_EQ(f.agent.set_weights("productpage", {{"v1", 50}, {"v2", 50}}), "");
+  ASSERT_EQ(f.agent.set_weights("productpage", {{"v1", 50}, {"v2", 50}}), "");
+  // Another file changed (here: nothing of productpage's routes).
+  ASSERT_TRUE(f.agent.reload_from_files());
   auto st = f.agent.status();
+  EXPECT_EQ(st.version, 3u);
   EXPECT_EQ(st.origin, "files+override");
   ASSERT_EQ(st.overrides.count("productpage"), 1u);
   EXPECT_EQ(f.agent.current()->services[0].routes[0].l4[0].weight, 50u);
+  EXPECT_EQ(f.l4.applied.back(), 3u);
+}
+
+TEST(Agent, FileChangeToTheOverriddenRouteReplacesTheOverride) {
+  Fixture f;
+  f.next.snapshot = productpage(0, 70, 30);
+  ASSERT_TRUE(f.agent.reload_from_files());
+  ASSERT_EQ(f.agent.set_weights("productpage", {{"v1", 50}, {"v2", 50}}), "");
+  f.next.snapshot = productpage(0, 90, 10);   // the files' own weights for the route changed: they win
   ASSERT_TRUE(f.agent.reload_from_files());
   EXPECT_TRUE(f.agent.status().overrides.empty());
-  EXPECT_EQ(f.agent.current()->services[0].routes[0].l4[0].weight, 70u);
+  EXPECT_EQ(f.agent.status().origin, "files");
+  EXPECT_EQ(f.agent.current()->services[0].routes[0].l4[0].weight, 90u);
+}
+
+TEST(RouteDestinations, DescribeHostsSubsetsAndWeightsPerPort) {
+  EXPECT_EQ(route_destinations(*productpage(1, 70, 30), "productpage"), "9081:l4[v1=70 v2=30];");
+  EXPECT_NE(route_destinations(*productpage(1, 70, 30), "productpage"),
+            route_destinations(*productpage(1, 71, 29), "productpage"));
+  EXPECT_EQ(route_destinations(*productpage(1, 70, 30), "reviews"), "");
 }
 
 TEST(Agent, OverrideOfUnknownHostIsRefusedWithReason) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/inotify.h>
 
 #include <atomic>
 #include <filesystem>
@@ -69,6 +70,38 @@ TEST(ConfigWatcher, SwapFilesAloneDoNotReload) {
   std::ofstream(dir.path / "backup~") << "x";
   EXPECT_EQ(settle(calls, 200ms), 0);
   w.stop();
+}
+
+TEST(ConfigWatcher, FilesTheLoaderDoesNotReadDoNotReload) {
+  TempDir dir;
+  std::atomic<int> calls{0};
+  ConfigWatcher w(dir.path, 50ms, [&] { ++calls; });
+  w.start();
+  std::ofstream(dir.path / "README.md") << "notes";
+  std::ofstream(dir.path / "values.json") << "{}";
+  fs::rename(dir.path / "values.json", dir.path / "values.old");
+  EXPECT_EQ(settle(calls, 200ms), 0);
+  std::ofstream(dir.path / "routes.yml") << "a: 1";
+  EXPECT_EQ(settle(calls, 200ms), 1);
+  w.stop();
+}
+
+TEST(ConfigWatcherEvents, WhatTheLoaderReads) {
+  TempDir dir;
+  fs::create_directory(dir.path / "team");
+  fs::create_directory_symlink(dir.path / "team", dir.path / "linked");
+  std::ofstream(dir.path / "Makefile") << "";
+  EXPECT_TRUE(event_concerns_config(dir.path, "vs.yaml", IN_CLOSE_WRITE));
+  EXPECT_TRUE(event_concerns_config(dir.path, "vs.yml", IN_DELETE));
+  EXPECT_TRUE(event_concerns_config(dir.path, "..data", IN_MOVED_TO));   // a ConfigMap update
+  EXPECT_TRUE(event_concerns_config(dir.path, "team", IN_CREATE | IN_ISDIR));
+  EXPECT_TRUE(event_concerns_config(dir.path, "linked", IN_CREATE));     // a symlink to a directory
+  EXPECT_TRUE(event_concerns_config(dir.path, "", IN_DELETE_SELF));
+  EXPECT_FALSE(event_concerns_config(dir.path, ".vs.yaml.swp", IN_CLOSE_WRITE));
+  EXPECT_FALSE(event_concerns_config(dir.path, "vs.yaml~", IN_CLOSE_WRITE));
+  EXPECT_FALSE(event_concerns_config(dir.path, "README.md", IN_CLOSE_WRITE));
+  EXPECT_FALSE(event_concerns_config(dir.path, "gone.txt", IN_DELETE));
+  EXPECT_FALSE(event_concerns_config(dir.path, "Makefile", IN_CLOSE_WRITE));
 }
 
 TEST(ConfigWatcher, MissingDirectoryIsAnErrorNamingIt) {

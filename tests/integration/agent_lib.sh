@@ -23,6 +23,7 @@ AGENT_WORK=""
 AGENT_PIN=""
 AGENT_PID=""
 AGENT_ADMIN=127.0.0.1:15000
+AGENT_SOCKET=""   # the admin Unix socket (POST /weights), in AGENT_WORK: Unix socket paths are not per namespace
 agent_failures=0
 
 agent_check() {   # agent_check DESCRIPTION COMMAND...
@@ -52,6 +53,7 @@ agent_setup() {   # agent_setup NAME [BACKEND ARGS...]
   topo_create "slca-$name$$" 4 || { echo "FAIL: topology setup"; exit 1; }
   AGENT_WORK=$(mktemp -d "/tmp/slc-agent-$name.XXXXXX")
   AGENT_PIN="/sys/fs/bpf/slc-agent-$name-$$"
+  AGENT_SOCKET="$AGENT_WORK/admin.sock"
   topo_on_cleanup "agent_teardown"
   mkdir -p "$AGENT_WORK/config"
   for i in 1 2 3 4; do
@@ -143,7 +145,8 @@ agent_start() {   # agent_start [EXTRA SLUICED ARGS...]; waits for /ready
   node=$(topo_ns node)
   for i in 1 2 3 4; do ifaces+=(--iface "b$i"); done
   nsenter --net="/run/netns/$node" "$SLUICED" --config-dir "$AGENT_WORK/config" --pin-dir "$AGENT_PIN" \
-    "${ifaces[@]}" --admin "$AGENT_ADMIN" --workers 2 --debounce-ms 50 "$@" >>"$AGENT_WORK/sluiced.log" 2>&1 &
+    "${ifaces[@]}" --admin "$AGENT_ADMIN" --admin-socket "$AGENT_SOCKET" --workers 2 --debounce-ms 50 "$@" \
+    >>"$AGENT_WORK/sluiced.log" 2>&1 &
   AGENT_PID=$!
   for i in $(seq 150); do
     agent_curl -sf "http://$AGENT_ADMIN/ready" >/dev/null && return 0
@@ -173,7 +176,7 @@ agent_stop() {   # agent_stop TERM|KILL: signal sluiced and wait (bounded) for i
 }
 
 agent_curl() { nsenter --net="/run/netns/$(topo_ns node)" curl -s -m 5 "$@"; }
-agent_ctl() { nsenter --net="/run/netns/$(topo_ns node)" "$SLUICECTL" "$@" --admin "$AGENT_ADMIN"; }
+agent_ctl() { nsenter --net="/run/netns/$(topo_ns node)" "$SLUICECTL" "$@" --admin "$AGENT_ADMIN" --admin-socket "$AGENT_SOCKET"; }
 agent_status() { agent_curl "http://$AGENT_ADMIN/status"; }
 agent_json() {   # agent_json JSON_TEXT PYTHON_EXPR (j is the parsed JSON)
   python3 -c "import json,sys; j=json.loads(sys.argv[1]); print($2)" "$1"

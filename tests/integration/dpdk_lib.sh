@@ -231,7 +231,7 @@ dpdk_start_agent() {
   node=$(topo_ns node)
   DPDK_ADMIN="127.0.0.1:$((20000 + $$ % 20000))"
   nsenter --net="/run/netns/$node" "$SLUICED" --config-dir "$XDP_WORK/config" --pin-dir "$XDP_PIN" \
-    --admin "$DPDK_ADMIN" --workers 1 --dpdk-stats "$XDP_WORK/fwd-stats.json" >>"$XDP_WORK/sluiced.log" 2>&1 &
+    --admin "$DPDK_ADMIN" --admin-socket "$XDP_WORK/admin.sock" --workers 1 --dpdk-stats "$XDP_WORK/fwd-stats.json" >>"$XDP_WORK/sluiced.log" 2>&1 &
   pid=$!
   topo_on_cleanup "kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null"
   for _ in $(seq 100); do

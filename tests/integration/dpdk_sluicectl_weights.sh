@@ -20,7 +20,7 @@ dpdk_start_agent
 admin=$DPDK_ADMIN
 dpdk_start_forwarder 90
 
-ctl() { nsenter --net="/run/netns/$node" timeout 20 "$SLUICECTL" "$@" --admin "$admin"; }
+ctl() { nsenter --net="/run/netns/$node" timeout 20 "$SLUICECTL" "$@" --admin "$admin" --admin-socket "$XDP_WORK/admin.sock"; }
 
 shift_and_count() {   # shift_and_count W1 W2: sluicectl weights, then 100 new connections; prints "v1 v2 followed"
   local before now i followed=0

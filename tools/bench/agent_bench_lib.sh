@@ -28,7 +28,7 @@ bench_start() {
   node=$(topo_ns node)
   for i in 1 2 3 4; do ifaces+=(--iface "b$i"); done
   nsenter --net="/run/netns/$node" "$SLUICED" --config-dir "$AGENT_WORK/config" --pin-dir "$AGENT_PIN" \
-    "${ifaces[@]}" --admin "$AGENT_ADMIN" --workers 2 --debounce-ms "$debounce" "$@" >>"$AGENT_WORK/sluiced.log" 2>&1 &
+    "${ifaces[@]}" --admin "$AGENT_ADMIN" --admin-socket "$AGENT_SOCKET" --workers 2 --debounce-ms "$debounce" "$@" >>"$AGENT_WORK/sluiced.log" 2>&1 &
   AGENT_PID=$!
   for i in $(seq 300); do
     agent_curl -sf "http://$AGENT_ADMIN/ready" >/dev/null && return 0

@@ -113,7 +113,7 @@ measure_agent() {
   echo "  sluiced $label:"
   t_start=$(now_s)
   nsenter --net="/run/netns/$ns" "$sluiced" --config-dir "$work/config" --pin-dir "$pin" \
-    --admin 127.0.0.1:15000 --workers 2 --log-level debug --debounce-ms 10 --detach-on-exit "$@" >"$work/sluiced.log" 2>&1 &
+    --admin 127.0.0.1:15000 --admin-socket "$work/admin.sock" --workers 2 --log-level debug --debounce-ms 10 --detach-on-exit "$@" >"$work/sluiced.log" 2>&1 &
   pid=$!
   if wait_log "config version 1 (applied|not applied)|config refused"; then
     if grep -q "config version 1 applied" "$work/sluiced.log"; then

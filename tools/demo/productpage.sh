@@ -158,7 +158,7 @@ client=$PREFIX-client
 in_node_cmd=(nsenter --net="/run/netns/$node")
 in_client_cmd=(nsenter --net="/run/netns/$client")
 in_node() { "${in_node_cmd[@]}" "$@"; }
-ctl() { in_node "$SLUICECTL" "$@" --admin "$ADMIN"; }
+ctl() { in_node "$SLUICECTL" "$@" --admin "$ADMIN" --admin-socket "$WORK/admin.sock"; }
 admin_get() { in_node curl -s -m 3 "http://$ADMIN$1"; }
 agent_version() { admin_get /status | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])' 2>/dev/null; }
 
@@ -212,7 +212,7 @@ done
 
 "${in_node_cmd[@]}" "$SLUICED" --config-dir "$WORK/config" --pin-dir "$PIN_DIR" \
   --iface c0 --iface b1 --iface b2 --iface b3 --iface b4 \
-  --admin "$ADMIN" --workers 2 --debounce-ms 50 --drain-timeout 2 --detach-on-exit \
+  --admin "$ADMIN" --admin-socket "$WORK/admin.sock" --workers 2 --debounce-ms 50 --drain-timeout 2 --detach-on-exit \
   >>"$WORK/sluiced.log" 2>&1 9>&- &
 AGENT_PID=$!
 ready=0

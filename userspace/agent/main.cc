@@ -37,6 +37,8 @@ struct Options {
   std::string config_dir;
   std::vector<std::string> interfaces;
   std::string admin = "127.0.0.1:15000";
+  std::string admin_socket = "/run/sluice/admin.sock";
+  std::string admin_token_file;
   unsigned workers = 0;
   std::string pin_dir = SLUICE_DEFAULT_PIN_DIR;
   std::string xdp_mode = "auto";
@@ -50,6 +52,7 @@ struct Options {
   sluice::bpfmaps::DatapathOptions datapath;   // map sizes (--max-*, --maglev-slots, --conntrack-flows)
   unsigned debounce_ms = 200;
   unsigned config_parse_threads = 0;    // 0: one per CPU
+  sluice::config::InputLimits config_limits;
   std::string access_log;               // empty: off
   std::string access_log_format = "text";
   uint32_t request_body_buffer_limit = sluice::proxy::ProxyOptions{}.request_body_buffer_limit;
@@ -136,8 +139,9 @@ CLI::Validator listen_address(int family) {
 int run(const Options& opt) {
   namespace sa = sluice::agent;
   namespace fs = std::filesystem;
-  if (!fs::is_directory(opt.config_dir)) {
-    spdlog::error("--config-dir {}: not a directory", opt.config_dir);
+  std::error_code dir_error;
+  if (!fs::is_directory(opt.config_dir, dir_error)) {
+    spdlog::error("--config-dir {}: {}", opt.config_dir, dir_error ? dir_error.message() : "not a directory");
     return 2;
   }
 
@@ -150,6 +154,12 @@ int run(const Options& opt) {
   sigaddset(&signals, SIGHUP);
   sigaddset(&signals, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  // Bound first: a second agent on the same socket stops here, before it
+  // touches the datapath.
+  sluice::admin::AdminServer admin(sluice::admin::AdminListeners{
+      opt.admin, opt.admin_socket,
+      opt.admin_token_file.empty() ? "" : sluice::admin::read_token_file(opt.admin_token_file)});
 
   std::unique_ptr<sluice::bpfmaps::BpfDatapath> datapath;
   std::unique_ptr<sa::XdpPlane> xdp;
@@ -209,7 +219,7 @@ int run(const Options& opt) {
   const std::string dir = opt.config_dir;
   // Called under the agent's lock only, so the loader has one caller at a time.
   auto loader = std::make_shared<sluice::config::IncrementalLoader>(
-      sluice::config::ParseOptions{opt.config_parse_threads});
+      sluice::config::ParseOptions{opt.config_parse_threads, opt.config_limits});
   sa::Agent agent(
       [dir, loader](uint64_t version) {
         auto r = sluice::config::compile_paths(*loader, {dir}, version);
@@ -225,11 +235,13 @@ int run(const Options& opt) {
       planes);
   reload_and_release_memory(agent);
 
-  sluice::admin::AdminServer admin(opt.admin);
   sa::register_admin_endpoints(admin, {&agent, xdp.get(), &proxy, iface_report, opt.dpdk_stats});
   admin.start();
-  spdlog::info("admin API on http://{}/ (ready, status, config_dump, clusters, stats/prometheus, weights)",
-               admin.local_address());
+  if (!opt.admin.empty()) {
+    spdlog::info("admin API on http://{}/ ({})", admin.local_address(),
+                 opt.admin_token_file.empty() ? "GET only" : "GET; POST with the bearer token of --admin-token-file");
+  }
+  if (!opt.admin_socket.empty()) spdlog::info("admin API on unix:{} (every endpoint, root only)", admin.socket_path());
 
   sa::ConfigWatcher watcher(opt.config_dir, std::chrono::milliseconds(opt.debounce_ms),
                             [&agent] { reload_and_release_memory(agent); });
@@ -290,7 +302,19 @@ int main(int argc, char** argv) {
       ->required()
       ->type_name("DIR");
   app.add_option("--iface", opt.interfaces, "interface to attach XDP to (repeat for each)")->type_name("IF");
-  app.add_option("--admin", opt.admin, "admin API address")->type_name("HOST:PORT")->capture_default_str();
+  app.add_option("--admin", opt.admin,
+                 "admin API TCP address: GET endpoints only unless --admin-token-file ('' for none)")
+      ->type_name("HOST:PORT")
+      ->capture_default_str();
+  app.add_option("--admin-socket", opt.admin_socket,
+                 "admin API Unix socket (mode 0600, root only): every endpoint, including POST /weights ('' for "
+                 "none; its directory is created 0700)")
+      ->type_name("PATH")
+      ->capture_default_str();
+  app.add_option("--admin-token-file", opt.admin_token_file,
+                 "a file (mode 0600) holding a token of 16+ bytes; the TCP admin listener then also takes POST "
+                 "requests carrying 'Authorization: Bearer TOKEN'")
+      ->type_name("FILE");
   app.add_option("--workers", opt.workers, "L7 proxy worker threads (0: one per CPU)")->capture_default_str();
   app.add_option("--pin-dir", opt.pin_dir, "bpffs directory for pinned maps and links")->capture_default_str();
   app.add_option("--xdp-mode", opt.xdp_mode, "XDP attach mode")
@@ -336,6 +360,16 @@ int main(int argc, char** argv) {
   app.add_option("--config-parse-threads", opt.config_parse_threads,
                  "threads that parse changed YAML documents side by side (0: one per CPU); fewer keeps CPU for "
                  "the L7 workers while a big change is parsed")
+      ->capture_default_str();
+  app.add_option("--config-max-file-bytes", opt.config_limits.max_file_bytes,
+                 "a config file larger than this is refused (naming it) and the last good config keeps serving")
+      ->type_name("BYTES")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--config-max-total-bytes", opt.config_limits.max_total_bytes,
+                 "the config files together may not be larger than this")
+      ->type_name("BYTES")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--dpdk-stats", opt.dpdk_stats,
                  "the DPDK forwarder's stats file (sluice-fwd --stats-file), exported as sluice_dpdk_* on "

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "admin/admin_client.h"
+#include "admin/admin_server.h"
 #include "ctl/commands.h"
 
 namespace sluice::ctl {
@@ -171,9 +172,15 @@ json parse_prometheus(const std::string& text) {
 }  // namespace
 
 void add_admin_options(CLI::App& command, AdminOptions& options) {
-  command.add_option("--admin", options.admin, "the agent's admin address")
+  command.add_option("--admin", options.admin, "the agent's admin TCP address (reads; writes with a token)")
       ->type_name("HOST:PORT")
       ->capture_default_str();
+  command.add_option("--admin-socket", options.socket, "the agent's admin Unix socket (writes; needs root)")
+      ->type_name("PATH")
+      ->capture_default_str();
+  command.add_option("--admin-token-file", options.token_file,
+                     "send writes over --admin with this bearer token (sluiced --admin-token-file)")
+      ->type_name("FILE");
   command.add_flag("--json", options.json, "print JSON instead of tables");
 }
 
@@ -294,10 +301,22 @@ CommandBody define_weights(CLI::App& command) {
       weights[w.substr(0, eq)] = value;
     }
     admin::AdminReply reply;
+    admin::AdminTarget target;
     try {
-      reply = admin::admin_post(o->admin.admin, "/weights", json{{"host", o->host}, {"weights", weights}}.dump());
+      if (o->admin.token_file.empty()) {
+        target.socket_path = o->admin.socket;
+      } else {
+        target.address = o->admin.admin;
+        target.token = admin::read_token_file(o->admin.token_file);
+      }
+      reply = admin::admin_request(target, "POST", "/weights",
+                                   json{{"host", o->host}, {"weights", weights}}.dump());
     } catch (const std::exception& e) {
-      std::cerr << "sluicectl: " << e.what() << " (is sluiced running with --admin " << o->admin.admin << "?)\n";
+      std::cerr << "sluicectl: " << e.what()
+                << (target.socket_path.empty() ? " (is sluiced running with --admin " + o->admin.admin + "?)"
+                                               : " (is sluiced running with --admin-socket " + target.socket_path +
+                                                     "? writing to it needs root)")
+                << '\n';
       return kExitUsage;
     }
     json body = json::parse(reply.body, nullptr, false);

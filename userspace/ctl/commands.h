@@ -32,9 +32,13 @@ CommandBody define_stats(CLI::App& command);
 CommandBody define_weights(CLI::App& command);
 
 // The options every command that talks to a running agent shares
-// (status, routes, clusters, stats, weights).
+// (status, routes, clusters, stats, weights). Reads go to the TCP listener
+// (--admin); weights goes to the Unix socket (--admin-socket), or to the TCP
+// listener with a bearer token when --admin-token-file is given.
 struct AdminOptions {
   std::string admin = "127.0.0.1:15000";
+  std::string socket = "/run/sluice/admin.sock";
+  std::string token_file;
   bool json = false;
 };
 void add_admin_options(CLI::App& command, AdminOptions& options);

@@ -47,15 +47,16 @@ if id nobody >/dev/null 2>&1 && command -v setpriv >/dev/null; then
 fi
 
 # Slow loris: 64 connections each sending a request head one byte a second.
-node_exec python3 - "$AGENT_ADMIN" >"$AGENT_WORK/loris.json" <<'PY' &
+node_exec python3 - "$AGENT_ADMIN" "$AGENT_WORK/loris.connected" >"$AGENT_WORK/loris.json" <<'PY' &
 import json, socket, sys, time
 host, port = sys.argv[1].rsplit(":", 1)
 conns = []
+start = time.monotonic()
 for _ in range(64):
     s = socket.create_connection((host, int(port)), timeout=2)
     s.sendall(b"G")
     conns.append(s)
-start = time.monotonic()
+open(sys.argv[2], "w").write("64\n")
 closed_at = {}
 while time.monotonic() - start < 9 and len(closed_at) < len(conns):
     time.sleep(1)
@@ -76,7 +77,8 @@ while time.monotonic() - start < 9 and len(closed_at) < len(conns):
 print(json.dumps({"closed": len(closed_at), "latest": max(closed_at.values(), default=None)}))
 PY
 loris=$!
-sleep 1.5
+for _ in $(seq 100); do [[ -f "$AGENT_WORK/loris.connected" ]] && break; sleep 0.1; done
+agent_check "64 slow-loris connections open" test -f "$AGENT_WORK/loris.connected"
 probe=$(agent_curl -o /dev/null -w '%{http_code} %{time_total}' -m 3 "http://$AGENT_ADMIN/ready")
 agent_check "/ready answers within 1 s while 64 slow-loris connections are open ($probe)" \
   python3 -c "import sys; c, t = sys.argv[1].split(); sys.exit(0 if c == '200' and float(t) < 1.0 else 1)" "$probe"

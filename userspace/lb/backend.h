@@ -4,6 +4,7 @@
 // The per-request policies (userspace/lb/*_policy.h) build on these.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -16,6 +17,9 @@ struct Backend {
   uint32_t id = 0;          // caller's id (BPF backend id, or index into a subset)
   uint32_t weight = 1;      // >= 1
   std::string key;          // stable identity for hashing, e.g. "10.0.0.2:8080"
+  // The host's active-request count (all workers, both planes), read
+  // directly by LEAST_REQUEST; nullptr counts the host as idle.
+  const std::atomic<int64_t>* active = nullptr;
 };
 
 // 64-bit hash used everywhere a key is hashed in userspace (Maglev offsets and

@@ -18,7 +18,9 @@ void LeastRequestPolicy::rebuild(std::span<const uint32_t> available) {
 }
 
 uint64_t LeastRequestPolicy::active_of(uint32_t index) const {
-  return active_ == nullptr ? 0 : active_->active_requests(hosts_.hosts()[index].id);
+  const std::atomic<int64_t>* active = hosts_.hosts()[index].active;
+  const int64_t n = active == nullptr ? 0 : active->load(std::memory_order_relaxed);
+  return n > 0 ? static_cast<uint64_t>(n) : 0;
 }
 
 double LeastRequestPolicy::effective_weight(uint32_t index) const {

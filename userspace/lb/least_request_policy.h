@@ -6,7 +6,7 @@
 //    1/effective_weight after its last pick, with the weight taken from its
 //    active count at that moment, so a busy host's share shrinks while it is
 //    busy. O(log n) per pick.
-// Active counts come from the proxy through ActiveRequestCounts.
+// Active counts are read from each host's counter (Backend::active).
 #pragma once
 
 #include <queue>
@@ -18,9 +18,8 @@ namespace sluice::lb {
 
 class LeastRequestPolicy final : public HostSetPolicy {
  public:
-  LeastRequestPolicy(const HostSet& hosts, RandomSource& random, const ActiveRequestCounts* active,
-                     double active_request_bias)
-      : HostSetPolicy(hosts, random), active_(active), bias_(active_request_bias) {}
+  LeastRequestPolicy(const HostSet& hosts, RandomSource& random, double active_request_bias)
+      : HostSetPolicy(hosts, random), bias_(active_request_bias) {}
   model::LbAlgorithm algorithm() const override { return model::LbAlgorithm::LeastRequest; }
 
  private:
@@ -29,7 +28,6 @@ class LeastRequestPolicy final : public HostSetPolicy {
   uint64_t active_of(uint32_t index) const;
   double effective_weight(uint32_t index) const;
 
-  const ActiveRequestCounts* active_;
   double bias_;
   struct Due {
     double deadline;

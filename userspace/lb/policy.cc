@@ -26,8 +26,7 @@ std::unique_ptr<LoadBalancingPolicy> make_policy(const model::LoadBalancer& conf
     case model::LbAlgorithm::Random:
       return std::make_unique<RandomPolicy>(inputs.hosts, inputs.random);
     case model::LbAlgorithm::LeastRequest:
-      return std::make_unique<LeastRequestPolicy>(inputs.hosts, inputs.random, inputs.active,
-                                                  config.least_request_bias);
+      return std::make_unique<LeastRequestPolicy>(inputs.hosts, inputs.random, config.least_request_bias);
     case model::LbAlgorithm::Passthrough:
       return std::make_unique<PassthroughPolicy>();
     case model::LbAlgorithm::RingHash:

@@ -4,13 +4,14 @@
 //
 //   HostSet hosts(backends);
 //   SeededRandom random(seed);
-//   auto policy = make_policy(subset_policy.load_balancer, {hosts, random, &counters});
-//   Selection s = policy->choose({.hash = router_decision.hash_key});
+//   auto policy = make_policy(subset_policy.load_balancer, {hosts, random});
+//   Selection s = policy->choose({.hash = router_decision.hash_key});   // the request's context, per call
 //   if (s.kind == Selection::Kind::NoHealthyHost) -> 503 "no healthy upstream"
 //
 // The router computes the consistent-hash key (header, cookie, source IP,
-// query parameter) and passes its hash64; the proxy supplies per-backend
-// active-request counts for LEAST_REQUEST.
+// query parameter) and passes its hash64 in the per-request context (Envoy's
+// chooseHost(context)); LEAST_REQUEST reads each host's active-request
+// counter through Backend::active, a pointer the caller sets once per host.
 #pragma once
 
 #include <cstdint>
@@ -24,14 +25,6 @@
 #include "model/snapshot.h"
 
 namespace sluice::lb {
-
-// Active requests per backend, keyed by Backend::id. The L7 proxy implements
-// it over its per-backend counters (the same figures it publishes to BPF).
-class ActiveRequestCounts {
- public:
-  virtual ~ActiveRequestCounts() = default;
-  virtual uint64_t active_requests(uint32_t backend_id) const = 0;
-};
 
 struct PickContext {
   // hash64 of the request's hash key; nullopt when the key is absent (the
@@ -88,7 +81,6 @@ class HostSetPolicy : public LoadBalancingPolicy {
 struct PolicyInputs {
   const HostSet& hosts;
   RandomSource& random;
-  const ActiveRequestCounts* active = nullptr;   // LEAST_REQUEST; nullptr counts every host as idle
 };
 
 // Builds the policy a subset's LoadBalancer config names. Throws

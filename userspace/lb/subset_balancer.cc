@@ -17,15 +17,8 @@ std::string backend_key(const model::IpAddress& address, uint32_t port, std::str
 void SubsetBalancer::reset(const model::Snapshot& snapshot) {
   snapshot_ = &snapshot;
   entries_.clear();
-  service_loads_.clear();
   unhealthy_.assign(snapshot.services.size(), {});
-  for (uint32_t s = 0; s < snapshot.services.size(); ++s) {
-    auto load = std::make_unique<ServiceLoad>();
-    load->load = load_;
-    load->service = s;
-    service_loads_.push_back(std::move(load));
-    unhealthy_[s].assign(snapshot.services[s].endpoints.size(), 0);
-  }
+  for (uint32_t s = 0; s < snapshot.services.size(); ++s) unhealthy_[s].assign(snapshot.services[s].endpoints.size(), 0);
 }
 
 SubsetBalancer::Entry& SubsetBalancer::entry_for(const model::Destination& d) {
@@ -48,7 +41,8 @@ SubsetBalancer::Entry& SubsetBalancer::entry_for(const model::Destination& d) {
     const model::Endpoint& e = service.endpoints.at(endpoint_index);
     const uint32_t endpoint_port = port ? e.port_for(*port) : d.port;
     backends.push_back(Backend{endpoint_index, std::max<uint32_t>(e.weight, 1),
-                               backend_key(e.address, endpoint_port, protocol)});
+                               backend_key(e.address, endpoint_port, protocol),
+                               counter_for_ ? counter_for_(e.address, endpoint_port) : nullptr});
   }
   const uint32_t panic = policy.outlier_detection.min_health_percent > 0
                              ? static_cast<uint32_t>(policy.outlier_detection.min_health_percent)
@@ -58,7 +52,7 @@ SubsetBalancer::Entry& SubsetBalancer::entry_for(const model::Destination& d) {
   for (uint32_t i = 0; i < entry.hosts->size(); ++i) {
     if (unhealthy_[d.service][entry.hosts->hosts()[i].id]) entry.hosts->set_healthy(i, false);
   }
-  entry.policy = make_policy(policy.load_balancer, {*entry.hosts, random_, service_loads_[d.service].get()});
+  entry.policy = make_policy(policy.load_balancer, {*entry.hosts, random_});
   return entries_.emplace(key, std::move(entry)).first->second;
 }
 

@@ -4,7 +4,7 @@
 // worker moves to a new snapshot. Endpoint health (outlier ejection) is
 // pushed in per service endpoint and applied to every subset holding it.
 //
-//   SubsetBalancer balancer(random, &load);      // one per worker
+//   SubsetBalancer balancer(random, counter_for);   // one per worker
 //   balancer.reset(snapshot);                    // on every snapshot swap
 //   auto pick = balancer.pick(decision.destination->destination, decision.hash_key);
 //   if (pick.kind == Selection::Kind::Host) connect to service.endpoints[pick.endpoint]
@@ -12,7 +12,9 @@
 // Not thread-safe, like the policies it holds.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -25,12 +27,10 @@
 
 namespace sluice::lb {
 
-// Active requests per service endpoint, as the proxy counts them.
-class EndpointLoad {
- public:
-  virtual ~EndpointLoad() = default;
-  virtual uint64_t active_requests(uint32_t service, uint32_t endpoint) const = 0;
-};
+// The active-request counter of a backend address:port, as the proxy keeps
+// it (one for all workers; the XDP plane reads the same figure). Resolved
+// once per host when a subset's policy is built, never per pick.
+using ActiveCounterLookup = std::function<const std::atomic<int64_t>*(const model::IpAddress&, uint32_t port)>;
 
 // The identity both planes hash for a backend: "10.200.11.2:9080/tcp",
 // "[fd00:200:11::2]:9080/udp" (the BPF table writer's format).
@@ -43,7 +43,9 @@ class SubsetBalancer {
     uint32_t endpoint = 0;   // index into Service::endpoints when kind == Host
   };
 
-  SubsetBalancer(RandomSource& random, const EndpointLoad* load) : random_(random), load_(load) {}
+  // Without `counter_for` every host counts as idle for LEAST_REQUEST.
+  SubsetBalancer(RandomSource& random, ActiveCounterLookup counter_for)
+      : random_(random), counter_for_(std::move(counter_for)) {}
 
   // Forgets every policy and all health state: endpoint indices belong to a snapshot.
   void reset(const model::Snapshot& snapshot);
@@ -56,13 +58,6 @@ class SubsetBalancer {
   bool is_endpoint_healthy(uint32_t service, uint32_t endpoint) const;
 
  private:
-  struct ServiceLoad final : ActiveRequestCounts {
-    const EndpointLoad* load = nullptr;
-    uint32_t service = 0;
-    uint64_t active_requests(uint32_t backend_id) const override {
-      return load ? load->active_requests(service, backend_id) : 0;
-    }
-  };
   struct Entry {
     std::unique_ptr<HostSet> hosts;
     std::unique_ptr<LoadBalancingPolicy> policy;
@@ -72,9 +67,8 @@ class SubsetBalancer {
   Entry& entry_for(const model::Destination& d);
 
   RandomSource& random_;
-  const EndpointLoad* load_;
+  ActiveCounterLookup counter_for_;
   const model::Snapshot* snapshot_ = nullptr;
-  std::vector<std::unique_ptr<ServiceLoad>> service_loads_;
   std::vector<std::vector<uint8_t>> unhealthy_;   // [service][endpoint]
   std::map<Key, Entry> entries_;
 };

@@ -27,20 +27,16 @@ RouteDecision MeshRouter::route(const model::PortRoutes& routes, const RequestVi
   return decision;
 }
 
-MeshPicker::MeshPicker() : balancer_(random_, &load_) {}
-
 void MeshPicker::on_snapshot(const model::Snapshot& snapshot) { balancer_.reset(snapshot); }
 
 std::optional<uint32_t> MeshPicker::pick(const model::Snapshot& snapshot, const model::Destination& destination,
-                                         const RequestView& request, lb::RandomSource& random, BackendLoad& load) {
-  random_.source = &random;
-  load_.load = &load;
+                                         const RequestView& request, const EndpointHealth& health) {
   const model::Subset& subset = snapshot.services[destination.service].subsets[destination.subset];
   // Outlier ejection lives in the proxy (one detector per subset and port,
   // shared by the workers); push it into the balancer's health view of this
   // subset before choosing. Only changes: setting health walks the host sets.
   for (uint32_t e : subset.endpoints) {
-    bool healthy = !load.is_ejected(destination, e);
+    bool healthy = !health.is_ejected(destination, e);
     if (balancer_.is_endpoint_healthy(destination.service, e) != healthy) {
       balancer_.set_endpoint_healthy(destination.service, e, healthy);
     }

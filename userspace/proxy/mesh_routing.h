@@ -35,27 +35,15 @@ class MeshRouter final : public RequestRouter {
 
 class MeshPicker final : public EndpointPicker {
  public:
-  MeshPicker();
+  // `random` is the worker's one source; `counter_for` gives each host's
+  // active-request counter (LEAST_REQUEST), looked up once per host.
+  MeshPicker(lb::RandomSource& random, lb::ActiveCounterLookup counter_for)
+      : balancer_(random, std::move(counter_for)) {}
   std::optional<uint32_t> pick(const model::Snapshot& snapshot, const model::Destination& destination,
-                               const RequestView& request, lb::RandomSource& random, BackendLoad& load) override;
+                               const RequestView& request, const EndpointHealth& health) override;
   void on_snapshot(const model::Snapshot& snapshot) override;
 
  private:
-  // The balancer keeps a reference to its random source; each pick forwards
-  // to the worker's (the one source per worker).
-  struct Random final : lb::RandomSource {
-    lb::RandomSource* source = nullptr;
-    uint64_t next() override { return source->next(); }
-  };
-  struct Load final : lb::EndpointLoad {
-    BackendLoad* load = nullptr;
-    uint64_t active_requests(uint32_t service, uint32_t endpoint) const override {
-      int64_t n = load->active_requests(service, endpoint);
-      return n > 0 ? static_cast<uint64_t>(n) : 0;
-    }
-  };
-  Random random_;
-  Load load_;
   lb::SubsetBalancer balancer_;
   RoutingRequestView view_;
 };

@@ -27,6 +27,7 @@
 #include "lb/monotonic_clock.h"
 #include "lb/outlier_detector.h"
 #include "model/snapshot.h"
+#include "proxy/request_routing.h"
 
 namespace sluice::proxy {
 
@@ -57,7 +58,7 @@ class SharedOutlierDetector {
   lb::OutlierDetector detector_;   // guarded by mu_
 };
 
-class OutlierRegistry {
+class OutlierRegistry final : public EndpointHealth {
  public:
   // Builds a detector for every subset and port with outlier detection on;
   // reuses `previous`'s detector where config and hosts are unchanged.
@@ -65,7 +66,7 @@ class OutlierRegistry {
                   const lb::MonotonicClock& clock);
 
   // False when the destination has no outlier detection.
-  bool is_ejected(const model::Destination& destination, uint32_t endpoint) const;
+  bool is_ejected(const model::Destination& destination, uint32_t endpoint) const override;
   bool report_status(const model::Destination& destination, uint32_t endpoint, unsigned status);
   bool report_local_failure(const model::Destination& destination, uint32_t endpoint,
                             lb::OutlierDetector::LocalFailure failure);

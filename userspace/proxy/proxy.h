@@ -32,6 +32,7 @@
 #include "proxy/outlier_registry.h"
 #include "proxy/request_routing.h"
 #include "proxy/upstream_pools.h"
+#include "lb/subset_balancer.h"
 
 namespace sluice::proxy {
 
@@ -72,7 +73,9 @@ struct ProxyOptions {
   AccessLogFormat access_log_format = AccessLogFormat::Text;
   // Routing/LB plug-ins, one instance per worker (they are not thread-safe).
   std::function<std::unique_ptr<RequestRouter>()> make_router;      // null: MeshRouter (userspace/routing)
-  std::function<std::unique_ptr<EndpointPicker>()> make_picker;     // null: MeshPicker (userspace/lb)
+  // Given the worker's random source and each backend's active-request counter.
+  std::function<std::unique_ptr<EndpointPicker>(lb::RandomSource&, lb::ActiveCounterLookup)>
+      make_picker;                                                  // null: MeshPicker (userspace/lb)
 };
 
 class Worker;

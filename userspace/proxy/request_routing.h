@@ -37,24 +37,24 @@ class RequestRouter {
                               lb::RandomSource& random) = 0;
 };
 
-// Live facts about a backend the picker may use (LEAST_REQUEST, outliers).
-class BackendLoad {
+// Endpoint health as the request's snapshot sees it (its outlier
+// detectors). Ejection is per subset (an Istio subset is an Envoy cluster),
+// so the destination names the subset and port the endpoint is judged in.
+class EndpointHealth {
  public:
-  virtual ~BackendLoad() = default;
-  virtual int64_t active_requests(uint32_t service, uint32_t endpoint) = 0;
-  // Outlier ejection is per subset (an Istio subset is an Envoy cluster), so
-  // the destination names the subset and port the endpoint is judged in.
-  virtual bool is_ejected(const model::Destination& destination, uint32_t endpoint) = 0;
+  virtual ~EndpointHealth() = default;
+  virtual bool is_ejected(const model::Destination& destination, uint32_t endpoint) const = 0;
 };
 
 class EndpointPicker {
  public:
   virtual ~EndpointPicker() = default;
   // Index into Service::endpoints, or nullopt when the subset has no
-  // available endpoint. `hash_key` is set for consistent-hash policies.
+  // available endpoint. Everything about the request comes in the
+  // arguments (Envoy's chooseHost(context)); the picker's random source and
+  // the hosts' active-request counters are given once, when it is built.
   virtual std::optional<uint32_t> pick(const model::Snapshot& snapshot, const model::Destination& destination,
-                                       const RequestView& request, lb::RandomSource& random,
-                                       BackendLoad& load) = 0;
+                                       const RequestView& request, const EndpointHealth& health) = 0;
   // Called when the worker starts using a new snapshot (policy state resets).
   virtual void on_snapshot(const model::Snapshot& snapshot) = 0;
 };

@@ -1,6 +1,10 @@
 // One proxy worker: a thread with its own io_uring, listener sockets, client
-// and upstream connections, upstream pools, outlier state and metrics. The
-// connection state machine is in worker.cc.
+// and upstream connections, upstream pools, outlier state and metrics. Its
+// state machine is split by seam (docs/l7-proxy.md, "Inside the proxy"):
+// worker.cc (loop, snapshot, deadlines, drain), transport.cc (ring, slots,
+// receive/send), http1_codec.cc (HTTP/1.1 framing), exchange.cc (one
+// request: route, pick, faults, mirrors, retries, log), tunnel.cc
+// (WebSocket relays), upstream_connections.cc (pool lifecycle).
 #pragma once
 
 #include <liburing.h>
@@ -27,10 +31,10 @@
 
 namespace sluice::proxy {
 
-class Worker final : private BackendLoad {
+class Worker final {
  public:
   Worker(unsigned index, Proxy& proxy, const ProxyOptions& options);
-  ~Worker() override;
+  ~Worker();
 
   void bind_listeners();   // on the caller's thread, so bind errors surface from Proxy::start
   void run();              // the thread body
@@ -223,10 +227,9 @@ class Worker final : private BackendLoad {
   // connections are closed or get the new idle timeout, its queue is served.
   void revisit_pools(std::vector<uint32_t> pools);   // a copy: closing may re-enter refresh_snapshot
 
-  // BackendLoad for the picker.
-  int64_t active_requests(uint32_t service, uint32_t endpoint) override;
-  bool is_ejected(const model::Destination& destination, uint32_t endpoint) override;
-  void set_picker_context(const Exchange& x, uint32_t port);
+
+  // Istio's destination_version for a subset name; the whole service has none.
+  static std::string_view version_label(std::string_view subset) { return subset.empty() ? "unknown" : subset; }
 
   void refresh_snapshot();
   void check_deadlines();
@@ -268,9 +271,6 @@ class Worker final : private BackendLoad {
   std::shared_ptr<OutlierRegistry> outliers_;    // for snapshot_
   UpstreamPools pools_;
   std::vector<uint32_t> revisit_scratch_;         // idle connections revisit_pools closes
-  uint32_t picker_port_ = 0;                      // the service port the picker is choosing for
-  const model::Snapshot* picker_snapshot_ = nullptr;
-  const OutlierRegistry* picker_outliers_ = nullptr;
   http::RequestHead empty_head_;                  // the request view for retries (headers are gone)
   http::RequestHead request_head_;     // scratch, reused per request
   http::ResponseHead response_head_;   // scratch

@@ -1,6 +1,7 @@
 // Builders shared by the policy tests.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <string>
 #include <vector>
@@ -9,10 +10,19 @@
 
 namespace sluice::lb::testing {
 
-inline std::vector<Backend> make_hosts(const std::vector<uint32_t>& weights) {
+// Active-request counters by backend id, as the proxy keeps them per host.
+class FixedActiveRequests {
+ public:
+  std::map<uint32_t, std::atomic<int64_t>> by_backend_id;
+};
+
+// Hosts with ids 100, 101, ...; with `active`, each reads its counter there.
+inline std::vector<Backend> make_hosts(const std::vector<uint32_t>& weights, FixedActiveRequests* active = nullptr) {
   std::vector<Backend> out;
   for (size_t i = 0; i < weights.size(); ++i) {
-    out.push_back(Backend{static_cast<uint32_t>(100 + i), weights[i], "10.200." + std::to_string(11 + i) + ".2:9080"});
+    const auto id = static_cast<uint32_t>(100 + i);
+    out.push_back(Backend{id, weights[i], "10.200." + std::to_string(11 + i) + ".2:9080",
+                          active != nullptr ? &active->by_backend_id[id] : nullptr});
   }
   return out;
 }
@@ -32,14 +42,5 @@ inline std::map<int, int> tally(LoadBalancingPolicy& policy, int n, const PickCo
   }
   return counts;
 }
-
-class FixedActiveRequests final : public ActiveRequestCounts {
- public:
-  std::map<uint32_t, uint64_t> by_backend_id;
-  uint64_t active_requests(uint32_t backend_id) const override {
-    auto it = by_backend_id.find(backend_id);
-    return it == by_backend_id.end() ? 0 : it->second;
-  }
-};
 
 }  // namespace sluice::lb::testing

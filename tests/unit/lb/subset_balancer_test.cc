@@ -44,19 +44,19 @@ std::map<uint32_t, int> picks(SubsetBalancer& b, model::Destination d, int n) {
   return counts;
 }
 
-class FixedLoad final : public EndpointLoad {
+// The proxy's active-request counters, one per backend address:port.
+class FixedLoad {
  public:
-  std::map<std::pair<uint32_t, uint32_t>, uint64_t> active;
-  uint64_t active_requests(uint32_t service, uint32_t endpoint) const override {
-    auto it = active.find({service, endpoint});
-    return it == active.end() ? 0 : it->second;
+  std::map<std::pair<model::IpAddress, uint32_t>, std::atomic<int64_t>> active;
+  ActiveCounterLookup lookup() {
+    return [this](const model::IpAddress& address, uint32_t port) { return &active[{address, port}]; };
   }
 };
 
 TEST(SubsetBalancer, PicksOnlyTheSubsetsEndpointsByItsPolicy) {
   auto snapshot = productpage(LbAlgorithm::RoundRobin, LbAlgorithm::RoundRobin);
   SeededRandom random(1);
-  SubsetBalancer b(random, nullptr);
+  SubsetBalancer b(random, {});
   b.reset(snapshot);
   EXPECT_EQ(picks(b, {0, 1, 9080}, 100), (std::map<uint32_t, int>{{0, 50}, {1, 50}}));
   EXPECT_EQ(picks(b, {0, 2, 9080}, 100), (std::map<uint32_t, int>{{2, 50}, {3, 50}}));
@@ -65,7 +65,7 @@ TEST(SubsetBalancer, PicksOnlyTheSubsetsEndpointsByItsPolicy) {
 TEST(SubsetBalancer, AnEjectedEndpointLeavesEverySubsetHoldingIt) {
   auto snapshot = productpage(LbAlgorithm::RoundRobin, LbAlgorithm::RoundRobin);
   SeededRandom random(2);
-  SubsetBalancer b(random, nullptr);
+  SubsetBalancer b(random, {});
   b.reset(snapshot);
   picks(b, {0, 0, 9080}, 4);   // the whole-service subset exists before the ejection
   b.set_endpoint_healthy(0, 1, false);
@@ -80,7 +80,7 @@ TEST(SubsetBalancer, AnEjectedEndpointLeavesEverySubsetHoldingIt) {
 TEST(SubsetBalancer, ResetForgetsHealthBecauseIndicesBelongToASnapshot) {
   auto snapshot = productpage(LbAlgorithm::RoundRobin, LbAlgorithm::RoundRobin);
   SeededRandom random(3);
-  SubsetBalancer b(random, nullptr);
+  SubsetBalancer b(random, {});
   b.reset(snapshot);
   b.set_endpoint_healthy(0, 0, false);
   b.reset(snapshot);
@@ -93,9 +93,10 @@ TEST(SubsetBalancer, LeastRequestReadsTheProxysCountsPerServiceEndpoint) {
   // are it, p = 1/4. 8,000 picks: 2,000 expected, sd 39; +-200 is ~5 sd.
   auto snapshot = productpage(LbAlgorithm::RoundRobin, LbAlgorithm::LeastRequest);
   FixedLoad load;
-  load.active[{0, 2}] = 10;
+  const model::Endpoint& busy = snapshot.services[0].endpoints[2];
+  load.active[{busy.address, 9080}] = 10;
   SeededRandom random(4);
-  SubsetBalancer b(random, &load);
+  SubsetBalancer b(random, load.lookup());
   b.reset(snapshot);
   auto counts = picks(b, {0, 2, 9080}, 8000);
   EXPECT_NEAR(counts[2], 2000, 200);
@@ -104,7 +105,7 @@ TEST(SubsetBalancer, LeastRequestReadsTheProxysCountsPerServiceEndpoint) {
 TEST(SubsetBalancer, PassthroughNeedsNoEndpoint) {
   auto snapshot = productpage(LbAlgorithm::Passthrough, LbAlgorithm::RoundRobin);
   SeededRandom random(5);
-  SubsetBalancer b(random, nullptr);
+  SubsetBalancer b(random, {});
   b.reset(snapshot);
   EXPECT_EQ(b.pick({0, 1, 9080}).kind, Selection::Kind::Passthrough);
 }
@@ -112,7 +113,7 @@ TEST(SubsetBalancer, PassthroughNeedsNoEndpoint) {
 TEST(SubsetBalancer, UnknownDestinationNamesIt) {
   auto snapshot = productpage(LbAlgorithm::RoundRobin, LbAlgorithm::RoundRobin);
   SeededRandom random(6);
-  SubsetBalancer b(random, nullptr);
+  SubsetBalancer b(random, {});
   b.reset(snapshot);
   try {
     b.pick({0, 7, 9080});

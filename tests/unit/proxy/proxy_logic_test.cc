@@ -220,13 +220,12 @@ TEST(MeshPicker, SourceIpHashPinsEachClientToOneEndpoint) {
   model::LoadBalancer& lb = subset.policy_by_port[9080].load_balancer;
   lb.algorithm = model::LbAlgorithm::RingHash;
   lb.hash.source = model::HashKey::Source::SourceIp;
-  struct IdleBackends final : BackendLoad {
-    int64_t active_requests(uint32_t, uint32_t) override { return 0; }
-    bool is_ejected(const model::Destination&, uint32_t) override { return false; }
+  struct AllHealthy final : EndpointHealth {
+    bool is_ejected(const model::Destination&, uint32_t) const override { return false; }
   } load;
-  MeshPicker picker;
-  picker.on_snapshot(snapshot);
   lb::SeededRandom random(7);
+  MeshPicker picker(random, {});
+  picker.on_snapshot(snapshot);
   http::RequestHead head;
   ASSERT_EQ(http::parse_request_head("GET / HTTP/1.1\r\nHost: productpage\r\n\r\n", http::Limits{}, head),
             http::ParseResult::Complete);
@@ -234,10 +233,10 @@ TEST(MeshPicker, SourceIpHashPinsEachClientToOneEndpoint) {
   for (int client = 0; client < 32; ++client) {
     RequestView view{head, head.target, head.authority, 9080,
                      *model::IpAddress::parse("10.200.1." + std::to_string(client + 2))};
-    auto first = picker.pick(snapshot, model::Destination{0, 0, 9080}, view, random, load);
+    auto first = picker.pick(snapshot, model::Destination{0, 0, 9080}, view, load);
     ASSERT_TRUE(first.has_value());
     for (int i = 0; i < 20; ++i) {
-      EXPECT_EQ(picker.pick(snapshot, model::Destination{0, 0, 9080}, view, random, load), first)
+      EXPECT_EQ(picker.pick(snapshot, model::Destination{0, 0, 9080}, view, load), first)
           << "client 10.200.1." << client + 2 << " moved on request " << i;
     }
     used.insert(*first);

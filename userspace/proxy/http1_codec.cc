@@ -1,0 +1,391 @@
+// The HTTP/1.1 codec, between the transport and the exchange: it parses
+// request heads off a client connection's bytes, writes the upstream request
+// head, streams bodies in their framing both ways, and writes response heads
+// and local replies. An HTTP/2 codec takes the same place (one connection,
+// many streams, each stream an exchange).
+#include <algorithm>
+#include <string>
+
+#include <re2/re2.h>
+
+#include "http/local_response.h"
+#include "proxy/head_writer.h"
+#include "proxy/steady_time.h"
+#include "proxy/worker.h"
+
+namespace sluice::proxy {
+
+void Worker::process_client(Conn& c) {
+  if (c.in_process) return;   // the loop below on this connection will see the new state
+  c.in_process = true;
+  while (!c.shut && c.client_state == ClientState::AwaitingHead) {
+    if (c.in.empty() && drain_held(c)) continue;
+    if (c.in.empty()) {
+      if (c.peer_eof) {
+        if (c.out.empty() && !c.send_inflight) close_conn(c);
+        else c.client_state = ClientState::Closing;
+      } else {
+        set_client_deadline(c);
+      }
+      break;
+    }
+    if (c.out.space() < 8192) break;   // pipelined requests: wait until the client reads responses
+    auto result = http::parse_request_head(c.in.readable(), options_.limits, request_head_);
+    if (result == http::ParseResult::Incomplete) {
+      if (drain_held(c)) continue;
+      if (c.peer_eof) close_conn(c);
+      else set_client_deadline(c);
+      break;
+    }
+    Exchange& x = *c.exchange;
+    ByteBuffer head_buffer = std::move(x.upstream_head);   // keep the slot's buffers: no allocation
+    ByteBuffer body_buffer = std::move(x.body);
+    x = Exchange{};
+    x.upstream_head = std::move(head_buffer);
+    x.upstream_head.clear();
+    x.body = std::move(body_buffer);
+    x.body.clear();
+    x.start_ns = now_ns();
+    if (options_.access_log) log_request_head(c, result == http::ParseResult::Complete);
+    if (result == http::ParseResult::Invalid) {
+      x.client_keep_alive = false;
+      reply_local(c, request_head_.error.status, request_head_.error.reason, "", true, "-");
+      break;
+    }
+    start_exchange(c);
+  }
+  c.in_process = false;
+}
+
+bool Worker::build_upstream_head(Conn& c, const http::RequestHead& head, std::string_view authority) {
+  Exchange& x = *c.exchange;
+  const model::HeaderOperations* route_ops = x.route != nullptr ? &x.route->headers.request : nullptr;
+  const model::HeaderOperations* dest_ops = x.destination != nullptr ? &x.destination->headers.request : nullptr;
+  x.upstream_head.clear();
+  HeadWriter w(x.upstream_head.writable());
+  std::string_view path = head.target;
+  const model::Rewrite* rewrite =
+      (x.route != nullptr && x.route->rewrite) ? &*x.route->rewrite : nullptr;
+  w << head.method << " ";
+  if (rewrite != nullptr && !rewrite->uri.empty()) {
+    // A prefix match rewrites the matched prefix; other matches the whole path (query kept).
+    std::string_view rest;
+    bool prefix = false;
+    for (const auto& m : x.route->matches) {
+      if (m.uri && m.uri->kind == model::StringMatch::Kind::Prefix && path.starts_with(m.uri->value)) {
+        rest = path.substr(m.uri->value.size());
+        prefix = true;
+        break;
+      }
+    }
+    if (!prefix) rest = path.substr(std::min(path.find('?'), path.size()));
+    std::string_view base = rewrite->uri;
+    if (base.ends_with('/') && rest.starts_with('/')) rest.remove_prefix(1);
+    w << base << rest;
+  } else if (rewrite != nullptr && rewrite->uri_regex && rewrite->uri_regex->regex) {
+    // uriRegexRewrite, as Envoy's regex_rewrite: every match in the path
+    // (the query is kept as is) replaced, with \1-style capture groups. The
+    // only allocation on this path, and only for routes that ask for it.
+    size_t query = std::min(path.find('?'), path.size());
+    std::string rewritten(path.substr(0, query));
+    RE2::GlobalReplace(&rewritten, *rewrite->uri_regex->regex, rewrite->uri_regex_rewrite);
+    w << rewritten << path.substr(query);
+  } else {
+    w << path;
+  }
+  w << " HTTP/1.1\r\n";
+  std::string_view host = (rewrite != nullptr && !rewrite->authority.empty()) ? std::string_view(rewrite->authority)
+                                                                               : authority;
+  if (!host.empty()) w.field("host", host);
+  std::string_view connection = head.field("connection");
+  // Headers Envoy adds, unless the route's header operations set them.
+  const bool add_request_id = x.request_id_generated && !overridden(route_ops, dest_ops, "x-request-id");
+  const bool append_forwarded_for =
+      options_.append_forwarded_for && !overridden(route_ops, dest_ops, "x-forwarded-for");
+  bool forwarded_for_written = false, client_sent_proto = false;
+  for (size_t i = 0; i < head.field_count; ++i) {
+    const auto& f = head.fields[i];
+    client_sent_proto = client_sent_proto || (!f.value.empty() && http::iequals(f.name, "x-forwarded-proto"));
+    if (http::iequals(f.name, "host") || http::iequals(f.name, "expect") || http::is_hop_by_hop(f.name, connection) ||
+        overridden(route_ops, dest_ops, f.name)) {
+      continue;
+    }
+    if (append_forwarded_for && http::iequals(f.name, "x-forwarded-for")) {
+      // Every x-forwarded-for field, in order, joined into one (RFC 9110
+      // 5.3), with the client's address appended once, after the last.
+      if (forwarded_for_written) continue;
+      w << "x-forwarded-for: ";
+      for (size_t j = i; j < head.field_count; ++j) {
+        if (http::iequals(head.fields[j].name, "x-forwarded-for")) w << head.fields[j].value << ", ";
+      }
+      write_forwarded_address(w, c.peer_address);
+      w << "\r\n";
+      forwarded_for_written = true;
+      continue;
+    }
+    w.field(f.name, f.value);
+  }
+  if (append_forwarded_for && !forwarded_for_written) {
+    w << "x-forwarded-for: ";
+    write_forwarded_address(w, c.peer_address);
+    w << "\r\n";
+  }
+  if (x.websocket) w << "connection: upgrade\r\nupgrade: " << head.field("upgrade") << "\r\n";
+  if (add_request_id) w.field("x-request-id", view_of(x.generated_request_id));
+  if (!client_sent_proto && !overridden(route_ops, dest_ops, "x-forwarded-proto")) w.field("x-forwarded-proto", "http");
+  write_header_operations(w, route_ops, dest_ops);
+  if (head.framing == http::BodyFraming::Chunked) w << "transfer-encoding: chunked\r\n";
+  w << "\r\n";
+  if (!w.ok()) return false;
+  x.upstream_head.commit(w.size());
+  return true;
+}
+
+// Request body: client.in → upstream.out, as much as the upstream buffer
+// takes; the body is validated while it streams and never buffered whole.
+// A retry first re-sends the kept body, then goes on with what the client
+// has not sent yet.
+void Worker::pump_request(Conn& c) {
+  if (c.client_state == ClientState::Tunneling) return pump_tunnel(c);
+  Exchange& x = *c.exchange;
+  if (c.upstream == kNone) return;
+  Conn& u = *conns_[c.upstream];
+  if (x.body_sent < x.body.size()) {
+    std::string_view kept = x.body.readable().substr(x.body_sent);
+    size_t n = std::min(kept.size(), u.out.space());
+    u.out.append(kept.substr(0, n));
+    x.body_sent += static_cast<uint32_t>(n);
+    if (x.body_sent < x.body.size()) {
+      submit_send(u);
+      return;
+    }
+  }
+  while (!x.request_done) {
+    std::string_view avail = c.in.readable();
+    size_t space = u.out.space();
+    if (avail.empty() && drain_held(c)) continue;
+    if (avail.empty() || space == 0) break;
+    std::string_view forwarded;
+    if (x.request_framing == http::BodyFraming::ContentLength) {
+      forwarded = avail.substr(0, static_cast<size_t>(std::min<uint64_t>({avail.size(), space, x.request_remaining})));
+      x.request_remaining -= forwarded.size();
+      x.request_done = x.request_remaining == 0;
+    } else {
+      std::string_view chunk = avail.substr(0, space);
+      size_t n = x.request_chunks.feed(chunk);
+      if (x.request_chunks.failed()) {
+        if (x.response_started) {
+          abort_exchange(c);
+        } else {
+          detach_upstream(c, false);
+          end_attempt(c);
+          reply_local(c, 400, x.request_chunks.error(), "", true, "-");
+        }
+        return;
+      }
+      forwarded = chunk.substr(0, n);
+      x.request_done = x.request_chunks.done();
+    }
+    keep_body(c, forwarded);
+    u.out.append(forwarded);
+    c.in.consume(forwarded.size());
+    x.request_body_sent = true;
+  }
+  submit_send(u);
+  if (x.request_done && x.mirrors_pending) send_mirrors(c);
+}
+
+namespace {
+void append_to_buffer(void* buffer, std::string_view data) { static_cast<ByteBuffer*>(buffer)->append(data); }
+}  // namespace
+
+// Response: upstream.in → client.out. The head is parsed strictly (broken
+// framing is a 502 and the upstream connection is closed), rewritten, and the
+// body streamed in its framing.
+void Worker::pump_response(Conn& c) {
+  if (c.client_state == ClientState::Tunneling) return pump_tunnel(c);
+  Exchange& x = *c.exchange;
+  if (c.upstream == kNone || c.client_state != ClientState::Proxying) return;
+  Conn& u = *conns_[c.upstream];
+  while (!x.response_done) {
+    if (!x.response_head_done) {
+      auto result = http::parse_response_head(u.in.readable(), x.head_request ? "HEAD" : "GET", options_.limits,
+                                              response_head_);
+      if (result == http::ParseResult::Incomplete) {
+        if (drain_held(u)) continue;
+        if (u.peer_eof) fail_exchange(c, Failure::Reset);
+        return;
+      }
+      if (result == http::ParseResult::Invalid) {
+        record_outcome(x, 502);
+        detach_upstream(c, false);
+        end_attempt(c);
+        reply_local(c, 502, "upstream sent an invalid response\n", "", false, "UPE");
+        return;
+      }
+      const http::ResponseHead& h = response_head_;
+      if (h.status == 101) {
+        if (x.websocket && http::accepts_websocket_upgrade(h)) return start_tunnel(c, h);
+        record_outcome(x, 502);   // switched protocols unasked, or to another protocol
+        detach_upstream(c, false);
+        end_attempt(c);
+        reply_local(c, 502, "upstream switched protocols without a WebSocket upgrade\n", "", false, "UPE");
+        return;
+      }
+      if (h.status < 200) {   // interim responses: the proxy answered 100-continue itself
+        u.in.consume(h.head_bytes);
+        continue;
+      }
+      record_outcome(x, static_cast<unsigned>(h.status));
+      if (retry_allowed(x, Failure::Reset, static_cast<unsigned>(h.status), true)) {
+        retry(c);
+        return;
+      }
+      x.status = static_cast<unsigned>(h.status);
+      x.upstream_keep_alive = h.keep_alive;
+      x.response_framing = h.framing;
+      x.response_remaining = h.content_length;
+      x.dechunk = h.framing == http::BodyFraming::Chunked && x.http10;
+      if (h.framing == http::BodyFraming::UntilClose || x.dechunk) x.client_keep_alive = false;
+      if (!forward_response_head(c, u, h)) return;
+      set_client_deadline(c);
+    }
+    std::string_view avail = u.in.readable();
+    size_t space = c.out.space();
+    switch (x.response_framing) {
+      case http::BodyFraming::None:
+        x.response_done = true;
+        break;
+      case http::BodyFraming::ContentLength: {
+        size_t n = static_cast<size_t>(std::min<uint64_t>({avail.size(), space, x.response_remaining}));
+        c.out.append(avail.substr(0, n));
+        u.in.consume(n);
+        x.response_remaining -= n;
+        x.response_done = x.response_remaining == 0;
+        break;
+      }
+      case http::BodyFraming::Chunked: {
+        std::string_view chunk = avail.substr(0, space);
+        size_t n = x.dechunk ? x.response_chunks.feed(chunk, append_to_buffer, &c.out)
+                             : x.response_chunks.feed(chunk);
+        if (x.response_chunks.failed()) {
+          x.status = 502;
+          abort_exchange(c);   // the head is already out: all we can do is close
+          return;
+        }
+        if (!x.dechunk) c.out.append(chunk.substr(0, n));
+        u.in.consume(n);
+        x.response_done = x.response_chunks.done();
+        break;
+      }
+      case http::BodyFraming::UntilClose: {
+        size_t n = std::min(avail.size(), space);
+        c.out.append(avail.substr(0, n));
+        u.in.consume(n);
+        x.response_done = u.peer_eof && u.in.empty() && u.held_count == 0;
+        break;
+      }
+    }
+    if (x.response_done) break;
+    if (!drain_held(u)) break;
+  }
+  submit_send(c);
+  if (x.response_done) {
+    finish_exchange(c);
+  } else if (u.peer_eof && u.in.empty() && u.held_count == 0) {
+    abort_exchange(c);   // the upstream closed inside the body: the response is truncated
+  }
+}
+
+// The response head goes to the client (rewritten by write_response_head);
+// the per-try timeout ends here. A head too large for the client buffer is a
+// 502 instead (false).
+bool Worker::forward_response_head(Conn& c, Conn& u, const http::ResponseHead& h) {
+  Exchange& x = *c.exchange;
+  x.upstream_service_ns = now_ns() - x.attempt_start_ns;
+  if (!write_response_head(c, h)) {
+    detach_upstream(c, false);
+    end_attempt(c);
+    reply_local(c, 502, "upstream response head too large\n", "", false, "UPE");
+    return false;
+  }
+  u.in.consume(h.head_bytes);
+  x.response_head_done = x.response_started = true;
+  x.body_out_mark = c.out.committed_total();
+  x.try_deadline_ns = 0;
+  return true;
+}
+
+bool Worker::write_response_head(Conn& c, const http::ResponseHead& h) {
+  Exchange& x = *c.exchange;
+  const model::HeaderOperations* route_ops = x.route != nullptr ? &x.route->headers.response : nullptr;
+  const model::HeaderOperations* dest_ops = x.destination != nullptr ? &x.destination->headers.response : nullptr;
+  bool close = !x.client_keep_alive || draining_;
+  auto status = static_cast<unsigned>(h.status);
+  HeadWriter w(c.out.writable());
+  w << "HTTP/1.1 " << uint64_t{status} << " " << (h.reason.empty() ? http::reason_phrase(status) : h.reason)
+    << "\r\n";
+  std::string_view connection = h.field("connection");
+  bool keep_length = x.head_request || status == 304;   // describes a body that is not sent
+  for (size_t i = 0; i < h.field_count; ++i) {
+    const auto& f = h.fields[i];
+    if (http::is_hop_by_hop(f.name, connection) || overridden(route_ops, dest_ops, f.name)) continue;
+    if (http::iequals(f.name, "content-length") && !keep_length) continue;
+    w.field(f.name, f.value);
+  }
+  // Envoy's: milliseconds from sending the request upstream to the response
+  // head (the last attempt), which Istio users read to tell proxy from app time.
+  if (x.upstream_service_ns >= 0 && !overridden(route_ops, dest_ops, "x-envoy-upstream-service-time"))
+    w << "x-envoy-upstream-service-time: " << static_cast<uint64_t>(x.upstream_service_ns / 1'000'000) << "\r\n";
+  write_header_operations(w, route_ops, dest_ops);
+  if (status == 101) {   // a WebSocket upgrade: no body framing, the connection becomes a tunnel
+    w << "connection: upgrade\r\nupgrade: " << h.field("upgrade") << "\r\n\r\n";
+    if (!w.ok()) return false;
+    c.out.commit(w.size());
+    x.client_keep_alive = false;
+    return true;
+  }
+  switch (h.framing) {
+    case http::BodyFraming::ContentLength:
+      w << "content-length: " << h.content_length << "\r\n";
+      break;
+    case http::BodyFraming::Chunked:
+      if (!x.dechunk) w << "transfer-encoding: chunked\r\n";
+      break;
+    case http::BodyFraming::None:
+      if (!keep_length && status != 204) w << "content-length: 0\r\n";
+      break;
+    case http::BodyFraming::UntilClose:
+      break;
+  }
+  if (close) w << "connection: close\r\n";
+  else if (x.http10) w << "connection: keep-alive\r\n";
+  w << "\r\n";
+  if (!w.ok()) return false;
+  c.out.commit(w.size());
+  if (close) x.client_keep_alive = false;
+  return true;
+}
+
+void Worker::reply_local(Conn& c, unsigned status, std::string_view body, std::string_view extra_fields, bool close,
+                         std::string_view flags) {
+  Exchange& x = *c.exchange;
+  if (x.has_body && !x.request_done) close = true;   // the unread body would be taken for a request
+  if (!x.client_keep_alive || draining_) close = true;
+  x.client_keep_alive = !close;
+  x.status = status;
+  x.flags = flags;
+  x.response_started = true;
+  x.local_body_bytes = x.head_request ? 0 : body.size();
+  http::LocalResponse r{status, body, extra_fields, close, x.http10 && !close, x.head_request};
+  size_t n = http::write_local_response(c.out.writable(), r);
+  if (n == 0) {
+    close_conn(c);
+    return;
+  }
+  c.out.commit(n);
+  submit_send(c);
+  complete_exchange(c);
+}
+
+}  // namespace sluice::proxy

@@ -1,0 +1,193 @@
+// Upstream connections and their pools' lifecycle: open a connection for an
+// attempt, hand an idle one over, queue an attempt the pool cannot serve
+// yet, serve the queue as connections free up, release a connection back to
+// its pool (or close it), and revisit pools a new snapshot changed.
+#include <netinet/tcp.h>
+#include <unistd.h>
+
+#include "proxy/socket_address.h"
+#include "proxy/steady_time.h"
+#include "proxy/worker.h"
+
+namespace sluice::proxy {
+
+void Worker::count_for_pool(ProxyCounter counter, uint32_t pool, int64_t delta) {
+  const UpstreamPools::Cluster& cluster = pools_.cluster_of(pool);
+  metrics_.add(counter, cluster.service, pools_.backend(pools_.pool(pool).backend).workload, delta,
+               version_label(cluster.subset));
+}
+
+void Worker::remove_pending(Conn& c) {
+  if (c.client_state != ClientState::Queued) return;
+  UpstreamPools::Pool& p = pools_.pool(c.exchange->pool);
+  uint32_t prev = kNone;
+  for (uint32_t id = p.pending_head; id != kNone; prev = id, id = conns_[id]->next) {
+    if (id != c.id) continue;
+    if (prev == kNone) p.pending_head = c.next;
+    else conns_[prev]->next = c.next;
+    if (p.pending_tail == c.id) p.pending_tail = prev;
+    pools_.add_pending(c.exchange->pool, -1);
+    break;
+  }
+  c.client_state = ClientState::Proxying;
+}
+
+// Queued requests take the pool's idle connections, then new ones while
+// the cluster's maxConnections allows. The pool is looked up again after
+// each hand-over: a failed connect may retry, and a retry may create pools.
+void Worker::serve_pending(uint32_t pool) {
+  while (pools_.pool(pool).pending_head != kNone) {
+    Conn& c = *conns_[pools_.pool(pool).pending_head];
+    if (pools_.pool(pool).idle_head == kNone && !pools_.may_open(pool)) break;
+    remove_pending(c);
+    UpstreamPools::Pool& p = pools_.pool(pool);
+    if (p.idle_head != kNone) {
+      Conn& u = *conns_[p.idle_head];
+      p.idle_head = u.next;
+      attach_upstream(c, u);
+    } else {
+      open_upstream(c, pool);
+    }
+  }
+}
+
+void Worker::revisit_pools(std::vector<uint32_t> pools) {
+  for (uint32_t pool : pools) {
+    revisit_scratch_.clear();
+    for (uint32_t id = pools_.pool(pool).idle_head; id != kNone; id = conns_[id]->next) revisit_scratch_.push_back(id);
+    const int64_t idle_timeout_ns = to_ns(pools_.settings(pool).idle_timeout);
+    for (uint32_t id : revisit_scratch_) {
+      if (!pools_.pool(pool).in_use) break;   // the last close freed it
+      Conn& u = *conns_[id];
+      if (u.shut || u.pool != pool || u.upstream_state != UpstreamState::Idle) continue;
+      if (pools_.pool(pool).retired || pools_.exhausted(pool, u.requests)) {
+        close_conn(u);
+      } else {
+        u.deadline_ns = u.idle_since_ns + idle_timeout_ns;
+      }
+    }
+    if (pools_.pool(pool).in_use && !draining_) serve_pending(pool);   // maxConnections may have grown
+  }
+}
+
+void Worker::open_upstream(Conn& c, uint32_t pool) {
+  Exchange& x = *c.exchange;
+  const UpstreamPools::BackendKey key = pools_.backend(pools_.pool(pool).backend).key;
+  Conn* u = alloc_conn(Role::Upstream);
+  int fd = u == nullptr ? -1 : ::socket(key.address.is_v4() ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    if (u != nullptr) {
+      u->shut = true;
+      maybe_free(*u);
+    }
+    fail_exchange(c, Failure::ConnectFailure);
+    return;
+  }
+  u->fd = fd;
+  u->pool = pool;
+  u->upstream_state = UpstreamState::Connecting;
+  u->address_len = to_sockaddr(key.address, key.port, u->address);
+  pools_.add_connections(pool, 1);
+  count_for_pool(ProxyCounter::UpstreamConnectionsOpened, pool, 1);
+  count_for_pool(ProxyCounter::UpstreamConnectionsActive, pool, 1);
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  u->client = c.id;
+  c.upstream = u->id;
+  c.client_state = ClientState::Proxying;
+  u->out.append(x.upstream_head.readable());
+  io_uring_sqe* s = sqe();
+  io_uring_prep_connect(s, fd, reinterpret_cast<sockaddr*>(&u->address), u->address_len);
+  io_uring_sqe_set_data64(s, encode_user_data(Op::Connect, u->generation, u->id));
+  ++u->ops;
+  u->deadline = Deadline::Connect;
+  u->deadline_ns = now_ns() + to_ns(pools_.settings(pool).connect_timeout);
+  pump_request(c);
+  set_client_deadline(c);
+}
+
+void Worker::attach_upstream(Conn& c, Conn& u) {
+  Exchange& x = *c.exchange;
+  u.upstream_state = UpstreamState::Busy;
+  u.client = c.id;
+  u.reused = true;
+  u.deadline = Deadline::None;
+  c.upstream = u.id;
+  c.client_state = ClientState::Proxying;
+  u.out.append(x.upstream_head.readable());
+  pump_request(c);
+  submit_send(u);
+  set_client_deadline(c);
+}
+
+void Worker::on_connect(Conn& u, int res) {
+  --u.ops;
+  if (u.shut) {
+    maybe_free(u);
+    return;
+  }
+  u.deadline = Deadline::None;
+  if (res < 0) {
+    uint32_t client = u.client;
+    u.client = kNone;
+    if (client != kNone) conns_[client]->upstream = kNone;
+    close_conn(u);
+    if (client != kNone) fail_exchange(*conns_[client], Failure::ConnectFailure);
+    return;
+  }
+  u.upstream_state = UpstreamState::Busy;
+  arm_recv(u);
+  if (u.mirror) {
+    u.deadline = Deadline::Idle;   // bound a mirror's life: the response is not awaited by anyone
+    u.deadline_ns = now_ns() + to_ns(std::chrono::seconds(10));
+    pump_mirror(u);
+    return;
+  }
+  submit_send(u);
+}
+
+// A reusable connection goes back to its pool unless it has served its
+// cluster's maxRequestsPerConnection or the pool was retired (its cluster
+// or backend left the snapshot); it then waits at most the cluster's
+// idleTimeout for its next request. The settings are the pool's own, never
+// those of another subset that reaches the same backend.
+void Worker::release_upstream(Conn& u, bool reusable) {
+  u.client = kNone;
+  if (u.shut) return;
+  const uint32_t pool = u.pool;
+  if (!reusable || draining_ || u.peer_eof || !u.in.empty() || u.held_count > 0 || pools_.pool(pool).retired ||
+      pools_.exhausted(pool, u.requests)) {
+    close_conn(u);
+    return;
+  }
+  UpstreamPools::Pool& p = pools_.pool(pool);
+  u.upstream_state = UpstreamState::Idle;
+  u.next = p.idle_head;
+  p.idle_head = u.id;
+  u.idle_since_ns = now_ns();
+  u.deadline = Deadline::PoolIdle;
+  u.deadline_ns = u.idle_since_ns + to_ns(pools_.settings(pool).idle_timeout);
+  serve_pending(pool);
+}
+
+void Worker::detach_upstream(Conn& c, bool reusable) {
+  if (c.upstream == kNone) return;
+  Conn& u = *conns_[c.upstream];
+  c.upstream = kNone;
+  ++u.requests;
+  release_upstream(u, reusable);
+}
+
+void Worker::end_attempt(Conn& c) {
+  Exchange& x = *c.exchange;
+  if (!x.counted_active) return;
+  const uint32_t pool = x.pool;
+  UpstreamPools::Pool& p = pools_.pool(pool);
+  pools_.add_active(pool, -1);
+  pools_.backend(p.backend).shared_active->fetch_sub(1, std::memory_order_relaxed);
+  x.counted_active = false;
+  x.pool = kNone;
+  pools_.release_if_unused(pool);
+}
+
+}  // namespace sluice::proxy

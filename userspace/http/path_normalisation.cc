@@ -109,8 +109,11 @@ NormalisedPath normalise_target(std::span<char> target, PathNormalisation mode) 
   size_t n = path;
   result.error = normalise_percent(p, n, mode == PathNormalisation::DecodeAndMergeSlashes);
   if (!result.error.empty()) return result;
-  remove_dot_segments(p, n);
+  // Slashes are merged before dot segments are resolved, not after as in
+  // Envoy: a backend that merges first (nginx) reads /x//..//admin as
+  // /admin, which Envoy's order would route as /x/admin.
   if (mode != PathNormalisation::Base) merge_slashes(p, n);
+  remove_dot_segments(p, n);
   std::memmove(p + n, p + path, query);
   result.size = n + query;
   return result;

@@ -18,7 +18,7 @@ namespace sluice::http {
 enum class PathNormalisation : uint8_t {
   None,                    // forwarded as received
   Base,                    // RFC 3986 6.2.2 + 5.2.4, backslash to slash (Istio's default)
-  MergeSlashes,            // Base, then runs of '/' merged
+  MergeSlashes,            // Base, with runs of '/' merged (before dot segments)
   DecodeAndMergeSlashes,   // %2F and %5C decoded first, then MergeSlashes
 };
 

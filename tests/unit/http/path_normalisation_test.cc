@@ -52,6 +52,8 @@ INSTANTIATE_TEST_SUITE_P(
         // Slashes: kept under BASE, merged from MERGE_SLASHES on.
         PathCase{"//admin", kBase, "//admin"}, PathCase{"//admin", kMerge, "/admin"},
         PathCase{"/a//b///c/", kMerge, "/a/b/c/"}, PathCase{"/a/..//admin", kMerge, "/admin"},
+        PathCase{"/x//..//admin", kMerge, "/admin"},   // merged first, as a merging backend reads it
+        PathCase{"/x//..//admin", kBase, "/x//admin"},
         // Encoded separators: kept (upper-cased) unless DECODE_AND_MERGE_SLASHES.
         PathCase{"/x%2F..%2Fadmin", kMerge, "/x%2F..%2Fadmin"},
         PathCase{"/x%2F..%2Fadmin", kDecode, "/admin"}, PathCase{"/a%5cb", kDecode, "/a/b"},

@@ -60,6 +60,7 @@ class Handler(socketserver.BaseRequestHandler):
                     headers.append([name, value.strip()])
             lower = {n.lower(): v for n, v in headers}
             body = b""
+            trailers = []
             if "content-length" in lower:
                 body, buf = read_exact(sock, buf, int(lower["content-length"]))
                 if body is None:
@@ -70,17 +71,24 @@ class Handler(socketserver.BaseRequestHandler):
                     if line is None:
                         return
                     size = int(line.split(b";")[0], 16)
+                    if size == 0:   # trailer fields up to the empty line, recorded
+                        while True:
+                            line, buf = read_until(sock, buf, b"\r\n")
+                            if line is None:
+                                return
+                            if line == b"\r\n":
+                                break
+                            name, _, value = line.decode("latin-1").rstrip("\r\n").partition(":")
+                            trailers.append([name, value.strip()])
+                        break
                     chunk, buf = read_exact(sock, buf, size + 2)
                     if chunk is None:
                         return
                     body += chunk[:size]
-                    if size == 0:
-                        _, buf = read_until(sock, buf, b"\r\n") if not chunk.endswith(b"\r\n") else (b"", buf)
-                        break
             if opts.record:
                 with lock, open(opts.record, "a") as f:
                     f.write(json.dumps({"method": method, "target": target, "headers": headers,
-                                        "body": body.decode("latin-1"),
+                                        "body": body.decode("latin-1"), "trailers": trailers,
                                         "peer": "%s:%d" % self.client_address[:2]}) + "\n")
             if opts.delay_ms:
                 time.sleep(opts.delay_ms / 1000)

@@ -14,6 +14,8 @@ metadata: {name: productpage}
 spec:
   hosts: [productpage]
   http:
+  - match: [{uri: {prefix: /admin}}]
+    directResponse: {status: 403}
   - route:
     - destination: {host: productpage, subset: v1}
 ---

@@ -15,6 +15,7 @@ PROXY = sys.argv[1]          # ADDR:PORT
 RECORD = sys.argv[2]         # the backend's JSON-lines record
 host, port = PROXY.rsplit(":", 1)
 SMUGGLED = "GET /smuggled HTTP/1.1\r\nHost: productpage\r\n\r\n"
+ADMIN = "GET /admin/smuggled HTTP/1.1\r\nHost: productpage\r\n\r\n"
 
 CASES = [
     ("CL.TE", "POST / HTTP/1.1\r\nHost: productpage\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + SMUGGLED),
@@ -37,6 +38,15 @@ CASES = [
     ("duplicate Host", "GET / HTTP/1.1\r\nHost: productpage\r\nHost: other\r\n\r\n"),
     ("missing Host", "GET / HTTP/1.1\r\nX-A: 1\r\n\r\n"),
     ("absolute-form", "GET http://productpage/abs?q=1 HTTP/1.1\r\nHost: productpage\r\n\r\n"),
+    # Connection naming a framing field must not strip it: the body (a GET
+    # /admin that the route answers 403 for) would reach the backend as a
+    # request of its own.
+    ("Connection: content-length", "POST / HTTP/1.1\r\nHost: productpage\r\nConnection: content-length\r\n"
+     "Content-Length: %d\r\n\r\n%s" % (len(ADMIN), ADMIN)),
+    ("Connection: Content-Length, host", "POST / HTTP/1.1\r\nHost: productpage\r\nConnection: keep-alive, "
+     "Content-Length, host\r\nContent-Length: %d\r\n\r\n%s" % (len(ADMIN), ADMIN)),
+    ("Connection: transfer-encoding", "POST / HTTP/1.1\r\nHost: productpage\r\nConnection: transfer-encoding\r\n"
+     "Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(ADMIN), ADMIN)),
 ]
 
 
@@ -84,6 +94,8 @@ for name, payload in CASES:
         r = new[0]
         hosts = [v for n, v in r["headers"] if n.lower() == "host"]
         ok = r["target"].startswith("/") and len(hosts) == 1
+        if name.startswith("Connection:"):   # the body arrived whole, as the body
+            ok = ok and r["body"] == ADMIN
         verdict = f"normalised to one request: {r['method']} {r['target']} host={hosts}"
     else:
         verdict = f"unexpected: statuses={statuses} backend_requests={len(new)}"

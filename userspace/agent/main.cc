@@ -58,6 +58,7 @@ struct Options {
   uint32_t request_body_buffer_limit = sluice::proxy::ProxyOptions{}.request_body_buffer_limit;
   bool generate_request_id = sluice::proxy::ProxyOptions{}.generate_request_id;
   bool append_forwarded_for = sluice::proxy::ProxyOptions{}.append_forwarded_for;
+  std::string path_normalization = "BASE";   // Istio's MeshConfig pathNormalization
   std::string dpdk_stats = "/run/sluice/sluice-fwd.json";
 };
 
@@ -189,6 +190,7 @@ int run(const Options& opt) {
   popt.websocket_idle_timeout =
       std::chrono::milliseconds(static_cast<int64_t>(opt.websocket_idle_timeout_s * 1000));
   popt.append_forwarded_for = opt.append_forwarded_for;
+  popt.path_normalisation = *sluice::http::path_normalisation_from_name(opt.path_normalization);
   // Listener i is sk_lookup slot i: IPv4 VIPs go to slot SLUICE_L7_LISTENER_V4,
   // IPv6 VIPs to SLUICE_L7_LISTENER_V6 (a socket of the lookup's family).
   static_assert(SLUICE_L7_LISTENER_V4 == 0 && SLUICE_L7_LISTENER_V6 == 1);
@@ -395,6 +397,11 @@ int main(int argc, char** argv) {
   app.add_flag("--append-x-forwarded-for", opt.append_forwarded_for,
                "append the client's address to x-forwarded-for (Envoy's use_remote_address, as at an Istio "
                "gateway); off: the header passes unchanged, as in a sidecar");
+  app.add_option("--path-normalization", opt.path_normalization,
+                 "request paths routed on and forwarded, as Istio's MeshConfig pathNormalization: NONE, BASE "
+                 "(RFC 3986: dot segments, unreserved escapes, backslashes), MERGE_SLASHES, DECODE_AND_MERGE_SLASHES")
+      ->check(CLI::IsMember({"NONE", "BASE", "MERGE_SLASHES", "DECODE_AND_MERGE_SLASHES"}))
+      ->capture_default_str();
   app.add_option("--access-log", opt.access_log,
                  "write one line per L7 request to this file ('-': stdout); off by default; SIGUSR1 reopens it")
       ->type_name("PATH");

@@ -8,13 +8,6 @@
 namespace sluice::http {
 namespace {
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 bool is_ws(char c) { return c == ' ' || c == '\t'; }
 
 size_t skip_ws(std::string_view s, size_t i) {
@@ -62,16 +55,86 @@ bool is_valid_chunk_ext(std::string_view s) {
 
 }  // namespace
 
+bool is_forwarded_trailer(std::string_view name) {
+  static constexpr std::string_view kDropped[] = {
+      // framing and connection management
+      "content-length", "transfer-encoding", "trailer", "connection", "keep-alive", "proxy-connection", "te",
+      "upgrade",
+      // routing and request modifiers
+      "host", "expect", "max-forwards", "range", "if-match", "if-none-match", "if-modified-since",
+      "if-unmodified-since", "if-range", "cache-control", "pragma",
+      // authentication and state
+      "authorization", "proxy-authorization", "www-authenticate", "proxy-authenticate", "cookie", "set-cookie",
+      // response control and content description
+      "age", "expires", "date", "location", "retry-after", "vary", "content-type", "content-encoding",
+      "content-range", "content-location",
+      // set by the proxy
+      "x-request-id", "x-forwarded-for", "x-forwarded-proto", "x-envoy-upstream-service-time"};
+  for (auto d : kDropped) {
+    if (iequals(name, d)) return false;
+  }
+  return true;
+}
+
+ChunkedBodyScanner::Forwarded ChunkedBodyScanner::forward(std::string_view input, std::span<char> out) {
+  Forwarded f;
+  while (f.consumed < input.size() && state_ != State::Done && state_ != State::Failed) {
+    const size_t room = out.size() - f.written;
+    if (state_ == State::Data) {
+      size_t take = static_cast<size_t>(std::min<uint64_t>({remaining_, input.size() - f.consumed, room}));
+      if (take == 0) break;
+      std::memcpy(out.data() + f.written, input.data() + f.consumed, take);
+      f.consumed += take;
+      f.written += take;
+      remaining_ -= take;
+      body_bytes_ += take;
+      if (remaining_ == 0) state_ = State::DataCR;
+      continue;
+    }
+    if (state_ != State::TrailerLine) {   // size lines and CRLFs pass byte by byte
+      if (room == 0) break;
+      char c = input[f.consumed];
+      if (feed(input.substr(f.consumed, 1)) != 1) break;
+      out[f.written++] = c;
+      ++f.consumed;
+      continue;
+    }
+    // A trailer line is kept until its CRLF, then written whole or dropped.
+    char c = input[f.consumed];
+    std::string_view line(line_.data(), line_len_);
+    if (saw_cr_ && c == '\n') {
+      size_t colon = line.find(':');
+      bool keep = !line.empty() && colon != std::string_view::npos && is_forwarded_trailer(line.substr(0, colon));
+      size_t need = keep || line.empty() ? line.size() + 2 : 0;
+      if (need > room) break;
+      feed(input.substr(f.consumed, 1));
+      ++f.consumed;
+      if (state_ == State::Failed) break;
+      if (need > 0) {
+        std::memcpy(out.data() + f.written, line.data(), line.size());
+        std::memcpy(out.data() + f.written + line.size(), "\r\n", 2);
+        f.written += need;
+      } else {
+        ++trailers_dropped_;
+      }
+      continue;
+    }
+    feed(input.substr(f.consumed, 1));
+    ++f.consumed;
+  }
+  return f;
+}
+
 bool ChunkedBodyScanner::end_size_line() {
   std::string_view line(line_.data(), line_len_);
   uint64_t size = 0;
   size_t digits = 0;
-  while (digits < line.size() && hex_value(line[digits]) >= 0) {
+  while (digits < line.size() && hex_digit_value(line[digits]) >= 0) {
     if (digits == 16) {
       fail("chunk size overflows 64 bits");
       return false;
     }
-    size = (size << 4) | static_cast<uint64_t>(hex_value(line[digits]));
+    size = (size << 4) | static_cast<uint64_t>(hex_digit_value(line[digits]));
     ++digits;
   }
   if (digits == 0) {

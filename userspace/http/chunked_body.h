@@ -10,9 +10,17 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string_view>
 
 namespace sluice::http {
+
+// Trailer fields the proxy passes on (RFC 9110 6.5.1): all but those that
+// frame, route, authenticate or control the message, or that the proxy
+// itself sets. A recipient that merges trailers into the header section
+// would otherwise take a trailer Content-Length, Host or x-forwarded-for
+// as the sender's. docs/l7-proxy.md lists them.
+bool is_forwarded_trailer(std::string_view name);
 
 class ChunkedBodyScanner {
  public:
@@ -21,6 +29,19 @@ class ChunkedBodyScanner {
   // Consumes bytes of `input` up to the end of the body; returns how many.
   // Stops early only at the end of the body or on an error.
   size_t feed(std::string_view input, DataSink sink = nullptr, void* context = nullptr);
+
+  // The forwarding form of feed(): consumes bytes of `input` and writes to
+  // `out` what the proxy passes on — size lines, data and CRLFs as received,
+  // and the trailer fields is_forwarded_trailer() keeps (whole lines; the
+  // others are dropped). Writes at most out.size() bytes and stops before a
+  // byte whose output does not fit (a kept trailer line is written when its
+  // CRLF is read). Returns {consumed, written}.
+  struct Forwarded {
+    size_t consumed = 0;
+    size_t written = 0;
+  };
+  Forwarded forward(std::string_view input, std::span<char> out);
+  uint32_t trailers_dropped() const { return trailers_dropped_; }
 
   bool done() const { return state_ == State::Done; }
   bool failed() const { return state_ == State::Failed; }
@@ -44,6 +65,7 @@ class ChunkedBodyScanner {
   bool saw_cr_ = false;
   uint64_t remaining_ = 0;
   uint64_t body_bytes_ = 0;
+  uint32_t trailers_dropped_ = 0;
   size_t trailer_bytes_ = 0;
   size_t line_len_ = 0;
   std::array<char, kMaxLineBytes> line_{};

@@ -156,6 +156,13 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
+int hex_digit_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 bool is_token(std::string_view s) {
   if (s.empty()) return false;
   return std::all_of(s.begin(), s.end(), [](char c) { return is_tchar(static_cast<unsigned char>(c)); });
@@ -168,12 +175,25 @@ bool is_hop_by_hop(std::string_view name, std::string_view connection_value) {
   for (auto h : kHopByHop) {
     if (iequals(name, h)) return true;
   }
+  if (is_connection_protected(name)) return false;
   bool listed = false;
   for_each_list_element(connection_value, [&](std::string_view option) {
     if (iequals(option, name)) listed = true;
     return !listed;
   });
   return listed;
+}
+
+bool is_connection_protected(std::string_view name) {
+  // Framing and routing (a removed Content-Length while the body still
+  // streams is request smuggling; the proxy writes framing itself), and the
+  // fields the proxy reads, logs or adds on the request's behalf.
+  static constexpr std::string_view kProtected[] = {
+      "content-length", "transfer-encoding", "host", "x-request-id", "x-forwarded-for", "x-forwarded-proto"};
+  for (auto p : kProtected) {
+    if (iequals(name, p)) return true;
+  }
+  return false;
 }
 
 bool lists_token(std::string_view list_value, std::string_view token) {
@@ -201,6 +221,38 @@ std::string_view ResponseHead::field(std::string_view name) const {
 bool RequestHead::is_idempotent() const {
   return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "TRACE" ||
          method == "PUT" || method == "DELETE";
+}
+
+bool HeadEndScanner::ready(std::string_view buffer, uint64_t stream_offset, const Limits& limits) {
+  if (stream_offset != stream_offset_ || scanned_ > buffer.size()) {
+    const uint64_t total = bytes_scanned_;
+    reset();
+    bytes_scanned_ = total;
+    stream_offset_ = stream_offset;
+  }
+  if (buffer.size() >= limits.max_header_bytes) return true;
+  // An empty line ends the head: LF LF or LF CR LF (bare LFs are refused by
+  // the parse proper, but must still end the wait). Look back over at most
+  // two bytes already seen; find LFs with memchr.
+  const char* data = buffer.data();
+  while (scanned_ < buffer.size()) {
+    const void* lf = std::memchr(data + scanned_, '\n', buffer.size() - scanned_);
+    size_t end = lf == nullptr ? buffer.size() : static_cast<size_t>(static_cast<const char*>(lf) - data) + 1;
+    bytes_scanned_ += end - scanned_;
+    scanned_ = end;
+    if (lf == nullptr) break;
+    size_t i = end - 1;
+    bool empty_line = (i >= 1 && data[i - 1] == '\n') || (i >= 2 && data[i - 1] == '\r' && data[i - 2] == '\n');
+    if (!first_line_ || empty_line) {
+      first_line_ = true;
+      return true;   // the next call resumes after this LF
+    }
+  }
+  if (!first_line_ && !uri_checked_ && buffer.size() > limits.max_uri_bytes + 32) {
+    uri_checked_ = true;
+    return true;
+  }
+  return false;
 }
 
 ParseResult parse_request_head(std::string_view buffer, const Limits& limits, RequestHead& head) {

@@ -80,16 +80,49 @@ struct ResponseHead {
 
 ParseResult parse_request_head(std::string_view buffer, const Limits& limits, RequestHead& head);
 
+// Decides, as bytes of a head arrive, when parsing them is worth it, so a
+// head sent in many small pieces is read once instead of once per piece (a
+// 15 KB head sent a byte at a time would otherwise be tokenized 15,000
+// times). Each call scans only the bytes it has not seen: it answers true at
+// the end of the first line (a malformed request line is refused at once),
+// at each empty line (the head may be complete), once when the first line
+// outgrows `max_uri_bytes` (414), and whenever the buffer reaches
+// `max_header_bytes` (431/502). `stream_offset` is the stream position of
+// `buffer`'s first byte (ByteBuffer::consumed_total()): when it moves, a new
+// head starts and the scan starts over.
+class HeadEndScanner {
+ public:
+  bool ready(std::string_view buffer, uint64_t stream_offset, const Limits& limits);
+  void reset() { *this = HeadEndScanner{}; }
+  uint64_t bytes_scanned() const { return bytes_scanned_; }   // over the scanner's life, for tests
+
+ private:
+  uint64_t stream_offset_ = UINT64_MAX;
+  size_t scanned_ = 0;          // bytes of the current head already looked at
+  bool first_line_ = false;     // the first LF was seen
+  bool uri_checked_ = false;    // the long-first-line trigger fired
+  uint64_t bytes_scanned_ = 0;
+};
+
 // `request_method` decides HEAD's bodiless responses; `limits` bound the head.
 ParseResult parse_response_head(std::string_view buffer, std::string_view request_method,
                                 const Limits& limits, ResponseHead& head);
 
 bool iequals(std::string_view a, std::string_view b);
 bool is_token(std::string_view s);   // RFC 9110 token (tchar+)
+int hex_digit_value(char c);          // 0-15, or -1 for a non-hex character
 
 // Fields a proxy consumes rather than forwards (RFC 9110 7.6.1), plus any
-// named by the message's Connection field.
+// named by the message's Connection field except the protected ones below.
 bool is_hop_by_hop(std::string_view name, std::string_view connection_value);
+
+// Fields a Connection option never removes: the framing and routing fields
+// (content-length, transfer-encoding, host) and the ones the proxy itself
+// reads and relays (x-request-id, x-forwarded-for, x-forwarded-proto).
+// `Connection: content-length` would otherwise strip the length of a body
+// that is still forwarded, and the next hop would read that body as a
+// second request.
+bool is_connection_protected(std::string_view name);
 
 // A comma-separated field value (RFC 9110 5.6.1) lists `token` (case-insensitive).
 bool lists_token(std::string_view list_value, std::string_view token);

@@ -24,6 +24,8 @@ class ByteBuffer {
     pinned_ = false;
   }
   std::string_view readable() const { return {mem_.get() + begin_, end_ - begin_}; }
+  // The same bytes, writable: a request's target is normalised in place.
+  std::span<char> readable_mut() { return {mem_.get() + begin_, end_ - begin_}; }
   size_t size() const { return end_ - begin_; }
   bool empty() const { return begin_ == end_; }
   // Free bytes for append: after compacting, unless a send in flight reads

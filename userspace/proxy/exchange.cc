@@ -60,6 +60,8 @@ void Worker::start_exchange(Conn& c) {
     return;
   }
   x.service = service;
+  // HTTP/1.0 may omit Host; the request goes upstream as HTTP/1.1, which needs one.
+  if (request_head_.authority.empty()) request_head_.authority = service->host;
   x.service_index = static_cast<uint32_t>(service - snap->services.data());
   x.service_port = port;
 

@@ -30,7 +30,13 @@ void Worker::process_client(Conn& c) {
       break;
     }
     if (c.out.space() < 8192) break;   // pipelined requests: wait until the client reads responses
-    auto result = http::parse_request_head(c.in.readable(), options_.limits, request_head_);
+    auto result = c.head_scan.ready(c.in.readable(), c.in.consumed_total(), options_.limits)
+                      ? http::parse_request_head(c.in.readable(), options_.limits, request_head_)
+                      : http::ParseResult::Incomplete;
+    if (result == http::ParseResult::Complete &&
+        !http::normalise_request_target(request_head_, c.in.readable_mut(), options_.path_normalisation)) {
+      result = http::ParseResult::Invalid;   // request_head_.error: 400
+    }
     if (result == http::ParseResult::Incomplete) {
       if (drain_held(c)) continue;
       if (c.peer_eof) close_conn(c);
@@ -106,8 +112,9 @@ bool Worker::build_upstream_head(Conn& c, const http::RequestHead& head, std::st
   for (size_t i = 0; i < head.field_count; ++i) {
     const auto& f = head.fields[i];
     client_sent_proto = client_sent_proto || (!f.value.empty() && http::iequals(f.name, "x-forwarded-proto"));
-    if (http::iequals(f.name, "host") || http::iequals(f.name, "expect") || http::is_hop_by_hop(f.name, connection) ||
-        overridden(route_ops, dest_ops, f.name)) {
+    // Framing is written below from the parsed framing, never copied.
+    if (http::iequals(f.name, "host") || http::iequals(f.name, "expect") || http::iequals(f.name, "content-length") ||
+        http::is_hop_by_hop(f.name, connection) || overridden(route_ops, dest_ops, f.name)) {
       continue;
     }
     if (append_forwarded_for && http::iequals(f.name, "x-forwarded-for")) {
@@ -135,6 +142,8 @@ bool Worker::build_upstream_head(Conn& c, const http::RequestHead& head, std::st
   if (!client_sent_proto && !overridden(route_ops, dest_ops, "x-forwarded-proto")) w.field("x-forwarded-proto", "http");
   write_header_operations(w, route_ops, dest_ops);
   if (head.framing == http::BodyFraming::Chunked) w << "transfer-encoding: chunked\r\n";
+  else if (head.framing == http::BodyFraming::ContentLength) w << "content-length: " << head.content_length << "\r\n";
+  else if (!head.field("content-length").empty()) w << "content-length: 0\r\n";
   w << "\r\n";
   if (!w.ok()) return false;
   x.upstream_head.commit(w.size());
@@ -166,13 +175,17 @@ void Worker::pump_request(Conn& c) {
     if (avail.empty() && drain_held(c)) continue;
     if (avail.empty() || space == 0) break;
     std::string_view forwarded;
+    size_t consumed;
     if (x.request_framing == http::BodyFraming::ContentLength) {
       forwarded = avail.substr(0, static_cast<size_t>(std::min<uint64_t>({avail.size(), space, x.request_remaining})));
+      consumed = forwarded.size();
+      u.out.append(forwarded);
       x.request_remaining -= forwarded.size();
       x.request_done = x.request_remaining == 0;
     } else {
-      std::string_view chunk = avail.substr(0, space);
-      size_t n = x.request_chunks.feed(chunk);
+      // Chunks pass as received; trailers are filtered (docs/l7-proxy.md).
+      std::span<char> out = u.out.writable().first(space);
+      auto moved = x.request_chunks.forward(avail, out);
       if (x.request_chunks.failed()) {
         if (x.response_started) {
           abort_exchange(c);
@@ -183,12 +196,14 @@ void Worker::pump_request(Conn& c) {
         }
         return;
       }
-      forwarded = chunk.substr(0, n);
+      u.out.commit(moved.written);
+      forwarded = std::string_view(out.data(), moved.written);
+      consumed = moved.consumed;
       x.request_done = x.request_chunks.done();
     }
+    if (consumed == 0) break;   // a kept trailer line waits for room
     keep_body(c, forwarded);
-    u.out.append(forwarded);
-    c.in.consume(forwarded.size());
+    c.in.consume(consumed);
     x.request_body_sent = true;
   }
   submit_send(u);
@@ -209,8 +224,10 @@ void Worker::pump_response(Conn& c) {
   Conn& u = *conns_[c.upstream];
   while (!x.response_done) {
     if (!x.response_head_done) {
-      auto result = http::parse_response_head(u.in.readable(), x.head_request ? "HEAD" : "GET", options_.limits,
-                                              response_head_);
+      auto result = u.head_scan.ready(u.in.readable(), u.in.consumed_total(), options_.limits)
+                        ? http::parse_response_head(u.in.readable(), x.head_request ? "HEAD" : "GET",
+                                                    options_.limits, response_head_)
+                        : http::ParseResult::Incomplete;
       if (result == http::ParseResult::Incomplete) {
         if (drain_held(u)) continue;
         if (u.peer_eof) fail_exchange(c, Failure::Reset);
@@ -265,15 +282,19 @@ void Worker::pump_response(Conn& c) {
         break;
       }
       case http::BodyFraming::Chunked: {
-        std::string_view chunk = avail.substr(0, space);
-        size_t n = x.dechunk ? x.response_chunks.feed(chunk, append_to_buffer, &c.out)
-                             : x.response_chunks.feed(chunk);
+        size_t n;
+        if (x.dechunk) {
+          n = x.response_chunks.feed(avail.substr(0, space), append_to_buffer, &c.out);
+        } else {   // chunks pass as received; trailers are filtered (docs/l7-proxy.md)
+          auto moved = x.response_chunks.forward(avail, c.out.writable().first(space));
+          c.out.commit(moved.written);
+          n = moved.consumed;
+        }
         if (x.response_chunks.failed()) {
           x.status = 502;
           abort_exchange(c);   // the head is already out: all we can do is close
           return;
         }
-        if (!x.dechunk) c.out.append(chunk.substr(0, n));
         u.in.consume(n);
         x.response_done = x.response_chunks.done();
         break;

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "http/message_head.h"
+#include "http/path_normalisation.h"
 #include "lb/monotonic_clock.h"
 #include "model/snapshot.h"
 #include "proxy/access_log.h"
@@ -68,6 +69,8 @@ struct ProxyOptions {
   // Envoy's use_remote_address, as at an Istio gateway: the client's address
   // is appended to x-forwarded-for. Off by default, as in a sidecar.
   bool append_forwarded_for = false;
+  // Istio's MeshConfig pathNormalization: the path routed on and forwarded.
+  http::PathNormalisation path_normalisation = http::PathNormalisation::Base;
   std::shared_ptr<ActiveRequestCounters> active_requests;     // null: in-memory
   std::shared_ptr<AccessLogFile> access_log;                  // null: no access log
   AccessLogFormat access_log_format = AccessLogFormat::Text;

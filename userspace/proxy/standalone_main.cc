@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   uint32_t body_buffer_limit = sluice::proxy::ProxyOptions{}.request_body_buffer_limit;
   bool generate_request_id = sluice::proxy::ProxyOptions{}.generate_request_id;
   bool append_forwarded_for = sluice::proxy::ProxyOptions{}.append_forwarded_for;
+  std::string path_normalization = "BASE";
   app.add_option("--config-dir", config_dir, "Istio YAML directory")->required();
   app.add_option("--listen", listens,
                  "ADDR:PORT=SERVICE_HOST:SERVICE_PORT, or ADDR:PORT alone (service from the original destination)")
@@ -58,6 +59,10 @@ int main(int argc, char** argv) {
   app.add_flag("--generate-request-id,!--no-generate-request-id", generate_request_id,
                "give a request without x-request-id a random UUID");
   app.add_flag("--append-x-forwarded-for", append_forwarded_for, "append the client's address to x-forwarded-for");
+  app.add_option("--path-normalization", path_normalization,
+                 "NONE, BASE, MERGE_SLASHES or DECODE_AND_MERGE_SLASHES (Istio's pathNormalization)")
+      ->check(CLI::IsMember({"NONE", "BASE", "MERGE_SLASHES", "DECODE_AND_MERGE_SLASHES"}))
+      ->capture_default_str();
   app.add_option("--access-log", access_log, "one line per request to this file ('-': stdout)");
   app.add_option("--access-log-format", access_log_format, "text (Istio's default) or json")
       ->check(CLI::IsMember({"text", "json"}));
@@ -72,6 +77,7 @@ int main(int argc, char** argv) {
   options.request_body_buffer_limit = body_buffer_limit;
   options.generate_request_id = generate_request_id;
   options.append_forwarded_for = append_forwarded_for;
+  options.path_normalisation = *sluice::http::path_normalisation_from_name(path_normalization);
   if (!access_log.empty()) {
     try {
       options.access_log = std::make_shared<sluice::proxy::AccessLogFile>(access_log);

@@ -206,6 +206,7 @@ Worker::Conn* Worker::alloc_conn(Role role) {
   c->recv_armed = c->send_inflight = c->shut = c->peer_eof = c->recv_paused = false;
   c->in.clear();
   c->out.clear();
+  c->head_scan.reset();
   c->held_count = 0;
   c->deadline = Deadline::None;
   c->deadline_ns = 0;

@@ -125,6 +125,7 @@ class Worker final {
     uint8_t ops = 0;                 // submissions in flight; the slot is freed at 0
     bool recv_armed = false, send_inflight = false, shut = false, peer_eof = false, recv_paused = false;
     ByteBuffer in, out;
+    http::HeadEndScanner head_scan;   // where in `in` the next head may end
     uint32_t inflight_send = 0;
     // Receive completions already posted when a pause (cancel) is decided
     // must be kept: at most the socket's receive queue (tcp_rmem max, 6 MiB

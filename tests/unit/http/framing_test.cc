@@ -164,6 +164,81 @@ TEST(RequestHead, HopByHopIncludesFieldsNamedByConnection) {
   EXPECT_FALSE(is_hop_by_hop("x-other", "close, X-Secret"));
 }
 
+// Connection: content-length once stripped the length of a body that was
+// still forwarded: the next hop read the body as a second request.
+TEST(RequestHead, ConnectionNeverRemovesFramingRoutingOrProxyFields) {
+  const char* connection = "close, Content-Length, HOST, transfer-encoding, x-request-id, X-Forwarded-For, "
+                           "x-forwarded-proto, x-secret";
+  EXPECT_FALSE(is_hop_by_hop("Content-Length", connection));
+  EXPECT_FALSE(is_hop_by_hop("host", connection));
+  EXPECT_FALSE(is_hop_by_hop("x-request-id", connection));
+  EXPECT_FALSE(is_hop_by_hop("x-forwarded-for", connection));
+  EXPECT_FALSE(is_hop_by_hop("X-Forwarded-Proto", connection));
+  EXPECT_TRUE(is_hop_by_hop("x-secret", connection));
+  EXPECT_TRUE(is_hop_by_hop("transfer-encoding", connection));   // hop-by-hop anyway: the proxy writes its own
+}
+
+// The parse proper runs at the end of the first line and at the empty line,
+// not once per received byte; each byte is looked at once.
+TEST(HeadEndScanner, AHeadSentAByteAtATimeIsScannedOnceAndParsedTwice) {
+  std::string head = "GET /a HTTP/1.1\r\nHost: a\r\n";
+  while (head.size() < 15 * 1024) head += "x-filler: " + std::string(190, 'f') + "\r\n";
+  head += "\r\n";
+  Limits limits;
+  HeadEndScanner scanner;
+  RequestHead parsed;
+  int parses = 0;
+  ParseResult result = ParseResult::Incomplete;
+  for (size_t n = 1; n <= head.size(); ++n) {
+    std::string_view received(head.data(), n);
+    if (!scanner.ready(received, 0, limits)) continue;
+    ++parses;
+    result = parse_request_head(received, limits, parsed);
+  }
+  EXPECT_EQ(result, ParseResult::Complete);
+  EXPECT_EQ(parsed.head_bytes, head.size());
+  EXPECT_EQ(parses, 2);
+  EXPECT_EQ(scanner.bytes_scanned(), head.size());
+}
+
+TEST(HeadEndScanner, StartsOverWhenTheStreamMovesToTheNextHead) {
+  Limits limits;
+  HeadEndScanner scanner;
+  std::string two = "GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n";
+  EXPECT_TRUE(scanner.ready(std::string_view(two).substr(0, 16), 0, limits));   // first line
+  EXPECT_TRUE(scanner.ready(two, 0, limits));                                   // empty line
+  std::string_view next = std::string_view(two).substr(27);
+  EXPECT_TRUE(scanner.ready(next, 27, limits));   // the second head's first line, found again
+  EXPECT_TRUE(scanner.ready(next, 27, limits));   // and its end
+  EXPECT_FALSE(scanner.ready(next, 27, limits));
+}
+
+TEST(HeadEndScanner, ABareLfHeadStillEndsTheWaitAndIsRefused) {
+  Limits limits;
+  HeadEndScanner scanner;
+  std::string raw = "GET / HTTP/1.1\nHost: a\n\n";
+  EXPECT_TRUE(scanner.ready(raw, 0, limits));
+  EXPECT_TRUE(scanner.ready(raw, 0, limits));
+  RequestHead head;
+  EXPECT_EQ(parse_request_head(raw, limits, head), ParseResult::Invalid);
+}
+
+TEST(HeadEndScanner, ALongFirstLineAndAFullBufferAreParsedToBeRefused) {
+  Limits limits;
+  limits.max_uri_bytes = 64;
+  limits.max_header_bytes = 256;
+  HeadEndScanner scanner;
+  std::string line = "GET /" + std::string(200, 'a');
+  EXPECT_TRUE(scanner.ready(line, 0, limits));   // past max_uri_bytes with no LF: 414
+  RequestHead head;
+  EXPECT_EQ(parse_request_head(line, limits, head), ParseResult::Invalid);
+  EXPECT_EQ(head.error.status, 414);
+  std::string fields = "GET / HTTP/1.1\r\nHost: a\r\nx: " + std::string(300, 'v');
+  HeadEndScanner other;
+  EXPECT_TRUE(other.ready(fields.substr(0, 16), 0, limits));
+  EXPECT_TRUE(other.ready(fields, 0, limits));   // at max_header_bytes: 431
+}
+
 struct ResponseCase {
   const char* rule;
   std::string raw;
@@ -234,6 +309,58 @@ TEST(ChunkedBody, WorksOneByteAtATime) {
   for (char c : wire) data += decode_all(scanner, std::string_view(&c, 1), &consumed);
   EXPECT_TRUE(scanner.done());
   EXPECT_EQ(data, "0123456789");
+}
+
+std::string forward_all(ChunkedBodyScanner& scanner, std::string_view input, size_t room) {
+  std::string out;
+  std::string window(room, '\0');
+  while (!input.empty() && !scanner.done() && !scanner.failed()) {
+    auto moved = scanner.forward(input, window);
+    out.append(window.data(), moved.written);
+    input.remove_prefix(moved.consumed);
+    if (moved.consumed == 0) break;
+  }
+  return out;
+}
+
+TEST(ChunkedBody, ForwardingDropsFramingAndProxyTrailersAndKeepsOthers) {
+  ChunkedBodyScanner scanner;
+  std::string body = "5;ext=1\r\nhello\r\n0\r\nContent-Length: 47\r\nx-checksum: abc\r\nHost: evil\r\n"
+                     "Transfer-Encoding: chunked\r\nserver-timing: db;dur=5\r\n\r\n";
+  std::string out = forward_all(scanner, body, 4096);
+  EXPECT_TRUE(scanner.done());
+  EXPECT_EQ(out, "5;ext=1\r\nhello\r\n0\r\nx-checksum: abc\r\nserver-timing: db;dur=5\r\n\r\n");
+  EXPECT_EQ(scanner.trailers_dropped(), 3u);
+}
+
+TEST(ChunkedBody, ForwardingOneByteOfRoomAtATimeWritesTheSame) {
+  std::string body = "3\r\nabc\r\n0\r\nx-kept: 1\r\ncontent-length: 9\r\n\r\n";
+  ChunkedBodyScanner whole, bytewise;
+  std::string expected = forward_all(whole, body, 4096);
+  std::string out;
+  std::string_view input = body;
+  std::string window(64, '\0');
+  while (!input.empty() && !bytewise.done()) {   // one input byte per call, as a slow client sends
+    auto moved = bytewise.forward(input.substr(0, 1), window);
+    out.append(window.data(), moved.written);
+    input.remove_prefix(moved.consumed);
+    ASSERT_EQ(moved.consumed, 1u);
+  }
+  EXPECT_EQ(out, expected);
+  EXPECT_EQ(out, "3\r\nabc\r\n0\r\nx-kept: 1\r\n\r\n");
+}
+
+TEST(ChunkedBody, ForwardingWaitsForRoomForAKeptTrailerLine) {
+  ChunkedBodyScanner scanner;
+  std::string body = "0\r\nx-kept: 12345\r\n\r\n";
+  std::string window(8, '\0');
+  auto first = scanner.forward(body, window);
+  EXPECT_EQ(first.written, 3u);                          // "0\r\n"; the 15-byte trailer line does not fit in 5
+  EXPECT_EQ(first.consumed, body.find("\n", 5));          // stopped before the trailer's LF
+  std::string room(64, '\0');
+  auto rest = scanner.forward(std::string_view(body).substr(first.consumed), room);
+  EXPECT_EQ(std::string(room.data(), rest.written), "x-kept: 12345\r\n\r\n");
+  EXPECT_TRUE(scanner.done());
 }
 
 class RefusedChunkTest : public ::testing::TestWithParam<std::pair<const char*, std::string>> {};

@@ -1,0 +1,24 @@
+// One decoder per kind, written in the field-decoding layer (config/decoder.h).
+// The document dispatcher (config/loader.cc) reads apiVersion, kind and
+// metadata, then hands the spec to the kind's decoder, which appends the
+// decoded resource to Decoder::out() and reports every problem it finds.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "config/decoder.h"
+
+namespace sluice::config {
+
+// networking.istio.io
+void decode_virtual_service(Decoder& d, Fields& spec, ResourceMeta meta);
+void decode_destination_rule(Decoder& d, Fields& spec, ResourceMeta meta);
+void decode_service_entry(Decoder& d, Fields& spec, ResourceMeta meta);
+void decode_workload_entry(Decoder& d, const YAML::Node& spec, ResourceMeta meta);
+
+// "HTTP", "grpc-web", ... (case-insensitive) as Istio names protocols.
+std::optional<model::Protocol> protocol_from_name(std::string_view text);
+
+}  // namespace sluice::config

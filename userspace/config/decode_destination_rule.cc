@@ -118,6 +118,7 @@ std::optional<model::LoadBalancer> decode_load_balancer(Decoder& d, const YAML::
   f.not_implemented("localityLbSetting");
   f.not_implemented("warmupDurationSecs");
   f.not_implemented("warmup");
+  f.not_implemented("zoneAwareLbSetting");
   f.finish();
   return lb;
 }
@@ -219,6 +220,7 @@ std::optional<TrafficPolicySpec> decode_traffic_policy(Decoder& d, const YAML::N
     }
   }
   f.not_implemented("tunnel");
+  f.not_implemented("retryBudget", "connectionPool.http.maxRetries is the retry limit sluice enforces");
   f.not_implemented("proxyProtocol");
   f.finish();
   return tp;

@@ -209,9 +209,32 @@ void decode_weighted_destinations(Decoder& d, const YAML::Node& n, const std::st
 // ---------------------------------------------------------------------------
 // VirtualService
 
+// Istio's binding rule: a match's own `gateways` replace the VirtualService's;
+// no list at either level means `mesh` only. sluice serves mesh traffic.
+bool binds_mesh(const std::vector<std::string>& match_gateways, const std::vector<std::string>& vs_gateways) {
+  const auto& list = match_gateways.empty() ? vs_gateways : match_gateways;
+  return list.empty() || std::find(list.begin(), list.end(), "mesh") != list.end();
+}
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+// A match bound only to gateways: a note, and the caller drops the match.
+bool keep_for_mesh(Decoder& d, const YAML::Node& match, const std::string& path,
+                   const std::vector<std::string>& gateways, const VirtualServiceSpec& vs) {
+  if (binds_mesh(gateways, vs.gateways)) return true;
+  d.note(match, d.field(path) + " applies to gateways " + joined(gateways) +
+                    " only, not to 'mesh': sluice serves mesh traffic, so this match is skipped");
+  return false;
+}
+
 std::optional<model::HttpMatch> decode_http_match(Decoder& d, const YAML::Node& n,
                                                   const std::string& path,
-                                                  SourceLocation& port_where) {
+                                                  SourceLocation& port_where,
+                                                  std::vector<std::string>& gateways) {
   Fields f(d, n, path);
   if (!f.ok()) return std::nullopt;
   model::HttpMatch m;
@@ -231,7 +254,7 @@ std::optional<model::HttpMatch> decode_http_match(Decoder& d, const YAML::Node& 
   }
   f.not_implemented("sourceLabels", "sluice does not know the client workload");
   f.not_implemented("sourceNamespace", "sluice does not know the client workload");
-  f.not_implemented("gateways", "sluice has no gateways");
+  f.read("gateways", gateways);
   f.not_implemented("statPrefix");
   f.finish();
   return m;
@@ -253,11 +276,16 @@ void decode_http_route(Decoder& d, const YAML::Node& n, const std::string& path,
       size_t i = 0;
       for (const auto& item : *v) {
         SourceLocation port_where;
-        if (auto m = decode_http_match(d, item, indexed(path, "match", i++), port_where)) {
+        std::vector<std::string> gateways;
+        const std::string mpath = indexed(path, "match", i++);
+        if (auto m = decode_http_match(d, item, mpath, port_where, gateways)) {
+          if (!keep_for_mesh(d, item, mpath, gateways, vs)) continue;
           r.matches.push_back(std::move(*m));
           spec.match_port_where.push_back(port_where);
         }
       }
+      // Every match was for a gateway: the route never sees mesh traffic.
+      spec.mesh = !r.matches.empty() || v->size() == 0;
     }
   }
   if (const auto* v = f.get("route")) {
@@ -357,6 +385,8 @@ void decode_http_route(Decoder& d, const YAML::Node& n, const std::string& path,
         }
       }
       rf.not_implemented("retryRemoteLocalities");
+      rf.not_implemented("retryIgnorePreviousHosts");
+      rf.not_implemented("backoff");
       rf.finish();
       r.retries = std::move(rt);
     }
@@ -478,12 +508,14 @@ void decode_tcp_route(Decoder& d, const YAML::Node& n, const std::string& path,
         mf.not_implemented("sourceLabels", "sluice does not know the client workload");
         mf.not_implemented("sourceNamespace", "sluice does not know the client workload");
         mf.not_implemented("sourceSubnet");
-        mf.not_implemented("gateways", "sluice has no gateways");
+        std::vector<std::string> gateways;
+        mf.read("gateways", gateways);
         mf.finish();
-        spec.matches.push_back(m);
+        if (keep_for_mesh(d, item, indexed(path, "match", i - 1), gateways, vs)) spec.matches.push_back(m);
       }
     }
   }
+  if (const auto* v = f.get("match"); v && v->IsSequence() && v->size() > 0) spec.mesh = !spec.matches.empty();
   if (const auto* v = f.get("route")) {
     decode_weighted_destinations(d, *v, f.name_of("route"), false, spec.destinations);
   } else {
@@ -498,6 +530,7 @@ void decode_tcp_route(Decoder& d, const YAML::Node& n, const std::string& path,
 void decode_virtual_service(Decoder& d, Fields& spec, ResourceMeta meta) {
   VirtualServiceSpec vs;
   vs.meta = std::move(meta);
+  spec.read("gateways", vs.gateways);
   if (const auto* v = spec.get("hosts")) {
     if (!v->IsSequence()) {
       d.error(*v, d.field("hosts") + " must be a list of host names");
@@ -527,9 +560,16 @@ void decode_virtual_service(Decoder& d, Fields& spec, ResourceMeta meta) {
     }
   }
   spec.not_implemented("tls", "TLS SNI routing");
-  spec.not_implemented("gateways", "sluice has no gateways; routes apply to mesh traffic");
   spec.not_implemented("exportTo");
   spec.finish();
+  if (!binds_mesh({}, vs.gateways)) {
+    // An ingress VirtualService (often `hosts: ["*"]`): its hosts are the
+    // gateway's, not mesh services, so none of it is resolved or applied.
+    d.note(spec.node()["gateways"], "VirtualService '" + vs.meta.name + "' is bound to gateways " +
+                                        joined(vs.gateways) +
+                                        " only, not to 'mesh': sluice serves mesh traffic, so it is skipped");
+    return;
+  }
   d.out().virtual_services.push_back(std::move(vs));
 }
 

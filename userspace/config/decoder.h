@@ -114,6 +114,7 @@ class Fields {
   bool ok() const { return ok_; }
   const YAML::Node& node() const { return node_; }
   Decoder& decoder() { return d_; }
+  const std::string& path() const { return path_; }
   std::string name_of(std::string_view key) const {
     return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
   }

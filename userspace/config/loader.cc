@@ -33,36 +33,111 @@ namespace {
 
 constexpr std::string_view kGroup = "networking.istio.io/";
 
-void decode_document(Decoder& d, const YAML::Node& doc) {
+// What a `kind: XList` gives the items that leave apiVersion and kind out
+// (the API server's list responses do: every item is an X of the list's
+// apiVersion).
+struct ItemDefaults {
+  std::string api_version;
+  std::string kind;
+  const YAML::Node* kind_node;   // where to point diagnostics about the kind
+};
+
+// kubectl's `get -o yaml` of several objects wraps them in `kind: List`; a
+// typed list (ServiceList, VirtualServiceList, ...) is what the API returns.
+// Lists inside lists are expanded too, to a small depth (no real list nests).
+constexpr int kMaxListDepth = 4;
+
+void decode_document(Decoder& d, const YAML::Node& doc, const ItemDefaults* defaults = nullptr, int depth = 0);
+
+void decode_list(Decoder& d, Fields& top, const std::string& api, const std::string& kind, const YAML::Node& kind_node,
+                 int depth) {
+  const YAML::Node* items = top.get("items");
+  top.accept("metadata");
+  top.finish();
+  if (!items) return;   // an empty list: `items: []` or `items: null`
+  if (!items->IsSequence()) {
+    d.error(*items, kind + " field 'items' must be a list of objects");
+    return;
+  }
+  if (depth >= kMaxListDepth) {
+    d.error(*items, kind + " nests lists more than " + std::to_string(kMaxListDepth) + " deep");
+    return;
+  }
+  const ItemDefaults defaults{api, kind == "List" ? std::string() : kind.substr(0, kind.size() - 4), &kind_node};
+  for (const auto& item : *items) decode_document(d, item, &defaults, depth + 1);
+}
+
+enum class KubeKind { None, Service, EndpointSlice, Pod, Workload };
+
+KubeKind kube_kind(const std::string& api, const std::string& kind) {
+  if (api == "v1") {
+    if (kind == "Service") return KubeKind::Service;
+    if (kind == "Pod") return KubeKind::Pod;
+    if (kind == "Endpoints" || kind == "Namespace" || kind == "ServiceAccount") return KubeKind::Workload;
+  }
+  if ((api == "discovery.k8s.io/v1" || api == "discovery.k8s.io/v1beta1") && kind == "EndpointSlice")
+    return KubeKind::EndpointSlice;
+  // What `kubectl get all` returns beside Pods and Services: the Pods carry
+  // what sluice needs from them.
+  if (api == "apps/v1" &&
+      (kind == "Deployment" || kind == "ReplicaSet" || kind == "StatefulSet" || kind == "DaemonSet"))
+    return KubeKind::Workload;
+  return KubeKind::None;
+}
+
+void decode_document(Decoder& d, const YAML::Node& doc, const ItemDefaults* defaults, int depth) {
   if (doc.IsNull()) return;   // an empty document, e.g. after a trailing '---'
   d.kind = "document";
   Fields top(d, doc, "");
   if (!top.ok()) return;
   const YAML::Node* api = top.get("apiVersion");
   const YAML::Node* kind = top.get("kind");
-  const YAML::Node* metadata = top.get("metadata");
-  const YAML::Node* spec = top.get("spec");
-  top.accept("status");
+  if (defaults && !defaults->kind.empty()) {
+    // A typed list's item: missing apiVersion and kind come from the list.
+    if (!api) api = defaults->kind_node;
+    if (!kind) kind = defaults->kind_node;
+  }
   if (!api || !kind) {
     d.error(doc, std::string("document has no ") + (!api ? "apiVersion" : "kind") +
                      " (every document needs apiVersion and kind)");
     return;
   }
-  auto api_s = d.string(*api, "apiVersion");
-  auto kind_s = d.string(*kind, "kind");
+  auto api_s = api == (defaults ? defaults->kind_node : nullptr) ? std::optional(defaults->api_version)
+                                                                  : d.string(*api, "apiVersion");
+  auto kind_s = kind == (defaults ? defaults->kind_node : nullptr) ? std::optional(defaults->kind)
+                                                                   : d.string(*kind, "kind");
   if (!api_s || !kind_s) return;
+  if (*kind_s == "List" || (kind_s->size() > 4 && kind_s->ends_with("List"))) {
+    decode_list(d, top, *api_s, *kind_s, *kind, depth);
+    return;
+  }
+  const YAML::Node* metadata = top.get("metadata");
+  const YAML::Node* spec = top.get("spec");
+  top.accept("status");
   static constexpr std::string_view kKinds[] = {"ServiceEntry", "WorkloadEntry", "VirtualService",
                                                 "DestinationRule"};
   const bool known_kind = std::find(std::begin(kKinds), std::end(kKinds), *kind_s) != std::end(kKinds);
   const bool istio_group = api_s->rfind(kGroup, 0) == 0;
-  const std::string version = istio_group ? api_s->substr(kGroup.size()) : "";
-  if (!known_kind || !istio_group) {
-    d.warning(*kind, "skipping " + *kind_s + " (" + *api_s +
-                         "): sluice reads only ServiceEntry, WorkloadEntry, VirtualService and "
-                         "DestinationRule of networking.istio.io");
+  const KubeKind kube = kube_kind(*api_s, *kind_s);
+  if (kube == KubeKind::Workload) {
+    d.note(*kind, "skipping " + *kind_s + " (" + *api_s +
+                      "): sluice reads the Pods themselves (labels and IPs), Services and EndpointSlices");
     return;
   }
-  if (version != "v1alpha3" && version != "v1beta1" && version != "v1") {
+  const std::string version = istio_group ? api_s->substr(kGroup.size()) : "";
+  if (*kind_s == "Gateway" && istio_group) {
+    // Ingress configuration: VirtualServices bound only to it are skipped too.
+    d.note(*kind, "skipping Gateway (" + *api_s + "): sluice serves mesh traffic, not gateways");
+    return;
+  }
+  if (kube == KubeKind::None && (!known_kind || !istio_group)) {
+    d.warning(*kind, "skipping " + *kind_s + " (" + *api_s +
+                         "): sluice reads only ServiceEntry, WorkloadEntry, VirtualService and "
+                         "DestinationRule of networking.istio.io, and Kubernetes Service, "
+                         "EndpointSlice and Pod");
+    return;
+  }
+  if (kube == KubeKind::None && version != "v1alpha3" && version != "v1beta1" && version != "v1") {
     d.warning(*api, "skipping " + *kind_s + ": apiVersion '" + *api_s +
                         "' is not one of networking.istio.io/v1alpha3, v1beta1, v1");
     return;
@@ -85,6 +160,25 @@ void decode_document(Decoder& d, const YAML::Node& doc) {
   }
   if (meta.name.empty()) {
     d.error(metadata ? *metadata : doc, *kind_s + " has no metadata.name");
+  }
+  if (kube != KubeKind::None) {
+    // Machine-written objects: their other top-level fields are ignored.
+    if (metadata && metadata->IsMap()) {
+      if (const auto labels = (*metadata)["labels"]; labels && !labels.IsNull()) {
+        if (auto l = d.labels(labels, "metadata.labels")) meta.labels = std::move(*l);
+      }
+    }
+    const YAML::Node* status = top.get("status");
+    if (kube == KubeKind::EndpointSlice) {
+      decode_endpoint_slice(d, doc, std::move(meta));
+    } else if (kube == KubeKind::Pod) {
+      decode_pod(d, spec, status, std::move(meta));
+    } else if (!spec) {
+      d.error(doc, *kind_s + " '" + meta.name + "' has no spec");
+    } else {
+      decode_kube_service(d, *spec, std::move(meta));
+    }
+    return;
   }
   if (!spec) {
     d.error(doc, *kind_s + " '" + meta.name + "' has no spec");
@@ -278,6 +372,9 @@ ParsedConfig parse_sources(const std::vector<SourceText>& sources, const ParseOp
       append_moved(out.workload_entries, p.workload_entries);
       append_moved(out.virtual_services, p.virtual_services);
       append_moved(out.destination_rules, p.destination_rules);
+      append_moved(out.kube_services, p.kube_services);
+      append_moved(out.endpoint_slices, p.endpoint_slices);
+      append_moved(out.pods, p.pods);
       append_diagnostics(out.diagnostics, p.diagnostics);
     }
   }
@@ -307,11 +404,11 @@ std::vector<SourceText> read_config_sources(const std::vector<std::string>& path
         continue;
       }
       const auto ext = it->path().extension();
-      if (it->is_regular_file() && (ext == ".yaml" || ext == ".yml")) found.push_back(it->path().string());
+      if (it->is_regular_file() && (ext == ".yaml" || ext == ".yml" || ext == ".json")) found.push_back(it->path().string());
     }
     if (ec) diagnostics.push_back({Severity::Error, {p, 0, 0}, "cannot list directory: " + ec.message()});
     if (found.empty() && !ec) {
-      diagnostics.push_back({Severity::Warning, {p, 0, 0}, "directory has no *.yaml or *.yml files"});
+      diagnostics.push_back({Severity::Warning, {p, 0, 0}, "directory has no *.yaml, *.yml or *.json files"});
     }
     std::sort(found.begin(), found.end());
     files.insert(files.end(), found.begin(), found.end());
@@ -371,6 +468,9 @@ ParsedConfig IncrementalLoader::load(const std::vector<std::string>& paths) {
     append_copies(out.workload_entries, p.workload_entries);
     append_copies(out.virtual_services, p.virtual_services);
     append_copies(out.destination_rules, p.destination_rules);
+    append_copies(out.kube_services, p.kube_services);
+    append_copies(out.endpoint_slices, p.endpoint_slices);
+    append_copies(out.pods, p.pods);
     append_copies(out.diagnostics, p.diagnostics);
     kept.emplace(path, std::move(file));
   }

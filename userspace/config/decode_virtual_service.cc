@@ -226,6 +226,7 @@ std::string joined(const std::vector<std::string>& names) {
 bool keep_for_mesh(Decoder& d, const YAML::Node& match, const std::string& path,
                    const std::vector<std::string>& gateways, const VirtualServiceSpec& vs) {
   if (binds_mesh(gateways, vs.gateways)) return true;
+  if (gateways.empty()) return false;   // the whole VirtualService is skipped, with its own note
   d.note(match, d.field(path) + " applies to gateways " + joined(gateways) +
                     " only, not to 'mesh': sluice serves mesh traffic, so this match is skipped");
   return false;

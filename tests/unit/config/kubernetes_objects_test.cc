@@ -370,3 +370,34 @@ TEST(KubernetesObjects, JsonFilesInADirectoryAreRead) {
 
 }  // namespace
 }  // namespace sluice::config
+
+namespace sluice::config {
+namespace {
+
+using namespace testing;
+
+// tests/fixtures/bookinfo: Istio's bookinfo sample with its Kubernetes
+// objects as kubectl prints them; the integration test agent_bookinfo serves it.
+TEST(BookinfoFixture, CompilesWithReviewsSubsetsSelectingTheirPods) {
+  auto r = compile_paths({source_root() + "/tests/fixtures/bookinfo"}, 1);
+  ASSERT_TRUE(r.ok()) << diagnostics_text(r);
+  for (const auto& d : r.diagnostics) EXPECT_NE(d.severity, model::Severity::Warning) << model::format_diagnostic(d);
+  const auto* reviews = r.snapshot->find_service("reviews.bookinfo.svc.cluster.local");
+  ASSERT_NE(reviews, nullptr);
+  EXPECT_EQ(reviews->kind, "Service");
+  ASSERT_EQ(reviews->subsets.size(), 4u);
+  const std::vector<std::string> want = {"10.200.11.2", "10.200.12.2", "10.200.13.2"};
+  for (size_t i = 1; i < 4; ++i) {
+    ASSERT_EQ(reviews->subsets[i].endpoints.size(), 1u) << reviews->subsets[i].name;
+    EXPECT_EQ(reviews->endpoints[reviews->subsets[i].endpoints[0]].address.to_string(), want[i - 1]);
+  }
+  const auto* pr = reviews->routes_for(9080);
+  ASSERT_EQ(pr->plane, model::Plane::L7);
+  ASSERT_EQ(pr->http.size(), 2u);
+  EXPECT_EQ(subset_name(*r.snapshot, pr->http[0].route.at(0).destination), "v2");
+  EXPECT_NE(find_diagnostic(r, "VirtualService 'bookinfo' is bound to gateways bookinfo-gateway only"), nullptr);
+  EXPECT_EQ(find_diagnostic(r, "this match is skipped"), nullptr) << "one note for the skipped VirtualService";
+}
+
+}  // namespace
+}  // namespace sluice::config

@@ -102,6 +102,28 @@ bool needs_request_data(const model::LoadBalancer& lb) {
                      lb.hash.source == Src::QueryParameter);
 }
 
+// Connection-pool limits and outlier detection are enforced by the L7 proxy
+// only (docs/l7-proxy.md), so an HTTP port whose policy sets them is served there.
+bool needs_l7_enforcement(const model::TrafficPolicy& p) {
+  const auto& cp = p.connection_pool;
+  constexpr auto kUnlimited = model::ConnectionPool::kUnlimited;
+  return p.outlier_detection.enabled || cp.max_connections != kUnlimited ||
+         cp.http1_max_pending_requests != kUnlimited || cp.http2_max_requests != kUnlimited ||
+         cp.max_requests_per_connection != 0 || cp.max_retries != kUnlimited;
+}
+
+// Istio's retry policy for an HTTP route that has no `retries` field: two
+// retries on connect-failure, refused-stream, unavailable, cancelled and the
+// retriable status code 503 (Envoy tokens; unavailable and cancelled are
+// gRPC statuses, which an HTTP/1.1 upstream does not send).
+model::Retries istio_default_retries() {
+  model::Retries r;
+  r.attempts = 2;
+  r.retry_on = {"connect-failure", "refused-stream", "unavailable", "cancelled", "retriable-status-codes"};
+  r.retriable_status_codes = {503};
+  return r;
+}
+
 // A destination after name resolution; port 0 means "the port being routed".
 struct ResolvedDestination {
   uint32_t service = 0;
@@ -185,14 +207,21 @@ class SnapshotCompiler {
       model::Service s;
       s.host = se.hosts.front().host;
       for (const auto& h : se.hosts) {
-        auto [it, inserted] = primary.emplace(h.host, &h);
+        // A short host is NAME.NAMESPACE.svc.cluster.local, as Istio reads
+        // it: the same short name in two namespaces is two services.
+        const bool short_host = h.host.find('.') == std::string::npos;
+        const std::string key = short_host ? h.host + "." + se.meta.namespace_ + ".svc.cluster.local" : h.host;
+        auto [it, inserted] = primary.emplace(key, &h);
         if (!inserted) {
           error(h.where, "host '" + h.host + "' is already defined by another ServiceEntry at " +
                              it->second->where.file + ":" + std::to_string(it->second->where.line));
           continue;
         }
         s.hosts.push_back(h.host);
+        // The bare short name stays a lookup key (first definition wins) for
+        // callers without a namespace (sluicectl weights HOST, find_service).
         snapshot_->service_by_host.emplace(h.host, index);
+        if (short_host) snapshot_->service_by_host.emplace(key, index);
       }
       s.name = se.meta.name;
       s.namespace_ = se.meta.namespace_;
@@ -253,6 +282,7 @@ class SnapshotCompiler {
     const auto index = static_cast<uint32_t>(snapshot_->services.size());
     snapshot_->service_by_host.emplace(s.host, index);
     s.hosts = {s.host};
+    s.kind = "Service";
     s.name = ks.meta.name;
     s.namespace_ = ks.meta.namespace_;
     s.vips = ks.cluster_ips;
@@ -777,18 +807,26 @@ class SnapshotCompiler {
       }
     }
 
-    bool request_data = false;
-    for (const auto& subset : s.subsets) request_data = request_data || needs_request_data(subset.policy_for(port.number).load_balancer);
-    pr.plane = model::is_http(port.protocol) && (!http.empty() || request_data) ? model::Plane::L7 : model::Plane::L4;
+    bool request_data = false, enforced = false;
+    for (const auto& subset : s.subsets) {
+      request_data = request_data || needs_request_data(subset.policy_for(port.number).load_balancer);
+      enforced = enforced || needs_l7_enforcement(subset.policy_for(port.number));
+    }
+    pr.plane = model::is_http(port.protocol) && (!http.empty() || request_data || enforced) ? model::Plane::L7
+                                                                                            : model::Plane::L4;
 
     if (pr.plane == model::Plane::L7) {
       for (auto& [i, r] : http) pr.http.push_back(std::move(r));
       if (pr.http.empty()) {
-        // Hashing on request data needs the proxy even without routes.
+        // Hashing on request data, connection limits and outlier detection
+        // need the proxy even without routes.
         model::HttpRoute r;
         r.name = "default";
         r.route = whole_service(si, port.number);
         pr.http.push_back(std::move(r));
+      }
+      for (auto& r : pr.http) {
+        if (!r.retries && !r.redirect && !r.direct_response) r.retries = istio_default_retries();
       }
       return pr;
     }

@@ -10,6 +10,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "config/input_limits.h"
+
 namespace sluice::agent {
 
 bool event_concerns_config(const std::string& dir, std::string_view name, uint32_t mask) {
@@ -19,7 +21,7 @@ bool event_concerns_config(const std::string& dir, std::string_view name, uint32
   if (name == "..data") return true;
   if (name.front() == '.') return false;   // the loader skips dot-entries (editor temp and swap files too)
   if (mask & IN_ISDIR) return true;
-  if (name.ends_with(".yaml") || name.ends_with(".yml")) return true;
+  if (config::is_config_file_name(name)) return true;
   // Anything else matters only if it is (or was) a directory the loader
   // walks: a symlink to one does not say IN_ISDIR. A name that is gone and
   // carried a file extension was a file.

@@ -1,6 +1,9 @@
 #include "config/compiler.h"
 
+#include "config/decoders.h"
+
 #include <algorithm>
+#include <deque>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
@@ -99,6 +102,28 @@ bool needs_request_data(const model::LoadBalancer& lb) {
                      lb.hash.source == Src::QueryParameter);
 }
 
+// Connection-pool limits and outlier detection are enforced by the L7 proxy
+// only (docs/l7-proxy.md), so an HTTP port whose policy sets them is served there.
+bool needs_l7_enforcement(const model::TrafficPolicy& p) {
+  const auto& cp = p.connection_pool;
+  constexpr auto kUnlimited = model::ConnectionPool::kUnlimited;
+  return p.outlier_detection.enabled || cp.max_connections != kUnlimited ||
+         cp.http1_max_pending_requests != kUnlimited || cp.http2_max_requests != kUnlimited ||
+         cp.max_requests_per_connection != 0 || cp.max_retries != kUnlimited;
+}
+
+// Istio's retry policy for an HTTP route that has no `retries` field: two
+// retries on connect-failure, refused-stream, unavailable, cancelled and the
+// retriable status code 503 (Envoy tokens; unavailable and cancelled are
+// gRPC statuses, which an HTTP/1.1 upstream does not send).
+model::Retries istio_default_retries() {
+  model::Retries r;
+  r.attempts = 2;
+  r.retry_on = {"connect-failure", "refused-stream", "unavailable", "cancelled", "retriable-status-codes"};
+  r.retriable_status_codes = {503};
+  return r;
+}
+
 // A destination after name resolution; port 0 means "the port being routed".
 struct ResolvedDestination {
   uint32_t service = 0;
@@ -125,6 +150,7 @@ class SnapshotCompiler {
   CompileResult run() {
     build_services();
     select_workload_entries();
+    select_kubernetes_endpoints();
     apply_destination_rules();
     resolve_virtual_services();
     build_port_routes();
@@ -181,14 +207,21 @@ class SnapshotCompiler {
       model::Service s;
       s.host = se.hosts.front().host;
       for (const auto& h : se.hosts) {
-        auto [it, inserted] = primary.emplace(h.host, &h);
+        // A short host is NAME.NAMESPACE.svc.cluster.local, as Istio reads
+        // it: the same short name in two namespaces is two services.
+        const bool short_host = h.host.find('.') == std::string::npos;
+        const std::string key = short_host ? h.host + "." + se.meta.namespace_ + ".svc.cluster.local" : h.host;
+        auto [it, inserted] = primary.emplace(key, &h);
         if (!inserted) {
           error(h.where, "host '" + h.host + "' is already defined by another ServiceEntry at " +
                              it->second->where.file + ":" + std::to_string(it->second->where.line));
           continue;
         }
         s.hosts.push_back(h.host);
+        // The bare short name stays a lookup key (first definition wins) for
+        // callers without a namespace (sluicectl weights HOST, find_service).
         snapshot_->service_by_host.emplace(h.host, index);
+        if (short_host) snapshot_->service_by_host.emplace(key, index);
       }
       s.name = se.meta.name;
       s.namespace_ = se.meta.namespace_;
@@ -203,6 +236,7 @@ class SnapshotCompiler {
       }
       services.push_back(std::move(s));
     }
+    for (const auto& ks : in_.kube_services) build_kube_service(ks, primary);
     // Short and long forms of every host, after all primaries so an explicit
     // host always wins over another service's alias.
     for (uint32_t i = 0; i < services.size(); ++i) {
@@ -221,6 +255,187 @@ class SnapshotCompiler {
         }
         for (auto& a : aliases) snapshot_->service_by_host.emplace(std::move(a), i);
       }
+    }
+  }
+
+  // A Kubernetes Service as Istio sees it: host name.namespace.svc.cluster.local,
+  // its cluster IPs as VIPs, each port's protocol from appProtocol or the
+  // port name's prefix. ExternalName services are DNS aliases: nothing to steer.
+  void build_kube_service(const KubeServiceSpec& ks, std::unordered_map<std::string, const HostRef*>& primary) {
+    const std::string what = "Service '" + ks.meta.namespace_ + "/" + ks.meta.name + "'";
+    kube_service_index_.push_back(std::nullopt);
+    if (ks.type == "ExternalName") {
+      report(Severity::Info, ks.meta.where, what + " is an ExternalName alias of '" + ks.external_name +
+                                                "': it has no cluster IP or endpoints, so sluice steers nothing for it "
+                                                "and it is not a route destination");
+      return;
+    }
+    model::Service s;
+    s.host = ks.meta.name + "." + ks.meta.namespace_ + ".svc.cluster.local";
+    kube_hosts_.push_back({s.host, ks.meta.where});
+    auto [it, inserted] = primary.emplace(s.host, &kube_hosts_.back());
+    if (!inserted) {
+      error(ks.meta.where, "host '" + s.host + "' of " + what + " is already defined at " + it->second->where.file +
+                               ":" + std::to_string(it->second->where.line));
+      return;
+    }
+    const auto index = static_cast<uint32_t>(snapshot_->services.size());
+    snapshot_->service_by_host.emplace(s.host, index);
+    s.hosts = {s.host};
+    s.kind = "Service";
+    s.name = ks.meta.name;
+    s.namespace_ = ks.meta.namespace_;
+    s.vips = ks.cluster_ips;
+    s.where = ks.meta.where;
+    for (const auto& kp : ks.ports) {
+      if (kp.protocol == "SCTP") {
+        warning(kp.where, what + " port " + std::to_string(kp.port) + " is SCTP, which sluice does not steer");
+        continue;
+      }
+      model::ServicePort port;
+      port.number = kp.port;
+      port.name = kp.name;
+      port.protocol = kube_port_protocol(kp);
+      port.target_port = kp.target_port;
+      if (s.port(port.number)) continue;   // the same number for TCP and UDP: one port to sluice
+      s.ports.push_back(port);
+    }
+    if (ks.headless) {
+      report(Severity::Info, ks.meta.where, what + " is headless (clusterIP: None): sluice has no VIP to steer for it; "
+                                                "it is still a route destination");
+    }
+    kube_service_index_.back() = index;
+    snapshot_->services.push_back(std::move(s));
+  }
+
+  // Istio's order: appProtocol, then the port name's prefix ("http-web",
+  // "grpc"), then UDP from the Service's protocol; anything else is
+  // unspecified, which sluice steers per connection.
+  static model::Protocol kube_port_protocol(const KubeServicePort& kp) {
+    using P = model::Protocol;
+    if (!kp.app_protocol.empty()) {
+      if (kp.app_protocol == "kubernetes.io/h2c") return P::HTTP2;
+      if (kp.app_protocol == "kubernetes.io/ws") return P::HTTP;
+      if (kp.app_protocol == "kubernetes.io/wss") return P::TLS;
+      if (auto p = protocol_from_name(kp.app_protocol)) return *p;
+    }
+    if (auto p = protocol_from_name(kp.name.substr(0, kp.name.find('-')))) return *p;
+    if (kp.protocol == "UDP") return P::UDP;
+    return P::Unspecified;
+  }
+
+  // Endpoints as kube-proxy picks them: the ready endpoints of every
+  // EndpointSlice labelled with the Service's name; only when none is ready,
+  // the terminating ones that are still serving. Each endpoint's labels are
+  // its Pod's (targetRef, else the Pod with that IP), so DestinationRule
+  // subsets select Pods by label as in Istio.
+  void select_kubernetes_endpoints() {
+    std::unordered_map<std::string, const PodSpec*> pod_by_name, pod_by_ip;
+    for (const auto& pod : in_.pods) {
+      pod_by_name.emplace(pod.meta.namespace_ + "/" + pod.meta.name, &pod);
+      for (const auto& ip : pod.ips) pod_by_ip.emplace(pod.meta.namespace_ + "/" + ip.to_string(), &pod);
+    }
+    std::unordered_map<std::string, std::vector<const EndpointSliceSpec*>> slices_of;
+    for (const auto& slice : in_.endpoint_slices) slices_of[slice.meta.namespace_ + "/" + slice.service].push_back(&slice);
+
+    for (size_t k = 0; k < in_.kube_services.size(); ++k) {
+      if (!kube_service_index_[k]) continue;
+      const KubeServiceSpec& ks = in_.kube_services[k];
+      model::Service& s = service(*kube_service_index_[k]);
+      const std::string what = "Service '" + ks.meta.namespace_ + "/" + ks.meta.name + "'";
+      auto slices = slices_of.find(ks.meta.namespace_ + "/" + ks.meta.name);
+      if (slices != slices_of.end()) {
+        endpoints_from_slices(s, slices->second, pod_by_name, pod_by_ip);
+      } else if (ks.selector && !ks.selector->empty()) {
+        endpoints_from_pods(s, ks, what);
+      }
+      if (s.endpoints.empty()) {
+        warning(ks.meta.where, what + " has no ready endpoint" +
+                                   (slices == slices_of.end() ? std::string(" (no EndpointSlice names it") +
+                                                                    (ks.selector ? " and no Pod matches its selector)" : ")")
+                                                              : std::string()) +
+                                   ": '" + s.host + "' has no backends");
+      }
+    }
+  }
+
+  void endpoints_from_slices(model::Service& s, const std::vector<const EndpointSliceSpec*>& slices,
+                             const std::unordered_map<std::string, const PodSpec*>& pod_by_name,
+                             const std::unordered_map<std::string, const PodSpec*>& pod_by_ip) {
+    struct Candidate {
+      const EndpointSliceSpec* slice;
+      const KubeEndpoint* endpoint;
+    };
+    std::vector<Candidate> ready, terminating;
+    for (const auto* slice : slices) {
+      for (const auto& e : slice->endpoints) {
+        const bool is_ready = e.ready.value_or(true);
+        const bool serving = e.serving.value_or(is_ready);
+        if (is_ready) ready.push_back({slice, &e});
+        else if (serving && e.terminating.value_or(false)) terminating.push_back({slice, &e});
+      }
+    }
+    std::set<model::IpAddress> seen;
+    for (const auto& c : ready.empty() ? terminating : ready) {
+      // The first address is the endpoint's; the others are the same Pod.
+      const model::IpAddress& address = c.endpoint->addresses.front();
+      if (!seen.insert(address).second) continue;
+      model::Endpoint e;
+      e.address = address;
+      e.where = c.endpoint->where;
+      for (const auto& [name, port] : c.slice->ports) e.ports[name] = port;
+      const PodSpec* pod = nullptr;
+      if (c.endpoint->target_kind == "Pod") {
+        if (auto it = pod_by_name.find(c.endpoint->target_namespace + "/" + c.endpoint->target_name); it != pod_by_name.end())
+          pod = it->second;
+      }
+      if (!pod) {
+        if (auto it = pod_by_ip.find(c.slice->meta.namespace_ + "/" + address.to_string()); it != pod_by_ip.end())
+          pod = it->second;
+      }
+      if (pod) {
+        e.name = pod->meta.name;
+        e.labels = pod->meta.labels;
+      } else {
+        e.name = c.endpoint->target_name.empty() ? c.slice->meta.name + "/" + address.to_string() : c.endpoint->target_name;
+        report(Severity::Info, c.endpoint->where,
+               "endpoint " + address.to_string() + " of EndpointSlice '" + c.slice->meta.name +
+                   "' has no Pod in the configuration" +
+                   (c.endpoint->target_name.empty() ? std::string() : " ('" + c.endpoint->target_name + "')") +
+                   ": it has no labels, so only subsets without labels select it");
+      }
+      s.endpoints.push_back(std::move(e));
+    }
+  }
+
+  // No EndpointSlice names the Service (a hand-written fixture, or objects
+  // listed without them): its selector picks the namespace's running,
+  // ready Pods, and a named targetPort is looked up among their containerPorts.
+  void endpoints_from_pods(model::Service& s, const KubeServiceSpec& ks, const std::string& what) {
+    for (const auto& pod : in_.pods) {
+      if (pod.meta.namespace_ != ks.meta.namespace_ || pod.ips.empty()) continue;
+      if (!labels_match(*ks.selector, pod.meta.labels)) continue;
+      if ((!pod.phase.empty() && pod.phase != "Running") || !pod.ready.value_or(true)) continue;
+      model::Endpoint e;
+      e.name = pod.meta.name;
+      e.address = pod.ips.front();
+      e.labels = pod.meta.labels;
+      e.where = pod.meta.where;
+      for (const auto& kp : ks.ports) {
+        if (kp.target_port_name.empty()) continue;
+        if (auto it = pod.container_ports.find(kp.target_port_name); it != pod.container_ports.end()) {
+          e.ports[kp.name] = it->second;
+        } else {
+          warning(kp.where, what + " targetPort '" + kp.target_port_name + "' names no containerPort of Pod '" +
+                                pod.meta.name + "'; using port " + std::to_string(kp.port));
+        }
+      }
+      s.endpoints.push_back(std::move(e));
+    }
+    if (!s.endpoints.empty()) {
+      report(Severity::Info, ks.meta.where, what + " has no EndpointSlice: its " + std::to_string(s.endpoints.size()) +
+                                                " endpoint(s) are the ready Pods its selector " + label_list(*ks.selector) +
+                                                " matches");
     }
   }
 
@@ -444,6 +659,11 @@ class SnapshotCompiler {
       for (size_t i = 0; i < vs.http.size(); ++i) {
         const auto& route = vs.http[i];
         const std::string name = "http[" + std::to_string(i) + "]";
+        if (!route.mesh) {   // a gateway's route: never applied, so never resolved
+          r.http_route.emplace_back();
+          r.http_mirrors.emplace_back();
+          continue;
+        }
         r.http_route.push_back(resolve_destinations(vs, route.destinations, route.route.where, name, true));
         std::vector<ResolvedDestination> mirrors;
         for (const auto& m : route.mirrors) mirrors.push_back(resolve_destination(vs, m.destination));
@@ -455,6 +675,10 @@ class SnapshotCompiler {
       for (size_t i = 0; i < vs.tcp.size(); ++i) {
         const auto& route = vs.tcp[i];
         const std::string name = "tcp[" + std::to_string(i) + "]";
+        if (!route.mesh) {
+          r.tcp_route.emplace_back();
+          continue;
+        }
         r.tcp_route.push_back(resolve_destinations(vs, route.destinations, route.where, name, true));
         for (const auto& m : route.matches) check_match_port(vs, targets, m.port, m.port_where);
       }
@@ -557,6 +781,7 @@ class SnapshotCompiler {
     if (vs) {
       for (size_t i = 0; i < vs->spec->http.size(); ++i) {
         const auto& spec = vs->spec->http[i];
+        if (!spec.mesh) continue;
         model::HttpRoute r;
         r.name = spec.route.name;
         r.virtual_service = spec.route.virtual_service;
@@ -582,18 +807,26 @@ class SnapshotCompiler {
       }
     }
 
-    bool request_data = false;
-    for (const auto& subset : s.subsets) request_data = request_data || needs_request_data(subset.policy_for(port.number).load_balancer);
-    pr.plane = model::is_http(port.protocol) && (!http.empty() || request_data) ? model::Plane::L7 : model::Plane::L4;
+    bool request_data = false, enforced = false;
+    for (const auto& subset : s.subsets) {
+      request_data = request_data || needs_request_data(subset.policy_for(port.number).load_balancer);
+      enforced = enforced || needs_l7_enforcement(subset.policy_for(port.number));
+    }
+    pr.plane = model::is_http(port.protocol) && (!http.empty() || request_data || enforced) ? model::Plane::L7
+                                                                                            : model::Plane::L4;
 
     if (pr.plane == model::Plane::L7) {
       for (auto& [i, r] : http) pr.http.push_back(std::move(r));
       if (pr.http.empty()) {
-        // Hashing on request data needs the proxy even without routes.
+        // Hashing on request data, connection limits and outlier detection
+        // need the proxy even without routes.
         model::HttpRoute r;
         r.name = "default";
         r.route = whole_service(si, port.number);
         pr.http.push_back(std::move(r));
+      }
+      for (auto& r : pr.http) {
+        if (!r.retries && !r.redirect && !r.direct_response) r.retries = istio_default_retries();
       }
       return pr;
     }
@@ -643,10 +876,10 @@ class SnapshotCompiler {
     if (vs) {
       for (size_t i = 0; i < vs->spec->tcp.size(); ++i) {
         const auto& t = vs->spec->tcp[i];
-        const bool applies = t.matches.empty() ||
+        const bool applies = t.mesh && (t.matches.empty() ||
                              std::any_of(t.matches.begin(), t.matches.end(), [&](const TcpMatchSpec& m) {
                                return m.port == 0 || m.port == port.number;
-                             });
+                             }));
         if (!applies) continue;
         pr.l4 = weighted(t.destinations, vs->tcp_route[i], port.number);
         pr.l4_source = "tcp[" + std::to_string(i) + "]";
@@ -710,6 +943,8 @@ class SnapshotCompiler {
 
   const ParsedConfig& in_;
   std::vector<Diagnostic> diagnostics_;
+  std::vector<std::optional<uint32_t>> kube_service_index_;   // per in_.kube_services
+  std::deque<HostRef> kube_hosts_;                             // stable addresses for `primary`
   std::shared_ptr<model::Snapshot> snapshot_;
   std::vector<std::optional<size_t>> vs_of_;   // per service: index into resolved_
   std::vector<ResolvedVirtualService> resolved_;

@@ -26,11 +26,6 @@ std::string mib(uint64_t bytes) {
   return std::to_string(bytes) + " bytes";
 }
 
-bool yaml_name(const fs::path& p) {
-  const auto ext = p.extension();
-  return ext == ".yaml" || ext == ".yml";
-}
-
 const char* file_type_name(mode_t mode) {
   if (S_ISDIR(mode)) return "a directory";
   if (S_ISFIFO(mode)) return "a FIFO";
@@ -42,7 +37,11 @@ const char* file_type_name(mode_t mode) {
 
 }  // namespace
 
-std::vector<std::string> list_yaml_files(const std::string& dir, const InputLimits& limits,
+bool is_config_file_name(std::string_view name) {
+  return name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json");
+}
+
+std::vector<std::string> list_config_files(const std::string& dir, const InputLimits& limits,
                                          std::vector<Diagnostic>& diagnostics) {
   std::vector<std::string> found;
   auto error = [&](const std::string& where, std::string message) {
@@ -76,7 +75,7 @@ std::vector<std::string> list_yaml_files(const std::string& dir, const InputLimi
       std::error_code type_ec;
       const fs::file_status status = fs::status(path, type_ec);   // follows symlinks
       if (type_ec) {
-        if (type_ec == std::errc::no_such_file_or_directory && !yaml_name(path)) continue;   // dangling, not config
+        if (type_ec == std::errc::no_such_file_or_directory && !is_config_file_name(path.filename().string())) continue;   // dangling, not config
         error(path.string(), type_ec == std::errc::too_many_symbolic_link_levels
                                  ? "symlink loop (too many levels of symbolic links)"
                                  : type_ec == std::errc::no_such_file_or_directory
@@ -86,9 +85,9 @@ std::vector<std::string> list_yaml_files(const std::string& dir, const InputLimi
       }
       if (fs::is_directory(status)) {
         pending.push_back(path);
-      } else if (yaml_name(path)) {
+      } else if (is_config_file_name(path.filename().string())) {
         if (found.size() >= limits.max_files) {
-          error(dir, "more than " + std::to_string(limits.max_files) + " YAML files; not loading this many");
+          error(dir, "more than " + std::to_string(limits.max_files) + " config files; not loading this many");
           return found;
         }
         found.push_back(path.string());   // read_config_file refuses what is not a regular file

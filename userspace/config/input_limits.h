@@ -27,12 +27,17 @@ struct InputLimits {
   uint64_t max_expanded_nodes = 1000000;
 };
 
-// The *.yaml and *.yml files under `dir`, recursively (symlinked directories
+// Whether the loader reads a file of this name: *.yaml, *.yml, *.json (JSON,
+// as the Kubernetes API returns objects, is YAML to the parser). The config
+// watcher reloads on events for these names only.
+bool is_config_file_name(std::string_view name);
+
+// The config files (is_config_file_name) under `dir`, recursively (symlinked directories
 // followed, each directory at most once), skipping entries whose name starts
 // with '.'. An entry that cannot be examined (a symlink loop, a dangling
-// symlink named *.yaml, no permission) is an error naming it; so is a
+// symlink named like a config file, no permission) is an error naming it; so is a
 // directory past max_directory_entries or max_files. Unsorted.
-std::vector<std::string> list_yaml_files(const std::string& dir, const InputLimits& limits,
+std::vector<std::string> list_config_files(const std::string& dir, const InputLimits& limits,
                                          std::vector<Diagnostic>& diagnostics);
 
 // The bytes of one config file, or nullopt with an error naming it: not a

@@ -19,7 +19,8 @@ struct SourceText {
 };
 
 // The YAML files a set of command-line paths names: a file as given; a
-// directory's *.yaml and *.yml files, recursively, sorted, skipping entries
+// directory's *.yaml, *.yml and *.json files (JSON is read as the YAML it
+// is, one object per file, as the API server returns them), recursively, sorted, skipping entries
 // whose name starts with '.' (Kubernetes ConfigMap mounts keep a second copy
 // of every file under "..data"). Problems (missing path, unreadable file,
 // symlink loop, special file, a limit passed: config/input_limits.h) are

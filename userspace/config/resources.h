@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -20,6 +21,7 @@ struct ResourceMeta {
   std::string api_version;
   std::string name;
   std::string namespace_ = "default";
+  model::Labels labels;      // metadata.labels (read for Kubernetes kinds only)
   SourceLocation where;      // the document's first key
 };
 
@@ -53,6 +55,10 @@ struct HttpRouteSpec {
   std::vector<WeightedDestinationRef> destinations;
   std::vector<MirrorRef> mirrors;
   std::vector<SourceLocation> match_port_where;   // parallel to route.matches
+  // False when every match is bound to gateways other than `mesh`: the
+  // route exists for an ingress gateway and never applies to mesh traffic.
+  // Matches bound elsewhere are already dropped from route.matches.
+  bool mesh = true;
 };
 
 struct TcpMatchSpec {
@@ -64,10 +70,14 @@ struct TcpRouteSpec {
   std::vector<TcpMatchSpec> matches;
   std::vector<WeightedDestinationRef> destinations;
   SourceLocation where;
+  bool mesh = true;   // as HttpRouteSpec::mesh
 };
 
 struct VirtualServiceSpec {
   ResourceMeta meta;
+  // `gateways` as written; empty means `mesh` only. A VirtualService whose
+  // list does not name `mesh` is skipped by the decoder (with a note).
+  std::vector<std::string> gateways;
   std::vector<HostRef> hosts;
   std::vector<HttpRouteSpec> http;
   std::vector<TcpRouteSpec> tcp;
@@ -122,6 +132,56 @@ struct WorkloadEntrySpec {
   model::Endpoint endpoint;
 };
 
+// Kubernetes objects (core v1 Service and Pod, discovery.k8s.io/v1
+// EndpointSlice), as `kubectl get -o yaml` writes them or the API returns
+// them. Only what steering needs is kept; the compiler turns each Service
+// into a model::Service (docs/config-reference.md, "Kubernetes objects").
+struct KubeServicePort {
+  std::string name;
+  uint32_t port = 0;
+  std::string protocol = "TCP";     // TCP, UDP, SCTP
+  std::string app_protocol;         // appProtocol, as written
+  uint32_t target_port = 0;         // targetPort as a number (0: a name, or absent)
+  std::string target_port_name;     // targetPort as a name (a Pod containerPort name)
+  SourceLocation where;
+};
+
+struct KubeServiceSpec {
+  ResourceMeta meta;
+  std::string type = "ClusterIP";   // ClusterIP, NodePort, LoadBalancer, ExternalName
+  std::vector<model::IpAddress> cluster_ips;
+  bool headless = false;            // clusterIP: None
+  std::string external_name;
+  std::vector<KubeServicePort> ports;
+  std::optional<model::Labels> selector;
+};
+
+struct KubeEndpoint {
+  std::vector<model::IpAddress> addresses;
+  // EndpointConditions: an absent ready means ready, an absent serving
+  // means the same as ready, an absent terminating means false (the API's
+  // own rules for unset conditions).
+  std::optional<bool> ready, serving, terminating;
+  std::string target_kind, target_name, target_namespace;
+  SourceLocation where;
+};
+
+struct EndpointSliceSpec {
+  ResourceMeta meta;
+  std::string service;              // label kubernetes.io/service-name
+  std::string address_type;         // IPv4, IPv6, FQDN
+  std::vector<KubeEndpoint> endpoints;
+  std::vector<std::pair<std::string, uint32_t>> ports;   // name -> port the endpoints listen on
+};
+
+struct PodSpec {
+  ResourceMeta meta;
+  std::vector<model::IpAddress> ips;                // status.podIPs (or podIP)
+  std::map<std::string, uint32_t> container_ports;  // containerPort name -> number
+  std::string phase;                                // status.phase
+  std::optional<bool> ready;                        // status.conditions[type=Ready]
+};
+
 // Everything read from one set of files: the decoded resources in file order,
 // and every diagnostic found so far.
 struct ParsedConfig {
@@ -130,6 +190,9 @@ struct ParsedConfig {
   std::vector<WorkloadEntrySpec> workload_entries;
   std::vector<VirtualServiceSpec> virtual_services;
   std::vector<DestinationRuleSpec> destination_rules;
+  std::vector<KubeServiceSpec> kube_services;
+  std::vector<EndpointSliceSpec> endpoint_slices;
+  std::vector<PodSpec> pods;
   std::vector<Diagnostic> diagnostics;
 
   bool has_errors() const;

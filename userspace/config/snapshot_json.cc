@@ -223,6 +223,7 @@ json service(const model::Snapshot& s, const model::Service& svc) {
   }
   return {{"host", svc.host},
           {"hosts", svc.hosts},
+          {"kind", svc.kind},
           {"name", svc.name},
           {"namespace", svc.namespace_},
           {"vips", vips},

@@ -55,7 +55,7 @@ CommandBody define_validate(CLI::App& command) {
   };
   auto opts = std::make_shared<Options>();
   command.add_option("PATH", opts->paths,
-                     "YAML files or directories (*.yaml, *.yml, recursively; dot-entries skipped)")
+                     "YAML files or directories (*.yaml, *.yml, *.json, recursively; dot-entries skipped)")
       ->required();
   command.add_flag("-W,--warnings-as-errors", opts->warnings_as_errors,
                    "exit 1 when there are warnings, too (for CI)");

@@ -226,7 +226,7 @@ std::string endpoint_ports(const model::Service& svc, const model::Endpoint& e) 
 }
 
 void service_text(std::ostream& out, const model::Snapshot& s, const model::Service& svc) {
-  out << svc.host << "  (ServiceEntry " << svc.namespace_ << "/" << svc.name;
+  out << svc.host << "  (" << svc.kind << " " << svc.namespace_ << "/" << svc.name;
   if (!svc.where.file.empty()) out << ", " << svc.where.file << ":" << svc.where.line;
   out << ")\n";
   if (svc.hosts.size() > 1) {

@@ -94,7 +94,9 @@ std::string_view to_string(HashKey::Source s) {
 }
 
 uint32_t Endpoint::port_for(const ServicePort& port) const {
-  if (auto it = ports.find(port.name); !port.name.empty() && it != ports.end()) {
+  // An unnamed port is found too: a Kubernetes EndpointSlice names a
+  // single-port Service's port "".
+  if (auto it = ports.find(port.name); it != ports.end()) {
     return it->second;
   }
   return port.target_port != 0 ? port.target_port : port.number;

@@ -274,7 +274,8 @@ struct PortRoutes {
 struct Service {
   std::string host;                         // first host of the ServiceEntry (FQDN or short)
   std::vector<std::string> hosts;
-  std::string name;                         // ServiceEntry metadata.name
+  std::string kind = "ServiceEntry";        // the defining object: "ServiceEntry" or "Service" (Kubernetes)
+  std::string name;                         // its metadata.name
   std::string namespace_;                   // metadata.namespace, "default" if absent
   std::vector<IpAddress> vips;
   std::vector<ServicePort> ports;

@@ -56,7 +56,7 @@ TEST_F(InputLimitsTest, DirectorySymlinkCycleIsWalkedOnce) {
   std::ofstream(dir_ / "sub" / "x.yaml") << "a: 1\n";
   fs::create_directory_symlink("..", dir_ / "sub" / "up");
   std::vector<Diagnostic> diagnostics;
-  auto files = list_yaml_files(dir_.string(), InputLimits{}, diagnostics);
+  auto files = list_config_files(dir_.string(), InputLimits{}, diagnostics);
   EXPECT_EQ(files.size(), 2u);
   EXPECT_TRUE(diagnostics.empty());
 }

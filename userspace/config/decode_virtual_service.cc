@@ -1,0 +1,578 @@
+#include "config/decoders.h"
+
+#include <re2/re2.h>
+
+#include <algorithm>
+#include <limits>
+#include <sstream>
+
+namespace sluice::config {
+
+namespace {
+
+std::optional<model::StringMatch> decode_string_match(Decoder& d, const YAML::Node& n,
+                                                      const std::string& path,
+                                                      bool ignore_case = false) {
+  Fields f(d, n, path);
+  if (!f.ok()) return std::nullopt;
+  std::optional<model::StringMatch> out;
+  int kinds = 0;
+  using Kind = model::StringMatch::Kind;
+  for (auto [key, kind] : {std::pair{"exact", Kind::Exact}, std::pair{"prefix", Kind::Prefix},
+                           std::pair{"regex", Kind::Regex}}) {
+    if (const auto* v = f.get(key)) {
+      ++kinds;
+      auto s = d.string(*v, f.name_of(key));
+      if (!s) continue;
+      model::StringMatch m;
+      m.kind = kind;
+      m.value = *s;
+      if (kind == Kind::Regex) {
+        m.regex = d.regex(*v, *s, ignore_case, f.name_of(key));
+        if (!m.regex) continue;
+      }
+      out = std::move(m);
+    }
+  }
+  f.finish();
+  if (kinds > 1) {
+    d.error(n, d.field(path) + " must set exactly one of exact, prefix, regex");
+    return std::nullopt;
+  }
+  return out;
+}
+
+// headers / queryParams / withoutHeaders: name -> StringMatch ({} = present).
+std::vector<model::KeyMatch> decode_key_matches(Decoder& d, const YAML::Node& n,
+                                                const std::string& path, bool lowercase_names) {
+  std::vector<model::KeyMatch> out;
+  if (!n.IsMap()) {
+    d.error(n, d.field(path) + " must be a mapping of names to string matches");
+    return out;
+  }
+  for (const auto& kv : n) {
+    if (!kv.first.IsScalar()) {
+      d.error(kv.first, d.field(path) + " has a key that is not a string");
+      continue;
+    }
+    model::KeyMatch km;
+    km.name = lowercase_names ? lowercase(kv.first.Scalar()) : kv.first.Scalar();
+    const std::string sub = path + "." + kv.first.Scalar();
+    if (!kv.second.IsNull() && !(kv.second.IsMap() && kv.second.size() == 0)) {
+      km.match = decode_string_match(d, kv.second, sub);
+      if (!km.match) continue;
+    }
+    out.push_back(std::move(km));
+  }
+  return out;
+}
+
+void decode_header_operations(Decoder& d, const YAML::Node& n, const std::string& path,
+                              model::HeaderOperations& ops) {
+  Fields f(d, n, path);
+  if (!f.ok()) return;
+  for (auto [key, target] : {std::pair{"set", &ops.set}, std::pair{"add", &ops.add}}) {
+    if (const auto* v = f.get(key)) {
+      if (!v->IsMap()) {
+        d.error(*v, d.field(f.name_of(key)) + " must be a mapping of header names to values");
+        continue;
+      }
+      for (const auto& kv : *v) {
+        if (!kv.first.IsScalar() || !kv.second.IsScalar()) {
+          d.error(kv.first, d.field(f.name_of(key)) + " entries must be 'name: value' strings");
+          continue;
+        }
+        target->emplace_back(lowercase(kv.first.Scalar()), kv.second.Scalar());
+      }
+    }
+  }
+  if (const auto* v = f.get("remove")) {
+    if (auto list = d.string_list(*v, f.name_of("remove"))) {
+      for (auto& h : *list) ops.remove.push_back(lowercase(h));
+    }
+  }
+  f.finish();
+}
+
+void decode_headers(Decoder& d, const YAML::Node& n, const std::string& path,
+                    model::Headers& headers) {
+  Fields f(d, n, path);
+  if (!f.ok()) return;
+  if (const auto* v = f.get("request")) decode_header_operations(d, *v, f.name_of("request"), headers.request);
+  if (const auto* v = f.get("response")) decode_header_operations(d, *v, f.name_of("response"), headers.response);
+  f.finish();
+}
+
+std::optional<DestinationRef> decode_destination(Decoder& d, const YAML::Node& n,
+                                                 const std::string& path) {
+  Fields f(d, n, path);
+  if (!f.ok()) return std::nullopt;
+  DestinationRef dest;
+  dest.where = d.at(n);
+  bool ok = true;
+  if (const auto* v = f.get("host")) {
+    auto s = d.string(*v, f.name_of("host"));
+    ok = ok && s.has_value();
+    if (s) dest.host = *s;
+    dest.host_where = d.at(*v);
+  } else {
+    d.error(n, d.field(f.name_of("host")) + " is required");
+    ok = false;
+  }
+  if (const auto* v = f.get("subset")) {
+    if (auto s = d.string(*v, f.name_of("subset"))) dest.subset = *s;
+    dest.subset_where = d.at(*v);
+  }
+  if (const auto* v = f.get("port")) {
+    Fields pf(d, *v, f.name_of("port"));
+    if (pf.ok()) {
+      if (const auto* num = pf.get("number")) {
+        if (auto p = d.port_number(*num, pf.name_of("number"))) dest.port = *p;
+        dest.port_where = d.at(*num);
+      }
+      pf.finish();
+    }
+  }
+  f.finish();
+  if (!ok) return std::nullopt;
+  return dest;
+}
+
+// `percentage: {value: 12.5}` or the legacy integer `percent: 12`.
+std::optional<double> decode_percentage(Decoder& d, Fields& f, std::string_view percentage_key,
+                                        std::string_view legacy_key) {
+  std::optional<double> out;
+  if (const auto* v = f.get(percentage_key)) {
+    Fields pf(d, *v, f.name_of(percentage_key));
+    if (pf.ok()) {
+      if (const auto* value = pf.get("value")) out = d.percent_value(*value, pf.name_of("value"));
+      pf.finish();
+    }
+  }
+  if (!legacy_key.empty()) {
+    if (const auto* v = f.get(legacy_key)) {
+      if (auto p = d.integer(*v, f.name_of(legacy_key), 0, 100)) {
+        if (out) {
+          d.error(*v, d.field(f.name_of(legacy_key)) + " and '" + f.name_of(percentage_key) +
+                          "' are both set; use only '" + std::string(percentage_key) + "'");
+        }
+        out = static_cast<double>(*p);
+      }
+    }
+  }
+  return out;
+}
+
+void decode_weighted_destinations(Decoder& d, const YAML::Node& n, const std::string& path,
+                                  bool allow_headers,
+                                  std::vector<WeightedDestinationRef>& out) {
+  if (!n.IsSequence()) {
+    d.error(n, d.field(path) + " must be a list of destinations");
+    return;
+  }
+  size_t i = 0;
+  for (const auto& item : n) {
+    const std::string ipath = path + "[" + std::to_string(i++) + "]";
+    Fields f(d, item, ipath);
+    if (!f.ok()) continue;
+    WeightedDestinationRef w;
+    w.where = d.at(item);
+    std::optional<DestinationRef> dest;
+    if (const auto* v = f.get("destination")) {
+      dest = decode_destination(d, *v, f.name_of("destination"));
+    } else {
+      d.error(item, d.field(f.name_of("destination")) + " is required");
+    }
+    if (const auto* v = f.get("weight")) {
+      // Read wide so a negative weight gets its own message.
+      if (auto wt = d.integer(*v, f.name_of("weight"), std::numeric_limits<int32_t>::min(),
+                              std::numeric_limits<int32_t>::max())) {
+        if (*wt < 0) {
+          d.error(*v, d.field(f.name_of("weight")) + " is " + std::to_string(*wt) +
+                          ": weights must not be negative");
+        } else {
+          w.weight = *wt;
+        }
+      }
+    }
+    if (allow_headers) {
+      if (const auto* v = f.get("headers")) decode_headers(d, *v, f.name_of("headers"), w.headers);
+    }
+    f.finish();
+    if (dest) {
+      w.destination = std::move(*dest);
+      out.push_back(std::move(w));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// VirtualService
+
+// Istio's binding rule: a match's own `gateways` replace the VirtualService's;
+// no list at either level means `mesh` only. sluice serves mesh traffic.
+bool binds_mesh(const std::vector<std::string>& match_gateways, const std::vector<std::string>& vs_gateways) {
+  const auto& list = match_gateways.empty() ? vs_gateways : match_gateways;
+  return list.empty() || std::find(list.begin(), list.end(), "mesh") != list.end();
+}
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+// A match bound only to gateways: a note, and the caller drops the match.
+bool keep_for_mesh(Decoder& d, const YAML::Node& match, const std::string& path,
+                   const std::vector<std::string>& gateways, const VirtualServiceSpec& vs) {
+  if (binds_mesh(gateways, vs.gateways)) return true;
+  if (gateways.empty()) return false;   // the whole VirtualService is skipped, with its own note
+  d.note(match, d.field(path) + " applies to gateways " + joined(gateways) +
+                    " only, not to 'mesh': sluice serves mesh traffic, so this match is skipped");
+  return false;
+}
+
+std::optional<model::HttpMatch> decode_http_match(Decoder& d, const YAML::Node& n,
+                                                  const std::string& path,
+                                                  SourceLocation& port_where,
+                                                  std::vector<std::string>& gateways) {
+  Fields f(d, n, path);
+  if (!f.ok()) return std::nullopt;
+  model::HttpMatch m;
+  m.where = d.at(n);
+  f.read("name", m.name);
+  f.read("ignoreUriCase", m.ignore_uri_case);
+  if (const auto* v = f.get("uri")) m.uri = decode_string_match(d, *v, f.name_of("uri"), m.ignore_uri_case);
+  if (const auto* v = f.get("scheme")) m.scheme = decode_string_match(d, *v, f.name_of("scheme"));
+  if (const auto* v = f.get("method")) m.method = decode_string_match(d, *v, f.name_of("method"));
+  if (const auto* v = f.get("authority")) m.authority = decode_string_match(d, *v, f.name_of("authority"));
+  if (const auto* v = f.get("headers")) m.headers = decode_key_matches(d, *v, f.name_of("headers"), true);
+  if (const auto* v = f.get("withoutHeaders")) m.without_headers = decode_key_matches(d, *v, f.name_of("withoutHeaders"), true);
+  if (const auto* v = f.get("queryParams")) m.query_params = decode_key_matches(d, *v, f.name_of("queryParams"), false);
+  if (const auto* v = f.get("port")) {
+    if (auto p = d.port_number(*v, f.name_of("port"))) m.port = *p;
+    port_where = d.at(*v);
+  }
+  f.not_implemented("sourceLabels", "sluice does not know the client workload");
+  f.not_implemented("sourceNamespace", "sluice does not know the client workload");
+  f.read("gateways", gateways);
+  f.not_implemented("statPrefix");
+  f.finish();
+  return m;
+}
+
+void decode_http_route(Decoder& d, const YAML::Node& n, const std::string& path,
+                       VirtualServiceSpec& vs) {
+  Fields f(d, n, path);
+  if (!f.ok()) return;
+  HttpRouteSpec spec;
+  model::HttpRoute& r = spec.route;
+  r.virtual_service = vs.meta.name;
+  r.where = d.at(n);
+  f.read("name", r.name);
+  if (const auto* v = f.get("match")) {
+    if (!v->IsSequence()) {
+      d.error(*v, d.field(f.name_of("match")) + " must be a list of match conditions");
+    } else {
+      size_t i = 0;
+      for (const auto& item : *v) {
+        SourceLocation port_where;
+        std::vector<std::string> gateways;
+        const std::string mpath = indexed(path, "match", i++);
+        if (auto m = decode_http_match(d, item, mpath, port_where, gateways)) {
+          if (!keep_for_mesh(d, item, mpath, gateways, vs)) continue;
+          r.matches.push_back(std::move(*m));
+          spec.match_port_where.push_back(port_where);
+        }
+      }
+      // Every match was for a gateway: the route never sees mesh traffic.
+      spec.mesh = !r.matches.empty() || v->size() == 0;
+    }
+  }
+  if (const auto* v = f.get("route")) {
+    decode_weighted_destinations(d, *v, f.name_of("route"), true, spec.destinations);
+  }
+  if (const auto* v = f.get("redirect")) {
+    Fields rf(d, *v, f.name_of("redirect"));
+    if (rf.ok()) {
+      model::Redirect red;
+      rf.read("uri", red.uri);
+      rf.read("authority", red.authority);
+      rf.read("scheme", red.scheme);
+      rf.read_port("port", red.port);
+      rf.read("redirectCode", red.status, 300, 399);
+      rf.not_implemented("derivePort");
+      rf.finish();
+      r.redirect = red;
+    }
+  }
+  if (const auto* v = f.get("rewrite")) {
+    Fields rf(d, *v, f.name_of("rewrite"));
+    if (rf.ok()) {
+      model::Rewrite rw;
+      rf.read("uri", rw.uri);
+      rf.read("authority", rw.authority);
+      if (const auto* x = rf.get("uriRegexRewrite")) {
+        Fields xf(d, *x, rf.name_of("uriRegexRewrite"));
+        if (xf.ok()) {
+          if (const auto* m = xf.get("match")) {
+            if (auto s = d.string(*m, xf.name_of("match"))) {
+              model::StringMatch sm;
+              sm.kind = model::StringMatch::Kind::Regex;
+              sm.value = *s;
+              sm.regex = d.regex(*m, *s, false, xf.name_of("match"));
+              if (sm.regex) rw.uri_regex = std::move(sm);
+            }
+          }
+          xf.read("rewrite", rw.uri_regex_rewrite);
+          xf.finish();
+        }
+      }
+      rf.finish();
+      if (!rw.uri.empty() && rw.uri_regex) {
+        d.error(*v, d.field(f.name_of("rewrite")) + " sets both uri and uriRegexRewrite; use one");
+      }
+      r.rewrite = std::move(rw);
+    }
+  }
+  if (const auto* v = f.get("directResponse")) {
+    Fields rf(d, *v, f.name_of("directResponse"));
+    if (rf.ok()) {
+      model::DirectResponse dr;
+      if (rf.get("status")) {
+        rf.read("status", dr.status, 200, 599);
+      } else {
+        d.error(*v, d.field(rf.name_of("status")) + " is required");
+      }
+      if (const auto* x = rf.get("body")) {
+        Fields bf(d, *x, rf.name_of("body"));
+        if (bf.ok()) {
+          bf.read("string", dr.body);
+          bf.not_implemented("bytes", "use body.string");
+          bf.finish();
+        }
+      }
+      rf.finish();
+      r.direct_response = dr;
+    }
+  }
+  f.read("timeout", r.timeout);
+  if (const auto* v = f.get("retries")) {
+    Fields rf(d, *v, f.name_of("retries"));
+    if (rf.ok()) {
+      model::Retries rt;
+      rf.read("attempts", rt.attempts, 0, 100);
+      rf.read("perTryTimeout", rt.per_try_timeout);
+      if (const auto* x = rf.get("retryOn")) {
+        if (auto s = d.string(*x, rf.name_of("retryOn"))) {
+          std::stringstream tokens(*s);
+          std::string token;
+          while (std::getline(tokens, token, ',')) {
+            token.erase(0, token.find_first_not_of(' '));
+            token.erase(token.find_last_not_of(' ') + 1);
+            if (token.empty()) continue;
+            // Istio turns a bare status code into retriable-status-codes.
+            if (std::all_of(token.begin(), token.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+                token.size() == 3) {
+              rt.retriable_status_codes.push_back(static_cast<uint32_t>(std::stoul(token)));
+              if (std::find(rt.retry_on.begin(), rt.retry_on.end(), "retriable-status-codes") ==
+                  rt.retry_on.end()) {
+                rt.retry_on.push_back("retriable-status-codes");
+              }
+            } else {
+              rt.retry_on.push_back(token);
+            }
+          }
+        }
+      }
+      rf.not_implemented("retryRemoteLocalities");
+      rf.not_implemented("retryIgnorePreviousHosts");
+      rf.not_implemented("backoff");
+      rf.finish();
+      r.retries = std::move(rt);
+    }
+  }
+  if (const auto* v = f.get("fault")) {
+    Fields ff(d, *v, f.name_of("fault"));
+    if (ff.ok()) {
+      model::Fault fault;
+      if (const auto* x = ff.get("delay")) {
+        Fields df(d, *x, ff.name_of("delay"));
+        if (df.ok()) {
+          model::Fault::Delay delay;
+          if (df.get("fixedDelay")) {
+            df.read("fixedDelay", delay.fixed);
+          } else {
+            d.error(*x, d.field(df.name_of("fixedDelay")) + " is required");
+          }
+          if (auto p = decode_percentage(d, df, "percentage", "percent")) delay.percent = *p;
+          df.not_implemented("exponentialDelay");
+          df.finish();
+          fault.delay = delay;
+        }
+      }
+      if (const auto* x = ff.get("abort")) {
+        Fields af(d, *x, ff.name_of("abort"));
+        if (af.ok()) {
+          model::Fault::Abort abort;
+          if (af.get("httpStatus")) {
+            af.read("httpStatus", abort.status, 200, 599);
+          } else if (af.node()["grpcStatus"] || af.node()["http2Error"]) {
+            // reported as not implemented below
+          } else {
+            d.error(*x, d.field(af.name_of("httpStatus")) + " is required");
+          }
+          if (auto p = decode_percentage(d, af, "percentage", "percent")) abort.percent = *p;
+          af.not_implemented("grpcStatus");
+          af.not_implemented("http2Error");
+          af.finish();
+          if (abort.status != 0) fault.abort = abort;
+        }
+      }
+      ff.finish();
+      r.fault = fault;
+    }
+  }
+  if (const auto* v = f.get("mirror")) {
+    if (auto dest = decode_destination(d, *v, f.name_of("mirror"))) {
+      MirrorRef m{std::move(*dest), 100};
+      if (auto p = decode_percentage(d, f, "mirrorPercentage", "mirrorPercent")) m.percent = *p;
+      spec.mirrors.push_back(std::move(m));
+    }
+  } else {
+    // Keep the percentage keys known even without a mirror.
+    if (auto p = decode_percentage(d, f, "mirrorPercentage", "mirrorPercent")) {
+      d.warning(f.node(), d.field(f.name_of("mirrorPercentage")) + " has no effect without 'mirror'");
+    }
+  }
+  if (const auto* v = f.get("mirror_percent")) {
+    if (auto p = d.integer(*v, f.name_of("mirror_percent"), 0, 100)) {
+      if (!spec.mirrors.empty()) spec.mirrors.front().percent = static_cast<double>(*p);
+    }
+  }
+  if (const auto* v = f.get("mirrors")) {
+    if (!v->IsSequence()) {
+      d.error(*v, d.field(f.name_of("mirrors")) + " must be a list");
+    } else {
+      size_t i = 0;
+      for (const auto& item : *v) {
+        const std::string ipath = indexed(path, "mirrors", i++);
+        Fields mf(d, item, ipath);
+        if (!mf.ok()) continue;
+        std::optional<DestinationRef> dest;
+        if (const auto* x = mf.get("destination")) {
+          dest = decode_destination(d, *x, mf.name_of("destination"));
+        } else {
+          d.error(item, d.field(mf.name_of("destination")) + " is required");
+        }
+        auto p = decode_percentage(d, mf, "percentage", "");
+        mf.finish();
+        if (dest) spec.mirrors.push_back({std::move(*dest), p.value_or(100)});
+      }
+    }
+  }
+  if (const auto* v = f.get("headers")) decode_headers(d, *v, f.name_of("headers"), r.headers);
+  f.not_implemented("corsPolicy");
+  f.not_implemented("delegate");
+  f.finish();
+
+  const int actions = (spec.destinations.empty() ? 0 : 1) + (r.redirect ? 1 : 0) +
+                      (r.direct_response ? 1 : 0);
+  if (actions == 0 && !f.node()["delegate"]) {
+    d.error(n, d.field(path) + " needs one of route, redirect or directResponse");
+  } else if (actions > 1) {
+    d.error(n, d.field(path) + " may set only one of route, redirect, directResponse");
+  }
+  vs.http.push_back(std::move(spec));
+}
+
+void decode_tcp_route(Decoder& d, const YAML::Node& n, const std::string& path,
+                      VirtualServiceSpec& vs) {
+  Fields f(d, n, path);
+  if (!f.ok()) return;
+  TcpRouteSpec spec;
+  spec.where = d.at(n);
+  if (const auto* v = f.get("match")) {
+    if (!v->IsSequence()) {
+      d.error(*v, d.field(f.name_of("match")) + " must be a list of match conditions");
+    } else {
+      size_t i = 0;
+      for (const auto& item : *v) {
+        Fields mf(d, item, indexed(path, "match", i++));
+        if (!mf.ok()) continue;
+        TcpMatchSpec m;
+        if (const auto* p = mf.get("port")) {
+          if (auto num = d.port_number(*p, mf.name_of("port"))) m.port = *num;
+          m.port_where = d.at(*p);
+        }
+        mf.not_implemented("destinationSubnets");
+        mf.not_implemented("sourceLabels", "sluice does not know the client workload");
+        mf.not_implemented("sourceNamespace", "sluice does not know the client workload");
+        mf.not_implemented("sourceSubnet");
+        std::vector<std::string> gateways;
+        mf.read("gateways", gateways);
+        mf.finish();
+        if (keep_for_mesh(d, item, indexed(path, "match", i - 1), gateways, vs)) spec.matches.push_back(m);
+      }
+    }
+  }
+  if (const auto* v = f.get("match"); v && v->IsSequence() && v->size() > 0) spec.mesh = !spec.matches.empty();
+  if (const auto* v = f.get("route")) {
+    decode_weighted_destinations(d, *v, f.name_of("route"), false, spec.destinations);
+  } else {
+    d.error(n, d.field(f.name_of("route")) + " is required");
+  }
+  f.finish();
+  vs.tcp.push_back(std::move(spec));
+}
+
+}  // namespace
+
+void decode_virtual_service(Decoder& d, Fields& spec, ResourceMeta meta) {
+  VirtualServiceSpec vs;
+  vs.meta = std::move(meta);
+  spec.read("gateways", vs.gateways);
+  if (const auto* v = spec.get("hosts")) {
+    if (!v->IsSequence()) {
+      d.error(*v, d.field("hosts") + " must be a list of host names");
+    } else {
+      size_t i = 0;
+      for (const auto& h : *v) {
+        if (auto s = d.string(h, "hosts[" + std::to_string(i) + "]")) vs.hosts.push_back({*s, d.at(h)});
+        ++i;
+      }
+    }
+  }
+  if (vs.hosts.empty()) d.error(spec.node(), d.field("hosts") + " must name at least one host");
+  if (const auto* v = spec.get("http")) {
+    if (!v->IsSequence()) {
+      d.error(*v, d.field("http") + " must be a list of routes");
+    } else {
+      size_t i = 0;
+      for (const auto& item : *v) decode_http_route(d, item, indexed("", "http", i++), vs);
+    }
+  }
+  if (const auto* v = spec.get("tcp")) {
+    if (!v->IsSequence()) {
+      d.error(*v, d.field("tcp") + " must be a list of routes");
+    } else {
+      size_t i = 0;
+      for (const auto& item : *v) decode_tcp_route(d, item, indexed("", "tcp", i++), vs);
+    }
+  }
+  spec.not_implemented("tls", "TLS SNI routing");
+  spec.not_implemented("exportTo");
+  spec.finish();
+  if (!binds_mesh({}, vs.gateways)) {
+    // An ingress VirtualService (often `hosts: ["*"]`): its hosts are the
+    // gateway's, not mesh services, so none of it is resolved or applied.
+    d.note(spec.node()["gateways"], "VirtualService '" + vs.meta.name + "' is bound to gateways " +
+                                        joined(vs.gateways) +
+                                        " only, not to 'mesh': sluice serves mesh traffic, so it is skipped");
+    return;
+  }
+  d.out().virtual_services.push_back(std::move(vs));
+}
+
+
+}  // namespace sluice::config

@@ -393,7 +393,7 @@ std::vector<SourceText> read_config_sources(const std::vector<std::string>& path
     std::error_code ec;
     const auto status = fs::status(p, ec);
     if (ec || !fs::exists(status)) {
-      diagnostics.push_back({Severity::Error, {p, 0, 0}, ec ? ec.message() : "no such file or directory"});
+      diagnostics.push_back({Severity::Error, {p, 0, 0}, "no such file or directory"});
       continue;
     }
     if (!fs::is_directory(status)) {

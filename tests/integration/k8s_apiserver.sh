@@ -156,11 +156,11 @@ admin="127.0.0.1:$(free_port)"
   >"$work/sluiced.log" 2>&1 &
 agent_pid=$!
 ctl() { "$SLUICECTL" "$@" --admin "$admin"; }
-status_json() { curl -s -m 5 "http://$admin/status"; }
+status_json() { curl -s -m 2 "http://$admin/status"; }
 jq_py() { python3 -c "import json,sys; j=json.loads(sys.argv[1]); print($2)" "$1"; }
 wait_for() {   # wait_for SECONDS PYTHON_EXPR_ON_STATUS (j)
-  local s
-  for _ in $(seq $(($1 * 10))); do
+  local s deadline=$((SECONDS + $1))
+  while ((SECONDS <= deadline)); do
     s=$(status_json)
     [[ -n "$s" ]] && [[ "$(jq_py "$s" "$2" 2>/dev/null)" == "True" ]] && return 0
     sleep 0.1

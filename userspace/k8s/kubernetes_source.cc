@@ -247,21 +247,28 @@ bool KubernetesSource::watch(Resource& r, bool& gone) {
 void KubernetesSource::run_resource(Resource& r) {
   Backoff backoff(options_.backoff_initial, options_.backoff_max);
   bool need_list = true;
+  bool just_listed = false;
   while (!stop_) {
     bool gone = false;
+    const bool listing = need_list;
     bool ok = need_list ? list(r, gone) : watch(r, gone);
     if (stop_) break;
     if (gone) {
       // 410 Gone: the resourceVersion we hold was compacted away; only a
-      // fresh list can say what changed meanwhile.
+      // fresh list can say what changed meanwhile. A 410 on a list, or on
+      // the watch right after one, backs off: a server that keeps answering
+      // so must not be hammered with lists.
       {
         std::lock_guard lock(mu_);
         ++r.expired;
       }
       spdlog::info("kubernetes {}: resourceVersion expired (410); listing again", r.store.kind().collection_path());
+      if (listing || just_listed) sleep_for(backoff.next());
       need_list = true;
+      just_listed = false;
       continue;
     }
+    just_listed = listing && ok;
     if (ok) {
       need_list = false;
       backoff.reset();

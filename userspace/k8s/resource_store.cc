@@ -48,16 +48,23 @@ WatchEvent parse_watch_event(std::string_view line) {
 }
 
 json trim_object(const json& object, const ResourceKind& kind) {
+  // What is dropped changes without changing the config (resourceVersion
+  // on every write, status as controllers report), so an update that only
+  // touches it does not cost a reload.
   if (!kind.metadata_only) {
     json out = object;
-    if (auto m = out.find("metadata"); m != out.end() && m->is_object()) m->erase("managedFields");
+    out.erase("status");
+    if (auto m = out.find("metadata"); m != out.end() && m->is_object()) {
+      m->erase("managedFields");
+      m->erase("resourceVersion");
+    }
     return out;
   }
   json out = {{"apiVersion", object.value("apiVersion", kind.api_version())},
               {"kind", object.value("kind", kind.kind)}};
   json meta = json::object();
   if (auto m = object.find("metadata"); m != object.end() && m->is_object()) {
-    for (const char* key : {"name", "namespace", "uid", "labels", "resourceVersion"}) {
+    for (const char* key : {"name", "namespace", "uid", "labels"}) {
       if (auto f = m->find(key); f != m->end()) meta[key] = *f;
     }
   }

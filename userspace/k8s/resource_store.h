@@ -51,9 +51,10 @@ struct WatchEvent {
 // std::runtime_error saying what is wrong with the line.
 WatchEvent parse_watch_event(std::string_view line);
 
-// The part of an object the store keeps: managedFields dropped always; for a
-// metadata_only kind, apiVersion, kind, metadata (name, namespace, uid,
-// labels, resourceVersion), spec.nodeName and status.podIP(s) only.
+// The part of an object the store keeps: without metadata.managedFields,
+// metadata.resourceVersion (kept beside it) and status; for a metadata_only
+// kind, apiVersion, kind, metadata (name, namespace, uid, labels),
+// spec.nodeName and status.podIP(s) only.
 nlohmann::json trim_object(const nlohmann::json& object, const ResourceKind& kind);
 
 // One resource's objects by "namespace/name", as the last list plus the

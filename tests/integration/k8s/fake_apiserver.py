@@ -191,7 +191,7 @@ class Handler(BaseHTTPRequestHandler):
                 STATE.cond.notify_all()
                 return self.send_json(200, {"resourceVersion": str(STATE.rv)})
             if self.path == "/_control/expire":
-                STATE.compacted = STATE.rv + 1
+                STATE.compacted = STATE.rv   # watching from the current version stays valid
                 STATE.events = []
                 STATE.expire_gen += 1
                 STATE.cond.notify_all()

@@ -50,8 +50,8 @@ TEST(WatchEvent, ParsesTypeAndObject) {
 
 TEST(WatchEvent, ErrorEventCarriesTheStatusCode) {
   WatchEvent e = parse_watch_event(
-      R"({"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","status":"Failure",)"
-      R"("message":"too old resource version: 5 (90)","reason":"Expired","code":410}})");
+      R"j({"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","status":"Failure",)j"
+      R"j("message":"too old resource version: 5 (90)","reason":"Expired","code":410}})j");
   EXPECT_EQ(e.type, EventType::Error);
   EXPECT_EQ(e.error_code, 410);
   EXPECT_EQ(e.error_message, "too old resource version: 5 (90)");
@@ -117,12 +117,21 @@ TEST(ResourceStore, RelistDropsObjectsDeletedWhileTheWatchWasGone) {
   EXPECT_EQ(store.resource_version(), "900");
 }
 
-TEST(ResourceStore, ManagedFieldsAreNotKept) {
+TEST(ResourceStore, ManagedFieldsVersionAndStatusAreNotKept) {
   ResourceStore store(kind_named("VirtualService"));
-  store.apply(event(EventType::Added, virtual_service(70, "11")));
+  json vs = virtual_service(70, "11");
+  vs["status"] = {{"observedGeneration", 1}};
+  store.apply(event(EventType::Added, vs));
   std::vector<sluice::config::SourceText> sources;
   store.append_sources(sources);
-  EXPECT_FALSE(json::parse(sources[0].text)["metadata"].contains("managedFields"));
+  json kept = json::parse(sources[0].text);
+  EXPECT_FALSE(kept["metadata"].contains("managedFields"));
+  EXPECT_FALSE(kept["metadata"].contains("resourceVersion"));
+  EXPECT_FALSE(kept.contains("status"));
+  // A controller writing status is no config change.
+  vs["status"] = {{"observedGeneration", 2}};
+  vs["metadata"]["resourceVersion"] = "12";
+  EXPECT_FALSE(store.apply(event(EventType::Modified, vs)));
 }
 
 TEST(ResourceStore, PodsKeepOnlyIdentityLabelsNodeAndAddresses) {
@@ -136,7 +145,7 @@ TEST(ResourceStore, PodsKeepOnlyIdentityLabelsNodeAndAddresses) {
   store.append_sources(sources);
   json kept = json::parse(sources.at(0).text);
   EXPECT_EQ(kept, json::parse(R"({"apiVersion":"v1","kind":"Pod",
-    "metadata":{"name":"p","namespace":"default","uid":"u1","labels":{"version":"v1"},"resourceVersion":"3"},
+    "metadata":{"name":"p","namespace":"default","uid":"u1","labels":{"version":"v1"}},
     "spec":{"nodeName":"node-a"},
     "status":{"podIP":"10.244.1.5","podIPs":[{"ip":"10.244.1.5"}]}})"));
 }

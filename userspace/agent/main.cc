@@ -144,6 +144,14 @@ CLI::Validator listen_address(int family) {
 // change from either goes through the same parse, compile and apply.
 sluice::config::CompileResult compile_with_kubernetes(const std::string& dir, const sluice::k8s::KubernetesSource& k8s,
                                                       unsigned parse_threads, uint64_t version) {
+  if (!k8s.synced()) {
+    // A file change or SIGHUP before every resource has been listed: a
+    // snapshot now would hold half the cluster's objects.
+    sluice::config::CompileResult waiting;
+    waiting.diagnostics.push_back({sluice::model::Severity::Error, {"kubernetes", 0, 0},
+                                   "not every resource has been listed from the API server yet (sluicectl status)"});
+    return waiting;
+  }
   std::vector<sluice::config::Diagnostic> read_errors;
   std::vector<sluice::config::SourceText> sources;
   if (!dir.empty()) sources = sluice::config::read_config_sources({dir}, read_errors);
@@ -159,6 +167,14 @@ int run(const Options& opt) {
   if (!opt.config_dir.empty() && !fs::is_directory(opt.config_dir)) {
     spdlog::error("--config-dir {}: not a directory", opt.config_dir);
     return 2;
+  }
+
+  // Credentials first: a bad kubeconfig or a missing service account stops
+  // sluiced before it touches the datapath.
+  std::optional<sluice::k8s::ApiServerConfig> api;
+  if (opt.kubernetes) {
+    api = opt.kubeconfig.empty() ? sluice::k8s::in_cluster_config()
+                                 : sluice::k8s::load_kubeconfig(opt.kubeconfig, opt.kube_context);
   }
 
   // Signals are taken synchronously by the main thread; every other thread
@@ -250,17 +266,15 @@ int run(const Options& opt) {
         return sa::OverrideOutcome{r.snapshot, r.error};
       },
       planes);
-  if (opt.kubernetes) {
-    sluice::k8s::ApiServerConfig api =
-        opt.kubeconfig.empty() ? sluice::k8s::in_cluster_config()
-                               : sluice::k8s::load_kubeconfig(opt.kubeconfig, opt.kube_context);
-    spdlog::info("kubernetes: watching {} ({})", api.server, api.description);
+  if (api) {
+    spdlog::info("kubernetes: watching {} ({})", api->server, api->description);
     sluice::k8s::SourceOptions kopt;
     kopt.debounce = std::chrono::milliseconds(opt.debounce_ms);
     kopt.watch_timeout_seconds = opt.kube_watch_timeout_s;
     // The first snapshot waits for every resource's first list (the source
     // calls back once all are synced).
-    k8s = std::make_unique<sluice::k8s::KubernetesSource>(api, kopt, [&agent] { reload_and_release_memory(agent); });
+    k8s = std::make_unique<sluice::k8s::KubernetesSource>(*api, kopt,
+                                                          [&agent] { reload_and_release_memory(agent); });
   } else {
     reload_and_release_memory(agent);
   }

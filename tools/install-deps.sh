@@ -13,9 +13,11 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev
   libdpdk-dev dpdk
   libh2o-evloop0.13   # picohttpparser's phr_* tokenizer for userspace/http (docs/dependencies.md)
+  libcurl4-openssl-dev   # userspace/k8s: the Kubernetes API server client
   # tests, demo and benchmarks: real network tools, clients and servers
   iproute2 iptables nftables ethtool curl wrk nghttp2-client nginx-light haproxy
   procps psmisc python3
+  python3-yaml openssl   # the Kubernetes tests: manifest checks, the fake API server's TLS certificate
 )
 
 missing=()
@@ -32,3 +34,26 @@ fi
 for svc in nginx haproxy; do
   systemctl disable --now "$svc" >/dev/null 2>&1 || true
 done
+
+# Debian's kubectl (kubernetes-client) for the Kubernetes tests. Where another
+# package owns /usr/bin/kubectl (a Google Cloud SDK image ships one), unpack
+# Debian's package beside it instead of replacing that one; the tests look in
+# both places for kubectl 1.20.
+kubectl_dir=/usr/local/lib/sluice/kubernetes-client
+if ! dpkg-query -W -f='${Status}' kubernetes-client 2>/dev/null | grep -q "install ok installed" &&
+  [[ ! -x "$kubectl_dir/usr/bin/kubectl" ]]; then
+  owner=$(dpkg-query -S /usr/bin/kubectl 2>/dev/null | cut -d: -f1 || true)
+  if [[ -z "$owner" ]]; then
+    echo "sluice: installing kubernetes-client"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends kubernetes-client
+  else
+    echo "sluice: /usr/bin/kubectl belongs to $owner; unpacking kubernetes-client into $kubectl_dir"
+    tmp=$(mktemp -d)
+    chmod 755 "$tmp"   # apt's download user must be able to write there
+    apt-get update -q
+    (cd "$tmp" && apt-get download -q kubernetes-client)
+    mkdir -p "$kubectl_dir"
+    dpkg-deb -x "$tmp"/kubernetes-client_*.deb "$kubectl_dir"
+    rm -rf -- "$tmp"
+  fi
+fi

@@ -59,6 +59,7 @@ json status_json(const AdminContext& ctx) {
   out["planes"]["dpdk"] = forwarder && forwarder->up();
   if (forwarder && forwarder->up()) out["dpdk_generation"] = forwarder->counters.value("generation", 0);
   out["interfaces"] = ctx.interfaces;
+  if (ctx.kubernetes_status) out["kubernetes"] = ctx.kubernetes_status();
   return out;
 }
 

@@ -11,6 +11,7 @@
 // The JSON shapes are documented in docs/operations.md.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -34,6 +35,7 @@ struct AdminContext {
   proxy::Proxy* proxy = nullptr;    // null when no L7 plane runs
   std::vector<std::string> interfaces;   // "eth0 (native)", for /status
   std::string dpdk_stats_file;           // sluice-fwd's --stats-file; empty: no forwarder
+  std::function<nlohmann::json()> kubernetes_status;   // the API server source's state; empty: none
 };
 
 void register_admin_endpoints(admin::AdminServer& server, const AdminContext& context);

@@ -1,7 +1,8 @@
 // sluiced: the node agent. Loads and attaches the XDP steering program (or
 // re-uses the pinned one), starts the L7 proxy workers, compiles the config
 // directory into a snapshot and applies it to both planes, watches the
-// directory, and serves the admin API. SIGTERM drains; SIGHUP reloads;
+// directory (and, with --kubernetes, lists and watches the API server's
+// objects), and serves the admin API. SIGTERM drains; SIGHUP reloads;
 // SIGUSR1 reopens the access log (rotation).
 #include <CLI/CLI.hpp>
 #include <arpa/inet.h>
@@ -28,6 +29,8 @@
 #include "agent/planes.h"
 #include "bpfmaps/bpf_datapath.h"
 #include "config/compiler.h"
+#include "k8s/kubeconfig.h"
+#include "k8s/kubernetes_source.h"
 #include "config/weight_override.h"
 #include "proxy/proxy.h"
 
@@ -35,6 +38,10 @@ namespace {
 
 struct Options {
   std::string config_dir;
+  bool kubernetes = false;
+  std::string kubeconfig;               // empty: in-cluster service account
+  std::string kube_context;
+  long kube_watch_timeout_s = sluice::k8s::SourceOptions{}.watch_timeout_seconds;
   std::vector<std::string> interfaces;
   std::string admin = "127.0.0.1:15000";
   std::string admin_socket = "/run/sluice/admin.sock";
@@ -137,13 +144,42 @@ CLI::Validator listen_address(int family) {
       "");
 }
 
+// The files (if any) and the API server's objects as one source list, so a
+// change from either goes through the same parse, compile and apply.
+sluice::config::CompileResult compile_with_kubernetes(const std::string& dir, const sluice::k8s::KubernetesSource& k8s,
+                                                      const sluice::config::ParseOptions& parse, uint64_t version) {
+  if (!k8s.synced()) {
+    // A file change or SIGHUP before every resource has been listed: a
+    // snapshot now would hold half the cluster's objects.
+    sluice::config::CompileResult waiting;
+    waiting.diagnostics.push_back({sluice::model::Severity::Error, {"kubernetes", 0, 0},
+                                   "not every resource has been listed from the API server yet (sluicectl status)"});
+    return waiting;
+  }
+  std::vector<sluice::config::Diagnostic> read_errors;
+  std::vector<sluice::config::SourceText> sources;
+  if (!dir.empty()) sources = sluice::config::read_config_sources({dir}, read_errors, parse.limits);
+  for (auto& s : k8s.sources()) sources.push_back(std::move(s));
+  auto parsed = sluice::config::parse_sources(sources, parse);
+  parsed.diagnostics.insert(parsed.diagnostics.begin(), read_errors.begin(), read_errors.end());
+  return sluice::config::compile(parsed, version);
+}
+
 int run(const Options& opt) {
   namespace sa = sluice::agent;
   namespace fs = std::filesystem;
   std::error_code dir_error;
-  if (!fs::is_directory(opt.config_dir, dir_error)) {
+  if (!opt.config_dir.empty() && !fs::is_directory(opt.config_dir, dir_error)) {
     spdlog::error("--config-dir {}: {}", opt.config_dir, dir_error ? dir_error.message() : "not a directory");
     return 2;
+  }
+
+  // Credentials first: a bad kubeconfig or a missing service account stops
+  // sluiced before it touches the datapath.
+  std::optional<sluice::k8s::ApiServerConfig> api;
+  if (opt.kubernetes) {
+    api = opt.kubeconfig.empty() ? sluice::k8s::in_cluster_config()
+                                 : sluice::k8s::load_kubeconfig(opt.kubeconfig, opt.kube_context);
   }
 
   // Signals are taken synchronously by the main thread; every other thread
@@ -222,8 +258,14 @@ int run(const Options& opt) {
   // Called under the agent's lock only, so the loader has one caller at a time.
   auto loader = std::make_shared<sluice::config::IncrementalLoader>(
       sluice::config::ParseOptions{opt.config_parse_threads, opt.config_limits});
+  // Set before the first reload, read by the compile function under the agent's lock.
+  std::unique_ptr<sluice::k8s::KubernetesSource> k8s;
   sa::Agent agent(
-      [dir, loader](uint64_t version) {
+      [dir, loader, &k8s, &opt](uint64_t version) {
+        if (k8s) {
+          auto r = compile_with_kubernetes(dir, *k8s, sluice::config::ParseOptions{opt.config_parse_threads, opt.config_limits}, version);
+          return sa::CompileOutcome{r.snapshot, r.diagnostics};
+        }
         auto r = sluice::config::compile_paths(*loader, {dir}, version);
         spdlog::debug("config: parsed {} of {} files (the others unchanged)", loader->last_counts().parsed,
                       loader->last_counts().files);
@@ -235,9 +277,22 @@ int run(const Options& opt) {
         return sa::OverrideOutcome{r.snapshot, r.error};
       },
       planes);
-  reload_and_release_memory(agent);
+  if (api) {
+    spdlog::info("kubernetes: watching {} ({})", api->server, api->description);
+    sluice::k8s::SourceOptions kopt;
+    kopt.debounce = std::chrono::milliseconds(opt.debounce_ms);
+    kopt.watch_timeout_seconds = opt.kube_watch_timeout_s;
+    // The first snapshot waits for every resource's first list (the source
+    // calls back once all are synced).
+    k8s = std::make_unique<sluice::k8s::KubernetesSource>(*api, kopt,
+                                                          [&agent] { reload_and_release_memory(agent); });
+  } else {
+    reload_and_release_memory(agent);
+  }
 
-  sa::register_admin_endpoints(admin, {&agent, xdp.get(), &proxy, iface_report, opt.dpdk_stats});
+  sa::AdminContext admin_context{&agent, xdp.get(), &proxy, iface_report, opt.dpdk_stats};
+  if (k8s) admin_context.kubernetes_status = [source = k8s.get()] { return source->status_json(); };
+  sa::register_admin_endpoints(admin, admin_context);
   admin.start();
   if (!opt.admin.empty()) {
     spdlog::info("admin API on http://{}/ ({})", admin.local_address(),
@@ -245,10 +300,15 @@ int run(const Options& opt) {
   }
   if (!opt.admin_socket.empty()) spdlog::info("admin API on unix:{} (every endpoint, root only)", admin.socket_path());
 
-  sa::ConfigWatcher watcher(opt.config_dir, std::chrono::milliseconds(opt.debounce_ms),
-                            [&agent] { reload_and_release_memory(agent); });
-  watcher.start();
-  spdlog::info("sluiced running: config {}, L7 listeners {}{}, {} interface(s)", opt.config_dir, opt.l7_listen,
+  std::unique_ptr<sa::ConfigWatcher> watcher;
+  if (!opt.config_dir.empty()) {
+    watcher = std::make_unique<sa::ConfigWatcher>(opt.config_dir, std::chrono::milliseconds(opt.debounce_ms),
+                                                  [&agent] { reload_and_release_memory(agent); });
+    watcher->start();
+  }
+  if (k8s) k8s->start();
+  spdlog::info("sluiced running: config {}{}, L7 listeners {}{}, {} interface(s)",
+               opt.config_dir.empty() ? "(no directory)" : opt.config_dir, k8s ? " + kubernetes" : "", opt.l7_listen,
                popt.listeners.size() > 1 ? " and " + opt.l7_listen6 : std::string(), opt.interfaces.size());
 
   for (;;) {
@@ -259,7 +319,7 @@ int run(const Options& opt) {
       continue;
     }
     if (sig == SIGHUP) {
-      spdlog::info("SIGHUP: reloading {}", opt.config_dir);
+      spdlog::info("SIGHUP: reloading {}{}", opt.config_dir, k8s ? " + kubernetes" : "");
       reload_and_release_memory(agent);
       continue;
     }
@@ -273,7 +333,8 @@ int run(const Options& opt) {
     spdlog::info("{}: draining (up to {:.0f}s)", sig == SIGTERM ? "SIGTERM" : "SIGINT", opt.drain_timeout_s);
     break;
   }
-  watcher.stop();
+  if (watcher) watcher->stop();
+  if (k8s) k8s->stop();
   const bool proxy_stopped = drain_proxy(proxy, std::chrono::duration<double>(opt.drain_timeout_s));
   admin.stop();
   if (datapath && opt.detach_on_exit) {
@@ -300,9 +361,23 @@ int main(int argc, char** argv) {
       "sluiced: the sluice node agent. Enforces Istio VirtualService/DestinationRule/ServiceEntry/"
       "WorkloadEntry config on this node: XDP steering for L4 ports, an io_uring proxy for HTTP ports.",
       "sluiced"};
-  app.add_option("--config-dir", opt.config_dir, "directory of Istio YAML, watched for changes")
-      ->required()
-      ->type_name("DIR");
+  auto* config_dir = app.add_option("--config-dir", opt.config_dir, "directory of Istio YAML, watched for changes")
+                         ->type_name("DIR");
+  auto* kubernetes = app.add_flag(
+      "--kubernetes", opt.kubernetes,
+      "also (or, without --config-dir, only) take config from the Kubernetes API server: list and watch Services, "
+      "EndpointSlices, Pods and the networking.istio.io kinds (in-cluster service account unless --kubeconfig)");
+  app.add_option("--kubeconfig", opt.kubeconfig, "with --kubernetes: reach the API server as this kubeconfig says")
+      ->type_name("FILE")
+      ->needs(kubernetes);
+  app.add_option("--kube-context", opt.kube_context, "with --kubeconfig: this context instead of current-context")
+      ->type_name("NAME")
+      ->needs(kubernetes);
+  app.add_option("--kube-watch-timeout", opt.kube_watch_timeout_s,
+                 "seconds each watch asks the API server to keep it open (timeoutSeconds) before resuming")
+      ->check(CLI::Range(1L, 3600L))
+      ->needs(kubernetes)
+      ->capture_default_str();
   app.add_option("--iface", opt.interfaces, "interface to attach XDP to (repeat for each)")->type_name("IF");
   app.add_option("--admin", opt.admin,
                  "admin API TCP address: GET endpoints only unless --admin-token-file ('' for none)")
@@ -409,6 +484,10 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (config_dir->count() == 0 && !opt.kubernetes) {
+    std::fprintf(stderr, "sluiced: --config-dir DIR or --kubernetes is required\n");
+    return 2;
+  }
   if (std::string bad = opt.datapath.sizing().check(); !bad.empty()) {
     std::fprintf(stderr, "sluiced: %s\n", bad.c_str());
     return 2;

@@ -74,6 +74,22 @@ void print_status(const json& st) {
     for (const auto& m : st["last_error"]["messages"]) std::cout << "  " << m.get<std::string>() << '\n';
   }
   for (const auto& w : st.value("warnings", json::array())) std::cout << "warning     " << w.get<std::string>() << '\n';
+  if (st.contains("kubernetes")) {
+    const json& k = st["kubernetes"];
+    std::cout << "kubernetes  " << k.value("server", "") << " (" << k.value("credentials", "") << "), "
+              << (k.value("synced", false) ? "synced" : "NOT SYNCED") << '\n';
+    for (const auto& r : k.value("resources", json::array())) {
+      std::cout << fmt::format("  {:<44} {:<8} rv {:<10} {} objects, {} lists, {} watches, {} expired\n",
+                               r.value("resource", ""),
+                               !r.value("synced", false) ? "unsynced" : r.value("watching", false) ? "watching" : "idle",
+                               r.value("resource_version", ""), r.value("objects", 0), r.value("lists", 0),
+                               r.value("watches", 0), r.value("expired", 0));
+      if (!r["last_error"].is_null()) {
+        std::cout << "    last error at " << r["last_error"].value("at", "") << ": "
+                  << r["last_error"].value("message", "") << '\n';
+      }
+    }
+  }
 }
 
 void print_routes(const json& dump) {

@@ -56,6 +56,7 @@ struct Options {
   bool generate_request_id = sluice::proxy::ProxyOptions{}.generate_request_id;
   bool append_forwarded_for = sluice::proxy::ProxyOptions{}.append_forwarded_for;
   std::string dpdk_stats = "/run/sluice/sluice-fwd.json";
+  uint64_t max_connections = 0;   // L7 client connections, all workers; 0: no limit
 };
 
 sluice::bpfmaps::AttachMode parse_mode(const std::string& m) {
@@ -179,6 +180,7 @@ int run(const Options& opt) {
   popt.websocket_idle_timeout =
       std::chrono::milliseconds(static_cast<int64_t>(opt.websocket_idle_timeout_s * 1000));
   popt.append_forwarded_for = opt.append_forwarded_for;
+  popt.max_connections = opt.max_connections;
   // Listener i is sk_lookup slot i: IPv4 VIPs go to slot SLUICE_L7_LISTENER_V4,
   // IPv6 VIPs to SLUICE_L7_LISTENER_V6 (a socket of the lookup's family).
   static_assert(SLUICE_L7_LISTENER_V4 == 0 && SLUICE_L7_LISTENER_V6 == 1);
@@ -357,6 +359,11 @@ int main(int argc, char** argv) {
                  "seconds a WebSocket tunnel may carry nothing either way before it is closed (Envoy's "
                  "stream_idle_timeout; 0: never)")
       ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--max-connections", opt.max_connections,
+                 "L7 client connections open at once, all workers (Envoy's overload manager "
+                 "global_downstream_max_connections); one over it is closed at accept and counted in "
+                 "sluice_downstream_connections_overflow_total (0: no limit)")
       ->capture_default_str();
   app.add_flag("--append-x-forwarded-for", opt.append_forwarded_for,
                "append the client's address to x-forwarded-for (Envoy's use_remote_address, as at an Istio "

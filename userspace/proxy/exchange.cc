@@ -30,7 +30,7 @@ void Worker::start_exchange(Conn& c) {
   x.has_body = !x.request_done;
   x.expect_continue = head.expect_continue && x.has_body;
   x.body_kept = x.has_body && options_.request_body_buffer_limit > 0;
-  if (x.body_kept) x.body.allocate(options_.request_body_buffer_limit);   // once per slot
+  if (x.body_kept) x.body.bind(body_buffers_.get());   // memory taken as the body arrives
   x.websocket = http::is_websocket_upgrade(head);
   x.request_id_generated = options_.generate_request_id && head.field("x-request-id").empty();
   if (x.request_id_generated) {
@@ -220,7 +220,7 @@ void Worker::mirror_request(Conn& c, const model::Mirror& mirror) {
   mx.body.clear();
   mx.body_sent = 0;
   if (x.has_body) {
-    mx.body.allocate(options_.request_body_buffer_limit);
+    mx.body.bind(body_buffers_.get());
     mx.body.append(x.body.readable());
   }
   io_uring_sqe* s = sqe();
@@ -395,6 +395,10 @@ void Worker::complete_exchange(Conn& c) {
   record_request(c);
   ++c.requests;
   x.snapshot.reset();
+  x.upstream_head.clear();   // kept for retries and mirrors until now
+  x.upstream_head.release();
+  x.body.clear();
+  x.body.release();
   if (!x.client_keep_alive || draining_) {
     c.client_state = ClientState::Closing;
     set_client_deadline(c);

@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   uint32_t body_buffer_limit = sluice::proxy::ProxyOptions{}.request_body_buffer_limit;
   bool generate_request_id = sluice::proxy::ProxyOptions{}.generate_request_id;
   bool append_forwarded_for = sluice::proxy::ProxyOptions{}.append_forwarded_for;
+  uint64_t max_connections = 0;
   app.add_option("--config-dir", config_dir, "Istio YAML directory")->required();
   app.add_option("--listen", listens,
                  "ADDR:PORT=SERVICE_HOST:SERVICE_PORT, or ADDR:PORT alone (service from the original destination)")
@@ -51,6 +52,8 @@ int main(int argc, char** argv) {
                  "close a WebSocket tunnel with no traffic this long (0: never)")
       ->capture_default_str();
   app.add_option("--header-timeout-ms", header_timeout_ms, "408 when a request head takes longer");
+  app.add_option("--max-connections", max_connections,
+                 "client connections open at once, all workers; more are closed at accept (0: no limit)");
   app.add_option("--metrics-out", metrics_out, "write Prometheus metrics here on exit");
   app.add_option("--request-body-buffer-limit", body_buffer_limit,
                  "bytes of a request body kept for retries and mirrors (0: none)")
@@ -72,6 +75,7 @@ int main(int argc, char** argv) {
   options.request_body_buffer_limit = body_buffer_limit;
   options.generate_request_id = generate_request_id;
   options.append_forwarded_for = append_forwarded_for;
+  options.max_connections = max_connections;
   if (!access_log.empty()) {
     try {
       options.access_log = std::make_shared<sluice::proxy::AccessLogFile>(access_log);

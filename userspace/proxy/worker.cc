@@ -10,6 +10,7 @@
 // upstream_connections.cc (each pool's open / serve-pending / release).
 #include "proxy/worker.h"
 
+#include <malloc.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -42,6 +43,21 @@ Worker::Worker(unsigned index, Proxy& proxy, const ProxyOptions& options)
   picker_ = options.make_picker ? options.make_picker(*random_, std::move(counter_for))
                                 : std::make_unique<MeshPicker>(*random_, std::move(counter_for));
   trace_ = std::getenv("SLUICE_PROXY_TRACE") != nullptr;
+  if (options.request_body_buffer_limit > 0) {
+    body_buffers_ = std::make_unique<BufferPool>(options.request_body_buffer_limit);
+  }
+}
+
+// Once a second: pooled buffers unused for the whole second are unmapped,
+// and after many connections closed the allocator gives its free pages
+// back (glibc keeps freed small objects in its arenas otherwise), so the
+// worker's memory follows its connections down.
+void Worker::trim_memory() {
+  next_trim_ns_ = now_ns() + 1'000'000'000;
+  conn_buffers_.trim();
+  if (body_buffers_) body_buffers_->trim();
+  if (freed_since_trim_ >= kSpareConns) malloc_trim(0);
+  freed_since_trim_ = 0;
 }
 
 Worker::~Worker() {
@@ -79,6 +95,7 @@ void Worker::run() {
     io_uring_cqe* first = nullptr;
     io_uring_submit_and_wait_timeout(&ring_, &first, 1, &ts, nullptr);
     handle_completions();
+    reclaim_slots();
     if (stop_requested_.load()) break;
     if (drain_requested_.load() && !draining_) begin_drain();
     int64_t now = now_ns();
@@ -87,6 +104,8 @@ void Worker::run() {
       check_deadlines();
       if (outliers_) outliers_->sweep_if_due();
       flush_access_log();
+      reclaim_slots();
+      if (now >= next_trim_ns_) trim_memory();
       next_tick = now + 10'000'000;
     }
     if (draining_ && client_count_ == 0) break;
@@ -157,6 +176,7 @@ void Worker::check_deadlines() {
   int64_t now = now_ns();
   size_t count = conns_.size();
   for (size_t i = 0; i < count; ++i) {
+    if (!conns_[i]) continue;
     Conn& c = *conns_[i];
     if (c.role == Role::Free || c.shut || c.deadline == Deadline::None || c.deadline_ns > now) continue;
     Deadline d = c.deadline;
@@ -237,6 +257,7 @@ void Worker::begin_drain() {
     listener_fds_[i] = -1;
   }
   for (auto& conn : conns_) {
+    if (!conn) continue;
     Conn& c = *conn;
     if (c.role == Role::Free || c.shut) continue;
     if (c.role == Role::Upstream && c.upstream_state == UpstreamState::Idle) close_conn(c);

@@ -420,6 +420,19 @@ void Worker::abort_exchange(Conn& c) {
   close_conn(c);
 }
 
+void Worker::end_stream_on_timeout(Conn& c, ProxyCounter counter, std::string_view body, std::string_view flags) {
+  Exchange& x = *c.exchange;
+  metrics_.add(counter, x.service != nullptr ? std::string_view(x.service->host) : std::string_view(), "");
+  if (x.response_started) {
+    abort_exchange(c);   // the head is out: all that is left is to close
+    return;
+  }
+  remove_pending(c);
+  detach_upstream(c, false);
+  end_attempt(c);
+  reply_local(c, 408, body, "", true, flags);
+}
+
 bool Worker::retry_allowed(const Exchange& x, Failure failure, unsigned status, bool response_seen) {
   AttemptOutcome o;
   o.failure = response_seen ? AttemptFailure::None

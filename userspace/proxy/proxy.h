@@ -51,9 +51,15 @@ struct ProxyOptions {
   http::Limits limits;
   std::chrono::milliseconds request_header_timeout{10'000};   // first byte to full head: 408
   std::chrono::milliseconds idle_timeout{60'000};             // keep-alive with no request: close
-  // A WebSocket tunnel with no byte either way for this long is closed
-  // (Envoy's stream_idle_timeout, 5 min by default). 0: never.
-  std::chrono::milliseconds websocket_idle_timeout{300'000};
+  // Envoy's stream_idle_timeout (5 min by default): a request, or a
+  // WebSocket tunnel, with no byte moving either way for this long ends —
+  // 408 if its response head has not gone out, else its connection closes.
+  // Its upstream connection is released. 0: never.
+  std::chrono::milliseconds stream_idle_timeout{300'000};
+  // Envoy's request_timeout: the whole request must have arrived this long
+  // after its head did; else 408 and its upstream connection is released.
+  // 0 (Envoy's default): no limit.
+  std::chrono::milliseconds request_timeout{0};
   uint32_t max_connections_per_worker = 16384;                // client + upstream slots
   // Client connections open at once, all workers (Envoy's overload
   // manager global_downstream_max_connections). A connection over it is

@@ -132,7 +132,7 @@ void Worker::refresh_snapshot() {
 void Worker::set_client_deadline(Conn& c) {
   int64_t now = now_ns();
   auto ms = [](std::chrono::milliseconds d) { return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count(); };
-  const Exchange& x = *c.exchange;
+  Exchange& x = *c.exchange;
   switch (c.client_state) {
     case ClientState::AwaitingHead:
       if (!c.in.empty() || c.requests == 0) {
@@ -155,8 +155,21 @@ void Worker::set_client_deadline(Conn& c) {
       break;
     case ClientState::Queued:
     case ClientState::Proxying: {
-      int64_t d = x.route_deadline_ns;
-      if (x.try_deadline_ns != 0 && (d == 0 || x.try_deadline_ns < d)) d = x.try_deadline_ns;
+      int64_t d = 0;
+      auto earliest = [&d](int64_t t) {
+        if (t != 0 && (d == 0 || t < d)) d = t;
+      };
+      earliest(x.route_deadline_ns);
+      earliest(x.try_deadline_ns);
+      if (!x.request_done && options_.request_timeout.count() > 0) earliest(x.start_ns + ms(options_.request_timeout));
+      if (options_.stream_idle_timeout.count() > 0 && c.client_state == ClientState::Proxying) {
+        // Checked when it fires: if bytes moved since, it starts again, so
+        // an idle stream ends between one and two timeouts after its last
+        // byte. A request queued for a connection is waiting, not idle: the
+        // requests holding the pool's connections have these timeouts.
+        x.idle_mark = bytes_moved(c);
+        earliest(now + ms(options_.stream_idle_timeout));
+      }
       c.deadline = d == 0 ? Deadline::None : Deadline::Request;
       c.deadline_ns = d;
       break;
@@ -166,10 +179,16 @@ void Worker::set_client_deadline(Conn& c) {
       c.deadline_ns = now + ms(options_.request_header_timeout);
       break;
     case ClientState::Tunneling:   // a WebSocket lives while bytes move, up to the idle timeout between them
-      c.deadline = options_.websocket_idle_timeout.count() > 0 ? Deadline::Idle : Deadline::None;
-      c.deadline_ns = now + ms(options_.websocket_idle_timeout);
+      c.deadline = options_.stream_idle_timeout.count() > 0 ? Deadline::Idle : Deadline::None;
+      c.deadline_ns = now + ms(options_.stream_idle_timeout);
       break;
   }
+}
+
+uint64_t Worker::bytes_moved(const Conn& c) const {
+  uint64_t n = c.in.consumed_total() + c.out.consumed_total();
+  if (c.upstream != kNone) n += conns_[c.upstream]->in.consumed_total() + conns_[c.upstream]->out.consumed_total();
+  return n;
 }
 
 void Worker::check_deadlines() {
@@ -226,8 +245,16 @@ void Worker::check_deadlines() {
             end_attempt(c);
             reply_local(c, 504, "upstream request timeout\n", "", false, "UT");
           }
-        } else {
+        } else if (x.try_deadline_ns != 0 && now >= x.try_deadline_ns) {
           fail_exchange(c, Failure::Timeout);
+        } else if (!x.request_done && options_.request_timeout.count() > 0 &&
+                   now >= x.start_ns + to_ns(options_.request_timeout)) {
+          end_stream_on_timeout(c, ProxyCounter::RequestTimeouts, "request timeout\n", "-");
+        } else if (options_.stream_idle_timeout.count() > 0 && c.client_state == ClientState::Proxying &&
+                   bytes_moved(c) == x.idle_mark) {
+          end_stream_on_timeout(c, ProxyCounter::StreamIdleTimeouts, "stream timeout\n", "SI");
+        } else {
+          set_client_deadline(c);   // bytes moved since the idle timer started: not idle
         }
         break;
       }

@@ -107,6 +107,7 @@ class Worker final {
     RequestId generated_request_id{};   // valid when request_id_generated
     bool request_id_generated = false;
     uint64_t body_out_mark = 0, local_body_bytes = 0;
+    uint64_t idle_mark = 0;   // bytes_moved() when the stream idle timer last started
   };
 
   // What the access log needs of a request head, copied before the head is
@@ -212,6 +213,11 @@ class Worker final {
   bool build_upstream_head(Conn& c, const http::RequestHead& head, std::string_view authority);
   bool write_response_head(Conn& c, const http::ResponseHead& head);
   void set_client_deadline(Conn& c);
+  // Bytes the request and its response moved so far, both connections.
+  uint64_t bytes_moved(const Conn& c) const;
+  // Envoy's request_timeout or stream_idle_timeout fired: 408, or a close
+  // once the response head went out; the upstream connection is released.
+  void end_stream_on_timeout(Conn& c, ProxyCounter counter, std::string_view body, std::string_view flags);
 
   // Upstream side.
   uint32_t backend_for(const model::Service& service, const model::Endpoint& endpoint, uint32_t port);

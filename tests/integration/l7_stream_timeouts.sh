@@ -69,13 +69,8 @@ metadata: {name: productpage}
 spec:
   host: productpage
   trafficPolicy: {connectionPool: {tcp: {maxConnections: 1}}}
----
-apiVersion: networking.istio.io/v1alpha3
-kind: VirtualService
-metadata: {name: productpage}
-spec:
-  hosts: [productpage]
-  http:
+YAML
+l7_virtual_service >"$L7_TMP/config/routing.yaml" <<'YAML'
   - route:
     - destination: {host: productpage}
 YAML

@@ -53,7 +53,9 @@ struct Options {
   std::string l7_listen = "127.0.0.1:15001";
   std::string l7_listen6 = "[::1]:15001";   // empty: no IPv6 listener
   double drain_timeout_s = 30;
-  double websocket_idle_timeout_s = 300;   // Envoy's stream_idle_timeout
+  double stream_idle_timeout_s = 300;      // Envoy's stream_idle_timeout (WebSocket tunnels included)
+  double request_headers_timeout_s = 10;   // Envoy's request_headers_timeout
+  double request_timeout_s = 0;            // Envoy's request_timeout; 0: none
   bool detach_on_exit = false;
   std::string log_level = "info";
   sluice::bpfmaps::DatapathOptions datapath;   // map sizes (--max-*, --maglev-slots, --conntrack-flows)
@@ -67,6 +69,7 @@ struct Options {
   bool append_forwarded_for = sluice::proxy::ProxyOptions{}.append_forwarded_for;
   std::string path_normalization = "BASE";   // Istio's MeshConfig pathNormalization
   std::string dpdk_stats = "/run/sluice/sluice-fwd.json";
+  uint64_t max_connections = 0;   // L7 client connections, all workers; 0: no limit
 };
 
 sluice::bpfmaps::AttachMode parse_mode(const std::string& m) {
@@ -223,10 +226,13 @@ int run(const Options& opt) {
   popt.workers = opt.workers;
   popt.request_body_buffer_limit = opt.request_body_buffer_limit;
   popt.generate_request_id = opt.generate_request_id;
-  popt.websocket_idle_timeout =
-      std::chrono::milliseconds(static_cast<int64_t>(opt.websocket_idle_timeout_s * 1000));
+  popt.stream_idle_timeout = std::chrono::milliseconds(static_cast<int64_t>(opt.stream_idle_timeout_s * 1000));
+  popt.request_header_timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(opt.request_headers_timeout_s * 1000));
+  popt.request_timeout = std::chrono::milliseconds(static_cast<int64_t>(opt.request_timeout_s * 1000));
   popt.append_forwarded_for = opt.append_forwarded_for;
   popt.path_normalisation = *sluice::http::path_normalisation_from_name(opt.path_normalization);
+  popt.max_connections = opt.max_connections;
   // Listener i is sk_lookup slot i: IPv4 VIPs go to slot SLUICE_L7_LISTENER_V4,
   // IPv6 VIPs to SLUICE_L7_LISTENER_V6 (a socket of the lookup's family).
   static_assert(SLUICE_L7_LISTENER_V4 == 0 && SLUICE_L7_LISTENER_V6 == 1);
@@ -464,10 +470,24 @@ int main(int argc, char** argv) {
   app.add_flag("--generate-request-id,!--no-generate-request-id", opt.generate_request_id,
                "give an L7 request without x-request-id a random UUID (sent upstream and to mirrors, logged), as "
                "Envoy does in Istio; on by default");
-  app.add_option("--websocket-idle-timeout", opt.websocket_idle_timeout_s,
-                 "seconds a WebSocket tunnel may carry nothing either way before it is closed (Envoy's "
-                 "stream_idle_timeout; 0: never)")
+  app.add_option("--stream-idle-timeout,--websocket-idle-timeout", opt.stream_idle_timeout_s,
+                 "seconds an L7 request or WebSocket tunnel may move no byte either way before it ends: 408 if "
+                 "no response head went out, else the connection closes (Envoy's stream_idle_timeout; 0: never)")
       ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--request-headers-timeout", opt.request_headers_timeout_s,
+                 "seconds from a request's first byte to its whole head; 408 after (Envoy's request_headers_timeout)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--request-timeout", opt.request_timeout_s,
+                 "seconds from a request's head to the end of its body; 408 after (Envoy's request_timeout; "
+                 "0: no limit)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--max-connections", opt.max_connections,
+                 "L7 client connections open at once, all workers (Envoy's overload manager "
+                 "global_downstream_max_connections); one over it is closed at accept and counted in "
+                 "sluice_downstream_connections_overflow_total (0: no limit)")
       ->capture_default_str();
   app.add_flag("--append-x-forwarded-for", opt.append_forwarded_for,
                "append the client's address to x-forwarded-for (Envoy's use_remote_address, as at an Istio "

@@ -30,7 +30,7 @@ void Worker::start_exchange(Conn& c) {
   x.has_body = !x.request_done;
   x.expect_continue = head.expect_continue && x.has_body;
   x.body_kept = x.has_body && options_.request_body_buffer_limit > 0;
-  if (x.body_kept) x.body.allocate(options_.request_body_buffer_limit);   // once per slot
+  if (x.body_kept) x.body.bind(body_buffers_.get());   // memory taken as the body arrives
   x.websocket = http::is_websocket_upgrade(head);
   x.request_id_generated = options_.generate_request_id && head.field("x-request-id").empty();
   if (x.request_id_generated) {
@@ -222,7 +222,7 @@ void Worker::mirror_request(Conn& c, const model::Mirror& mirror) {
   mx.body.clear();
   mx.body_sent = 0;
   if (x.has_body) {
-    mx.body.allocate(options_.request_body_buffer_limit);
+    mx.body.bind(body_buffers_.get());
     mx.body.append(x.body.readable());
   }
   io_uring_sqe* s = sqe();
@@ -397,6 +397,10 @@ void Worker::complete_exchange(Conn& c) {
   record_request(c);
   ++c.requests;
   x.snapshot.reset();
+  x.upstream_head.clear();   // kept for retries and mirrors until now
+  x.upstream_head.release();
+  x.body.clear();
+  x.body.release();
   if (!x.client_keep_alive || draining_) {
     c.client_state = ClientState::Closing;
     set_client_deadline(c);
@@ -416,6 +420,19 @@ void Worker::abort_exchange(Conn& c) {
   if (x.status == 0) x.flags = "DC";
   record_request(c);
   close_conn(c);
+}
+
+void Worker::end_stream_on_timeout(Conn& c, ProxyCounter counter, std::string_view body, std::string_view flags) {
+  Exchange& x = *c.exchange;
+  metrics_.add(counter, x.service != nullptr ? std::string_view(x.service->host) : std::string_view(), "");
+  if (x.response_started) {
+    abort_exchange(c);   // the head is out: all that is left is to close
+    return;
+  }
+  remove_pending(c);
+  detach_upstream(c, false);
+  end_attempt(c);
+  reply_local(c, 408, body, "", true, flags);
 }
 
 bool Worker::retry_allowed(const Exchange& x, Failure failure, unsigned status, bool response_seen) {

@@ -21,6 +21,7 @@ void Worker::process_client(Conn& c) {
   while (!c.shut && c.client_state == ClientState::AwaitingHead) {
     if (c.in.empty() && drain_held(c)) continue;
     if (c.in.empty()) {
+      c.in.release();   // idle between requests: no buffer held
       if (c.peer_eof) {
         if (c.out.empty() && !c.send_inflight) close_conn(c);
         else c.client_state = ClientState::Closing;

@@ -110,7 +110,7 @@ std::string WorkerMetrics::render_prometheus(std::span<const WorkerMetrics* cons
       "sluice_outlier_ejections_total", "sluice_pool_overflows_total", "sluice_retry_overflows_total",
       "sluice_mirror_requests_total", "sluice_request_body_over_limit_total", "sluice_retries_body_not_kept_total",
       "sluice_mirror_body_not_kept_total", "sluice_upstream_connections_opened_total",
-      "sluice_upstream_connections_active"};
+      "sluice_upstream_connections_active", "sluice_request_timeouts_total", "sluice_stream_idle_timeouts_total"};
   static_assert(std::size(kCounterNames) == static_cast<size_t>(ProxyCounter::kCount));
   uint32_t last = UINT32_MAX;
   for (const auto& [k, v] : counters) {

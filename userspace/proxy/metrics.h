@@ -38,6 +38,9 @@ enum class ProxyCounter : uint8_t {
   // upstream_cx_total and upstream_cx_active), with destination_version.
   UpstreamConnectionsOpened,   // sluice_upstream_connections_opened_total
   UpstreamConnectionsActive,   // sluice_upstream_connections_active (gauge)
+  // Requests ended by ProxyOptions::request_timeout / stream_idle_timeout.
+  RequestTimeouts,      // sluice_request_timeouts_total
+  StreamIdleTimeouts,   // sluice_stream_idle_timeouts_total
   kCount,
 };
 

@@ -1,5 +1,7 @@
 #include "proxy/proxy.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <stdexcept>
 #include <tuple>
@@ -22,7 +24,26 @@ Proxy::~Proxy() {
   wait();
 }
 
+// Each connection is a descriptor (two when proxied): 10,000 connections
+// need more than the usual soft limit of 1,024. The soft limit is raised to
+// the hard one at start, as Envoy and nginx deployments expect.
+static void raise_open_files_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  limit.rlim_cur = limit.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &limit);
+}
+
+bool Proxy::admit_downstream() {
+  const int64_t open = downstream_active_.fetch_add(1, std::memory_order_relaxed);
+  if (options_.max_connections == 0 || open < static_cast<int64_t>(options_.max_connections)) return true;
+  downstream_active_.fetch_sub(1, std::memory_order_relaxed);
+  downstream_overflow_.fetch_add(1, std::memory_order_relaxed);
+  return false;
+}
+
 void Proxy::start() {
+  raise_open_files_limit();
   for (unsigned i = 0; i < options_.workers; ++i) {
     workers_.push_back(std::make_unique<Worker>(i, *this, options_));
     workers_.back()->bind_listeners();
@@ -140,7 +161,13 @@ std::string Proxy::render_prometheus() const {
   std::sort(clusters.begin(), clusters.end(), [](const ClusterGauges& a, const ClusterGauges& b) {
     return std::tie(a.service, a.version, a.port) < std::tie(b.service, b.version, b.port);
   });
-  return out + render_cluster_gauges(clusters);
+  out += render_cluster_gauges(clusters);
+  // Client connections against --max-connections (Envoy's downstream_cx_active, downstream_cx_overflow).
+  out += "# TYPE sluice_downstream_connections_active gauge\nsluice_downstream_connections_active " +
+         std::to_string(downstream_active_.load(std::memory_order_relaxed)) + "\n";
+  out += "# TYPE sluice_downstream_connections_overflow_total counter\nsluice_downstream_connections_overflow_total " +
+         std::to_string(downstream_overflow_.load(std::memory_order_relaxed)) + "\n";
+  return out;
 }
 
 WorkerMetrics::RequestTotals Proxy::request_totals(std::string_view service) const {

@@ -52,10 +52,20 @@ struct ProxyOptions {
   http::Limits limits;
   std::chrono::milliseconds request_header_timeout{10'000};   // first byte to full head: 408
   std::chrono::milliseconds idle_timeout{60'000};             // keep-alive with no request: close
-  // A WebSocket tunnel with no byte either way for this long is closed
-  // (Envoy's stream_idle_timeout, 5 min by default). 0: never.
-  std::chrono::milliseconds websocket_idle_timeout{300'000};
+  // Envoy's stream_idle_timeout (5 min by default): a request, or a
+  // WebSocket tunnel, with no byte moving either way for this long ends —
+  // 408 if its response head has not gone out, else its connection closes.
+  // Its upstream connection is released. 0: never.
+  std::chrono::milliseconds stream_idle_timeout{300'000};
+  // Envoy's request_timeout: the whole request must have arrived this long
+  // after its head did; else 408 and its upstream connection is released.
+  // 0 (Envoy's default): no limit.
+  std::chrono::milliseconds request_timeout{0};
   uint32_t max_connections_per_worker = 16384;                // client + upstream slots
+  // Client connections open at once, all workers (Envoy's overload
+  // manager global_downstream_max_connections). A connection over it is
+  // closed at accept and counted. 0: no limit.
+  uint64_t max_connections = 0;
   uint64_t random_seed = 0;                                   // 0: from std::random_device
   // Bytes of a request body kept so that a retry or a mirror can send it
   // again (Envoy's per_request_buffer_limit_bytes). A larger body streams
@@ -125,6 +135,10 @@ class Proxy {
   // figures, one object per cluster identity for all workers while any
   // holds it (a cluster no worker holds starts again from zero).
   std::shared_ptr<UpstreamPools::ClusterLoad> cluster_load(const std::string& identity);
+  // For workers, at accept: false (and counted) over --max-connections;
+  // else the connection counts until downstream_closed().
+  bool admit_downstream();
+  void downstream_closed() { downstream_active_.fetch_sub(1, std::memory_order_relaxed); }
 
  private:
   ProxyOptions options_;
@@ -141,6 +155,8 @@ class Proxy {
   InMemoryActiveRequests unlisted_counters_;
   mutable std::mutex cluster_loads_mu_;
   std::unordered_map<std::string, std::weak_ptr<UpstreamPools::ClusterLoad>> cluster_loads_;
+  std::atomic<int64_t> downstream_active_{0};
+  std::atomic<uint64_t> downstream_overflow_{0};
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;
 };

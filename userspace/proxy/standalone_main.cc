@@ -35,12 +35,13 @@ int main(int argc, char** argv) {
   unsigned workers = 0;
   uint64_t seed = 0;
   unsigned idle_timeout_ms = 60'000, header_timeout_ms = 10'000;
-  auto websocket_idle_timeout_ms =
-      static_cast<unsigned>(sluice::proxy::ProxyOptions{}.websocket_idle_timeout.count());
+  auto stream_idle_timeout_ms = static_cast<unsigned>(sluice::proxy::ProxyOptions{}.stream_idle_timeout.count());
+  unsigned request_timeout_ms = 0;
   uint32_t body_buffer_limit = sluice::proxy::ProxyOptions{}.request_body_buffer_limit;
   bool generate_request_id = sluice::proxy::ProxyOptions{}.generate_request_id;
   bool append_forwarded_for = sluice::proxy::ProxyOptions{}.append_forwarded_for;
   std::string path_normalization = "BASE";
+  uint64_t max_connections = 0;
   app.add_option("--config-dir", config_dir, "Istio YAML directory")->required();
   app.add_option("--listen", listens,
                  "ADDR:PORT=SERVICE_HOST:SERVICE_PORT, or ADDR:PORT alone (service from the original destination)")
@@ -48,10 +49,16 @@ int main(int argc, char** argv) {
   app.add_option("--workers", workers, "worker threads (0: one per CPU)");
   app.add_option("--seed", seed, "random seed for weighted choices and faults (0: random)");
   app.add_option("--idle-timeout-ms", idle_timeout_ms, "close keep-alive connections idle this long");
-  app.add_option("--websocket-idle-timeout-ms", websocket_idle_timeout_ms,
-                 "close a WebSocket tunnel with no traffic this long (0: never)")
+  app.add_option("--stream-idle-timeout-ms,--websocket-idle-timeout-ms", stream_idle_timeout_ms,
+                 "end a request or WebSocket tunnel that moves no byte this long (408 before the response head; "
+                 "0: never)")
       ->capture_default_str();
-  app.add_option("--header-timeout-ms", header_timeout_ms, "408 when a request head takes longer");
+  app.add_option("--header-timeout-ms,--request-headers-timeout-ms", header_timeout_ms,
+                 "408 when a request head takes longer");
+  app.add_option("--request-timeout-ms", request_timeout_ms,
+                 "408 when a request's body has not all arrived this long after its head (0: no limit)");
+  app.add_option("--max-connections", max_connections,
+                 "client connections open at once, all workers; more are closed at accept (0: no limit)");
   app.add_option("--metrics-out", metrics_out, "write Prometheus metrics here on exit");
   app.add_option("--request-body-buffer-limit", body_buffer_limit,
                  "bytes of a request body kept for retries and mirrors (0: none)")
@@ -72,12 +79,14 @@ int main(int argc, char** argv) {
   options.workers = workers;
   options.random_seed = seed;
   options.idle_timeout = std::chrono::milliseconds(idle_timeout_ms);
-  options.websocket_idle_timeout = std::chrono::milliseconds(websocket_idle_timeout_ms);
+  options.stream_idle_timeout = std::chrono::milliseconds(stream_idle_timeout_ms);
+  options.request_timeout = std::chrono::milliseconds(request_timeout_ms);
   options.request_header_timeout = std::chrono::milliseconds(header_timeout_ms);
   options.request_body_buffer_limit = body_buffer_limit;
   options.generate_request_id = generate_request_id;
   options.append_forwarded_for = append_forwarded_for;
   options.path_normalisation = *sluice::http::path_normalisation_from_name(path_normalization);
+  options.max_connections = max_connections;
   if (!access_log.empty()) {
     try {
       options.access_log = std::make_shared<sluice::proxy::AccessLogFile>(access_log);

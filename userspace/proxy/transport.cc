@@ -186,20 +186,31 @@ void Worker::handle_cqe(const io_uring_cqe& cqe) {
 }
 
 Worker::Conn* Worker::alloc_conn(Role role) {
-  Conn* c;
+  uint32_t id;
   if (!free_conns_.empty()) {
-    c = conns_[free_conns_.back()].get();
+    id = free_conns_.back();
     free_conns_.pop_back();
   } else {
     if (conns_.size() >= options_.max_connections_per_worker) return nullptr;
-    conns_.push_back(std::make_unique<Conn>());
-    c = conns_.back().get();
-    c->id = static_cast<uint32_t>(conns_.size() - 1);
-    c->in.allocate(kConnBufferSize);
-    c->out.allocate(kConnBufferSize);
-    c->exchange = std::make_unique<Exchange>();
-    c->exchange->upstream_head.allocate(kConnBufferSize);
+    id = static_cast<uint32_t>(conns_.size());
+    conns_.emplace_back();
+    generations_.push_back(0);
   }
+  // A slot holds no buffer until bytes arrive (ByteBuffer takes them from
+  // the pool on first write): an idle connection costs its Conn alone.
+  if (!spare_conns_.empty()) {
+    conns_[id] = std::move(spare_conns_.back());
+    spare_conns_.pop_back();
+  } else {
+    conns_[id] = std::make_unique<Conn>();
+    conns_[id]->in.bind(&conn_buffers_);
+    conns_[id]->out.bind(&conn_buffers_);
+    conns_[id]->exchange = std::make_unique<Exchange>();
+    conns_[id]->exchange->upstream_head.bind(&conn_buffers_);
+  }
+  Conn* c = conns_[id].get();
+  c->id = id;
+  c->generation = generations_[id];
   c->role = role;
   c->fd = -1;
   c->ops = 0;
@@ -219,7 +230,7 @@ Worker::Conn* Worker::alloc_conn(Role role) {
 }
 
 Worker::Conn* Worker::live(uint32_t id, uint32_t generation) {
-  if (id >= conns_.size()) return nullptr;
+  if (id >= conns_.size() || !conns_[id]) return nullptr;
   Conn* c = conns_[id].get();
   if (c->role == Role::Free || (c->generation & 0xffffffu) != generation) return nullptr;
   return c;
@@ -260,12 +271,37 @@ void Worker::maybe_free(Conn& c) {
   if (c.role == Role::Free || !c.shut || c.ops > 0) return;
   if (c.role == Role::Client) {
     --client_count_;
+    proxy_.downstream_closed();
     c.exchange->snapshot.reset();
   }
   c.role = Role::Free;
   c.fd = -1;
-  ++c.generation;
-  free_conns_.push_back(c.id);
+  generations_[c.id] = (c.generation + 1) & 0xffffffu;
+  // Callers up the stack may still look at `c` (c.shut): its memory goes
+  // back after the batch of completions (reclaim_slots).
+  freed_conns_.push_back(c.id);
+}
+
+// Memory goes back with the connection: its buffers to the pool, the
+// slot object to the spares or the allocator; then the id is free.
+void Worker::reclaim_slots() {
+  for (uint32_t id : freed_conns_) {
+    Conn& c = *conns_[id];
+    c.in.clear();
+    c.in.release();
+    c.out.clear();
+    c.out.release();
+    c.exchange->upstream_head.clear();
+    c.exchange->upstream_head.release();
+    c.exchange->body.clear();
+    c.exchange->body.release();
+    std::vector<HeldBuffer>().swap(c.held);
+    if (spare_conns_.size() < kSpareConns) spare_conns_.push_back(std::move(conns_[id]));
+    else conns_[id].reset();
+    free_conns_.push_back(id);
+  }
+  freed_since_trim_ += static_cast<uint32_t>(freed_conns_.size());
+  freed_conns_.clear();
 }
 
 void Worker::on_accept(uint32_t listener, int fd) {
@@ -273,9 +309,16 @@ void Worker::on_accept(uint32_t listener, int fd) {
     ::close(fd);
     return;
   }
+  // --max-connections (all workers): over it the connection is closed at
+  // once and counted, as Envoy's overload manager does (downstream_cx_overflow).
+  if (!proxy_.admit_downstream()) {
+    ::close(fd);
+    return;
+  }
   Conn* c = alloc_conn(Role::Client);
   if (c == nullptr) {
-    ::close(fd);   // at the connection limit: refuse rather than queue unboundedly
+    proxy_.downstream_closed();
+    ::close(fd);   // at the worker's slot limit: refuse rather than queue unboundedly
     return;
   }
   ++client_count_;
@@ -331,11 +374,12 @@ void Worker::deliver(Conn& c, std::string_view data, uint16_t bid, uint32_t offs
     c.in.append(data.substr(0, n));
   }
   if (n < data.size()) {
-    if (c.held_count == c.held.size()) {
+    if (c.held_count == kMaxHeld) {
       recycle_buffer(bid);
       close_conn(c);
       return;
     }
+    if (c.held.size() == c.held_count) c.held.emplace_back();
     c.held[c.held_count++] = HeldBuffer{bid, offset + static_cast<uint32_t>(n), static_cast<uint32_t>(data.size() - n)};
     if (c.recv_armed && !c.recv_paused) {
       io_uring_sqe* s = sqe();
@@ -409,6 +453,7 @@ void Worker::on_send(Conn& c, int res) {
     return;
   }
   c.out.consume(static_cast<size_t>(res));
+  c.out.release();   // drained: the buffer goes back to the pool until more is queued
   submit_send(c);
   if (c.role == Role::Client) {
     if (c.client_state == ClientState::Closing && c.out.empty()) {

@@ -160,6 +160,8 @@ void Worker::release_upstream(Conn& u, bool reusable) {
     close_conn(u);
     return;
   }
+  u.in.release();   // an idle pooled connection holds no buffer
+  u.out.release();
   UpstreamPools::Pool& p = pools_.pool(pool);
   u.upstream_state = UpstreamState::Idle;
   u.next = p.idle_head;

@@ -10,6 +10,7 @@
 // upstream_connections.cc (each pool's open / serve-pending / release).
 #include "proxy/worker.h"
 
+#include <malloc.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -42,6 +43,21 @@ Worker::Worker(unsigned index, Proxy& proxy, const ProxyOptions& options)
   picker_ = options.make_picker ? options.make_picker(*random_, std::move(counter_for))
                                 : std::make_unique<MeshPicker>(*random_, std::move(counter_for));
   trace_ = std::getenv("SLUICE_PROXY_TRACE") != nullptr;
+  if (options.request_body_buffer_limit > 0) {
+    body_buffers_ = std::make_unique<BufferPool>(options.request_body_buffer_limit);
+  }
+}
+
+// Once a second: pooled buffers unused for the whole second are unmapped,
+// and after many connections closed the allocator gives its free pages
+// back (glibc keeps freed small objects in its arenas otherwise), so the
+// worker's memory follows its connections down.
+void Worker::trim_memory() {
+  next_trim_ns_ = now_ns() + 1'000'000'000;
+  conn_buffers_.trim();
+  if (body_buffers_) body_buffers_->trim();
+  if (freed_since_trim_ >= kSpareConns) malloc_trim(0);
+  freed_since_trim_ = 0;
 }
 
 Worker::~Worker() {
@@ -79,6 +95,7 @@ void Worker::run() {
     io_uring_cqe* first = nullptr;
     io_uring_submit_and_wait_timeout(&ring_, &first, 1, &ts, nullptr);
     handle_completions();
+    reclaim_slots();
     if (stop_requested_.load()) break;
     if (drain_requested_.load() && !draining_) begin_drain();
     int64_t now = now_ns();
@@ -87,6 +104,8 @@ void Worker::run() {
       check_deadlines();
       if (outliers_) outliers_->sweep_if_due();
       flush_access_log();
+      reclaim_slots();
+      if (now >= next_trim_ns_) trim_memory();
       next_tick = now + 10'000'000;
     }
     if (draining_ && client_count_ == 0) break;
@@ -113,7 +132,7 @@ void Worker::refresh_snapshot() {
 void Worker::set_client_deadline(Conn& c) {
   int64_t now = now_ns();
   auto ms = [](std::chrono::milliseconds d) { return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count(); };
-  const Exchange& x = *c.exchange;
+  Exchange& x = *c.exchange;
   switch (c.client_state) {
     case ClientState::AwaitingHead:
       if (!c.in.empty() || c.requests == 0) {
@@ -136,8 +155,21 @@ void Worker::set_client_deadline(Conn& c) {
       break;
     case ClientState::Queued:
     case ClientState::Proxying: {
-      int64_t d = x.route_deadline_ns;
-      if (x.try_deadline_ns != 0 && (d == 0 || x.try_deadline_ns < d)) d = x.try_deadline_ns;
+      int64_t d = 0;
+      auto earliest = [&d](int64_t t) {
+        if (t != 0 && (d == 0 || t < d)) d = t;
+      };
+      earliest(x.route_deadline_ns);
+      earliest(x.try_deadline_ns);
+      if (!x.request_done && options_.request_timeout.count() > 0) earliest(x.start_ns + ms(options_.request_timeout));
+      if (options_.stream_idle_timeout.count() > 0 && c.client_state == ClientState::Proxying) {
+        // Checked when it fires: if bytes moved since, it starts again, so
+        // an idle stream ends between one and two timeouts after its last
+        // byte. A request queued for a connection is waiting, not idle: the
+        // requests holding the pool's connections have these timeouts.
+        x.idle_mark = bytes_moved(c);
+        earliest(now + ms(options_.stream_idle_timeout));
+      }
       c.deadline = d == 0 ? Deadline::None : Deadline::Request;
       c.deadline_ns = d;
       break;
@@ -147,16 +179,23 @@ void Worker::set_client_deadline(Conn& c) {
       c.deadline_ns = now + ms(options_.request_header_timeout);
       break;
     case ClientState::Tunneling:   // a WebSocket lives while bytes move, up to the idle timeout between them
-      c.deadline = options_.websocket_idle_timeout.count() > 0 ? Deadline::Idle : Deadline::None;
-      c.deadline_ns = now + ms(options_.websocket_idle_timeout);
+      c.deadline = options_.stream_idle_timeout.count() > 0 ? Deadline::Idle : Deadline::None;
+      c.deadline_ns = now + ms(options_.stream_idle_timeout);
       break;
   }
+}
+
+uint64_t Worker::bytes_moved(const Conn& c) const {
+  uint64_t n = c.in.consumed_total() + c.out.consumed_total();
+  if (c.upstream != kNone) n += conns_[c.upstream]->in.consumed_total() + conns_[c.upstream]->out.consumed_total();
+  return n;
 }
 
 void Worker::check_deadlines() {
   int64_t now = now_ns();
   size_t count = conns_.size();
   for (size_t i = 0; i < count; ++i) {
+    if (!conns_[i]) continue;
     Conn& c = *conns_[i];
     if (c.role == Role::Free || c.shut || c.deadline == Deadline::None || c.deadline_ns > now) continue;
     Deadline d = c.deadline;
@@ -206,8 +245,16 @@ void Worker::check_deadlines() {
             end_attempt(c);
             reply_local(c, 504, "upstream request timeout\n", "", false, "UT");
           }
-        } else {
+        } else if (x.try_deadline_ns != 0 && now >= x.try_deadline_ns) {
           fail_exchange(c, Failure::Timeout);
+        } else if (!x.request_done && options_.request_timeout.count() > 0 &&
+                   now >= x.start_ns + to_ns(options_.request_timeout)) {
+          end_stream_on_timeout(c, ProxyCounter::RequestTimeouts, "request timeout\n", "-");
+        } else if (options_.stream_idle_timeout.count() > 0 && c.client_state == ClientState::Proxying &&
+                   bytes_moved(c) == x.idle_mark) {
+          end_stream_on_timeout(c, ProxyCounter::StreamIdleTimeouts, "stream timeout\n", "SI");
+        } else {
+          set_client_deadline(c);   // bytes moved since the idle timer started: not idle
         }
         break;
       }
@@ -237,6 +284,7 @@ void Worker::begin_drain() {
     listener_fds_[i] = -1;
   }
   for (auto& conn : conns_) {
+    if (!conn) continue;
     Conn& c = *conn;
     if (c.role == Role::Free || c.shut) continue;
     if (c.role == Role::Upstream && c.upstream_state == UpstreamState::Idle) close_conn(c);

@@ -22,6 +22,7 @@
 #include "lb/random_source.h"
 #include "proxy/request_id.h"
 #include "model/snapshot.h"
+#include "proxy/buffer_pool.h"
 #include "proxy/byte_buffer.h"
 #include "proxy/metrics.h"
 #include "proxy/proxy.h"
@@ -106,6 +107,7 @@ class Worker final {
     RequestId generated_request_id{};   // valid when request_id_generated
     bool request_id_generated = false;
     uint64_t body_out_mark = 0, local_body_bytes = 0;
+    uint64_t idle_mark = 0;   // bytes_moved() when the stream idle timer last started
   };
 
   // What the access log needs of a request head, copied before the head is
@@ -129,8 +131,9 @@ class Worker final {
     uint32_t inflight_send = 0;
     // Receive completions already posted when a pause (cancel) is decided
     // must be kept: at most the socket's receive queue (tcp_rmem max, 6 MiB
-    // by default) in 16 KiB buffers = 384 entries.
-    std::array<HeldBuffer, 512> held{};
+    // by default) in 16 KiB buffers = 384 entries (kMaxHeld). Grown only
+    // under backpressure; freed with the slot.
+    std::vector<HeldBuffer> held;
     uint16_t held_count = 0;
     Deadline deadline = Deadline::None;
     int64_t deadline_ns = 0;
@@ -211,6 +214,11 @@ class Worker final {
   bool build_upstream_head(Conn& c, const http::RequestHead& head, std::string_view authority);
   bool write_response_head(Conn& c, const http::ResponseHead& head);
   void set_client_deadline(Conn& c);
+  // Bytes the request and its response moved so far, both connections.
+  uint64_t bytes_moved(const Conn& c) const;
+  // Envoy's request_timeout or stream_idle_timeout fired: 408, or a close
+  // once the response head went out; the upstream connection is released.
+  void end_stream_on_timeout(Conn& c, ProxyCounter counter, std::string_view body, std::string_view flags);
 
   // Upstream side.
   uint32_t backend_for(const model::Service& service, const model::Endpoint& endpoint, uint32_t port);
@@ -243,6 +251,12 @@ class Worker final {
   static constexpr uint32_t kBufferSize = 16 * 1024;   // provided receive buffers
   static constexpr uint32_t kBufferCount = 1024;       // per worker (power of two)
   static constexpr uint32_t kConnBufferSize = 64 * 1024;
+  static constexpr uint16_t kMaxHeld = 512;
+  // Freed connection objects kept for reuse; the rest go back to the
+  // allocator (and, after a quiet second, to the system: trim_memory).
+  static constexpr size_t kSpareConns = 64;
+  void reclaim_slots();   // after each batch of completions: see maybe_free
+  void trim_memory();     // on the tick, at most once a second
   static constexpr unsigned kCompletionSlice = 16;
 
   unsigned index_;
@@ -260,9 +274,22 @@ class Worker final {
   bool draining_ = false;
   bool trace_ = false;   // SLUICE_PROXY_TRACE set: log every completion to stderr
 
+  // Buffers before the connections that hold them (destroyed after them).
+  // Receive, send and upstream-head buffers are taken when bytes arrive or
+  // are queued and given back when drained; kept bodies use their own size.
+  BufferPool conn_buffers_{kConnBufferSize};
+  std::unique_ptr<BufferPool> body_buffers_;   // request_body_buffer_limit bytes each; null if 0
+  // Connection slots by id; null when free. A slot's generation outlives
+  // its Conn object, so a late completion for a previous occupant is told
+  // apart from the current one.
   std::vector<std::unique_ptr<Conn>> conns_;
+  std::vector<uint32_t> generations_;
   std::vector<uint32_t> free_conns_;
+  std::vector<uint32_t> freed_conns_;   // freed during this batch, reclaimed after it
+  std::vector<std::unique_ptr<Conn>> spare_conns_;
   uint32_t client_count_ = 0;
+  uint32_t freed_since_trim_ = 0;
+  int64_t next_trim_ns_ = 0;
 
   model::SnapshotPtr snapshot_;
   uint64_t snapshot_generation_ = 0;

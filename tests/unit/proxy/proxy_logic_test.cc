@@ -115,8 +115,9 @@ TEST(UserData, RoundTripsOpGenerationAndId) {
 }
 
 TEST(ByteBuffer, PinnedBufferIsNotCompactedUnderASend) {
+  BufferPool pool(16);
   ByteBuffer b;
-  b.allocate(16);
+  b.bind(&pool);
   ASSERT_TRUE(b.append("0123456789"));
   const char* sending = b.readable().data();
   b.pin(true);
@@ -128,6 +129,30 @@ TEST(ByteBuffer, PinnedBufferIsNotCompactedUnderASend) {
   EXPECT_EQ(b.space(), 14u);
   EXPECT_TRUE(b.append("abcdefghijklmn"));
   EXPECT_EQ(b.readable(), "89abcdefghijklmn");
+}
+
+// An idle connection holds no buffer: memory is taken on the first write
+// and goes back once drained, never while a send may still read it.
+TEST(ByteBuffer, TakesMemoryOnWriteAndGivesItBackWhenDrained) {
+  BufferPool pool(64);
+  ByteBuffer b;
+  b.bind(&pool);
+  EXPECT_FALSE(b.holds_memory());
+  EXPECT_EQ(b.space(), 64u);
+  ASSERT_TRUE(b.append("request"));
+  EXPECT_EQ(pool.in_use(), 1u);
+  b.release();                       // not empty: kept
+  EXPECT_TRUE(b.holds_memory());
+  b.pin(true);
+  b.consume(7);
+  b.release();                       // a send reads it: kept
+  EXPECT_TRUE(b.holds_memory());
+  b.pin(false);
+  b.consume(0);
+  b.release();
+  EXPECT_FALSE(b.holds_memory());
+  EXPECT_EQ(pool.in_use(), 0u);
+  EXPECT_EQ(pool.cached(), 1u);
 }
 
 TEST(Metrics, RendersIstioNamesSummedOverWorkers) {

@@ -16,6 +16,8 @@ packages=(
   # tests, demo and benchmarks: real network tools, clients and servers
   iproute2 iptables nftables ethtool curl wrk nghttp2-client nginx-light haproxy
   procps psmisc python3
+  # tests of the operator views: sluicectl top in a terminal, /ui in a headless browser
+  tmux chromium
 )
 
 missing=()

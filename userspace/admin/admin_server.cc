@@ -155,6 +155,7 @@ struct AdminServer::Impl {
     http::response<http::string_body> res{static_cast<http::status>(r.status), req.version()};
     res.set(http::field::server, "sluiced");
     res.set(http::field::content_type, r.content_type);
+    for (const auto& [name, value] : r.headers) res.set(name, value);
     res.keep_alive(false);
     res.body() = std::move(r.body);
     res.prepare_payload();

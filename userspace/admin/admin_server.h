@@ -11,6 +11,8 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 namespace sluice::admin {
 
@@ -25,6 +27,7 @@ struct AdminResponse {
   unsigned status = 200;
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;   // extra response headers (name, value)
 };
 
 // A handler per exact path; anything else answers 404 listing the paths.

@@ -45,6 +45,7 @@ bool Agent::reload_from_files() {
     spdlog::warn("config refused; still serving version {}", serving_ ? serving_->version : 0);
     status_.last_error = ReloadError{std::chrono::system_clock::now(), errors};
     ++status_.reloads_failed;
+    log_change(serving_ ? serving_->version : 0, "refused", errors.front());
     return false;
   }
   ++next_version_;
@@ -54,11 +55,13 @@ bool Agent::reload_from_files() {
                   serving_ ? serving_->version : 0);
     status_.last_error = ReloadError{std::chrono::system_clock::now(), {error}};
     ++status_.reloads_failed;
+    log_change(serving_ ? serving_->version : 0, "refused", error);
     return false;
   }
   for (const auto& w : warnings) spdlog::warn("{}", w);
-  spdlog::info("config version {} applied from files: {}", out.snapshot->version,
-               describe_changes(serving_.get(), *out.snapshot));
+  std::string what = describe_changes(serving_.get(), *out.snapshot);
+  spdlog::info("config version {} applied from files: {}", out.snapshot->version, what);
+  log_change(out.snapshot->version, "files", std::move(what));
   serving_ = out.snapshot;
   from_files_ = out.snapshot;
   status_.version = serving_->version;
@@ -79,8 +82,9 @@ std::string Agent::set_weights(const std::string& host, const SubsetWeights& wei
   ++next_version_;
   std::string error;
   if (!apply_everywhere(out.snapshot, error)) return error;
-  spdlog::info("config version {} applied from override: {}", out.snapshot->version,
-               describe_changes(serving_.get(), *out.snapshot));
+  std::string what = describe_changes(serving_.get(), *out.snapshot);
+  spdlog::info("config version {} applied from override: {}", out.snapshot->version, what);
+  log_change(out.snapshot->version, "override", std::move(what));
   serving_ = out.snapshot;
   status_.version = serving_->version;
   status_.origin = serving_->origin;
@@ -97,6 +101,16 @@ model::SnapshotPtr Agent::current() const {
 AgentStatus Agent::status() const {
   std::lock_guard lock(mu_);
   return status_;
+}
+
+std::vector<ConfigChange> Agent::changes() const {
+  std::lock_guard lock(mu_);
+  return {changes_.begin(), changes_.end()};
+}
+
+void Agent::log_change(uint64_t version, std::string kind, std::string what) {
+  changes_.push_back({version, std::chrono::system_clock::now(), std::move(kind), std::move(what)});
+  if (changes_.size() > kMaxChanges) changes_.pop_front();
 }
 
 namespace {

@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <mutex>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -225,10 +226,30 @@ int run(const Options& opt) {
       planes);
   reload_and_release_memory(agent);
 
+  // Once a second, both planes' per-subset counters into the window behind
+  // /stats/window (sluicectl top, /ui).
+  sa::StatsWindow window;
+  const sa::AdminContext admin_context{
+      &agent, xdp.get(), &proxy, iface_report, opt.dpdk_stats, &window,
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count()};
+  std::mutex sampler_mu;
+  std::condition_variable sampler_cv;
+  bool sampler_stop = false;
+  std::thread sampler([&] {
+    std::unique_lock lock(sampler_mu);
+    auto next = std::chrono::steady_clock::now();
+    while (!sampler_stop) {
+      lock.unlock();
+      window.record(sa::sample_planes(admin_context));
+      lock.lock();
+      next += std::chrono::seconds(1);
+      sampler_cv.wait_until(lock, next, [&] { return sampler_stop; });
+    }
+  });
   sluice::admin::AdminServer admin(opt.admin);
-  sa::register_admin_endpoints(admin, {&agent, xdp.get(), &proxy, iface_report, opt.dpdk_stats});
+  sa::register_admin_endpoints(admin, admin_context);
   admin.start();
-  spdlog::info("admin API on http://{}/ (ready, status, config_dump, clusters, stats/prometheus, weights)",
+  spdlog::info("admin API on http://{}/ (ready, status, config_dump, clusters, stats/prometheus, stats/window, ui, weights)",
                admin.local_address());
 
   sa::ConfigWatcher watcher(opt.config_dir, std::chrono::milliseconds(opt.debounce_ms),
@@ -262,6 +283,12 @@ int run(const Options& opt) {
   watcher.stop();
   const bool proxy_stopped = drain_proxy(proxy, std::chrono::duration<double>(opt.drain_timeout_s));
   admin.stop();
+  {
+    std::lock_guard lock(sampler_mu);
+    sampler_stop = true;
+  }
+  sampler_cv.notify_all();
+  sampler.join();
   if (datapath && opt.detach_on_exit) {
     for (const auto& ifname : opt.interfaces) datapath->detach(ifname);
     local_routes->remove_all();

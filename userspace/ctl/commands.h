@@ -30,9 +30,10 @@ CommandBody define_routes(CLI::App& command);
 CommandBody define_clusters(CLI::App& command);
 CommandBody define_stats(CLI::App& command);
 CommandBody define_weights(CLI::App& command);
+CommandBody define_top(CLI::App& command);
 
 // The options every command that talks to a running agent shares
-// (status, routes, clusters, stats, weights).
+// (status, routes, clusters, stats, weights, top).
 struct AdminOptions {
   std::string admin = "127.0.0.1:15000";
   bool json = false;

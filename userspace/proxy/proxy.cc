@@ -119,10 +119,14 @@ std::vector<int> Proxy::listener_fds() const {
   return workers_.front()->listener_fds();
 }
 
-std::string Proxy::render_prometheus() const {
+std::vector<const WorkerMetrics*> Proxy::worker_metrics() const {
   std::vector<const WorkerMetrics*> metrics;
   for (const auto& w : workers_) metrics.push_back(&w->metrics());
-  std::string out = WorkerMetrics::render_prometheus(metrics);
+  return metrics;
+}
+
+std::string Proxy::render_prometheus() const {
+  std::string out = WorkerMetrics::render_prometheus(worker_metrics());
   // The circuit breakers' figures of every cluster a worker holds.
   std::vector<ClusterGauges> clusters;
   {
@@ -144,9 +148,11 @@ std::string Proxy::render_prometheus() const {
 }
 
 WorkerMetrics::RequestTotals Proxy::request_totals(std::string_view service) const {
-  std::vector<const WorkerMetrics*> metrics;
-  for (const auto& w : workers_) metrics.push_back(&w->metrics());
-  return WorkerMetrics::totals(metrics, service);
+  return WorkerMetrics::totals(worker_metrics(), service);
+}
+
+std::vector<SubsetRequestTotals> Proxy::subset_request_totals() const {
+  return WorkerMetrics::subset_totals(worker_metrics());
 }
 
 }  // namespace sluice::proxy

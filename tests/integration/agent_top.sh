@@ -52,7 +52,7 @@ PY
 screen_shows() {
   local deadline=$((SECONDS + $3)) screen
   while ((SECONDS < deadline)); do
-    screen=$(tmux capture-pane -p -t "=$session")
+    screen=$(tmux capture-pane -p -t "=$session:")
     if python3 "$AGENT_WORK/screen.py" "$1" "$2" <<<"$screen"; then
       echo "$screen" | sed -n '1,16p' | sed 's/^/    | /'
       return 0
@@ -69,7 +69,7 @@ out=$(agent_ctl weights productpage v1=50 v2=50 2>&1)
 echo "sluicectl weights: $out"
 agent_check "within 15 s of the shift top shows 50/50 ±5 on both ports" screen_shows 50 50 15
 agent_check "top names the change it shows (the override's version)" \
-  bash -c "tmux capture-pane -p -t '=$session' | grep -q 'last change .*(override): productpage:9080 weights'"
+  bash -c "tmux capture-pane -p -t '=$session:' | grep -q 'last change .*(override): productpage:9080 weights'"
 
 json=$(agent_ctl top productpage --once --json)
 agent_check "top --once --json: both ports, configured 0.5 and observed shares for v1 and v2" \
@@ -84,7 +84,7 @@ for p in ports.values():
     ok = ok and len(s["v1"]["endpoints"]) == 2
 sys.exit(0 if ok else 1)' "$json"
 
-tmux send-keys -t "=$session" q
+tmux send-keys -t "=$session:" q
 sleep 0.5
 agent_check "q quits top" bash -c "! tmux has-session -t '=$session' 2>/dev/null"
 

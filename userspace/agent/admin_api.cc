@@ -505,7 +505,10 @@ json window_json(const AdminContext& ctx, const std::string& service) {
   auto snap = ctx.agent->current();
   if (!snap) return out;
   std::map<std::pair<std::string, uint32_t>, json> clusters;
-  for (auto& c : clusters_json(ctx, *snap)) clusters[{c.value("service", ""), c.value("port", 0u)}] = std::move(c);
+  for (auto& c : clusters_json(ctx, *snap)) {
+    std::pair<std::string, uint32_t> key{c.value("service", ""), c.value("port", 0u)};
+    clusters[key] = std::move(c);   // the key first: json's operator= moves its argument before the left side runs
+  }
   for (auto& port : out["ports"]) {
     auto it = clusters.find({port.value("service", ""), port.value("port", 0u)});
     if (it == clusters.end()) continue;

@@ -225,6 +225,19 @@ agent_background_load() {
   AGENT_LOAD_PID=$TOPO_LAST_PID
 }
 
+# agent_wait_full_window: until the agent's /stats/window covers its whole
+# 10 s (bounded: 20 s), so a shift starts from a window of the old weights only.
+agent_wait_full_window() {
+  local i
+  for i in $(seq 40); do
+    agent_json "$(agent_curl "http://$AGENT_ADMIN/stats/window")" 'int(j["covered_seconds"] >= j["window_seconds"])' 2>/dev/null \
+      | grep -qx 1 && return 0
+    sleep 0.5
+  done
+  echo "FAIL: /stats/window did not cover 10 s within 20 s"
+  return 1
+}
+
 agent_finish() {
   if ((agent_failures > 0)); then
     echo "--- sluiced log (tail) ---"

@@ -45,12 +45,14 @@ check() { nsenter --net="/run/netns/$(topo_ns node)" python3 "$here/agent_ui_che
 
 agent_check "the page shows 70/30 configured and observed on both ports" \
   check shares --expect v1=0.7,v2=0.3 --within 40
+agent_wait_full_window
+since=$(date +%s.%N)
 out=$(agent_ctl weights productpage v1=50 v2=50 2>&1)
 echo "sluicectl weights: $out"
 screenshot=()
 [[ -n ${SLUICE_UI_SCREENSHOT:-} ]] && screenshot=(--screenshot "$SLUICE_UI_SCREENSHOT")
 agent_check "within 15 s of the shift the page shows 50/50 ±5 on both ports" \
-  check shares --expect v1=0.5,v2=0.5 --within 15 "${screenshot[@]}"
+  check shares --expect v1=0.5,v2=0.5 --within 15 --since "$since" "${screenshot[@]}"
 
 version=$(agent_json "$(agent_status)" 'j["version"]')
 # A weight that is not a number: refused at routing.yaml:10.

@@ -3,7 +3,8 @@
 the shares, notices and version the page shows from its DOM through the
 DevTools protocol (ui_cdp.py) of a headless Chromium already on the page.
 
-  agent_ui_check.py shares USER_DATA_DIR --expect v1=0.5,v2=0.5 --ports 9080,9081 --within 15 [--tolerance 0.05] [--screenshot PNG]
+  agent_ui_check.py shares USER_DATA_DIR --expect v1=0.5,v2=0.5 --ports 9080,9081 --within 15 [--since UNIX_TIME]
+                     [--tolerance 0.05] [--screenshot PNG]
   agent_ui_check.py refused USER_DATA_DIR --needle routing.yaml:10 --within 8
   agent_ui_check.py restarted USER_DATA_DIR --within 20
 Exit 0 when the page shows it in time, 1 (with what it showed) otherwise.
@@ -26,9 +27,10 @@ READ_PORTS = """JSON.stringify([...document.querySelectorAll('.port')].map(p => 
 def shares(cdp, args) -> int:
     expect = {k: float(v) for k, v in (kv.split("=") for kv in args.expect.split(","))}
     ports = args.ports.split(",")
-    start = time.monotonic()
+    # The time is counted from --since (the shift), not from this script's start.
+    start = args.since or time.time()
     last = None
-    while time.monotonic() - start < args.within:
+    while time.time() - start < args.within:
         shown = {p["port"]: p for p in json.loads(cdp.evaluate(READ_PORTS))}
         last = shown
         ok = True
@@ -41,9 +43,9 @@ def shares(cdp, args) -> int:
                         abs(float(observed) - want) > args.tolerance:
                     ok = False
         if ok:
-            took = time.monotonic() - start
+            took = time.time() - start
             print(f"page shows {args.expect} (configured, and observed within ±{args.tolerance}) on ports "
-                  f"{args.ports} after {took:.1f} s: " +
+                  f"{args.ports} {took:.1f} s after {'the change' if args.since else 'this check started'}: " +
                   "; ".join(f"{port} {p['plane']} {p['observed']}" for port, p in sorted(shown.items())))
             if args.screenshot:
                 cdp.call("Emulation.setDeviceMetricsOverride", width=1280, height=1000, deviceScaleFactor=1, mobile=False)
@@ -78,6 +80,7 @@ def main() -> int:
     ap.add_argument("--ports", default="9080,9081")
     ap.add_argument("--tolerance", type=float, default=0.05)
     ap.add_argument("--within", type=float, default=15)
+    ap.add_argument("--since", type=float, default=0, help="unix time the wait starts from (default: now)")
     ap.add_argument("--needle", default="")
     ap.add_argument("--version", default="")
     ap.add_argument("--screenshot", default="")

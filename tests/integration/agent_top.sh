@@ -74,6 +74,11 @@ echo "  (shown $((SECONDS - shifted)) s after the shift; the window was 10 s of 
 agent_check "top names the change it shows (the override's version)" \
   bash -c "tmux capture-pane -p -t '=$session:' | grep -q 'last change .*(override): productpage:9080 weights'"
 
+metrics=$(agent_curl "http://$AGENT_ADMIN/stats/prometheus")
+configured_share_is() { grep -qF "sluice_route_configured_share{destination_service=\"productpage\",destination_port=\"$1\",destination_version=\"v1\",plane=\"$2\"} 0.5" <<<"$metrics"; }
+agent_check "/stats/prometheus: sluice_route_configured_share is 0.5 for v1 on both ports" \
+  eval 'configured_share_is 9080 l7 && configured_share_is 9081 l4'
+
 json=$(agent_ctl top productpage --once --json)
 agent_check "top --once --json: both ports, configured 0.5 and observed shares for v1 and v2" \
   python3 -c '

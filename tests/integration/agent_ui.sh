@@ -30,6 +30,14 @@ agent_write_routing "name: primary" v1 70 30
 agent_start
 agent_background_load 120
 
+# Served from the binary, read-only, with a strict policy: no inline or foreign script.
+headers=$(agent_curl -sD - -o /dev/null "http://$AGENT_ADMIN/ui")
+js_type=$(agent_curl -s -o /dev/null -w '%{content_type}' "http://$AGENT_ADMIN/ui/app.js")
+agent_check "/ui: text/html with Content-Security-Policy default-src 'self' and nosniff; app.js as JavaScript" \
+  eval 'grep -qi "^content-type: text/html" <<<"$headers" &&
+        grep -qi "^content-security-policy: default-src '"'"'self'"'"'" <<<"$headers" &&
+        grep -qi "^x-content-type-options: nosniff" <<<"$headers" && [[ $js_type == text/javascript* ]]'
+
 profile=$(mktemp -d /tmp/slc-agent-ui-chromium.XXXXXX)
 chromium_cleanup() { rm -rf -- "$profile"; }
 topo_on_cleanup chromium_cleanup

@@ -11,32 +11,27 @@ namespace {
 
 using nlohmann::json;
 
+sluice_counters flows(uint64_t opened, uint64_t closed, uint64_t bytes_in, uint64_t bytes_out) {
+  sluice_counters c{};
+  c.new_flows = opened;
+  c.closed_flows = closed;
+  c.bytes_in = bytes_in;
+  c.bytes_out = bytes_out;
+  return c;
+}
+
 // What XdpPlane::stats() reads from the maps.
 bpfmaps::DatapathStats datapath_stats() {
   bpfmaps::DatapathStats stats;
   stats.generation = 1;
   stats.global = {{"packets", 40}, {"ct_insert_failed", 2}, {"ct_midflow_miss", 3}};
-  sluice_counters service{};
+  sluice_counters service = flows(7, 5, 1690, 1116);
   service.packets_in = 25;
   service.packets_out = 16;
   service.resteered = 1;
-  service.new_flows = 7;
-  service.closed_flows = 5;
-  service.bytes_in = 1690;
-  service.bytes_out = 1116;
   stats.services.push_back({0, {"productpage", 9081, "tcp", ""}, service});
-  sluice_counters v1{};
-  v1.new_flows = 5;
-  v1.closed_flows = 4;
-  v1.bytes_in = 1000;
-  v1.bytes_out = 700;
-  stats.subsets.push_back({1, {"productpage", 9081, "tcp", "v1"}, v1});
-  sluice_counters whole{};
-  whole.new_flows = 2;
-  whole.closed_flows = 1;
-  whole.bytes_in = 10;
-  whole.bytes_out = 7;
-  stats.subsets.push_back({2, {"productpage", 9081, "tcp", ""}, whole});
+  stats.subsets.push_back({1, {"productpage", 9081, "tcp", "v1"}, flows(5, 4, 1000, 700)});
+  stats.subsets.push_back({2, {"productpage", 9081, "tcp", ""}, flows(2, 1, 10, 7)});
   bpfmaps::DatapathStats::Backend backend;
   backend.id = 1;
   backend.address = "10.200.11.2:9081/tcp";

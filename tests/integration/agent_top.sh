@@ -66,8 +66,8 @@ screen_shows() {
 
 agent_check "top shows 70/30 configured and observed on both ports" screen_shows 70 30 40
 agent_wait_full_window
-shifted=$SECONDS
 out=$(agent_ctl weights productpage v1=50 v2=50 2>&1)
+shifted=$SECONDS   # the shift is in force on both planes once the command returns
 echo "sluicectl weights: $out"
 agent_check "within 15 s of the shift top shows 50/50 ±5 on both ports" screen_shows 50 50 15
 echo "  (shown $((SECONDS - shifted)) s after the shift; the window was 10 s of 70/30 before it)"

@@ -54,8 +54,8 @@ check() { nsenter --net="/run/netns/$(topo_ns node)" python3 "$here/agent_ui_che
 agent_check "the page shows 70/30 configured and observed on both ports" \
   check shares --expect v1=0.7,v2=0.3 --within 40
 agent_wait_full_window
-since=$(date +%s.%N)
 out=$(agent_ctl weights productpage v1=50 v2=50 2>&1)
+since=$(date +%s.%N)   # the shift is in force on both planes once the command returns
 echo "sluicectl weights: $out"
 screenshot=()
 [[ -n ${SLUICE_UI_SCREENSHOT:-} ]] && screenshot=(--screenshot "$SLUICE_UI_SCREENSHOT")

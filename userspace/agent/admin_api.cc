@@ -108,7 +108,8 @@ json clusters_json(const AdminContext& ctx, const model::Snapshot& snap) {
         for (uint32_t idx : subset.endpoints) {
           const auto& ep = svc.endpoints[idx];
           uint32_t ep_port = ep.port_for(port);
-          std::string addr = ep.address.is_v4() ? ep.address.to_string() : "[" + ep.address.to_string() + "]";
+          // fmt, not "[" + s + "]": GCC 12's -Wrestrict misfires on that at -O3 (release builds).
+          std::string addr = ep.address.is_v4() ? ep.address.to_string() : fmt::format("[{}]", ep.address.to_string());
           std::string key = fmt::format("{}:{}/{}", addr, ep_port, port.protocol == model::Protocol::UDP ? "udp" : "tcp");
           json e = {{"name", ep.name}, {"address", addr + ":" + std::to_string(ep_port)}, {"weight", ep.weight}};
           bool ejected = false;

@@ -18,6 +18,8 @@ packages=(
   iproute2 iptables nftables ethtool curl wrk nghttp2-client nginx-light haproxy
   procps psmisc python3
   python3-yaml openssl   # the Kubernetes tests: manifest checks, the fake API server's TLS certificate
+  # tests of the operator views: sluicectl top in a terminal, /ui in a headless browser
+  tmux chromium
 )
 
 missing=()

@@ -210,6 +210,37 @@ sys.exit(0 if ok else 1)
 PY
 }
 
+# agent_background_load SECONDS: steady traffic on both planes from the
+# client namespace (keep-alive HTTP to :9080, new TCP connections to :9081),
+# one loadgen run after the other, until SECONDS have passed or the test's
+# cleanup stops it (TERM ends the loop and the run in flight).
+agent_background_load() {
+  # shellcheck disable=SC2016
+  topo_spawn "$(topo_ns client)" bash -c '
+    trap "kill \$c 2>/dev/null; exit 0" TERM
+    end=$((SECONDS + $1))
+    while ((SECONDS < end)); do
+      "$2" http --url http://10.96.0.10:9080/ --count 300 --concurrency 4 --keepalive --timeout-s 3 >/dev/null 2>&1 & c=$!
+      wait $c
+      "$2" tcp --connect 10.96.0.10:9081 --count 150 --concurrency 8 --timeout-s 3 >/dev/null 2>&1 & c=$!
+      wait $c
+    done' _ "$1" "$SLUICE_LOADGEN"
+  AGENT_LOAD_PID=$TOPO_LAST_PID
+}
+
+# agent_wait_full_window: until the agent's /stats/window covers its whole
+# 10 s (bounded: 20 s), so a shift starts from a window of the old weights only.
+agent_wait_full_window() {
+  local i
+  for i in $(seq 40); do
+    agent_json "$(agent_curl "http://$AGENT_ADMIN/stats/window")" 'int(j["covered_seconds"] >= j["window_seconds"])' 2>/dev/null \
+      | grep -qx 1 && return 0
+    sleep 0.5
+  done
+  echo "FAIL: /stats/window did not cover 10 s within 20 s"
+  return 1
+}
+
 agent_finish() {
   if ((agent_failures > 0)); then
     echo "--- sluiced log (tail) ---"

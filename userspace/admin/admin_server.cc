@@ -363,6 +363,7 @@ struct AdminServer::Impl {
       response_.version(version);
       response_.set(http::field::server, "sluiced");
       response_.set(http::field::content_type, r.content_type);
+      for (const auto& [name, value] : r.headers) response_.set(name, value);
       response_.keep_alive(false);
       response_.body() = std::move(r.body);
       response_.prepare_payload();

@@ -24,6 +24,9 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
 
 namespace sluice::admin {
 
@@ -38,6 +41,7 @@ struct AdminResponse {
   unsigned status = 200;
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;   // extra response headers (name, value)
 };
 
 // A handler per exact path; anything else answers 404 listing the paths.

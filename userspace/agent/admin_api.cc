@@ -11,7 +11,10 @@
 #include <map>
 
 #include "agent/planes.h"
+#include "agent/ui_assets.h"
+#include "config/explain_text.h"
 #include "config/snapshot_json.h"
+#include "metrics/prometheus_text.h"
 #include "proxy/proxy.h"
 
 namespace sluice::agent {
@@ -19,6 +22,10 @@ namespace sluice::agent {
 namespace {
 
 using nlohmann::json;
+using metrics::Labels;
+using metrics::MetricType;
+using metrics::PrometheusText;
+using bpfmaps::SlotName;
 
 admin::AdminResponse json_response(const json& body, unsigned status = 200) {
   return admin::AdminResponse{status, "application/json", body.dump(2) + "\n"};
@@ -63,24 +70,10 @@ json status_json(const AdminContext& ctx) {
   return out;
 }
 
-std::string escape_label(std::string_view v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '\\' || c == '"') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
-  }
-  return out;
-}
-
 json clusters_json(const AdminContext& ctx, const model::Snapshot& snap) {
-  json backend_load = json::object();   // "addr:port/tcp" -> load figures
+  std::map<std::string, bpfmaps::DatapathStats::Backend> backend_load;   // "addr:port/tcp" -> load figures
   if (ctx.xdp) {
-    const json stats = ctx.xdp->stats();
-    for (const auto& b : stats.value("backends", json::array())) backend_load[b.value("address", "")] = b;
+    for (auto& b : ctx.xdp->stats(bpfmaps::StatsScope::Counters).backends) backend_load[b.address] = std::move(b);
   }
   // The proxy's outlier detectors, if they belong to this very snapshot
   // (their endpoint indices are its indices).
@@ -116,7 +109,8 @@ json clusters_json(const AdminContext& ctx, const model::Snapshot& snap) {
         for (uint32_t idx : subset.endpoints) {
           const auto& ep = svc.endpoints[idx];
           uint32_t ep_port = ep.port_for(port);
-          std::string addr = ep.address.is_v4() ? ep.address.to_string() : "[" + ep.address.to_string() + "]";
+          // fmt, not "[" + s + "]": GCC 12's -Wrestrict misfires on that at -O3 (release builds).
+          std::string addr = ep.address.is_v4() ? ep.address.to_string() : fmt::format("[{}]", ep.address.to_string());
           std::string key = fmt::format("{}:{}/{}", addr, ep_port, port.protocol == model::Protocol::UDP ? "udp" : "tcp");
           json e = {{"name", ep.name}, {"address", addr + ":" + std::to_string(ep_port)}, {"weight", ep.weight}};
           bool ejected = false;
@@ -129,13 +123,11 @@ json clusters_json(const AdminContext& ctx, const model::Snapshot& snap) {
           // Envoy's terms: an ejected host is "failed_outlier_check".
           e["health"] = ejected ? "failed_outlier_check" : "healthy";
           e["ejected"] = ejected;
-          if (backend_load.contains(key)) {
-            const auto& b = backend_load[key];
-            const uint64_t opened = b.value("l4_opened", uint64_t{0});
-            const uint64_t closed = b.value("l4_closed", uint64_t{0});
-            e["l7_active_requests"] = static_cast<int64_t>(b.value("l7_active", uint64_t{0}));
-            e["l4_active_flows"] = opened >= closed ? opened - closed : 0;
-            e["xdp_new_flows"] = b.value("new_flows", uint64_t{0});
+          if (auto it = backend_load.find(key); it != backend_load.end()) {
+            const auto& b = it->second;
+            e["l7_active_requests"] = static_cast<int64_t>(b.load.l7_active);
+            e["l4_active_flows"] = b.active_flows();
+            e["xdp_new_flows"] = b.counters.new_flows;
           }
           s["endpoints"].push_back(e);
         }
@@ -147,96 +139,146 @@ json clusters_json(const AdminContext& ctx, const model::Snapshot& snap) {
   return out;
 }
 
-void add_family(std::string& out, const char* name, const char* type, const char* help) {
-  out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
-}
-
-// Absent or null counters read as 0: a datapath older or newer than this
+// Absent or null counters read as 0: a forwarder older or newer than this
 // agent may lack a field, and that must not cost the whole scrape.
 uint64_t counter_of(const json& j, const char* key) {
   auto it = j.find(key);
   return it != j.end() && it->is_number() ? it->get<uint64_t>() : 0;
 }
 
+std::string_view version_or_unknown(std::string_view subset) { return subset.empty() ? "unknown" : subset; }
+
+// One typed datapath metric: its family and the counter field it reads.
+struct CounterMetric {
+  std::string_view name, help;
+  __u64 sluice_counters::*field;
+};
+
+std::map<std::string, double> configured_shares(const model::Service& svc, uint32_t svc_index,
+                                                const model::PortRoutes& routes) {
+  // L4: the connection-level destinations. L7: the first route that matches
+  // every request (the default route; else the first route with
+  // destinations), which is what a canary shift changes.
+  const std::vector<model::WeightedDestination>* dests = &routes.l4;
+  if (routes.plane == model::Plane::L7) {
+    dests = nullptr;
+    for (const auto& r : routes.http) {
+      if (r.route.empty()) continue;
+      if (dests == nullptr || r.matches.empty()) dests = &r.route;
+      if (r.matches.empty()) break;
+    }
+  }
+  std::map<std::string, double> out;
+  if (dests == nullptr) return out;
+  for (const auto& d : *dests) {
+    if (d.destination.service != svc_index) continue;   // a route to another service is that service's traffic
+    out[svc.subsets[d.destination.subset].name] += d.share;
+  }
+  return out;
+}
+
 }  // namespace
 
-std::string render_xdp_prometheus(const json& stats) {
-  std::string out;
-  auto family = [&](const char* name, const char* type, const char* help) { add_family(out, name, type, help); };
-  auto num = counter_of;
-
+std::string render_xdp_prometheus(const bpfmaps::DatapathStats& stats) {
+  PrometheusText out;
   // Istio's standard TCP metrics, per destination subset (reporter: the XDP plane).
-  struct IstioTcp {
-    const char* name;
-    const char* field;
-    const char* help;
+  static constexpr CounterMetric kTcpMetrics[] = {
+      {"istio_tcp_connections_opened_total", "Connections opened (XDP steered a new flow)", &sluice_counters::new_flows},
+      {"istio_tcp_connections_closed_total", "Connections closed (FIN/RST seen or idle expiry)",
+       &sluice_counters::closed_flows},
+      {"istio_tcp_received_bytes_total", "Bytes from clients to the destination", &sluice_counters::bytes_in},
+      {"istio_tcp_sent_bytes_total", "Bytes from the destination to clients", &sluice_counters::bytes_out},
   };
-  const IstioTcp tcp_metrics[] = {
-      {"istio_tcp_connections_opened_total", "new_flows", "Connections opened (XDP steered a new flow)"},
-      {"istio_tcp_connections_closed_total", "closed_flows", "Connections closed (FIN/RST seen or idle expiry)"},
-      {"istio_tcp_received_bytes_total", "bytes_in", "Bytes from clients to the destination"},
-      {"istio_tcp_sent_bytes_total", "bytes_out", "Bytes from the destination to clients"},
-  };
-  for (const auto& m : tcp_metrics) {
-    family(m.name, "counter", m.help);
-    for (const auto& s : stats.value("subsets", json::array())) {
-      std::string version = s.value("subset", "");
-      out += fmt::format(
-          "{}{{reporter=\"sluice-xdp\",destination_service=\"{}\",destination_service_name=\"{}\","
-          "destination_version=\"{}\",destination_port=\"{}\",request_protocol=\"{}\"}} {}\n",
-          m.name, escape_label(s.value("service", "")), escape_label(s.value("service", "")),
-          escape_label(version.empty() ? "unknown" : version), num(s, "port"), escape_label(s.value("protocol", "")),
-          num(s, m.field));
+  for (const auto& m : kTcpMetrics) {
+    out.family(m.name, MetricType::Counter, m.help);
+    for (const auto& s : stats.subsets) {
+      out.sample(m.name,
+                 Labels()
+                     .add("reporter", "sluice-xdp")
+                     .add("destination_service", s.name.service)
+                     .add("destination_service_name", s.name.service)
+                     .add("destination_version", version_or_unknown(s.name.subset))
+                     .add("destination_port", s.name.port)
+                     .add("request_protocol", s.name.protocol),
+                 uint64_t{s.counters.*m.field});
     }
   }
-  struct PerService {
-    const char* name;
-    const char* field;
-    const char* help;
+  static constexpr CounterMetric kServiceMetrics[] = {
+      {"sluice_xdp_packets_in_total", "Client packets DNATed to a backend", &sluice_counters::packets_in},
+      {"sluice_xdp_packets_out_total", "Backend packets reverse-NATed to the VIP", &sluice_counters::packets_out},
+      {"sluice_xdp_passthrough_packets_total", "Packets handed to the kernel (L7 or PASSTHROUGH)",
+       &sluice_counters::passthrough},
+      {"sluice_xdp_resteered_flows_total", "Tracked flows moved because their backend left",
+       &sluice_counters::resteered},
+      {"sluice_xdp_drops_no_backend_total", "Packets dropped: the subset had no backend",
+       &sluice_counters::drop_no_backend},
   };
-  const PerService svc_metrics[] = {
-      {"sluice_xdp_packets_in_total", "packets_in", "Client packets DNATed to a backend"},
-      {"sluice_xdp_packets_out_total", "packets_out", "Backend packets reverse-NATed to the VIP"},
-      {"sluice_xdp_passthrough_packets_total", "passthrough", "Packets handed to the kernel (L7 or PASSTHROUGH)"},
-      {"sluice_xdp_resteered_flows_total", "resteered", "Tracked flows moved because their backend left"},
-      {"sluice_xdp_drops_no_backend_total", "drop_no_backend", "Packets dropped: the subset had no backend"},
-  };
-  for (const auto& m : svc_metrics) {
-    family(m.name, "counter", m.help);
-    for (const auto& s : stats.value("services", json::array())) {
-      out += fmt::format("{}{{service=\"{}\",port=\"{}\",protocol=\"{}\"}} {}\n", m.name,
-                         escape_label(s.value("service", "")), num(s, "port"), escape_label(s.value("protocol", "")),
-                         num(s, m.field));
+  for (const auto& m : kServiceMetrics) {
+    out.family(m.name, MetricType::Counter, m.help);
+    for (const auto& s : stats.services) {
+      out.sample(m.name,
+                 Labels().add("service", s.name.service).add("port", s.name.port).add("protocol", s.name.protocol),
+                 uint64_t{s.counters.*m.field});
     }
   }
-  family("sluice_xdp_backend_new_flows_total", "counter", "New flows steered to each backend");
-  for (const auto& b : stats.value("backends", json::array())) {
-    out += fmt::format("sluice_xdp_backend_new_flows_total{{backend=\"{}\",live=\"{}\"}} {}\n",
-                       escape_label(b.value("address", "")), b.value("live", false) ? 1 : 0, num(b, "new_flows"));
+  out.family("sluice_xdp_backend_new_flows_total", MetricType::Counter, "New flows steered to each backend");
+  for (const auto& b : stats.backends)
+    out.sample("sluice_xdp_backend_new_flows_total", Labels().add("backend", b.address).add("live", b.live ? 1 : 0),
+               uint64_t{b.counters.new_flows});
+  out.family("sluice_backend_active_l4_flows", MetricType::Gauge, "Open minus closed flows per backend (XDP)");
+  out.family("sluice_backend_active_l7_requests", MetricType::Gauge,
+             "Active L7 requests per backend (agent), as XDP reads them");
+  for (const auto& b : stats.backends) {
+    const Labels backend = Labels().add("backend", b.address);
+    out.sample("sluice_backend_active_l4_flows", backend, b.active_flows());
+    out.sample("sluice_backend_active_l7_requests", backend, static_cast<int64_t>(b.load.l7_active));
   }
-  family("sluice_backend_active_l4_flows", "gauge", "Open minus closed flows per backend (XDP)");
-  family("sluice_backend_active_l7_requests", "gauge", "Active L7 requests per backend (agent), as XDP reads them");
-  for (const auto& b : stats.value("backends", json::array())) {
-    uint64_t opened = num(b, "l4_opened");
-    uint64_t closed = num(b, "l4_closed");
-    out += fmt::format("sluice_backend_active_l4_flows{{backend=\"{}\"}} {}\n", escape_label(b.value("address", "")),
-                       opened >= closed ? opened - closed : 0);
-    out += fmt::format("sluice_backend_active_l7_requests{{backend=\"{}\"}} {}\n",
-                       escape_label(b.value("address", "")), static_cast<int64_t>(num(b, "l7_active")));
+  out.family("sluice_xdp_events_total", MetricType::Counter, "Datapath-wide events and verdicts by reason");
+  for (const auto& [name, value] : stats.global) out.sample("sluice_xdp_events_total", Labels().add("event", name), value);
+  out.family("sluice_conntrack_entries", MetricType::Gauge, "Flows in the conntrack LRU");
+  out.sample("sluice_conntrack_entries", Labels(), stats.conntrack_flows);
+  out.family("sluice_conntrack_evictions_total", MetricType::Counter,
+             "Conntrack inserts that failed or tracked flows found missing mid-flow (LRU evictions)");
+  out.sample("sluice_conntrack_evictions_total", Labels(),
+             stats.global_value("ct_insert_failed") + stats.global_value("ct_midflow_miss"));
+  return out.take();
+}
+
+std::string render_agent_prometheus(const AgentStatus& st, const model::Snapshot* snapshot) {
+  PrometheusText out;
+  out.family("sluice_config_version", MetricType::Gauge, "Version of the serving snapshot");
+  out.sample("sluice_config_version", Labels(), st.version);
+  out.family("sluice_config_reloads_total", MetricType::Counter, "Configuration changes by result");
+  out.sample("sluice_config_reloads_total", Labels().add("result", "applied"), st.reloads_ok);
+  out.sample("sluice_config_reloads_total", Labels().add("result", "refused"), st.reloads_failed);
+  out.family("sluice_config_last_change_refused", MetricType::Gauge, "1 if the latest change was refused");
+  out.sample("sluice_config_last_change_refused", Labels(), uint64_t{st.last_error ? 1u : 0u});
+  out.family("sluice_weight_overrides", MetricType::Gauge, "Services whose weights a runtime override sets");
+  out.sample("sluice_weight_overrides", Labels(), uint64_t{st.overrides.size()});
+  // What the serving routes ask for, per subset: the line dashboards draw the
+  // observed shares (istio_requests_total, istio_tcp_connections_opened_total) against.
+  out.family("sluice_route_configured_share", MetricType::Gauge,
+             "Share of a service port's traffic its serving route gives each subset (L4: per connection; L7: the "
+             "default route, per request)");
+  if (snapshot != nullptr) {
+    for (uint32_t i = 0; i < snapshot->services.size(); ++i) {
+      const auto& svc = snapshot->services[i];
+      for (const auto& port : svc.ports) {
+        const model::PortRoutes* routes = svc.routes_for(port.number);
+        if (routes == nullptr) continue;
+        for (const auto& [subset, share] : configured_shares(svc, i, *routes)) {
+          out.sample("sluice_route_configured_share",
+                     Labels()
+                         .add("destination_service", svc.host)
+                         .add("destination_port", port.number)
+                         .add("destination_version", version_or_unknown(subset))
+                         .add("plane", routes->plane == model::Plane::L7 ? "l7" : "l4"),
+                     share);
+        }
+      }
+    }
   }
-  family("sluice_xdp_events_total", "counter", "Datapath-wide events and verdicts by reason");
-  const json global = stats.value("global", json::object());
-  for (const auto& [name, value] : global.items()) {
-    out += fmt::format("sluice_xdp_events_total{{event=\"{}\"}} {}\n", escape_label(name),
-                       value.is_number() ? value.get<uint64_t>() : 0);
-  }
-  family("sluice_conntrack_entries", "gauge", "Flows in the conntrack LRU");
-  out += fmt::format("sluice_conntrack_entries {}\n", num(stats, "conntrack_flows"));
-  family("sluice_conntrack_evictions_total", "counter",
-         "Conntrack inserts that failed or tracked flows found missing mid-flow (LRU evictions)");
-  out += fmt::format("sluice_conntrack_evictions_total {}\n",
-                     num(global, "ct_insert_failed") + num(global, "ct_midflow_miss"));
-  return out;
+  return out.take();
 }
 
 std::optional<ForwarderStats> read_forwarder_stats(const std::string& path) {
@@ -258,16 +300,15 @@ std::optional<ForwarderStats> read_forwarder_stats(const std::string& path) {
   return stats;
 }
 
-std::string render_dpdk_prometheus(const ForwarderStats& stats, const json& datapath) {
-  std::string out;
-  auto family = [&](const char* name, const char* type, const char* help) { add_family(out, name, type, help); };
+std::string render_dpdk_prometheus(const ForwarderStats& stats, const bpfmaps::DatapathStats* datapath) {
+  PrometheusText out;
   const json& c = stats.counters;
-  family("sluice_dpdk_up", "gauge", "1 while the DPDK forwarder keeps its stats file fresh (at most 5 s old)");
-  out += fmt::format("sluice_dpdk_up {}\n", stats.up() ? 1 : 0);
-  family("sluice_dpdk_stats_age_seconds", "gauge", "Age of the forwarder's stats file (+Inf: unreadable)");
-  out += fmt::format("sluice_dpdk_stats_age_seconds {}\n",
-                     std::isfinite(stats.age_seconds) ? fmt::format("{:.3f}", stats.age_seconds) : "+Inf");
-  if (c.contains("error")) return out;
+  out.family("sluice_dpdk_up", MetricType::Gauge, "1 while the DPDK forwarder keeps its stats file fresh (at most 5 s old)");
+  out.sample("sluice_dpdk_up", Labels(), uint64_t{stats.up() ? 1u : 0u});
+  out.family("sluice_dpdk_stats_age_seconds", MetricType::Gauge, "Age of the forwarder's stats file (+Inf: unreadable)");
+  out.sample_text("sluice_dpdk_stats_age_seconds", Labels(),
+                  std::isfinite(stats.age_seconds) ? fmt::format("{:.3f}", stats.age_seconds) : "+Inf");
+  if (c.contains("error")) return out.take();
   // items() views its object: take the sections by reference, not as temporaries.
   const json empty = json::object();
   auto section = [&](const char* key) -> const json& {
@@ -276,126 +317,220 @@ std::string render_dpdk_prometheus(const ForwarderStats& stats, const json& data
   };
 
   // Stat slots and backend ids are the XDP tables' (the forwarder reads them).
-  std::map<std::string, json> service_of, subset_of, backend_of;
-  if (datapath.is_object()) {
-    for (const auto& s : datapath.value("services", json::array())) service_of[std::to_string(counter_of(s, "slot"))] = s;
-    for (const auto& s : datapath.value("subsets", json::array())) subset_of[std::to_string(counter_of(s, "slot"))] = s;
-    for (const auto& b : datapath.value("backends", json::array())) backend_of[std::to_string(counter_of(b, "id"))] = b;
+  std::map<std::string, const bpfmaps::DatapathStats::Slot*> service_of, subset_of;
+  std::map<std::string, const bpfmaps::DatapathStats::Backend*> backend_of;
+  if (datapath != nullptr) {
+    for (const auto& s : datapath->services) service_of[std::to_string(s.slot)] = &s;
+    for (const auto& s : datapath->subsets) subset_of[std::to_string(s.slot)] = &s;
+    for (const auto& b : datapath->backends) backend_of[std::to_string(b.id)] = &b;
   }
-  auto service_labels = [&](const std::string& slot, const std::map<std::string, json>& names) {
-    auto it = names.find(slot);
-    if (it == names.end()) return fmt::format("service=\"slot {}\",port=\"\",protocol=\"\"", escape_label(slot));
-    return fmt::format("service=\"{}\",port=\"{}\",protocol=\"{}\"", escape_label(it->second.value("service", "")),
-                       counter_of(it->second, "port"), escape_label(it->second.value("protocol", "")));
+  auto service_labels = [&](const std::string& slot) {
+    auto it = service_of.find(slot);
+    if (it == service_of.end()) return Labels().add("service", "slot " + slot).add("port", "").add("protocol", "");
+    const auto& n = it->second->name;
+    return Labels().add("service", n.service).add("port", n.port).add("protocol", n.protocol);
   };
-  auto backend_label = [&](const std::string& id) {
+  auto backend_labels = [&](const std::string& id) {
     auto it = backend_of.find(id);
-    return escape_label(it == backend_of.end() ? "id " + id : it->second.value("address", ""));
+    return Labels().add("backend", it == backend_of.end() ? "id " + id : it->second->address);
   };
 
-  family("sluice_dpdk_table_generation", "gauge", "Table generation the forwarder steers with (flip counter; low bit is the half)");
-  out += fmt::format("sluice_dpdk_table_generation {}\n", counter_of(c, "generation"));
-  family("sluice_dpdk_snapshots_applied_total", "counter", "Table generations the forwarder switched to");
-  out += fmt::format("sluice_dpdk_snapshots_applied_total {}\n", counter_of(c, "snapshots_applied"));
-  family("sluice_dpdk_flows", "gauge", "Entries in the forwarder's flow tables");
-  out += fmt::format("sluice_dpdk_flows{{table=\"forward\"}} {}\n", counter_of(c, "flows"));
-  out += fmt::format("sluice_dpdk_flows{{table=\"reverse\"}} {}\n", counter_of(c, "reverse_flows"));
-  family("sluice_dpdk_flow_capacity", "gauge", "Capacity of each flow table (sluice-fwd --flows)");
-  out += fmt::format("sluice_dpdk_flow_capacity {}\n", counter_of(c, "flow_capacity"));
-  family("sluice_dpdk_cycles_per_packet", "gauge", "TSC cycles per packet in bursts that carried packets");
+  out.family("sluice_dpdk_table_generation", MetricType::Gauge,
+             "Table generation the forwarder steers with (flip counter; low bit is the half)");
+  out.sample("sluice_dpdk_table_generation", Labels(), counter_of(c, "generation"));
+  out.family("sluice_dpdk_snapshots_applied_total", MetricType::Counter, "Table generations the forwarder switched to");
+  out.sample("sluice_dpdk_snapshots_applied_total", Labels(), counter_of(c, "snapshots_applied"));
+  out.family("sluice_dpdk_flows", MetricType::Gauge, "Entries in the forwarder's flow tables");
+  out.sample("sluice_dpdk_flows", Labels().add("table", "forward"), counter_of(c, "flows"));
+  out.sample("sluice_dpdk_flows", Labels().add("table", "reverse"), counter_of(c, "reverse_flows"));
+  out.family("sluice_dpdk_flow_capacity", MetricType::Gauge, "Capacity of each flow table (sluice-fwd --flows)");
+  out.sample("sluice_dpdk_flow_capacity", Labels(), counter_of(c, "flow_capacity"));
+  out.family("sluice_dpdk_cycles_per_packet", MetricType::Gauge, "TSC cycles per packet in bursts that carried packets");
   const auto cycles = c.find("cycles_per_packet");
-  out += fmt::format("sluice_dpdk_cycles_per_packet {:.1f}\n",
-                     cycles != c.end() && cycles->is_number() ? cycles->get<double>() : 0.0);
-  family("sluice_dpdk_events_total", "counter", "Forwarder-wide events and verdicts by reason (XDP's names)");
+  out.sample_text("sluice_dpdk_cycles_per_packet", Labels(),
+                  fmt::format("{:.1f}", cycles != c.end() && cycles->is_number() ? cycles->get<double>() : 0.0));
+  out.family("sluice_dpdk_events_total", MetricType::Counter, "Forwarder-wide events and verdicts by reason (XDP's names)");
   for (const auto& [name, value] : section("global").items())
-    out += fmt::format("sluice_dpdk_events_total{{event=\"{}\"}} {}\n", escape_label(name),
-                       value.is_number() ? value.get<uint64_t>() : 0);
+    out.sample("sluice_dpdk_events_total", Labels().add("event", name), value.is_number() ? value.get<uint64_t>() : 0);
 
-  family("sluice_dpdk_port_packets_total", "counter", "Packets through each DPDK port");
-  family("sluice_dpdk_port_errors_total", "counter",
-         "Port drops by kind: rx_missed (RX ring full), rx_errors, rx_nombuf, tx_errors");
+  out.family("sluice_dpdk_port_packets_total", MetricType::Counter, "Packets through each DPDK port");
+  out.family("sluice_dpdk_port_errors_total", MetricType::Counter,
+             "Port drops by kind: rx_missed (RX ring full), rx_errors, rx_nombuf, tx_errors");
   for (const auto& [port, p] : section("ports").items()) {
-    const std::string labels =
-        fmt::format("port=\"{}\",device=\"{}\"", escape_label(port), escape_label(p.value("name", "")));
-    out += fmt::format("sluice_dpdk_port_packets_total{{{},direction=\"rx\"}} {}\n", labels,
-                       counter_of(p, "rx_packets"));
-    out += fmt::format("sluice_dpdk_port_packets_total{{{},direction=\"tx\"}} {}\n", labels,
-                       counter_of(p, "tx_packets"));
+    const Labels labels = Labels().add("port", port).add("device", p.value("name", ""));
+    out.sample("sluice_dpdk_port_packets_total", Labels(labels).add("direction", "rx"), counter_of(p, "rx_packets"));
+    out.sample("sluice_dpdk_port_packets_total", Labels(labels).add("direction", "tx"), counter_of(p, "tx_packets"));
     for (const char* kind : {"rx_missed", "rx_errors", "rx_nombuf", "tx_errors"})
-      out += fmt::format("sluice_dpdk_port_errors_total{{{},kind=\"{}\"}} {}\n", labels, kind, counter_of(p, kind));
+      out.sample("sluice_dpdk_port_errors_total", Labels(labels).add("kind", kind), counter_of(p, kind));
   }
 
   // The exception path: frames each DPDK port handed to its kernel TAP and
   // took back from it (sluice-fwd --exception-tap).
-  family("sluice_dpdk_exception_packets_total", "counter",
-         "Frames through each port's exception TAP: to_kernel (not steered, given to the kernel), from_kernel "
-         "(the kernel's, sent on the port)");
-  family("sluice_dpdk_exception_dropped_total", "counter",
-         "Exception frames dropped: to_kernel (the TAP refused the write), from_kernel (the port's TX ring was full)");
-  family("sluice_dpdk_exception_other_host_total", "counter",
-         "Unsteered unicast frames for another MAC (promiscuous port), not given to the kernel");
-  family("sluice_dpdk_exception_checksums_completed_total", "counter",
-         "Partial L4 checksums (sender's offload pending) completed before the TAP");
+  out.family("sluice_dpdk_exception_packets_total", MetricType::Counter,
+             "Frames through each port's exception TAP: to_kernel (not steered, given to the kernel), from_kernel "
+             "(the kernel's, sent on the port)");
+  out.family("sluice_dpdk_exception_dropped_total", MetricType::Counter,
+             "Exception frames dropped: to_kernel (the TAP refused the write), from_kernel (the port's TX ring was full)");
+  out.family("sluice_dpdk_exception_other_host_total", MetricType::Counter,
+             "Unsteered unicast frames for another MAC (promiscuous port), not given to the kernel");
+  out.family("sluice_dpdk_exception_checksums_completed_total", MetricType::Counter,
+             "Partial L4 checksums (sender's offload pending) completed before the TAP");
   for (const auto& [port, t] : section("exception_taps").items()) {
-    const std::string labels =
-        fmt::format("port=\"{}\",iface=\"{}\"", escape_label(port), escape_label(t.value("iface", "")));
+    const Labels labels = Labels().add("port", port).add("iface", t.value("iface", ""));
     for (const char* direction : {"to_kernel", "from_kernel"}) {
-      out += fmt::format("sluice_dpdk_exception_packets_total{{{},direction=\"{}\"}} {}\n", labels, direction,
-                         counter_of(t, direction));
-      out += fmt::format("sluice_dpdk_exception_dropped_total{{{},direction=\"{}\"}} {}\n", labels, direction,
-                         counter_of(t, fmt::format("{}_dropped", direction).c_str()));
+      out.sample("sluice_dpdk_exception_packets_total", Labels(labels).add("direction", direction),
+                 counter_of(t, direction));
+      out.sample("sluice_dpdk_exception_dropped_total", Labels(labels).add("direction", direction),
+                 counter_of(t, fmt::format("{}_dropped", direction).c_str()));
     }
-    out += fmt::format("sluice_dpdk_exception_other_host_total{{{}}} {}\n", labels, counter_of(t, "other_host"));
-    out += fmt::format("sluice_dpdk_exception_checksums_completed_total{{{}}} {}\n", labels,
-                       counter_of(t, "checksum_completed"));
+    out.sample("sluice_dpdk_exception_other_host_total", labels, counter_of(t, "other_host"));
+    out.sample("sluice_dpdk_exception_checksums_completed_total", labels, counter_of(t, "checksum_completed"));
   }
 
   // Istio's TCP figures per destination subset, under sluice_dpdk_ names so
   // the istio_tcp_* families (the XDP plane's) stay one per name.
-  struct PerSubset {
+  struct PerSlot {
     const char* name;
     const char* field;
     const char* help;
   };
-  const PerSubset subset_metrics[] = {
+  const PerSlot subset_metrics[] = {
       {"sluice_dpdk_tcp_connections_opened_total", "new_flows", "Connections the forwarder steered"},
       {"sluice_dpdk_tcp_connections_closed_total", "closed_flows", "Of those, closed (FIN/RST, re-steer or idle expiry)"},
       {"sluice_dpdk_tcp_received_bytes_total", "bytes_in", "Bytes from clients to the destination"},
       {"sluice_dpdk_tcp_sent_bytes_total", "bytes_out", "Bytes from the destination to clients"},
   };
   for (const auto& m : subset_metrics) {
-    family(m.name, "counter", m.help);
+    out.family(m.name, MetricType::Counter, m.help);
     for (const auto& [slot, counters] : section("subsets").items()) {
       auto it = subset_of.find(slot);
-      const json names = it == subset_of.end() ? json::object() : it->second;
-      const std::string version = names.value("subset", "");
-      out += fmt::format(
-          "{}{{destination_service=\"{}\",destination_version=\"{}\",destination_port=\"{}\","
-          "request_protocol=\"{}\"}} {}\n",
-          m.name, escape_label(names.value("service", "slot " + slot)),
-          escape_label(version.empty() ? "unknown" : version), counter_of(names, "port"),
-          escape_label(names.value("protocol", "")), counter_of(counters, m.field));
+      const SlotName unnamed{"slot " + slot, 0, "", ""};
+      const SlotName& n = it == subset_of.end() ? unnamed : it->second->name;
+      out.sample(m.name,
+                 Labels()
+                     .add("destination_service", n.service)
+                     .add("destination_version", version_or_unknown(n.subset))
+                     .add("destination_port", n.port)
+                     .add("request_protocol", n.protocol),
+                 counter_of(counters, m.field));
     }
   }
-  const PerSubset service_metrics[] = {
+  const PerSlot service_metrics[] = {
       {"sluice_dpdk_packets_in_total", "packets_in", "Client packets DNATed to a backend"},
       {"sluice_dpdk_packets_out_total", "packets_out", "Backend packets reverse-NATed to the VIP"},
       {"sluice_dpdk_passthrough_packets_total", "passthrough", "Packets left to the kernel (L7 or PASSTHROUGH)"},
       {"sluice_dpdk_drops_no_backend_total", "drop_no_backend", "Packets dropped: the subset had no backend"},
   };
   for (const auto& m : service_metrics) {
-    family(m.name, "counter", m.help);
+    out.family(m.name, MetricType::Counter, m.help);
     for (const auto& [slot, counters] : section("services").items())
-      out += fmt::format("{}{{{}}} {}\n", m.name, service_labels(slot, service_of), counter_of(counters, m.field));
+      out.sample(m.name, service_labels(slot), counter_of(counters, m.field));
   }
-  family("sluice_dpdk_backend_new_flows_total", "counter", "New flows the forwarder steered to each backend");
-  family("sluice_dpdk_backend_active_flows", "gauge",
-         "The forwarder's open flows per backend (also added to the shared least-request map)");
+  out.family("sluice_dpdk_backend_new_flows_total", MetricType::Counter, "New flows the forwarder steered to each backend");
+  out.family("sluice_dpdk_backend_active_flows", MetricType::Gauge,
+             "The forwarder's open flows per backend (also added to the shared least-request map)");
   for (const auto& [id, counters] : section("backends").items()) {
     const uint64_t opened = counter_of(counters, "new_flows"), closed = counter_of(counters, "closed_flows");
-    out += fmt::format("sluice_dpdk_backend_new_flows_total{{backend=\"{}\"}} {}\n", backend_label(id), opened);
-    out += fmt::format("sluice_dpdk_backend_active_flows{{backend=\"{}\"}} {}\n", backend_label(id),
-                       opened >= closed ? opened - closed : 0);
+    out.sample("sluice_dpdk_backend_new_flows_total", backend_labels(id), opened);
+    out.sample("sluice_dpdk_backend_active_flows", backend_labels(id), opened >= closed ? opened - closed : 0);
+  }
+  return out.take();
+}
+
+std::string render_prometheus(const AdminContext& ctx) {
+  auto snapshot = ctx.agent->current();
+  std::string out = render_agent_prometheus(ctx.agent->status(), snapshot.get());
+  if (ctx.proxy) out += ctx.proxy->render_prometheus();
+  std::optional<bpfmaps::DatapathStats> datapath;
+  if (ctx.xdp) {
+    datapath = ctx.xdp->stats();
+    out += render_xdp_prometheus(*datapath);
+  }
+  if (!ctx.dpdk_stats_file.empty())
+    if (auto forwarder = read_forwarder_stats(ctx.dpdk_stats_file))
+      out += render_dpdk_prometheus(*forwarder, datapath ? &*datapath : nullptr);
+  return out;
+}
+
+Sample sample_planes(const AdminContext& ctx) {
+  Sample sample;
+  sample.at = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  auto snap = ctx.agent->current();
+  if (snap) {
+    sample.version = snap->version;
+    for (uint32_t i = 0; i < snap->services.size(); ++i) {
+      const auto& svc = snap->services[i];
+      for (const auto& port : svc.ports) {
+        const model::PortRoutes* routes = svc.routes_for(port.number);
+        PortSample& p = sample.ports[{svc.host, port.number}];
+        p.plane = routes && routes->plane == model::Plane::L7 ? "l7" : "l4";
+        if (!routes) continue;
+        for (const auto& [subset, share] : configured_shares(svc, i, *routes)) p.subsets[subset].configured = share;
+      }
+    }
+  }
+  // Counters of ports the snapshot does not have (any more) are left out:
+  // the window shows the serving configuration.
+  auto subset_of = [&](const std::string& service, uint32_t port, const std::string& subset) -> SubsetCounters* {
+    auto it = sample.ports.find({service, port});
+    return it == sample.ports.end() ? nullptr : &it->second.subsets[subset];
+  };
+  if (ctx.xdp) {
+    for (const auto& s : ctx.xdp->stats(bpfmaps::StatsScope::SubsetsOnly).subsets)
+      if (auto* c = subset_of(s.name.service, s.name.port, s.name.subset)) c->l4_new_flows += s.counters.new_flows;
+  }
+  if (ctx.proxy) {
+    for (const auto& t : ctx.proxy->subset_request_totals()) {
+      if (auto* c = subset_of(t.service, t.port, t.version == "unknown" ? std::string() : t.version)) {
+        c->l7_requests += t.requests;
+        c->l7_errors += t.errors;
+        for (size_t b = 0; b < c->l7_buckets.size(); ++b) c->l7_buckets[b] += t.buckets[b];
+      }
+    }
+  }
+  return sample;
+}
+
+json window_json(const AdminContext& ctx, const std::string& service) {
+  json out = ctx.window ? ctx.window->view(service) : StatsWindow().view(service);
+  out["status"] = status_json(ctx);
+  out["started_at"] = ctx.started_at;
+  json changes = json::array();
+  for (const auto& c : ctx.agent->changes()) {
+    changes.push_back({{"version", c.version},
+                       {"at", std::chrono::duration<double>(c.when.time_since_epoch()).count()},
+                       {"kind", c.kind},
+                       {"what", c.what}});
+  }
+  out["changes"] = changes;
+  // Per subset: its endpoints with their load and outlier state, as /clusters has them.
+  auto snap = ctx.agent->current();
+  if (!snap) return out;
+  std::map<std::pair<std::string, uint32_t>, json> clusters;
+  for (auto& c : clusters_json(ctx, *snap)) {
+    std::pair<std::string, uint32_t> key{c.value("service", ""), c.value("port", 0u)};
+    clusters[key] = std::move(c);   // the key first: json's operator= moves its argument before the left side runs
+  }
+  for (auto& port : out["ports"]) {
+    auto it = clusters.find({port.value("service", ""), port.value("port", 0u)});
+    if (it == clusters.end()) continue;
+    for (auto& subset : port["subsets"]) {
+      for (const auto& cs : it->second["subsets"]) {
+        if (cs.value("name", "") != subset.value("name", "")) continue;
+        json endpoints = json::array();
+        uint64_t ejected = 0;
+        for (const auto& e : cs["endpoints"]) {
+          json row{{"name", e.value("name", "")}, {"address", e.value("address", "")}, {"ejected", e.value("ejected", false)}};
+          if (e.contains("l7_active_requests")) row["l7_active_requests"] = e["l7_active_requests"];
+          if (e.contains("l4_active_flows")) row["l4_active_flows"] = e["l4_active_flows"];
+          ejected += e.value("ejected", false) ? 1 : 0;
+          endpoints.push_back(row);
+        }
+        subset["endpoints"] = endpoints;
+        subset["ejected"] = ejected;
+        subset["policy"] = cs.value("policy", "");
+      }
+    }
   }
   return out;
 }
@@ -421,37 +556,46 @@ void register_admin_endpoints(admin::AdminServer& server, const AdminContext& ct
     if (!snap) return json_response({{"error", "no valid configuration has been applied"}}, 503);
     return admin::AdminResponse{200, "application/json", config::snapshot_json_text(*snap) + "\n"};
   });
+  server.handle("/explain", [ctx](const admin::AdminRequest&) {
+    auto snap = ctx.agent->current();
+    if (!snap) return admin::AdminResponse{503, "text/plain; charset=utf-8", "no valid configuration has been applied\n"};
+    return admin::AdminResponse{200, "text/plain; charset=utf-8", config::explain_text(*snap)};
+  });
   server.handle("/clusters", [ctx](const admin::AdminRequest&) {
     auto snap = ctx.agent->current();
     if (!snap) return json_response(json::array());
     return json_response(clusters_json(ctx, *snap));
   });
   server.handle("/stats/prometheus", [ctx](const admin::AdminRequest&) {
-    AgentStatus st = ctx.agent->status();
-    std::string out;
-    out += "# HELP sluice_config_version Version of the serving snapshot\n# TYPE sluice_config_version gauge\n";
-    out += fmt::format("sluice_config_version {}\n", st.version);
-    out += "# HELP sluice_config_reloads_total Configuration changes by result\n";
-    out += "# TYPE sluice_config_reloads_total counter\n";
-    out += fmt::format("sluice_config_reloads_total{{result=\"applied\"}} {}\n", st.reloads_ok);
-    out += fmt::format("sluice_config_reloads_total{{result=\"refused\"}} {}\n", st.reloads_failed);
-    out += "# HELP sluice_config_last_change_refused 1 if the latest change was refused\n";
-    out += "# TYPE sluice_config_last_change_refused gauge\n";
-    out += fmt::format("sluice_config_last_change_refused {}\n", st.last_error ? 1 : 0);
-    out += "# HELP sluice_weight_overrides Services whose weights a runtime override sets\n";
-    out += "# TYPE sluice_weight_overrides gauge\n";
-    out += fmt::format("sluice_weight_overrides {}\n", st.overrides.size());
-    if (ctx.proxy) out += ctx.proxy->render_prometheus();
-    const json datapath = ctx.xdp ? ctx.xdp->stats() : json();
-    if (ctx.xdp) out += render_xdp_prometheus(datapath);
-    if (!ctx.dpdk_stats_file.empty())
-      if (auto forwarder = read_forwarder_stats(ctx.dpdk_stats_file)) out += render_dpdk_prometheus(*forwarder, datapath);
-    return admin::AdminResponse{200, "text/plain; version=0.0.4; charset=utf-8", out};
+    return admin::AdminResponse{200, "text/plain; version=0.0.4; charset=utf-8", render_prometheus(ctx)};
   });
   server.handle("/stats/datapath", [ctx](const admin::AdminRequest&) {
     if (!ctx.xdp) return json_response({{"error", "running without the kernel datapath (--no-xdp)"}}, 404);
-    return json_response(ctx.xdp->stats());
+    return json_response(bpfmaps::datapath_stats_json(ctx.xdp->stats()));
   });
+  server.handle("/stats/window", [ctx](const admin::AdminRequest& req) {
+    auto it = req.query.find("service");
+    return json_response(window_json(ctx, it == req.query.end() ? std::string() : it->second));
+  });
+  for (const UiAsset& asset : ui_assets()) {
+    auto serve = [&asset](const admin::AdminRequest&) {
+      // Read-only and same-origin: scripts and styles come from these files
+      // only (no inline code), the browser may not guess content types, and
+      // no other site may frame the page.
+      return admin::AdminResponse{200, std::string(asset.content_type), std::string(asset.body),
+                                  {{"Content-Security-Policy",
+                                    "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+                                    "base-uri 'none'; form-action 'none'"},
+                                   {"X-Content-Type-Options", "nosniff"},
+                                   {"Referrer-Policy", "no-referrer"},
+                                   {"Cache-Control", "no-cache"}}};
+    };
+    server.handle(std::string(asset.path), serve);
+    if (asset.path == "/ui/index.html") {
+      server.handle("/ui", serve);
+      server.handle("/ui/", serve);
+    }
+  }
   server.handle("/stats/dpdk", [ctx](const admin::AdminRequest&) {
     auto forwarder = ctx.dpdk_stats_file.empty() ? std::nullopt : read_forwarder_stats(ctx.dpdk_stats_file);
     if (!forwarder)

@@ -55,6 +55,7 @@ bool Agent::reload_from_files() {
     spdlog::warn("config refused; still serving version {}", serving_ ? serving_->version : 0);
     status_.last_error = ReloadError{std::chrono::system_clock::now(), errors};
     ++status_.reloads_failed;
+    log_change(serving_ ? serving_->version : 0, "refused", errors.front());
     return false;
   }
   ++next_version_;
@@ -83,12 +84,14 @@ bool Agent::reload_from_files() {
                   serving_ ? serving_->version : 0);
     status_.last_error = ReloadError{std::chrono::system_clock::now(), {error}};
     ++status_.reloads_failed;
+    log_change(serving_ ? serving_->version : 0, "refused", error);
     return false;
   }
   for (const auto& w : warnings) spdlog::warn("{}", w);
+  std::string what = describe_changes(serving_.get(), *next);
   spdlog::info("config version {} applied from files{}: {}", next->version,
-               kept.empty() ? "" : fmt::format(" (keeping {} weight override(s))", kept.size()),
-               describe_changes(serving_.get(), *next));
+               kept.empty() ? "" : fmt::format(" (keeping {} weight override(s))", kept.size()), what);
+  log_change(next->version, "files", std::move(what));
   serving_ = next;
   from_files_ = out.snapshot;
   status_.version = serving_->version;
@@ -109,8 +112,9 @@ std::string Agent::set_weights(const std::string& host, const SubsetWeights& wei
   ++next_version_;
   std::string error;
   if (!apply_everywhere(out.snapshot, error)) return error;
-  spdlog::info("config version {} applied from override: {}", out.snapshot->version,
-               describe_changes(serving_.get(), *out.snapshot));
+  std::string what = describe_changes(serving_.get(), *out.snapshot);
+  spdlog::info("config version {} applied from override: {}", out.snapshot->version, what);
+  log_change(out.snapshot->version, "override", std::move(what));
   serving_ = out.snapshot;
   status_.version = serving_->version;
   status_.origin = serving_->origin;
@@ -127,6 +131,16 @@ model::SnapshotPtr Agent::current() const {
 AgentStatus Agent::status() const {
   std::lock_guard lock(mu_);
   return status_;
+}
+
+std::vector<ConfigChange> Agent::changes() const {
+  std::lock_guard lock(mu_);
+  return {changes_.begin(), changes_.end()};
+}
+
+void Agent::log_change(uint64_t version, std::string kind, std::string what) {
+  changes_.push_back({version, std::chrono::system_clock::now(), std::move(kind), std::move(what)});
+  if (changes_.size() > kMaxChanges) changes_.pop_front();
 }
 
 namespace {

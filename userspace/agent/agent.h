@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -62,6 +63,15 @@ struct AgentStatus {
   std::vector<std::string> warnings;
 };
 
+// One entry of the agent's change log: what /stats/window, `sluicectl top`
+// and /ui mark on their plots. Kept in memory (the last kMaxChanges).
+struct ConfigChange {
+  uint64_t version = 0;        // the version applied; for a refusal, the one still serving
+  std::chrono::system_clock::time_point when;
+  std::string kind;            // "files", "override" or "refused"
+  std::string what;            // describe_changes(), or the refusal's first message
+};
+
 class Agent {
  public:
   Agent(CompileFn compile, OverrideFn override_weights, std::vector<DataPlane*> planes);
@@ -80,9 +90,13 @@ class Agent {
 
   model::SnapshotPtr current() const;
   AgentStatus status() const;
+  // The latest applied and refused changes, oldest first.
+  static constexpr size_t kMaxChanges = 64;
+  std::vector<ConfigChange> changes() const;
 
  private:
   bool apply_everywhere(const model::SnapshotPtr& next, std::string& error);
+  void log_change(uint64_t version, std::string kind, std::string what);   // under mu_
 
   CompileFn compile_;
   OverrideFn override_weights_;
@@ -93,6 +107,7 @@ class Agent {
   model::SnapshotPtr serving_;
   model::SnapshotPtr from_files_;
   AgentStatus status_;
+  std::deque<ConfigChange> changes_;
 };
 
 // A host's routes as text: per port its L4 destination list and each HTTP

@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <mutex>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -296,12 +297,31 @@ int run(const Options& opt) {
     reload_and_release_memory(agent);
   }
 
-  sa::AdminContext admin_context{&agent, xdp.get(), &proxy, iface_report, opt.dpdk_stats};
+  // Once a second, both planes' per-subset counters into the window behind
+  // /stats/window (sluicectl top, /ui).
+  sa::StatsWindow window;
+  sa::AdminContext admin_context{
+      &agent, xdp.get(), &proxy, iface_report, opt.dpdk_stats, &window,
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count()};
   if (k8s) admin_context.kubernetes_status = [source = k8s.get()] { return source->status_json(); };
+  std::mutex sampler_mu;
+  std::condition_variable sampler_cv;
+  bool sampler_stop = false;
+  std::thread sampler([&] {
+    std::unique_lock lock(sampler_mu);
+    auto next = std::chrono::steady_clock::now();
+    while (!sampler_stop) {
+      lock.unlock();
+      window.record(sa::sample_planes(admin_context));
+      lock.lock();
+      next += std::chrono::seconds(1);
+      sampler_cv.wait_until(lock, next, [&] { return sampler_stop; });
+    }
+  });
   sa::register_admin_endpoints(admin, admin_context);
   admin.start();
   if (!opt.admin.empty()) {
-    spdlog::info("admin API on http://{}/ ({})", admin.local_address(),
+    spdlog::info("admin API on http://{}/ ({}; ui, stats/window, stats/prometheus, status, ...)", admin.local_address(),
                  opt.admin_token_file.empty() ? "GET only" : "GET; POST with the bearer token of --admin-token-file");
   }
   if (!opt.admin_socket.empty()) spdlog::info("admin API on unix:{} (every endpoint, root only)", admin.socket_path());
@@ -343,6 +363,12 @@ int run(const Options& opt) {
   if (k8s) k8s->stop();
   const bool proxy_stopped = drain_proxy(proxy, std::chrono::duration<double>(opt.drain_timeout_s));
   admin.stop();
+  {
+    std::lock_guard lock(sampler_mu);
+    sampler_stop = true;
+  }
+  sampler_cv.notify_all();
+  sampler.join();
   if (datapath && opt.detach_on_exit) {
     for (const auto& ifname : opt.interfaces) datapath->detach(ifname);
     local_routes->remove_all();

@@ -22,9 +22,9 @@ void XdpPlane::apply(const model::SnapshotPtr& snapshot) {
                 r.retired_backends);
 }
 
-nlohmann::json XdpPlane::stats() const {
+bpfmaps::DatapathStats XdpPlane::stats(bpfmaps::StatsScope scope) const {
   std::lock_guard lock(mu_);
-  return bpfmaps::datapath_stats_json(datapath_, writer_);
+  return bpfmaps::read_datapath_stats(datapath_, writer_, scope);
 }
 
 namespace {

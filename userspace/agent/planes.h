@@ -8,6 +8,7 @@
 
 #include "agent/agent.h"
 #include "bpfmaps/bpf_datapath.h"
+#include "bpfmaps/datapath_report.h"
 #include "bpfmaps/table_writer.h"
 #include "proxy/proxy.h"
 
@@ -20,8 +21,8 @@ class XdpPlane final : public DataPlane {
   std::string name() const override { return "xdp"; }
   void apply(const model::SnapshotPtr& snapshot) override;
 
-  // datapath_stats_json() under the writer's lock (slot names change on apply).
-  nlohmann::json stats() const;
+  // The datapath's counters under the writer's lock (slot names change on apply).
+  bpfmaps::DatapathStats stats(bpfmaps::StatsScope scope = bpfmaps::StatsScope::All) const;
   // Tracked flows (client -> VIP) with the backend each was given, at most `limit`.
   nlohmann::json conntrack(size_t limit) const;
   bpfmaps::BpfDatapath& datapath() { return datapath_; }

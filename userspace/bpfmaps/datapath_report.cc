@@ -62,47 +62,74 @@ nlohmann::json counters_json(const sluice_counters& c) {
   };
 }
 
-nlohmann::json datapath_stats_json(const DatapathTables& tables, const TableWriter& writer) {
-  nlohmann::json out;
-  out["generation"] = tables.load_generation();
-  nlohmann::json global = nlohmann::json::object();
+uint64_t DatapathStats::global_value(std::string_view name) const {
+  for (const auto& [n, v] : global)
+    if (n == name) return v;
+  return 0;
+}
+
+DatapathStats read_datapath_stats(const DatapathTables& tables, const TableWriter& writer, StatsScope scope) {
+  DatapathStats out;
+  out.generation = tables.load_generation();
+  for (const auto& [slot, name] : writer.subset_slots())
+    out.subsets.push_back({slot, name, sum_counters(tables, MapRole::SubsetStats, slot)});
+  if (scope == StatsScope::SubsetsOnly) return out;
   for (uint32_t i = 0; !global_counter_name(i).empty(); ++i)
-    global[std::string(global_counter_name(i))] = global_counter(tables, i);
-  out["global"] = global;
-  out["services"] = nlohmann::json::array();
-  for (const auto& [slot, name] : writer.service_slots()) {
-    nlohmann::json s = counters_json(sum_counters(tables, MapRole::ServiceStats, slot));
-    s["slot"] = slot;
-    s["service"] = name.service;
-    s["port"] = name.port;
-    s["protocol"] = name.protocol;
-    out["services"].push_back(s);
+    out.global.emplace_back(global_counter_name(i), global_counter(tables, i));
+  for (const auto& [slot, name] : writer.service_slots())
+    out.services.push_back({slot, name, sum_counters(tables, MapRole::ServiceStats, slot)});
+  for (const auto& [id, identity] : writer.backends()) {
+    DatapathStats::Backend b;
+    b.id = id;
+    b.address = identity.to_string();
+    b.live = writer.backend_live(id);
+    b.counters = sum_counters(tables, MapRole::BackendStats, id);
+    tables.lookup(MapRole::BackendLoad, as_bytes_of(id), as_writable_bytes_of(b.load));
+    out.backends.push_back(std::move(b));
   }
+  if (scope == StatsScope::All) out.conntrack_flows = tables.keys(MapRole::Conntrack).size();
+  return out;
+}
+
+nlohmann::json datapath_stats_json(const DatapathStats& stats) {
+  nlohmann::json out;
+  out["generation"] = stats.generation;
+  nlohmann::json global = nlohmann::json::object();
+  for (const auto& [name, value] : stats.global) global[std::string(name)] = value;
+  out["global"] = global;
+  auto slot_json = [](const DatapathStats::Slot& s) {
+    nlohmann::json j = counters_json(s.counters);
+    j["slot"] = s.slot;
+    j["service"] = s.name.service;
+    j["port"] = s.name.port;
+    j["protocol"] = s.name.protocol;
+    return j;
+  };
+  out["services"] = nlohmann::json::array();
+  for (const auto& s : stats.services) out["services"].push_back(slot_json(s));
   out["subsets"] = nlohmann::json::array();
-  for (const auto& [slot, name] : writer.subset_slots()) {
-    nlohmann::json s = counters_json(sum_counters(tables, MapRole::SubsetStats, slot));
-    s["slot"] = slot;
-    s["service"] = name.service;
-    s["port"] = name.port;
-    s["protocol"] = name.protocol;
-    s["subset"] = name.subset;
-    out["subsets"].push_back(s);
+  for (const auto& s : stats.subsets) {
+    nlohmann::json j = slot_json(s);
+    j["subset"] = s.name.subset;
+    out["subsets"].push_back(j);
   }
   out["backends"] = nlohmann::json::array();
-  for (const auto& [id, identity] : writer.backends()) {
-    nlohmann::json b = counters_json(sum_counters(tables, MapRole::BackendStats, id));
-    sluice_backend_load load{};
-    tables.lookup(MapRole::BackendLoad, as_bytes_of(id), as_writable_bytes_of(load));
-    b["id"] = id;
-    b["address"] = identity.to_string();
-    b["live"] = writer.backend_live(id);
-    b["l7_active"] = load.l7_active;
-    b["l4_opened"] = load.l4_opened;
-    b["l4_closed"] = load.l4_closed;
-    out["backends"].push_back(b);
+  for (const auto& b : stats.backends) {
+    nlohmann::json j = counters_json(b.counters);
+    j["id"] = b.id;
+    j["address"] = b.address;
+    j["live"] = b.live;
+    j["l7_active"] = b.load.l7_active;
+    j["l4_opened"] = b.load.l4_opened;
+    j["l4_closed"] = b.load.l4_closed;
+    out["backends"].push_back(j);
   }
-  out["conntrack_flows"] = tables.keys(MapRole::Conntrack).size();
+  out["conntrack_flows"] = stats.conntrack_flows;
   return out;
+}
+
+nlohmann::json datapath_stats_json(const DatapathTables& tables, const TableWriter& writer) {
+  return datapath_stats_json(read_datapath_stats(tables, writer));
 }
 
 }  // namespace sluice::bpfmaps

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -26,9 +27,43 @@ struct ConntrackFlow {
 };
 std::vector<ConntrackFlow> list_conntrack(const DatapathTables& tables, size_t limit = SIZE_MAX);
 
+// The datapath's counters at one moment, typed: what the Prometheus renderer
+// (agent/admin_api.cc), /stats/datapath and the agent's per-second window
+// read. Slots and backend ids are named from the TableWriter.
+struct DatapathStats {
+  struct Slot {
+    uint32_t slot = 0;
+    SlotName name;              // service, port, protocol (and subset for subset slots)
+    sluice_counters counters{};
+  };
+  struct Backend {
+    uint32_t id = 0;
+    std::string address;        // "10.200.11.2:9081/tcp"
+    bool live = false;          // in the serving table half
+    sluice_counters counters{};
+    sluice_backend_load load{};
+    uint64_t active_flows() const { return load.l4_opened >= load.l4_closed ? load.l4_opened - load.l4_closed : 0; }
+  };
+  uint64_t generation = 0;
+  std::vector<std::pair<std::string_view, uint64_t>> global;   // event name -> count, in index order
+  std::vector<Slot> services, subsets;
+  std::vector<Backend> backends;
+  uint64_t conntrack_flows = 0;
+
+  uint64_t global_value(std::string_view name) const;
+};
+
+// All walks the conntrack map to count its flows (one syscall per flow);
+// Counters skips that walk (conntrack_flows stays 0); SubsetsOnly reads the
+// subset slots alone (what the per-second window needs).
+enum class StatsScope : uint8_t { All, Counters, SubsetsOnly };
+DatapathStats read_datapath_stats(const DatapathTables& tables, const TableWriter& writer,
+                                  StatsScope scope = StatsScope::All);
+
 nlohmann::json counters_json(const sluice_counters& c);
 // {"generation", "global": {...}, "services": [...], "subsets": [...],
-//  "backends": [...{"id","address","live","load":{...}, counters}], "conntrack_flows"}
+//  "backends": [...{"id","address","live","l7_active","l4_opened","l4_closed", counters}], "conntrack_flows"}
+nlohmann::json datapath_stats_json(const DatapathStats& stats);
 nlohmann::json datapath_stats_json(const DatapathTables& tables, const TableWriter& writer);
 
 }  // namespace sluice::bpfmaps

@@ -30,9 +30,10 @@ CommandBody define_routes(CLI::App& command);
 CommandBody define_clusters(CLI::App& command);
 CommandBody define_stats(CLI::App& command);
 CommandBody define_weights(CLI::App& command);
+CommandBody define_top(CLI::App& command);
 
 // The options every command that talks to a running agent shares
-// (status, routes, clusters, stats, weights). Reads go to the TCP listener
+// (status, routes, clusters, stats, weights, top). Reads go to the TCP listener
 // (--admin); weights goes to the Unix socket (--admin-socket), or to the TCP
 // listener with a bearer token when --admin-token-file is given.
 struct AdminOptions {

@@ -7,7 +7,7 @@
 #include "config/compiler.h"
 #include "config/snapshot_json.h"
 #include "ctl/commands.h"
-#include "ctl/explain_text.h"
+#include "config/explain_text.h"
 
 namespace sluice::ctl {
 
@@ -102,7 +102,7 @@ CommandBody define_explain(CLI::App& command) {
     if (opts->json) {
       std::cout << config::snapshot_json_text(*result.snapshot) << "\n";
     } else {
-      std::cout << explain_text(*result.snapshot);
+      std::cout << config::explain_text(*result.snapshot);
     }
     return kExitOk;
   };

@@ -17,6 +17,8 @@ std::span<const Command> command_table() {
       {"clusters", "the running agent's subsets and endpoints with their load", define_clusters},
       {"stats", "the running agent's metrics (non-zero samples; --all for every one)", define_stats},
       {"weights", "shift a service's route weights at run time, on both planes at once", define_weights},
+      {"top", "live view: each subset's configured vs observed share, rates, errors, latency (refreshes every second)",
+       define_top},
   };
   return kCommands;
 }

@@ -381,6 +381,7 @@ void Worker::record_request(Conn& c) {
     labels.namespace_ = s.namespace_;
     const std::string& subset = s.subsets[x.destination->destination.subset].name;
     labels.version = version_label(subset);
+    labels.port = x.destination->destination.port;
   } else if (x.service != nullptr) {
     labels.service = x.service->host;
     labels.service_name = x.service->name;

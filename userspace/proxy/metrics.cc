@@ -2,7 +2,15 @@
 
 #include <fmt/format.h>
 
+#include <tuple>
+
+#include "metrics/prometheus_text.h"
+
 namespace sluice::proxy {
+
+using metrics::Labels;
+using metrics::MetricType;
+using metrics::PrometheusText;
 
 uint32_t WorkerMetrics::intern(std::string_view s) {
   auto it = ids_.find(s);
@@ -16,16 +24,13 @@ uint32_t WorkerMetrics::intern(std::string_view s) {
 void WorkerMetrics::record_request(const RequestLabels& l, unsigned code, std::string_view flags, double ms) {
   std::lock_guard lock(mu_);
   RequestKey key{intern(l.service), intern(l.service_name), intern(l.namespace_), intern(l.version),
-                 intern(l.workload), code, intern(flags)};
+                 intern(l.workload), code, intern(flags), l.port};
   auto& s = requests_[key];
   ++s.count;
   s.sum_ms += ms;
-  for (size_t i = 0; i < kDurationBucketsMs.size(); ++i) {
-    if (ms <= kDurationBucketsMs[i]) {
-      ++s.buckets[i];
-      break;
-    }
-  }
+  size_t i = 0;
+  while (i < kDurationBucketsMs.size() && ms > kDurationBucketsMs[i]) ++i;
+  ++s.buckets[i];
 }
 
 void WorkerMetrics::add(ProxyCounter counter, std::string_view service, std::string_view workload, int64_t delta,
@@ -42,18 +47,31 @@ struct LabelSet {
   auto operator<=>(const LabelSet&) const = default;
 };
 
-std::string escape(std::string_view v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '\\' || c == '"') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
-  }
-  return out;
-}
+// The sluice_* counters of ProxyCounter: name, type, help and an extra label
+// per counter, declared once here and rendered below.
+struct CounterFamily {
+  std::string_view name;
+  MetricType type;
+  std::string_view help;
+  std::string_view kind;   // the `kind` label's value, or empty
+};
+constexpr CounterFamily kCounterFamilies[] = {
+    {"sluice_retries_total", MetricType::Counter, "Retries sent upstream", {}},
+    {"sluice_faults_injected_total", MetricType::Counter, "Faults injected by kind", "abort"},
+    {"sluice_faults_injected_total", MetricType::Counter, "Faults injected by kind", "delay"},
+    {"sluice_outlier_ejections_total", MetricType::Counter, "Hosts ejected by outlier detection", {}},
+    {"sluice_pool_overflows_total", MetricType::Counter, "Requests refused by a circuit breaker", {}},
+    {"sluice_retry_overflows_total", MetricType::Counter, "Retries not sent: maxRetries reached", {}},
+    {"sluice_mirror_requests_total", MetricType::Counter, "Mirrored requests sent", {}},
+    {"sluice_request_body_over_limit_total", MetricType::Counter, "Request bodies larger than the buffer limit", {}},
+    {"sluice_retries_body_not_kept_total", MetricType::Counter, "Retries not sent: the body was not kept", {}},
+    {"sluice_mirror_body_not_kept_total", MetricType::Counter, "Mirrors not sent: the body was not kept", {}},
+    {"sluice_upstream_connections_opened_total", MetricType::Counter, "Upstream connections opened", {}},
+    {"sluice_upstream_connections_active", MetricType::Gauge, "Upstream connections open", {}},
+    {"sluice_request_timeouts_total", MetricType::Counter, "Requests whose body did not arrive within the request timeout", {}},
+    {"sluice_stream_idle_timeouts_total", MetricType::Counter, "Requests ended by the stream idle timeout", {}},
+};
+static_assert(std::size(kCounterFamilies) == static_cast<size_t>(ProxyCounter::kCount));
 
 }  // namespace
 
@@ -61,7 +79,7 @@ std::string WorkerMetrics::render_prometheus(std::span<const WorkerMetrics* cons
   struct Summed {
     uint64_t count = 0;
     double sum_ms = 0;
-    std::array<uint64_t, kDurationBucketsMs.size()> buckets{};
+    std::array<uint64_t, kDurationBucketsMs.size() + 1> buckets{};
   };
   std::map<LabelSet, Summed> requests;
   std::map<std::tuple<uint32_t, std::string, std::string, std::string>, int64_t> counters;
@@ -78,57 +96,41 @@ std::string WorkerMetrics::render_prometheus(std::span<const WorkerMetrics* cons
     for (const auto& [k, v] : w->counters_) counters[{k[0], w->names_[k[1]], w->names_[k[2]], w->names_[k[3]]}] += v;
   }
 
-  std::string out;
-  auto labels = [](const LabelSet& l, bool with_code) {
-    std::string s = fmt::format(
-        "reporter=\"waypoint\",request_protocol=\"http\",destination_service=\"{}\","
-        "destination_service_name=\"{}\",destination_service_namespace=\"{}\",destination_version=\"{}\","
-        "destination_workload=\"{}\"",
-        escape(l.service), escape(l.name), escape(l.ns), escape(l.version), escape(l.workload));
-    if (with_code) s += fmt::format(",response_code=\"{}\",response_flags=\"{}\"", l.code, escape(l.flags));
+  PrometheusText out;
+  auto labels = [](const LabelSet& l) {
+    Labels s;
+    s.add("reporter", "waypoint")
+        .add("request_protocol", "http")
+        .add("destination_service", l.service)
+        .add("destination_service_name", l.name)
+        .add("destination_service_namespace", l.ns)
+        .add("destination_version", l.version)
+        .add("destination_workload", l.workload)
+        .add("response_code", l.code)
+        .add("response_flags", l.flags);
     return s;
   };
-  out += "# HELP istio_requests_total Requests proxied, by destination and response code.\n";
-  out += "# TYPE istio_requests_total counter\n";
-  for (const auto& [l, s] : requests) out += fmt::format("istio_requests_total{{{}}} {}\n", labels(l, true), s.count);
-  out += "# HELP istio_request_duration_milliseconds Request duration, first request byte to last response byte.\n";
-  out += "# TYPE istio_request_duration_milliseconds histogram\n";
-  for (const auto& [l, s] : requests) {
-    std::string base = labels(l, true);
-    uint64_t cumulative = 0;
-    for (size_t i = 0; i < kDurationBucketsMs.size(); ++i) {
-      cumulative += s.buckets[i];
-      out += fmt::format("istio_request_duration_milliseconds_bucket{{{},le=\"{}\"}} {}\n", base,
-                         kDurationBucketsMs[i], cumulative);
-    }
-    out += fmt::format("istio_request_duration_milliseconds_bucket{{{},le=\"+Inf\"}} {}\n", base, s.count);
-    out += fmt::format("istio_request_duration_milliseconds_sum{{{}}} {}\n", base, s.sum_ms);
-    out += fmt::format("istio_request_duration_milliseconds_count{{{}}} {}\n", base, s.count);
-  }
-  static constexpr std::string_view kCounterNames[] = {
-      "sluice_retries_total", "sluice_faults_injected_total", "sluice_faults_injected_total",
-      "sluice_outlier_ejections_total", "sluice_pool_overflows_total", "sluice_retry_overflows_total",
-      "sluice_mirror_requests_total", "sluice_request_body_over_limit_total", "sluice_retries_body_not_kept_total",
-      "sluice_mirror_body_not_kept_total", "sluice_upstream_connections_opened_total",
-      "sluice_upstream_connections_active", "sluice_request_timeouts_total", "sluice_stream_idle_timeouts_total"};
-  static_assert(std::size(kCounterNames) == static_cast<size_t>(ProxyCounter::kCount));
+  out.family("istio_requests_total", MetricType::Counter, "Requests proxied, by destination and response code.");
+  for (const auto& [l, s] : requests) out.sample("istio_requests_total", labels(l), s.count);
+  out.family("istio_request_duration_milliseconds", MetricType::Histogram,
+             "Request duration, first request byte to last response byte.");
+  for (const auto& [l, s] : requests)
+    out.histogram("istio_request_duration_milliseconds", labels(l), kDurationBucketsMs, s.buckets, s.sum_ms, s.count);
+
   uint32_t last = UINT32_MAX;
   for (const auto& [k, v] : counters) {
-    auto [counter, service, workload, version] = k;
-    std::string_view name = kCounterNames[counter];
-    if (counter != last && !(counter == 2 && last == 1)) {
-      bool gauge = counter == static_cast<uint32_t>(ProxyCounter::UpstreamConnectionsActive);
-      out += fmt::format("# TYPE {} {}\n", name, gauge ? "gauge" : "counter");
-    }
+    const auto& [counter, service, workload, version] = k;
+    const CounterFamily& f = kCounterFamilies[counter];
+    if (last == UINT32_MAX || kCounterFamilies[last].name != f.name) out.family(f.name, f.type, f.help);
     last = counter;
-    std::string extra;
-    if (counter == static_cast<uint32_t>(ProxyCounter::FaultAborts)) extra = ",kind=\"abort\"";
-    if (counter == static_cast<uint32_t>(ProxyCounter::FaultDelays)) extra = ",kind=\"delay\"";
-    std::string version_label = version.empty() ? "" : fmt::format(",destination_version=\"{}\"", escape(version));
-    out += fmt::format("{}{{destination_service=\"{}\"{},destination_workload=\"{}\"{}}} {}\n", name,
-                       escape(service), version_label, escape(workload), extra, v);
+    Labels l;
+    l.add("destination_service", service);
+    if (!version.empty()) l.add("destination_version", version);
+    l.add("destination_workload", workload);
+    if (!f.kind.empty()) l.add("kind", f.kind);
+    out.sample(f.name, l, v);
   }
-  return out;
+  return out.take();
 }
 
 std::string render_cluster_gauges(std::span<const ClusterGauges> clusters) {
@@ -145,16 +147,18 @@ std::string render_cluster_gauges(std::span<const ClusterGauges> clusters) {
        &ClusterGauges::connections},
       {"sluice_cluster_retries_outstanding", "Retries backing off or in flight (maxRetries)", &ClusterGauges::retries},
   };
-  std::string out;
-  if (clusters.empty()) return out;
+  PrometheusText out;
+  if (clusters.empty()) return {};
   for (const Family& f : kFamilies) {
-    out += fmt::format("# HELP {} {}\n# TYPE {} gauge\n", f.name, f.help, f.name);
+    out.family(f.name, MetricType::Gauge, f.help);
     for (const ClusterGauges& c : clusters) {
-      out += fmt::format("{}{{destination_service=\"{}\",destination_version=\"{}\",destination_port=\"{}\"}} {}\n",
-                         f.name, escape(c.service), escape(c.version), c.port, c.*(f.value));
+      out.sample(f.name,
+                 Labels().add("destination_service", c.service).add("destination_version", c.version)
+                     .add("destination_port", c.port),
+                 c.*(f.value));
     }
   }
-  return out;
+  return out.take();
 }
 
 WorkerMetrics::RequestTotals WorkerMetrics::totals(std::span<const WorkerMetrics* const> workers,
@@ -169,6 +173,26 @@ WorkerMetrics::RequestTotals WorkerMetrics::totals(std::span<const WorkerMetrics
     }
   }
   return t;
+}
+
+std::vector<SubsetRequestTotals> WorkerMetrics::subset_totals(std::span<const WorkerMetrics* const> workers) {
+  std::map<std::tuple<std::string, uint32_t, std::string>, SubsetRequestTotals> by_subset;
+  for (const auto* w : workers) {
+    std::lock_guard lock(w->mu_);
+    for (const auto& [k, s] : w->requests_) {
+      auto& t = by_subset[{w->names_[k[0]], k[7], w->names_[k[3]]}];
+      t.requests += s.count;
+      if (k[5] >= 500 && k[5] <= 599) t.errors += s.count;
+      for (size_t i = 0; i < s.buckets.size(); ++i) t.buckets[i] += s.buckets[i];
+    }
+  }
+  std::vector<SubsetRequestTotals> out;
+  out.reserve(by_subset.size());
+  for (auto& [key, t] : by_subset) {
+    std::tie(t.service, t.port, t.version) = key;
+    out.push_back(std::move(t));
+  }
+  return out;
 }
 
 }  // namespace sluice::proxy

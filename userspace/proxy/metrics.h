@@ -61,6 +61,19 @@ struct RequestLabels {
   std::string_view namespace_;     // destination_service_namespace
   std::string_view version;        // destination_version (subset), "unknown" if none
   std::string_view workload;       // destination_workload (endpoint name), "unknown" if none
+  // The service port the request was routed to. Not an Istio label (istio_requests_total
+  // has none); kept so per-port figures (sluicectl top, /ui) can tell a service's ports apart.
+  uint32_t port = 0;
+};
+
+// One destination subset's request figures, all workers and response codes
+// together: what the agent's per-second window samples (agent/stats_window.h).
+struct SubsetRequestTotals {
+  std::string service, version;   // destination_service, destination_version
+  uint32_t port = 0;
+  uint64_t requests = 0;
+  uint64_t errors = 0;            // 5xx answers (Istio's error rate), the proxy's own included
+  std::array<uint64_t, kDurationBucketsMs.size() + 1> buckets{};   // per bucket, not cumulative; last: +Inf
 };
 
 class WorkerMetrics {
@@ -82,14 +95,16 @@ class WorkerMetrics {
   };
   // Totals for one service (or every service with an empty name), for tests and sluicectl.
   static RequestTotals totals(std::span<const WorkerMetrics* const> workers, std::string_view service);
+  // Per destination subset and port, sorted by (service, port, version).
+  static std::vector<SubsetRequestTotals> subset_totals(std::span<const WorkerMetrics* const> workers);
 
  private:
   struct RequestStats {
     uint64_t count = 0;
     double sum_ms = 0;
-    std::array<uint64_t, kDurationBucketsMs.size()> buckets{};
+    std::array<uint64_t, kDurationBucketsMs.size() + 1> buckets{};   // last: above every bound
   };
-  using RequestKey = std::array<uint32_t, 7>;   // service, name, ns, version, workload, code, flags
+  using RequestKey = std::array<uint32_t, 8>;   // service, name, ns, version, workload, code, flags, port
   using CounterKey = std::array<uint32_t, 4>;   // counter, service, workload, version ("" = none)
 
   uint32_t intern(std::string_view s);

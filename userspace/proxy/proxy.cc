@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <tuple>
 
+#include "metrics/prometheus_text.h"
 #include "proxy/worker.h"
 
 namespace sluice::proxy {
@@ -140,10 +141,14 @@ std::vector<int> Proxy::listener_fds() const {
   return workers_.front()->listener_fds();
 }
 
-std::string Proxy::render_prometheus() const {
+std::vector<const WorkerMetrics*> Proxy::worker_metrics() const {
   std::vector<const WorkerMetrics*> metrics;
   for (const auto& w : workers_) metrics.push_back(&w->metrics());
-  std::string out = WorkerMetrics::render_prometheus(metrics);
+  return metrics;
+}
+
+std::string Proxy::render_prometheus() const {
+  std::string out = WorkerMetrics::render_prometheus(worker_metrics());
   // The circuit breakers' figures of every cluster a worker holds.
   std::vector<ClusterGauges> clusters;
   {
@@ -163,17 +168,25 @@ std::string Proxy::render_prometheus() const {
   });
   out += render_cluster_gauges(clusters);
   // Client connections against --max-connections (Envoy's downstream_cx_active, downstream_cx_overflow).
-  out += "# TYPE sluice_downstream_connections_active gauge\nsluice_downstream_connections_active " +
-         std::to_string(downstream_active_.load(std::memory_order_relaxed)) + "\n";
-  out += "# TYPE sluice_downstream_connections_overflow_total counter\nsluice_downstream_connections_overflow_total " +
-         std::to_string(downstream_overflow_.load(std::memory_order_relaxed)) + "\n";
+  metrics::PrometheusText downstream;
+  downstream.family("sluice_downstream_connections_active", metrics::MetricType::Gauge,
+                    "Client connections open, all workers");
+  downstream.sample("sluice_downstream_connections_active", metrics::Labels(),
+                    static_cast<int64_t>(downstream_active_.load(std::memory_order_relaxed)));
+  downstream.family("sluice_downstream_connections_overflow_total", metrics::MetricType::Counter,
+                    "Client connections closed at accept: --max-connections reached");
+  downstream.sample("sluice_downstream_connections_overflow_total", metrics::Labels(),
+                    static_cast<uint64_t>(downstream_overflow_.load(std::memory_order_relaxed)));
+  out += downstream.take();
   return out;
 }
 
 WorkerMetrics::RequestTotals Proxy::request_totals(std::string_view service) const {
-  std::vector<const WorkerMetrics*> metrics;
-  for (const auto& w : workers_) metrics.push_back(&w->metrics());
-  return WorkerMetrics::totals(metrics, service);
+  return WorkerMetrics::totals(worker_metrics(), service);
+}
+
+std::vector<SubsetRequestTotals> Proxy::subset_request_totals() const {
+  return WorkerMetrics::subset_totals(worker_metrics());
 }
 
 }  // namespace sluice::proxy

@@ -115,6 +115,8 @@ class Proxy {
   std::vector<int> listener_fds() const;
   std::string render_prometheus() const;
   WorkerMetrics::RequestTotals request_totals(std::string_view service = {}) const;
+  // Request counts, 5xx and latency buckets per destination subset and port (all workers).
+  std::vector<SubsetRequestTotals> subset_request_totals() const;
 
   // For workers: the current snapshot, cheap to poll per request, and the
   // outlier detectors for it (shared by every worker).
@@ -150,6 +152,7 @@ class Proxy {
   // Resolves the counters of every endpoint:port of `snapshot` not resolved
   // yet, on the caller's thread (the agent's, not a worker's).
   void resolve_active_counters(const model::Snapshot& snapshot);
+  std::vector<const WorkerMetrics*> worker_metrics() const;
   std::mutex counters_mu_;
   std::map<std::pair<model::IpAddress, uint32_t>, std::atomic<int64_t>*> active_counters_;
   InMemoryActiveRequests unlisted_counters_;

@@ -11,22 +11,38 @@ namespace {
 
 using nlohmann::json;
 
-// The shape bpfmaps::datapath_stats_json() produces.
-json datapath_stats() {
-  return json::parse(R"({
-    "generation": 1,
-    "global": {"packets": 40, "ct_insert_failed": 2, "ct_midflow_miss": 3},
-    "services": [{"slot": 0, "service": "productpage", "port": 9081, "protocol": "tcp",
-                  "packets_in": 25, "packets_out": 16, "passthrough": 0, "resteered": 1, "drop_no_backend": 0,
-                  "new_flows": 7, "closed_flows": 5, "bytes_in": 1690, "bytes_out": 1116}],
-    "subsets": [{"slot": 1, "service": "productpage", "port": 9081, "protocol": "tcp", "subset": "v1",
-                 "new_flows": 5, "closed_flows": 4, "bytes_in": 1000, "bytes_out": 700},
-                {"slot": 2, "service": "productpage", "port": 9081, "protocol": "tcp", "subset": "",
-                 "new_flows": 2, "closed_flows": 1, "bytes_in": 10, "bytes_out": 7}],
-    "backends": [{"id": 1, "address": "10.200.11.2:9081/tcp", "live": true, "new_flows": 3,
-                  "l4_opened": 9, "l4_closed": 4, "l7_active": 2}],
-    "conntrack_flows": 6
-  })");
+sluice_counters flows(uint64_t opened, uint64_t closed, uint64_t bytes_in, uint64_t bytes_out) {
+  sluice_counters c{};
+  c.new_flows = opened;
+  c.closed_flows = closed;
+  c.bytes_in = bytes_in;
+  c.bytes_out = bytes_out;
+  return c;
+}
+
+// What XdpPlane::stats() reads from the maps.
+bpfmaps::DatapathStats datapath_stats() {
+  bpfmaps::DatapathStats stats;
+  stats.generation = 1;
+  stats.global = {{"packets", 40}, {"ct_insert_failed", 2}, {"ct_midflow_miss", 3}};
+  sluice_counters service = flows(7, 5, 1690, 1116);
+  service.packets_in = 25;
+  service.packets_out = 16;
+  service.resteered = 1;
+  stats.services.push_back({0, {"productpage", 9081, "tcp", ""}, service});
+  stats.subsets.push_back({1, {"productpage", 9081, "tcp", "v1"}, flows(5, 4, 1000, 700)});
+  stats.subsets.push_back({2, {"productpage", 9081, "tcp", ""}, flows(2, 1, 10, 7)});
+  bpfmaps::DatapathStats::Backend backend;
+  backend.id = 1;
+  backend.address = "10.200.11.2:9081/tcp";
+  backend.live = true;
+  backend.counters.new_flows = 3;
+  backend.load.l4_opened = 9;
+  backend.load.l4_closed = 4;
+  backend.load.l7_active = 2;
+  stats.backends.push_back(backend);
+  stats.conntrack_flows = 6;
+  return stats;
 }
 
 TEST(RenderXdpPrometheus, IstioTcpMetricsPerDestinationVersion) {
@@ -52,15 +68,23 @@ TEST(RenderXdpPrometheus, BackendLoadConntrackAndEvictions) {
             std::string::npos);
 }
 
-TEST(RenderXdpPrometheus, MissingCountersRenderAsZeroNotAnError) {
-  json stats = datapath_stats();
-  stats["backends"][0].erase("l7_active");
-  stats["services"][0]["passthrough"] = nullptr;
-  std::string text;
-  ASSERT_NO_THROW(text = render_xdp_prometheus(stats));
-  EXPECT_NE(text.find("sluice_backend_active_l7_requests{backend=\"10.200.11.2:9081/tcp\"} 0\n"), std::string::npos);
+TEST(RenderXdpPrometheus, LabelValuesAreEscaped) {
+  bpfmaps::DatapathStats stats = datapath_stats();
+  stats.subsets[0].name.service = "a\"b\\c\nd";
+  std::string text = render_xdp_prometheus(stats);
+  EXPECT_NE(text.find("destination_service=\"a\\\"b\\\\c\\nd\""), std::string::npos) << text;
 }
 
+// The JSON of /stats/datapath keeps its documented shape.
+TEST(DatapathStatsJson, KeepsTheDocumentedFields) {
+  json j = bpfmaps::datapath_stats_json(datapath_stats());
+  EXPECT_EQ(j["subsets"][0]["subset"], "v1");
+  EXPECT_EQ(j["subsets"][0]["new_flows"], 5);
+  EXPECT_EQ(j["backends"][0]["l4_opened"], 9);
+  EXPECT_EQ(j["backends"][0]["address"], "10.200.11.2:9081/tcp");
+  EXPECT_EQ(j["global"]["ct_midflow_miss"], 3);
+  EXPECT_EQ(j["conntrack_flows"], 6);
+}
 
 // The shape sluice-fwd --stats-file writes (docs/dpdk.md): counters by the
 // XDP tables' stat slots and backend ids, only slots that saw traffic.
@@ -86,7 +110,8 @@ ForwarderStats forwarder_stats(double age_seconds = 0.4) {
 }
 
 TEST(RenderDpdkPrometheus, FreshForwarderIsUpWithItsFlowsAndEvents) {
-  std::string text = render_dpdk_prometheus(forwarder_stats(), datapath_stats());
+  const bpfmaps::DatapathStats stats = datapath_stats();
+  std::string text = render_dpdk_prometheus(forwarder_stats(), &stats);
   EXPECT_NE(text.find("sluice_dpdk_up 1\n"), std::string::npos) << text;
   EXPECT_NE(text.find("sluice_dpdk_stats_age_seconds 0.400\n"), std::string::npos);
   EXPECT_NE(text.find("sluice_dpdk_flows{table=\"forward\"} 4\n"), std::string::npos);
@@ -100,7 +125,8 @@ TEST(RenderDpdkPrometheus, FreshForwarderIsUpWithItsFlowsAndEvents) {
 }
 
 TEST(RenderDpdkPrometheus, SlotsAndBackendIdsAreNamedFromTheXdpTables) {
-  std::string text = render_dpdk_prometheus(forwarder_stats(), datapath_stats());
+  const bpfmaps::DatapathStats stats = datapath_stats();
+  std::string text = render_dpdk_prometheus(forwarder_stats(), &stats);
   EXPECT_NE(text.find("sluice_dpdk_tcp_connections_opened_total{destination_service=\"productpage\","
                       "destination_version=\"v1\",destination_port=\"9081\",request_protocol=\"tcp\"} 6\n"),
             std::string::npos)
@@ -114,7 +140,8 @@ TEST(RenderDpdkPrometheus, SlotsAndBackendIdsAreNamedFromTheXdpTables) {
 }
 
 TEST(RenderDpdkPrometheus, ExceptionTapCountersArePerPortAndDirection) {
-  std::string text = render_dpdk_prometheus(forwarder_stats(), datapath_stats());
+  const bpfmaps::DatapathStats stats = datapath_stats();
+  std::string text = render_dpdk_prometheus(forwarder_stats(), &stats);
   EXPECT_NE(text.find("sluice_dpdk_exception_packets_total{port=\"0\",iface=\"sluice-tap0\",direction=\"to_kernel\"} 40\n"),
             std::string::npos)
       << text;
@@ -130,7 +157,7 @@ TEST(RenderDpdkPrometheus, ExceptionTapCountersArePerPortAndDirection) {
 }
 
 TEST(RenderDpdkPrometheus, StaleFileReportsTheForwarderDown) {
-  std::string text = render_dpdk_prometheus(forwarder_stats(kForwarderStaleAfterSeconds + 1), json());
+  std::string text = render_dpdk_prometheus(forwarder_stats(kForwarderStaleAfterSeconds + 1), nullptr);
   EXPECT_NE(text.find("sluice_dpdk_up 0\n"), std::string::npos) << text;
   // Without the kernel datapath the slots are numbers.
   EXPECT_NE(text.find("sluice_dpdk_packets_in_total{service=\"slot 0\",port=\"\",protocol=\"\"} 30\n"),
@@ -146,7 +173,7 @@ TEST(ReadForwarderStats, AbsentFileMeansNoForwarderAndGarbageMeansDown) {
   auto broken = read_forwarder_stats(garbage);
   ASSERT_TRUE(broken.has_value());
   EXPECT_FALSE(broken->up());
-  EXPECT_NE(render_dpdk_prometheus(*broken, json()).find("sluice_dpdk_up 0\n"), std::string::npos);
+  EXPECT_NE(render_dpdk_prometheus(*broken, nullptr).find("sluice_dpdk_up 0\n"), std::string::npos);
 
   const std::string fresh = dir + "/sluice-fwd-fresh.json";
   const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();

@@ -151,6 +151,26 @@ TEST(RouteDestinations, DescribeHostsSubsetsAndWeightsPerPort) {
   EXPECT_EQ(route_destinations(*productpage(1, 70, 30), "reviews"), "");
 }
 
+TEST(Agent, ChangeLogRecordsAppliedAndRefusedChangesInOrder) {
+  Fixture f;
+  f.next.snapshot = productpage(0, 70, 30);
+  ASSERT_TRUE(f.agent.reload_from_files());
+  EXPECT_EQ(f.agent.set_weights("productpage", {{"v1", 50}, {"v2", 50}}), "");
+  f.next.snapshot = nullptr;
+  f.next.diagnostics = {Diagnostic{Severity::Error, {"vs.yaml", 9, 5}, "unknown subset \"v3\""}};
+  EXPECT_FALSE(f.agent.reload_from_files());
+  const auto changes = f.agent.changes();
+  ASSERT_EQ(changes.size(), 3u);
+  EXPECT_EQ(changes[0].kind, "files");
+  EXPECT_EQ(changes[1].kind, "override");
+  EXPECT_EQ(changes[1].version, 2u);
+  EXPECT_NE(changes[1].what.find("weights"), std::string::npos) << changes[1].what;
+  EXPECT_EQ(changes[2].kind, "refused");
+  EXPECT_EQ(changes[2].version, 2u);   // the version still serving
+  EXPECT_EQ(changes[2].what, "vs.yaml:9:5: error: unknown subset \"v3\"");
+  EXPECT_LE(changes[0].when, changes[2].when);
+}
+
 TEST(Agent, OverrideOfUnknownHostIsRefusedWithReason) {
   Fixture f;
   f.next.snapshot = productpage(0, 70, 30);

@@ -5,7 +5,7 @@
 #include "config/snapshot_json.h"
 #include "config/weight_override.h"
 #include "config_test_support.h"
-#include "ctl/explain_text.h"
+#include "config/explain_text.h"
 
 namespace sluice::config {
 namespace {
@@ -161,7 +161,7 @@ TEST(SnapshotJson, BytesThatAreNotUtf8DoNotBreakTheDump) {
 TEST(ExplainText, ShowsVipPortPlaneSharesSubsetsAndEndpoints) {
   auto r = compile_paths({source_root() + "/docs/examples/productpage"}, 1);
   ASSERT_TRUE(r.ok());
-  const std::string text = ctl::explain_text(*r.snapshot);
+  const std::string text = config::explain_text(*r.snapshot);
   for (const char* expected :
        {"10.96.0.10:9080  http/HTTP  L7 (HTTP proxy, per request)",
         "10.96.0.10:9081  tcp/TCP  L4 (XDP, per connection) from http[0] per connection",

@@ -179,6 +179,31 @@ TEST(Metrics, RendersIstioNamesSummedOverWorkers) {
   EXPECT_EQ(totals.by_code[503], 1u);
 }
 
+TEST(Metrics, SubsetTotalsKeepPortsApartAndCount5xxAsErrors) {
+  WorkerMetrics a, b;
+  RequestLabels on_9080{"productpage", "productpage", "default", "v1", "productpage-v1-a", 9080};
+  RequestLabels on_9090 = on_9080;
+  on_9090.port = 9090;
+  a.record_request(on_9080, 200, "-", 3.0);
+  b.record_request(on_9080, 503, "UO", 0.2);
+  b.record_request(on_9090, 200, "-", 1e7);   // above every bucket bound
+  const WorkerMetrics* workers[] = {&a, &b};
+  auto totals = WorkerMetrics::subset_totals(workers);
+  ASSERT_EQ(totals.size(), 2u);
+  EXPECT_EQ(totals[0].port, 9080u);
+  EXPECT_EQ(totals[0].version, "v1");
+  EXPECT_EQ(totals[0].requests, 2u);
+  EXPECT_EQ(totals[0].errors, 1u);
+  EXPECT_EQ(totals[0].buckets[0], 1u);   // 0.2 ms: le 0.5
+  EXPECT_EQ(totals[0].buckets[2], 1u);   // 3 ms: le 5
+  EXPECT_EQ(totals[1].buckets.back(), 1u);
+  // The port is not an Istio label: the rendered series stay one per label set.
+  std::string text = WorkerMetrics::render_prometheus(workers);
+  EXPECT_NE(text.find("response_code=\"200\",response_flags=\"-\"} 2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("response_flags=\"-\",le=\"+Inf\"} 2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("response_flags=\"-\",le=\"3600000\"} 1\n"), std::string::npos) << text;
+}
+
 TEST(Metrics, PoolCountersAreLabelledWithTheirSubsetCluster) {
   WorkerMetrics a, b;
   a.add(ProxyCounter::PoolOverflows, "productpage", "productpage-shared", 1, "single");

@@ -1,4 +1,4 @@
-#include "ctl/explain_text.h"
+#include "config/explain_text.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -6,11 +6,9 @@
 
 #include "config/duration.h"
 
-namespace sluice::ctl {
+namespace sluice::config {
 
 namespace {
-
-using config::format_duration;
 
 // Display width of UTF-8 text: code points, not bytes (the arrows are 3 bytes).
 size_t display_width(const std::string& s) {
@@ -329,4 +327,4 @@ std::string explain_text(const model::Snapshot& snapshot) {
   return out.str();
 }
 
-}  // namespace sluice::ctl
+}  // namespace sluice::config

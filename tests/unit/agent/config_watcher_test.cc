@@ -78,11 +78,13 @@ TEST(ConfigWatcher, FilesTheLoaderDoesNotReadDoNotReload) {
   ConfigWatcher w(dir.path, 50ms, [&] { ++calls; });
   w.start();
   std::ofstream(dir.path / "README.md") << "notes";
-  std::ofstream(dir.path / "values.json") << "{}";
-  fs::rename(dir.path / "values.json", dir.path / "values.old");
+  std::ofstream(dir.path / "values.txt") << "{}";
+  fs::rename(dir.path / "values.txt", dir.path / "values.old");
   EXPECT_EQ(settle(calls, 200ms), 0);
   std::ofstream(dir.path / "routes.yml") << "a: 1";
   EXPECT_EQ(settle(calls, 200ms), 1);
+  std::ofstream(dir.path / "service.json") << "{}";   // JSON objects, as the Kubernetes API returns them
+  EXPECT_EQ(settle(calls, 200ms), 2);
   w.stop();
 }
 
@@ -93,6 +95,7 @@ TEST(ConfigWatcherEvents, WhatTheLoaderReads) {
   std::ofstream(dir.path / "Makefile") << "";
   EXPECT_TRUE(event_concerns_config(dir.path, "vs.yaml", IN_CLOSE_WRITE));
   EXPECT_TRUE(event_concerns_config(dir.path, "vs.yml", IN_DELETE));
+  EXPECT_TRUE(event_concerns_config(dir.path, "svc.json", IN_CLOSE_WRITE));
   EXPECT_TRUE(event_concerns_config(dir.path, "..data", IN_MOVED_TO));   // a ConfigMap update
   EXPECT_TRUE(event_concerns_config(dir.path, "team", IN_CREATE | IN_ISDIR));
   EXPECT_TRUE(event_concerns_config(dir.path, "linked", IN_CREATE));     // a symlink to a directory

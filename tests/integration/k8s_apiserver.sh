@@ -68,13 +68,14 @@ route() {   # route V1_WEIGHT V2_WEIGHT: the productpage VirtualService
   istio_object VirtualService productpage \
     "{\"hosts\":[\"productpage\"],\"http\":[{\"route\":[{\"destination\":{\"host\":\"productpage\",\"subset\":\"v1\"},\"weight\":$1},{\"destination\":{\"host\":\"productpage\",\"subset\":\"v2\"},\"weight\":$2}]}]}"
 }
-istio_object ServiceEntry productpage \
-  '{"hosts":["productpage"],"addresses":["10.96.0.10"],"ports":[{"number":9080,"name":"http","protocol":"HTTP"}],"resolution":"STATIC","workloadSelector":{"labels":{"app":"productpage"}}}' \
+# productpage itself is the recorded Service, EndpointSlice and Pods (v1, v2);
+# a ServiceEntry with WorkloadEntries beside it defines another service.
+istio_object ServiceEntry details \
+  '{"hosts":["details"],"addresses":["10.96.0.20"],"ports":[{"number":9080,"name":"http","protocol":"HTTP"}],"resolution":"STATIC","workloadSelector":{"labels":{"app":"details"}}}' \
   >"$work/fixtures/istio-serviceentry.json"
-for i in 1 2 3 4; do
-  v=$([[ $i -le 2 ]] && echo v1 || echo v2)
-  istio_object WorkloadEntry "productpage-$v-$i" \
-    "{\"address\":\"127.78.0.$i\",\"labels\":{\"app\":\"productpage\",\"version\":\"$v\"}}" \
+for i in 1 2; do
+  istio_object WorkloadEntry "details-v1-$i" \
+    "{\"address\":\"127.78.0.$i\",\"labels\":{\"app\":\"details\",\"version\":\"v1\"}}" \
     >"$work/fixtures/istio-workloadentry-$i.json"
 done
 istio_object DestinationRule productpage \
@@ -168,7 +169,7 @@ wait_for() {   # wait_for SECONDS PYTHON_EXPR_ON_STATUS (j)
   echo "  (status: $(status_json | head -c 3000))"
   return 1
 }
-v1_share() { ctl routes | awk '/productpage/ { for (i = 1; i <= NF; i++) if ($i ~ /^productpage\/v1$/) print $(i + 1) }' | head -1; }
+v1_share() { ctl routes | awk '/productpage/ { for (i = 1; i <= NF; i++) if ($i ~ /^productpage(\.default\.svc\.cluster\.local)?\/v1$/) print $(i + 1) }' | head -1; }
 
 check "sluiced becomes ready once every resource has been listed" \
   wait_for 15 "j['version'] > 0 and j['kubernetes']['synced']"

@@ -10,6 +10,7 @@
 #include <linux/ipv6.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
 
 #include "checksum.h"
 #include "conntrack.h"
@@ -87,12 +88,16 @@ __attribute__((noinline)) int sluice_l4_checksum_complete(struct xdp_md *ctx, __
 	return 0;
 }
 
-static __always_inline int iface_is_generic(struct xdp_md *ctx)
+static __always_inline __u32 iface_flags(__u32 ifindex)
 {
-	__u32 ifindex = ctx->ingress_ifindex;
 	struct sluice_iface *iface = bpf_map_lookup_elem(&sluice_ifaces, &ifindex);
 
-	return iface && (iface->flags & SLUICE_IFACE_F_GENERIC);
+	return iface ? iface->flags : 0;
+}
+
+static __always_inline int iface_is_generic(struct xdp_md *ctx)
+{
+	return iface_flags(ctx->ingress_ifindex) & SLUICE_IFACE_F_GENERIC;
 }
 
 // Rewrites one endpoint and leaves a valid checksum; 0 on success.
@@ -183,6 +188,17 @@ static __always_inline int forward_packet(struct xdp_md *ctx, const struct packe
 		count_global(SLUICE_G_FIB_PASS);
 		return XDP_PASS;
 	}
+	// A native redirect into a device that cannot transmit XDP frames (a
+	// veth whose peer has no XDP program and no GRO, a device without
+	// ndo_xdp_xmit) is dropped by the kernel after XDP_REDIRECT "succeeded".
+	// Unless the agent's probe found the target able to take it, the kernel
+	// forwards the rewritten packet. Generic mode redirects through the skb
+	// path, which every device takes.
+	if (fib.ifindex != ctx->ingress_ifindex && !(iface_flags(fib.ifindex) & SLUICE_IFACE_F_REDIRECT_OK) &&
+	    !iface_is_generic(ctx)) {
+		count_global(SLUICE_G_PASS_NO_REDIRECT);
+		return XDP_PASS;
+	}
 	if ((void *)(eth + 1) > data_end)
 		return XDP_PASS;
 	if (decrement_ttl(data, data_end, pkt->l3_off, pkt->key.family)) {
@@ -254,10 +270,10 @@ static __always_inline int steer_service_packet(struct xdp_md *ctx, struct packe
 	struct sluice_counters *c;
 	__u8 flags = pkt->tcp_flags;
 	int is_tcp = pkt->key.proto == IPPROTO_TCP;
-	int is_syn = is_tcp && (flags & TCP_FLAG_SYN) && !(flags & TCP_FLAG_ACK);
+	int is_syn = sluice_ct_is_syn(pkt->key.proto, flags);
 	int closes = is_tcp && (flags & (TCP_FLAG_FIN | TCP_FLAG_RST));
 	__u64 now = bpf_ktime_get_ns();
-	__u32 backend_id;
+	__u32 backend_id, replaced_backend = 0;
 
 	if (svc->flags & SLUICE_SERVICE_F_L7) {
 		c = counters_of(&sluice_service_stats, svc->stat_id);
@@ -296,11 +312,16 @@ static __always_inline int steer_service_packet(struct xdp_md *ctx, struct packe
 			goto rewrite;
 		}
 		// The entry is replaced: its flow ends here if it had not already.
+		// Replacing a tracked key creates no new one, so any packet of
+		// the flow may do it.
 		conntrack_mark_closing(ct);
-	} else if (is_tcp && !is_syn) {
-		// Mid-flow packet without state: evicted from the LRU, expired
-		// and reaped, or older than the program. Steered afresh.
+		replaced_backend = ct->backend_id;
+	} else if (!sluice_ct_may_create(pkt->key.proto, flags)) {
+		// Only a SYN creates TCP state (include/sluice/conntrack_rules.h):
+		// a spoofed ACK flood must not evict live flows. An evicted or
+		// reaped flow's packets end here too.
 		count_global(SLUICE_G_CT_MIDFLOW_MISS);
+		return XDP_DROP;
 	}
 
 	sluice_steer_decide(&env, svc, &pkt->key, ctrl->hash_seed, &decision);
@@ -327,7 +348,9 @@ static __always_inline int steer_service_packet(struct xdp_md *ctx, struct packe
 		count_global(SLUICE_G_DROP_NO_BACKEND);
 		return XDP_DROP;
 	}
-	conntrack_insert(&pkt->key, backend, backend_id, svc->stat_id, decision.subset_stat, now);
+	if (conntrack_insert(ctrl, &pkt->key, backend, backend_id, svc->stat_id, decision.subset_stat, now,
+			     replaced_backend == backend_id))
+		return XDP_DROP;
 	conntrack_count_opened(svc->stat_id, decision.subset_stat, backend_id);
 	fresh.backend_id = backend_id;
 	fresh.service_stat = svc->stat_id;
@@ -361,7 +384,7 @@ static __always_inline int reverse_nat_packet(struct xdp_md *ctx, struct packet 
 	__be16 vip_port = rn->vip_port;
 
 	count_packet_out(rn, pkt->frame_len);
-	if (closes || now - rn->last_seen_ns > SLUICE_CT_REFRESH_NS) {
+	if (closes || !(rn->flags & SLUICE_CT_F_REPLIED) || now - rn->last_seen_ns > SLUICE_CT_REFRESH_NS) {
 		// The forward entry's clock and closing state follow the replies too.
 		struct sluice_flow_key fwd = {
 			.sport = pkt->key.dport,
@@ -376,9 +399,11 @@ static __always_inline int reverse_nat_packet(struct xdp_md *ctx, struct packet 
 		ct = bpf_map_lookup_elem(&sluice_conntrack, &fwd);
 		if (ct && ct->backend_id == rn->backend_id) {
 			ct->last_seen_ns = now;
+			ct->flags |= SLUICE_CT_F_REPLIED;
 			if (closes)
 				conntrack_mark_closing(ct);
 		}
+		rn->flags |= SLUICE_CT_F_REPLIED;
 		rn->last_seen_ns = now;
 	}
 	__builtin_memcpy(vip, rn->vip, 16);
@@ -464,6 +489,29 @@ int sluice_steer(struct xdp_md *ctx)
 
 	count_global(SLUICE_G_PASS_NOT_SERVICE);
 	return XDP_PASS;
+}
+
+// The kernel's side of a failed XDP_REDIRECT: the program returned
+// XDP_REDIRECT, the kernel could not deliver (a device without XDP transmit,
+// a full queue). Only the tracepoint sees it; it fires for every XDP program
+// of the host, so it counts the ones of the program whose id the loader
+// wrote in sluice_ctrl. Attached where the kernel has BTF.
+struct bpf_prog_aux {
+	__u32 id;
+} __attribute__((preserve_access_index));
+struct bpf_prog {
+	struct bpf_prog_aux *aux;
+} __attribute__((preserve_access_index));
+
+SEC("tp_btf/xdp_redirect_err")
+int BPF_PROG(sluice_redirect_err, const void *dev, const struct bpf_prog *xdp, const void *tgt, int err)
+{
+	__u32 zero = 0;
+	struct sluice_ctrl *ctrl = bpf_map_lookup_elem(&sluice_ctrl, &zero);
+
+	if (ctrl && xdp->aux->id == ctrl->steer_prog_id)
+		count_global(SLUICE_G_REDIRECT_ERR);
+	return 0;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -59,6 +59,12 @@ json status_json(const AdminContext& ctx) {
   out["planes"]["dpdk"] = forwarder && forwarder->up();
   if (forwarder && forwarder->up()) out["dpdk_generation"] = forwarder->counters.value("generation", 0);
   out["interfaces"] = ctx.interfaces;
+  if (ctx.redirect_watch) {
+    json redirect = ctx.redirect_watch->status();
+    for (const auto& w : redirect.value("warnings", json::array())) out["warnings"].push_back(w);
+    redirect.erase("warnings");
+    out["xdp_redirect"] = redirect;
+  }
   return out;
 }
 
@@ -73,6 +79,16 @@ std::string escape_label(std::string_view v) {
     out += c;
   }
   return out;
+}
+
+// The datapath's stats with the agent's conntrack reaping totals among its
+// global events.
+json xdp_stats(const AdminContext& ctx) {
+  if (!ctx.xdp) return json();
+  json stats = ctx.xdp->stats();
+  if (ctx.reap_watch)
+    for (const auto& [name, value] : ctx.reap_watch->totals().items()) stats["global"][name] = value;
+  return stats;
 }
 
 json clusters_json(const AdminContext& ctx, const model::Snapshot& snap) {
@@ -130,10 +146,9 @@ json clusters_json(const AdminContext& ctx, const model::Snapshot& snap) {
           e["ejected"] = ejected;
           if (backend_load.contains(key)) {
             const auto& b = backend_load[key];
-            const uint64_t opened = b.value("l4_opened", uint64_t{0});
-            const uint64_t closed = b.value("l4_closed", uint64_t{0});
             e["l7_active_requests"] = static_cast<int64_t>(b.value("l7_active", uint64_t{0}));
-            e["l4_active_flows"] = opened >= closed ? opened - closed : 0;
+            e["l4_active_flows"] = sluice_l4_active(b.value("l4_opened", uint64_t{0}), b.value("l4_closed", uint64_t{0}),
+                                                    b.value("l4_reaped", uint64_t{0}));
             e["xdp_new_flows"] = b.value("new_flows", uint64_t{0});
           }
           s["endpoints"].push_back(e);
@@ -216,10 +231,8 @@ std::string render_xdp_prometheus(const json& stats) {
   family("sluice_backend_active_l4_flows", "gauge", "Open minus closed flows per backend (XDP)");
   family("sluice_backend_active_l7_requests", "gauge", "Active L7 requests per backend (agent), as XDP reads them");
   for (const auto& b : stats.value("backends", json::array())) {
-    uint64_t opened = num(b, "l4_opened");
-    uint64_t closed = num(b, "l4_closed");
     out += fmt::format("sluice_backend_active_l4_flows{{backend=\"{}\"}} {}\n", escape_label(b.value("address", "")),
-                       opened >= closed ? opened - closed : 0);
+                       sluice_l4_active(num(b, "l4_opened"), num(b, "l4_closed"), num(b, "l4_reaped")));
     out += fmt::format("sluice_backend_active_l7_requests{{backend=\"{}\"}} {}\n",
                        escape_label(b.value("address", "")), static_cast<int64_t>(num(b, "l7_active")));
   }
@@ -441,7 +454,7 @@ void register_admin_endpoints(admin::AdminServer& server, const AdminContext& ct
     out += "# TYPE sluice_weight_overrides gauge\n";
     out += fmt::format("sluice_weight_overrides {}\n", st.overrides.size());
     if (ctx.proxy) out += ctx.proxy->render_prometheus();
-    const json datapath = ctx.xdp ? ctx.xdp->stats() : json();
+    const json datapath = xdp_stats(ctx);
     if (ctx.xdp) out += render_xdp_prometheus(datapath);
     if (!ctx.dpdk_stats_file.empty())
       if (auto forwarder = read_forwarder_stats(ctx.dpdk_stats_file)) out += render_dpdk_prometheus(*forwarder, datapath);
@@ -449,7 +462,7 @@ void register_admin_endpoints(admin::AdminServer& server, const AdminContext& ct
   });
   server.handle("/stats/datapath", [ctx](const admin::AdminRequest&) {
     if (!ctx.xdp) return json_response({{"error", "running without the kernel datapath (--no-xdp)"}}, 404);
-    return json_response(ctx.xdp->stats());
+    return json_response(xdp_stats(ctx));
   });
   server.handle("/stats/dpdk", [ctx](const admin::AdminRequest&) {
     auto forwarder = ctx.dpdk_stats_file.empty() ? std::nullopt : read_forwarder_stats(ctx.dpdk_stats_file);

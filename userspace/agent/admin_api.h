@@ -19,6 +19,7 @@
 
 #include "admin/admin_server.h"
 #include "agent/agent.h"
+#include "agent/datapath_upkeep.h"
 
 namespace sluice::proxy {
 class Proxy;
@@ -34,6 +35,8 @@ struct AdminContext {
   proxy::Proxy* proxy = nullptr;    // null when no L7 plane runs
   std::vector<std::string> interfaces;   // "eth0 (native)", for /status
   std::string dpdk_stats_file;           // sluice-fwd's --stats-file; empty: no forwarder
+  const RedirectTargetWatch* redirect_watch = nullptr;   // null without the kernel datapath
+  const ConntrackReapWatch* reap_watch = nullptr;        // null without the kernel datapath
 };
 
 void register_admin_endpoints(admin::AdminServer& server, const AdminContext& context);

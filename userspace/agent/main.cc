@@ -24,6 +24,7 @@
 #include "agent/admin_api.h"
 #include "agent/agent.h"
 #include "agent/config_watcher.h"
+#include "agent/datapath_upkeep.h"
 #include "agent/local_routes.h"
 #include "agent/planes.h"
 #include "bpfmaps/bpf_datapath.h"
@@ -155,6 +156,8 @@ int run(const Options& opt) {
   std::unique_ptr<sa::XdpPlane> xdp;
   std::unique_ptr<sa::LocalRoutes> local_routes;
   std::vector<std::string> iface_report;
+  std::unique_ptr<sa::RedirectTargetWatch> redirect_watch;
+  std::unique_ptr<sa::ConntrackReapWatch> reap_watch;
   if (!opt.no_xdp) {
     sluice::bpfmaps::DatapathOptions dopt = opt.datapath;
     dopt.pin_dir = opt.pin_dir;
@@ -162,12 +165,18 @@ int run(const Options& opt) {
     datapath->load();
     spdlog::info("datapath loaded ({} pinned maps under {})",
                  datapath->reused_pinned_maps() ? "re-using" : "new", opt.pin_dir);
+    sa::reset_stale_l7_counts(*datapath);
     for (const auto& ifname : opt.interfaces) {
       auto a = datapath->attach(ifname, parse_mode(opt.xdp_mode));
       spdlog::info("xdp attached to {} in {} mode{}", a.name, a.mode, a.reused ? " (re-used pinned link)" : "");
       iface_report.push_back(a.name + " (" + a.mode + ")");
     }
     datapath->attach_sk_lookup();
+    redirect_watch = std::make_unique<sa::RedirectTargetWatch>(*datapath, std::chrono::seconds(5));
+    redirect_watch->check();
+    // A DPDK forwarder counts its own flows into the same least-request
+    // map; they are not in this conntrack, so evictions are not reconciled.
+    reap_watch = std::make_unique<sa::ConntrackReapWatch>(*datapath, std::chrono::seconds(2), opt.dpdk_stats.empty());
     xdp = std::make_unique<sa::XdpPlane>(*datapath);
     local_routes = std::make_unique<sa::LocalRoutes>();
   }
@@ -226,7 +235,8 @@ int run(const Options& opt) {
   reload_and_release_memory(agent);
 
   sluice::admin::AdminServer admin(opt.admin);
-  sa::register_admin_endpoints(admin, {&agent, xdp.get(), &proxy, iface_report, opt.dpdk_stats});
+  sa::register_admin_endpoints(admin, {&agent, xdp.get(), &proxy, iface_report, opt.dpdk_stats, redirect_watch.get(),
+                                       reap_watch.get()});
   admin.start();
   spdlog::info("admin API on http://{}/ (ready, status, config_dump, clusters, stats/prometheus, weights)",
                admin.local_address());
@@ -241,6 +251,8 @@ int run(const Options& opt) {
     const timespec one_second{1, 0};
     const int sig = sigtimedwait(&signals, nullptr, &one_second);
     if (sig < 0) {   // timeout (or EINTR)
+      if (redirect_watch) redirect_watch->tick();
+      if (reap_watch) reap_watch->tick();
       if (trim_pending.exchange(false, std::memory_order_acq_rel)) malloc_trim(0);
       continue;
     }

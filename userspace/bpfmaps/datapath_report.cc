@@ -30,14 +30,14 @@ uint64_t global_counter(const DatapathTables& tables, uint32_t index) {
 }
 
 std::string_view global_counter_name(uint32_t index) {
-  static constexpr std::array<std::string_view, 25> kNames = {
+  static constexpr std::array<std::string_view, 28> kNames = {
       "packets",           "pass_not_ip",       "pass_not_l4",        "pass_truncated",
       "pass_malformed",    "pass_not_service",  "pass_ip_options",    "pass_fragment",
       "pass_ipv6_ext",     "pass_l7",           "pass_passthrough",   "new_flows",
       "ct_midflow_miss",   "ct_insert_failed",  "ct_expired",         "resteer_backend_gone",
       "forwarded",         "reverse_nat",       "redirect",           "tx",
       "fib_no_neigh",      "fib_pass",          "drop_no_backend",    "csum_full",
-      "drop_too_big",
+      "drop_too_big",      "ct_reply_conflict", "pass_no_redirect",   "redirect_err",
   };
   return index < kNames.size() ? kNames[index] : std::string_view{};
 }
@@ -99,6 +99,7 @@ nlohmann::json datapath_stats_json(const DatapathTables& tables, const TableWrit
     b["l7_active"] = load.l7_active;
     b["l4_opened"] = load.l4_opened;
     b["l4_closed"] = load.l4_closed;
+    b["l4_reaped"] = load.l4_reaped;
     out["backends"].push_back(b);
   }
   out["conntrack_flows"] = tables.keys(MapRole::Conntrack).size();

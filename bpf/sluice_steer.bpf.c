@@ -88,13 +88,6 @@ __attribute__((noinline)) int sluice_l4_checksum_complete(struct xdp_md *ctx, __
 	return 0;
 }
 
-static __always_inline __u32 iface_flags(__u32 ifindex)
-{
-	struct sluice_iface *iface = bpf_map_lookup_elem(&sluice_ifaces, &ifindex);
-
-	return iface ? iface->flags : 0;
-}
-
 static __always_inline int iface_is_generic(struct xdp_md *ctx)
 {
 	return iface_flags(ctx->ingress_ifindex) & SLUICE_IFACE_F_GENERIC;
@@ -104,7 +97,7 @@ static __always_inline int iface_is_generic(struct xdp_md *ctx)
 static __always_inline int rewrite_endpoint(struct xdp_md *ctx, struct packet *pkt, int which,
 					    const __u32 *addr, __be16 port)
 {
-	int rc = nat_rewrite(pkt, which, addr, port, iface_is_generic(ctx));
+	int rc = nat_rewrite(pkt, which, addr, port, ctx->ingress_ifindex);
 
 	if (rc == NAT_NEEDS_FULL) {
 		__u32 seed = pseudo_header_sum(pkt->key.src, pkt->key.dst, pkt->key.proto, pkt->l4_len);
@@ -413,6 +406,11 @@ static __always_inline int reverse_nat_packet(struct xdp_md *ctx, struct packet 
 	return forward_packet(ctx, pkt, ctrl);
 }
 
+static __always_inline int addr_filter_has(const __u64 *words, __u32 bit)
+{
+	return (words[(bit >> 6) & (SLUICE_ADDR_FILTER_BITS / 64 - 1)] >> (bit & 63)) & 1;
+}
+
 static __always_inline int is_vip(const struct packet *pkt, __u32 generation)
 {
 	struct sluice_vip_key key = {
@@ -432,6 +430,7 @@ int sluice_steer(struct xdp_md *ctx)
 	struct sluice_service *svc;
 	struct sluice_rnat_entry *rn;
 	struct sluice_ctrl *ctrl;
+	struct sluice_addr_filter *filter;
 	__u32 zero = 0, generation;
 	int rc;
 
@@ -471,6 +470,14 @@ int sluice_steer(struct xdp_md *ctx)
 		count_global(rc == PARSE_IP_OPTIONS ? SLUICE_G_PASS_IP_OPTIONS
 			     : rc == PARSE_FRAGMENT ? SLUICE_G_PASS_FRAGMENT
 						    : SLUICE_G_PASS_IPV6_EXT);
+		return XDP_PASS;
+	}
+
+	// Certainly no service's: neither a VIP nor a backend's reply.
+	filter = bpf_map_lookup_elem(&sluice_addr_filter, &zero);
+	if (filter && !addr_filter_has(filter->vips, sluice_addr_filter_bit(pkt.key.dst, 0)) &&
+	    !addr_filter_has(filter->replies, sluice_addr_filter_bit(pkt.key.src, pkt.key.sport))) {
+		count_global(SLUICE_G_PASS_NOT_SERVICE);
 		return XDP_PASS;
 	}
 

@@ -89,6 +89,11 @@
 #define SLUICE_MAX_STAT_SLOTS (SLUICE_MAX_SUBSETS + 1)
 #endif
 
+/* Bits in each half of sluice_addr_filter (a power of two, at most 65536). */
+#ifndef SLUICE_ADDR_FILTER_BITS
+#define SLUICE_ADDR_FILTER_BITS 32768
+#endif
+
 /* Listener sockets the sk_lookup program can hand L7 traffic to. */
 #ifndef SLUICE_MAX_L7_LISTENERS
 #define SLUICE_MAX_L7_LISTENERS 16

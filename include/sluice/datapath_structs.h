@@ -154,6 +154,29 @@ struct sluice_ctrl {
 	__u64 closing_ns;      /* timeout once FIN/RST was seen */
 };
 
+/* sluice_addr_filter value (one entry): a quick "certainly not ours" test
+ * before the hash lookups, so traffic that is no service's costs little.
+ * vips has the bit of every VIP address of either table half; replies the
+ * bit of every backend address:port with an id (flows may still be tracked
+ * to it). A clear bit for the destination and for the source:port means no
+ * service and no reverse-NAT entry can match: XDP_PASS. A set bit proves
+ * nothing (other addresses share it): the lookups decide. */
+struct sluice_addr_filter {
+	__u64 vips[SLUICE_ADDR_FILTER_BITS / 64];
+	__u64 replies[SLUICE_ADDR_FILTER_BITS / 64];
+};
+
+/* The filter bit of an address (four words, network order as in the keys)
+ * and a salt (0 for VIPs, the port as stored for backends). */
+static inline __u32 sluice_addr_filter_bit(const __u32 *addr, __u32 salt)
+{
+	__u32 h = (addr[0] ^ addr[1] ^ addr[2] ^ addr[3] ^ (salt << 16)) * 0x9e3779b1u;
+
+	h ^= h >> 15;
+	h *= 0x85ebca6bu;
+	return h >> (32 - __builtin_ctz(SLUICE_ADDR_FILTER_BITS));
+}
+
 /* sluice_ifaces value, keyed by ifindex. */
 struct sluice_iface {
 	__u32 flags;           /* SLUICE_IFACE_F_* */

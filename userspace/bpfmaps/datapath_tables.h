@@ -35,6 +35,7 @@ enum class MapRole : uint8_t {
   BackendStats,    // sluice_backend_stats (per CPU)
   GlobalStats,     // sluice_global_stats (per CPU)
   L7Services,      // sluice_l7_services (sk_lookup)
+  AddrFilter,      // sluice_addr_filter
   kCount,
 };
 

@@ -250,22 +250,75 @@ static __always_inline void count_packet_out(const struct sluice_rnat_entry *rn,
 	}
 }
 
-// Client -> VIP:port of a known service port.
+// The backend of tracked flow `ct` when its entry is still usable; NULL
+// when the entry must be replaced (a SYN re-using a closing tuple, expired,
+// or the backend left: counted by reason).
+static __always_inline struct sluice_backend *conntrack_usable_backend(const struct sluice_ctrl *ctrl,
+									const struct sluice_ct_entry *ct,
+									const struct packet *pkt, __u64 now)
+{
+	struct sluice_backend *backend;
+	struct sluice_counters *c;
+	__u32 backend_id;
+
+	if (sluice_ct_is_syn(pkt->key.proto, pkt->tcp_flags) && (ct->flags & SLUICE_CT_F_CLOSING))
+		return 0;   // the tuple is re-used by a new connection
+	if (conntrack_expired(ctrl, ct, pkt->key.proto, now)) {
+		count_global(SLUICE_G_CT_EXPIRED);
+		return 0;
+	}
+	backend_id = ct->backend_id;
+	backend = bpf_map_lookup_elem(&sluice_backends, &backend_id);
+	if (!backend || !(backend->flags & SLUICE_BACKEND_F_LIVE)) {
+		count_global(SLUICE_G_RESTEER_BACKEND_GONE);
+		c = counters_of(&sluice_service_stats, ct->service_stat);
+		if (c)
+			c->resteered++;
+		return 0;
+	}
+	return backend;
+}
+
+// DNAT toward `backend`, then forward.
+static __always_inline int dnat_and_forward(struct xdp_md *ctx, struct packet *pkt, const struct sluice_ctrl *ctrl,
+					    const struct sluice_backend *backend)
+{
+	__u32 addr[4];
+	__be16 port = backend->port;
+
+	__builtin_memcpy(addr, backend->addr, 16);
+	if (rewrite_endpoint(ctx, pkt, NAT_REWRITE_DST, addr, port))
+		return XDP_DROP;   // rewritten in part: cannot pass it on
+	count_global(SLUICE_G_FORWARDED);
+	return forward_packet(ctx, pkt, ctrl);
+}
+
+// Client -> VIP:port of a flow with a usable conntrack entry: the fast path,
+// which needs no service lookup.
+static __always_inline int steer_tracked_packet(struct xdp_md *ctx, struct packet *pkt,
+						const struct sluice_ctrl *ctrl, struct sluice_ct_entry *ct,
+						const struct sluice_backend *backend, __u64 now)
+{
+	if (now - ct->last_seen_ns > SLUICE_CT_REFRESH_NS)
+		ct->last_seen_ns = now;
+	if (pkt->key.proto == IPPROTO_TCP && (pkt->tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST)))
+		conntrack_mark_closing(ct);
+	count_packet_in(ct, pkt->frame_len);
+	return dnat_and_forward(ctx, pkt, ctrl, backend);
+}
+
+// Client -> VIP:port of a known service port without a usable entry: `ct`
+// is NULL or the entry this flow replaces.
 static __always_inline int steer_service_packet(struct xdp_md *ctx, struct packet *pkt,
 						const struct sluice_ctrl *ctrl,
-						const struct sluice_service *svc)
+						const struct sluice_service *svc, struct sluice_ct_entry *ct,
+						__u64 now)
 {
 	struct bpf_steer_env env = {};
 	struct sluice_decision decision;
-	struct sluice_ct_entry *ct, fresh = {};
-	const struct sluice_ct_entry *use;
+	struct sluice_ct_entry fresh = {};
 	struct sluice_backend *backend = 0;
 	struct sluice_counters *c;
-	__u8 flags = pkt->tcp_flags;
-	int is_tcp = pkt->key.proto == IPPROTO_TCP;
-	int is_syn = sluice_ct_is_syn(pkt->key.proto, flags);
-	int closes = is_tcp && (flags & (TCP_FLAG_FIN | TCP_FLAG_RST));
-	__u64 now = bpf_ktime_get_ns();
 	__u32 backend_id, replaced_backend = 0;
 
 	if (svc->flags & SLUICE_SERVICE_F_L7) {
@@ -276,40 +329,13 @@ static __always_inline int steer_service_packet(struct xdp_md *ctx, struct packe
 		return XDP_PASS;
 	}
 
-	ct = bpf_map_lookup_elem(&sluice_conntrack, &pkt->key);
 	if (ct) {
-		int usable = 1;
-
-		if (is_syn && (ct->flags & SLUICE_CT_F_CLOSING)) {
-			usable = 0;   // the tuple is re-used by a new connection
-		} else if (conntrack_expired(ctrl, ct, pkt->key.proto, now)) {
-			count_global(SLUICE_G_CT_EXPIRED);
-			usable = 0;
-		} else {
-			backend_id = ct->backend_id;
-			backend = bpf_map_lookup_elem(&sluice_backends, &backend_id);
-			if (!backend || !(backend->flags & SLUICE_BACKEND_F_LIVE)) {
-				count_global(SLUICE_G_RESTEER_BACKEND_GONE);
-				c = counters_of(&sluice_service_stats, ct->service_stat);
-				if (c)
-					c->resteered++;
-				usable = 0;
-			}
-		}
-		if (usable) {
-			if (now - ct->last_seen_ns > SLUICE_CT_REFRESH_NS)
-				ct->last_seen_ns = now;
-			if (closes)
-				conntrack_mark_closing(ct);
-			count_packet_in(ct, pkt->frame_len);
-			goto rewrite;
-		}
 		// The entry is replaced: its flow ends here if it had not already.
 		// Replacing a tracked key creates no new one, so any packet of
 		// the flow may do it.
 		conntrack_mark_closing(ct);
 		replaced_backend = ct->backend_id;
-	} else if (!sluice_ct_may_create(pkt->key.proto, flags)) {
+	} else if (!sluice_ct_may_create(pkt->key.proto, pkt->tcp_flags)) {
 		// Only a SYN creates TCP state (include/sluice/conntrack_rules.h):
 		// a spoofed ACK flood must not evict live flows. An evicted or
 		// reaped flow's packets end here too.
@@ -348,22 +374,8 @@ static __always_inline int steer_service_packet(struct xdp_md *ctx, struct packe
 	fresh.backend_id = backend_id;
 	fresh.service_stat = svc->stat_id;
 	fresh.subset_stat = decision.subset_stat;
-	use = &fresh;
-	count_packet_in(use, pkt->frame_len);
-
-rewrite:
-	if (!backend)
-		return XDP_PASS;
-	{
-		__u32 addr[4];
-		__be16 port = backend->port;
-
-		__builtin_memcpy(addr, backend->addr, 16);
-		if (rewrite_endpoint(ctx, pkt, NAT_REWRITE_DST, addr, port))
-			return XDP_DROP;   // rewritten in part: cannot pass it on
-	}
-	count_global(SLUICE_G_FORWARDED);
-	return forward_packet(ctx, pkt, ctrl);
+	count_packet_in(&fresh, pkt->frame_len);
+	return dnat_and_forward(ctx, pkt, ctrl, backend);
 }
 
 // Backend -> client reply of a tracked flow: restore the VIP as the source.
@@ -431,7 +443,11 @@ int sluice_steer(struct xdp_md *ctx)
 	struct sluice_rnat_entry *rn;
 	struct sluice_ctrl *ctrl;
 	struct sluice_addr_filter *filter;
+	struct sluice_ct_entry *ct = 0;
+	struct sluice_backend *backend;
 	__u32 zero = 0, generation;
+	int maybe_vip, maybe_reply;
+	__u64 now = 0;
 	int rc;
 
 	count_global(SLUICE_G_PACKETS);
@@ -473,22 +489,36 @@ int sluice_steer(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 
-	// Certainly no service's: neither a VIP nor a backend's reply.
+	// The address filter tells which lookups can match at all: a clear VIP
+	// bit for the destination rules out services and conntrack (whose keys
+	// have a VIP destination), a clear reply bit for source:port rules out
+	// reverse NAT. Traffic that is no service's stops here.
 	filter = bpf_map_lookup_elem(&sluice_addr_filter, &zero);
-	if (filter && !addr_filter_has(filter->vips, sluice_addr_filter_bit(pkt.key.dst, 0)) &&
-	    !addr_filter_has(filter->replies, sluice_addr_filter_bit(pkt.key.src, pkt.key.sport))) {
+	maybe_vip = !filter || addr_filter_has(filter->vips, sluice_addr_filter_bit(pkt.key.dst, 0));
+	maybe_reply = !filter || addr_filter_has(filter->replies, sluice_addr_filter_bit(pkt.key.src, pkt.key.sport));
+
+	if (maybe_vip) {
+		// Tracked flows first: they need no service lookup.
+		ct = bpf_map_lookup_elem(&sluice_conntrack, &pkt.key);
+		now = bpf_ktime_get_ns();
+		if (ct) {
+			backend = conntrack_usable_backend(ctrl, ct, &pkt, now);
+			if (backend)
+				return steer_tracked_packet(ctx, &pkt, ctrl, ct, backend, now);
+		}
+		__builtin_memcpy(skey.vip, pkt.key.dst, 16);
+		skey.port = pkt.key.dport;
+		skey.proto = pkt.key.proto;
+		skey.family = pkt.key.family;
+		skey.generation = (__u8)generation;
+		svc = bpf_map_lookup_elem(&sluice_services, &skey);
+		if (svc)
+			return steer_service_packet(ctx, &pkt, ctrl, svc, ct, now);
+	}
+	if (!maybe_reply) {
 		count_global(SLUICE_G_PASS_NOT_SERVICE);
 		return XDP_PASS;
 	}
-
-	__builtin_memcpy(skey.vip, pkt.key.dst, 16);
-	skey.port = pkt.key.dport;
-	skey.proto = pkt.key.proto;
-	skey.family = pkt.key.family;
-	skey.generation = (__u8)generation;
-	svc = bpf_map_lookup_elem(&sluice_services, &skey);
-	if (svc)
-		return steer_service_packet(ctx, &pkt, ctrl, svc);
 
 	rn = bpf_map_lookup_elem(&sluice_reverse_nat, &pkt.key);
 	if (rn)

@@ -210,8 +210,7 @@ void BpfDatapath::load() {
   }
   // The redirect-failure counter is a tracepoint program (BTF-typed): left
   // out on a kernel without BTF or tracing programs, the rest works alone.
-  const bool trace_redirect_errors = access("/sys/kernel/btf/vmlinux", R_OK) == 0 &&
-                                     libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_TRACING, nullptr) > 0;
+  const bool trace_redirect_errors = access("/sys/kernel/btf/vmlinux", R_OK) == 0;
   bpf_program__set_autoload(steer_->progs.sluice_redirect_err, trace_redirect_errors);
   if (int err = sluice_steer__load(steer_)) fail("load sluice_steer", err);
   if (int err = sluice_sklookup__load(sklookup_)) fail("load sluice_sklookup", err);

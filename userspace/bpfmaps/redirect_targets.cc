@@ -45,27 +45,35 @@ bool exchange(mnl_socket* nl, nlmsghdr* request, mnl_cb_t cb, void* data) {
   }
 }
 
+int family_id_attr(const nlattr* attr, void* data) {
+  if (mnl_attr_get_type(attr) == CTRL_ATTR_FAMILY_ID) *static_cast<uint16_t*>(data) = mnl_attr_get_u16(attr);
+  return MNL_CB_OK;
+}
+
 int family_id_cb(const nlmsghdr* msg, void* data) {
-  auto* id = static_cast<uint16_t*>(data);
-  const nlattr* attr;
-  mnl_attr_for_each(attr, msg, sizeof(genlmsghdr)) {
-    if (mnl_attr_get_type(attr) == CTRL_ATTR_FAMILY_ID) *id = mnl_attr_get_u16(attr);
-  }
+  return mnl_attr_parse(msg, sizeof(genlmsghdr), family_id_attr, data);
+}
+
+struct DeviceAttrs {
+  uint32_t ifindex = 0;
+  uint64_t xdp_features = 0;
+};
+
+int device_attr(const nlattr* attr, void* data) {
+  auto* dev = static_cast<DeviceAttrs*>(data);
+  if (mnl_attr_get_type(attr) == kNetdevAttrIfindex) dev->ifindex = mnl_attr_get_u32(attr);
+  if (mnl_attr_get_type(attr) == kNetdevAttrXdpFeatures) dev->xdp_features = mnl_attr_get_u64(attr);
   return MNL_CB_OK;
 }
 
 int device_cb(const nlmsghdr* msg, void* data) {
-  auto* out = static_cast<std::vector<RedirectTarget>*>(data);
+  DeviceAttrs dev;
+  if (mnl_attr_parse(msg, sizeof(genlmsghdr), device_attr, &dev) < 0) return MNL_CB_ERROR;
+  if (dev.ifindex == 0) return MNL_CB_OK;
   RedirectTarget t;
-  uint64_t features = 0;
-  const nlattr* attr;
-  mnl_attr_for_each(attr, msg, sizeof(genlmsghdr)) {
-    if (mnl_attr_get_type(attr) == kNetdevAttrIfindex) t.ifindex = mnl_attr_get_u32(attr);
-    if (mnl_attr_get_type(attr) == kNetdevAttrXdpFeatures) features = mnl_attr_get_u64(attr);
-  }
-  if (t.ifindex == 0) return MNL_CB_OK;
-  t.native_redirect = (features & kNetdevXdpActNdoXmit) != 0;
-  out->push_back(t);
+  t.ifindex = dev.ifindex;
+  t.native_redirect = (dev.xdp_features & kNetdevXdpActNdoXmit) != 0;
+  static_cast<std::vector<RedirectTarget>*>(data)->push_back(t);
   return MNL_CB_OK;
 }
 
@@ -147,6 +155,18 @@ void mark_redirect_targets(BpfDatapath& datapath, const std::vector<RedirectTarg
     entry.flags = flags;
     datapath.update(MapRole::Ifaces, as_bytes_of(t.ifindex), as_bytes_of(entry));
     present.insert(t.ifindex);
+  }
+  // A device that is gone may come back under its ifindex as another one:
+  // it must not inherit the mark.
+  std::set<uint32_t> seen;
+  for (const RedirectTarget& t : targets) seen.insert(t.ifindex);
+  for (uint32_t ifindex : present) {
+    sluice_iface entry{};
+    if (seen.contains(ifindex) || !datapath.lookup(MapRole::Ifaces, as_bytes_of(ifindex), as_writable_bytes_of(entry)) ||
+        !(entry.flags & SLUICE_IFACE_F_REDIRECT_OK))
+      continue;
+    entry.flags &= ~uint32_t{SLUICE_IFACE_F_REDIRECT_OK};
+    datapath.update(MapRole::Ifaces, as_bytes_of(ifindex), as_bytes_of(entry));
   }
 }
 

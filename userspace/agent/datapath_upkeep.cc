@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <fstream>
 #include <set>
 
 namespace sluice::agent {
@@ -12,6 +13,24 @@ void reset_stale_l7_counts(bpfmaps::BpfDatapath& datapath) {
   if (stale > 0)
     spdlog::warn("datapath: {} backend(s) had active L7 requests left by a previous agent; reset to 0", stale);
 }
+
+namespace {
+
+// A reply reverse-NATed to its VIP and handed to the kernel arrives with the
+// VIP as its source; when the VIP is also a local address of the node (an L7
+// port on the same VIP: sluiced routes it locally for sk_lookup), the kernel
+// drops it as a martian unless the interface has accept_local. Returns
+// whether it had to be turned on.
+bool ensure_accept_local(const std::string& ifname) {
+  const std::string path = "/proc/sys/net/ipv4/conf/" + ifname + "/accept_local";
+  std::string value;
+  if (std::ifstream in(path); !(in >> value) || value == "1") return false;
+  std::ofstream out(path);
+  out << "1\n";
+  return static_cast<bool>(out);
+}
+
+}  // namespace
 
 RedirectTargetWatch::RedirectTargetWatch(bpfmaps::BpfDatapath& datapath, std::chrono::seconds period)
     : datapath_(datapath), period_(period) {}
@@ -59,6 +78,13 @@ void RedirectTargetWatch::check() {
                                              t.name, reason));
     }
   }
+  // Packets handed to the kernel must be forwardable: see ensure_accept_local.
+  if (!summary.empty() || !targets)
+    for (const auto& name : attached)
+      if (ensure_accept_local(name))
+        spdlog::info("xdp: net.ipv4.conf.{}.accept_local=1, so replies from a VIP that is also a local address "
+                     "are forwarded by the kernel",
+                     name);
   if (summary != last_summary_) {
     if (!targets) spdlog::warn("xdp: {}", summary);
     else if (!summary.empty() && any_native)

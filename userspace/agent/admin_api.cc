@@ -86,8 +86,12 @@ std::string escape_label(std::string_view v) {
 json xdp_stats(const AdminContext& ctx) {
   if (!ctx.xdp) return json();
   json stats = ctx.xdp->stats();
-  if (ctx.reap_watch)
-    for (const auto& [name, value] : ctx.reap_watch->totals().items()) stats["global"][name] = value;
+  if (ctx.reap_watch) {
+    // Named: items() of the temporary totals() would outlive it (the range
+    // for keeps only the proxy alive) and walk freed memory.
+    const json totals = ctx.reap_watch->totals();
+    for (const auto& [name, value] : totals.items()) stats["global"][name] = value;
+  }
   return stats;
 }
 

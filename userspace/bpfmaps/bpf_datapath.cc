@@ -15,6 +15,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
@@ -458,18 +459,46 @@ void BpfDatapath::erase(MapRole role, std::span<const uint8_t> key) {
     fail(fmt::format("delete from {}", map_name(role)), errno);
 }
 
-std::vector<Bytes> BpfDatapath::keys(MapRole role) const {
+std::vector<Bytes> BpfDatapath::keys(MapRole role, size_t limit) const {
   const int fd = fd_of(role);
   const size_t key_size = bpf_map__key_size(map_of(role));
+  // When the key a walk stands on is deleted meanwhile (an LRU eviction, the
+  // reaper), the kernel starts the walk over from the first key: without a
+  // bound a busy map is walked again and again. Never more than it can hold.
+  limit = std::min<size_t>(limit, max_entries(role));
   std::vector<Bytes> out;
   Bytes current(key_size), next(key_size);
   const void* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, next.data()) == 0) {
+  while (out.size() < limit && bpf_map_get_next_key(fd, prev, next.data()) == 0) {
     out.push_back(next);
     current = next;
     prev = current.data();
   }
   return out;
+}
+
+size_t BpfDatapath::count(MapRole role) const {
+  // One syscall per batch rather than one per key: the conntrack maps hold
+  // hundreds of thousands of flows and /stats counts them on every scrape.
+  const int fd = fd_of(role);
+  const size_t key_size = bpf_map__key_size(map_of(role));
+  const size_t value_size = bpf_map__value_size(map_of(role));
+  constexpr uint32_t kBatch = 4096;
+  std::vector<uint8_t> key_buf(key_size * kBatch), value_buf(value_size * kBatch);
+  const size_t cap = max_entries(role);
+  uint32_t out_batch = 0;
+  void* in_batch = nullptr;
+  size_t total = 0;
+  while (total < cap) {
+    uint32_t n = kBatch;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    const int rc = bpf_map_lookup_batch(fd, in_batch, &out_batch, key_buf.data(), value_buf.data(), &n, &opts);
+    if (rc && errno != ENOENT) return keys(role, cap).size();   // no batch ops here: key by key
+    total += n;
+    if (rc) break;   // ENOENT: the walk is complete
+    in_batch = &out_batch;
+  }
+  return std::min(total, cap);
 }
 
 unsigned BpfDatapath::possible_cpus() const {

@@ -110,7 +110,9 @@ class BpfDatapath : public DatapathTables {
   void update_array(MapRole role, uint32_t first, std::span<const uint8_t> values, size_t value_size) override;
   bool lookup(MapRole role, std::span<const uint8_t> key, std::span<uint8_t> value) const override;
   void erase(MapRole role, std::span<const uint8_t> key) override;
-  std::vector<Bytes> keys(MapRole role) const override;
+  using DatapathTables::keys;
+  std::vector<Bytes> keys(MapRole role, size_t limit) const override;
+  size_t count(MapRole role) const override;
   Bytes lookup_per_cpu(MapRole role, std::span<const uint8_t> key) const override;
   unsigned possible_cpus() const override;
   void store_generation(uint32_t generation) override;

@@ -44,8 +44,7 @@ std::string_view global_counter_name(uint32_t index) {
 
 std::vector<ConntrackFlow> list_conntrack(const DatapathTables& tables, size_t limit) {
   std::vector<ConntrackFlow> out;
-  for (const Bytes& raw : tables.keys(MapRole::Conntrack)) {
-    if (out.size() >= limit) break;
+  for (const Bytes& raw : tables.keys(MapRole::Conntrack, limit)) {
     ConntrackFlow flow{};
     std::memcpy(&flow.key, raw.data(), std::min(raw.size(), sizeof(flow.key)));
     if (tables.lookup(MapRole::Conntrack, raw, as_writable_bytes_of(flow.entry))) out.push_back(flow);
@@ -102,7 +101,7 @@ nlohmann::json datapath_stats_json(const DatapathTables& tables, const TableWrit
     b["l4_reaped"] = load.l4_reaped;
     out["backends"].push_back(b);
   }
-  out["conntrack_flows"] = tables.keys(MapRole::Conntrack).size();
+  out["conntrack_flows"] = tables.count(MapRole::Conntrack);
   return out;
 }
 

@@ -7,6 +7,7 @@
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -106,6 +107,11 @@ std::string driver_of(const std::string& name) {
 std::optional<std::vector<RedirectTarget>> probe_redirect_targets() {
   Socket nl(mnl_socket_open(NETLINK_GENERIC), &mnl_socket_close);
   if (!nl || mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0) return std::nullopt;
+  // The agent's main loop runs this: a reply that never comes (dropped on a
+  // full socket buffer) must not keep it from its signals.
+  const timeval timeout{1, 0};
+  if (setsockopt(mnl_socket_get_fd(nl.get()), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout)) != 0)
+    return std::nullopt;
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
   uint32_t seq = 1;
 

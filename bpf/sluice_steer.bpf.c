@@ -329,6 +329,21 @@ static __always_inline int steer_service_packet(struct xdp_md *ctx, struct packe
 		return XDP_PASS;
 	}
 
+	// Decided before the SYN-only rule below: a PASSTHROUGH flow never has
+	// conntrack state, and every packet of it, not only its SYN, is the
+	// kernel's.
+	sluice_steer_decide(&env, svc, &pkt->key, ctrl->hash_seed, &decision);
+	if (decision.action == SLUICE_ACT_PASS_PASSTHROUGH) {
+		c = counters_of(&sluice_service_stats, svc->stat_id);
+		if (c)
+			c->passthrough++;
+		c = counters_of(&sluice_subset_stats, decision.subset_stat);
+		if (c)
+			c->passthrough++;
+		count_global(SLUICE_G_PASS_PASSTHROUGH);
+		return XDP_PASS;
+	}
+
 	if (ct) {
 		// The entry is replaced: its flow ends here if it had not already.
 		// Replacing a tracked key creates no new one, so any packet of
@@ -341,18 +356,6 @@ static __always_inline int steer_service_packet(struct xdp_md *ctx, struct packe
 		// reaped flow's packets end here too.
 		count_global(SLUICE_G_CT_MIDFLOW_MISS);
 		return XDP_DROP;
-	}
-
-	sluice_steer_decide(&env, svc, &pkt->key, ctrl->hash_seed, &decision);
-	if (decision.action == SLUICE_ACT_PASS_PASSTHROUGH) {
-		c = counters_of(&sluice_service_stats, svc->stat_id);
-		if (c)
-			c->passthrough++;
-		c = counters_of(&sluice_subset_stats, decision.subset_stat);
-		if (c)
-			c->passthrough++;
-		count_global(SLUICE_G_PASS_PASSTHROUGH);
-		return XDP_PASS;
 	}
 	backend_id = decision.backend_id;
 	if (decision.action == SLUICE_ACT_FORWARD)

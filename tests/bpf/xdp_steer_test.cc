@@ -437,6 +437,23 @@ TEST_F(XdpSteer, PassthroughHandsNewFlowsToTheKernelAndCountsThem) {
   EXPECT_EQ(subset_counters("v1").passthrough + subset_counters("v2").passthrough, 1u);
 }
 
+// A PASSTHROUGH flow has no conntrack entry: its ACKs and FIN must reach the
+// kernel's NAT too, not fall under the SYN-only rule for untracked packets.
+TEST_F(XdpSteer, PassthroughHandsEveryPacketOfTheFlowToTheKernel) {
+  apply({.algorithm = model::LbAlgorithm::Passthrough});
+  for (const uint8_t flags : {kSyn, kAck, static_cast<uint8_t>(kFin | kAck)}) {
+    PacketSpec s = syn_to("10.96.0.10", 9081);
+    s.tcp_flags = flags;
+    const Frame in = build_packet(s);
+    const TestRun r = run(in);
+    EXPECT_EQ(r.verdict, XDP_PASS) << "tcp flags " << int{flags};
+    EXPECT_EQ(r.out, in);
+  }
+  EXPECT_EQ(global(SLUICE_G_PASS_PASSTHROUGH), 3u);
+  EXPECT_EQ(global(SLUICE_G_CT_MIDFLOW_MISS), 0u);
+  EXPECT_EQ(conntrack_size(), 0u);
+}
+
 TEST_F(XdpSteer, EstablishedFlowsKeepTheirBackendWhenWeightsMove) {
   apply({.v1_weight = 100, .v2_weight = 0});
   PacketSpec syn = syn_to("10.96.0.10", 9081);

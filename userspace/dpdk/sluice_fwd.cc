@@ -366,12 +366,6 @@ struct Lcore {
           entry = nullptr;
         }
       }
-      if (pos < 0 && !sluice_ct_may_create(client_key.proto, p.tcp_flags)) {
-        // Only a SYN creates TCP state, as in the XDP program
-        // (include/sluice/conntrack_rules.h).
-        add(stats->global[SLUICE_G_CT_MIDFLOW_MISS]);
-        return -1;
-      }
       if (!entry) {
         NewFlowOutcome d = decide_new_flow(snap, env, client_key, fw->tables.get(), &lagging_service);
         if (d.service == &lagging_service) add(stats->lagging_decisions);
@@ -383,6 +377,13 @@ struct Lcore {
           add(stats->global[d.decision.action == SLUICE_ACT_PASS_L7 ? SLUICE_G_PASS_L7 : SLUICE_G_PASS_PASSTHROUGH]);
           counters(stats->services, d.service->stat_id).passthrough++;
           return to_kernel(frame, &p);
+        }
+        if (pos < 0 && !sluice_ct_may_create(client_key.proto, p.tcp_flags)) {
+          // Only a SYN creates TCP state, as in the XDP program
+          // (include/sluice/conntrack_rules.h); L7 and PASSTHROUGH flows,
+          // never tracked, went to the kernel above.
+          add(stats->global[SLUICE_G_CT_MIDFLOW_MISS]);
+          return -1;
         }
         if (d.verdict != NewFlowVerdict::Forward) {
           add(stats->global[SLUICE_G_DROP_NO_BACKEND]);

@@ -9,6 +9,7 @@
 
 #include "sluice_maps.h"
 #include "packet_parse.h"
+#include "sluice/conntrack_rules.h"
 
 static __always_inline struct sluice_counters *counters_of(void *map, __u32 index)
 {
@@ -25,7 +26,7 @@ static __always_inline void count_global(__u32 index)
 
 static __always_inline __u64 conntrack_timeout(const struct sluice_ctrl *ctrl, __u8 proto, __u16 flags)
 {
-	if (flags & SLUICE_CT_F_CLOSING)
+	if ((flags & SLUICE_CT_F_CLOSING) || (proto == IPPROTO_TCP && !(flags & SLUICE_CT_F_REPLIED)))
 		return ctrl->closing_ns;
 	return proto == IPPROTO_TCP ? ctrl->tcp_idle_ns : ctrl->udp_idle_ns;
 }
@@ -86,11 +87,31 @@ static __always_inline void conntrack_mark_closing(struct sluice_ct_entry *ct)
 	conntrack_count_closed(ct->service_stat, ct->subset_stat, ct->backend_id);
 }
 
-/* Inserts the forward and reverse entries of a new flow. `client` is the
- * packet's key before DNAT. */
-static __always_inline void conntrack_insert(const struct sluice_flow_key *client,
-					     const struct sluice_backend *backend,
-					     __u32 backend_id, __u32 service_stat, __u32 subset_stat, __u64 now)
+/* Whether the flow owning reverse entry `rn` (stored under `reply`) is
+ * still live: its forward entry holds the same backend, is not closing and
+ * has not expired. */
+static __always_inline int conntrack_owner_live(const struct sluice_ctrl *ctrl, const struct sluice_flow_key *reply,
+						const struct sluice_rnat_entry *rn, __u64 now)
+{
+	struct sluice_flow_key owner;
+	struct sluice_ct_entry *ct;
+
+	sluice_ct_owner_key(reply, rn, &owner);
+	ct = bpf_map_lookup_elem(&sluice_conntrack, &owner);
+	return ct && ct->backend_id == rn->backend_id && !(ct->flags & SLUICE_CT_F_CLOSING) &&
+	       !conntrack_expired(ctrl, ct, reply->proto, now);
+}
+
+/* Inserts the reverse and forward entries of a new flow. `client` is the
+ * packet's key before DNAT. The reverse entry goes in with BPF_NOEXIST: a
+ * reply tuple held by another live flow is not taken over
+ * (include/sluice/conntrack_rules.h); then nothing is inserted and -1 is
+ * returned. `own_reply`: the flow replaces this same tuple's entry with the
+ * same backend, so the reply key is its own and is simply overwritten. */
+static __always_inline int conntrack_insert(const struct sluice_ctrl *ctrl, const struct sluice_flow_key *client,
+					    const struct sluice_backend *backend,
+					    __u32 backend_id, __u32 service_stat, __u32 subset_stat, __u64 now,
+					    int own_reply)
 {
 	struct sluice_ct_entry ct = {
 		.last_seen_ns = now,
@@ -115,9 +136,19 @@ static __always_inline void conntrack_insert(const struct sluice_flow_key *clien
 	__builtin_memcpy(rn.vip, client->dst, 16);
 	__builtin_memcpy(reply.src, backend->addr, 16);
 	__builtin_memcpy(reply.dst, client->src, 16);
-	if (bpf_map_update_elem(&sluice_conntrack, client, &ct, BPF_ANY) ||
-	    bpf_map_update_elem(&sluice_reverse_nat, &reply, &rn, BPF_ANY))
+	if (bpf_map_update_elem(&sluice_reverse_nat, &reply, &rn, own_reply ? BPF_ANY : BPF_NOEXIST)) {
+		struct sluice_rnat_entry *held = bpf_map_lookup_elem(&sluice_reverse_nat, &reply);
+
+		if (held && !sluice_ct_may_take_reply(client, held, conntrack_owner_live(ctrl, &reply, held, now))) {
+			count_global(SLUICE_G_CT_REPLY_CONFLICT);
+			return -1;
+		}
+		if (bpf_map_update_elem(&sluice_reverse_nat, &reply, &rn, BPF_ANY))
+			count_global(SLUICE_G_CT_INSERT_FAILED);
+	}
+	if (bpf_map_update_elem(&sluice_conntrack, client, &ct, BPF_ANY))
 		count_global(SLUICE_G_CT_INSERT_FAILED);
+	return 0;
 }
 
 #endif

@@ -7,6 +7,7 @@
 
 #include "checksum.h"
 #include "packet_parse.h"
+#include "sluice_maps.h"
 
 #define NAT_REWRITE_DST 0   /* DNAT: client -> VIP becomes client -> backend */
 #define NAT_REWRITE_SRC 1   /* reverse NAT: backend -> client becomes VIP -> client */
@@ -20,12 +21,20 @@ struct nat_words {
 	__u32 port;           /* the 16-bit port in the first two bytes, wire order */
 };
 
+/* sluice_ifaces flags of an interface (0 when it has no entry). */
+static __always_inline __u32 iface_flags(__u32 ifindex)
+{
+	struct sluice_iface *iface = bpf_map_lookup_elem(&sluice_ifaces, &ifindex);
+
+	return iface ? iface->flags : 0;
+}
+
 /* Rewrites one endpoint of the flow. Returns NAT_NEEDS_FULL when the L4 field
- * held a pseudo-header sum and the interface is native: the field then holds
- * zero and the caller must write the complete checksum (the rest is already
- * rewritten). */
+ * held a pseudo-header sum and the ingress interface (`ifindex`, looked up
+ * only then) is native: the field then holds zero and the caller must write
+ * the complete checksum (the rest is already rewritten). */
 static __always_inline int nat_rewrite(struct packet *pkt, int which, const __u32 *new_addr,
-				       __be16 new_port, int generic_mode)
+				       __be16 new_port, __u32 ifindex)
 {
 	struct nat_words from = {}, to = {};
 	__u16 *check;
@@ -106,7 +115,7 @@ static __always_inline int nat_rewrite(struct packet *pkt, int which, const __u3
 		*check = c;
 		return NAT_OK;
 	}
-	if (generic_mode) {
+	if (iface_flags(ifindex) & SLUICE_IFACE_F_GENERIC) {
 		/* Still a pseudo-header sum: fold in the address change, not inverted. */
 		__u32 sum = (__u32)bpf_csum_diff(from.addr, 16, to.addr, 16, *check);
 

@@ -129,6 +129,15 @@ struct {
 	__type(value, struct sluice_iface);
 } sluice_ifaces SEC(".maps");
 
+/* Addresses that may be a service's (VIPs, backend address:ports): a bitmap
+ * tested before the hash lookups (datapath_structs.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sluice_addr_filter);
+} sluice_addr_filter SEC(".maps");
+
 /* Per-CPU counters per service stat slot. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

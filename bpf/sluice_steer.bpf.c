@@ -10,6 +10,7 @@
 #include <linux/ipv6.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
 
 #include "checksum.h"
 #include "conntrack.h"
@@ -89,17 +90,14 @@ __attribute__((noinline)) int sluice_l4_checksum_complete(struct xdp_md *ctx, __
 
 static __always_inline int iface_is_generic(struct xdp_md *ctx)
 {
-	__u32 ifindex = ctx->ingress_ifindex;
-	struct sluice_iface *iface = bpf_map_lookup_elem(&sluice_ifaces, &ifindex);
-
-	return iface && (iface->flags & SLUICE_IFACE_F_GENERIC);
+	return iface_flags(ctx->ingress_ifindex) & SLUICE_IFACE_F_GENERIC;
 }
 
 // Rewrites one endpoint and leaves a valid checksum; 0 on success.
 static __always_inline int rewrite_endpoint(struct xdp_md *ctx, struct packet *pkt, int which,
 					    const __u32 *addr, __be16 port)
 {
-	int rc = nat_rewrite(pkt, which, addr, port, iface_is_generic(ctx));
+	int rc = nat_rewrite(pkt, which, addr, port, ctx->ingress_ifindex);
 
 	if (rc == NAT_NEEDS_FULL) {
 		__u32 seed = pseudo_header_sum(pkt->key.src, pkt->key.dst, pkt->key.proto, pkt->l4_len);
@@ -183,6 +181,17 @@ static __always_inline int forward_packet(struct xdp_md *ctx, const struct packe
 		count_global(SLUICE_G_FIB_PASS);
 		return XDP_PASS;
 	}
+	// A native redirect into a device that cannot transmit XDP frames (a
+	// veth whose peer has no XDP program and no GRO, a device without
+	// ndo_xdp_xmit) is dropped by the kernel after XDP_REDIRECT "succeeded".
+	// Unless the agent's probe found the target able to take it, the kernel
+	// forwards the rewritten packet. Generic mode redirects through the skb
+	// path, which every device takes.
+	if (fib.ifindex != ctx->ingress_ifindex && !(iface_flags(fib.ifindex) & SLUICE_IFACE_F_REDIRECT_OK) &&
+	    !iface_is_generic(ctx)) {
+		count_global(SLUICE_G_PASS_NO_REDIRECT);
+		return XDP_PASS;
+	}
 	if ((void *)(eth + 1) > data_end)
 		return XDP_PASS;
 	if (decrement_ttl(data, data_end, pkt->l3_off, pkt->key.family)) {
@@ -241,23 +250,76 @@ static __always_inline void count_packet_out(const struct sluice_rnat_entry *rn,
 	}
 }
 
-// Client -> VIP:port of a known service port.
+// The backend of tracked flow `ct` when its entry is still usable; NULL
+// when the entry must be replaced (a SYN re-using a closing tuple, expired,
+// or the backend left: counted by reason).
+static __always_inline struct sluice_backend *conntrack_usable_backend(const struct sluice_ctrl *ctrl,
+									const struct sluice_ct_entry *ct,
+									const struct packet *pkt, __u64 now)
+{
+	struct sluice_backend *backend;
+	struct sluice_counters *c;
+	__u32 backend_id;
+
+	if (sluice_ct_is_syn(pkt->key.proto, pkt->tcp_flags) && (ct->flags & SLUICE_CT_F_CLOSING))
+		return 0;   // the tuple is re-used by a new connection
+	if (conntrack_expired(ctrl, ct, pkt->key.proto, now)) {
+		count_global(SLUICE_G_CT_EXPIRED);
+		return 0;
+	}
+	backend_id = ct->backend_id;
+	backend = bpf_map_lookup_elem(&sluice_backends, &backend_id);
+	if (!backend || !(backend->flags & SLUICE_BACKEND_F_LIVE)) {
+		count_global(SLUICE_G_RESTEER_BACKEND_GONE);
+		c = counters_of(&sluice_service_stats, ct->service_stat);
+		if (c)
+			c->resteered++;
+		return 0;
+	}
+	return backend;
+}
+
+// DNAT toward `backend`, then forward.
+static __always_inline int dnat_and_forward(struct xdp_md *ctx, struct packet *pkt, const struct sluice_ctrl *ctrl,
+					    const struct sluice_backend *backend)
+{
+	__u32 addr[4];
+	__be16 port = backend->port;
+
+	__builtin_memcpy(addr, backend->addr, 16);
+	if (rewrite_endpoint(ctx, pkt, NAT_REWRITE_DST, addr, port))
+		return XDP_DROP;   // rewritten in part: cannot pass it on
+	count_global(SLUICE_G_FORWARDED);
+	return forward_packet(ctx, pkt, ctrl);
+}
+
+// Client -> VIP:port of a flow with a usable conntrack entry: the fast path,
+// which needs no service lookup.
+static __always_inline int steer_tracked_packet(struct xdp_md *ctx, struct packet *pkt,
+						const struct sluice_ctrl *ctrl, struct sluice_ct_entry *ct,
+						const struct sluice_backend *backend, __u64 now)
+{
+	if (now - ct->last_seen_ns > SLUICE_CT_REFRESH_NS)
+		ct->last_seen_ns = now;
+	if (pkt->key.proto == IPPROTO_TCP && (pkt->tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST)))
+		conntrack_mark_closing(ct);
+	count_packet_in(ct, pkt->frame_len);
+	return dnat_and_forward(ctx, pkt, ctrl, backend);
+}
+
+// Client -> VIP:port of a known service port without a usable entry: `ct`
+// is NULL or the entry this flow replaces.
 static __always_inline int steer_service_packet(struct xdp_md *ctx, struct packet *pkt,
 						const struct sluice_ctrl *ctrl,
-						const struct sluice_service *svc)
+						const struct sluice_service *svc, struct sluice_ct_entry *ct,
+						__u64 now)
 {
 	struct bpf_steer_env env = {};
 	struct sluice_decision decision;
-	struct sluice_ct_entry *ct, fresh = {};
-	const struct sluice_ct_entry *use;
+	struct sluice_ct_entry fresh = {};
 	struct sluice_backend *backend = 0;
 	struct sluice_counters *c;
-	__u8 flags = pkt->tcp_flags;
-	int is_tcp = pkt->key.proto == IPPROTO_TCP;
-	int is_syn = is_tcp && (flags & TCP_FLAG_SYN) && !(flags & TCP_FLAG_ACK);
-	int closes = is_tcp && (flags & (TCP_FLAG_FIN | TCP_FLAG_RST));
-	__u64 now = bpf_ktime_get_ns();
-	__u32 backend_id;
+	__u32 backend_id, replaced_backend = 0;
 
 	if (svc->flags & SLUICE_SERVICE_F_L7) {
 		c = counters_of(&sluice_service_stats, svc->stat_id);
@@ -267,42 +329,9 @@ static __always_inline int steer_service_packet(struct xdp_md *ctx, struct packe
 		return XDP_PASS;
 	}
 
-	ct = bpf_map_lookup_elem(&sluice_conntrack, &pkt->key);
-	if (ct) {
-		int usable = 1;
-
-		if (is_syn && (ct->flags & SLUICE_CT_F_CLOSING)) {
-			usable = 0;   // the tuple is re-used by a new connection
-		} else if (conntrack_expired(ctrl, ct, pkt->key.proto, now)) {
-			count_global(SLUICE_G_CT_EXPIRED);
-			usable = 0;
-		} else {
-			backend_id = ct->backend_id;
-			backend = bpf_map_lookup_elem(&sluice_backends, &backend_id);
-			if (!backend || !(backend->flags & SLUICE_BACKEND_F_LIVE)) {
-				count_global(SLUICE_G_RESTEER_BACKEND_GONE);
-				c = counters_of(&sluice_service_stats, ct->service_stat);
-				if (c)
-					c->resteered++;
-				usable = 0;
-			}
-		}
-		if (usable) {
-			if (now - ct->last_seen_ns > SLUICE_CT_REFRESH_NS)
-				ct->last_seen_ns = now;
-			if (closes)
-				conntrack_mark_closing(ct);
-			count_packet_in(ct, pkt->frame_len);
-			goto rewrite;
-		}
-		// The entry is replaced: its flow ends here if it had not already.
-		conntrack_mark_closing(ct);
-	} else if (is_tcp && !is_syn) {
-		// Mid-flow packet without state: evicted from the LRU, expired
-		// and reaped, or older than the program. Steered afresh.
-		count_global(SLUICE_G_CT_MIDFLOW_MISS);
-	}
-
+	// Decided before the SYN-only rule below: a PASSTHROUGH flow never has
+	// conntrack state, and every packet of it, not only its SYN, is the
+	// kernel's.
 	sluice_steer_decide(&env, svc, &pkt->key, ctrl->hash_seed, &decision);
 	if (decision.action == SLUICE_ACT_PASS_PASSTHROUGH) {
 		c = counters_of(&sluice_service_stats, svc->stat_id);
@@ -313,6 +342,20 @@ static __always_inline int steer_service_packet(struct xdp_md *ctx, struct packe
 			c->passthrough++;
 		count_global(SLUICE_G_PASS_PASSTHROUGH);
 		return XDP_PASS;
+	}
+
+	if (ct) {
+		// The entry is replaced: its flow ends here if it had not already.
+		// Replacing a tracked key creates no new one, so any packet of
+		// the flow may do it.
+		conntrack_mark_closing(ct);
+		replaced_backend = ct->backend_id;
+	} else if (!sluice_ct_may_create(pkt->key.proto, pkt->tcp_flags)) {
+		// Only a SYN creates TCP state (include/sluice/conntrack_rules.h):
+		// a spoofed ACK flood must not evict live flows. An evicted or
+		// reaped flow's packets end here too.
+		count_global(SLUICE_G_CT_MIDFLOW_MISS);
+		return XDP_DROP;
 	}
 	backend_id = decision.backend_id;
 	if (decision.action == SLUICE_ACT_FORWARD)
@@ -327,27 +370,15 @@ static __always_inline int steer_service_packet(struct xdp_md *ctx, struct packe
 		count_global(SLUICE_G_DROP_NO_BACKEND);
 		return XDP_DROP;
 	}
-	conntrack_insert(&pkt->key, backend, backend_id, svc->stat_id, decision.subset_stat, now);
+	if (conntrack_insert(ctrl, &pkt->key, backend, backend_id, svc->stat_id, decision.subset_stat, now,
+			     replaced_backend == backend_id))
+		return XDP_DROP;
 	conntrack_count_opened(svc->stat_id, decision.subset_stat, backend_id);
 	fresh.backend_id = backend_id;
 	fresh.service_stat = svc->stat_id;
 	fresh.subset_stat = decision.subset_stat;
-	use = &fresh;
-	count_packet_in(use, pkt->frame_len);
-
-rewrite:
-	if (!backend)
-		return XDP_PASS;
-	{
-		__u32 addr[4];
-		__be16 port = backend->port;
-
-		__builtin_memcpy(addr, backend->addr, 16);
-		if (rewrite_endpoint(ctx, pkt, NAT_REWRITE_DST, addr, port))
-			return XDP_DROP;   // rewritten in part: cannot pass it on
-	}
-	count_global(SLUICE_G_FORWARDED);
-	return forward_packet(ctx, pkt, ctrl);
+	count_packet_in(&fresh, pkt->frame_len);
+	return dnat_and_forward(ctx, pkt, ctrl, backend);
 }
 
 // Backend -> client reply of a tracked flow: restore the VIP as the source.
@@ -361,7 +392,7 @@ static __always_inline int reverse_nat_packet(struct xdp_md *ctx, struct packet 
 	__be16 vip_port = rn->vip_port;
 
 	count_packet_out(rn, pkt->frame_len);
-	if (closes || now - rn->last_seen_ns > SLUICE_CT_REFRESH_NS) {
+	if (closes || !(rn->flags & SLUICE_CT_F_REPLIED) || now - rn->last_seen_ns > SLUICE_CT_REFRESH_NS) {
 		// The forward entry's clock and closing state follow the replies too.
 		struct sluice_flow_key fwd = {
 			.sport = pkt->key.dport,
@@ -376,9 +407,11 @@ static __always_inline int reverse_nat_packet(struct xdp_md *ctx, struct packet 
 		ct = bpf_map_lookup_elem(&sluice_conntrack, &fwd);
 		if (ct && ct->backend_id == rn->backend_id) {
 			ct->last_seen_ns = now;
+			ct->flags |= SLUICE_CT_F_REPLIED;
 			if (closes)
 				conntrack_mark_closing(ct);
 		}
+		rn->flags |= SLUICE_CT_F_REPLIED;
 		rn->last_seen_ns = now;
 	}
 	__builtin_memcpy(vip, rn->vip, 16);
@@ -386,6 +419,11 @@ static __always_inline int reverse_nat_packet(struct xdp_md *ctx, struct packet 
 		return XDP_DROP;
 	count_global(SLUICE_G_REVERSE_NAT);
 	return forward_packet(ctx, pkt, ctrl);
+}
+
+static __always_inline int addr_filter_has(const __u64 *words, __u32 bit)
+{
+	return (words[(bit >> 6) & (SLUICE_ADDR_FILTER_BITS / 64 - 1)] >> (bit & 63)) & 1;
 }
 
 static __always_inline int is_vip(const struct packet *pkt, __u32 generation)
@@ -407,7 +445,12 @@ int sluice_steer(struct xdp_md *ctx)
 	struct sluice_service *svc;
 	struct sluice_rnat_entry *rn;
 	struct sluice_ctrl *ctrl;
+	struct sluice_addr_filter *filter;
+	struct sluice_ct_entry *ct = 0;
+	struct sluice_backend *backend;
 	__u32 zero = 0, generation;
+	int maybe_vip, maybe_reply;
+	__u64 now = 0;
 	int rc;
 
 	count_global(SLUICE_G_PACKETS);
@@ -449,14 +492,36 @@ int sluice_steer(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 
-	__builtin_memcpy(skey.vip, pkt.key.dst, 16);
-	skey.port = pkt.key.dport;
-	skey.proto = pkt.key.proto;
-	skey.family = pkt.key.family;
-	skey.generation = (__u8)generation;
-	svc = bpf_map_lookup_elem(&sluice_services, &skey);
-	if (svc)
-		return steer_service_packet(ctx, &pkt, ctrl, svc);
+	// The address filter tells which lookups can match at all: a clear VIP
+	// bit for the destination rules out services and conntrack (whose keys
+	// have a VIP destination), a clear reply bit for source:port rules out
+	// reverse NAT. Traffic that is no service's stops here.
+	filter = bpf_map_lookup_elem(&sluice_addr_filter, &zero);
+	maybe_vip = !filter || addr_filter_has(filter->vips, sluice_addr_filter_bit(pkt.key.dst, 0));
+	maybe_reply = !filter || addr_filter_has(filter->replies, sluice_addr_filter_bit(pkt.key.src, pkt.key.sport));
+
+	if (maybe_vip) {
+		// Tracked flows first: they need no service lookup.
+		ct = bpf_map_lookup_elem(&sluice_conntrack, &pkt.key);
+		now = bpf_ktime_get_ns();
+		if (ct) {
+			backend = conntrack_usable_backend(ctrl, ct, &pkt, now);
+			if (backend)
+				return steer_tracked_packet(ctx, &pkt, ctrl, ct, backend, now);
+		}
+		__builtin_memcpy(skey.vip, pkt.key.dst, 16);
+		skey.port = pkt.key.dport;
+		skey.proto = pkt.key.proto;
+		skey.family = pkt.key.family;
+		skey.generation = (__u8)generation;
+		svc = bpf_map_lookup_elem(&sluice_services, &skey);
+		if (svc)
+			return steer_service_packet(ctx, &pkt, ctrl, svc, ct, now);
+	}
+	if (!maybe_reply) {
+		count_global(SLUICE_G_PASS_NOT_SERVICE);
+		return XDP_PASS;
+	}
 
 	rn = bpf_map_lookup_elem(&sluice_reverse_nat, &pkt.key);
 	if (rn)
@@ -464,6 +529,29 @@ int sluice_steer(struct xdp_md *ctx)
 
 	count_global(SLUICE_G_PASS_NOT_SERVICE);
 	return XDP_PASS;
+}
+
+// The kernel's side of a failed XDP_REDIRECT: the program returned
+// XDP_REDIRECT, the kernel could not deliver (a device without XDP transmit,
+// a full queue). Only the tracepoint sees it; it fires for every XDP program
+// of the host, so it counts the ones of the program whose id the loader
+// wrote in sluice_ctrl. Attached where the kernel has BTF.
+struct bpf_prog_aux {
+	__u32 id;
+} __attribute__((preserve_access_index));
+struct bpf_prog {
+	struct bpf_prog_aux *aux;
+} __attribute__((preserve_access_index));
+
+SEC("tp_btf/xdp_redirect_err")
+int BPF_PROG(sluice_redirect_err, const void *dev, const struct bpf_prog *xdp, const void *tgt, int err)
+{
+	__u32 zero = 0;
+	struct sluice_ctrl *ctrl = bpf_map_lookup_elem(&sluice_ctrl, &zero);
+
+	if (ctrl && xdp->aux->id == ctrl->steer_prog_id)
+		count_global(SLUICE_G_REDIRECT_ERR);
+	return 0;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

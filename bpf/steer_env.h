@@ -35,14 +35,10 @@ static __always_inline const __u32 *sluice_env_maglev(struct bpf_steer_env *env,
 static __always_inline __u64 sluice_env_backend_load(struct bpf_steer_env *env, __u32 backend_id)
 {
 	struct sluice_backend_load *load = bpf_map_lookup_elem(&sluice_backend_load, &backend_id);
-	__u64 opened, closed;
 
 	if (!load)
 		return 0;
-	opened = load->l4_opened;
-	closed = load->l4_closed;
-	// Counters read without a lock may momentarily show closed > opened.
-	return load->l7_active + (opened > closed ? opened - closed : 0);
+	return load->l7_active + sluice_l4_active(load->l4_opened, load->l4_closed, load->l4_reaped);
 }
 
 static __always_inline __u32 sluice_env_rr_next(struct bpf_steer_env *env, __u32 rr_slot)

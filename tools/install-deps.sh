@@ -8,7 +8,7 @@ packages=(
   # build
   meson ninja-build pkg-config g++ clang llvm bpftool
   # libraries
-  libbpf-dev libelf-dev zlib1g-dev liburing-dev libyaml-cpp-dev libre2-dev
+  libbpf-dev libelf-dev zlib1g-dev libmnl-dev liburing-dev libyaml-cpp-dev libre2-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libboost-dev
   libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev
   libdpdk-dev dpdk

@@ -89,6 +89,11 @@
 #define SLUICE_MAX_STAT_SLOTS (SLUICE_MAX_SUBSETS + 1)
 #endif
 
+/* Bits in each half of sluice_addr_filter (a power of two, at most 65536). */
+#ifndef SLUICE_ADDR_FILTER_BITS
+#define SLUICE_ADDR_FILTER_BITS 32768
+#endif
+
 /* Listener sockets the sk_lookup program can hand L7 traffic to. */
 #ifndef SLUICE_MAX_L7_LISTENERS
 #define SLUICE_MAX_L7_LISTENERS 16
@@ -149,12 +154,21 @@
 
 /* sluice_ct_entry.flags */
 #define SLUICE_CT_F_CLOSING 0x0001   /* FIN or RST seen: short timeout, counted closed */
+/* The backend answered. A TCP flow without it (a SYN to a dead or silent
+ * backend) times out after closing_ns instead of the idle timeout, so it
+ * stops counting toward least-request load within seconds. */
+#define SLUICE_CT_F_REPLIED 0x0002
 
 /* sluice_ctrl.flags */
 #define SLUICE_CTRL_F_SKIP_FIB 0x0001   /* tests: XDP_TX after NAT, no bpf_fib_lookup */
 
 /* sluice_iface.flags */
 #define SLUICE_IFACE_F_GENERIC 0x0001   /* attached in generic (skb) mode */
+/* A native XDP_REDIRECT into this device is delivered (its xdp-features
+ * have NDO_XMIT: for a veth, the peer has an XDP program or GRO on). Set by
+ * the agent's probe; a redirect target without it gets the rewritten packet
+ * XDP_PASSed for the kernel to forward instead (docs/bpf-datapath.md). */
+#define SLUICE_IFACE_F_REDIRECT_OK 0x0002
 
 /* sluice_decision.action */
 #define SLUICE_ACT_FORWARD          1
@@ -179,7 +193,7 @@
 #define SLUICE_G_PASS_L7             9   /* L7-plane port, handed to the local stack */
 #define SLUICE_G_PASS_PASSTHROUGH   10   /* PASSTHROUGH subset, kernel LB decides */
 #define SLUICE_G_NEW_FLOWS          11   /* conntrack entries created */
-#define SLUICE_G_CT_MIDFLOW_MISS    12   /* TCP non-SYN without entry: evicted or pre-existing */
+#define SLUICE_G_CT_MIDFLOW_MISS    12   /* TCP non-SYN without entry: dropped, creates no state */
 #define SLUICE_G_CT_INSERT_FAILED   13   /* conntrack update returned an error */
 #define SLUICE_G_CT_EXPIRED         14   /* entry older than its idle timeout, re-steered */
 #define SLUICE_G_RESTEER_BACKEND_GONE 15 /* tracked backend left the snapshot, re-steered */
@@ -192,6 +206,9 @@
 #define SLUICE_G_DROP_NO_BACKEND    22   /* subset has no backend */
 #define SLUICE_G_CSUM_FULL          23   /* partial L4 checksum completed after NAT */
 #define SLUICE_G_DROP_TOO_BIG       24   /* partial checksum over SLUICE_MAX_CSUM_BYTES */
+#define SLUICE_G_CT_REPLY_CONFLICT  25   /* new flow's reply tuple held by another live flow: dropped */
+#define SLUICE_G_PASS_NO_REDIRECT   26   /* next hop's device cannot take native redirects: rewritten, XDP_PASS */
+#define SLUICE_G_REDIRECT_ERR       27   /* XDP_REDIRECT of this program the kernel failed (tracepoint xdp_redirect_err) */
 #define SLUICE_G_COUNT              32
 
 #endif

@@ -94,13 +94,21 @@ struct sluice_backend {
 
 /* sluice_backend_load value, indexed by backend id; mmapable and shared with
  * the L7 agent. Monotonic counters only (Cilium lb_lc style): active L4
- * connections are l4_opened - l4_closed, so nobody ever decrements. */
+ * connections are l4_opened - l4_closed - l4_reaped (sluice_l4_active), so
+ * nobody ever decrements. */
 struct sluice_backend_load {
 	__u64 l7_active;       /* active L7 requests, written by the agent */
 	__u64 l4_opened;       /* flows XDP steered to this backend */
 	__u64 l4_closed;       /* of those, flows that saw FIN/RST, expired or re-steered */
-	__u64 pad;
+	__u64 l4_reaped;       /* flows the agent found expired or evicted without a close (agent only) */
 };
+
+/* Open L4 flows of a backend from its monotonic counters. Read without a
+ * lock, the sum of the closes may momentarily pass the opens: 0 then. */
+static inline __u64 sluice_l4_active(__u64 opened, __u64 closed, __u64 reaped)
+{
+	return opened > closed + reaped ? opened - closed - reaped : 0;
+}
 
 /* Conntrack key (both sluice_conntrack and sluice_reverse_nat): a flow as seen
  * on the wire in the direction the map describes. */
@@ -129,7 +137,7 @@ struct sluice_rnat_entry {
 	__u64 last_seen_ns;
 	__u32 vip[4];
 	__u16 vip_port;
-	__u16 pad;
+	__u16 flags;           /* SLUICE_CT_F_REPLIED once the backend answered */
 	__u32 backend_id;
 	__u32 service_stat;
 	__u32 subset_stat;
@@ -140,11 +148,34 @@ struct sluice_ctrl {
 	__u32 generation;      /* flip counter, low bit = active half; one store by userspace */
 	__u32 flags;           /* SLUICE_CTRL_F_* */
 	__u32 hash_seed;       /* seed of every flow hash (same in every data plane) */
-	__u32 pad;
+	__u32 steer_prog_id;   /* id of the loaded sluice_steer program (its redirect failures are counted) */
 	__u64 tcp_idle_ns;
 	__u64 udp_idle_ns;
 	__u64 closing_ns;      /* timeout once FIN/RST was seen */
 };
+
+/* sluice_addr_filter value (one entry): a quick "certainly not ours" test
+ * before the hash lookups, so traffic that is no service's costs little.
+ * vips has the bit of every VIP address of either table half; replies the
+ * bit of every backend address:port with an id (flows may still be tracked
+ * to it). A clear bit for the destination and for the source:port means no
+ * service and no reverse-NAT entry can match: XDP_PASS. A set bit proves
+ * nothing (other addresses share it): the lookups decide. */
+struct sluice_addr_filter {
+	__u64 vips[SLUICE_ADDR_FILTER_BITS / 64];
+	__u64 replies[SLUICE_ADDR_FILTER_BITS / 64];
+};
+
+/* The filter bit of an address (four words, network order as in the keys)
+ * and a salt (0 for VIPs, the port as stored for backends). */
+static inline __u32 sluice_addr_filter_bit(const __u32 *addr, __u32 salt)
+{
+	__u32 h = (addr[0] ^ addr[1] ^ addr[2] ^ addr[3] ^ (salt << 16)) * 0x9e3779b1u;
+
+	h ^= h >> 15;
+	h *= 0x85ebca6bu;
+	return h >> (32 - __builtin_ctz(SLUICE_ADDR_FILTER_BITS));
+}
 
 /* sluice_ifaces value, keyed by ifindex. */
 struct sluice_iface {

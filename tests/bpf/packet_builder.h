@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "sluice/datapath_structs.h"
+
 namespace sluice::testing {
 
 using Frame = std::vector<uint8_t>;
@@ -31,6 +33,19 @@ struct PacketSpec {
 };
 
 inline bool is_v6(const std::string& addr) { return addr.find(':') != std::string::npos; }
+
+// The conntrack key (client -> VIP as on the wire) of the flow `spec` builds.
+inline sluice_flow_key flow_key_of(const PacketSpec& spec) {
+  sluice_flow_key key{};
+  const bool v6 = is_v6(spec.dst);
+  inet_pton(v6 ? AF_INET6 : AF_INET, spec.src.c_str(), key.src);
+  inet_pton(v6 ? AF_INET6 : AF_INET, spec.dst.c_str(), key.dst);
+  key.sport = htons(spec.sport);
+  key.dport = htons(spec.dport);
+  key.proto = spec.proto;
+  key.family = v6 ? SLUICE_FAMILY_V6 : SLUICE_FAMILY_V4;
+  return key;
+}
 
 inline uint32_t sum_words(const uint8_t* p, size_t n, uint32_t sum = 0) {
   for (size_t i = 0; i + 1 < n; i += 2) sum += static_cast<uint32_t>(p[i] << 8 | p[i + 1]);

@@ -30,18 +30,6 @@ inline bool ensure_bpffs() {
   return mount("bpf", "/sys/fs/bpf", "bpf", 0, nullptr) == 0;
 }
 
-inline sluice_flow_key flow_key_of(const PacketSpec& spec) {
-  sluice_flow_key key{};
-  const bool v6 = is_v6(spec.dst);
-  inet_pton(v6 ? AF_INET6 : AF_INET, spec.src.c_str(), key.src);
-  inet_pton(v6 ? AF_INET6 : AF_INET, spec.dst.c_str(), key.dst);
-  key.sport = htons(spec.sport);
-  key.dport = htons(spec.dport);
-  key.proto = spec.proto;
-  key.family = v6 ? SLUICE_FAMILY_V6 : SLUICE_FAMILY_V4;
-  return key;
-}
-
 struct TestRun {
   int verdict = -1;
   Frame out;

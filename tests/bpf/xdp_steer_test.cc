@@ -12,6 +12,7 @@
 #include <set>
 
 #include "bpf/xdp_steer_fixture.h"
+#include "bpfmaps/conntrack_reaper.h"
 
 namespace sluice::testing {
 namespace {
@@ -34,6 +35,23 @@ PacketSpec syn_to(const std::string& dst, uint16_t dport, uint8_t proto = IPPROT
   s.dport = dport;
   s.proto = proto;
   return s;
+}
+
+uint64_t bpf_ktime_now() {   // bpf_ktime_get_ns() reads CLOCK_MONOTONIC
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// The backend's SYN-ACK to `client`'s flow (backend address:port -> client).
+PacketSpec syn_ack_from(const std::string& backend, const PacketSpec& client, uint16_t port = 9081) {
+  PacketSpec reply;
+  reply.src = backend;
+  reply.sport = port;
+  reply.dst = client.src;
+  reply.dport = client.sport;
+  reply.tcp_flags = kSyn | kAck;
+  return reply;
 }
 
 Frame truncated(Frame f, size_t len) {
@@ -111,13 +129,27 @@ const PacketCase kPacketCases[] = {
      XDP_TX, Expect::Dnat, {{SLUICE_G_FORWARDED, 1}, {SLUICE_G_NEW_FLOWS, 1}}, 1},
     {"IPv6 UDP datagram is DNATed", [] { return build_packet(syn_to("fd00:96::10", 9082, IPPROTO_UDP)); }, XDP_TX,
      Expect::Dnat, {{SLUICE_G_FORWARDED, 1}}, 1},
-    {"TCP without SYN and without state is steered and counted as a mid-flow miss",
+    {"TCP ACK without state is dropped, counted as a mid-flow miss and creates no state",
      [] {
        PacketSpec s = syn_to("10.96.0.10", 9081);
        s.tcp_flags = kAck;
        return build_packet(s);
      },
-     XDP_TX, Expect::Dnat, {{SLUICE_G_CT_MIDFLOW_MISS, 1}, {SLUICE_G_FORWARDED, 1}}, 1},
+     XDP_DROP, Expect::Unchanged, {{SLUICE_G_CT_MIDFLOW_MISS, 1}, {SLUICE_G_NEW_FLOWS, 0}}, 0},
+    {"TCP RST without state creates no state",
+     [] {
+       PacketSpec s = syn_to("10.96.0.10", 9081);
+       s.tcp_flags = kRst;
+       return build_packet(s);
+     },
+     XDP_DROP, Expect::Unchanged, {{SLUICE_G_CT_MIDFLOW_MISS, 1}}, 0},
+    {"TCP SYN-ACK to the VIP without state creates no state",
+     [] {
+       PacketSpec s = syn_to("10.96.0.10", 9081);
+       s.tcp_flags = kSyn | kAck;
+       return build_packet(s);
+     },
+     XDP_DROP, Expect::Unchanged, {{SLUICE_G_CT_MIDFLOW_MISS, 1}}, 0},
     {"L7 port 9080 is passed to the local stack", [] { return build_packet(syn_to("10.96.0.10", 9080)); }, XDP_PASS,
      Expect::Unchanged, {{SLUICE_G_PASS_L7, 1}}, 0},
     {"non-VIP destination passes unchanged", [] { return build_packet(syn_to("10.200.11.2", 9081)); }, XDP_PASS,
@@ -281,12 +313,7 @@ TEST_F(XdpSteer, ReplyFromTheBackendIsReverseNatedToTheVip) {
   ASSERT_TRUE(entry);
   const auto& backend = writer_->backends().at(entry->backend_id);
 
-  PacketSpec reply;
-  reply.src = backend.address.to_string();
-  reply.sport = backend.port;
-  reply.dst = syn.src;
-  reply.dport = syn.sport;
-  reply.tcp_flags = kSyn | kAck;
+  PacketSpec reply = syn_ack_from(backend.address.to_string(), syn, backend.port);
   reply.partial_checksum = true;   // as the backend's stack sends it over veth
   const TestRun r = run(reply);
 
@@ -410,6 +437,23 @@ TEST_F(XdpSteer, PassthroughHandsNewFlowsToTheKernelAndCountsThem) {
   EXPECT_EQ(subset_counters("v1").passthrough + subset_counters("v2").passthrough, 1u);
 }
 
+// A PASSTHROUGH flow has no conntrack entry: its ACKs and FIN must reach the
+// kernel's NAT too, not fall under the SYN-only rule for untracked packets.
+TEST_F(XdpSteer, PassthroughHandsEveryPacketOfTheFlowToTheKernel) {
+  apply({.algorithm = model::LbAlgorithm::Passthrough});
+  for (const uint8_t flags : {kSyn, kAck, static_cast<uint8_t>(kFin | kAck)}) {
+    PacketSpec s = syn_to("10.96.0.10", 9081);
+    s.tcp_flags = flags;
+    const Frame in = build_packet(s);
+    const TestRun r = run(in);
+    EXPECT_EQ(r.verdict, XDP_PASS) << "tcp flags " << int{flags};
+    EXPECT_EQ(r.out, in);
+  }
+  EXPECT_EQ(global(SLUICE_G_PASS_PASSTHROUGH), 3u);
+  EXPECT_EQ(global(SLUICE_G_CT_MIDFLOW_MISS), 0u);
+  EXPECT_EQ(conntrack_size(), 0u);
+}
+
 TEST_F(XdpSteer, EstablishedFlowsKeepTheirBackendWhenWeightsMove) {
   apply({.v1_weight = 100, .v2_weight = 0});
   PacketSpec syn = syn_to("10.96.0.10", 9081);
@@ -463,6 +507,104 @@ TEST_F(XdpSteer, FinClosesTheFlowOnceAndANewSynOnTheTupleIsANewFlow) {
   ASSERT_EQ(run(syn).verdict, XDP_TX);
   EXPECT_EQ(global(SLUICE_G_NEW_FLOWS), 2u);
   EXPECT_EQ(subset_counters("v1").new_flows - subset_counters("v1").closed_flows, 1u);
+}
+
+// Two flows from one client ip:port to two VIPs whose only backend is the
+// same want the same reverse-NAT key (backend -> client). The first keeps
+// it while it lives; the second is refused instead of taking the first
+// flow's replies.
+TEST_F(XdpSteer, ASecondFlowCannotTakeALiveFlowsReplyTuple) {
+  auto snap = productpage_snapshot({.v1_weight = 100, .v2_weight = 0, .include_v1b = false});
+  model::Service reviews = snap.services[0];
+  reviews.host = reviews.name = "reviews";
+  reviews.hosts = {"reviews"};
+  reviews.vips = {ip("10.96.0.11"), ip("fd00:96::11")};
+  snap.service_by_host["reviews"] = 1;
+  snap.services.push_back(reviews);
+  writer_->apply(snap);
+
+  PacketSpec first = syn_to("10.96.0.10", 9081);
+  ASSERT_EQ(run(first).verdict, XDP_TX);
+  ASSERT_EQ(backend_of(first), "10.200.11.2:9081/tcp");
+  PacketSpec second = syn_to("10.96.0.11", 9081);   // same client ip:port
+  EXPECT_EQ(run(second).verdict, XDP_DROP);
+  EXPECT_EQ(global(SLUICE_G_CT_REPLY_CONFLICT), 1u);
+  EXPECT_EQ(backend_of(second), "");
+
+  // The backend's reply still goes back as the first VIP.
+  PacketSpec reply = syn_ack_from("10.200.11.2", first);
+  const TestRun r = run(reply);
+  ASSERT_EQ(r.verdict, XDP_TX);
+  PacketSpec expected = reply;
+  expected.src = "10.96.0.10";
+  EXPECT_EQ(r.out, build_packet(expected));
+
+  // Once the first flow ends, the tuple is free for the second.
+  PacketSpec fin = first;
+  fin.tcp_flags = kFin | kAck;
+  ASSERT_EQ(run(fin).verdict, XDP_TX);
+  EXPECT_EQ(run(second).verdict, XDP_TX);
+  EXPECT_EQ(backend_of(second), "10.200.11.2:9081/tcp");
+}
+
+TEST_F(XdpSteer, AckFloodLeavesEstablishedFlowsAlone) {
+  apply({.algorithm = model::LbAlgorithm::RoundRobin});
+  PacketSpec syn = syn_to("10.96.0.10", 9081);
+  ASSERT_EQ(run(syn).verdict, XDP_TX);
+  const std::string before = backend_of(syn);
+  PacketSpec spoofed = syn;
+  spoofed.tcp_flags = kAck;
+  for (uint16_t port = 1; port <= 2000; ++port) {
+    spoofed.sport = port;
+    spoofed.src = fmt::format("172.31.{}.{}", port >> 8, port & 0xff);
+    EXPECT_EQ(run(spoofed).verdict, XDP_DROP);
+  }
+  EXPECT_EQ(conntrack_size(), 1u);
+  EXPECT_EQ(datapath_->keys(bpfmaps::MapRole::ReverseNat).size(), 1u);
+  EXPECT_EQ(backend_of(syn), before);
+}
+
+// The agent's reaper (bpfmaps/conntrack_reaper.h) on real maps: a flow whose
+// backend never answered and whose last packet is older than closing_ns is
+// deleted and counted closed once; a flow its backend answered keeps its
+// entry; a flow counted open but gone from the table (evicted) is
+// reconciled.
+TEST_F(XdpSteer, ReaperCountsAnExpiredUnansweredFlowClosedOnce) {
+  apply({.algorithm = model::LbAlgorithm::RoundRobin, .v1_weight = 100, .v2_weight = 0, .include_v1b = false});
+  PacketSpec syn = syn_to("10.96.0.10", 9081);
+  ASSERT_EQ(run(syn).verdict, XDP_TX);
+  auto entry = conntrack_of(syn);
+  ASSERT_TRUE(entry);
+  const uint32_t id = entry->backend_id;
+  PacketSpec answered = syn;
+  answered.sport = 50002;
+  ASSERT_EQ(run(answered).verdict, XDP_TX);
+  ASSERT_EQ(run(syn_ack_from("10.200.11.2", answered)).verdict, XDP_TX);
+  ASSERT_TRUE(conntrack_of(answered)->flags & SLUICE_CT_F_REPLIED);
+  EXPECT_EQ(sluice_l4_active(datapath_->backend_load()[id].l4_opened, datapath_->backend_load()[id].l4_closed,
+                             datapath_->backend_load()[id].l4_reaped),
+            2u);
+
+  // Both flows last seen closing_ns + 1 s ago: only the unanswered one is past its timeout.
+  const uint64_t long_ago = bpf_ktime_now() - datapath_->options().closing_ns - 1'000'000'000ULL;
+  for (const PacketSpec* spec : {&syn, &answered}) {
+    sluice_ct_entry e = *conntrack_of(*spec);
+    e.last_seen_ns = long_ago;
+    datapath_->update(bpfmaps::MapRole::Conntrack, bpfmaps::as_bytes_of(flow_key_of(*spec)), bpfmaps::as_bytes_of(e));
+  }
+  const bpfmaps::ReapResult r = bpfmaps::reap_conntrack(*datapath_, true);
+  EXPECT_EQ(r.reaped, 1u);
+  EXPECT_EQ(r.evicted, 0u);
+  EXPECT_FALSE(conntrack_of(syn));
+  EXPECT_TRUE(conntrack_of(answered));
+  EXPECT_EQ(bpfmaps::reap_conntrack(*datapath_, true).reaped, 0u);
+  const sluice_backend_load& load = datapath_->backend_load()[id];
+  EXPECT_EQ(sluice_l4_active(load.l4_opened, load.l4_closed, load.l4_reaped), 1u);
+
+  // Three flows counted open that the table no longer holds (the LRU evicted them).
+  datapath_->backend_load()[id].l4_opened += 3;
+  EXPECT_EQ(bpfmaps::reap_conntrack(*datapath_, true).evicted, 3u);
+  EXPECT_EQ(sluice_l4_active(load.l4_opened, load.l4_closed, load.l4_reaped), 1u);
 }
 
 TEST_F(XdpSteer, EmptySubsetDropsItsOwnTrafficAndCountsIt) {

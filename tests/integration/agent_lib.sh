@@ -1,9 +1,10 @@
 # shellcheck shell=bash
 # Shared setup of the agent_* integration tests: the team topology with
 # sluiced in the node namespace (XDP on c0 and b1..b4, the L7 proxy behind
-# sk_lookup), an XDP_PASS program on every peer so native redirects are
-# delivered (DESIGN.md), and sluice-test-backend in each backend namespace
-# serving HTTP on 9080 and the TCP greeting on 9081.
+# sk_lookup), and sluice-test-backend in each backend namespace serving HTTP
+# on 9080 and the TCP greeting on 9081. The peers get nothing (no XDP
+# program, no GRO), as on a user's node: sluiced finds out which veths take
+# native redirects and says so in status (docs/bpf-datapath.md).
 #
 # The productpage config (tests write it with agent_write_routing): port 9080
 # HTTP (L7 plane), port 9081 TCP (L4 plane: the http route applies per
@@ -37,19 +38,12 @@ agent_check() {   # agent_check DESCRIPTION COMMAND...
   fi
 }
 
-_agent_peer_hook() {
-  case "$3" in
-    client | backend) ip -n "$1" link set dev "$2" xdpdrv obj "$XDP_PASS_OBJ" sec xdp ;;
-  esac
-}
-
 agent_setup() {   # agent_setup NAME [BACKEND ARGS...]
   local name=$1 i ns
   shift
   topo_require_root
   topo_require_cmd ip nsenter python3 curl
   mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
-  TOPO_LINK_HOOK=_agent_peer_hook
   topo_create "slca-$name$$" 4 || { echo "FAIL: topology setup"; exit 1; }
   AGENT_WORK=$(mktemp -d "/tmp/slc-agent-$name.XXXXXX")
   AGENT_PIN="/sys/fs/bpf/slc-agent-$name-$$"
@@ -107,7 +101,8 @@ YAML
   done
 }
 
-# agent_write_routing LINE7 SUBSET1 W1 W2: routing.yaml, replaced atomically
+# agent_write_routing LINE7 SUBSET1 W1 W2 [POLICY]: routing.yaml (POLICY:
+# the subsets' simple load balancer, ROUND_ROBIN by default), replaced atomically
 # (write + rename, as editors and ConfigMap updates do). Line numbers are
 # fixed so invalid variants have known locations: line 7 is the http route's
 # first field, line 9 the first destination, line 10 its weight.
@@ -132,7 +127,7 @@ kind: DestinationRule
 metadata: {name: productpage, namespace: default}
 spec:
   host: productpage
-  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
+  trafficPolicy: {loadBalancer: {simple: ${5:-ROUND_ROBIN}}}
   subsets:
   - {name: v1, labels: {version: v1}}
   - {name: v2, labels: {version: v2}}

@@ -23,6 +23,7 @@
 
 #include "bpfmaps/bpf_datapath.h"
 #include "bpfmaps/datapath_report.h"
+#include "bpfmaps/redirect_targets.h"
 #include "bpfmaps/table_writer.h"
 #include "config/compiler.h"
 
@@ -116,6 +117,11 @@ int main(int argc, char** argv) {
     if (!apply_dir()) return 1;
     for (const auto& iface : ifaces) datapath.attach(iface, mode);
     if (!sk_lookup_netns.empty()) datapath.attach_sk_lookup(sk_lookup_netns);
+    // As sluiced does: only devices that take native redirects get them.
+    auto mark_targets = [&] {
+      if (auto targets = bpfmaps::probe_redirect_targets()) bpfmaps::mark_redirect_targets(datapath, *targets);
+    };
+    mark_targets();
     apply_dir();   // re-written so the status file lists the interfaces
 
     for (;;) {
@@ -123,6 +129,7 @@ int main(int argc, char** argv) {
       if (sigwait(&signals, &sig) != 0) continue;
       if (sig == SIGHUP) {
         try {
+          mark_targets();
           apply_dir();
         } catch (const std::exception& e) {
           spdlog::error("apply failed, previous tables keep serving: {}", e.what());

@@ -1,9 +1,11 @@
 # shellcheck shell=bash
 # Shared setup of the xdp_* integration tests: the team topology with the XDP
 # steering program on the node's veths (c0 toward the client, b1..b4 toward
-# the backends), an XDP_PASS program on every peer so native redirects are
-# delivered (DESIGN.md), sluice-test-backend in each backend namespace, and
+# the backends), sluice-test-backend in each backend namespace, and
 # xdp_harness driving the tables from a generated Istio config directory.
+# The peers get nothing (no XDP program, GRO as the kernel left it), as on a
+# user's node: the datapath finds out which veths take native redirects and
+# hands the others' packets to the kernel (docs/bpf-datapath.md).
 #
 # Backends: be1 productpage-v1-a, be2 productpage-v1-b, be3 productpage-v2-a,
 # be4 productpage-v2-b; TCP greeting+echo on 9081, UDP on 9082, v4 and v6.
@@ -12,7 +14,6 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/lib/topology.sh"
 
 : "${XDP_HARNESS:?set XDP_HARNESS to the xdp_harness binary}"
-: "${XDP_PASS_OBJ:?set XDP_PASS_OBJ to xdp_pass.bpf.o}"
 : "${SLUICE_TEST_BACKEND:?set SLUICE_TEST_BACKEND to sluice-test-backend}"
 : "${SLUICE_LOADGEN:?set SLUICE_LOADGEN to sluice-loadgen}"
 
@@ -34,20 +35,12 @@ xdp_check() {   # xdp_check DESCRIPTION COMMAND...  (PASS/FAIL line, counts fail
   fi
 }
 
-xdp_peer_hook() {   # TOPO_LINK_HOOK: XDP_PASS on the client's and backends' ends
-  local ns=$1 ifname=$2 role=$3
-  case "$role" in
-    client | backend) ip -n "$ns" link set dev "$ifname" xdpdrv obj "$XDP_PASS_OBJ" sec xdp ;;
-  esac
-}
-
 # xdp_setup NAME: topology, backends, work dir, pin dir.
 xdp_setup() {
   local name=$1
   topo_require_root
   topo_require_cmd ip nsenter python3
   [[ -d /sys/fs/bpf ]] && { mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf; }
-  TOPO_LINK_HOOK=xdp_peer_hook
   topo_create "slcb-$name$$" 4 || { echo "FAIL: topology setup"; exit 1; }
   XDP_WORK=$(mktemp -d "/tmp/slc-bpf-$name.XXXXXX")
   XDP_PIN="/sys/fs/bpf/slc-bpf-$name-$$"

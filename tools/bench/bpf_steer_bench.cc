@@ -6,11 +6,11 @@
 // left behind, so each case is built to stay on its path, and the global
 // counters are checked to prove every iteration took it:
 //   non-VIP      a TCP packet to a non-service address: XDP_PASS, unchanged;
-//   tracked      a data packet of a tracked flow whose backend address:port
+//   tracked      a data packet of a tracked flow (opened by its SYN) whose backend address:port
 //                equals the VIP:port, so the DNAT (with its checksum work)
 //                leaves the packet as it was and the next iteration is the
 //                same tracked-flow lookup + rewrite;
-//   new flow     a SYN while the TCP idle timeout is 0: every iteration finds
+//   new flow     a SYN while the TCP timeouts are 0: every iteration finds
 //                the previous entry expired and runs the full decision
 //                (weighted route, round robin) and conntrack insert.
 // Prints one JSON object. Needs root.
@@ -124,8 +124,21 @@ int main(int argc, char** argv) {
       uint32_t counter;
       uint32_t verdict;
     };
-    // The tracked flow's first packet creates its entry; warm it first.
-    time_program(steer_fd, testing::build_packet(tracked), 1, 1);
+    // The tracked flow's entry: its SYN (only a SYN creates state), marked
+    // answered by the backend as a reply would, so the TCP idle timeout
+    // applies.
+    {
+      PacketSpec open = tracked;
+      open.tcp_flags = testing::kSyn;
+      open.payload.clear();
+      time_program(steer_fd, testing::build_packet(open), 1, 1);
+      const sluice_flow_key key = testing::flow_key_of(tracked);
+      sluice_ct_entry entry{};
+      if (!datapath.lookup(bpfmaps::MapRole::Conntrack, bpfmaps::as_bytes_of(key), bpfmaps::as_writable_bytes_of(entry)))
+        throw std::runtime_error("the tracked flow's SYN created no conntrack entry");
+      entry.flags |= SLUICE_CT_F_REPLIED;
+      datapath.update(bpfmaps::MapRole::Conntrack, bpfmaps::as_bytes_of(key), bpfmaps::as_bytes_of(entry));
+    }
     const Case cases[] = {
         {"non_vip", non_vip, SLUICE_G_PASS_NOT_SERVICE, XDP_PASS},
         {"tracked_flow", tracked, SLUICE_G_FORWARDED, XDP_TX},
@@ -138,12 +151,14 @@ int main(int argc, char** argv) {
                      {"verdict", t.verdict}, {"iterations_on_path", took},
                      {"all_on_path", took == uint64_t(repeat) * rounds && t.verdict == c.verdict}};
     }
-    // New flows: idle timeout 0 expires the previous iteration's entry.
+    // New flows: timeouts 0 expire the previous iteration's entry (a SYN's
+    // entry, unanswered, has the closing timeout).
     {
       sluice_ctrl ctrl{};
       const uint32_t key = 0;
       datapath.lookup(bpfmaps::MapRole::Ctrl, bpfmaps::as_bytes_of(key), bpfmaps::as_writable_bytes_of(ctrl));
       ctrl.tcp_idle_ns = 0;
+      ctrl.closing_ns = 0;
       datapath.update(bpfmaps::MapRole::Ctrl, bpfmaps::as_bytes_of(key), bpfmaps::as_bytes_of(ctrl));
     }
     const uint64_t before = bpfmaps::global_counter(datapath, SLUICE_G_NEW_FLOWS);

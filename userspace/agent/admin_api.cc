@@ -67,13 +67,28 @@ json status_json(const AdminContext& ctx) {
   if (forwarder && forwarder->up()) out["dpdk_generation"] = forwarder->counters.value("generation", 0);
   out["interfaces"] = ctx.interfaces;
   if (ctx.kubernetes_status) out["kubernetes"] = ctx.kubernetes_status();
+  if (ctx.redirect_watch) {
+    json redirect = ctx.redirect_watch->status();
+    for (const auto& w : redirect.value("warnings", json::array())) out["warnings"].push_back(w);
+    redirect.erase("warnings");
+    out["xdp_redirect"] = redirect;
+  }
   return out;
+}
+
+// The datapath's stats with the agent's conntrack reaping totals among its
+// global events.
+bpfmaps::DatapathStats xdp_stats(const AdminContext& ctx, bpfmaps::StatsScope scope = bpfmaps::StatsScope::All) {
+  bpfmaps::DatapathStats stats = ctx.xdp->stats(scope);
+  if (ctx.reap_watch && scope != bpfmaps::StatsScope::SubsetsOnly)
+    for (const auto& total : ctx.reap_watch->totals()) stats.global.push_back(total);
+  return stats;
 }
 
 json clusters_json(const AdminContext& ctx, const model::Snapshot& snap) {
   std::map<std::string, bpfmaps::DatapathStats::Backend> backend_load;   // "addr:port/tcp" -> load figures
   if (ctx.xdp) {
-    for (auto& b : ctx.xdp->stats(bpfmaps::StatsScope::Counters).backends) backend_load[b.address] = std::move(b);
+    for (auto& b : xdp_stats(ctx, bpfmaps::StatsScope::Counters).backends) backend_load[b.address] = std::move(b);
   }
   // The proxy's outlier detectors, if they belong to this very snapshot
   // (their endpoint indices are its indices).
@@ -225,7 +240,7 @@ std::string render_xdp_prometheus(const bpfmaps::DatapathStats& stats) {
   for (const auto& b : stats.backends)
     out.sample("sluice_xdp_backend_new_flows_total", Labels().add("backend", b.address).add("live", b.live ? 1 : 0),
                uint64_t{b.counters.new_flows});
-  out.family("sluice_backend_active_l4_flows", MetricType::Gauge, "Open minus closed flows per backend (XDP)");
+  out.family("sluice_backend_active_l4_flows", MetricType::Gauge, "Open flows per backend (XDP): opened minus closed minus reaped");
   out.family("sluice_backend_active_l7_requests", MetricType::Gauge,
              "Active L7 requests per backend (agent), as XDP reads them");
   for (const auto& b : stats.backends) {
@@ -443,7 +458,7 @@ std::string render_prometheus(const AdminContext& ctx) {
   if (ctx.proxy) out += ctx.proxy->render_prometheus();
   std::optional<bpfmaps::DatapathStats> datapath;
   if (ctx.xdp) {
-    datapath = ctx.xdp->stats();
+    datapath = xdp_stats(ctx);
     out += render_xdp_prometheus(*datapath);
   }
   if (!ctx.dpdk_stats_file.empty())
@@ -571,7 +586,7 @@ void register_admin_endpoints(admin::AdminServer& server, const AdminContext& ct
   });
   server.handle("/stats/datapath", [ctx](const admin::AdminRequest&) {
     if (!ctx.xdp) return json_response({{"error", "running without the kernel datapath (--no-xdp)"}}, 404);
-    return json_response(bpfmaps::datapath_stats_json(ctx.xdp->stats()));
+    return json_response(bpfmaps::datapath_stats_json(xdp_stats(ctx)));
   });
   server.handle("/stats/window", [ctx](const admin::AdminRequest& req) {
     auto it = req.query.find("service");

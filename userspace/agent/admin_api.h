@@ -26,6 +26,7 @@
 #include "agent/agent.h"
 #include "agent/stats_window.h"
 #include "bpfmaps/datapath_report.h"
+#include "agent/datapath_upkeep.h"
 
 namespace sluice::proxy {
 class Proxy;
@@ -44,6 +45,8 @@ struct AdminContext {
   const StatsWindow* window = nullptr;   // the per-second window sample_planes() feeds; null: none yet
   double started_at = 0;                 // unix time sluiced started (the page notices a restart by it)
   std::function<nlohmann::json()> kubernetes_status;   // the API server source's state; empty: none
+  const RedirectTargetWatch* redirect_watch = nullptr;   // null without the kernel datapath
+  const ConntrackReapWatch* reap_watch = nullptr;        // null without the kernel datapath
 };
 
 void register_admin_endpoints(admin::AdminServer& server, const AdminContext& context);

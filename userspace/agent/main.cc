@@ -26,6 +26,7 @@
 #include "agent/admin_api.h"
 #include "agent/agent.h"
 #include "agent/config_watcher.h"
+#include "agent/datapath_upkeep.h"
 #include "agent/local_routes.h"
 #include "agent/planes.h"
 #include "bpfmaps/bpf_datapath.h"
@@ -206,6 +207,8 @@ int run(const Options& opt) {
   std::unique_ptr<sa::XdpPlane> xdp;
   std::unique_ptr<sa::LocalRoutes> local_routes;
   std::vector<std::string> iface_report;
+  std::unique_ptr<sa::RedirectTargetWatch> redirect_watch;
+  std::unique_ptr<sa::ConntrackReapWatch> reap_watch;
   if (!opt.no_xdp) {
     sluice::bpfmaps::DatapathOptions dopt = opt.datapath;
     dopt.pin_dir = opt.pin_dir;
@@ -213,12 +216,18 @@ int run(const Options& opt) {
     datapath->load();
     spdlog::info("datapath loaded ({} pinned maps under {})",
                  datapath->reused_pinned_maps() ? "re-using" : "new", opt.pin_dir);
+    sa::reset_stale_l7_counts(*datapath);
     for (const auto& ifname : opt.interfaces) {
       auto a = datapath->attach(ifname, parse_mode(opt.xdp_mode));
       spdlog::info("xdp attached to {} in {} mode{}", a.name, a.mode, a.reused ? " (re-used pinned link)" : "");
       iface_report.push_back(a.name + " (" + a.mode + ")");
     }
     datapath->attach_sk_lookup();
+    redirect_watch = std::make_unique<sa::RedirectTargetWatch>(*datapath, std::chrono::seconds(5));
+    redirect_watch->check();
+    // A DPDK forwarder counts its own flows into the same least-request
+    // map; they are not in this conntrack, so evictions are not reconciled.
+    reap_watch = std::make_unique<sa::ConntrackReapWatch>(*datapath, std::chrono::seconds(2), opt.dpdk_stats.empty());
     xdp = std::make_unique<sa::XdpPlane>(*datapath);
     local_routes = std::make_unique<sa::LocalRoutes>();
   }
@@ -303,6 +312,8 @@ int run(const Options& opt) {
   sa::AdminContext admin_context{
       &agent, xdp.get(), &proxy, iface_report, opt.dpdk_stats, &window,
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count()};
+  admin_context.redirect_watch = redirect_watch.get();
+  admin_context.reap_watch = reap_watch.get();
   if (k8s) admin_context.kubernetes_status = [source = k8s.get()] { return source->status_json(); };
   std::mutex sampler_mu;
   std::condition_variable sampler_cv;
@@ -341,6 +352,8 @@ int run(const Options& opt) {
     const timespec one_second{1, 0};
     const int sig = sigtimedwait(&signals, nullptr, &one_second);
     if (sig < 0) {   // timeout (or EINTR)
+      if (redirect_watch) redirect_watch->tick();
+      if (reap_watch) reap_watch->tick();
       if (trim_pending.exchange(false, std::memory_order_acq_rel)) malloc_trim(0);
       continue;
     }

@@ -35,3 +35,7 @@ SLUICE_CHECK_OFFSET(sluice_ctrl, generation, 0);
 SLUICE_CHECK_SIZE(sluice_iface, 8);
 SLUICE_CHECK_SIZE(sluice_counters, 80);
 SLUICE_CHECK_SIZE(sluice_l7_key, 20);
+SLUICE_CHECK_SIZE(sluice_addr_filter, 2 * SLUICE_ADDR_FILTER_BITS / 8);
+SLUICE_CHECK_OFFSET(sluice_backend_load, l4_reaped, 24);
+SLUICE_CHECK_OFFSET(sluice_rnat_entry, flags, 26);
+SLUICE_CHECK_OFFSET(sluice_ctrl, steer_prog_id, 12);

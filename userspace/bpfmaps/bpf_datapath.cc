@@ -15,6 +15,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
@@ -83,6 +84,7 @@ BpfDatapath::~BpfDatapath() {
   if (backend_load_) munmap(backend_load_, backend_load_len_);
   for (auto& [name, fd] : link_fds_) close(fd);
   if (sk_lookup_link_fd_ >= 0) close(sk_lookup_link_fd_);
+  if (redirect_err_link_fd_ >= 0) close(redirect_err_link_fd_);
   if (steer_) sluice_steer__destroy(steer_);
   if (sklookup_) sluice_sklookup__destroy(sklookup_);
 }
@@ -207,6 +209,10 @@ void BpfDatapath::load() {
       if (int err = bpf_map__set_pin_path(map, path.c_str())) fail("pin path " + path, err);
     }
   }
+  // The redirect-failure counter is a tracepoint program (BTF-typed): left
+  // out on a kernel without BTF or tracing programs, the rest works alone.
+  const bool trace_redirect_errors = access("/sys/kernel/btf/vmlinux", R_OK) == 0;
+  bpf_program__set_autoload(steer_->progs.sluice_redirect_err, trace_redirect_errors);
   if (int err = sluice_steer__load(steer_)) fail("load sluice_steer", err);
   if (int err = sluice_sklookup__load(sklookup_)) fail("load sluice_sklookup", err);
 
@@ -222,6 +228,12 @@ void BpfDatapath::load() {
   ctrl_->tcp_idle_ns = options_.tcp_idle_ns;
   ctrl_->udp_idle_ns = options_.udp_idle_ns;
   ctrl_->closing_ns = options_.closing_ns;
+  bpf_prog_info info{};
+  uint32_t info_len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(xdp_program_fd(), &info, &info_len) == 0)
+    __atomic_store_n(&ctrl_->steer_prog_id, info.id, __ATOMIC_RELEASE);
+  if (trace_redirect_errors) attach_redirect_error_counter();
+  else spdlog::warn("no BTF-typed tracing on this kernel: XDP redirect failures are not counted (redirect_err)");
   spdlog::info("BPF datapath loaded, pins in {} ({}); sized for {} service ports, {} subsets, {} backends, "
                "{} Maglev slots per table half, {} tracked flows: ~{} MiB of preallocated map memory",
                options_.pin_dir, reused_maps_ ? "re-used existing maps" : "new maps", sizing.max_services,
@@ -229,7 +241,35 @@ void BpfDatapath::load() {
                preallocated_bytes(steer_->obj, possible_cpus()) >> 20);
 }
 
+// Attaches sluice_redirect_err to the xdp_redirect_err tracepoint, pinned
+// as link_redirect_err so it keeps counting while no agent runs. A previous
+// run's link counted for the previous program id: it is replaced.
+void BpfDatapath::attach_redirect_error_counter() {
+  const std::string pin = link_pin_path("redirect_err");
+  if (unlink(pin.c_str()) != 0 && errno != ENOENT) fail("remove pinned link " + pin, errno);
+  const int fd = bpf_raw_tracepoint_open(nullptr, bpf_program__fd(steer_->progs.sluice_redirect_err));
+  if (fd < 0) {
+    spdlog::warn("attach to tracepoint xdp:xdp_redirect_err refused ({}): XDP redirect failures are not counted",
+                 std::strerror(errno));
+    return;
+  }
+  if (bpf_obj_pin(fd, pin.c_str()) != 0) {
+    const int err = errno;
+    close(fd);
+    fail("pin link " + pin, err);
+  }
+  redirect_err_link_fd_ = fd;
+}
+
 void BpfDatapath::set_ctrl_flags(uint32_t flags) { __atomic_store_n(&ctrl_->flags, flags, __ATOMIC_RELEASE); }
+
+uint32_t BpfDatapath::reset_l7_active() {
+  const uint32_t entries = max_entries(MapRole::BackendLoad);
+  uint32_t stale = 0;
+  for (uint32_t id = 0; id < entries; ++id)
+    if (__atomic_exchange_n(&backend_load_[id].l7_active, 0, __ATOMIC_RELAXED) != 0) ++stale;
+  return stale;
+}
 
 std::string BpfDatapath::link_pin_path(const std::string& what) const {
   return options_.pin_dir + "/link_" + what;
@@ -289,8 +329,10 @@ AttachedInterface BpfDatapath::attach(const std::string& ifname, AttachMode mode
                 : query.attach_mode == XDP_ATTACHED_DRV ? "native"
                 : query.attach_mode == XDP_ATTACHED_HW ? "offload" : "unknown";
   sluice_iface facts{};
-  facts.flags = query.attach_mode == XDP_ATTACHED_SKB ? SLUICE_IFACE_F_GENERIC : 0;
   const auto ifindex = static_cast<uint32_t>(result.ifindex);
+  lookup(MapRole::Ifaces, as_bytes_of(ifindex), as_writable_bytes_of(facts));   // keeps REDIRECT_OK
+  facts.flags = (facts.flags & ~uint32_t{SLUICE_IFACE_F_GENERIC}) |
+                (query.attach_mode == XDP_ATTACHED_SKB ? SLUICE_IFACE_F_GENERIC : 0);
   update(MapRole::Ifaces, as_bytes_of(ifindex), as_bytes_of(facts));
   spdlog::info("XDP on {} (ifindex {}): {} mode{}", ifname, result.ifindex, result.mode,
                result.reused ? ", re-used pinned link" : "");
@@ -366,6 +408,11 @@ void BpfDatapath::unpin_all() {
     sk_lookup_link_fd_ = -1;
   }
   unlink(link_pin_path("sk_lookup").c_str());
+  if (redirect_err_link_fd_ >= 0) {
+    close(redirect_err_link_fd_);
+    redirect_err_link_fd_ = -1;
+  }
+  unlink(link_pin_path("redirect_err").c_str());
   for (auto* obj : {steer_ ? steer_->obj : nullptr, sklookup_ ? sklookup_->obj : nullptr}) {
     if (!obj) continue;
     bpf_map* map;
@@ -412,18 +459,46 @@ void BpfDatapath::erase(MapRole role, std::span<const uint8_t> key) {
     fail(fmt::format("delete from {}", map_name(role)), errno);
 }
 
-std::vector<Bytes> BpfDatapath::keys(MapRole role) const {
+std::vector<Bytes> BpfDatapath::keys(MapRole role, size_t limit) const {
   const int fd = fd_of(role);
   const size_t key_size = bpf_map__key_size(map_of(role));
+  // When the key a walk stands on is deleted meanwhile (an LRU eviction, the
+  // reaper), the kernel starts the walk over from the first key: without a
+  // bound a busy map is walked again and again. Never more than it can hold.
+  limit = std::min<size_t>(limit, max_entries(role));
   std::vector<Bytes> out;
   Bytes current(key_size), next(key_size);
   const void* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, next.data()) == 0) {
+  while (out.size() < limit && bpf_map_get_next_key(fd, prev, next.data()) == 0) {
     out.push_back(next);
     current = next;
     prev = current.data();
   }
   return out;
+}
+
+size_t BpfDatapath::count(MapRole role) const {
+  // One syscall per batch rather than one per key: the conntrack maps hold
+  // hundreds of thousands of flows and /stats counts them on every scrape.
+  const int fd = fd_of(role);
+  const size_t key_size = bpf_map__key_size(map_of(role));
+  const size_t value_size = bpf_map__value_size(map_of(role));
+  constexpr uint32_t kBatch = 4096;
+  std::vector<uint8_t> key_buf(key_size * kBatch), value_buf(value_size * kBatch);
+  const size_t cap = max_entries(role);
+  uint32_t out_batch = 0;
+  void* in_batch = nullptr;
+  size_t total = 0;
+  while (total < cap) {
+    uint32_t n = kBatch;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    const int rc = bpf_map_lookup_batch(fd, in_batch, &out_batch, key_buf.data(), value_buf.data(), &n, &opts);
+    if (rc && errno != ENOENT) return keys(role, cap).size();   // no batch ops here: key by key
+    total += n;
+    if (rc) break;   // ENOENT: the walk is complete
+    in_batch = &out_batch;
+  }
+  return std::min(total, cap);
 }
 
 unsigned BpfDatapath::possible_cpus() const {

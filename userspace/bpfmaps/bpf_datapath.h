@@ -93,10 +93,16 @@ class BpfDatapath : public DatapathTables {
   void unpin_all();
 
   int xdp_program_fd() const;
+  int fd_of(MapRole role) const;   // the map's descriptor (batch walks: conntrack_reaper.h)
   int sk_lookup_program_fd() const;
   // Mmapped per-backend load figures (index: backend id), shared with the L7 agent.
   sluice_backend_load* backend_load() const { return backend_load_; }
   void set_ctrl_flags(uint32_t flags);
+  // Zeroes every backend's l7_active. Only the agent's proxy adds to it, so
+  // whatever a previous agent left there (requests in flight when it was
+  // killed) is stale once a new agent starts, before its proxy serves.
+  // Returns how many backends had a non-zero count.
+  uint32_t reset_l7_active();
 
   // DatapathTables
   uint32_t max_entries(MapRole role) const override;
@@ -104,7 +110,9 @@ class BpfDatapath : public DatapathTables {
   void update_array(MapRole role, uint32_t first, std::span<const uint8_t> values, size_t value_size) override;
   bool lookup(MapRole role, std::span<const uint8_t> key, std::span<uint8_t> value) const override;
   void erase(MapRole role, std::span<const uint8_t> key) override;
-  std::vector<Bytes> keys(MapRole role) const override;
+  using DatapathTables::keys;
+  std::vector<Bytes> keys(MapRole role, size_t limit) const override;
+  size_t count(MapRole role) const override;
   Bytes lookup_per_cpu(MapRole role, std::span<const uint8_t> key) const override;
   unsigned possible_cpus() const override;
   void store_generation(uint32_t generation) override;
@@ -112,8 +120,8 @@ class BpfDatapath : public DatapathTables {
 
  private:
   bpf_map* map_of(MapRole role) const;
-  int fd_of(MapRole role) const;
   std::string link_pin_path(const std::string& what) const;
+  void attach_redirect_error_counter();
 
   DatapathOptions options_;
   sluice_steer* steer_ = nullptr;
@@ -125,6 +133,7 @@ class BpfDatapath : public DatapathTables {
   size_t ctrl_len_ = 0, backend_load_len_ = 0;
   std::map<std::string, int> link_fds_;
   int sk_lookup_link_fd_ = -1;
+  int redirect_err_link_fd_ = -1;
   std::vector<AttachedInterface> attached_;
 };
 

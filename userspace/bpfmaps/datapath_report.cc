@@ -30,22 +30,21 @@ uint64_t global_counter(const DatapathTables& tables, uint32_t index) {
 }
 
 std::string_view global_counter_name(uint32_t index) {
-  static constexpr std::array<std::string_view, 25> kNames = {
+  static constexpr std::array<std::string_view, 28> kNames = {
       "packets",           "pass_not_ip",       "pass_not_l4",        "pass_truncated",
       "pass_malformed",    "pass_not_service",  "pass_ip_options",    "pass_fragment",
       "pass_ipv6_ext",     "pass_l7",           "pass_passthrough",   "new_flows",
       "ct_midflow_miss",   "ct_insert_failed",  "ct_expired",         "resteer_backend_gone",
       "forwarded",         "reverse_nat",       "redirect",           "tx",
       "fib_no_neigh",      "fib_pass",          "drop_no_backend",    "csum_full",
-      "drop_too_big",
+      "drop_too_big",      "ct_reply_conflict", "pass_no_redirect",   "redirect_err",
   };
   return index < kNames.size() ? kNames[index] : std::string_view{};
 }
 
 std::vector<ConntrackFlow> list_conntrack(const DatapathTables& tables, size_t limit) {
   std::vector<ConntrackFlow> out;
-  for (const Bytes& raw : tables.keys(MapRole::Conntrack)) {
-    if (out.size() >= limit) break;
+  for (const Bytes& raw : tables.keys(MapRole::Conntrack, limit)) {
     ConntrackFlow flow{};
     std::memcpy(&flow.key, raw.data(), std::min(raw.size(), sizeof(flow.key)));
     if (tables.lookup(MapRole::Conntrack, raw, as_writable_bytes_of(flow.entry))) out.push_back(flow);
@@ -87,7 +86,7 @@ DatapathStats read_datapath_stats(const DatapathTables& tables, const TableWrite
     tables.lookup(MapRole::BackendLoad, as_bytes_of(id), as_writable_bytes_of(b.load));
     out.backends.push_back(std::move(b));
   }
-  if (scope == StatsScope::All) out.conntrack_flows = tables.keys(MapRole::Conntrack).size();
+  if (scope == StatsScope::All) out.conntrack_flows = tables.count(MapRole::Conntrack);
   return out;
 }
 
@@ -122,6 +121,7 @@ nlohmann::json datapath_stats_json(const DatapathStats& stats) {
     j["l7_active"] = b.load.l7_active;
     j["l4_opened"] = b.load.l4_opened;
     j["l4_closed"] = b.load.l4_closed;
+    j["l4_reaped"] = b.load.l4_reaped;
     out["backends"].push_back(j);
   }
   out["conntrack_flows"] = stats.conntrack_flows;

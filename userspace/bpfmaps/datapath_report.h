@@ -42,7 +42,7 @@ struct DatapathStats {
     bool live = false;          // in the serving table half
     sluice_counters counters{};
     sluice_backend_load load{};
-    uint64_t active_flows() const { return load.l4_opened >= load.l4_closed ? load.l4_opened - load.l4_closed : 0; }
+    uint64_t active_flows() const { return sluice_l4_active(load.l4_opened, load.l4_closed, load.l4_reaped); }
   };
   uint64_t generation = 0;
   std::vector<std::pair<std::string_view, uint64_t>> global;   // event name -> count, in index order
@@ -62,7 +62,7 @@ DatapathStats read_datapath_stats(const DatapathTables& tables, const TableWrite
 
 nlohmann::json counters_json(const sluice_counters& c);
 // {"generation", "global": {...}, "services": [...], "subsets": [...],
-//  "backends": [...{"id","address","live","l7_active","l4_opened","l4_closed", counters}], "conntrack_flows"}
+//  "backends": [...{"id","address","live","l7_active","l4_opened","l4_closed","l4_reaped", counters}], "conntrack_flows"}
 nlohmann::json datapath_stats_json(const DatapathStats& stats);
 nlohmann::json datapath_stats_json(const DatapathTables& tables, const TableWriter& writer);
 

@@ -14,6 +14,7 @@ std::string_view map_name(MapRole role) {
       "sluice_backend_load",  "sluice_conntrack",     "sluice_reverse_nat",
       "sluice_ifaces",        "sluice_service_stats", "sluice_subset_stats",
       "sluice_backend_stats", "sluice_global_stats",  "sluice_l7_services",
+      "sluice_addr_filter",
   };
   return kNames.at(static_cast<size_t>(role));
 }
@@ -62,6 +63,7 @@ uint32_t sized_max_entries(MapRole role, const DatapathSizing& s) {
     case MapRole::SubsetStats: return s.max_subsets + 1;
     case MapRole::GlobalStats: return SLUICE_G_COUNT;
     case MapRole::L7Services: return s.max_services;
+    case MapRole::AddrFilter: return 1;
     case MapRole::kCount: break;
   }
   return 0;

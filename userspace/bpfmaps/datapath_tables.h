@@ -35,6 +35,7 @@ enum class MapRole : uint8_t {
   BackendStats,    // sluice_backend_stats (per CPU)
   GlobalStats,     // sluice_global_stats (per CPU)
   L7Services,      // sluice_l7_services (sk_lookup)
+  AddrFilter,      // sluice_addr_filter
   kCount,
 };
 
@@ -80,8 +81,14 @@ class DatapathTables {
   // Writes consecutive array entries [first, first + values.size()/value_size).
   virtual void update_array(MapRole role, uint32_t first, std::span<const uint8_t> values, size_t value_size);
   virtual void erase(MapRole role, std::span<const uint8_t> key) = 0;
-  // Every key of a hash map (arrays: not needed, index them).
-  virtual std::vector<Bytes> keys(MapRole role) const = 0;
+  // The keys of a hash map (arrays: not needed, index them), at most
+  // `limit` of them. A walk of a map the datapath changes meanwhile (the
+  // conntrack LRU) may see a key twice or miss one; it ends all the same.
+  virtual std::vector<Bytes> keys(MapRole role, size_t limit) const = 0;
+  std::vector<Bytes> keys(MapRole role) const { return keys(role, SIZE_MAX); }
+  // How many entries a hash map holds (approximate while the datapath
+  // changes it). The base walks keys(); a kernel map counts in batches.
+  virtual size_t count(MapRole role) const { return keys(role).size(); }
   // One value per possible CPU, concatenated (per-CPU maps only).
   virtual Bytes lookup_per_cpu(MapRole role, std::span<const uint8_t> key) const = 0;
   virtual unsigned possible_cpus() const = 0;

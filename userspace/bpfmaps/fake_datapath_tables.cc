@@ -61,9 +61,12 @@ void FakeDatapathTables::erase(MapRole role, std::span<const uint8_t> key) {
   maps_.at(static_cast<size_t>(role)).erase(Bytes(key.begin(), key.end()));
 }
 
-std::vector<Bytes> FakeDatapathTables::keys(MapRole role) const {
+std::vector<Bytes> FakeDatapathTables::keys(MapRole role, size_t limit) const {
   std::vector<Bytes> out;
-  for (const auto& [k, v] : maps_.at(static_cast<size_t>(role))) out.push_back(k);
+  for (const auto& [k, v] : maps_.at(static_cast<size_t>(role))) {
+    if (out.size() >= limit) break;
+    out.push_back(k);
+  }
   return out;
 }
 

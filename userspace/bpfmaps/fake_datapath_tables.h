@@ -18,7 +18,8 @@ class FakeDatapathTables : public DatapathTables {
   void update(MapRole role, std::span<const uint8_t> key, std::span<const uint8_t> value) override;
   bool lookup(MapRole role, std::span<const uint8_t> key, std::span<uint8_t> value) const override;
   void erase(MapRole role, std::span<const uint8_t> key) override;
-  std::vector<Bytes> keys(MapRole role) const override;
+  using DatapathTables::keys;
+  std::vector<Bytes> keys(MapRole role, size_t limit) const override;
   Bytes lookup_per_cpu(MapRole role, std::span<const uint8_t> key) const override;
   unsigned possible_cpus() const override { return 2; }
   void store_generation(uint32_t generation) override;

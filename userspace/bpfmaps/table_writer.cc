@@ -438,6 +438,17 @@ ApplyResult TableWriter::apply(const model::Snapshot& snapshot) {
   result.schedule_slots = plan.schedule.size();
   result.maglev_slots = plan.maglev.size();
 
+  // The address filter (datapath_structs.h) gets every VIP the active half
+  // serves until the flip and the new half serves after it; it is written
+  // below, before the flip, once backend ids are known.
+  sluice_addr_filter filter{};
+  auto set_bit = [](__u64* words, uint32_t bit) { words[bit / 64] |= uint64_t{1} << (bit % 64); };
+  for (const Bytes& raw : tables_.keys(MapRole::Vips))
+    if (const auto key = key_from<sluice_vip_key>(raw); key.generation == active)
+      set_bit(filter.vips, sluice_addr_filter_bit(key.addr, 0));
+  for (const Bytes& raw : plan.vip_keys)
+    set_bit(filter.vips, sluice_addr_filter_bit(key_from<sluice_vip_key>(raw).addr, 0));
+
   // Keys of the inactive half are left over from two snapshots ago.
   for (const Bytes& raw : tables_.keys(MapRole::Services))
     if (key_from<sluice_service_key>(raw).generation == inactive) tables_.erase(MapRole::Services, raw);
@@ -457,6 +468,16 @@ ApplyResult TableWriter::apply(const model::Snapshot& snapshot) {
     tables_.update(MapRole::Backends, as_bytes_of(ids[i]), as_bytes_of(value));
     now_live[ids[i]] = 1;
   }
+  // Replies may come from any backend with an id: flows to one that left
+  // are tracked until they end.
+  for (const auto& [id, identity] : backend_by_id_) {
+    __u32 addr[4] = {};
+    copy_address(identity.address, addr);
+    set_bit(filter.replies, sluice_addr_filter_bit(addr, htons(identity.port)));
+  }
+  const uint32_t zero = 0;
+  tables_.update(MapRole::AddrFilter, as_bytes_of(zero), as_bytes_of(filter));
+
   for (sluice_member& m : plan.members) m.backend_id = ids[m.backend_id];
   for (uint32_t& slot : plan.schedule) slot = ids[slot];
   for (uint32_t& slot : plan.maglev) slot = ids[slot];

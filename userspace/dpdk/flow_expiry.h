@@ -1,7 +1,7 @@
 // Idle expiry of the forwarder's flow tables, with the kernel conntrack's
 // timeouts (sluice_ctrl: tcp_idle_ns, udp_idle_ns, closing_ns): a TCP flow
-// that saw FIN or RST goes closing_ns after its last packet, another TCP flow
-// tcp_idle_ns, a UDP flow udp_idle_ns.
+// that saw FIN or RST, or whose backend never answered, goes closing_ns after
+// its last packet, another TCP flow tcp_idle_ns, a UDP flow udp_idle_ns.
 //
 // The sweeper walks a table a slice at a time (a whole pass per `period`),
 // so the control thread's work per tick stays small and constant. It is
@@ -31,12 +31,13 @@ struct FlowActivity {
   uint8_t proto = IPPROTO_TCP;
   bool closing = false;        // FIN or RST seen (TCP), or the flow was re-steered
   uint64_t last_seen_ns = 0;   // latest packet in either direction
+  bool replied = true;         // the backend answered (SLUICE_CT_F_REPLIED)
 };
 
 // How long a flow may stay idle.
 inline uint64_t flow_idle_limit_ns(const FlowActivity& flow, const FlowTimeouts& t) {
   if (flow.proto == IPPROTO_UDP) return t.udp_idle_ns;
-  return flow.closing ? t.closing_ns : t.tcp_idle_ns;
+  return flow.closing || !flow.replied ? t.closing_ns : t.tcp_idle_ns;
 }
 
 inline bool flow_expired(const FlowActivity& flow, uint64_t now_ns, const FlowTimeouts& t) {

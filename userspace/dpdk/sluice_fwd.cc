@@ -51,6 +51,7 @@
 #include "dpdk/flow_expiry.h"
 #include "dpdk/packet_nat.h"
 #include "dpdk/steer_tables.h"
+#include "sluice/conntrack_rules.h"
 
 namespace sluice::dpdk {
 namespace {
@@ -166,6 +167,7 @@ bool route_matches(const Route& r, const sluice_flow_key& key, bool by_dst) {
 // another backend (re-steered) is an orphan: it ages out on its own.
 constexpr uint32_t kFlowLive = 1;     // slot holds a flow
 constexpr uint32_t kFlowClosed = 2;   // FIN/RST seen or re-steered: counted closed, closing timeout
+constexpr uint32_t kFlowReplied = 4;  // the backend answered (else TCP gets the closing timeout)
 
 struct ForwardEntry {
   std::atomic<uint32_t> flags{0};
@@ -345,7 +347,7 @@ struct Lcore {
     const uint32_t bytes = rte_pktmbuf_pkt_len(m);
     const bool is_tcp = p.key.proto == IPPROTO_TCP;
     const bool closes = is_tcp && (p.tcp_flags & 0x05);   // FIN or RST
-    const bool is_syn = is_tcp && (p.tcp_flags & 0x12) == 0x02;
+    const bool is_syn = sluice_ct_is_syn(p.key.proto, p.tcp_flags);
     FlowTables& flows = fw->flows;
 
     if (snap.find_service(snap.service_key_of(p.key))) {
@@ -376,6 +378,13 @@ struct Lcore {
           counters(stats->services, d.service->stat_id).passthrough++;
           return to_kernel(frame, &p);
         }
+        if (pos < 0 && !sluice_ct_may_create(client_key.proto, p.tcp_flags)) {
+          // Only a SYN creates TCP state, as in the XDP program
+          // (include/sluice/conntrack_rules.h); L7 and PASSTHROUGH flows,
+          // never tracked, went to the kernel above.
+          add(stats->global[SLUICE_G_CT_MIDFLOW_MISS]);
+          return -1;
+        }
         if (d.verdict != NewFlowVerdict::Forward) {
           add(stats->global[SLUICE_G_DROP_NO_BACKEND]);
           counters(stats->services, d.service->stat_id).drop_no_backend++;
@@ -383,6 +392,18 @@ struct Lcore {
           return -1;
         }
         backend = d.backend;
+        // Reverse entry: the reply's key, backend -> client.
+        sluice_flow_key reply{};
+        std::memcpy(reply.src, backend->addr, 16);
+        std::memcpy(reply.dst, client_key.src, 16);
+        reply.sport = backend->port;
+        reply.dport = client_key.sport;
+        reply.proto = client_key.proto;
+        reply.family = client_key.family;
+        if (reply_held_by_live_flow(client_key, reply, now)) {
+          add(stats->global[SLUICE_G_CT_REPLY_CONFLICT]);
+          return -1;
+        }
         // Adding an existing key (a SYN re-using a closed tuple) returns its
         // position: the entry is re-initialised in place.
         pos = rte_hash_add_key(flows.forward, &client_key);
@@ -397,14 +418,6 @@ struct Lcore {
         entry->proto = client_key.proto;
         entry->reverse_pos = -1;
         entry->last_seen_ns.store(now, std::memory_order_relaxed);
-        // Reverse entry: the reply's key, backend -> client.
-        sluice_flow_key reply{};
-        std::memcpy(reply.src, backend->addr, 16);
-        std::memcpy(reply.dst, client_key.src, 16);
-        reply.sport = backend->port;
-        reply.dport = client_key.sport;
-        reply.proto = client_key.proto;
-        reply.family = client_key.family;
         const int32_t rpos = rte_hash_add_key(flows.reverse, &reply);
         if (rpos >= 0) {
           ReverseEntry& r = flows.reverse_entries[static_cast<uint32_t>(rpos)];
@@ -453,6 +466,8 @@ struct Lcore {
     if (flows.linked(r.forward_pos, rpos)) {
       ForwardEntry& f = flows.forward_entries[static_cast<uint32_t>(r.forward_pos)];
       refresh(f.last_seen_ns, now);
+      if (!(f.flags.load(std::memory_order_relaxed) & kFlowReplied))
+        f.flags.fetch_or(kFlowReplied, std::memory_order_relaxed);
       if (closes) close_flow(*fw, *stats, f);
     }
     counters(stats->services, r.service_stat).packets_out++;
@@ -464,6 +479,30 @@ struct Lcore {
     if (!rewrite_endpoint(frame, p, RewriteSide::Source, r.vip, r.vip_port)) return -1;
     add(stats->global[SLUICE_G_REVERSE_NAT]);
     return next_hop(frame, p);
+  }
+
+  // Whether `reply` is the reverse key of another live flow, which a new
+  // flow must not take over (include/sluice/conntrack_rules.h).
+  bool reply_held_by_live_flow(const sluice_flow_key& client, const sluice_flow_key& reply, uint64_t now) const {
+    const FlowTables& flows = fw->flows;
+    const int32_t held = rte_hash_lookup(flows.reverse, &reply);
+    if (held < 0) return false;
+    const ReverseEntry& r = flows.reverse_entries[static_cast<uint32_t>(held)];
+    bool owner_live = false;
+    if ((r.flags.load(std::memory_order_acquire) & kFlowLive) && flows.linked(r.forward_pos, held)) {
+      const ForwardEntry& f = flows.forward_entries[static_cast<uint32_t>(r.forward_pos)];
+      const bool closed = f.flags.load(std::memory_order_relaxed) & kFlowClosed;
+      const FlowTimeouts timeouts{fw->tables->tcp_idle_ns(), fw->tables->udp_idle_ns(), fw->tables->closing_ns()};
+      const bool replied = f.flags.load(std::memory_order_relaxed) & kFlowReplied;
+      owner_live = !closed && f.backend_id == r.backend_id &&
+                   !flow_expired(
+                       FlowActivity{f.proto, false, f.last_seen_ns.load(std::memory_order_relaxed), replied}, now,
+                       timeouts);
+    }
+    sluice_rnat_entry holder{};
+    std::memcpy(holder.vip, r.vip, sizeof(holder.vip));
+    holder.vip_port = r.vip_port;
+    return !sluice_ct_may_take_reply(&client, &holder, owner_live);
   }
 
   static sluice_counters& counters(std::vector<sluice_counters>& table, uint32_t index) {
@@ -514,7 +553,8 @@ struct ForwardSweepView {
     const ForwardEntry& e = fw.flows.forward_entries[pos];
     const uint32_t flags = e.flags.load(std::memory_order_acquire);
     if (!(flags & kFlowLive)) return std::nullopt;
-    return FlowActivity{e.proto, (flags & kFlowClosed) != 0, e.last_seen_ns.load(std::memory_order_relaxed)};
+    return FlowActivity{e.proto, (flags & kFlowClosed) != 0, e.last_seen_ns.load(std::memory_order_relaxed),
+                        (flags & kFlowReplied) != 0};
   }
   void expire(uint32_t pos) {
     ForwardEntry& e = fw.flows.forward_entries[pos];
@@ -537,9 +577,11 @@ struct ReverseSweepView {
     if (fw.flows.linked(r.forward_pos, rpos)) {
       // Expires with its flow; the forward entry's activity covers both directions.
       const ForwardEntry& f = fw.flows.forward_entries[static_cast<uint32_t>(r.forward_pos)];
-      return FlowActivity{r.proto, (f.flags.load(std::memory_order_relaxed) & kFlowClosed) != 0,
+      const uint32_t flags = f.flags.load(std::memory_order_relaxed);
+      return FlowActivity{r.proto, (flags & kFlowClosed) != 0,
                           std::max(f.last_seen_ns.load(std::memory_order_relaxed),
-                                   r.last_seen_ns.load(std::memory_order_relaxed))};
+                                   r.last_seen_ns.load(std::memory_order_relaxed)),
+                          (flags & kFlowReplied) != 0};
     }
     // Orphan: its flow expired or moved to another backend; late replies
     // (retransmitted FIN, RST) still find the VIP for the closing timeout.
@@ -688,7 +730,8 @@ const char* kGlobalNames[SLUICE_G_COUNT] = {
     "packets", "pass_not_ip", "pass_not_l4", "pass_truncated", "pass_malformed", "pass_not_service",
     "pass_ip_options", "pass_fragment", "pass_ipv6_ext", "pass_l7", "pass_passthrough", "new_flows",
     "ct_midflow_miss", "ct_insert_failed", "ct_expired", "resteer_backend_gone", "forwarded", "reverse_nat",
-    "redirect", "tx", "fib_no_neigh", "fib_pass", "drop_no_backend", "csum_full", "drop_too_big"};
+    "redirect", "tx", "fib_no_neigh", "fib_pass", "drop_no_backend", "csum_full", "drop_too_big",
+    "ct_reply_conflict", "pass_no_redirect", "redirect_err"};
 
 nlohmann::json counters_json(const sluice_counters& c) {
   return {{"packets_in", c.packets_in},   {"bytes_in", c.bytes_in},         {"packets_out", c.packets_out},

@@ -62,14 +62,14 @@ static inline const __u32 *sluice_env_maglev(struct sluice_user_steer_env *env, 
 static inline __u64 sluice_env_backend_load(struct sluice_user_steer_env *env, __u32 backend_id)
 {
 	const struct sluice_backend_load *load;
-	__u64 opened, closed;
 
 	if (!env->load || backend_id >= env->load_count)
 		return 0;
 	load = &env->load[backend_id];
-	opened = __atomic_load_n(&load->l4_opened, __ATOMIC_RELAXED);
-	closed = __atomic_load_n(&load->l4_closed, __ATOMIC_RELAXED);
-	return __atomic_load_n(&load->l7_active, __ATOMIC_RELAXED) + (opened > closed ? opened - closed : 0);
+	return __atomic_load_n(&load->l7_active, __ATOMIC_RELAXED) +
+	       sluice_l4_active(__atomic_load_n(&load->l4_opened, __ATOMIC_RELAXED),
+				__atomic_load_n(&load->l4_closed, __ATOMIC_RELAXED),
+				__atomic_load_n(&load->l4_reaped, __ATOMIC_RELAXED));
 }
 
 static inline __u32 sluice_env_rr_next(struct sluice_user_steer_env *env, __u32 rr_slot)

@@ -37,6 +37,12 @@ TEST(FlowExpiry, TcpFlowThatSawFinOrRstGoesAfterTheClosingTimeout) {
   EXPECT_TRUE(flow_expired(tcp(5 * kSecond, true), 15 * kSecond + 1, kTimeouts));
 }
 
+TEST(FlowExpiry, TcpFlowItsBackendNeverAnsweredGoesAfterTheClosingTimeout) {
+  const FlowActivity unanswered{IPPROTO_TCP, false, 5 * kSecond, false};
+  EXPECT_FALSE(flow_expired(unanswered, 15 * kSecond, kTimeouts));
+  EXPECT_TRUE(flow_expired(unanswered, 15 * kSecond + 1, kTimeouts));
+}
+
 TEST(FlowExpiry, UdpFlowUsesTheUdpTimeoutWhateverItsFlags) {
   EXPECT_FALSE(flow_expired(udp(0), 60 * kSecond, kTimeouts));
   EXPECT_TRUE(flow_expired(udp(0), 60 * kSecond + 1, kTimeouts));

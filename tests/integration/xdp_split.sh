@@ -28,7 +28,7 @@ xdp_check "v1 share $v1_share% within 70 +- 1.5" python3 -c "import sys; sys.exi
 xdp_check "round robin even inside v1 (|$v1a-$v1b| <= 2)" python3 -c "import sys; sys.exit(abs($v1a-$v1b) > 2)"
 xdp_check "round robin even inside v2 (|$v2a-$v2b| <= 2)" python3 -c "import sys; sys.exit(abs($v2a-$v2b) > 2)"
 
-# Checksums after NAT (DESIGN.md: trust the receivers' counters, not tcpdump).
+# Checksums after NAT (docs/bpf-datapath.md, "Checksums after NAT": trust the receivers' counters, not tcpdump).
 csum_errors=0
 for ns in "$(topo_ns client)" $(for i in 1 2 3 4; do topo_ns backend "$i"; done); do
   e=$(ip netns exec "$ns" nstat -az TcpInCsumErrors | awk '$1=="TcpInCsumErrors"{print $2}')

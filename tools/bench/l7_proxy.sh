@@ -16,13 +16,32 @@
 # throughput — and reports the achieved rate and p50/p99 from h2load's
 # per-request log: latency at equal load.
 #
-#   tools/bench/l7_proxy.sh [DURATION_SECONDS [ROUNDS]]   (default 10 1; run as any user)
+# PATH (third argument) says where the traffic goes:
+#   loopback  every process on 127.0.0.0/8 in the caller's namespace; sluice
+#             is the standalone proxy (sluice-l7-proxy) on its own listener.
+#   node      the path users have: wrk/h2load in a client namespace, the
+#             proxies in a node namespace, each nginx backend in its own
+#             namespace behind its own veth (tests/integration/lib/topology.sh).
+#             sluice is `sluiced` with XDP on every node veth (nothing on the
+#             peers), and the client connects to the service VIP, which the
+#             sk_lookup program hands to the proxy; HAProxy and nginx listen
+#             on the node's client-side address. Needs root. With PERF=1,
+#             sluiced is also sampled with `perf record` during its last
+#             closed-loop round and the top of `perf report` is printed.
+#
+#   tools/bench/l7_proxy.sh [DURATION_SECONDS [ROUNDS [loopback|node]]]   (default 10 1 loopback)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${1:-10}
 ROUNDS=${2:-1}
+NET=${3:-loopback}
 BUILD=${MESON_BUILD_ROOT:-build}
-SLUICE=$BUILD/userspace/proxy/sluice-l7-proxy
+case $NET in
+  loopback) SLUICE=$BUILD/userspace/proxy/sluice-l7-proxy ;;
+  node) SLUICE=$BUILD/userspace/agent/sluiced
+        [[ $EUID -eq 0 ]] || { echo "the node path needs root (network namespaces, XDP)" >&2; exit 1; } ;;
+  *) echo "PATH must be loopback or node, not '$NET'" >&2; exit 1 ;;
+esac
 for tool in wrk h2load nginx haproxy; do command -v $tool >/dev/null || { echo "missing $tool" >&2; exit 1; }; done
 [[ -x $SLUICE ]] || { echo "build $SLUICE first (ninja -C $BUILD)" >&2; exit 1; }
 
@@ -32,21 +51,43 @@ cleanup() {
   local p
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  [[ -n ${PIN:-} && -d $PIN ]] && rm -rf -- "$PIN"
   rm -rf "$TMP"
 }
-trap cleanup EXIT
 PORT=38080
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-BACKENDS=(v1-a:127.77.11.2:35 v1-b:127.77.12.2:35 v2-a:127.77.13.2:15 v2-b:127.77.14.2:15)
+if [[ $NET == node ]]; then
+  # shellcheck source=../../tests/integration/lib/topology.sh
+  source tests/integration/lib/topology.sh
+  topo_on_cleanup cleanup            # topo_destroy (the EXIT trap) runs it before deleting the namespaces
+  topo_create "slcb-l7-$$" 4 || { echo "topology setup failed" >&2; exit 1; }
+  PIN=/sys/fs/bpf/slcb-l7-$$
+  IN_CLIENT=(ip netns exec "$(topo_ns client)")
+  IN_NODE=(ip netns exec "$(topo_ns node)")
+  in_backend() { ip netns exec "$(topo_ns backend "$1")" "${@:2}"; }
+  BACKENDS=("v1-a:$(topo_addr backend 1):35" "v1-b:$(topo_addr backend 2):35"
+            "v2-a:$(topo_addr backend 3):15" "v2-b:$(topo_addr backend 4):15")
+  SLUICE_ADDR=10.96.0.10 HAPROXY_ADDR=$(topo_addr node-client) NGINX_ADDR=$(topo_addr node-client) DIRECT_ADDR=$(topo_addr backend 1)
+  HAPROXY_PORT=$((PORT + 1)) NGINX_PORT=$((PORT + 2))
+else
+  trap cleanup EXIT
+  IN_CLIENT=() IN_NODE=()
+  in_backend() { "${@:2}"; }
+  BACKENDS=(v1-a:127.77.11.2:35 v1-b:127.77.12.2:35 v2-a:127.77.13.2:15 v2-b:127.77.14.2:15)
+  SLUICE_ADDR=127.77.0.1 HAPROXY_ADDR=127.77.0.2 NGINX_ADDR=127.77.0.3 DIRECT_ADDR=127.77.11.2
+  HAPROXY_PORT=$PORT NGINX_PORT=$PORT
+fi
 
-wait_port() {
-  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0; sleep 0.05; done
+wait_port() {   # wait_port ADDR PORT, from the client's side
+  for _ in $(seq 1 100); do "${IN_CLIENT[@]}" bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null && return 0; sleep 0.05; done
   echo "nothing listens on $1:$2" >&2; cat "$TMP"/*.stderr "$TMP"/*.log >&2 2>/dev/null; exit 1
 }
 temp_paths() { echo "client_body_temp_path $1/b; proxy_temp_path $1/p; fastcgi_temp_path $1/f; uwsgi_temp_path $1/u; scgi_temp_path $1/s;"; }
 
+i=0
 for b in "${BACKENDS[@]}"; do
   IFS=: read -r name addr _ <<<"$b"
+  i=$((i + 1))
   mkdir -p "$TMP/$name"
   cat >"$TMP/$name/nginx.conf" <<NGX
 worker_processes 1; daemon off; master_process off; pid $TMP/$name/pid; error_log $TMP/$name/err;
@@ -54,7 +95,7 @@ events { worker_connections 4096; }
 http { access_log off; keepalive_requests 1000000; $(temp_paths "$TMP/$name")
   server { listen $addr:$PORT; location / { add_header x-backend $name; return 200 "$name\n"; } } }
 NGX
-  nginx -c "$TMP/$name/nginx.conf" -p "$TMP/$name" 2>"$TMP/$name.stderr" & PIDS+=($!)
+  in_backend "$i" nginx -c "$TMP/$name/nginx.conf" -p "$TMP/$name" 2>"$TMP/$name.stderr" & PIDS+=($!)
   wait_port "$addr" "$PORT"
 done
 
@@ -67,7 +108,7 @@ kind: ServiceEntry
 metadata: {name: productpage}
 spec:
   hosts: [productpage]
-  addresses: [10.96.0.10]
+  addresses: [$SLUICE_ADDR]
   ports: [{number: $PORT, name: http, protocol: HTTP}]
   resolution: STATIC
   workloadSelector: {labels: {app: productpage}}
@@ -100,7 +141,7 @@ YAML
 # HAProxy and nginx: the same 70/30 split as server weights (35+35 / 15+15).
 {
   printf 'global\n  nbthread 1\n  maxconn 4096\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n  http-reuse always\n'
-  printf 'frontend fe\n  bind 127.77.0.2:%s\n  default_backend be\nbackend be\n  balance roundrobin\n' "$PORT"
+  printf 'frontend fe\n  bind %s:%s\n  default_backend be\nbackend be\n  balance roundrobin\n' "$HAPROXY_ADDR" "$HAPROXY_PORT"
   for b in "${BACKENDS[@]}"; do IFS=: read -r name addr w <<<"$b"; printf '  server %s %s:%s weight %s\n' "$name" "$addr" "$PORT" "$w"; done
 } >"$TMP/haproxy.cfg"
 mkdir -p "$TMP/nginx-proxy"
@@ -108,19 +149,23 @@ mkdir -p "$TMP/nginx-proxy"
   echo "worker_processes 1; daemon off; master_process off; pid $TMP/nginx-proxy/pid; error_log $TMP/nginx-proxy/err;"
   echo "events { worker_connections 4096; } http { access_log off; $(temp_paths "$TMP/nginx-proxy") upstream be { keepalive 128;"
   for b in "${BACKENDS[@]}"; do IFS=: read -r name addr w <<<"$b"; echo "server $addr:$PORT weight=$w;"; done
-  echo "} server { listen 127.77.0.3:$PORT; keepalive_requests 1000000; location / { proxy_pass http://be;"
+  echo "} server { listen $NGINX_ADDR:$NGINX_PORT; keepalive_requests 1000000; location / { proxy_pass http://be;"
   echo "proxy_http_version 1.1; proxy_set_header Connection \"\"; } } }"
 } >"$TMP/nginx-proxy/nginx.conf"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-# run NAME ADDR PID: wrk against ADDR; PID is the proxy (empty: direct).
+# run NAME ADDR:PORT PID: wrk against ADDR:PORT; PID is the proxy (empty: direct).
 run() {
-  local name=$1 addr=$2 pid=$3 before after
-  wrk -t2 -c64 -d2s "http://$addr:$PORT/" >/dev/null   # warm-up: connections and pools
+  local name=$1 addr=$2 pid=$3 before after perf_pid=""
+  "${IN_CLIENT[@]}" wrk -t2 -c64 -d2s "http://$addr/" >/dev/null   # warm-up: connections and pools
   [[ -n $pid ]] && before=$(cpu_ticks "$pid")
-  wrk -t2 -c64 -d"${DURATION}s" --latency "http://$addr:$PORT/" >"$TMP/wrk.$name"
+  if [[ ${PERF:-0} == 1 && $name == sluice && $round == "$ROUNDS" ]]; then
+    perf record -q -g -p "$pid" -o "$TMP/perf.data" -- sleep "$DURATION" 2>/dev/null & perf_pid=$!
+  fi
+  "${IN_CLIENT[@]}" wrk -t2 -c64 -d"${DURATION}s" --latency "http://$addr/" >"$TMP/wrk.$name"
   [[ -n $pid ]] && after=$(cpu_ticks "$pid")
+  [[ -n $perf_pid ]] && wait "$perf_pid"
   awk -v name="$name" -v ticks="${after:-0}" -v base="${before:-0}" -v hz="$(getconf CLK_TCK)" '
     function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
     /requests in/ { n = $1 } /Requests\/sec/ { rps = $2 }
@@ -130,17 +175,26 @@ run() {
           printf "%s %.0f %.3f %.3f %.2f %d\n", name, rps, p50, p99, cpu, errors }' "$TMP/wrk.$name" >>"$TMP/results"
 }
 
-"$SLUICE" --config-dir "$TMP/sluice" --listen "127.77.0.1:$PORT=productpage:$PORT" --workers 1 2>"$TMP/sluice.log" &
-PIDS+=($!); SLUICE_PID=$!; wait_port 127.77.0.1 "$PORT"
-haproxy -f "$TMP/haproxy.cfg" -db 2>"$TMP/haproxy.log" &
-PIDS+=($!); HAPROXY_PID=$!; wait_port 127.77.0.2 "$PORT"
-nginx -c "$TMP/nginx-proxy/nginx.conf" -p "$TMP/nginx-proxy" &
-PIDS+=($!); NGINX_PID=$!; wait_port 127.77.0.3 "$PORT"
+if [[ $NET == node ]]; then
+  # sluiced as a node runs it: XDP on the node's veths, the L7 VIP through
+  # sk_lookup, one proxy worker; its admin API on the node's loopback.
+  ifaces=(--iface c0)
+  for i in 1 2 3 4; do ifaces+=(--iface "b$i"); done
+  "${IN_NODE[@]}" "$SLUICE" --config-dir "$TMP/sluice" --pin-dir "$PIN" "${ifaces[@]}" --admin 127.0.0.1:15000 \
+    --admin-socket "$TMP/admin.sock" --workers 1 2>"$TMP/sluice.log" &
+else
+  "$SLUICE" --config-dir "$TMP/sluice" --listen "$SLUICE_ADDR:$PORT=productpage:$PORT" --workers 1 2>"$TMP/sluice.log" &
+fi
+PIDS+=($!); SLUICE_PID=$!; wait_port "$SLUICE_ADDR" "$PORT"
+"${IN_NODE[@]}" haproxy -f "$TMP/haproxy.cfg" -db 2>"$TMP/haproxy.log" &
+PIDS+=($!); HAPROXY_PID=$!; wait_port "$HAPROXY_ADDR" "$HAPROXY_PORT"
+"${IN_NODE[@]}" nginx -c "$TMP/nginx-proxy/nginx.conf" -p "$TMP/nginx-proxy" &
+PIDS+=($!); NGINX_PID=$!; wait_port "$NGINX_ADDR" "$NGINX_PORT"
 for ((round = 1; round <= ROUNDS; round++)); do
-  run direct 127.77.11.2 ""
-  run sluice 127.77.0.1 "$SLUICE_PID"
-  run haproxy 127.77.0.2 "$HAPROXY_PID"
-  run nginx 127.77.0.3 "$NGINX_PID"
+  run direct "$DIRECT_ADDR:$PORT" ""
+  run sluice "$SLUICE_ADDR:$PORT" "$SLUICE_PID"
+  run haproxy "$HAPROXY_ADDR:$HAPROXY_PORT" "$HAPROXY_PID"
+  run nginx "$NGINX_ADDR:$NGINX_PORT" "$NGINX_PID"
 done
 # medians FILE: per name (column 1, first-seen order), the median of every
 # column over the rounds, except the last (errors), which is summed.
@@ -157,12 +211,12 @@ medians() {
 }
 medians "$TMP/results" >"$TMP/medians"
 
-# fixed NAME ADDR RATE: h2load at RATE requests/s in total; appends "NAME achieved p50 p99".
+# fixed NAME ADDR:PORT RATE: h2load at RATE requests/s in total; appends "NAME achieved p50 p99".
 fixed() {
   local name=$1 addr=$2 rate=$3
   rm -f "$TMP/h2load.$name"   # h2load appends to its log file
-  h2load --h1 -t2 -c64 --rps="$(awk -v r="$rate" 'BEGIN {printf "%.2f", r / 64}')" -D "$DURATION" \
-    --log-file="$TMP/h2load.$name" "http://$addr:$PORT/" >"$TMP/h2load.$name.out" 2>&1
+  "${IN_CLIENT[@]}" h2load --h1 -t2 -c64 --rps="$(awk -v r="$rate" 'BEGIN {printf "%.2f", r / 64}')" -D "$DURATION" \
+    --log-file="$TMP/h2load.$name" "http://$addr/" >"$TMP/h2load.$name.out" 2>&1
   local bad
   bad=$(awk '$2 != 200' "$TMP/h2load.$name" | wc -l)
   awk '$2 == 200 { print $3 / 1000 }' "$TMP/h2load.$name" | sort -n |
@@ -171,16 +225,16 @@ fixed() {
 }
 RATE=$(awk -v share="${FIXED_RATE_SHARE:-0.8}" '$1 == "haproxy" {printf "%d", $2 * share}' "$TMP/medians")
 for ((round = 1; round <= ROUNDS; round++)); do
-  fixed sluice 127.77.0.1 "$RATE"
-  fixed haproxy 127.77.0.2 "$RATE"
-  fixed nginx 127.77.0.3 "$RATE"
+  fixed sluice "$SLUICE_ADDR:$PORT" "$RATE"
+  fixed haproxy "$HAPROXY_ADDR:$HAPROXY_PORT" "$RATE"
+  fixed nginx "$NGINX_ADDR:$NGINX_PORT" "$RATE"
 done
 if ((ROUNDS > 1)); then
   echo "per round (closed loop: name rps p50 p99 cpu errors; fixed rate: name achieved p50 p99 errors):"
   cat "$TMP/results" "$TMP/fixed"
 fi
 
-echo "L7 proxy benchmark: wrk -t2 -c64 -d${DURATION}s keep-alive, 4 nginx backends, 70/30, 1 worker per proxy, ${ROUNDS} round(s) (medians)"
+echo "L7 proxy benchmark ($NET path): wrk -t2 -c64 -d${DURATION}s keep-alive, 4 nginx backends, 70/30, 1 worker per proxy, ${ROUNDS} round(s) (medians)"
 echo "load average before/after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "kernel $(uname -r), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ)"
 printf '%-8s %12s %9s %9s %14s %7s\n' proxy "requests/s" "p50 ms" "p99 ms" "CPU µs/req" errors
@@ -198,3 +252,8 @@ echo "fixed rate: h2load --h1 -t2 -c64, $RATE requests/s offered to each (${FIXE
 printf '%-8s %12s %9s %9s %7s\n' proxy "achieved/s" "p50 ms" "p99 ms" errors
 medians "$TMP/fixed" | awk '{ printf "%-8s %12.0f %9.3f %9.3f %7d\n", $1, $2, $3, $4, $5; p99[$1] = $4 }
   END { printf "sluice/haproxy at equal load: p99 %.2fx\n", p99["sluice"] / p99["haproxy"] }'
+if [[ -f $TMP/perf.data ]]; then
+  echo "where sluiced's time goes (perf record -g, last sluice round; self time, top symbols):"
+  perf report -i "$TMP/perf.data" --no-children --sort symbol --stdio 2>/dev/null |
+    awk '/^ +[0-9.]+%/ && n < 30 { print; n++ }'
+fi

@@ -138,7 +138,7 @@ demo_cleanup() {
   return 0
 }
 
-peer_xdp_pass() {   # topology link hook: native veth redirects need XDP on the receiving peer (DESIGN.md)
+peer_xdp_pass() {   # topology link hook: native veth redirects need XDP on the receiving peer (docs/bpf-datapath.md)
   case "$3" in
     client | backend) ip -n "$1" link set dev "$2" xdpdrv obj "$XDP_PASS_OBJ" sec xdp ;;
   esac

@@ -5,8 +5,9 @@
 //
 // Checksums: a segment from a local stack over veth may carry a *partial*
 // L4 checksum (the field holds only the pseudo-header sum, offload finishes
-// it; see DESIGN.md). Such a segment gets a complete checksum computed after
-// the rewrite; a full checksum is updated incrementally (RFC 1624).
+// it; see docs/bpf-datapath.md, "Checksums after NAT"). Such a segment gets a
+// complete checksum computed after the rewrite; a full checksum is updated
+// incrementally (RFC 1624).
 #pragma once
 
 #include <arpa/inet.h>
@@ -114,7 +115,7 @@ inline uint32_t pseudo_header_sum(const ParsedFrame& p, const uint32_t* src, con
 
 // True when the L4 checksum field holds only the pseudo-header sum: the
 // segment left a local stack over veth with its checksum offload pending
-// (DESIGN.md). An IPv4 UDP datagram without checksum (0) is not partial.
+// (docs/bpf-datapath.md). An IPv4 UDP datagram without checksum (0) is not partial.
 inline bool has_partial_checksum(const uint8_t* f, const ParsedFrame& p) {
   const bool udp = p.key.proto == IPPROTO_UDP;
   const uint16_t check = load16(f + p.l4_off + (udp ? 6 : 16));

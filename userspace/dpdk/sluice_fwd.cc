@@ -324,7 +324,7 @@ struct Lcore {
       return -1;
     }
     // A TAP takes no offload state, so the kernel verifies L4 checksums: a
-    // sender over veth left a partial one (DESIGN.md), finish it.
+    // sender over veth left a partial one (docs/bpf-datapath.md), finish it.
     if (parsed && has_partial_checksum(frame, *parsed)) {
       write_full_l4_checksum(frame, *parsed);
       add(stats->exception[rx_port].checksum_completed);

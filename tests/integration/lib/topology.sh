@@ -21,7 +21,7 @@
 # and parallel tests with distinct prefixes cannot collide. Everything this
 # file creates is recorded and removed by exact name or pid, never by pattern.
 #
-# Hooks, for the data plane's needs (see DESIGN.md, "XDP_REDIRECT into a veth"):
+# Hooks, for the data plane's needs (docs/bpf-datapath.md, "Native redirects into veths: deliver or say why"):
 #   TOPO_LINK_HOOK   name of a function called as `HOOK NETNS IFNAME ROLE` for
 #                    every veth end once it is up; ROLE is one of client,
 #                    node-client, node-backend, backend. E.g. attach an XDP_PASS

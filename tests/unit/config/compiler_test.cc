@@ -10,7 +10,7 @@ using namespace testing;
 using model::LbAlgorithm;
 using model::Plane;
 
-// DESIGN.md's scenario, byte for byte.
+// The project's founding scenario (docs/examples/productpage/), byte for byte.
 const std::string kDesignProductpage = R"(apiVersion: networking.istio.io/v1alpha3
 kind: VirtualService
 metadata: {name: productpage}

@@ -385,7 +385,7 @@ static __always_inline int steer_service_packet(struct xdp_md *ctx, struct packe
 static __always_inline int reverse_nat_packet(struct xdp_md *ctx, struct packet *pkt,
 					      const struct sluice_ctrl *ctrl, struct sluice_rnat_entry *rn)
 {
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = conntrack_now();
 	__u8 flags = pkt->tcp_flags;
 	int closes = pkt->key.proto == IPPROTO_TCP && (flags & (TCP_FLAG_FIN | TCP_FLAG_RST));
 	__u32 vip[4];
@@ -503,7 +503,7 @@ int sluice_steer(struct xdp_md *ctx)
 	if (maybe_vip) {
 		// Tracked flows first: they need no service lookup.
 		ct = bpf_map_lookup_elem(&sluice_conntrack, &pkt.key);
-		now = bpf_ktime_get_ns();
+		now = conntrack_now();
 		if (ct) {
 			backend = conntrack_usable_backend(ctrl, ct, &pkt, now);
 			if (backend)

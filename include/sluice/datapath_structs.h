@@ -124,7 +124,7 @@ struct sluice_flow_key {
 
 /* sluice_conntrack value: client -> VIP flow and the backend it was given. */
 struct sluice_ct_entry {
-	__u64 last_seen_ns;    /* bpf_ktime_get_ns(), refreshed at most once per SLUICE_CT_REFRESH_NS */
+	__u64 last_seen_ns;    /* CLOCK_MONOTONIC (XDP: bpf_ktime_get_coarse_ns()), refreshed at most once per SLUICE_CT_REFRESH_NS */
 	__u32 backend_id;
 	__u32 service_stat;
 	__u32 subset_stat;

@@ -70,20 +70,32 @@ static __always_inline void conntrack_count_closed(__u32 service_stat, __u32 sub
 		__sync_fetch_and_add(&load->l4_closed, 1);
 }
 
-static __always_inline void conntrack_count_opened(__u32 service_stat, __u32 subset_stat, __u32 backend_id)
+/* Counts a new flow and its first packet (`bytes` long, client -> backend),
+ * with one counter lookup per service, subset and backend. */
+static __always_inline void conntrack_count_opened(__u32 service_stat, __u32 subset_stat, __u32 backend_id,
+						   __u32 bytes)
 {
 	struct sluice_counters *c;
 	struct sluice_backend_load *load;
 
 	c = counters_of(&sluice_service_stats, service_stat);
-	if (c)
+	if (c) {
 		c->new_flows++;
+		c->packets_in++;
+		c->bytes_in += bytes;
+	}
 	c = counters_of(&sluice_subset_stats, subset_stat);
-	if (c)
+	if (c) {
 		c->new_flows++;
+		c->packets_in++;
+		c->bytes_in += bytes;
+	}
 	c = counters_of(&sluice_backend_stats, backend_id);
-	if (c)
+	if (c) {
 		c->new_flows++;
+		c->packets_in++;
+		c->bytes_in += bytes;
+	}
 	load = bpf_map_lookup_elem(&sluice_backend_load, &backend_id);
 	if (load)
 		__sync_fetch_and_add(&load->l4_opened, 1);

@@ -170,10 +170,10 @@ struct sluice_addr_filter {
  * and a salt (0 for VIPs, the port as stored for backends). */
 static inline __u32 sluice_addr_filter_bit(const __u32 *addr, __u32 salt)
 {
+	/* Fibonacci hashing: one multiply, the top bits (the XDP program's
+	 * non-service path is a few ns; see docs/benchmarks.md). */
 	__u32 h = (addr[0] ^ addr[1] ^ addr[2] ^ addr[3] ^ (salt << 16)) * 0x9e3779b1u;
 
-	h ^= h >> 15;
-	h *= 0x85ebca6bu;
 	return h >> (32 - __builtin_ctz(SLUICE_ADDR_FILTER_BITS));
 }
 

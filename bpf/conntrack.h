@@ -31,10 +31,22 @@ static __always_inline __u64 conntrack_timeout(const struct sluice_ctrl *ctrl, _
 	return proto == IPPROTO_TCP ? ctrl->tcp_idle_ns : ctrl->udp_idle_ns;
 }
 
+/* The program's clock: CLOCK_MONOTONIC as of the last tick
+ * (bpf_ktime_get_coarse_ns), a few ms behind but a plain memory read, where
+ * bpf_ktime_get_ns reads the clocksource (~20 ns a call in a VM, see
+ * docs/benchmarks.md). Idle timeouts are seconds; a tick does not matter. */
+static __always_inline __u64 conntrack_now(void)
+{
+	return bpf_ktime_get_coarse_ns();
+}
+
+/* Expired: idle for at least its timeout. A last_seen ahead of `now` (written
+ * with the precise clock, by userspace or a test) is not idle at all. With
+ * the tick-resolution clock, "at least" makes a zero timeout expire at once. */
 static __always_inline int conntrack_expired(const struct sluice_ctrl *ctrl, const struct sluice_ct_entry *ct,
 					     __u8 proto, __u64 now)
 {
-	return now - ct->last_seen_ns > conntrack_timeout(ctrl, proto, ct->flags);
+	return now >= ct->last_seen_ns && now - ct->last_seen_ns >= conntrack_timeout(ctrl, proto, ct->flags);
 }
 
 /* Counts the end of a flow once: service, subset and backend counters and
@@ -58,20 +70,32 @@ static __always_inline void conntrack_count_closed(__u32 service_stat, __u32 sub
 		__sync_fetch_and_add(&load->l4_closed, 1);
 }
 
-static __always_inline void conntrack_count_opened(__u32 service_stat, __u32 subset_stat, __u32 backend_id)
+/* Counts a new flow and its first packet (`bytes` long, client -> backend),
+ * with one counter lookup per service, subset and backend. */
+static __always_inline void conntrack_count_opened(__u32 service_stat, __u32 subset_stat, __u32 backend_id,
+						   __u32 bytes)
 {
 	struct sluice_counters *c;
 	struct sluice_backend_load *load;
 
 	c = counters_of(&sluice_service_stats, service_stat);
-	if (c)
+	if (c) {
 		c->new_flows++;
+		c->packets_in++;
+		c->bytes_in += bytes;
+	}
 	c = counters_of(&sluice_subset_stats, subset_stat);
-	if (c)
+	if (c) {
 		c->new_flows++;
+		c->packets_in++;
+		c->bytes_in += bytes;
+	}
 	c = counters_of(&sluice_backend_stats, backend_id);
-	if (c)
+	if (c) {
 		c->new_flows++;
+		c->packets_in++;
+		c->bytes_in += bytes;
+	}
 	load = bpf_map_lookup_elem(&sluice_backend_load, &backend_id);
 	if (load)
 		__sync_fetch_and_add(&load->l4_opened, 1);

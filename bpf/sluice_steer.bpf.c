@@ -316,7 +316,6 @@ static __always_inline int steer_service_packet(struct xdp_md *ctx, struct packe
 {
 	struct bpf_steer_env env = {};
 	struct sluice_decision decision;
-	struct sluice_ct_entry fresh = {};
 	struct sluice_backend *backend = 0;
 	struct sluice_counters *c;
 	__u32 backend_id, replaced_backend = 0;
@@ -373,11 +372,7 @@ static __always_inline int steer_service_packet(struct xdp_md *ctx, struct packe
 	if (conntrack_insert(ctrl, &pkt->key, backend, backend_id, svc->stat_id, decision.subset_stat, now,
 			     replaced_backend == backend_id))
 		return XDP_DROP;
-	conntrack_count_opened(svc->stat_id, decision.subset_stat, backend_id);
-	fresh.backend_id = backend_id;
-	fresh.service_stat = svc->stat_id;
-	fresh.subset_stat = decision.subset_stat;
-	count_packet_in(&fresh, pkt->frame_len);
+	conntrack_count_opened(svc->stat_id, decision.subset_stat, backend_id, pkt->frame_len);
 	return dnat_and_forward(ctx, pkt, ctrl, backend);
 }
 
@@ -385,7 +380,7 @@ static __always_inline int steer_service_packet(struct xdp_md *ctx, struct packe
 static __always_inline int reverse_nat_packet(struct xdp_md *ctx, struct packet *pkt,
 					      const struct sluice_ctrl *ctrl, struct sluice_rnat_entry *rn)
 {
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = conntrack_now();
 	__u8 flags = pkt->tcp_flags;
 	int closes = pkt->key.proto == IPPROTO_TCP && (flags & (TCP_FLAG_FIN | TCP_FLAG_RST));
 	__u32 vip[4];
@@ -441,14 +436,13 @@ SEC("xdp")
 int sluice_steer(struct xdp_md *ctx)
 {
 	struct packet pkt = {};
-	struct sluice_service_key skey = {};
 	struct sluice_service *svc;
 	struct sluice_rnat_entry *rn;
 	struct sluice_ctrl *ctrl;
 	struct sluice_addr_filter *filter;
 	struct sluice_ct_entry *ct = 0;
 	struct sluice_backend *backend;
-	__u32 zero = 0, generation;
+	__u32 zero = 0;
 	int maybe_vip, maybe_reply;
 	__u64 now = 0;
 	int rc;
@@ -475,14 +469,12 @@ int sluice_steer(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 
-	ctrl = bpf_map_lookup_elem(&sluice_ctrl, &zero);
-	if (!ctrl)
-		return XDP_PASS;
-	// The one read of the generation for this packet (see datapath_structs.h).
-	generation = *(volatile __u32 *)&ctrl->generation & 1;
-
 	if (rc != PARSE_OK) {
-		if (!is_vip(&pkt, generation)) {
+		ctrl = bpf_map_lookup_elem(&sluice_ctrl, &zero);
+		if (!ctrl)
+			return XDP_PASS;
+		// The one read of the generation for this packet (see datapath_structs.h).
+		if (!is_vip(&pkt, *(volatile __u32 *)&ctrl->generation & 1)) {
 			count_global(SLUICE_G_PASS_NOT_SERVICE);
 			return XDP_PASS;
 		}
@@ -495,15 +487,25 @@ int sluice_steer(struct xdp_md *ctx)
 	// The address filter tells which lookups can match at all: a clear VIP
 	// bit for the destination rules out services and conntrack (whose keys
 	// have a VIP destination), a clear reply bit for source:port rules out
-	// reverse NAT. Traffic that is no service's stops here.
+	// reverse NAT. Traffic that is no service's stops here, before anything
+	// else is read.
 	filter = bpf_map_lookup_elem(&sluice_addr_filter, &zero);
 	maybe_vip = !filter || addr_filter_has(filter->vips, sluice_addr_filter_bit(pkt.key.dst, 0));
 	maybe_reply = !filter || addr_filter_has(filter->replies, sluice_addr_filter_bit(pkt.key.src, pkt.key.sport));
+	if (!maybe_vip && !maybe_reply) {
+		count_global(SLUICE_G_PASS_NOT_SERVICE);
+		return XDP_PASS;
+	}
 
+	ctrl = bpf_map_lookup_elem(&sluice_ctrl, &zero);
+	if (!ctrl)
+		return XDP_PASS;
 	if (maybe_vip) {
+		struct sluice_service_key skey = {};
+
 		// Tracked flows first: they need no service lookup.
 		ct = bpf_map_lookup_elem(&sluice_conntrack, &pkt.key);
-		now = bpf_ktime_get_ns();
+		now = conntrack_now();
 		if (ct) {
 			backend = conntrack_usable_backend(ctrl, ct, &pkt, now);
 			if (backend)
@@ -513,7 +515,8 @@ int sluice_steer(struct xdp_md *ctx)
 		skey.port = pkt.key.dport;
 		skey.proto = pkt.key.proto;
 		skey.family = pkt.key.family;
-		skey.generation = (__u8)generation;
+		// The one read of the generation for this packet (see datapath_structs.h).
+		skey.generation = (__u8)(*(volatile __u32 *)&ctrl->generation & 1);
 		svc = bpf_map_lookup_elem(&sluice_services, &skey);
 		if (svc)
 			return steer_service_packet(ctx, &pkt, ctrl, svc, ct, now);

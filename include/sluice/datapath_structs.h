@@ -124,7 +124,7 @@ struct sluice_flow_key {
 
 /* sluice_conntrack value: client -> VIP flow and the backend it was given. */
 struct sluice_ct_entry {
-	__u64 last_seen_ns;    /* bpf_ktime_get_ns(), refreshed at most once per SLUICE_CT_REFRESH_NS */
+	__u64 last_seen_ns;    /* CLOCK_MONOTONIC (XDP: bpf_ktime_get_coarse_ns()), refreshed at most once per SLUICE_CT_REFRESH_NS */
 	__u32 backend_id;
 	__u32 service_stat;
 	__u32 subset_stat;
@@ -170,10 +170,10 @@ struct sluice_addr_filter {
  * and a salt (0 for VIPs, the port as stored for backends). */
 static inline __u32 sluice_addr_filter_bit(const __u32 *addr, __u32 salt)
 {
+	/* Fibonacci hashing: one multiply, the top bits (the XDP program's
+	 * non-service path is a few ns; see docs/benchmarks.md). */
 	__u32 h = (addr[0] ^ addr[1] ^ addr[2] ^ addr[3] ^ (salt << 16)) * 0x9e3779b1u;
 
-	h ^= h >> 15;
-	h *= 0x85ebca6bu;
 	return h >> (32 - __builtin_ctz(SLUICE_ADDR_FILTER_BITS));
 }
 

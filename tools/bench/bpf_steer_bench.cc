@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <string>
 #include <nlohmann/json.hpp>
 
 #include "bpf/packet_builder.h"
@@ -77,8 +78,11 @@ int main(int argc, char** argv) {
   CLI::App app{"ns/packet of sluice_steer vs the MAC-swap baseline (BPF_PROG_TEST_RUN)"};
   uint32_t repeat = 1000000;
   int rounds = 5;
+  std::string only;
   app.add_option("--repeat", repeat, "iterations per BPF_PROG_TEST_RUN")->capture_default_str();
   app.add_option("--rounds", rounds, "runs per case; the median is reported")->capture_default_str();
+  app.add_option("--case", only, "time only this case (to profile it, e.g. under perf record)")
+      ->check(CLI::IsMember({"non_vip", "tracked_flow", "new_flow"}));
   CLI11_PARSE(app, argc, argv);
   if (geteuid() != 0) {
     std::cerr << "bpf_steer_bench: needs root (BPF_PROG_TEST_RUN)\n";
@@ -144,6 +148,7 @@ int main(int argc, char** argv) {
         {"tracked_flow", tracked, SLUICE_G_FORWARDED, XDP_TX},
     };
     for (const Case& c : cases) {
+      if (!only.empty() && only != c.name) continue;
       const uint64_t before = bpfmaps::global_counter(datapath, c.counter);
       const Timing t = time_program(steer_fd, testing::build_packet(c.spec), repeat, rounds);
       const uint64_t took = bpfmaps::global_counter(datapath, c.counter) - before;
@@ -161,12 +166,14 @@ int main(int argc, char** argv) {
       ctrl.closing_ns = 0;
       datapath.update(bpfmaps::MapRole::Ctrl, bpfmaps::as_bytes_of(key), bpfmaps::as_bytes_of(ctrl));
     }
-    const uint64_t before = bpfmaps::global_counter(datapath, SLUICE_G_NEW_FLOWS);
-    const Timing t = time_program(steer_fd, testing::build_packet(syn), repeat, rounds);
-    const uint64_t took = bpfmaps::global_counter(datapath, SLUICE_G_NEW_FLOWS) - before;
-    out["new_flow"] = {{"ns", t.ns_per_packet}, {"ratio_to_macswap", t.ns_per_packet / base.ns_per_packet},
-                       {"verdict", t.verdict}, {"iterations_on_path", took},
-                       {"all_on_path", took == uint64_t(repeat) * rounds && t.verdict == XDP_TX}};
+    if (only.empty() || only == "new_flow") {
+      const uint64_t before = bpfmaps::global_counter(datapath, SLUICE_G_NEW_FLOWS);
+      const Timing t = time_program(steer_fd, testing::build_packet(syn), repeat, rounds);
+      const uint64_t took = bpfmaps::global_counter(datapath, SLUICE_G_NEW_FLOWS) - before;
+      out["new_flow"] = {{"ns", t.ns_per_packet}, {"ratio_to_macswap", t.ns_per_packet / base.ns_per_packet},
+                         {"verdict", t.verdict}, {"iterations_on_path", took},
+                         {"all_on_path", took == uint64_t(repeat) * rounds && t.verdict == XDP_TX}};
+    }
 
     uint32_t xlated = 0;
     out["verifier"] = {

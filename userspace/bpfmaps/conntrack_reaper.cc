@@ -13,7 +13,7 @@
 namespace sluice::bpfmaps {
 namespace {
 
-uint64_t monotonic_ns() {   // bpf_ktime_get_ns() reads CLOCK_MONOTONIC
+uint64_t monotonic_ns() {   // the program stamps last_seen with CLOCK_MONOTONIC (coarse: at most a tick behind this)
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);

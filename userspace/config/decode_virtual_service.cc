@@ -561,7 +561,7 @@ void decode_virtual_service(Decoder& d, Fields& spec, ResourceMeta meta) {
     }
   }
   spec.not_implemented("tls", "TLS SNI routing");
-  spec.not_implemented("exportTo");
+  decode_export_to(d, spec, vs.meta, false);
   spec.finish();
   if (!binds_mesh({}, vs.gateways)) {
     // An ingress VirtualService (often `hosts: ["*"]`): its hosts are the

@@ -176,6 +176,9 @@ check "sluiced becomes ready once every resource has been listed" \
 first=$(status_json)
 v0=$(jq_py "$first" "j['version']")
 check "the first snapshot routes productpage v1 70%" test "$(v1_share)" == "70.0%"
+check "the snapshot's origin is kubernetes in /status" test "$(jq_py "$first" "j['origin']")" == kubernetes
+check "  in sluicectl status" bash -c "ctl_out=\$('$SLUICECTL' status --admin '$admin'); echo \"\$ctl_out\" | grep -Eq '^version +[0-9]+ \(kubernetes\)'"
+check "  and in the log" grep -q 'applied from kubernetes' "$work/sluiced.log"
 check "status reports each resource with its resourceVersion (sluicectl status)" \
   bash -c "ctl_out=\$('$SLUICECTL' status --admin '$admin'); echo \"\$ctl_out\" | grep -q 'kubernetes  https://127.0.0.1:$port' &&
            echo \"\$ctl_out\" | grep -Eq 'networking.istio.io/v1beta1/virtualservices +watching +rv [0-9]+ +1 objects'"

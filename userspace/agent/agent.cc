@@ -89,9 +89,11 @@ bool Agent::reload_from_files() {
   }
   for (const auto& w : warnings) spdlog::warn("{}", w);
   std::string what = describe_changes(serving_.get(), *next);
-  spdlog::info("config version {} applied from files{}: {}", next->version,
+  // out.snapshot->origin says where the routes came from: "files",
+  // "kubernetes" or "files+kubernetes".
+  spdlog::info("config version {} applied from {}{}: {}", next->version, out.snapshot->origin,
                kept.empty() ? "" : fmt::format(" (keeping {} weight override(s))", kept.size()), what);
-  log_change(next->version, "files", std::move(what));
+  log_change(next->version, out.snapshot->origin, std::move(what));
   serving_ = next;
   from_files_ = out.snapshot;
   status_.version = serving_->version;

@@ -68,7 +68,7 @@ struct AgentStatus {
 struct ConfigChange {
   uint64_t version = 0;        // the version applied; for a refusal, the one still serving
   std::chrono::system_clock::time_point when;
-  std::string kind;            // "files", "override" or "refused"
+  std::string kind;            // the snapshot's origin ("files", "kubernetes", "files+kubernetes"), "override" or "refused"
   std::string what;            // describe_changes(), or the refusal's first message
 };
 

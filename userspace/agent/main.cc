@@ -166,6 +166,7 @@ sluice::config::CompileResult compile_with_kubernetes(const std::string& dir, co
   if (!dir.empty()) sources = sluice::config::read_config_sources({dir}, read_errors, parse.limits);
   for (auto& s : k8s.sources()) sources.push_back(std::move(s));
   auto parsed = sluice::config::parse_sources(sources, parse);
+  parsed.origin = dir.empty() ? "kubernetes" : "files+kubernetes";
   parsed.diagnostics.insert(parsed.diagnostics.begin(), read_errors.begin(), read_errors.end());
   return sluice::config::compile(parsed, version);
 }

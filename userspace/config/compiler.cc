@@ -143,7 +143,7 @@ class SnapshotCompiler {
     diagnostics_ = in.diagnostics;
     snapshot_ = std::make_shared<model::Snapshot>();
     snapshot_->version = version;
-    snapshot_->origin = "files";
+    snapshot_->origin = in.origin;
     snapshot_->source_files = in.files;
   }
 
@@ -170,19 +170,33 @@ class SnapshotCompiler {
 
   model::Service& service(uint32_t i) { return snapshot_->services[i]; }
 
+  static bool short_name(const std::string& host) { return host.find('.') == std::string::npos; }
+
+  // A short name is read in the referring rule's namespace only, as Istio
+  // does: `reviews` in namespace A is reviews.A.svc.cluster.local, never
+  // another namespace's reviews.
   std::optional<uint32_t> resolve_host(const std::string& host, const std::string& ns) const {
     auto& index = snapshot_->service_by_host;
-    // A short name means the referring resource's namespace first, as in Kubernetes.
-    if (host.find('.') == std::string::npos) {
-      if (auto it = index.find(host + "." + ns + ".svc.cluster.local"); it != index.end()) return it->second;
-    }
-    if (auto it = index.find(host); it != index.end()) return it->second;
+    const std::string key = short_name(host) ? host + "." + ns + ".svc.cluster.local" : host;
+    if (auto it = index.find(key); it != index.end()) return it->second;
     return std::nullopt;
   }
 
-  std::string no_service_message(std::string_view what, const std::string& host) const {
+  std::string no_service_message(std::string_view what, const std::string& host, const std::string& ns) const {
     std::string msg = std::string(what) + " '" + host + "' matches no ServiceEntry host";
-    if (snapshot_->services.empty()) return msg + " (no ServiceEntry is defined)";
+    std::string short_note;
+    if (short_name(host)) {
+      short_note = "; a short name is read in the rule's namespace: '" + host + "." + ns + ".svc.cluster.local'";
+      std::string elsewhere;
+      for (const auto& s : snapshot_->services) {
+        if (s.name == host || std::find(s.hosts.begin(), s.hosts.end(), host) != s.hosts.end()) {
+          const std::string full = short_name(s.host) ? s.host + "." + s.namespace_ + ".svc.cluster.local" : s.host;
+          elsewhere += (elsewhere.empty() ? "" : ", ") + full;
+        }
+      }
+      if (!elsewhere.empty()) short_note += " (write the full name of " + elsewhere + ")";
+    }
+    if (snapshot_->services.empty()) return msg + " (no ServiceEntry is defined)" + short_note;
     msg += " (known: ";
     size_t n = 0;
     for (const auto& s : snapshot_->services) {
@@ -193,24 +207,39 @@ class SnapshotCompiler {
       if (n > 1) msg += ", ";
       msg += s.host;
     }
-    return msg + ")";
+    return msg + ")" + short_note;
   }
 
   // --- services ---------------------------------------------------------------
   void build_services() {
     std::unordered_map<std::string, const HostRef*> primary;
     auto& services = snapshot_->services;
-    services.reserve(in_.service_entries.size());
+    services.reserve(in_.service_entries.size() + in_.kube_services.size());
+    // Istio prefers a Kubernetes Service over a ServiceEntry for the same
+    // host (so a ServiceEntry cannot squat on a Service's name): the
+    // Services' hosts are known before any ServiceEntry is read.
+    std::unordered_map<std::string, const KubeServiceSpec*> kube_host;
+    for (const auto& ks : in_.kube_services) {
+      if (ks.type != "ExternalName") kube_host.emplace(ks.meta.name + "." + ks.meta.namespace_ + ".svc.cluster.local", &ks);
+    }
     for (const auto& se : in_.service_entries) {
-      if (se.hosts.empty()) continue;
+      se_service_index_.push_back(std::nullopt);
       const auto index = static_cast<uint32_t>(services.size());
       model::Service s;
-      s.host = se.hosts.front().host;
       for (const auto& h : se.hosts) {
         // A short host is NAME.NAMESPACE.svc.cluster.local, as Istio reads
         // it: the same short name in two namespaces is two services.
-        const bool short_host = h.host.find('.') == std::string::npos;
+        const bool short_host = short_name(h.host);
         const std::string key = short_host ? h.host + "." + se.meta.namespace_ + ".svc.cluster.local" : h.host;
+        if (auto k = kube_host.find(key); k != kube_host.end()) {
+          const auto& km = k->second->meta;
+          warning(h.where, "host '" + h.host + "' of ServiceEntry '" + se.meta.namespace_ + "/" + se.meta.name +
+                               "' is Kubernetes Service '" + km.namespace_ + "/" + km.name + "' (" + km.where.file +
+                               ":" + std::to_string(km.where.line) +
+                               "): the Service is used and this host of the ServiceEntry is ignored, as Istio "
+                               "prefers a Kubernetes Service to a ServiceEntry for the same host");
+          continue;
+        }
         auto [it, inserted] = primary.emplace(key, &h);
         if (!inserted) {
           error(h.where, "host '" + h.host + "' is already defined by another ServiceEntry at " +
@@ -219,10 +248,13 @@ class SnapshotCompiler {
         }
         s.hosts.push_back(h.host);
         // The bare short name stays a lookup key (first definition wins) for
-        // callers without a namespace (sluicectl weights HOST, find_service).
+        // callers without a namespace (sluicectl weights HOST, find_service);
+        // rules never resolve through it (resolve_host).
         snapshot_->service_by_host.emplace(h.host, index);
         if (short_host) snapshot_->service_by_host.emplace(key, index);
       }
+      if (s.hosts.empty()) continue;
+      s.host = s.hosts.front();
       s.name = se.meta.name;
       s.namespace_ = se.meta.namespace_;
       s.vips = se.vips;
@@ -234,6 +266,8 @@ class SnapshotCompiler {
                                    "' has no addresses: sluice has no VIP to steer for '" + s.host +
                                    "' (its routes are still compiled for destinations)");
       }
+      se_service_index_.back() = index;
+      service_meta_.push_back(&se.meta);
       services.push_back(std::move(s));
     }
     for (const auto& ks : in_.kube_services) build_kube_service(ks, primary);
@@ -305,6 +339,7 @@ class SnapshotCompiler {
                                                 "it is still a route destination");
     }
     kube_service_index_.back() = index;
+    service_meta_.push_back(&ks.meta);
     snapshot_->services.push_back(std::move(s));
   }
 
@@ -445,10 +480,10 @@ class SnapshotCompiler {
       const auto& we = in_.workload_entries[i];
       index.add(we.meta.namespace_, we.endpoint.labels, i);
     }
-    uint32_t svc = 0;
-    for (const auto& se : in_.service_entries) {
-      if (se.hosts.empty()) continue;
-      model::Service& s = service(svc++);
+    for (size_t k = 0; k < in_.service_entries.size(); ++k) {
+      if (!se_service_index_[k]) continue;
+      const auto& se = in_.service_entries[k];
+      model::Service& s = service(*se_service_index_[k]);
       if (se.workload_selector) {
         for (uint32_t id : index.candidates(se.meta.namespace_, *se.workload_selector)) {
           const auto& we = in_.workload_entries[id];
@@ -469,24 +504,84 @@ class SnapshotCompiler {
   }
 
   // --- destination rules ------------------------------------------------------
+  static constexpr const char* kRootNamespace = "istio-system";   // Istio's default configuration root
+
+  static std::string where_text(const SourceLocation& w) {
+    return w.file + ":" + std::to_string(w.line) + ":" + std::to_string(w.column);
+  }
+
+  // A rule exported to some namespaces only: sluice has one view per service
+  // (its own namespace's) for every client on the node. False, with a
+  // warning, when that view does not include the rule.
+  bool rule_applies(const ResourceMeta& rule, const model::Service& s) {
+    if (rule.exported_everywhere()) return true;
+    const std::string what = rule.kind + " '" + rule.namespace_ + "/" + rule.name + "'";
+    if (!rule.exported_to(s.namespace_)) {
+      warning(rule.export_to_where,
+              what + " is not exported to namespace '" + s.namespace_ + "' of '" + s.host +
+                  "', so it is not applied to it: sluice steers each service for the clients of every "
+                  "namespace alike, as its own namespace sees it (docs/config-reference.md, \"exportTo\")");
+      return false;
+    }
+    report(Severity::Info, rule.export_to_where,
+           what + " is exported to some namespaces only, but it applies to '" + s.host +
+               "' for clients of every namespace: sluice steers each service as its own namespace '" +
+               s.namespace_ + "' sees it (docs/config-reference.md, \"exportTo\")");
+    return true;
+  }
+
+  // Istio looks a service's DestinationRule up in the client's namespace,
+  // then the service's, then the root namespace. sluice's one view per
+  // service is its namespace's, so: the service's namespace, then
+  // istio-system, then (a rule Istio would apply to its own namespace's
+  // clients only) any other namespace the rule is exported to it from.
   void apply_destination_rules() {
     const auto n = snapshot_->services.size();
-    std::vector<const DestinationRuleSpec*> rule_of(n, nullptr);
+    std::vector<std::vector<const DestinationRuleSpec*>> candidates(n);
     for (const auto& dr : in_.destination_rules) {
       if (dr.host.host.empty()) continue;
       auto idx = resolve_host(dr.host.host, dr.meta.namespace_);
       if (!idx) {
-        error(dr.host.where, no_service_message("DestinationRule '" + dr.meta.name + "' host", dr.host.host));
+        error(dr.host.where, no_service_message("DestinationRule '" + dr.meta.name + "' host", dr.host.host, dr.meta.namespace_));
         continue;
       }
-      if (rule_of[*idx] != nullptr) {
-        error(dr.host.where, "host '" + dr.host.host + "' already has DestinationRule '" +
-                                 rule_of[*idx]->meta.name + "' (" + rule_of[*idx]->meta.where.file +
-                                 ":" + std::to_string(rule_of[*idx]->meta.where.line) +
-                                 "); sluice does not merge rules");
-        continue;
+      if (rule_applies(dr.meta, service(*idx))) candidates[*idx].push_back(&dr);
+    }
+    std::vector<const DestinationRuleSpec*> rule_of(n, nullptr);
+    for (uint32_t i = 0; i < n; ++i) {
+      const std::string& ns = service(i).namespace_;
+      auto level = [&](const DestinationRuleSpec* dr) {
+        return dr->meta.namespace_ == ns ? 0 : dr->meta.namespace_ == kRootNamespace ? 1 : 2;
+      };
+      int best = 3;
+      for (const auto* dr : candidates[i]) best = std::min(best, level(dr));
+      for (const auto* dr : candidates[i]) {
+        const auto* chosen = rule_of[i];
+        if (level(dr) != best) continue;
+        if (chosen == nullptr) {
+          rule_of[i] = dr;
+          continue;
+        }
+        error(dr->host.where, "host '" + dr->host.host + "' already has DestinationRule '" + chosen->meta.name + "' (" + chosen->meta.where.file + ":" +
+                                  std::to_string(chosen->meta.where.line) + "); sluice does not merge rules");
       }
-      rule_of[*idx] = &dr;
+      const auto* chosen = rule_of[i];
+      if (chosen == nullptr) continue;
+      for (const auto* dr : candidates[i]) {
+        if (level(dr) == best) continue;
+        report(Severity::Info, dr->host.where,
+               "DestinationRule '" + dr->meta.namespace_ + "/" + dr->meta.name + "' is not applied to '" +
+                   service(i).host + "': DestinationRule '" + chosen->meta.namespace_ + "/" + chosen->meta.name +
+                   "' (" + where_text(chosen->meta.where) + ") comes first in Istio's lookup (the service's "
+                   "namespace, then " + kRootNamespace + ")");
+      }
+      if (best == 2) {
+        report(Severity::Info, chosen->host.where,
+               "DestinationRule '" + chosen->meta.namespace_ + "/" + chosen->meta.name + "' is neither in namespace '" +
+                   ns + "' of '" + service(i).host + "' nor in " + kRootNamespace +
+                   ": Istio applies it to the clients of namespace '" + chosen->meta.namespace_ +
+                   "' only; sluice applies it to every client");
+      }
     }
     for (uint32_t i = 0; i < n; ++i) build_subsets(service(i), rule_of[i]);
   }
@@ -591,7 +686,7 @@ class SnapshotCompiler {
     ResolvedDestination r;
     auto idx = resolve_host(ref.host, vs.meta.namespace_);
     if (!idx) {
-      error(ref.host_where, no_service_message("destination host", ref.host));
+      error(ref.host_where, no_service_message("destination host", ref.host, vs.meta.namespace_));
       return r;
     }
     r.service = *idx;
@@ -640,6 +735,34 @@ class SnapshotCompiler {
                      " is not a port of its hosts (" + ports + ")");
   }
 
+  // Every destination must be visible (exportTo of its ServiceEntry or
+  // Service) from the namespace each routed service is seen from; Istio
+  // would send those clients to a service they do not know (503).
+  void check_destinations_visible(const VirtualServiceSpec& vs, const ResolvedVirtualService& r,
+                                  const std::vector<uint32_t>& targets) {
+    auto check = [&](const DestinationRef& ref, const ResolvedDestination& d) {
+      if (!d.ok) return;
+      const ResourceMeta& owner = *service_meta_[d.service];
+      for (uint32_t t : targets) {
+        const std::string& ns = service(t).namespace_;
+        if (owner.exported_to(ns)) continue;
+        error(ref.host_where, "destination host '" + ref.host + "' (" + owner.kind + " '" + owner.namespace_ + "/" +
+                                  owner.name + "') is not exported to namespace '" + ns + "' (exportTo at " +
+                                  where_text(owner.export_to_where) + "): VirtualService '" + vs.meta.name +
+                                  "' routes '" + service(t).host + "', which sluice steers as namespace '" + ns +
+                                  "' sees it (docs/config-reference.md, \"exportTo\")");
+        return;
+      }
+    };
+    for (size_t i = 0; i < vs.http.size() && i < r.http_route.size(); ++i) {
+      for (size_t j = 0; j < r.http_route[i].size(); ++j) check(vs.http[i].destinations[j].destination, r.http_route[i][j]);
+      for (size_t j = 0; j < r.http_mirrors[i].size(); ++j) check(vs.http[i].mirrors[j].destination, r.http_mirrors[i][j]);
+    }
+    for (size_t i = 0; i < vs.tcp.size() && i < r.tcp_route.size(); ++i) {
+      for (size_t j = 0; j < r.tcp_route[i].size(); ++j) check(vs.tcp[i].destinations[j].destination, r.tcp_route[i][j]);
+    }
+  }
+
   void resolve_virtual_services() {
     vs_of_.assign(snapshot_->services.size(), std::nullopt);
     resolved_.reserve(in_.virtual_services.size());
@@ -650,11 +773,11 @@ class SnapshotCompiler {
       for (const auto& h : vs.hosts) {
         auto idx = resolve_host(h.host, vs.meta.namespace_);
         if (!idx) {
-          error(h.where, no_service_message("VirtualService '" + vs.meta.name + "' host", h.host));
+          error(h.where, no_service_message("VirtualService '" + vs.meta.name + "' host", h.host, vs.meta.namespace_));
           continue;
         }
         if (std::find(targets.begin(), targets.end(), *idx) != targets.end()) continue;
-        targets.push_back(*idx);
+        if (rule_applies(vs.meta, service(*idx))) targets.push_back(*idx);
       }
       for (size_t i = 0; i < vs.http.size(); ++i) {
         const auto& route = vs.http[i];
@@ -682,6 +805,7 @@ class SnapshotCompiler {
         r.tcp_route.push_back(resolve_destinations(vs, route.destinations, route.where, name, true));
         for (const auto& m : route.matches) check_match_port(vs, targets, m.port, m.port_where);
       }
+      check_destinations_visible(vs, r, targets);
       const auto slot = resolved_.size();
       resolved_.push_back(std::move(r));
       for (uint32_t t : targets) {
@@ -944,6 +1068,8 @@ class SnapshotCompiler {
   const ParsedConfig& in_;
   std::vector<Diagnostic> diagnostics_;
   std::vector<std::optional<uint32_t>> kube_service_index_;   // per in_.kube_services
+  std::vector<std::optional<uint32_t>> se_service_index_;     // per in_.service_entries
+  std::vector<const ResourceMeta*> service_meta_;             // per service: its object (exportTo)
   std::deque<HostRef> kube_hosts_;                             // stable addresses for `primary`
   std::shared_ptr<model::Snapshot> snapshot_;
   std::vector<std::optional<size_t>> vs_of_;   // per service: index into resolved_

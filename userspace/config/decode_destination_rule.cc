@@ -267,7 +267,7 @@ void decode_destination_rule(Decoder& d, Fields& spec, ResourceMeta meta) {
       }
     }
   }
-  spec.not_implemented("exportTo");
+  decode_export_to(d, spec, dr.meta, false);
   spec.not_implemented("workloadSelector", "the rule applies to every client");
   spec.finish();
   d.out().destination_rules.push_back(std::move(dr));

@@ -203,7 +203,7 @@ void decode_service_entry(Decoder& d, Fields& spec, ResourceMeta meta) {
     }
   }
   spec.not_implemented("location", "every service is steered the same way");
-  spec.not_implemented("exportTo");
+  decode_export_to(d, spec, se.meta, true);
   spec.not_implemented("subjectAltNames");
   spec.finish();
   d.out().service_entries.push_back(std::move(se));

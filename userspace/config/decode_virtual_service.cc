@@ -400,15 +400,16 @@ void decode_http_route(Decoder& d, const YAML::Node& n, const std::string& path,
         Fields df(d, *x, ff.name_of("delay"));
         if (df.ok()) {
           model::Fault::Delay delay;
-          if (df.get("fixedDelay")) {
+          const bool fixed = df.get("fixedDelay") != nullptr;
+          if (fixed) {
             df.read("fixedDelay", delay.fixed);
-          } else {
+          } else if (!df.node()["exponentialDelay"]) {
             d.error(*x, d.field(df.name_of("fixedDelay")) + " is required");
-          }
+          }   // else: only exponentialDelay, reported as not implemented below
           if (auto p = decode_percentage(d, df, "percentage", "percent")) delay.percent = *p;
           df.not_implemented("exponentialDelay");
           df.finish();
-          fault.delay = delay;
+          if (fixed) fault.delay = delay;
         }
       }
       if (const auto* x = ff.get("abort")) {
@@ -561,7 +562,7 @@ void decode_virtual_service(Decoder& d, Fields& spec, ResourceMeta meta) {
     }
   }
   spec.not_implemented("tls", "TLS SNI routing");
-  spec.not_implemented("exportTo");
+  decode_export_to(d, spec, vs.meta, false);
   spec.finish();
   if (!binds_mesh({}, vs.gateways)) {
     // An ingress VirtualService (often `hosts: ["*"]`): its hosts are the

@@ -24,6 +24,12 @@ void decode_kube_service(Decoder& d, const YAML::Node& spec, ResourceMeta meta);
 void decode_endpoint_slice(Decoder& d, const YAML::Node& doc, ResourceMeta meta);
 void decode_pod(Decoder& d, const YAML::Node* spec, const YAML::Node* status, ResourceMeta meta);
 
+// exportTo as written (config/export_to.cc): checked, '.' made the object's
+// namespace, stored in meta.export_to. '~' (no namespace) only when allow_none.
+void decode_export_to(Decoder& d, Fields& spec, ResourceMeta& meta, bool allow_none);
+void set_export_to(Decoder& d, const YAML::Node& where, const std::vector<std::string>& values,
+                   const std::string& field, ResourceMeta& meta, bool allow_none);
+
 // "HTTP", "grpc-web", ... (case-insensitive) as Istio names protocols.
 std::optional<model::Protocol> protocol_from_name(std::string_view text);
 

@@ -167,6 +167,20 @@ void decode_document(Decoder& d, const YAML::Node& doc, const ItemDefaults* defa
       if (const auto labels = (*metadata)["labels"]; labels && !labels.IsNull()) {
         if (auto l = d.labels(labels, "metadata.labels")) meta.labels = std::move(*l);
       }
+      // Istio's exportTo for a Service: a comma-separated annotation.
+      if (const auto annotations = (*metadata)["annotations"]; kube == KubeKind::Service && annotations &&
+                                                               annotations.IsMap()) {
+        if (const auto e = annotations["networking.istio.io/exportTo"]; e && e.IsScalar()) {
+          std::vector<std::string> values;
+          std::string_view text = e.Scalar();
+          for (size_t start = 0; start <= text.size();) {
+            const size_t comma = std::min(text.find(',', start), text.size());
+            values.emplace_back(text.substr(start, comma - start));
+            start = comma + 1;
+          }
+          set_export_to(d, e, values, "metadata.annotations[networking.istio.io/exportTo]", meta, true);
+        }
+      }
     }
     const YAML::Node* status = top.get("status");
     if (kube == KubeKind::EndpointSlice) {

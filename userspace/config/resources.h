@@ -23,6 +23,24 @@ struct ResourceMeta {
   std::string namespace_ = "default";
   model::Labels labels;      // metadata.labels (read for Kubernetes kinds only)
   SourceLocation where;      // the document's first key
+  // spec.exportTo (a Service's networking.istio.io/exportTo annotation) with
+  // '.' replaced by the object's namespace. Empty: every namespace, Istio's
+  // default; ["~"]: none (docs/config-reference.md, "exportTo").
+  std::vector<std::string> export_to;
+  SourceLocation export_to_where;
+
+  // Whether the object is visible from namespace `ns`.
+  bool exported_to(const std::string& ns) const {
+    if (export_to.empty()) return true;
+    for (const auto& e : export_to) {
+      if (e == "*" || e == ns) return true;
+    }
+    return false;
+  }
+  // Exported to every namespace (no exportTo, or '*').
+  bool exported_everywhere() const {
+    return export_to.empty() || (export_to.size() == 1 && export_to.front() == "*");
+  }
 };
 
 struct HostRef {
@@ -185,6 +203,9 @@ struct PodSpec {
 // Everything read from one set of files: the decoded resources in file order,
 // and every diagnostic found so far.
 struct ParsedConfig {
+  // What the snapshot's origin says: "files", or "kubernetes" /
+  // "files+kubernetes" when objects came from the API server.
+  std::string origin = "files";
   std::vector<std::string> files;
   std::vector<ServiceEntrySpec> service_entries;
   std::vector<WorkloadEntrySpec> workload_entries;

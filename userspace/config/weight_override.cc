@@ -87,7 +87,8 @@ OverrideResult override_weights(const model::Snapshot& base, std::string_view ho
   }
   auto snapshot = std::make_shared<model::Snapshot>(base);
   snapshot->version = version;
-  snapshot->origin = "files+override";
+  // "files+override", "kubernetes+override": where the routes came from, then the override.
+  if (!base.origin.ends_with("+override")) snapshot->origin = base.origin + "+override";
   for (auto& pr : snapshot->services[service].routes) {
     apply(pr.l4, service, weight_by_subset);
     for (auto& route : pr.http) apply(route.route, service, weight_by_subset);

@@ -18,7 +18,7 @@ struct OverrideResult {
   std::string error;             // why the override was refused
 };
 
-// A copy of `base` (version `version`, origin "files+override") in which
+// A copy of `base` (version `version`, origin the base's + "+override") in which
 // every destination list of `host`'s own routes — each port's L4
 // destinations and each HTTP route's weighted destinations — that points at
 // `host`'s subsets carries the new weights, with shares recomputed:

@@ -293,7 +293,7 @@ struct Service {
 
 struct Snapshot {
   uint64_t version = 0;                     // strictly increasing within one process
-  std::string origin;                       // "files" or "files+override"
+  std::string origin;                       // "files", "kubernetes", "files+kubernetes"; "+override" after sluicectl weights
   std::vector<std::string> source_files;
   std::vector<Service> services;
   std::unordered_map<std::string, uint32_t> service_by_host;   // every host and short name

@@ -118,8 +118,11 @@ agent_check "20 new requests after the restart: $ok answered 200" test "$ok" -eq
 if [[ $keeper == supervise ]] && command -v systemd-socket-activate >/dev/null; then
   agent_stop TERM
   log_lines=$(wc -l <"$AGENT_WORK/sluiced.log")
+  # systemd-socket-activate starts the program at the first connection
+  # (systemd starts sluiced.service at boot): the wrapper makes one.
   cat >"$AGENT_WORK/activate.sh" <<SH
-#!/bin/sh
+#!/bin/bash
+(sleep 0.3; exec 3<>/dev/tcp/127.0.0.1/15001) 2>/dev/null &
 exec systemd-socket-activate -l 127.0.0.1:15001 -l '[::1]:15001' "$SLUICED" "\$@"
 SH
   chmod +x "$AGENT_WORK/activate.sh"

@@ -19,9 +19,17 @@ namespace {
 // A listening socket on 127.0.0.1 (an ephemeral port) moved to descriptor
 // `at`, as a socket-activating parent leaves it; returns its "ADDR:PORT".
 std::string listen_at(int at) {
-  const int fd = open_listen_socket("127.0.0.1:0");
-  EXPECT_EQ(dup2(fd, at), at);
-  close(fd);
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sin{};
+  sin.sin_family = AF_INET;
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin), 0);
+  EXPECT_EQ(listen(fd, 8), 0);
+  if (fd != at) {   // socket() may return `at` itself: the lowest free descriptor
+    EXPECT_EQ(dup2(fd, at), at);
+    close(fd);
+  }
+  fcntl(at, F_SETFD, 0);   // as passed: inheritable
   return describe_local_address(at);
 }
 

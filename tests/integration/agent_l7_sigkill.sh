@@ -111,6 +111,21 @@ agent_check "traffic resumed through the restarted sluiced" test "$served" -gt 0
 ok=$(vip_200s 20)
 agent_check "20 new requests after the restart: $ok answered 200" test "$ok" -eq 20
 
+# A SIGTERM to the child alone is a graceful restart: it drains, the
+# supervisor starts the next one.
+if [[ $keeper == supervise ]]; then
+  old=$(agent_child)
+  kill -TERM "$old"
+  new=""
+  for _ in $(seq 150); do   # bounded: 15 s (the drain included)
+    new=$(agent_child)
+    [[ -n "$new" && "$new" != "$old" ]] && agent_curl -sf "http://$AGENT_ADMIN/ready" >/dev/null && break
+    sleep 0.1
+  done
+  agent_check "SIGTERM to the child: a new sluiced (pid ${new:-none}, was $old) serves" \
+    test -n "$new" -a "$new" != "$old" -a "$(vip_200s 20)" -eq 20
+fi
+
 # The systemd path: sockets passed as sluiced.socket would pass them
 # (systemd-socket-activate: no SO_REUSEPORT, so the second worker accepts on
 # the passed socket too). Only the hand-over is checked here; keeping the

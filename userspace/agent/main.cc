@@ -10,6 +10,8 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -29,11 +31,13 @@
 #include "agent/datapath_upkeep.h"
 #include "agent/local_routes.h"
 #include "agent/planes.h"
+#include "agent/supervisor.h"
 #include "bpfmaps/bpf_datapath.h"
 #include "config/compiler.h"
 #include "k8s/kubeconfig.h"
 #include "k8s/kubernetes_source.h"
 #include "config/weight_override.h"
+#include "proxy/listen_sockets.h"
 #include "proxy/proxy.h"
 
 namespace {
@@ -72,6 +76,7 @@ struct Options {
   std::string path_normalization = "BASE";   // Istio's MeshConfig pathNormalization
   std::string dpdk_stats = "/run/sluice/sluice-fwd.json";
   uint64_t max_connections = 0;   // L7 client connections, all workers; 0: no limit
+  bool supervise = false;
 };
 
 sluice::bpfmaps::AttachMode parse_mode(const std::string& m) {
@@ -174,6 +179,10 @@ sluice::config::CompileResult compile_with_kubernetes(const std::string& dir, co
 int run(const Options& opt) {
   namespace sa = sluice::agent;
   namespace fs = std::filesystem;
+  // L7 listeners passed by systemd's sluiced.socket or `sluiced --supervise`
+  // (sd_listen_fds semantics): they outlive this process, so connections that
+  // arrived while no sluiced ran wait in their backlog for this one.
+  std::vector<int> inherited = sluice::proxy::take_inherited_sockets();
   std::error_code dir_error;
   if (!opt.config_dir.empty() && !fs::is_directory(opt.config_dir, dir_error)) {
     spdlog::error("--config-dir {}: {}", opt.config_dir, dir_error ? dir_error.message() : "not a directory");
@@ -251,6 +260,21 @@ int run(const Options& opt) {
   if (!opt.l7_listen6.empty()) {
     if (ipv6_available()) popt.listeners.push_back({opt.l7_listen6, "", 0});
     else spdlog::warn("IPv6 is disabled on this host: no IPv6 L7 listener, IPv6 VIPs on L7 ports are not served");
+  }
+  for (auto& listener : popt.listeners) {
+    listener.inherited_fd = sluice::proxy::claim_inherited_listener(inherited, listener.address);
+    if (listener.inherited_fd >= 0) {
+      spdlog::info("L7 listener {}: taking over the inherited socket (fd {}) and the connections queued on it",
+                   listener.address, listener.inherited_fd);
+    }
+  }
+  if (!inherited.empty()) {
+    std::vector<std::string> stray;
+    for (int fd : inherited) stray.push_back(sluice::proxy::describe_local_address(fd));
+    spdlog::error("inherited socket(s) {} match neither --l7-listen {} nor --l7-listen6 {}: make the socket unit's "
+                  "ListenStream= lines and these flags name the same addresses",
+                  fmt::join(stray, ", "), opt.l7_listen, opt.l7_listen6.empty() ? "''" : opt.l7_listen6);
+    return 2;
   }
   if (datapath) popt.active_requests = std::make_shared<sa::BpfActiveRequests>(opt.pin_dir);
   if (!opt.access_log.empty()) {
@@ -399,6 +423,24 @@ int run(const Options& opt) {
   return 0;
 }
 
+// The supervisor opens the listeners run() would (the same flags) and runs
+// this binary again, with the same arguments minus --supervise.
+int supervise(const Options& opt, int argc, char** argv) {
+  sluice::agent::SupervisorOptions sopt;
+  sopt.listen_addresses.push_back(opt.l7_listen);
+  if (!opt.l7_listen6.empty() && ipv6_available()) sopt.listen_addresses.push_back(opt.l7_listen6);
+  std::error_code ec;
+  sopt.program = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+  if (ec) {
+    spdlog::critical("--supervise: cannot find this program (/proc/self/exe): {}", ec.message());
+    return 1;
+  }
+  for (int i = 0; i < argc; ++i) {
+    if (!std::string_view(argv[i]).starts_with("--supervise")) sopt.child_args.emplace_back(argv[i]);   // also --supervise=true
+  }
+  return sluice::agent::supervise(sopt);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -543,6 +585,10 @@ int main(int argc, char** argv) {
   app.add_option("--access-log-format", opt.access_log_format, "access log layout: Istio's default text or JSON")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
+  app.add_flag("--supervise", opt.supervise,
+               "run sluiced as a child of a small supervisor that holds the L7 listening sockets and starts a new "
+               "sluiced when one dies: new L7 connections wait in the backlog instead of being refused (for nodes "
+               "without systemd's sluiced.socket; docs/operations.md)");
   CLI11_PARSE(app, argc, argv);
   if (config_dir->count() == 0 && !opt.kubernetes) {
     std::fprintf(stderr, "sluiced: --config-dir DIR or --kubernetes is required\n");
@@ -558,6 +604,7 @@ int main(int argc, char** argv) {
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   spdlog::set_level(spdlog::level::from_str(opt.log_level));
   try {
+    if (opt.supervise) return supervise(opt, argc, argv);
     return run(opt);
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());

@@ -44,6 +44,12 @@ struct ListenerSpec {
   // destination (VIP:port), as delivered by the sk_lookup program.
   std::string service_host;
   uint32_t service_port = 0;
+  // A socket already listening on `address`, inherited from a keeper that
+  // outlives this process (listen_sockets.h): the first worker accepts on it
+  // (it is the one the sk_lookup map holds); the others add their own
+  // sockets to its SO_REUSEPORT group, or accept on it too when it is not in
+  // one. -1: the first worker opens the socket.
+  int inherited_fd = -1;
 };
 
 struct ProxyOptions {

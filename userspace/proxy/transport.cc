@@ -2,6 +2,7 @@
 // accept and receive, one send in flight per connection), its connection
 // slots and their buffers. Received bytes go to the codec (deliver); the
 // codec queues bytes to send in a connection's `out` and calls submit_send.
+#include <fcntl.h>
 #include <netinet/tcp.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "proxy/listen_sockets.h"
 #include "proxy/socket_address.h"
 #include "proxy/steady_time.h"
 #include "proxy/worker.h"
@@ -20,22 +22,17 @@ namespace sluice::proxy {
 
 void Worker::bind_listeners() {
   for (const auto& spec : options_.listeners) {
-    auto [host, port] = split_host_port(spec.address);
-    auto ip = model::IpAddress::parse(host);
-    if (!ip) throw std::invalid_argument("listener '" + spec.address + "': invalid address '" + host + "'");
-    sockaddr_storage ss;
-    socklen_t len = to_sockaddr(*ip, port, ss);
-    int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw std::system_error(errno, std::generic_category(), "socket for listener " + spec.address);
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    // One socket per worker in a SO_REUSEPORT group: the kernel spreads
-    // connections across workers, and each worker accepts on its own ring.
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, 4096) != 0) {
-      int err = errno;
-      ::close(fd);
-      throw std::system_error(err, std::generic_category(), "bind/listen on " + spec.address);
+    int fd = -1;
+    if (spec.inherited_fd < 0) {
+      fd = open_listen_socket(spec.address);
+    } else if (index_ == 0) {
+      fd = spec.inherited_fd;
+    } else {
+      int reuseport = 0;
+      socklen_t len = sizeof reuseport;
+      getsockopt(spec.inherited_fd, SOL_SOCKET, SO_REUSEPORT, &reuseport, &len);
+      fd = reuseport ? open_listen_socket(spec.address) : fcntl(spec.inherited_fd, F_DUPFD_CLOEXEC, 0);
+      if (fd < 0) throw std::system_error(errno, std::generic_category(), "dup of inherited listener " + spec.address);
     }
     listener_fds_.push_back(fd);
   }

@@ -178,6 +178,8 @@ void Worker::set_client_deadline(Conn& c) {
       c.deadline = Deadline::Idle;
       c.deadline_ns = now + ms(options_.request_header_timeout);
       break;
+    case ClientState::Http2:   // idle while no stream is open: h2_flush sets it
+      break;
     case ClientState::Tunneling:   // a WebSocket lives while bytes move, up to the idle timeout between them
       c.deadline = options_.stream_idle_timeout.count() > 0 ? Deadline::Idle : Deadline::None;
       c.deadline_ns = now + ms(options_.stream_idle_timeout);
@@ -283,6 +285,7 @@ void Worker::begin_drain() {
     ::close(listener_fds_[i]);
     listener_fds_[i] = -1;
   }
+  h2_goaway_all();
   for (auto& conn : conns_) {
     if (!conn) continue;
     Conn& c = *conn;

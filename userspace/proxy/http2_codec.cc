@@ -38,6 +38,7 @@ struct Worker::Http2Connection {
   std::unordered_map<int32_t, Stream> streams;
   std::vector<int32_t> drained, drained_scratch;   // streams whose `out` the session read from
   bool busy = false, flush_pending = false, failed = false;
+  ClientResetWindow resets;
   size_t block_bytes = 0;   // decoded bytes of the header block being received
 
   ~Http2Connection() {
@@ -122,9 +123,12 @@ struct Http2Callbacks {
     return 0;
   }
 
-  static int frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+  static int frame_recv(nghttp2_session* session, const nghttp2_frame* frame, void* user_data) {
     H& h = of(user_data);
     Worker& w = *h.worker;
+    if (frame->hd.type == NGHTTP2_RST_STREAM && !count_client_reset(session, h.resets, w.options_.http2, now_ns())) {
+      return NGHTTP2_ERR_CALLBACK_FAILURE;   // GOAWAY is queued; nothing more is read
+    }
     const bool end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
     H::Stream* st = h.find(frame->hd.stream_id);
     if (st == nullptr) return 0;

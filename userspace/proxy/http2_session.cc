@@ -12,7 +12,6 @@ nghttp2_session* open_http2_server_session(const nghttp2_session_callbacks* call
   // (nghttp2_session_consume), so a slow upstream stops the client.
   nghttp2_option_set_no_auto_window_update(option, 1);
   nghttp2_option_set_no_closed_streams(option, 1);
-  nghttp2_option_set_stream_reset_rate_limit(option, limits.reset_burst, limits.reset_rate);
   nghttp2_option_set_max_continuations(option, limits.max_continuations);
   nghttp2_option_set_max_settings(option, limits.max_settings_entries);
   nghttp2_option_set_max_outbound_ack(option, limits.max_outbound_acks);
@@ -33,6 +32,17 @@ nghttp2_session* open_http2_server_session(const nghttp2_session_callbacks* call
     return nullptr;
   }
   return session;
+}
+
+bool count_client_reset(nghttp2_session* session, ClientResetWindow& window, const Http2Limits& limits,
+                        int64_t now_ns) {
+  if (window.count == 0 || now_ns - window.start_ns >= int64_t{limits.reset_window_ms} * 1'000'000) {
+    window.start_ns = now_ns;
+    window.count = 0;
+  }
+  if (++window.count <= limits.max_client_resets) return true;
+  nghttp2_session_terminate_session(session, NGHTTP2_ENHANCE_YOUR_CALM);
+  return false;
 }
 
 }  // namespace sluice::proxy

@@ -37,11 +37,13 @@ struct Http2Limits {
   // of it leaves room for the chunk lines of a body sent in small frames.
   uint32_t stream_window = 32 * 1024;
   uint32_t connection_window = 1024 * 1024;
-  // CVE-2023-44487 (rapid reset): RST_STREAM from the client is a token
-  // bucket per connection, `reset_burst` tokens refilled at `reset_rate` a
-  // second; a reset with no token left ends the connection with GOAWAY.
-  uint64_t reset_burst = 100;
-  uint64_t reset_rate = 33;
+  // CVE-2023-44487 (rapid reset): opening a stream and cancelling it at
+  // once costs the client two frames and the proxy a routed, dispatched
+  // request. More than `max_client_resets` RST_STREAM from the client in a
+  // window of `reset_window_ms` ends the connection with
+  // GOAWAY(ENHANCE_YOUR_CALM) (count_client_reset).
+  uint32_t max_client_resets = 100;
+  uint32_t reset_window_ms = 10'000;
   // CVE-2024-27316-style CONTINUATION floods: more CONTINUATION frames than
   // this after one HEADERS ends the connection.
   size_t max_continuations = 8;
@@ -50,6 +52,19 @@ struct Http2Limits {
   size_t max_settings_entries = 32;
   size_t max_outbound_acks = 100;
 };
+
+// The client's RST_STREAM frames in the current window (fixed windows: at
+// most twice the limit can pass across a window boundary).
+struct ClientResetWindow {
+  int64_t start_ns = 0;
+  uint32_t count = 0;
+};
+
+// Counts one RST_STREAM from the client. Past the limit the session is
+// terminated (GOAWAY ENHANCE_YOUR_CALM queued) and false is returned: the
+// caller stops reading the connection.
+bool count_client_reset(nghttp2_session* session, ClientResetWindow& window, const Http2Limits& limits,
+                        int64_t now_ns);
 
 // A server session over `callbacks` (which must at least send), with the
 // options and the first SETTINGS above queued. Null if nghttp2 fails.

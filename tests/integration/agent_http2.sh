@@ -9,7 +9,9 @@
 #  - a fault abort route answers 503 on its streams while another stream of
 #    the same connection gets 200;
 #  - a route timeout (300 ms) answers 504 on its stream while a fast stream
-#    beside it gets 200, and the connection lives on.
+#    beside it gets 200, and the connection lives on;
+#  - rapid reset (CVE-2023-44487): 50 streams opened and cancelled at once
+#    are tolerated, 300 end the connection with GOAWAY(ENHANCE_YOUR_CALM).
 # On main (no HTTP/2) the proxy answers the preface with 505 and h2load
 # fails every request.
 set -uo pipefail
@@ -92,4 +94,11 @@ agent_check "route timeout per stream: 504 for the slow one, 200 beside it" \
 agent_check "the timed-out stream ended well before the backend's 3 s delay" test "$elapsed_ms" -lt 2500
 agent_check "no RST_STREAM or GOAWAY error on the connection" \
   bash -c "! grep -E 'recv (RST_STREAM|GOAWAY)' '$AGENT_WORK/timeout.txt' '$AGENT_WORK/fault.txt' | grep -v NO_ERROR"
+# Rapid reset, from a hand-written client (h2_rapid_reset.py).
+few=$(topo_exec "$client" timeout 20 python3 "$here/h2_rapid_reset.py" "$vip" 9080 50)
+many=$(topo_exec "$client" timeout 20 python3 "$here/h2_rapid_reset.py" "$vip" 9080 300)
+echo "rapid reset: 50 pairs -> $few; 300 pairs -> $many"
+agent_check "50 cancelled streams: no GOAWAY" test "$few" = "served 50"
+agent_check "300 cancelled streams: GOAWAY ENHANCE_YOUR_CALM (11)" test "$many" = "goaway 11"
+agent_check "sluiced still serves HTTP/2 after it" topo_exec "$client" timeout 10 nghttp "http://$vip:9080/"
 agent_finish

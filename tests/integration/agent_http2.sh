@@ -5,7 +5,8 @@
 #  - a 70/30 weighted route holds per request over ONE client connection
 #    (h2load -c1 -m10, 2,000 requests; counted at the backends). Tolerance:
 #    agent_share_ok's 4.5 sigma of a binomial, +-4.6 points at n=2,000 —
-#    a per-connection choice would put all 2,000 on one subset;
+#    a per-connection choice would put all 2,000 on one subset; each
+#    stream is counted once in istio_requests_total;
 #  - a fault abort route answers 503 on its streams while another stream of
 #    the same connection gets 200;
 #  - a route timeout (300 ms) answers 504 on its stream while a fast stream
@@ -74,6 +75,12 @@ agent_check "h2load: 2000 requests over one connection, all 2xx" \
   grep -q "requests: 2000 total, 2000 started, 2000 done, 2000 succeeded" "$AGENT_WORK/h2load.txt"
 agent_check "h2load: one client connection" grep -q "1 total client(s)" "$AGENT_WORK/h2load.txt"
 agent_check "70/30 split per stream within 4.5 sigma (n=2000)" agent_share_ok "$split" 70
+# Each stream is recorded once (a flush re-entering the exchange once
+# counted every HTTP/2 request twice).
+recorded=$(agent_curl "http://$AGENT_ADMIN/stats/prometheus" |
+  awk '/^istio_requests_total\{/ && /response_code="200"/ {s += $NF} END {print s + 0}')
+echo "istio_requests_total (200): $recorded"
+agent_check "istio_requests_total counts the 2000 streams once each" test "$recorded" -eq 2000
 
 # One connection, three streams: two aborted by the fault, one served.
 topo_exec "$client" timeout 10 nghttp -v "http://$vip:9080/fault/a" "http://$vip:9080/" "http://$vip:9080/fault/b" \

@@ -37,7 +37,7 @@ struct Worker::Http2Connection {
   nghttp2_session* session = nullptr;
   std::unordered_map<int32_t, Stream> streams;
   std::vector<int32_t> drained, drained_scratch;   // streams whose `out` the session read from
-  bool busy = false, flush_pending = false, failed = false;
+  bool busy = false, flush_pending = false, failed = false, scheduled = false;
   ClientResetWindow resets;
   size_t block_bytes = 0;   // decoded bytes of the header block being received
 
@@ -472,7 +472,7 @@ void Worker::h2_stream_output(Conn& s) {
   } else {
     nghttp2_session_resume_data(h.session, s.h2_stream);
   }
-  h2_flush(c);
+  h2_schedule_flush(c);
 }
 
 // The exchange took body bytes from the stream's `in`: once it is empty,
@@ -485,7 +485,7 @@ void Worker::h2_stream_consumed(Conn& s) {
   if (st == nullptr || st->unacked == 0) return;
   nghttp2_session_consume(c.h2->session, s.h2_stream, st->unacked);
   st->unacked = 0;
-  h2_flush(c);
+  h2_schedule_flush(c);
 }
 
 // A stream's slot closes: after a whole response its END_STREAM goes out
@@ -503,7 +503,30 @@ void Worker::h2_detach_stream(Conn& s) {
   } else {
     nghttp2_submit_rst_stream(h.session, NGHTTP2_FLAG_NONE, s.h2_stream, NGHTTP2_INTERNAL_ERROR);
   }
-  h2_flush(c);
+  h2_schedule_flush(c);
+}
+
+void Worker::h2_schedule_flush(Conn& c) {
+  Http2Connection& h = *c.h2;
+  if (h.busy) {
+    h.flush_pending = true;   // the flush on the stack goes round again
+  } else if (!h.scheduled) {
+    h.scheduled = true;
+    h2_scheduled_.emplace_back(c.id, c.generation);
+  }
+}
+
+void Worker::h2_flush_scheduled() {
+  while (!h2_scheduled_.empty()) {
+    h2_scheduled_scratch_.swap(h2_scheduled_);
+    for (auto [id, generation] : h2_scheduled_scratch_) {
+      Conn* c = live(id, generation);
+      if (c == nullptr || !c->h2) continue;
+      c->h2->scheduled = false;
+      h2_flush(*c);
+    }
+    h2_scheduled_scratch_.clear();
+  }
 }
 
 // The connection ends (closed, failed, or GOAWAY done): every stream's

@@ -187,6 +187,7 @@ void Worker::handle_cqe(const io_uring_cqe& cqe) {
     case Op::Connect: on_connect(*c, cqe.res); break;
     default: break;
   }
+  h2_flush_scheduled();
 }
 
 Worker::Conn* Worker::alloc_conn(Role role) {

@@ -102,6 +102,7 @@ void Worker::run() {
     if (now >= next_tick) {
       refresh_snapshot();   // also without requests: pools of clusters that left close their idle connections
       check_deadlines();
+      h2_flush_scheduled();
       if (outliers_) outliers_->sweep_if_due();
       flush_access_log();
       reclaim_slots();

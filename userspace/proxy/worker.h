@@ -207,6 +207,13 @@ class Worker final {
   void h2_detach_stream(Conn& s);            // a stream slot closes
   void h2_close_streams(Conn& c);            // the connection closes: every stream ends
   void h2_goaway_all();                      // draining: GOAWAY on every HTTP/2 connection
+  // A flush asked for from inside the exchange's code (a stream's response
+  // bytes, a window update, a stream end) runs after the completion that
+  // caused it: flushing reads stream bodies and follows up on their slots
+  // (pump_response), which must not re-enter an exchange still on the stack.
+  void h2_schedule_flush(Conn& c);
+  void h2_flush_scheduled();
+  std::vector<std::pair<uint32_t, uint32_t>> h2_scheduled_, h2_scheduled_scratch_;   // slot, generation
   friend struct Http2Callbacks;
 
   // Client state machine.

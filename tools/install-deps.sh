@@ -12,6 +12,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libboost-dev
   libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev
   libdpdk-dev dpdk
+  libnghttp2-dev   # HTTP/2 framing, HPACK and flow control for the L7 proxy's h2c clients
   libh2o-evloop0.13   # picohttpparser's phr_* tokenizer for userspace/http (docs/dependencies.md)
   libcurl4-openssl-dev   # userspace/k8s: the Kubernetes API server client
   # tests, demo and benchmarks: real network tools, clients and servers

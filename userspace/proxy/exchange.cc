@@ -582,7 +582,10 @@ void Worker::log_access(const Conn& c) {
   rec.start_unix_ns = r.start_unix_ns;
   rec.method = r.method;
   rec.path = r.path;
-  rec.protocol = r.method.empty() ? std::string_view() : x.http10 ? "HTTP/1.0" : "HTTP/1.1";
+  rec.protocol = r.method.empty()          ? std::string_view()
+                 : c.h2_parent != kNone    ? "HTTP/2"
+                 : x.http10                ? "HTTP/1.0"
+                                           : "HTTP/1.1";
   rec.response_code = x.response_started ? x.status : 0;
   rec.response_flags = x.flags;
   rec.response_code_details = x.response_head_done ? "via_upstream" : "";

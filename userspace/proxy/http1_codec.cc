@@ -31,6 +31,21 @@ void Worker::process_client(Conn& c) {
       break;
     }
     if (c.out.space() < 8192) break;   // pipelined requests: wait until the client reads responses
+    if (c.requests == 0 && c.h2_parent == kNone) {
+      // HTTP/2 with prior knowledge: the connection's first bytes are the
+      // preface (RFC 9113 3.3); the HTTP/2 codec takes the connection over.
+      const PrefaceMatch preface = match_http2_preface(c.in.readable());
+      if (preface == PrefaceMatch::Yes) {
+        start_http2(c);
+        break;
+      }
+      if (preface == PrefaceMatch::Partial) {
+        if (drain_held(c)) continue;
+        if (c.peer_eof) close_conn(c);
+        else set_client_deadline(c);
+        break;
+      }
+    }
     auto result = c.head_scan.ready(c.in.readable(), c.in.consumed_total(), options_.limits)
                       ? http::parse_request_head(c.in.readable(), options_.limits, request_head_)
                       : http::ParseResult::Incomplete;
@@ -208,6 +223,7 @@ void Worker::pump_request(Conn& c) {
     x.request_body_sent = true;
   }
   submit_send(u);
+  if (c.h2_parent != kNone) h2_stream_consumed(c);
   if (x.request_done && x.mirrors_pending) send_mirrors(c);
 }
 
@@ -263,7 +279,8 @@ void Worker::pump_response(Conn& c) {
       x.upstream_keep_alive = h.keep_alive;
       x.response_framing = h.framing;
       x.response_remaining = h.content_length;
-      x.dechunk = h.framing == http::BodyFraming::Chunked && x.http10;
+      // HTTP/1.0 has no chunked coding, HTTP/2 its own framing (DATA).
+      x.dechunk = h.framing == http::BodyFraming::Chunked && (x.http10 || c.h2_parent != kNone);
       if (h.framing == http::BodyFraming::UntilClose || x.dechunk) x.client_keep_alive = false;
       if (!forward_response_head(c, u, h)) return;
       set_client_deadline(c);

@@ -29,6 +29,7 @@
 #include "model/snapshot.h"
 #include "proxy/access_log.h"
 #include "proxy/active_requests.h"
+#include "proxy/http2_session.h"
 #include "proxy/metrics.h"
 #include "proxy/outlier_registry.h"
 #include "proxy/request_routing.h"
@@ -56,6 +57,7 @@ struct ProxyOptions {
   unsigned workers = 0;                                   // 0: one per online CPU
   std::vector<ListenerSpec> listeners;
   http::Limits limits;
+  Http2Limits http2;   // HTTP/2 client connections (h2c by prior knowledge)
   std::chrono::milliseconds request_header_timeout{10'000};   // first byte to full head: 408
   std::chrono::milliseconds idle_timeout{60'000};             // keep-alive with no request: close
   // Envoy's stream_idle_timeout (5 min by default): a request, or a

@@ -94,7 +94,7 @@ void Worker::arm_accept(uint32_t listener) {
 }
 
 void Worker::arm_recv(Conn& c) {
-  if (c.recv_armed || c.shut || c.peer_eof) return;
+  if (c.recv_armed || c.shut || c.peer_eof || c.fd < 0) return;
   io_uring_sqe* s = sqe();
   io_uring_prep_recv_multishot(s, c.fd, nullptr, 0, 0);
   s->flags |= IOSQE_BUFFER_SELECT;
@@ -116,6 +116,10 @@ void Worker::arm_wake() {
 // interleave bytes; and the buffer a send reads from must stay put until it
 // completes, so the buffer is pinned (not compacted) meanwhile.
 void Worker::submit_send(Conn& c) {
+  if (c.h2_parent != kNone) {   // an HTTP/2 stream: its bytes leave as frames of its connection
+    if (!c.shut && !c.out.empty()) h2_stream_output(c);
+    return;
+  }
   if (c.send_inflight || c.shut || c.out.empty()) return;
   if (c.role == Role::Upstream && c.upstream_state == UpstreamState::Connecting) return;
   auto data = c.out.readable();
@@ -180,6 +184,7 @@ void Worker::handle_cqe(const io_uring_cqe& cqe) {
     case Op::Connect: on_connect(*c, cqe.res); break;
     default: break;
   }
+  h2_flush_scheduled();
 }
 
 Worker::Conn* Worker::alloc_conn(Role role) {
@@ -220,6 +225,8 @@ Worker::Conn* Worker::alloc_conn(Role role) {
   c->deadline_ns = 0;
   c->client_state = ClientState::AwaitingHead;
   c->upstream = c->client = c->pool = c->next = kNone;
+  c->h2_parent = kNone;
+  c->h2_stream = 0;
   c->requests = 0;
   c->reused = false;
   c->mirror = false;
@@ -252,10 +259,15 @@ void Worker::close_conn(Conn& c) {
     pools_.add_connections(c.pool, -1);
     count_for_pool(ProxyCounter::UpstreamConnectionsActive, c.pool, -1);
   }
-  // Shutdown ends the multishot receive (it completes with 0) and fails any
-  // send or connect in flight; the slot is reused only after all complete.
-  ::shutdown(c.fd, SHUT_RDWR);
-  ::close(c.fd);
+  if (c.h2) h2_close_streams(c);
+  if (c.h2_parent != kNone) {
+    h2_detach_stream(c);
+  } else {
+    // Shutdown ends the multishot receive (it completes with 0) and fails any
+    // send or connect in flight; the slot is reused only after all complete.
+    ::shutdown(c.fd, SHUT_RDWR);
+    ::close(c.fd);
+  }
   uint32_t pool = c.role == Role::Upstream ? c.pool : kNone;
   maybe_free(c);
   if (pool != kNone) {
@@ -267,8 +279,10 @@ void Worker::close_conn(Conn& c) {
 void Worker::maybe_free(Conn& c) {
   if (c.role == Role::Free || !c.shut || c.ops > 0) return;
   if (c.role == Role::Client) {
-    --client_count_;
-    proxy_.downstream_closed();
+    if (c.h2_parent == kNone) {   // an HTTP/2 stream is not a connection
+      --client_count_;
+      proxy_.downstream_closed();
+    }
     c.exchange->snapshot.reset();
   }
   c.role = Role::Free;
@@ -293,6 +307,7 @@ void Worker::reclaim_slots() {
     c.exchange->body.clear();
     c.exchange->body.release();
     std::vector<HeldBuffer>().swap(c.held);
+    c.h2.reset();   // here, not at close: a close may come from inside the session's callbacks
     if (spare_conns_.size() < kSpareConns) spare_conns_.push_back(std::move(conns_[id]));
     else conns_[id].reset();
     free_conns_.push_back(id);
@@ -389,6 +404,7 @@ void Worker::deliver(Conn& c, std::string_view data, uint16_t bid, uint32_t offs
   }
   if (c.role == Role::Client) {
     if (c.client_state == ClientState::Proxying) pump_request(c);
+    else if (c.client_state == ClientState::Http2) h2_receive(c);
     else if (c.client_state == ClientState::Tunneling) pump_tunnel(c);
     else process_client(c);
   } else if (c.client != kNone) {
@@ -432,6 +448,7 @@ void Worker::on_send(Conn& c, int res) {
       switch (c.client_state) {
         case ClientState::AwaitingHead:
         case ClientState::Closing:
+        case ClientState::Http2:
           close_conn(c);
           break;
         case ClientState::Tunneling:
@@ -457,6 +474,8 @@ void Worker::on_send(Conn& c, int res) {
       close_conn(c);
     } else if (c.client_state == ClientState::Proxying) {
       pump_response(c);
+    } else if (c.client_state == ClientState::Http2) {
+      h2_flush(c);
     } else if (c.client_state == ClientState::Tunneling) {
       pump_tunnel(c);
     } else if (c.client_state == ClientState::AwaitingHead) {
@@ -503,6 +522,9 @@ void Worker::on_peer_eof(Conn& c) {
       break;
     case ClientState::Tunneling:
       pump_tunnel(c);
+      break;
+    case ClientState::Http2:   // HTTP/2 has no half-close of the connection: its streams end
+      close_conn(c);
       break;
   }
 }

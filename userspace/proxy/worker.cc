@@ -102,6 +102,7 @@ void Worker::run() {
     if (now >= next_tick) {
       refresh_snapshot();   // also without requests: pools of clusters that left close their idle connections
       check_deadlines();
+      h2_flush_scheduled();
       if (outliers_) outliers_->sweep_if_due();
       flush_access_log();
       reclaim_slots();
@@ -177,6 +178,8 @@ void Worker::set_client_deadline(Conn& c) {
     case ClientState::Closing:
       c.deadline = Deadline::Idle;
       c.deadline_ns = now + ms(options_.request_header_timeout);
+      break;
+    case ClientState::Http2:   // idle while no stream is open: h2_flush sets it
       break;
     case ClientState::Tunneling:   // a WebSocket lives while bytes move, up to the idle timeout between them
       c.deadline = options_.stream_idle_timeout.count() > 0 ? Deadline::Idle : Deadline::None;
@@ -283,6 +286,7 @@ void Worker::begin_drain() {
     ::close(listener_fds_[i]);
     listener_fds_[i] = -1;
   }
+  h2_goaway_all();
   for (auto& conn : conns_) {
     if (!conn) continue;
     Conn& c = *conn;

@@ -24,6 +24,7 @@
 #include "model/snapshot.h"
 #include "proxy/buffer_pool.h"
 #include "proxy/byte_buffer.h"
+#include "proxy/http2_session.h"
 #include "proxy/metrics.h"
 #include "proxy/proxy.h"
 #include "proxy/request_routing.h"
@@ -57,6 +58,7 @@ class Worker final {
     Proxying,       // request and response streaming through an upstream connection
     Tunneling,      // after a WebSocket upgrade (101): bytes relayed both ways until either side closes
     Closing,        // flushing the last response, then close
+    Http2,          // an HTTP/2 connection: each stream is a slot of its own (http2_codec.cc)
   };
   enum class UpstreamState : uint8_t { Connecting, Idle, Busy };
   enum class Deadline : uint8_t { None, HeaderRead, Idle, FaultDelay, RetryBackoff, Request, Connect, PoolIdle };
@@ -120,6 +122,12 @@ class Worker final {
     size_t head_bytes = 0;
   };
 
+  // An HTTP/2 client connection's session and its streams (http2_codec.cc).
+  struct Http2Connection;
+  struct Http2ConnectionDeleter {
+    void operator()(Http2Connection* h) const;
+  };
+
   struct Conn {
     uint32_t id = 0, generation = 0;
     Role role = Role::Free;
@@ -145,6 +153,13 @@ class Worker final {
     model::IpAddress peer_address;   // the client, for consistentHash useSourceIp
     uint32_t peer_port = 0;
     std::unique_ptr<Exchange> exchange;   // allocated with the slot, reused
+    // HTTP/2: a connection that opened with the preface has a session; each
+    // of its streams is a client slot of its own without a socket, whose
+    // `in` gets the request as HTTP/1.1 and whose `out` the codec turns into
+    // HEADERS and DATA frames (docs/l7-proxy.md, "HTTP/2 downstream").
+    std::unique_ptr<Http2Connection, Http2ConnectionDeleter> h2;
+    uint32_t h2_parent = kNone;      // a stream: its connection's slot
+    int32_t h2_stream = 0;           // a stream: its id
     LoggedRequest logged;                 // filled only with an access log
     // Upstream side.
     UpstreamState upstream_state = UpstreamState::Connecting;
@@ -180,6 +195,26 @@ class Worker final {
   void deliver(Conn& c, std::string_view data, uint16_t bid, uint32_t offset);
   bool drain_held(Conn& c);   // moves held receive data into `in`; true if any moved
   void on_peer_eof(Conn& c);
+
+  // HTTP/2 downstream (http2_codec.cc).
+  void start_http2(Conn& c);
+  void h2_receive(Conn& c);                  // the connection's received bytes into its session
+  void h2_flush(Conn& c);                    // the session's frames into the connection's `out`
+  void h2_open_stream(Http2Connection& h, int32_t id, bool end_stream);   // HEADERS received: a slot
+  void h2_feed_stream(Conn& s);              // request bytes arrived in a stream's `in`
+  void h2_stream_output(Conn& s);            // a stream's `out` changed: response head, DATA
+  void h2_stream_consumed(Conn& s);          // a stream's body left its `in`: WINDOW_UPDATE
+  void h2_detach_stream(Conn& s);            // a stream slot closes
+  void h2_close_streams(Conn& c);            // the connection closes: every stream ends
+  void h2_goaway_all();                      // draining: GOAWAY on every HTTP/2 connection
+  // A flush asked for from inside the exchange's code (a stream's response
+  // bytes, a window update, a stream end) runs after the completion that
+  // caused it: flushing reads stream bodies and follows up on their slots
+  // (pump_response), which must not re-enter an exchange still on the stack.
+  void h2_schedule_flush(Conn& c);
+  void h2_flush_scheduled();
+  std::vector<std::pair<uint32_t, uint32_t>> h2_scheduled_, h2_scheduled_scratch_;   // slot, generation
+  friend struct Http2Callbacks;
 
   // Client state machine.
   void process_client(Conn& c);

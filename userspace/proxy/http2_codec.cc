@@ -1,0 +1,561 @@
+// The HTTP/2 codec (h2c by prior knowledge), beside the HTTP/1.1 one: a
+// client connection that opens with the HTTP/2 preface gets an nghttp2
+// server session, and each of its streams becomes a client slot of its own,
+// without a socket, carrying one exchange. The stream's request is written
+// into the slot's `in` as an HTTP/1.1 head (and its body, chunked when it has
+// no content-length), so the same strict parser, path normalisation, header
+// rules, routing, retries, faults and timeouts apply to it as to an HTTP/1.1
+// request; what the exchange writes into the slot's `out` (an HTTP/1.1
+// response) leaves as HEADERS and DATA frames, read as the stream's send
+// window allows. docs/l7-proxy.md, "HTTP/2 downstream".
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "proxy/steady_time.h"
+#include "proxy/worker.h"
+
+namespace sluice::proxy {
+
+struct Worker::Http2Connection {
+  struct Stream {
+    uint32_t slot = kNone;              // the stream's client slot while it lives
+    std::string method, path, authority;
+    std::string fields;                 // "name: value\r\n" lines of the request head
+    std::string cookie;                 // cookie crumbs, joined (RFC 9113 8.2.3)
+    size_t header_bytes = 0, header_count = 0;
+    bool too_large = false;             // over the header list limit: answered 431
+    bool chunked = false;               // the body goes into `in` in chunked framing
+    bool response_submitted = false, eof_sent = false;
+    uint32_t unacked = 0;               // body bytes in the slot's `in` not yet given back as window
+  };
+  Worker* worker = nullptr;
+  uint32_t conn = kNone;
+  nghttp2_session* session = nullptr;
+  std::unordered_map<int32_t, Stream> streams;
+  std::vector<int32_t> drained, drained_scratch;   // streams whose `out` the session read from
+  bool busy = false, flush_pending = false, failed = false, scheduled = false;
+  ClientResetWindow resets;
+  size_t block_bytes = 0;   // decoded bytes of the header block being received
+
+  ~Http2Connection() {
+    if (session != nullptr) nghttp2_session_del(session);
+  }
+  Stream* find(int32_t id) {
+    auto it = streams.find(id);
+    return it == streams.end() ? nullptr : &it->second;
+  }
+};
+
+void Worker::Http2ConnectionDeleter::operator()(Http2Connection* h) const { delete h; }
+
+namespace {
+
+bool connection_specific(std::string_view name) {
+  return name == "connection" || name == "keep-alive" || name == "proxy-connection" ||
+         name == "transfer-encoding" || name == "upgrade" || name == "te";
+}
+
+}  // namespace
+
+// nghttp2's callbacks; user_data is the connection's Http2Connection.
+struct Http2Callbacks {
+  using H = Worker::Http2Connection;
+  static H& of(void* user_data) { return *static_cast<H*>(user_data); }
+
+  static ssize_t send(nghttp2_session*, const uint8_t* data, size_t length, int, void* user_data) {
+    H& h = of(user_data);
+    Worker::Conn& c = *h.worker->conns_[h.conn];
+    if (c.shut) return NGHTTP2_ERR_CALLBACK_FAILURE;
+    size_t n = std::min(length, c.out.space());
+    if (n == 0) return NGHTTP2_ERR_WOULDBLOCK;
+    c.out.append(std::string_view(reinterpret_cast<const char*>(data), n));
+    return static_cast<ssize_t>(n);
+  }
+
+  static int begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+    H& h = of(user_data);
+    h.block_bytes = 0;
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+      h.streams[frame->hd.stream_id] = H::Stream{};
+    }
+    return 0;
+  }
+
+  static int header(nghttp2_session* session, const nghttp2_frame* frame, const uint8_t* name_data, size_t namelen,
+                    const uint8_t* value_data, size_t valuelen, uint8_t, void* user_data) {
+    H& h = of(user_data);
+    const Worker& w = *h.worker;
+    // A header block that decodes to far more than the limit (HPACK indexes
+    // expand: one byte can name a 4 KiB table entry) ends the connection:
+    // decoding it is the cost an attacker wants the proxy to pay.
+    h.block_bytes += namelen + valuelen + 32;
+    if (h.block_bytes > 4 * size_t{w.options_.http2.max_header_list_bytes}) {
+      nghttp2_session_terminate_session(session, NGHTTP2_ENHANCE_YOUR_CALM);
+      return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    H::Stream* st = h.find(frame->hd.stream_id);
+    if (st == nullptr || frame->headers.cat != NGHTTP2_HCAT_REQUEST || st->too_large) return 0;   // trailers: dropped
+    std::string_view name(reinterpret_cast<const char*>(name_data), namelen);
+    std::string_view value(reinterpret_cast<const char*>(value_data), valuelen);
+    st->header_bytes += namelen + valuelen + 32;   // RFC 9113 6.5.2's accounting
+    if (st->header_bytes > w.options_.http2.max_header_list_bytes || ++st->header_count > w.options_.limits.max_headers) {
+      st->too_large = true;
+      return 0;
+    }
+    // nghttp2 has validated names (lower-case tokens), values (no CR, LF,
+    // NUL, no surrounding white space), pseudo-headers and refused the
+    // connection-specific fields (RFC 9113 8.2.2); "te: trailers" is the one
+    // it lets through, and it means nothing upstream.
+    if (name == ":method") st->method.assign(value);
+    else if (name == ":path") st->path.assign(value);
+    else if (name == ":authority") st->authority.assign(value);
+    else if (name.starts_with(':') || name == "te" || name == "expect") return 0;
+    else if (name == "cookie") {
+      if (!st->cookie.empty()) st->cookie += "; ";
+      st->cookie.append(value);
+    } else {
+      st->fields.append(name).append(": ").append(value).append("\r\n");
+    }
+    return 0;
+  }
+
+  static int frame_recv(nghttp2_session* session, const nghttp2_frame* frame, void* user_data) {
+    H& h = of(user_data);
+    Worker& w = *h.worker;
+    if (frame->hd.type == NGHTTP2_RST_STREAM && !count_client_reset(session, h.resets, w.options_.http2, now_ns())) {
+      return NGHTTP2_ERR_CALLBACK_FAILURE;   // GOAWAY is queued; nothing more is read
+    }
+    const bool end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    H::Stream* st = h.find(frame->hd.stream_id);
+    if (st == nullptr) return 0;
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+      w.h2_open_stream(h, frame->hd.stream_id, end_stream);
+      return 0;
+    }
+    if ((frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) && end_stream && st->slot != kNone) {
+      Worker::Conn& s = *w.conns_[st->slot];
+      if (st->chunked) s.in.append("0\r\n\r\n");   // the stream's end is the body's
+      w.h2_feed_stream(s);
+    }
+    return 0;
+  }
+
+  static int data_chunk(nghttp2_session* session, uint8_t, int32_t stream_id, const uint8_t* data, size_t len,
+                        void* user_data) {
+    H& h = of(user_data);
+    Worker& w = *h.worker;
+    H::Stream* st = h.find(stream_id);
+    if (st == nullptr || st->slot == kNone) {
+      nghttp2_session_consume(session, stream_id, len);   // nobody reads it: the window comes back at once
+      return 0;
+    }
+    Worker::Conn& s = *w.conns_[st->slot];
+    std::string_view bytes(reinterpret_cast<const char*>(data), len);
+    char line[24];
+    size_t line_len = 0;
+    if (st->chunked) {
+      char* end = std::to_chars(line, line + 16, len, 16).ptr;
+      end[0] = '\r';
+      end[1] = '\n';
+      line_len = static_cast<size_t>(end + 2 - line);
+    }
+    if (s.in.space() < len + line_len + 2) {
+      // Only a client sending a body in tiny frames gets here (the window
+      // is half the buffer): the stream is refused, not buffered further.
+      nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_ENHANCE_YOUR_CALM);
+      nghttp2_session_consume(session, stream_id, len);
+      return 0;
+    }
+    if (st->chunked) s.in.append(std::string_view(line, line_len));
+    s.in.append(bytes);
+    if (st->chunked) s.in.append("\r\n");
+    st->unacked += static_cast<uint32_t>(len);
+    w.h2_feed_stream(s);
+    return 0;
+  }
+
+  static int stream_close(nghttp2_session* session, int32_t stream_id, uint32_t, void* user_data) {
+    H& h = of(user_data);
+    Worker& w = *h.worker;
+    auto it = h.streams.find(stream_id);
+    if (it == h.streams.end()) return 0;
+    const uint32_t slot = it->second.slot;
+    if (it->second.unacked > 0) nghttp2_session_consume_connection(session, it->second.unacked);
+    h.streams.erase(it);
+    if (slot == kNone) return 0;
+    Worker::Conn& s = *w.conns_[slot];
+    if (s.shut) return 0;
+    // The client reset the stream, or it closed before its response ended.
+    if (s.client_state == Worker::ClientState::Closing || s.client_state == Worker::ClientState::AwaitingHead) {
+      w.close_conn(s);
+    } else {
+      w.abort_exchange(s);
+    }
+    return 0;
+  }
+
+  // A stream's response body: the bytes the exchange put into the slot's
+  // `out` after the head (de-chunked), as the stream's window allows.
+  static ssize_t read_body(nghttp2_session*, int32_t stream_id, uint8_t* buf, size_t length, uint32_t* flags,
+                           nghttp2_data_source*, void* user_data) {
+    H& h = of(user_data);
+    Worker& w = *h.worker;
+    H::Stream* st = h.find(stream_id);
+    if (st == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    if (st->slot == kNone) {   // the exchange ended whole and its bytes are all out
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      st->eof_sent = true;
+      return 0;
+    }
+    Worker::Conn& s = *w.conns_[st->slot];
+    std::string_view out = s.out.readable();
+    size_t n = std::min(length, out.size());
+    if (n > 0) std::memcpy(buf, out.data(), n);
+    s.out.consume(n);
+    if (s.out.empty()) s.out.release();
+    h.drained.push_back(stream_id);
+    if (s.client_state == Worker::ClientState::Closing && s.out.empty()) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      st->eof_sent = true;
+    } else if (n == 0) {
+      return NGHTTP2_ERR_DEFERRED;
+    }
+    return static_cast<ssize_t>(n);
+  }
+};
+
+void Worker::start_http2(Conn& c) {
+  nghttp2_session_callbacks* cb = nullptr;
+  if (nghttp2_session_callbacks_new(&cb) != 0) {
+    close_conn(c);
+    return;
+  }
+  nghttp2_session_callbacks_set_send_callback(cb, Http2Callbacks::send);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cb, Http2Callbacks::begin_headers);
+  nghttp2_session_callbacks_set_on_header_callback(cb, Http2Callbacks::header);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cb, Http2Callbacks::frame_recv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, Http2Callbacks::data_chunk);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cb, Http2Callbacks::stream_close);
+  c.h2.reset(new Http2Connection);
+  c.h2->worker = this;
+  c.h2->conn = c.id;
+  c.h2->session = open_http2_server_session(cb, c.h2.get(), options_.http2);
+  nghttp2_session_callbacks_del(cb);
+  if (c.h2->session == nullptr) {
+    close_conn(c);
+    return;
+  }
+  c.client_state = ClientState::Http2;
+  c.deadline = Deadline::None;
+  h2_receive(c);
+}
+
+void Worker::h2_receive(Conn& c) {
+  Http2Connection& h = *c.h2;
+  h.busy = true;
+  while (!c.shut && !h.failed) {
+    std::string_view data = c.in.readable();
+    if (data.empty()) {
+      if (drain_held(c)) continue;
+      break;
+    }
+    ssize_t n = nghttp2_session_mem_recv(h.session, reinterpret_cast<const uint8_t*>(data.data()), data.size());
+    if (n < 0) {
+      // A connection error (bad preface, flood, protocol violation):
+      // nghttp2 has queued its GOAWAY when it could; nothing more is read.
+      h.failed = true;
+      c.in.consume(data.size());
+      break;
+    }
+    c.in.consume(static_cast<size_t>(n));
+  }
+  if (c.in.empty()) c.in.release();
+  h.busy = false;
+  if (c.shut) return;
+  if (h.failed) {
+    h2_close_streams(c);
+    h2_flush(c);
+    if (!c.shut) {
+      c.client_state = ClientState::Closing;
+      set_client_deadline(c);
+      if (c.out.empty() && !c.send_inflight) close_conn(c);
+    }
+    return;
+  }
+  h2_flush(c);
+}
+
+// Frames out, as much as the connection's `out` takes; nghttp2 keeps the
+// rest (one frame at most: the send callback takes part of it) and the
+// next flush, after the send completes, goes on. Bodies are read from the
+// streams' slots here, and what read them is followed up once the session
+// is no longer on the stack: a drained slot gets more of its response, a
+// finished one is closed.
+void Worker::h2_flush(Conn& c) {
+  if (!c.h2 || c.shut) return;
+  Http2Connection& h = *c.h2;
+  if (h.busy) {
+    h.flush_pending = true;
+    return;
+  }
+  h.busy = true;
+  do {
+    h.flush_pending = false;
+    if (nghttp2_session_send(h.session) != 0) {
+      h.busy = false;
+      close_conn(c);
+      return;
+    }
+    h.drained_scratch.swap(h.drained);
+    h.drained.clear();
+    for (int32_t id : h.drained_scratch) {
+      Http2Connection::Stream* st = h.find(id);
+      if (st == nullptr || st->slot == kNone) continue;
+      Conn& s = *conns_[st->slot];
+      if (s.shut) continue;
+      if (s.client_state == ClientState::Closing && s.out.empty()) close_conn(s);
+      else if (s.client_state == ClientState::Proxying) pump_response(s);
+      if (c.shut) break;
+    }
+    h.drained_scratch.clear();
+  } while (h.flush_pending && !c.shut);
+  h.busy = false;
+  if (c.shut) return;
+  submit_send(c);
+  if (c.client_state == ClientState::Http2 && !nghttp2_session_want_read(h.session) &&
+      !nghttp2_session_want_write(h.session)) {
+    // GOAWAY sent (by us or the client) and every stream done.
+    h2_close_streams(c);
+    c.client_state = ClientState::Closing;
+    set_client_deadline(c);
+    if (c.out.empty() && !c.send_inflight) close_conn(c);
+    return;
+  }
+  if (c.client_state == ClientState::Http2) {
+    if (h.streams.empty()) {
+      if (c.deadline != Deadline::Idle) {
+        c.deadline = Deadline::Idle;
+        c.deadline_ns = now_ns() + to_ns(options_.idle_timeout);
+      }
+    } else {
+      c.deadline = Deadline::None;
+    }
+  }
+}
+
+// The stream's request head, as HTTP/1.1, into a new slot; then the slot
+// runs as an HTTP/1.1 client connection would (process_client).
+void Worker::h2_open_stream(Http2Connection& h, int32_t id, bool end_stream) {
+  Conn& c = *conns_[h.conn];
+  Http2Connection::Stream& st = *h.find(id);
+  auto local_reply = [&](const char* status) {
+    const nghttp2_nv nv[] = {{(uint8_t*)":status", (uint8_t*)status, 7, 3, NGHTTP2_NV_FLAG_NONE}};
+    nghttp2_submit_response(h.session, id, nv, 1, nullptr);
+  };
+  if (st.too_large) {
+    local_reply("431");
+    return;
+  }
+  Conn* s = draining_ ? nullptr : alloc_conn(Role::Client);
+  if (s == nullptr) {
+    nghttp2_submit_rst_stream(h.session, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
+    return;
+  }
+  s->fd = -1;
+  s->listener = c.listener;
+  s->local_address = c.local_address;
+  s->local_port = c.local_port;
+  s->peer_address = c.peer_address;
+  s->peer_port = c.peer_port;
+  s->h2_parent = c.id;
+  s->h2_stream = id;
+  st.slot = s->id;
+  // nghttp2 made sure :method, :path (but for CONNECT) and :scheme are
+  // there; a request without :authority may carry host instead.
+  const bool has_length = st.fields.find("content-length: ") != std::string::npos;
+  st.chunked = !end_stream && !has_length;
+  std::string& head = st.path;   // reused: the head is built in place of the path
+  head.insert(0, st.method + " ");
+  head += " HTTP/1.1\r\n";
+  if (!st.authority.empty()) {
+    head.append("host: ").append(st.authority).append("\r\n");
+    // An HTTP/2 request's authority is :authority; a host field beside it is dropped.
+    for (size_t at = 0; (at = st.fields.find("host: ", at)) != std::string::npos;) {
+      if (at == 0 || st.fields[at - 1] == '\n') {
+        st.fields.erase(at, st.fields.find("\r\n", at) + 2 - at);
+      } else {
+        at += 6;
+      }
+    }
+  }
+  head += st.fields;
+  if (!st.cookie.empty()) head.append("cookie: ").append(st.cookie).append("\r\n");
+  // One request per stream: the exchange ends the "connection" with it.
+  head += "connection: close\r\n";
+  if (st.chunked) head += "transfer-encoding: chunked\r\n";
+  head += "\r\n";
+  st.method.clear();
+  st.fields.clear();
+  st.cookie.clear();
+  if (head.size() > s->in.space()) {
+    st.slot = kNone;
+    s->shut = true;
+    maybe_free(*s);
+    local_reply("431");
+    return;
+  }
+  s->in.append(head);
+  std::string().swap(st.path);
+  h2_feed_stream(*s);
+}
+
+void Worker::h2_feed_stream(Conn& s) {
+  if (s.shut) return;
+  if (s.client_state == ClientState::Proxying) pump_request(s);
+  else if (s.client_state == ClientState::AwaitingHead) process_client(s);
+}
+
+// The exchange wrote into the stream's `out`: the response head becomes
+// HEADERS (once), the rest is DATA read by Http2Callbacks::read_body.
+void Worker::h2_stream_output(Conn& s) {
+  Conn& c = *conns_[s.h2_parent];
+  if (c.shut || !c.h2) return;
+  Http2Connection& h = *c.h2;
+  Http2Connection::Stream* st = h.find(s.h2_stream);
+  if (st == nullptr) return;
+  if (!st->response_submitted) {
+    const Exchange& x = *s.exchange;
+    http::Limits limits = options_.limits;
+    limits.max_header_bytes = s.out.size();
+    limits.max_headers = 1000;   // our own head: parsed whole
+    auto result = http::parse_response_head(s.out.readable(), x.head_request ? "HEAD" : "GET", limits,
+                                            response_head_);
+    if (result != http::ParseResult::Complete) return;   // the head is written whole: not yet here
+    const http::ResponseHead& r = response_head_;
+    // Names are sent lower-case (RFC 9113 8.2.1); the values are views into
+    // `out` and nghttp2 copies them before `out` moves.
+    std::string names;
+    names.reserve(r.field_count * 24);
+    for (size_t i = 0; i < r.field_count; ++i) {
+      for (char ch : r.fields[i].name) names += static_cast<char>(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+    }
+    char status[4];
+    const unsigned code = static_cast<unsigned>(r.status) % 1000;
+    status[0] = static_cast<char>('0' + code / 100);
+    status[1] = static_cast<char>('0' + code / 10 % 10);
+    status[2] = static_cast<char>('0' + code % 10);
+    std::vector<nghttp2_nv> nva;
+    nva.reserve(r.field_count + 1);
+    nva.push_back({(uint8_t*)":status", (uint8_t*)status, 7, 3, NGHTTP2_NV_FLAG_NONE});
+    size_t at = 0;
+    for (size_t i = 0; i < r.field_count; ++i) {
+      std::string_view name(names.data() + at, r.fields[i].name.size());
+      at += name.size();
+      if (connection_specific(name)) continue;
+      const std::string_view value = r.fields[i].value;
+      nva.push_back({(uint8_t*)name.data(), (uint8_t*)value.data(), name.size(), value.size(), NGHTTP2_NV_FLAG_NONE});
+    }
+    nghttp2_data_provider body{};
+    body.read_callback = Http2Callbacks::read_body;
+    s.out.consume(r.head_bytes);
+    const bool done = s.client_state == ClientState::Closing && s.out.empty();
+    if (nghttp2_submit_response(h.session, s.h2_stream, nva.data(), nva.size(), done ? nullptr : &body) != 0) {
+      close_conn(s);
+      return;
+    }
+    st->response_submitted = true;
+    st->eof_sent = done;
+  } else {
+    nghttp2_session_resume_data(h.session, s.h2_stream);
+  }
+  h2_schedule_flush(c);
+}
+
+// The exchange took body bytes from the stream's `in`: once it is empty,
+// the client may send as much again (WINDOW_UPDATE for stream and
+// connection).
+void Worker::h2_stream_consumed(Conn& s) {
+  Conn& c = *conns_[s.h2_parent];
+  if (c.shut || !c.h2 || !s.in.empty()) return;
+  Http2Connection::Stream* st = c.h2->find(s.h2_stream);
+  if (st == nullptr || st->unacked == 0) return;
+  nghttp2_session_consume(c.h2->session, s.h2_stream, st->unacked);
+  st->unacked = 0;
+  h2_schedule_flush(c);
+}
+
+// A stream's slot closes: after a whole response its END_STREAM goes out
+// (now, or once the last DATA is read); any other way, the client gets
+// RST_STREAM.
+void Worker::h2_detach_stream(Conn& s) {
+  Conn& c = *conns_[s.h2_parent];
+  if (c.shut || !c.h2) return;
+  Http2Connection& h = *c.h2;
+  Http2Connection::Stream* st = h.find(s.h2_stream);
+  if (st == nullptr || st->slot != s.id) return;
+  st->slot = kNone;
+  if (s.client_state == ClientState::Closing && st->response_submitted && s.out.empty()) {
+    if (!st->eof_sent) nghttp2_session_resume_data(h.session, s.h2_stream);
+  } else {
+    nghttp2_submit_rst_stream(h.session, NGHTTP2_FLAG_NONE, s.h2_stream, NGHTTP2_INTERNAL_ERROR);
+  }
+  h2_schedule_flush(c);
+}
+
+void Worker::h2_schedule_flush(Conn& c) {
+  Http2Connection& h = *c.h2;
+  if (h.busy) {
+    h.flush_pending = true;   // the flush on the stack goes round again
+  } else if (!h.scheduled) {
+    h.scheduled = true;
+    h2_scheduled_.emplace_back(c.id, c.generation);
+  }
+}
+
+void Worker::h2_flush_scheduled() {
+  while (!h2_scheduled_.empty()) {
+    h2_scheduled_scratch_.swap(h2_scheduled_);
+    for (auto [id, generation] : h2_scheduled_scratch_) {
+      Conn* c = live(id, generation);
+      if (c == nullptr || !c->h2) continue;
+      c->h2->scheduled = false;
+      h2_flush(*c);
+    }
+    h2_scheduled_scratch_.clear();
+  }
+}
+
+// The connection ends (closed, failed, or GOAWAY done): every stream's
+// exchange ends with it.
+void Worker::h2_close_streams(Conn& c) {
+  if (!c.h2) return;
+  std::vector<uint32_t> slots;
+  for (auto& [id, st] : c.h2->streams) {
+    if (st.slot != kNone) slots.push_back(st.slot);
+    st.slot = kNone;
+  }
+  for (uint32_t slot : slots) {
+    Conn& s = *conns_[slot];
+    if (s.shut) continue;
+    if (s.client_state == ClientState::Closing || s.client_state == ClientState::AwaitingHead) close_conn(s);
+    else abort_exchange(s);
+  }
+}
+
+// Draining: GOAWAY (no error) on every HTTP/2 connection; streams already
+// open finish, then the connection closes (h2_flush).
+void Worker::h2_goaway_all() {
+  for (auto& conn : conns_) {
+    if (!conn || conn->role != Role::Client || conn->shut || conn->client_state != ClientState::Http2) continue;
+    Conn& c = *conn;
+    nghttp2_submit_goaway(c.h2->session, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(c.h2->session),
+                          NGHTTP2_NO_ERROR, nullptr, 0);
+    h2_flush(c);
+  }
+}
+
+}  // namespace sluice::proxy

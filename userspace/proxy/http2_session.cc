@@ -1,0 +1,48 @@
+#include "proxy/http2_session.h"
+
+#include <array>
+
+namespace sluice::proxy {
+
+nghttp2_session* open_http2_server_session(const nghttp2_session_callbacks* callbacks, void* user_data,
+                                           const Http2Limits& limits) {
+  nghttp2_option* option = nullptr;
+  if (nghttp2_option_new(&option) != 0) return nullptr;
+  // Window updates follow what the exchange took from a stream's buffer
+  // (nghttp2_session_consume), so a slow upstream stops the client.
+  nghttp2_option_set_no_auto_window_update(option, 1);
+  nghttp2_option_set_no_closed_streams(option, 1);
+  nghttp2_option_set_max_continuations(option, limits.max_continuations);
+  nghttp2_option_set_max_settings(option, limits.max_settings_entries);
+  nghttp2_option_set_max_outbound_ack(option, limits.max_outbound_acks);
+  nghttp2_session* session = nullptr;
+  int rc = nghttp2_session_server_new2(&session, callbacks, user_data, option);
+  nghttp2_option_del(option);
+  if (rc != 0) return nullptr;
+  const std::array<nghttp2_settings_entry, 4> settings{{
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, limits.max_concurrent_streams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, limits.stream_window},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, limits.max_header_list_bytes},
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+  }};
+  if (nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, settings.data(), settings.size()) != 0 ||
+      nghttp2_session_set_local_window_size(session, NGHTTP2_FLAG_NONE, 0,
+                                            static_cast<int32_t>(limits.connection_window)) != 0) {
+    nghttp2_session_del(session);
+    return nullptr;
+  }
+  return session;
+}
+
+bool count_client_reset(nghttp2_session* session, ClientResetWindow& window, const Http2Limits& limits,
+                        int64_t now_ns) {
+  if (window.count == 0 || now_ns - window.start_ns >= int64_t{limits.reset_window_ms} * 1'000'000) {
+    window.start_ns = now_ns;
+    window.count = 0;
+  }
+  if (++window.count <= limits.max_client_resets) return true;
+  nghttp2_session_terminate_session(session, NGHTTP2_ENHANCE_YOUR_CALM);
+  return false;
+}
+
+}  // namespace sluice::proxy

@@ -1,0 +1,74 @@
+// The HTTP/2 server session a client connection gets when it opens with the
+// HTTP/2 connection preface (h2c by prior knowledge): libnghttp2's session,
+// made with the limits that keep one connection from costing the proxy
+// more than its share (docs/l7-proxy.md, "HTTP/2 downstream").
+#pragma once
+
+#include <nghttp2/nghttp2.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace sluice::proxy {
+
+// "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" (RFC 9113 3.4).
+inline constexpr std::string_view kHttp2Preface{NGHTTP2_CLIENT_MAGIC, NGHTTP2_CLIENT_MAGIC_LEN};
+
+enum class PrefaceMatch : uint8_t { No, Partial, Yes };
+
+// Whether a connection's first bytes are the HTTP/2 preface: Partial while
+// they are a proper prefix of it (wait for more).
+inline PrefaceMatch match_http2_preface(std::string_view first_bytes) {
+  const size_t n = first_bytes.size() < kHttp2Preface.size() ? first_bytes.size() : kHttp2Preface.size();
+  if (first_bytes.substr(0, n) != kHttp2Preface.substr(0, n)) return PrefaceMatch::No;
+  return n == kHttp2Preface.size() ? PrefaceMatch::Yes : PrefaceMatch::Partial;
+}
+
+struct Http2Limits {
+  // SETTINGS_MAX_CONCURRENT_STREAMS: a HEADERS opening one more is answered
+  // RST_STREAM(REFUSED_STREAM) by nghttp2.
+  uint32_t max_concurrent_streams = 100;
+  // SETTINGS_MAX_HEADER_LIST_SIZE (advertised; enforced by the codec as the
+  // HTTP/1.1 head limit is: the stream is refused).
+  uint32_t max_header_list_bytes = 16 * 1024;
+  // Per-stream receive window. A stream's request body waits in a 64 KiB
+  // buffer, in HTTP/1.1 chunked framing when it has no content-length; half
+  // of it leaves room for the chunk lines of a body sent in small frames.
+  uint32_t stream_window = 32 * 1024;
+  uint32_t connection_window = 1024 * 1024;
+  // CVE-2023-44487 (rapid reset): opening a stream and cancelling it at
+  // once costs the client two frames and the proxy a routed, dispatched
+  // request. More than `max_client_resets` RST_STREAM from the client in a
+  // window of `reset_window_ms` ends the connection with
+  // GOAWAY(ENHANCE_YOUR_CALM) (count_client_reset).
+  uint32_t max_client_resets = 100;
+  uint32_t reset_window_ms = 10'000;
+  // CVE-2024-27316-style CONTINUATION floods: more CONTINUATION frames than
+  // this after one HEADERS ends the connection.
+  size_t max_continuations = 8;
+  // SETTINGS entries per frame, and SETTINGS/PING acknowledgements the
+  // client has not read yet (a flood of them): past either, GOAWAY.
+  size_t max_settings_entries = 32;
+  size_t max_outbound_acks = 100;
+};
+
+// The client's RST_STREAM frames in the current window (fixed windows: at
+// most twice the limit can pass across a window boundary).
+struct ClientResetWindow {
+  int64_t start_ns = 0;
+  uint32_t count = 0;
+};
+
+// Counts one RST_STREAM from the client. Past the limit the session is
+// terminated (GOAWAY ENHANCE_YOUR_CALM queued) and false is returned: the
+// caller stops reading the connection.
+bool count_client_reset(nghttp2_session* session, ClientResetWindow& window, const Http2Limits& limits,
+                        int64_t now_ns);
+
+// A server session over `callbacks` (which must at least send), with the
+// options and the first SETTINGS above queued. Null if nghttp2 fails.
+nghttp2_session* open_http2_server_session(const nghttp2_session_callbacks* callbacks, void* user_data,
+                                           const Http2Limits& limits);
+
+}  // namespace sluice::proxy

@@ -99,8 +99,13 @@ agent_check "wrk ran" test -n "$requests"
 agent_check "no new connection refused while sluiced restarted (loadgen: $(agent_json "$fresh" 'j["errors"]["refused"]') refused)" \
   test "$(agent_json "$fresh" 'j["errors"]["refused"]')" -eq 0
 agent_check "wrk: no connect error ($(errors_of connect))" test "$(errors_of connect)" -eq 0
-agent_check "wrk lost at most the request in flight on each of its $connections connections" \
-  test "$(($(errors_of read) + $(errors_of write)))" -le "$connections"
+# Each wrk connection loses the request in flight when the child dies. A
+# connection wrk reopens at that moment can also be taken by the dying
+# child's pending io_uring accept and closed with it (the loadgen above sees
+# the same handful), so each connection may fail twice; main without the
+# supervisor failed ~19,000 times here.
+agent_check "wrk lost at most two requests on each of its $connections connections" \
+  test "$(($(errors_of read) + $(errors_of write)))" -le "$((2 * connections))"
 agent_check "the new sluiced took over the inherited L7 listeners" \
   test "$(tail -n +"$((log_lines + 1))" "$AGENT_WORK/sluiced.log" | grep -c 'taking over the inherited socket')" -ge 1
 # The restarted sluiced's own counter: wrk's requests after the kill went through it.

@@ -87,6 +87,8 @@ int main(int argc, char** argv) {
   app.add_option("--rounds", rounds, "interleaved rounds; the median and spread are reported")->capture_default_str();
   app.add_option("--case", only, "time only this case (to profile it, e.g. under perf record)")
       ->check(CLI::IsMember({"non_vip", "tracked_flow", "new_flow"}));
+  bool no_baseline = false;
+  app.add_flag("--no-baseline", no_baseline, "skip the MAC-swap runs (to profile the case alone)");
   CLI11_PARSE(app, argc, argv);
   if (geteuid() != 0) {
     std::cerr << "bpf_steer_bench: needs root (BPF_PROG_TEST_RUN)\n";
@@ -176,11 +178,11 @@ int main(int argc, char** argv) {
         datapath.update(bpfmaps::MapRole::Ctrl, bpfmaps::as_bytes_of(ctrl_key), bpfmaps::as_bytes_of(ctrl));
         const Frame frame = testing::build_packet(c.spec);
         Run base, t;
-        if (r % 2 == 0) base = run_program(base_fd, frame, repeat);
+        if (r % 2 == 0 && !no_baseline) base = run_program(base_fd, frame, repeat);
         const uint64_t before = bpfmaps::global_counter(datapath, c.counter);
         t = run_program(steer_fd, frame, repeat);
         c.on_path += bpfmaps::global_counter(datapath, c.counter) - before;
-        if (r % 2 == 1) base = run_program(base_fd, frame, repeat);
+        if (r % 2 == 1 && !no_baseline) base = run_program(base_fd, frame, repeat);
         c.verdicts_ok = c.verdicts_ok && t.verdict == c.verdict;
         c.ns.push_back(t.ns);
         c.base_ns.push_back(base.ns);

@@ -17,25 +17,6 @@ client=$(topo_ns client)
 xdp_hold_start 200 200
 sleep 2   # all 200 connected and pinging
 
-# subset_counts FILE: "V1 V2", the connections the loadgen's compact JSON
-# counts per subset (awk, not a python start per change: each costs up to a
-# second on a busy 2-core runner).
-subset_counts() {
-  awk '{
-    b = $0
-    if (!sub(/.*"backends":\{/, "", b)) b = ""
-    sub(/\}.*/, "", b)
-    v1 = 0; v2 = 0
-    n = split(b, e, ",")
-    for (i = 1; i <= n; i++) {
-      if (split(e[i], kv, ":") != 2) continue
-      if (kv[1] ~ /^"productpage-v1/) v1 += kv[2]
-      else if (kv[1] ~ /^"productpage-v2/) v2 += kv[2]
-    }
-    print v1, v2
-  }' "$1"
-}
-
 followed=0
 loop_start=$SECONDS
 for change in $(seq 1 20); do
@@ -43,7 +24,7 @@ for change in $(seq 1 20); do
   xdp_write_config ROUND_ROBIN $w1 $w2
   xdp_reapply || break
   xdp_loadgen "$XDP_WORK/new.json" tcp --connect 10.96.0.10:9081 --count 50 --concurrency 10 --timeout-s 10
-  read -r v1 v2 < <(subset_counts "$XDP_WORK/new.json")
+  read -r v1 v2 < <(xdp_subset_counts "$XDP_WORK/new.json")
   if [[ $w1 -eq 100 && $v1 -eq 50 ]] || [[ $w2 -eq 100 && $v2 -eq 50 ]]; then
     followed=$((followed + 1))
   else

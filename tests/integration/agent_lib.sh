@@ -187,22 +187,35 @@ agent_loadgen() {   # agent_loadgen ARGS... (in the client namespace; JSON on st
 # keeps a false failure below 1 in 100,000 per check, so a run of a few
 # hundred checks stays reliable, while a split off by 16 points or more at
 # n=200 (e.g. 50/50 served for 70/30) still fails, and 0/100 must be exact.
+# In awk, not python: agent_canary runs it 400 times, and a python start
+# costs up to a second of CPU on a busy 2-core runner. The loadgen's JSON is
+# compact and backend names hold no quote, comma or brace, so the
+# "backends" object splits on commas and colons.
 agent_share_ok() {
-  python3 - "$1" "$2" <<'PY'
-import json, math, sys
-j = json.loads(sys.argv[1]); p = float(sys.argv[2]) / 100
-tally = j.get("backends") or {}
-n = sum(tally.values())
-v1 = sum(c for b, c in tally.items() if "-v1-" in b)
-if n == 0:
-    print("  no answers counted: %s" % sys.argv[1]); sys.exit(1)
-share = v1 / n
-tol = 0.0 if p in (0.0, 1.0) else 4.5 * math.sqrt(p * (1 - p) / n)
-ok = abs(share - p) <= tol + 1e-9
-if not ok:
-    print("  v1 share %.3f, expected %.3f +- %.3f (n=%d): %s" % (share, p, tol, n, tally))
-sys.exit(0 if ok else 1)
-PY
+  awk -v json="$1" -v pct="$2" 'BEGIN {
+    p = pct / 100
+    tally = ""
+    if (index(json, "\"backends\":{") > 0) {
+      tally = json
+      sub(/.*"backends":\{/, "", tally)
+      sub(/\}.*/, "", tally)
+    }
+    n = 0; v1 = 0
+    count = split(tally, entries, ",")
+    for (i = 1; i <= count; i++) {
+      if (split(entries[i], kv, ":") != 2) continue
+      n += kv[2]
+      if (kv[1] ~ /-v1-/) v1 += kv[2]
+    }
+    if (n == 0) { printf "  no answers counted: %s\n", json; exit 1 }
+    share = v1 / n
+    tol = (p == 0 || p == 1) ? 0 : 4.5 * sqrt(p * (1 - p) / n)
+    d = share - p
+    if (d < 0) d = -d
+    if (d <= tol + 1e-9) exit 0
+    printf "  v1 share %.3f, expected %.3f +- %.3f (n=%d): {%s}\n", share, p, tol, n, tally
+    exit 1
+  }'
 }
 
 # agent_background_load SECONDS: steady traffic on both planes from the

@@ -40,8 +40,16 @@ YAML
 l7_subsets_rule --policy '{loadBalancer: {simple: ROUND_ROBIN}}' v1 v2 v3 >>"$L7_TMP/cfg/routing.yaml"
 l7_proxy "$L7_TMP/cfg" "$LISTEN" "$PORT" --workers 1
 
-# make_body NAME BYTES: a body that differs per request, with binary-safe text.
-make_body() { python3 -c "import sys; n, s = sys.argv[1], int(sys.argv[2]); sys.stdout.write((n + ':' + 'abcdefghijklmnopqrstuvwxyz0123456789' * (s // 36 + 1))[:s])" "$1" "$2" >"$L7_TMP/$1.body"; }
+# make_bodies NAME:BYTES...: bodies that differ per request, with binary-safe text.
+make_bodies() {
+  python3 - "$L7_TMP" "$@" <<'PY'
+import sys
+for spec in sys.argv[2:]:
+    name, size = spec.split(":")
+    with open(f"{sys.argv[1]}/{name}.body", "w") as f:
+        f.write((name + ":" + "abcdefghijklmnopqrstuvwxyz0123456789" * (int(size) // 36 + 1))[:int(size)])
+PY
+}
 # send METHOD PATH NAME [curl args]: prints the status code.
 send() {
   local method=$1 path=$2 name=$3
@@ -49,34 +57,40 @@ send() {
   curl -s -o /dev/null -w '%{http_code}' -X "$method" -H 'Host: productpage' --data-binary "@$L7_TMP/$name.body" \
     "$@" "http://$LISTEN$path"
 }
-# received FILE PATH: "METHOD BYTES SHA256" of each record for PATH, one a line.
-received() {
-  [[ -f $1 ]] || return 0
-  python3 - "$1" "$2" <<'PY'
-import hashlib, json, sys
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    if r["target"] == sys.argv[2]:
+# index_records: "FILE PATH METHOD BYTES SHA256" of every record the backends
+# wrote so far, in records.txt, for `received`. One python start per part of
+# the test, not one per lookup (each costs up to a second on a busy runner).
+index_records() {
+  python3 - "$L7_TMP"/*.jsonl >"$L7_TMP/records.txt" <<'PY'
+import hashlib, json, os, sys
+for path in sys.argv[1:]:
+    if not os.path.exists(path):   # the glob matched nothing
+        continue
+    for line in open(path):
+        r = json.loads(line)
         body = r["body"].encode("latin-1")
-        print(r["method"], len(body), hashlib.sha256(body).hexdigest())
+        print(os.path.basename(path), r["target"], r["method"], len(body), hashlib.sha256(body).hexdigest())
 PY
 }
+# received FILE PATH: "METHOD BYTES SHA256" of each record for PATH (as of the last index_records), one a line.
+received() { awk -v f="$(basename "$1")" -v t="$2" '$1 == f && $2 == t {print $3, $4, $5}' "$L7_TMP/records.txt"; }
 expect_whole() {   # FILE PATH NAME METHOD COUNT: COUNT records of PATH, each the exact body
   local want got
   want="$4 $(stat -c %s "$L7_TMP/$3.body") $(sha256sum "$L7_TMP/$3.body" | cut -d' ' -f1)"
   got=$(received "$1" "$2" | sort | uniq -c | awk '{$1 = $1; print}')
   [[ $got == "$5 $want" ]] || l7_fail "$2 at $(basename "$1"): expected $5 × '$want', got '${got:-nothing}'"
 }
+make_bodies put-{1..4}:20000 post-{1..4}:30000 post503-{1..4}:1000 big-{1..4}:102400
 
 # 1. PUT retried on 503, Content-Length and chunked: the whole body on both attempts.
 for i in 1 2 3 4; do
-  make_body "put-$i" 20000
   extra=()
   ((i % 2 == 0)) && extra=(-H 'Transfer-Encoding: chunked')
   code=$(send PUT "/v1/put-$i" "put-$i" "${extra[@]}")
   [[ $code == 200 ]] || l7_fail "PUT /v1/put-$i answered $code, expected 200 after a retry"
-  expect_whole "$L7_TMP/v1-b.jsonl" "/v1/put-$i" "put-$i" PUT 1
 done
+index_records
+for i in 1 2 3 4; do expect_whole "$L7_TMP/v1-b.jsonl" "/v1/put-$i" "put-$i" PUT 1; done
 retried=0
 for i in 1 2 3 4; do retried=$((retried + $(received "$L7_TMP/v1-a.jsonl" "/v1/put-$i" | wc -l))); done
 ((retried >= 2)) || l7_fail "only $retried of 4 PUTs met the 503 backend: the retry path was not exercised"
@@ -87,17 +101,17 @@ echo "PUT bodies retried on 503: $retried of 4 went to the 503 backend first, al
 
 # 2. POST on connect-failure: retried (nothing sent), body whole; mirrored whole to v3 too.
 for i in 1 2 3 4; do
-  make_body "post-$i" 30000
   extra=()
   ((i % 2 == 0)) && extra=(-H 'Transfer-Encoding: chunked')
   code=$(send POST "/v2/post-$i" "post-$i" "${extra[@]}")
   [[ $code == 200 ]] || l7_fail "POST /v2/post-$i answered $code, expected 200 after a connect-failure retry"
-  expect_whole "$L7_TMP/v2-b.jsonl" "/v2/post-$i" "post-$i" POST 1
 done
 for _ in $(seq 50); do   # mirrors are fire-and-forget: wait for the 4 (at most 5 s)
   [[ $(grep -c '"productpage-shadow"' "$L7_TMP/v3-a.jsonl" 2>/dev/null) -ge 4 ]] && break
   sleep 0.1
 done
+index_records
+for i in 1 2 3 4; do expect_whole "$L7_TMP/v2-b.jsonl" "/v2/post-$i" "post-$i" POST 1; done
 for i in 1 2 3 4; do expect_whole "$L7_TMP/v3-a.jsonl" "/v2/post-$i" "post-$i" POST 1; done
 shadow=$(grep -c '"productpage-shadow"' "$L7_TMP/v3-a.jsonl" || true)
 ((shadow == 4)) || l7_fail "expected 4 mirrored requests with the -shadow host, got $shadow"
@@ -105,10 +119,8 @@ echo "POST bodies: retried on connect-failure and mirrored, whole at v2-b and v3
 
 # 3. A POST that got a 503 is never retried: it was sent, and POST is not idempotent.
 codes=""
-for i in 1 2 3 4; do
-  make_body "post503-$i" 1000
-  codes+="$(send POST "/v1/post503-$i" "post503-$i") "
-done
+for i in 1 2 3 4; do codes+="$(send POST "/v1/post503-$i" "post503-$i") "; done
+index_records
 seen=0
 fivexx=$(grep -o 503 <<<"$codes" | wc -l)
 for i in 1 2 3 4; do
@@ -121,10 +133,12 @@ echo "POST on the 5xx route: client codes $codes; backends saw $seen requests, $
 ((fivexx == a_count && a_count >= 1)) || l7_fail "503s at the client ($fivexx) differ from POSTs at the 503 backend ($a_count)"
 
 # 4. Over the limit: a 100 KiB PUT streams whole but is not retried or mirrored after sending.
+big_codes=()
+for i in 1 2 3 4; do big_codes+=("$(send PUT "/v1/big-$i" "big-$i")"); done
+index_records
 big_503=0
 for i in 1 2 3 4; do
-  make_body "big-$i" 102400
-  code=$(send PUT "/v1/big-$i" "big-$i")
+  code=${big_codes[$((i - 1))]}
   n_a=$(received "$L7_TMP/v1-a.jsonl" "/v1/big-$i" | wc -l)
   if ((n_a == 1)); then
     [[ $code == 503 ]] || l7_fail "a 100 KiB PUT that got a 503 answered $code: it was retried without its body"

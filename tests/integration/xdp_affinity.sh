@@ -24,8 +24,7 @@ for change in $(seq 1 20); do
   xdp_write_config ROUND_ROBIN $w1 $w2
   xdp_reapply || break
   xdp_loadgen "$XDP_WORK/new.json" tcp --connect 10.96.0.10:9081 --count 50 --concurrency 10 --timeout-s 10
-  read -r v1 v2 < <(xdp_json "$XDP_WORK/new.json" \
-    '" ".join(str(sum(n for b, n in j["backends"].items() if b.startswith(p))) for p in ["productpage-v1","productpage-v2"])')
+  read -r v1 v2 < <(xdp_subset_counts "$XDP_WORK/new.json")
   if [[ $w1 -eq 100 && $v1 -eq 50 ]] || [[ $w2 -eq 100 && $v2 -eq 50 ]]; then
     followed=$((followed + 1))
   else

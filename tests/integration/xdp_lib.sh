@@ -149,6 +149,25 @@ YAML
   mv "$dir/routing.yaml.tmp" "$dir/routing.yaml"
 }
 
+# xdp_subset_counts FILE: "V1 V2", the connections the loadgen's compact JSON
+# counts per subset (awk, not a python start per change: each costs up to a
+# second on a busy 2-core runner).
+xdp_subset_counts() {
+  awk '{
+    b = $0
+    if (!sub(/.*"backends":\{/, "", b)) b = ""
+    sub(/\}.*/, "", b)
+    v1 = 0; v2 = 0
+    n = split(b, e, ",")
+    for (i = 1; i <= n; i++) {
+      if (split(e[i], kv, ":") != 2) continue
+      if (kv[1] ~ /^"productpage-v1/) v1 += kv[2]
+      else if (kv[1] ~ /^"productpage-v2/) v2 += kv[2]
+    }
+    print v1, v2
+  }' "$1"
+}
+
 xdp_json() {   # xdp_json FILE PYTHON_EXPR (j is the parsed JSON)
   python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"
 }

@@ -222,7 +222,7 @@ struct DirectResponse {
 struct Retries {
   uint32_t attempts = 2;
   Duration per_try_timeout{0};              // 0: the route timeout
-  std::vector<std::string> retry_on;        // Envoy tokens: 5xx, gateway-error, connect-failure, ...
+  std::vector<std::string> retry_on;        // Envoy tokens: 5xx, gateway-error, connect-failure, unavailable, ...
   std::vector<uint32_t> retriable_status_codes;
 };
 
@@ -232,7 +232,8 @@ struct Fault {
     double percent = 100;
   };
   struct Abort {
-    uint32_t status = 0;
+    uint32_t status = 0;                    // httpStatus; 0 with grpc_status
+    std::optional<uint32_t> grpc_status;    // grpcStatus, as its code: a trailers-only gRPC answer
     double percent = 100;
   };
   std::optional<Delay> delay;

@@ -461,8 +461,12 @@ void Worker::h2_stream_output(Conn& s) {
     }
     nghttp2_data_provider body{};
     body.read_callback = Http2Callbacks::read_body;
+    // A response whose head says it has no body ends with its HEADERS
+    // (END_STREAM): a trailers-only gRPC response is one HEADERS frame.
+    const bool bodiless = r.framing == http::BodyFraming::None ||
+                          (r.framing == http::BodyFraming::ContentLength && r.content_length == 0);
     s.out.consume(r.head_bytes);
-    const bool done = s.client_state == ClientState::Closing && s.out.empty();
+    const bool done = (s.client_state == ClientState::Closing || bodiless) && s.out.empty();
     if (nghttp2_submit_response(h.session, s.h2_stream, nva.data(), nva.size(), done ? nullptr : &body) != 0) {
       close_conn(s);
       return;

@@ -14,6 +14,7 @@
 #include <array>
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -82,6 +83,14 @@ class Worker final {
     bool head_request = false, idempotent = false, client_keep_alive = true, http10 = false;
     bool counted_active = false, has_body = false, expect_continue = false, fresh_connection = false;
     bool websocket = false;   // the client asked to upgrade to WebSocket (forwarded; 101 starts a tunnel)
+    // gRPC (content-type application/grpc*): local replies are trailers-only
+    // gRPC responses, grpc-timeout bounds the request, the grpc-status is a
+    // metric label (docs/l7-proxy.md, "gRPC").
+    bool grpc = false;
+    bool grpc_deadline = false;      // route_deadline_ns came from grpc-timeout (it was the shorter)
+    int64_t grpc_timeout_ns = 0;     // the request's valid grpc-timeout; 0: none
+    int32_t grpc_status = -1;        // the response's grpc-status (head or trailers); -1: none seen
+    int32_t local_grpc_status = -1;  // the status reply_local gives a gRPC request; -1: from the HTTP status
     model::WeightedDestination fallback;   // the whole service, when the port has no routes
     ByteBuffer upstream_head;            // the request head as sent upstream (kept for retries)
     // The request body as forwarded (in its framing), kept up to
@@ -238,11 +247,17 @@ class Worker final {
   void end_attempt(Conn& c);
   bool select_endpoint(Conn& c, const RequestView* view);
   void record_request(Conn& c);
+  // For a gRPC request the reply is a trailers-only gRPC response (HTTP 200,
+  // grpc-status from x.local_grpc_status or mapped from `status`,
+  // grpc-message from `body`).
   void reply_local(Conn& c, unsigned status, std::string_view body, std::string_view extra_fields,
                    bool close, std::string_view flags);
+  // The route timeout (or the grpc-timeout under it) expired before a response head.
+  void reply_route_timeout(Conn& c);
   void fail_exchange(Conn& c, Failure failure);
   // Counts a retry the policy allowed but a body over the buffer limit prevented.
-  bool retry_allowed(const Exchange& x, Failure failure, unsigned status, bool response_seen);
+  bool retry_allowed(const Exchange& x, Failure failure, unsigned status, bool response_seen,
+                     std::optional<uint32_t> grpc_status = std::nullopt);
   // The body can be sent again: none, none of it sent yet, or all of it kept.
   static bool body_replayable(const Exchange& x) { return !x.has_body || !x.request_body_sent || x.body_kept; }
   void retry(Conn& c);

@@ -237,7 +237,6 @@ TEST(IstioFields, EveryFieldOfTheCurrentApiIsReadOrANotImplementedWarning) {
            Expected{"vs.yaml", "field 'http[4].directResponse.body.bytes'", 63},
            Expected{"vs.yaml", "field 'http[5].delegate'", 65},
            Expected{"vs.yaml", "field 'http[6].fault.delay.exponentialDelay'", 71},
-           Expected{"vs.yaml", "field 'http[6].fault.abort.grpcStatus'", 72},
            Expected{"vs.yaml", "field 'http[6].fault.abort.http2Error'", 72},
            Expected{"vs.yaml", "field 'tcp[0].match[0].destinationSubnets'", 75},
            Expected{"vs.yaml", "field 'tcp[0].match[0].sourceLabels'", 75},

@@ -19,6 +19,7 @@ packages=(
   iproute2 iptables nftables ethtool curl wrk nghttp2-client nginx-light haproxy
   procps psmisc python3
   python3-yaml openssl   # the Kubernetes tests: manifest checks, the fake API server's TLS certificate
+  python3-grpcio   # real gRPC clients (and servers) for the gRPC tests (agent_grpc)
   # tests of the operator views: sluicectl top in a terminal, /ui in a headless browser
   tmux chromium
 )

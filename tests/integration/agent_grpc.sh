@@ -85,7 +85,7 @@ YAML
 agent_start
 client=$(topo_ns client)
 vip=10.96.0.20:9090
-call() { topo_exec "$client" timeout 20 "$GRPC_PY" "$here/grpc_client.py" "$vip" "$@" 2>&1; }
+call() { topo_exec "$client" timeout 20 "$GRPC_PY" "$here/grpc_call.py" "$vip" "$@" 2>&1; }
 
 # Fault abort with grpcStatus.
 out=$(call /test.Fault/Call)

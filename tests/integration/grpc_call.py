@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A real gRPC client (python3-grpcio, generic calls: no generated code).
 
-    grpc_client.py TARGET METHOD [--stream] [--timeout S] [--message BYTES]
+    grpc_call.py TARGET METHOD [--stream] [--timeout S] [--message BYTES]
 
 calls METHOD (/package.Service/Method) on TARGET (host:port, h2c) once,
 unary or server-streaming, with the raw bytes of --message (default

@@ -16,11 +16,12 @@
 # The backends behind sluice speak HTTP/1.1 (sluice's upstream connections
 # are HTTP/1.1), answering gRPC-shaped trailers-only responses
 # (grpc_h1_backend.py).
-# On main: grpcStatus is ignored (warning) and the call reaches the backend
-# (OK), a local 503 reaches the client as HTTP 503 (grpcio: UNAVAILABLE
-# for HTTP 503 too, but no grpc-status and the metric has no
-# grpc_response_status), retryOn unavailable never matches (the client sees
-# UNAVAILABLE, 1 attempt), grpc-timeout is not read (the call takes 3 s).
+# On main every check fails: grpcStatus is ignored (warning), the call
+# reaches the backend and a proxied trailers-only answer leaves as HEADERS
+# without END_STREAM (grpcio: UNKNOWN "Stream removed"); the local 503 is
+# text/plain (grpcio: metadata parse error); retryOn unavailable never
+# matches (1 attempt); grpc-timeout is not read (grpc-status 0 after 3 s);
+# there is no grpc_response_status label.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=agent_lib.sh
@@ -134,9 +135,10 @@ agent_check "grpc-timeout 300m: DEADLINE_EXCEEDED (4) from sluice, trailers-only
   bash -c "grep -Eq 'recv \(stream_id=[0-9]+\) grpc-status: 4' '$AGENT_WORK/slow.txt' && grep -A1 'recv HEADERS frame' '$AGENT_WORK/slow.txt' | grep -q END_STREAM"
 agent_check "grpc-timeout 300000u under a 10 s route timeout: DEADLINE_EXCEEDED well before the 3 s handler" \
   bash -c "grep -Eq 'recv \(stream_id=[0-9]+\) grpc-status: 4' '$AGENT_WORK/capped.txt' && test $elapsed_ms -lt 2500"
+# A grpcio client's own deadline sends grpc-timeout; the client enforces it
+# too, so what it sees is not sluice's doing: shown, not checked.
 out=$(call /test.Slow/Call --timeout 0.5)
 echo "grpcio deadline 0.5 s on the slow handler: $out"
-agent_check "grpcio client with a 0.5 s deadline: DEADLINE_EXCEEDED" bash -c "[[ '$out' == DEADLINE_EXCEEDED* ]]"
 
 metrics=$(agent_curl "http://$AGENT_ADMIN/stats/prometheus" | grep '^istio_requests_total{.*destination_service="greeter')
 echo "$metrics" | sed 's/^/  /'

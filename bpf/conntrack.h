@@ -126,16 +126,75 @@ static __always_inline int conntrack_owner_live(const struct sluice_ctrl *ctrl, 
 	       !conntrack_expired(ctrl, ct, reply->proto, now);
 }
 
+/* Writes a new flow's entry over the entry of the same key it replaces, in
+ * place: an update would allocate a fresh LRU element and free the old one
+ * under the bucket and LRU locks, the bulk of a new flow's cost (see
+ * docs/benchmarks.md). The flow's identity is written first and its clock
+ * last, so a reader that sees the new last_seen_ns sees the new backend on
+ * a CPU that keeps stores in order (x86); the agent's reaper reads
+ * last_seen_ns first. */
+static __always_inline void conntrack_rewrite(struct sluice_ct_entry *ct, const struct sluice_ct_entry *val)
+{
+	ct->backend_id = val->backend_id;
+	ct->service_stat = val->service_stat;
+	ct->subset_stat = val->subset_stat;
+	ct->flags = val->flags;
+	__asm__ __volatile__("" ::: "memory");
+	*(volatile __u64 *)&ct->last_seen_ns = val->last_seen_ns;
+}
+
+/* The same for a reverse entry held by the flow's own client -> VIP tuple
+ * (its VIP and port stay as they are). */
+static __always_inline void conntrack_rewrite_reply(struct sluice_rnat_entry *rn, const struct sluice_rnat_entry *val)
+{
+	rn->backend_id = val->backend_id;
+	rn->service_stat = val->service_stat;
+	rn->subset_stat = val->subset_stat;
+	rn->flags = val->flags;
+	__asm__ __volatile__("" ::: "memory");
+	*(volatile __u64 *)&rn->last_seen_ns = val->last_seen_ns;
+}
+
+/* Stores the reverse entry `rn` of new flow `client` under `reply`. A key
+ * held by another live flow is not taken over
+ * (include/sluice/conntrack_rules.h): -1 then, nothing stored. `held_likely`:
+ * the flow replaces an entry whose backend had this reply key's address and
+ * port, so the key is probably there already and is looked up first (a
+ * BPF_NOEXIST update of an LRU hash pops and pushes back a free element
+ * before it finds the key). */
+static __always_inline int conntrack_store_reply(const struct sluice_ctrl *ctrl, const struct sluice_flow_key *client,
+						 const struct sluice_flow_key *reply,
+						 const struct sluice_rnat_entry *rn, __u64 now, int held_likely)
+{
+	struct sluice_rnat_entry *held;
+
+	if (!held_likely && !bpf_map_update_elem(&sluice_reverse_nat, reply, rn, BPF_NOEXIST))
+		return 0;
+	held = bpf_map_lookup_elem(&sluice_reverse_nat, reply);
+	if (held) {
+		if (sluice_ct_reply_is_own(client, held)) {
+			conntrack_rewrite_reply(held, rn);
+			return 0;
+		}
+		if (conntrack_owner_live(ctrl, reply, held, now)) {
+			count_global(SLUICE_G_CT_REPLY_CONFLICT);
+			return -1;
+		}
+	}
+	if (bpf_map_update_elem(&sluice_reverse_nat, reply, rn, BPF_ANY))
+		count_global(SLUICE_G_CT_INSERT_FAILED);
+	return 0;
+}
+
 /* Inserts the reverse and forward entries of a new flow. `client` is the
- * packet's key before DNAT. The reverse entry goes in with BPF_NOEXIST: a
- * reply tuple held by another live flow is not taken over
- * (include/sluice/conntrack_rules.h); then nothing is inserted and -1 is
- * returned. `own_reply`: the flow replaces this same tuple's entry with the
- * same backend, so the reply key is its own and is simply overwritten. */
+ * packet's key before DNAT; `replaced` the flow's expired, closing or
+ * re-steered entry (NULL for a first packet), which is rewritten in place.
+ * Returns -1 and inserts nothing when the reply key belongs to another live
+ * flow. */
 static __always_inline int conntrack_insert(const struct sluice_ctrl *ctrl, const struct sluice_flow_key *client,
-					    const struct sluice_backend *backend,
-					    __u32 backend_id, __u32 service_stat, __u32 subset_stat, __u64 now,
-					    int own_reply)
+					    const struct sluice_backend *backend, __u32 backend_id,
+					    __u32 service_stat, __u32 subset_stat, __u64 now,
+					    struct sluice_ct_entry *replaced)
 {
 	struct sluice_ct_entry ct = {
 		.last_seen_ns = now,
@@ -156,21 +215,25 @@ static __always_inline int conntrack_insert(const struct sluice_ctrl *ctrl, cons
 		.proto = client->proto,
 		.family = client->family,
 	};
+	int held_likely = 0;
 
+	if (replaced) {
+		__u32 old_id = replaced->backend_id;
+		const struct sluice_backend *old = bpf_map_lookup_elem(&sluice_backends, &old_id);
+
+		held_likely = old_id == backend_id ||
+			      (old && old->port == backend->port && old->addr[0] == backend->addr[0] &&
+			       old->addr[1] == backend->addr[1] && old->addr[2] == backend->addr[2] &&
+			       old->addr[3] == backend->addr[3]);
+	}
 	__builtin_memcpy(rn.vip, client->dst, 16);
 	__builtin_memcpy(reply.src, backend->addr, 16);
 	__builtin_memcpy(reply.dst, client->src, 16);
-	if (bpf_map_update_elem(&sluice_reverse_nat, &reply, &rn, own_reply ? BPF_ANY : BPF_NOEXIST)) {
-		struct sluice_rnat_entry *held = bpf_map_lookup_elem(&sluice_reverse_nat, &reply);
-
-		if (held && !sluice_ct_may_take_reply(client, held, conntrack_owner_live(ctrl, &reply, held, now))) {
-			count_global(SLUICE_G_CT_REPLY_CONFLICT);
-			return -1;
-		}
-		if (bpf_map_update_elem(&sluice_reverse_nat, &reply, &rn, BPF_ANY))
-			count_global(SLUICE_G_CT_INSERT_FAILED);
-	}
-	if (bpf_map_update_elem(&sluice_conntrack, client, &ct, BPF_ANY))
+	if (conntrack_store_reply(ctrl, client, &reply, &rn, now, held_likely))
+		return -1;
+	if (replaced)
+		conntrack_rewrite(replaced, &ct);
+	else if (bpf_map_update_elem(&sluice_conntrack, client, &ct, BPF_ANY))
 		count_global(SLUICE_G_CT_INSERT_FAILED);
 	return 0;
 }

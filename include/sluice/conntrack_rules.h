@@ -69,20 +69,28 @@ SLUICE_INLINE void sluice_ct_owner_key(const struct sluice_flow_key *reply, cons
 	owner->pad[1] = 0;
 }
 
-/* Whether the new flow `client` may take reply key already held by `rn`.
- * owner_live: the owner's forward entry exists with rn's backend, is not
- * closing and has not expired. */
-SLUICE_INLINE int sluice_ct_may_take_reply(const struct sluice_flow_key *client, const struct sluice_rnat_entry *rn,
-					   int owner_live)
+/* Whether reply entry `rn` (stored under the reply key of `client`, which
+ * fixes the client's address and port) belongs to the same client -> VIP
+ * tuple: a SYN re-using it. */
+SLUICE_INLINE int sluice_ct_reply_is_own(const struct sluice_flow_key *client, const struct sluice_rnat_entry *rn)
 {
 	__u32 i;
 
 	if (client->dport != rn->vip_port)
-		return !owner_live;
+		return 0;
 	for (i = 0; i < 4; i++)
 		if (client->dst[i] != rn->vip[i])
-			return !owner_live;
-	return 1;   /* the same client -> VIP tuple: a SYN re-using it */
+			return 0;
+	return 1;
+}
+
+/* Whether the new flow `client` may take reply key already held by `rn`.
+ * owner_live: the owner's forward entry exists with rn's backend, is not
+ * closing and has not expired (only asked when the key is not its own). */
+SLUICE_INLINE int sluice_ct_may_take_reply(const struct sluice_flow_key *client, const struct sluice_rnat_entry *rn,
+					   int owner_live)
+{
+	return sluice_ct_reply_is_own(client, rn) || !owner_live;
 }
 
 #endif

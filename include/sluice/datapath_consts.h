@@ -209,6 +209,11 @@
 #define SLUICE_G_CT_REPLY_CONFLICT  25   /* new flow's reply tuple held by another live flow: dropped */
 #define SLUICE_G_PASS_NO_REDIRECT   26   /* next hop's device cannot take native redirects: rewritten, XDP_PASS */
 #define SLUICE_G_REDIRECT_ERR       27   /* XDP_REDIRECT of this program the kernel failed (tracepoint xdp_redirect_err) */
+/* A packet the XDP program's first test found no service's (untagged IPv4
+ * TCP/UDP, clear address-filter bits): it counts only here, so the exit
+ * updates one counter; readers add it to packets and pass_not_service
+ * (userspace/bpfmaps/datapath_report.cc, global_counter). */
+#define SLUICE_G_PASS_FILTERED      28
 #define SLUICE_G_COUNT              32
 
 #endif

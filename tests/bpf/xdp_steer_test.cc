@@ -152,10 +152,18 @@ const PacketCase kPacketCases[] = {
      XDP_DROP, Expect::Unchanged, {{SLUICE_G_CT_MIDFLOW_MISS, 1}}, 0},
     {"L7 port 9080 is passed to the local stack", [] { return build_packet(syn_to("10.96.0.10", 9080)); }, XDP_PASS,
      Expect::Unchanged, {{SLUICE_G_PASS_L7, 1}}, 0},
-    {"non-VIP destination passes unchanged", [] { return build_packet(syn_to("10.200.11.2", 9081)); }, XDP_PASS,
-     Expect::Unchanged, {{SLUICE_G_PASS_NOT_SERVICE, 1}}, 0},
+    {"non-VIP destination passes unchanged, at the first test", [] { return build_packet(syn_to("10.200.11.2", 9081)); },
+     XDP_PASS, Expect::Unchanged, {{SLUICE_G_PASS_NOT_SERVICE, 1}, {SLUICE_G_PASS_FILTERED, 1}, {SLUICE_G_PACKETS, 1}},
+     0},
+    {"VLAN-tagged non-VIP destination passes unchanged after the full parse",
+     [] {
+       PacketSpec s = syn_to("10.200.11.2", 9081);
+       s.vlan = true;
+       return build_packet(s);
+     },
+     XDP_PASS, Expect::Unchanged, {{SLUICE_G_PASS_NOT_SERVICE, 1}, {SLUICE_G_PASS_FILTERED, 0}}, 0},
     {"VIP on a port it does not serve passes unchanged", [] { return build_packet(syn_to("10.96.0.10", 22)); },
-     XDP_PASS, Expect::Unchanged, {{SLUICE_G_PASS_NOT_SERVICE, 1}}, 0},
+     XDP_PASS, Expect::Unchanged, {{SLUICE_G_PASS_NOT_SERVICE, 1}, {SLUICE_G_PASS_FILTERED, 0}}, 0},
     {"UDP to the TCP-only port passes", [] { return build_packet(syn_to("10.96.0.10", 9081, IPPROTO_UDP)); },
      XDP_PASS, Expect::Unchanged, {{SLUICE_G_PASS_NOT_SERVICE, 1}}, 0},
     {"ARP passes", arp, XDP_PASS, Expect::Unchanged, {{SLUICE_G_PASS_NOT_IP, 1}}, 0},
@@ -507,6 +515,23 @@ TEST_F(XdpSteer, FinClosesTheFlowOnceAndANewSynOnTheTupleIsANewFlow) {
   ASSERT_EQ(run(syn).verdict, XDP_TX);
   EXPECT_EQ(global(SLUICE_G_NEW_FLOWS), 2u);
   EXPECT_EQ(subset_counters("v1").new_flows - subset_counters("v1").closed_flows, 1u);
+
+  // The new flow took over the closing entry in place: its backend's reply
+  // goes back as the VIP, and it is no longer closing (its own FIN counts
+  // a second close).
+  const auto entry = conntrack_of(syn);
+  ASSERT_TRUE(entry);
+  EXPECT_EQ(entry->flags & SLUICE_CT_F_CLOSING, 0);
+  const auto& backend = writer_->backends().at(entry->backend_id);
+  PacketSpec reply = syn_ack_from(backend.address.to_string(), syn, backend.port);
+  const TestRun r = run(reply);
+  ASSERT_EQ(r.verdict, XDP_TX);
+  PacketSpec expected = reply;
+  expected.src = "10.96.0.10";
+  expected.sport = 9081;
+  EXPECT_EQ(r.out, build_packet(expected));
+  ASSERT_EQ(run(fin).verdict, XDP_TX);
+  EXPECT_EQ(subset_counters("v1").closed_flows, 2u);
 }
 
 // Two flows from one client ip:port to two VIPs whose only backend is the

@@ -94,6 +94,9 @@ agent_stop TERM
 agent_start --admin-token-file "$token_file"
 agent_check "POST /weights on TCP with a wrong token: 401" \
   test "$(code -H "Authorization: Bearer wrong-token-0123456789" -X POST -d "$body" "http://$AGENT_ADMIN/weights")" = 401
+challenge=$(agent_curl -s -o /dev/null -D - -X POST -d "$body" "http://$AGENT_ADMIN/weights" | tr -d '\r' |
+  sed -n 's/^[Ww][Ww][Ww]-[Aa]uthenticate: //p')
+agent_check "the 401 names the Bearer scheme (WWW-Authenticate: $challenge)" test "${challenge%% *}" = Bearer
 agent_check "POST /weights on TCP with the token: 200" \
   test "$(code -H "Authorization: Bearer $token" -X POST -d "$body" "http://$AGENT_ADMIN/weights")" = 200
 out=$(node_exec "$SLUICECTL" weights productpage v1=30 v2=70 --admin "$AGENT_ADMIN" --admin-token-file "$token_file" 2>&1)

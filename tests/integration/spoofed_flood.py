@@ -17,11 +17,13 @@ def main():
     p.add_argument("--count", type=int, default=100000)
     p.add_argument("--max-count", type=int, default=200000)
     p.add_argument("--seconds", type=float, default=20.0, help="stop after this long whatever the count")
-    p.add_argument("--flags", default="ACK", choices=["ACK", "RST", "SYN"])
+    p.add_argument("--flags", default="ACK", choices=["ACK", "RST", "SYN", "SYNACK", "FIN", "DATA"],
+                   help="FIN is FIN+ACK, DATA is PSH+ACK with 64 bytes of payload")
     p.add_argument("--source-net", default="172.30", help="first two octets of the spoofed sources")
     a = p.parse_args()
     count = min(a.count, a.max_count)
-    flags = {"ACK": 0x10, "RST": 0x14, "SYN": 0x02}[a.flags]
+    flags = {"ACK": 0x10, "RST": 0x14, "SYN": 0x02, "SYNACK": 0x12, "FIN": 0x11, "DATA": 0x18}[a.flags]
+    payload = b"x" * 64 if a.flags == "DATA" else b""
     dst = socket.inet_aton(a.dst)
     o1, o2 = (int(x) for x in a.source_net.split("."))
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
@@ -35,9 +37,9 @@ def main():
         src = bytes((o1, o2, rng.randrange(256), rng.randrange(1, 255)))
         # IPv4 header without checksum (the kernel fills it for IP_HDRINCL),
         # TCP header without options; the TCP checksum is left 0.
-        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, i & 0xFFFF, 0, 64, 6, 0, src, dst)
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40 + len(payload), i & 0xFFFF, 0, 64, 6, 0, src, dst)
         tcp = struct.pack("!HHIIBBHHH", rng.randrange(1024, 65535), a.dport, rng.getrandbits(32),
-                          rng.getrandbits(32), 5 << 4, flags, 65535, 0, 0)
+                          rng.getrandbits(32), 5 << 4, flags, 65535, 0, 0) + payload
         try:
             s.sendto(ip + tcp, (a.dst, 0))
             sent += 1

@@ -1,6 +1,10 @@
 // bpf_steer_bench: ns/packet of the XDP steering program with
 // BPF_PROG_TEST_RUN `repeat`, as a ratio to the trivial MAC-swap XDP_TX
 // program measured in the same run, plus the verifier's instruction counts.
+// Each round times every case once and, next to it, the MAC-swap program on
+// the same packet with the same repeat count (so the test-run loop's own
+// per-iteration cost is in both figures alike); medians and the lowest and
+// highest round are reported.
 //
 // BPF_PROG_TEST_RUN re-runs the program on the packet the previous iteration
 // left behind, so each case is built to stay on its path, and the global
@@ -38,30 +42,30 @@ using namespace sluice;
 using sluice::testing::Frame;
 using sluice::testing::PacketSpec;
 
-struct Timing {
-  double ns_per_packet = 0;
+// One BPF_PROG_TEST_RUN of `repeat` iterations: the kernel's average ns per
+// iteration and the program's verdict.
+struct Run {
+  double ns = 0;
   uint32_t verdict = 0;
 };
 
-Timing time_program(int prog_fd, const Frame& packet, uint32_t repeat, int rounds) {
-  std::vector<double> samples;
-  Timing t;
-  for (int r = 0; r < rounds; ++r) {
-    Frame in = packet, out(packet.size() + 64);
-    LIBBPF_OPTS(bpf_test_run_opts, opts);
-    opts.data_in = in.data();
-    opts.data_size_in = static_cast<uint32_t>(in.size());
-    opts.data_out = out.data();
-    opts.data_size_out = static_cast<uint32_t>(out.size());
-    opts.repeat = repeat;
-    if (bpf_prog_test_run_opts(prog_fd, &opts))
-      throw std::runtime_error(fmt::format("BPF_PROG_TEST_RUN: {}", strerror(errno)));
-    samples.push_back(opts.duration);   // average ns per run, measured by the kernel
-    t.verdict = opts.retval;
-  }
-  std::sort(samples.begin(), samples.end());
-  t.ns_per_packet = samples[samples.size() / 2];
-  return t;
+Run run_program(int prog_fd, const Frame& packet, uint32_t repeat) {
+  Frame in = packet, out(packet.size() + 64);
+  LIBBPF_OPTS(bpf_test_run_opts, opts);
+  opts.data_in = in.data();
+  opts.data_size_in = static_cast<uint32_t>(in.size());
+  opts.data_out = out.data();
+  opts.data_size_out = static_cast<uint32_t>(out.size());
+  opts.repeat = repeat;
+  if (bpf_prog_test_run_opts(prog_fd, &opts))
+    throw std::runtime_error(fmt::format("BPF_PROG_TEST_RUN: {}", strerror(errno)));
+  return {static_cast<double>(opts.duration), opts.retval};
+}
+
+// Median, lowest and highest of a set of samples.
+nlohmann::json spread(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return {{"median", v[v.size() / 2]}, {"min", v.front()}, {"max", v.back()}};
 }
 
 uint32_t verified_insns(int prog_fd, uint32_t* xlated_insns) {
@@ -80,9 +84,11 @@ int main(int argc, char** argv) {
   int rounds = 5;
   std::string only;
   app.add_option("--repeat", repeat, "iterations per BPF_PROG_TEST_RUN")->capture_default_str();
-  app.add_option("--rounds", rounds, "runs per case; the median is reported")->capture_default_str();
+  app.add_option("--rounds", rounds, "interleaved rounds; the median and spread are reported")->capture_default_str();
   app.add_option("--case", only, "time only this case (to profile it, e.g. under perf record)")
       ->check(CLI::IsMember({"non_vip", "tracked_flow", "new_flow"}));
+  bool no_baseline = false;
+  app.add_flag("--no-baseline", no_baseline, "skip the MAC-swap runs (to profile the case alone)");
   CLI11_PARSE(app, argc, argv);
   if (geteuid() != 0) {
     std::cerr << "bpf_steer_bench: needs root (BPF_PROG_TEST_RUN)\n";
@@ -118,16 +124,8 @@ int main(int argc, char** argv) {
     nlohmann::json out;
     out["repeat"] = repeat;
     out["rounds"] = rounds;
-    const Timing base = time_program(bpf_program__fd(baseline->progs.sluice_xdp_macswap),
-                                     testing::build_packet(tracked), repeat, rounds);
-    out["macswap_ns"] = base.ns_per_packet;
+    const int base_fd = bpf_program__fd(baseline->progs.sluice_xdp_macswap);
 
-    struct Case {
-      const char* name;
-      PacketSpec spec;
-      uint32_t counter;
-      uint32_t verdict;
-    };
     // The tracked flow's entry: its SYN (only a SYN creates state), marked
     // answered by the backend as a reply would, so the TCP idle timeout
     // applies.
@@ -135,7 +133,7 @@ int main(int argc, char** argv) {
       PacketSpec open = tracked;
       open.tcp_flags = testing::kSyn;
       open.payload.clear();
-      time_program(steer_fd, testing::build_packet(open), 1, 1);
+      run_program(steer_fd, testing::build_packet(open), 1);
       const sluice_flow_key key = testing::flow_key_of(tracked);
       sluice_ct_entry entry{};
       if (!datapath.lookup(bpfmaps::MapRole::Conntrack, bpfmaps::as_bytes_of(key), bpfmaps::as_writable_bytes_of(entry)))
@@ -143,37 +141,64 @@ int main(int argc, char** argv) {
       entry.flags |= SLUICE_CT_F_REPLIED;
       datapath.update(bpfmaps::MapRole::Conntrack, bpfmaps::as_bytes_of(key), bpfmaps::as_bytes_of(entry));
     }
-    const Case cases[] = {
-        {"non_vip", non_vip, SLUICE_G_PASS_NOT_SERVICE, XDP_PASS},
-        {"tracked_flow", tracked, SLUICE_G_FORWARDED, XDP_TX},
+
+    // New flows run with both TCP timeouts at 0, which expires the previous
+    // iteration's entry (a SYN's entry, unanswered, has the closing
+    // timeout); the other cases with the loader's timeouts.
+    const uint32_t ctrl_key = 0;
+    sluice_ctrl normal_ctrl{};
+    datapath.lookup(bpfmaps::MapRole::Ctrl, bpfmaps::as_bytes_of(ctrl_key), bpfmaps::as_writable_bytes_of(normal_ctrl));
+    sluice_ctrl expiring_ctrl = normal_ctrl;
+    expiring_ctrl.tcp_idle_ns = 0;
+    expiring_ctrl.closing_ns = 0;
+
+    struct Case {
+      const char* name;
+      PacketSpec spec;
+      uint32_t counter;   // counted once by every iteration on the path
+      uint32_t verdict;
+      bool expiring;
+      std::vector<double> ns, base_ns, ratio;
+      uint64_t on_path = 0;
+      bool verdicts_ok = true;
     };
+    std::vector<Case> cases = {
+        {"non_vip", non_vip, SLUICE_G_PASS_NOT_SERVICE, XDP_PASS, false},
+        {"tracked_flow", tracked, SLUICE_G_FORWARDED, XDP_TX, false},
+        {"new_flow", syn, SLUICE_G_NEW_FLOWS, XDP_TX, true},
+    };
+    // Rounds outermost, so every case and its baseline see the same
+    // moments of a shared machine; inside a round the baseline runs on the
+    // case's own packet with the same repeat count, before the case in
+    // even rounds and after it in odd ones.
+    for (int r = 0; r < rounds; ++r) {
+      for (Case& c : cases) {
+        if (!only.empty() && only != c.name) continue;
+        const sluice_ctrl& ctrl = c.expiring ? expiring_ctrl : normal_ctrl;
+        datapath.update(bpfmaps::MapRole::Ctrl, bpfmaps::as_bytes_of(ctrl_key), bpfmaps::as_bytes_of(ctrl));
+        const Frame frame = testing::build_packet(c.spec);
+        Run base, t;
+        if (r % 2 == 0 && !no_baseline) base = run_program(base_fd, frame, repeat);
+        const uint64_t before = bpfmaps::global_counter(datapath, c.counter);
+        t = run_program(steer_fd, frame, repeat);
+        c.on_path += bpfmaps::global_counter(datapath, c.counter) - before;
+        if (r % 2 == 1 && !no_baseline) base = run_program(base_fd, frame, repeat);
+        c.verdicts_ok = c.verdicts_ok && t.verdict == c.verdict;
+        c.ns.push_back(t.ns);
+        c.base_ns.push_back(base.ns);
+        c.ratio.push_back(base.ns > 0 ? t.ns / base.ns : 0);
+      }
+    }
     for (const Case& c : cases) {
-      if (!only.empty() && only != c.name) continue;
-      const uint64_t before = bpfmaps::global_counter(datapath, c.counter);
-      const Timing t = time_program(steer_fd, testing::build_packet(c.spec), repeat, rounds);
-      const uint64_t took = bpfmaps::global_counter(datapath, c.counter) - before;
-      out[c.name] = {{"ns", t.ns_per_packet}, {"ratio_to_macswap", t.ns_per_packet / base.ns_per_packet},
-                     {"verdict", t.verdict}, {"iterations_on_path", took},
-                     {"all_on_path", took == uint64_t(repeat) * rounds && t.verdict == c.verdict}};
+      if (c.ns.empty()) continue;
+      const nlohmann::json ns = spread(c.ns);
+      out[c.name] = {{"ns", ns["median"]}, {"ns_spread", ns}, {"macswap_ns", spread(c.base_ns)},
+                     {"ratio_to_macswap", spread(c.ratio)["median"]}, {"ratio_spread", spread(c.ratio)},
+                     {"frame_bytes", testing::build_packet(c.spec).size()},
+                     {"iterations_on_path", c.on_path},
+                     {"all_on_path", c.on_path == uint64_t(repeat) * rounds && c.verdicts_ok}};
     }
-    // New flows: timeouts 0 expire the previous iteration's entry (a SYN's
-    // entry, unanswered, has the closing timeout).
-    {
-      sluice_ctrl ctrl{};
-      const uint32_t key = 0;
-      datapath.lookup(bpfmaps::MapRole::Ctrl, bpfmaps::as_bytes_of(key), bpfmaps::as_writable_bytes_of(ctrl));
-      ctrl.tcp_idle_ns = 0;
-      ctrl.closing_ns = 0;
-      datapath.update(bpfmaps::MapRole::Ctrl, bpfmaps::as_bytes_of(key), bpfmaps::as_bytes_of(ctrl));
-    }
-    if (only.empty() || only == "new_flow") {
-      const uint64_t before = bpfmaps::global_counter(datapath, SLUICE_G_NEW_FLOWS);
-      const Timing t = time_program(steer_fd, testing::build_packet(syn), repeat, rounds);
-      const uint64_t took = bpfmaps::global_counter(datapath, SLUICE_G_NEW_FLOWS) - before;
-      out["new_flow"] = {{"ns", t.ns_per_packet}, {"ratio_to_macswap", t.ns_per_packet / base.ns_per_packet},
-                         {"verdict", t.verdict}, {"iterations_on_path", took},
-                         {"all_on_path", took == uint64_t(repeat) * rounds && t.verdict == XDP_TX}};
-    }
+    datapath.update(bpfmaps::MapRole::Ctrl, bpfmaps::as_bytes_of(ctrl_key), bpfmaps::as_bytes_of(normal_ctrl));
 
     uint32_t xlated = 0;
     out["verifier"] = {

@@ -293,7 +293,9 @@ struct AdminServer::Impl {
         auth == req.end() ? std::string_view() : std::string_view(auth->value().data(), auth->value().size());
     const std::string expected = "Bearer " + token;
     if (!constant_time_equal(given, expected)) {
-      return AdminResponse{401, "text/plain; charset=utf-8", "missing or wrong Authorization: Bearer token\n"};
+      // RFC 6750 section 3: a 401 names the scheme the client must use.
+      return AdminResponse{401, "text/plain; charset=utf-8", "missing or wrong Authorization: Bearer token\n",
+                           {{"WWW-Authenticate", R"(Bearer realm="sluiced admin")"}}};
     }
     return std::nullopt;
   }

@@ -12,6 +12,7 @@
 
 #include "agent/planes.h"
 #include "agent/ui_assets.h"
+#include "config/duration.h"
 #include "config/explain_text.h"
 #include "config/snapshot_json.h"
 #include "metrics/prometheus_text.h"
@@ -31,21 +32,12 @@ admin::AdminResponse json_response(const json& body, unsigned status = 200) {
   return admin::AdminResponse{status, "application/json", body.dump(2) + "\n"};
 }
 
-std::string iso_time(std::chrono::system_clock::time_point t) {
-  auto secs = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 json status_json(const AdminContext& ctx) {
   AgentStatus st = ctx.agent->status();
   json out;
   out["version"] = st.version;
   out["origin"] = st.origin;
-  out["applied_at"] = st.version ? iso_time(st.applied_at) : "";
+  out["applied_at"] = st.version ? config::format_utc_time(st.applied_at) : "";
   out["reloads"] = {{"ok", st.reloads_ok}, {"refused", st.reloads_failed}};
   json overrides = json::object();
   for (const auto& [host, weights] : st.overrides) {
@@ -56,7 +48,7 @@ json status_json(const AdminContext& ctx) {
   out["overrides"] = overrides;
   out["last_error"] = nullptr;
   if (st.last_error) {
-    out["last_error"] = {{"at", iso_time(st.last_error->when)}, {"messages", st.last_error->messages}};
+    out["last_error"] = {{"at", config::format_utc_time(st.last_error->when)}, {"messages", st.last_error->messages}};
   }
   out["warnings"] = st.warnings;
   out["planes"] = {{"xdp", ctx.xdp != nullptr}, {"l7", ctx.proxy != nullptr}};

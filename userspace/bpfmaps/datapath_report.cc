@@ -18,7 +18,9 @@ sluice_counters sum_counters(const DatapathTables& tables, MapRole role, uint32_
   return total;
 }
 
-uint64_t global_counter(const DatapathTables& tables, uint32_t index) {
+namespace {
+
+uint64_t sum_over_cpus(const DatapathTables& tables, uint32_t index) {
   const Bytes raw = tables.lookup_per_cpu(MapRole::GlobalStats, as_bytes_of(index));
   uint64_t total = 0;
   for (size_t off = 0; off + 8 <= raw.size(); off += 8) {
@@ -29,8 +31,20 @@ uint64_t global_counter(const DatapathTables& tables, uint32_t index) {
   return total;
 }
 
+}  // namespace
+
+// The program's non-service exit counts its packets only in pass_filtered
+// (one counter update on the cheapest path); they are packets seen and not
+// a service's all the same.
+uint64_t global_counter(const DatapathTables& tables, uint32_t index) {
+  uint64_t total = sum_over_cpus(tables, index);
+  if (index == SLUICE_G_PACKETS || index == SLUICE_G_PASS_NOT_SERVICE)
+    total += sum_over_cpus(tables, SLUICE_G_PASS_FILTERED);
+  return total;
+}
+
 std::string_view global_counter_name(uint32_t index) {
-  static constexpr std::array<std::string_view, 28> kNames = {
+  static constexpr std::array<std::string_view, 29> kNames = {
       "packets",           "pass_not_ip",       "pass_not_l4",        "pass_truncated",
       "pass_malformed",    "pass_not_service",  "pass_ip_options",    "pass_fragment",
       "pass_ipv6_ext",     "pass_l7",           "pass_passthrough",   "new_flows",
@@ -38,6 +52,7 @@ std::string_view global_counter_name(uint32_t index) {
       "forwarded",         "reverse_nat",       "redirect",           "tx",
       "fib_no_neigh",      "fib_pass",          "drop_no_backend",    "csum_full",
       "drop_too_big",      "ct_reply_conflict", "pass_no_redirect",   "redirect_err",
+      "pass_filtered",
   };
   return index < kNames.size() ? kNames[index] : std::string_view{};
 }

@@ -18,6 +18,8 @@ namespace sluice::bpfmaps {
 
 // Per-CPU counters of one slot, summed over CPUs.
 sluice_counters sum_counters(const DatapathTables& tables, MapRole role, uint32_t index);
+// A global counter summed over CPUs; packets and pass_not_service include
+// pass_filtered (the program's non-service exit counts only there).
 uint64_t global_counter(const DatapathTables& tables, uint32_t index);
 std::string_view global_counter_name(uint32_t index);   // "pass_not_service", ...
 

@@ -1,6 +1,7 @@
 #include "config/duration.h"
 
 #include <cstdint>
+#include <ctime>
 #include <limits>
 
 namespace sluice::config {
@@ -88,6 +89,15 @@ std::string format_duration(model::Duration d) {
     }
   }
   return std::to_string(ns) + "ns";
+}
+
+std::string format_utc_time(std::chrono::system_clock::time_point t) {
+  const std::time_t secs = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
 }
 
 }  // namespace sluice::config

@@ -2,7 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include <ctime>
+#include "config/duration.h"
 
 namespace sluice::k8s {
 
@@ -64,15 +64,6 @@ std::vector<config::SourceText> KubernetesSource::sources() const {
 
 namespace {
 
-std::string iso_time(std::chrono::system_clock::time_point t) {
-  auto secs = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 // The Status message of an error body ({"kind":"Status","message":...}), else the body's start.
 std::string error_text(const ApiResponse& resp) {
   if (!resp.error.empty()) return resp.error;
@@ -99,7 +90,7 @@ json KubernetesSource::status_json() const {
               {"watches", r->watches},
               {"expired", r->expired},
               {"last_error", nullptr}};
-    if (!r->last_error.empty()) e["last_error"] = {{"at", iso_time(r->last_error_at)}, {"message", r->last_error}};
+    if (!r->last_error.empty()) e["last_error"] = {{"at", config::format_utc_time(r->last_error_at)}, {"message", r->last_error}};
     resources.push_back(std::move(e));
   }
   return {{"server", client_.config().server},

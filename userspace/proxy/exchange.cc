@@ -285,7 +285,9 @@ void Worker::dispatch(Conn& c) {
   } else {
     x.try_deadline_ns = 0;
   }
-  const UpstreamPools::Admission admission = pools_.admit(pool, x.fresh_connection);
+  const bool http2 = pools_.cluster_of(pool).http2;
+  const uint32_t room = http2 ? h2up_connection_with_room(pool) : kNone;
+  const UpstreamPools::Admission admission = pools_.admit(pool, x.fresh_connection, room != kNone);
   if (admission == UpstreamPools::Admission::Overflow) {
     count_for_pool(ProxyCounter::PoolOverflows, pool, 1);
     reply_local(c, 503, "upstream connection pool overflow\n", "", false, "UO");
@@ -305,13 +307,18 @@ void Worker::dispatch(Conn& c) {
   }
   switch (admission) {
     case UpstreamPools::Admission::Reuse: {
+      if (http2) {
+        h2up_start_stream(c, *conns_[room]);
+        break;
+      }
       Conn& u = *conns_[p.idle_head];
       p.idle_head = u.next;
       attach_upstream(c, u);
       break;
     }
     case UpstreamPools::Admission::Open:
-      open_upstream(c, pool);
+      if (http2) h2up_open(c, pool);
+      else open_upstream(c, pool);
       break;
     case UpstreamPools::Admission::Queue:
       c.client_state = ClientState::Queued;
@@ -441,6 +448,7 @@ bool Worker::retry_allowed(const Exchange& x, Failure failure, unsigned status, 
   o.failure = response_seen ? AttemptFailure::None
               : failure == Failure::ConnectFailure ? AttemptFailure::ConnectFailure
               : failure == Failure::Reset          ? AttemptFailure::Reset
+              : failure == Failure::RefusedStream  ? AttemptFailure::RefusedStream
                                                    : AttemptFailure::Timeout;
   o.status = status;
   o.retries_done = x.retries_done;
@@ -508,7 +516,7 @@ void Worker::fail_exchange(Conn& c, Failure failure) {
   bool dead_pooled = false;
   if (c.upstream != kNone) {
     Conn& u = *conns_[c.upstream];
-    dead_pooled = failure == Failure::Reset && u.reused;
+    dead_pooled = failure == Failure::Reset && u.reused && u.h2_parent == kNone;   // HTTP/2: the stream's own
     detach_upstream(c, false);
   }
   // A pooled connection the server had already closed: the request never
@@ -538,6 +546,9 @@ void Worker::fail_exchange(Conn& c, Failure failure) {
       break;
     case Failure::Timeout:
       reply_local(c, 504, "upstream request timeout\n", "", false, "UT");
+      break;
+    case Failure::RefusedStream:
+      reply_local(c, 503, "upstream refused the stream\n", "", false, "UR");
       break;
   }
 }

@@ -24,6 +24,9 @@ bool token_covers(std::string_view token, const AttemptOutcome& o) {
     case AttemptFailure::Reset:
       // HTTP/1.1 has no REFUSED_STREAM; a close before any response byte is the nearest.
       return token == "reset" || token == "refused-stream" || token == "5xx" || token == "gateway-error";
+    case AttemptFailure::RefusedStream:
+      // Envoy's refused-stream; its 5xx and reset cover it too.
+      return token == "refused-stream" || token == "reset" || token == "5xx";
     case AttemptFailure::Timeout:
       return token == "5xx" || token == "gateway-error" || token == "reset";
   }
@@ -35,7 +38,7 @@ bool token_covers(std::string_view token, const AttemptOutcome& o) {
 bool should_retry(const model::Retries* retries, const AttemptOutcome& o) {
   if (retries == nullptr || o.response_started || o.body_streamed) return false;
   if (o.retries_done >= retries->attempts) return false;
-  bool maybe_sent = o.failure != AttemptFailure::ConnectFailure;
+  bool maybe_sent = o.failure != AttemptFailure::ConnectFailure && o.failure != AttemptFailure::RefusedStream;
   if (maybe_sent && !o.idempotent) return false;
   if (o.failure == AttemptFailure::None &&
       std::find(retries->retriable_status_codes.begin(), retries->retriable_status_codes.end(), o.status) !=

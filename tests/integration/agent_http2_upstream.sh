@@ -19,7 +19,10 @@
 #  - an HTTP/1.1 client reaches the gRPC backend (grpc-status: 0 in the
 #    chunked trailer section), through the grpc port and through an http
 #    port with h2UpgradePolicy: UPGRADE; the same http port without it speaks
-#    HTTP/1.1 to the gRPC server, which cannot answer.
+#    HTTP/1.1 to the gRPC server, which cannot answer;
+#  - a backend that goes away (its pooled connections closed, new ones
+#    refused): connect failures are retried on the other backend, every
+#    RPC answered.
 # On main (upstreams HTTP/1.1 only) no RPC succeeds.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -30,9 +33,11 @@ topo_require_cmd ss
 py=/usr/bin/python3
 
 agent_setup h2up
+grpc_pids=()
 for i in 1 2 3 4; do
   topo_spawn "$(topo_ns backend "$i")" "$py" "$here/grpc_backend.py" "${AGENT_BACKENDS[$((i - 1))]}" \
     "$(topo_addr backend "$i"):50051"
+  grpc_pids+=("$TOPO_LAST_PID")
 done
 for i in 1 2 3 4; do topo_wait_port "$(topo_ns node)" "$(topo_addr backend "$i")" 50051 || exit 1; done
 
@@ -93,6 +98,9 @@ agent_start
 client=$(topo_ns client)
 vip=10.96.0.10
 
+json_holds() {   # json_holds FILE PYTHON_EXPR: true if the expression holds for j, FILE's JSON
+  "$py" -c "import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if ($2) else 1)" "$1"
+}
 backend_connections() {   # established connections at backend $1's gRPC port
   topo_exec "$(topo_ns backend "$1")" ss -Htn state established "( sport = :50051 )" | wc -l
 }
@@ -106,9 +114,9 @@ topo_exec "$client" timeout 90 "$py" "$here/grpc_client.py" calls "$vip:50051" C
   >"$AGENT_WORK/split.json" 2>"$AGENT_WORK/split.err"
 echo "split: $(cat "$AGENT_WORK/split.json")"
 agent_check "10,000 RPCs over one channel, all OK" \
-  agent_json "$(cat "$AGENT_WORK/split.json")" 'j["codes"] == {"OK": 10000}'
+  json_holds "$AGENT_WORK/split.json" 'j["codes"] == {"OK": 10000}'
 agent_check "every answer's trailers reached the client" \
-  agent_json "$(cat "$AGENT_WORK/split.json")" 'j["trailers"] == 10000'
+  json_holds "$AGENT_WORK/split.json" 'j["trailers"] == 10000'
 share=$("$py" -c 'import json,sys; j=json.load(open(sys.argv[1]))["backends"]; n=sum(j.values()); print(round(100*sum(v for k,v in j.items() if "-v1-" in k)/max(n,1),2))' "$AGENT_WORK/split.json")
 echo "v1 share: $share %"
 agent_check "70/30 per RPC within +-1.5 points (n=10,000)" \
@@ -128,7 +136,7 @@ m1=$(backend_stat 1 max_inflight)
 m2=$(backend_stat 2 max_inflight)
 echo "v1 backends: connections $c1 + $c2, most in flight $m1 / $m2, calls $((after - before))"
 agent_check "40 concurrent RPCs all OK (queued over the stream limit, not refused)" \
-  agent_json "$(cat "$AGENT_WORK/slow.json")" 'j["codes"] == {"OK": 40}'
+  json_holds "$AGENT_WORK/slow.json" 'j["codes"] == {"OK": 40}'
 # Pools are per worker (sluiced runs 2): the split's connections stay pooled
 # on its worker, this run may land on the other; at most one per worker and
 # backend either way, against 40 streams.
@@ -142,7 +150,7 @@ topo_exec "$client" timeout 60 "$py" "$here/grpc_client.py" calls "$vip:50051" C
   >"$AGENT_WORK/capped.json" 2>"$AGENT_WORK/capped.err"
 echo "capped: $(cat "$AGENT_WORK/capped.json")"
 agent_check "http2MaxRequests 5: 5 of 20 concurrent RPCs served, 15 UNAVAILABLE" \
-  agent_json "$(cat "$AGENT_WORK/capped.json")" 'j["codes"] == {"OK": 5, "UNAVAILABLE": 15}'
+  json_holds "$AGENT_WORK/capped.json" 'j["codes"] == {"OK": 5, "UNAVAILABLE": 15}'
 overflows=$(agent_curl "http://$AGENT_ADMIN/stats/prometheus" |
   awk 'index($0, "sluice_pool_overflows_total{") == 1 && index($0, "destination_version=\"capped\"") {s += $NF} END {print s + 0}')
 agent_check "the 15 overflows counted in sluice_pool_overflows_total{destination_version=capped} ($overflows)" \
@@ -165,5 +173,16 @@ out=$(h1_grpc 50053)
 echo "$out" | head -3
 agent_check "same http port without UPGRADE: HTTP/1.1 upstream, the gRPC server cannot answer" \
   bash -c '! grep -qi "^grpc-status: 0" <<<"$1"' _ "$out"
+
+# 5. A backend goes away: its pooled HTTP/2 connections close under the
+# proxy, new ones fail to connect, and Istio's default retries
+# (connect-failure) send those RPCs (POSTs) to the other v1 backend.
+kill "${grpc_pids[0]}"
+wait "${grpc_pids[0]}" 2>/dev/null
+topo_exec "$client" timeout 60 "$py" "$here/grpc_client.py" calls "$vip:50051" Slow 200 8 "" \
+  >"$AGENT_WORK/gone.json" 2>"$AGENT_WORK/gone.err"
+echo "one v1 backend gone: $(cat "$AGENT_WORK/gone.json")"
+agent_check "a v1 backend gone: 200 RPCs all OK, all from the other (connect failures retried)" \
+  json_holds "$AGENT_WORK/gone.json" 'j["codes"] == {"OK": 200} and j["backends"] == {"productpage-v1-b": 200}'
 
 agent_finish

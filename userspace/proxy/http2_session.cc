@@ -49,7 +49,10 @@ nghttp2_session* open_http2_client_session(const nghttp2_session_callbacks* call
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, stream_window},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, max_header_list_bytes},
   }};
-  if (nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, settings.data(), settings.size()) != 0) {
+  // The connection window is what all streams may have in flight at once;
+  // each stream stays within its own (half its slot's buffer).
+  if (nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, settings.data(), settings.size()) != 0 ||
+      nghttp2_session_set_local_window_size(session, NGHTTP2_FLAG_NONE, 0, 1024 * 1024) != 0) {
     nghttp2_session_del(session);
     return nullptr;
   }

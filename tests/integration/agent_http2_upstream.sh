@@ -7,7 +7,8 @@
 #    10,000 RPCs, v1 share within +-1.5 points (3.3 sigma of a binomial at
 #    n=10,000: sigma = 0.46 points), every RPC OK, and the x-backend trailer
 #    of each answer reaches the client (grpc-status arrives as a trailer too:
-#    a call without it is not OK in grpcio);
+#    a call without it is not OK in grpcio); 20 RPCs of 256 KiB up and
+#    1 MiB down arrive whole (flow control both ways);
 #  - streams are multiplexed: with maxConcurrentStreams 10 and maxConnections
 #    1, 40 concurrent slow RPCs to subset v1 (2 backends) all succeed over at
 #    most one upstream connection per sluiced worker and backend (counted at
@@ -123,6 +124,14 @@ agent_check "70/30 per RPC within +-1.5 points (n=10,000)" \
   "$py" -c 'import sys; sys.exit(0 if abs(float(sys.argv[1]) - 70) <= 1.5 else 1)' "$share"
 agent_check "one client connection to the proxy" \
   test "$(topo_exec "$client" ss -Htn state established "( dport = :50051 )" | wc -l)" -le 1
+
+# 1b. Flow control both ways: 20 RPCs of 256 KiB up and 1 MiB down, 10 at
+# once, past every stream and connection window, on one channel.
+topo_exec "$client" timeout 60 "$py" "$here/grpc_client.py" calls "$vip:50051" Big 20 10 1048576 \
+  >"$AGENT_WORK/big.json" 2>"$AGENT_WORK/big.err"
+echo "big: $(cat "$AGENT_WORK/big.json")"
+agent_check "20 RPCs of 256 KiB requests and 1 MiB answers all OK, whole, trailers included" \
+  json_holds "$AGENT_WORK/big.json" 'j["codes"] == {"OK": 20} and j["trailers"] == 20 and j["bytes"] == 20 * (16 + 1048577)'
 
 # 2. Multiplexing and maxConcurrentStreams: 40 concurrent RPCs to v1.
 before=$(( $(backend_stat 1 calls) + $(backend_stat 2 calls) ))

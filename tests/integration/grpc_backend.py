@@ -5,7 +5,9 @@ grpc_backend.py NAME ADDR:PORT
 
 Any method under /test.Echo/ is a unary call whose request is a delay in
 seconds (text, may be empty): the handler sleeps that long, answers NAME and
-sets the trailer x-backend: NAME. /test.Echo/Stats answers JSON: calls
+sets the trailer x-backend: NAME. /test.Echo/Big's request is a size
+(space-padded: a large request) and its answer NAME, NUL and that many
+bytes. /test.Echo/Stats answers JSON: calls
 served, the most calls in flight at once. Generic handlers: no generated code.
 """
 import json
@@ -37,6 +39,13 @@ def call(request, context):
             state["inflight"] -= 1
 
 
+def big(request, context):
+    """Request: a size (text, space-padded to any length); answer: NAME, NUL, size zero bytes."""
+    size = min(int(float(request.decode())), 4 << 20)
+    context.set_trailing_metadata((("x-backend", name),))
+    return name.encode() + b"\0" * (size + 1)
+
+
 def stats(request, context):
     with lock:
         return json.dumps(state).encode()
@@ -46,6 +55,8 @@ class Handler(grpc.GenericRpcHandler):
     def service(self, details):
         if details.method == "/test.Echo/Stats":
             return grpc.unary_unary_rpc_method_handler(stats)
+        if details.method == "/test.Echo/Big":
+            return grpc.unary_unary_rpc_method_handler(big)
         if details.method.startswith("/test.Echo/"):
             return grpc.unary_unary_rpc_method_handler(call)
         return None

@@ -4,9 +4,11 @@ connection) per run. Prints JSON.
 
 grpc_client.py calls TARGET METHOD COUNT CONCURRENCY DELAY
     COUNT unary calls of /test.Echo/METHOD, at most CONCURRENCY in flight:
-    {"backends": {name: n}, "codes": {code: n}, "trailers": n}, where
+    {"backends": {name: n}, "codes": {code: n}, "trailers": n, "bytes": n}, where
     trailers counts OK calls whose x-backend trailer names the backend
-    that answered (the trailers reached the client).
+    that answered (the trailers reached the client), and bytes sums the
+    answers' sizes. METHOD Big: DELAY is the answer's size, and the request
+    is padded to 256 KiB.
 grpc_client.py stats TARGET
     the backend's /test.Echo/Stats.
 """
@@ -28,6 +30,7 @@ method, count, concurrency, delay = sys.argv[3], int(sys.argv[4]), int(sys.argv[
 stub = channel.unary_unary("/test.Echo/" + method)
 backends, codes = collections.Counter(), collections.Counter()
 trailers = 0
+received = 0
 lock = threading.Lock()
 slots = threading.Semaphore(concurrency)
 done = threading.Event()
@@ -35,12 +38,14 @@ finished = 0
 
 
 def on_done(future):
-    global trailers, finished
+    global trailers, finished, received
     code = future.code()
     with lock:
         codes[code.name] += 1
         if code == grpc.StatusCode.OK:
-            answer = future.result().decode()
+            result = future.result()
+            received += len(result)
+            answer = result.split(b"\0")[0].decode()
             backends[answer] += 1
             if ("x-backend", answer) in tuple(future.trailing_metadata() or ()):
                 trailers += 1
@@ -50,8 +55,9 @@ def on_done(future):
     slots.release()
 
 
+payload = delay.encode().ljust(256 << 10) if method == "Big" else delay.encode()
 for _ in range(count):
     slots.acquire()
-    stub.future(delay.encode(), timeout=20).add_done_callback(on_done)
+    stub.future(payload, timeout=20).add_done_callback(on_done)
 done.wait(60)
-print(json.dumps({"backends": dict(backends), "codes": dict(codes), "trailers": trailers}))
+print(json.dumps({"backends": dict(backends), "codes": dict(codes), "trailers": trailers, "bytes": received}))

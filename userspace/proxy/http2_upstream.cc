@@ -481,7 +481,8 @@ void Worker::h2up_after_stream(Conn& connection) {
       close_conn(connection);   // serves the pool's queue
       return;
     }
-    connection.idle_since_ns = now_ns();
+    // Already idle (a reload revisits it): the idle start stays, the timeout may be new.
+    if (connection.deadline != Deadline::PoolIdle) connection.idle_since_ns = now_ns();
     connection.deadline = Deadline::PoolIdle;
     connection.deadline_ns = connection.idle_since_ns + to_ns(pools_.settings(pool).idle_timeout);
   }

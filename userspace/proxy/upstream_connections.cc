@@ -74,13 +74,13 @@ void Worker::revisit_pools(std::vector<uint32_t> pools) {
         u.deadline_ns = u.idle_since_ns + idle_timeout_ns;
       }
     }
-    // HTTP/2 connections without streams: closed if retired, else idle as long as the new idleTimeout says.
+    // HTTP/2 connections without streams: closed if retired or spent, else
+    // idle from their idle start for the new idleTimeout (h2up_after_stream).
     revisit_scratch_.assign(pools_.pool(pool).http2_connections.begin(), pools_.pool(pool).http2_connections.end());
     for (uint32_t id : revisit_scratch_) {
       if (!pools_.pool(pool).in_use) break;
       Conn& u = *conns_[id];
       if (u.shut || u.pool != pool || !u.h2up || u.deadline != Deadline::PoolIdle) continue;
-      u.deadline_ns = u.idle_since_ns + idle_timeout_ns;
       h2up_after_stream(u);
     }
     if (pools_.pool(pool).in_use && !draining_) serve_pending(pool);   // maxConnections may have grown

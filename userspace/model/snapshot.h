@@ -124,6 +124,13 @@ struct ConnectionPool {
   uint32_t max_requests_per_connection = 0;           // 0 = unlimited
   uint32_t max_retries = kUnlimited;
   Duration idle_timeout = std::chrono::hours(1);
+  // connectionPool.http.h2UpgradePolicy: UPGRADE speaks HTTP/2 to an HTTP
+  // port's backends; ports declared http2/grpc speak it whatever this says.
+  enum class H2Upgrade : uint8_t { Default, DoNotUpgrade, Upgrade };
+  H2Upgrade h2_upgrade = H2Upgrade::Default;
+  // connectionPool.http.maxConcurrentStreams: streams per upstream HTTP/2
+  // connection (the peer's SETTINGS_MAX_CONCURRENT_STREAMS, if lower, wins).
+  uint32_t max_concurrent_streams = kUnlimited;
 };
 
 struct OutlierDetection {

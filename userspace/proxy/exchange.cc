@@ -3,6 +3,7 @@
 // upstream pool, retries with back-off, the outcome for outlier detection,
 // and the request's metrics and access-log line when it ends.
 #include <algorithm>
+#include <climits>
 #include <cstdio>
 #include <limits>
 #include <span>
@@ -311,7 +312,9 @@ void Worker::dispatch(Conn& c) {
   } else {
     x.try_deadline_ns = 0;
   }
-  const UpstreamPools::Admission admission = pools_.admit(pool, x.fresh_connection);
+  const bool http2 = pools_.cluster_of(pool).http2;
+  const uint32_t room = http2 ? h2up_connection_with_room(pool) : kNone;
+  const UpstreamPools::Admission admission = pools_.admit(pool, x.fresh_connection, room != kNone);
   if (admission == UpstreamPools::Admission::Overflow) {
     count_for_pool(ProxyCounter::PoolOverflows, pool, 1);
     reply_local(c, 503, "upstream connection pool overflow\n", "", false, "UO");
@@ -331,13 +334,18 @@ void Worker::dispatch(Conn& c) {
   }
   switch (admission) {
     case UpstreamPools::Admission::Reuse: {
+      if (http2) {
+        h2up_start_stream(c, *conns_[room]);
+        break;
+      }
       Conn& u = *conns_[p.idle_head];
       p.idle_head = u.next;
       attach_upstream(c, u);
       break;
     }
     case UpstreamPools::Admission::Open:
-      open_upstream(c, pool);
+      if (http2) h2up_open(c, pool);
+      else open_upstream(c, pool);
       break;
     case UpstreamPools::Admission::Queue:
       c.client_state = ClientState::Queued;
@@ -416,6 +424,21 @@ void Worker::record_request(Conn& c) {
   if (x.backend != kNone && x.response_started) labels.workload = pools_.backend(x.backend).workload;
   // Istio's grpc_response_status: the response's grpc-status, else (no
   // grpc-status seen) the one its HTTP status maps to; none without a response.
+  if (x.grpc && x.grpc_status < 0) {   // a status in the trailers an HTTP/2 client gets
+    std::string_view t = c.h2_trailers;
+    for (size_t line = 0; line < t.size();) {
+      const size_t end = std::min(t.find("\r\n", line), t.size());
+      std::string_view field = t.substr(line, end - line);
+      if (field.size() > 12 && http::iequals(field.substr(0, 12), "grpc-status:")) {
+        std::string_view value = field.substr(12);
+        while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+        while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+        if (auto code = http::parse_grpc_status(value)) x.grpc_status = static_cast<int32_t>(std::min<uint32_t>(*code, INT32_MAX));
+        break;
+      }
+      line = end + 2;
+    }
+  }
   if (x.grpc && x.grpc_status >= 0) labels.grpc_status = x.grpc_status;
   else if (x.grpc && x.status != 0) labels.grpc_status = static_cast<int32_t>(model::grpc_status_for_http(x.status));
   double ms = static_cast<double>(now_ns() - x.start_ns) / 1e6;
@@ -473,6 +496,7 @@ bool Worker::retry_allowed(const Exchange& x, Failure failure, unsigned status, 
   o.failure = response_seen ? AttemptFailure::None
               : failure == Failure::ConnectFailure ? AttemptFailure::ConnectFailure
               : failure == Failure::Reset          ? AttemptFailure::Reset
+              : failure == Failure::RefusedStream  ? AttemptFailure::RefusedStream
                                                    : AttemptFailure::Timeout;
   o.status = status;
   o.retries_done = x.retries_done;
@@ -540,7 +564,7 @@ void Worker::fail_exchange(Conn& c, Failure failure) {
   bool dead_pooled = false;
   if (c.upstream != kNone) {
     Conn& u = *conns_[c.upstream];
-    dead_pooled = failure == Failure::Reset && u.reused;
+    dead_pooled = failure == Failure::Reset && u.reused && u.h2_parent == kNone;   // HTTP/2: the stream's own
     detach_upstream(c, false);
   }
   // A pooled connection the server had already closed: the request never
@@ -570,6 +594,9 @@ void Worker::fail_exchange(Conn& c, Failure failure) {
       break;
     case Failure::Timeout:
       reply_local(c, 504, "upstream request timeout\n", "", false, "UT");
+      break;
+    case Failure::RefusedStream:
+      reply_local(c, 503, "upstream refused the stream\n", "", false, "UR");
       break;
   }
 }

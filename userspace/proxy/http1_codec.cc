@@ -232,7 +232,17 @@ void Worker::pump_request(Conn& c) {
 }
 
 namespace {
-void append_to_buffer(void* buffer, std::string_view data) { static_cast<ByteBuffer*>(buffer)->append(data); }
+// De-chunking a response for an HTTP/1.0 or HTTP/2 client: data into the
+// client's `out`, forwarded trailer fields aside (HTTP/2 sends them as a
+// trailer HEADERS frame; HTTP/1.0 has none).
+struct Dechunked {
+  ByteBuffer* out;
+  std::string* trailers;
+};
+void append_to_buffer(void* context, std::string_view data) { static_cast<Dechunked*>(context)->out->append(data); }
+void append_trailer(void* context, std::string_view line) {
+  static_cast<Dechunked*>(context)->trailers->append(line).append("\r\n");
+}
 }  // namespace
 
 // Response: upstream.in → client.out. The head is parsed strictly (broken
@@ -310,7 +320,9 @@ void Worker::pump_response(Conn& c) {
       case http::BodyFraming::Chunked: {
         size_t n;
         if (x.dechunk) {
-          n = x.response_chunks.feed(avail.substr(0, space), append_to_buffer, &c.out);
+          Dechunked into{&c.out, &c.h2_trailers};
+          n = x.response_chunks.feed(avail.substr(0, space), append_to_buffer, &into,
+                                     c.h2_parent != kNone ? append_trailer : nullptr);
         } else {   // chunks pass as received; trailers are filtered (docs/l7-proxy.md)
           auto moved = x.response_chunks.forward(avail, c.out.writable().first(space));
           c.out.commit(moved.written);
@@ -336,6 +348,7 @@ void Worker::pump_response(Conn& c) {
     if (x.response_done) break;
     if (!drain_held(u)) break;
   }
+  if (u.h2_parent != kNone) h2up_stream_consumed(u);   // the backend's stream window
   submit_send(c);
   if (x.response_done) {
     finish_exchange(c);

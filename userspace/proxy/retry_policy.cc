@@ -43,6 +43,9 @@ bool token_covers(std::string_view token, const AttemptOutcome& o) {
     case AttemptFailure::Reset:
       // HTTP/1.1 has no REFUSED_STREAM; a close before any response byte is the nearest.
       return token == "reset" || token == "refused-stream" || token == "5xx" || token == "gateway-error";
+    case AttemptFailure::RefusedStream:
+      // Envoy's refused-stream; its 5xx and reset cover it too.
+      return token == "refused-stream" || token == "reset" || token == "5xx";
     case AttemptFailure::Timeout:
       return token == "5xx" || token == "gateway-error" || token == "reset";
   }
@@ -58,7 +61,7 @@ bool should_retry(const model::Retries* retries, const AttemptOutcome& o) {
                   [&](const std::string& token) { return grpc_token_covers(token, o); })) {
     return true;
   }
-  bool maybe_sent = o.failure != AttemptFailure::ConnectFailure;
+  bool maybe_sent = o.failure != AttemptFailure::ConnectFailure && o.failure != AttemptFailure::RefusedStream;
   if (maybe_sent && !o.idempotent) return false;
   if (o.failure == AttemptFailure::None &&
       std::find(retries->retriable_status_codes.begin(), retries->retriable_status_codes.end(), o.status) !=

@@ -14,6 +14,7 @@ enum class AttemptFailure : uint8_t {
   ConnectFailure,   // the connection to the upstream failed: nothing was sent
   Reset,            // the upstream closed or reset before a response head
   Timeout,          // perTryTimeout expired before a response head
+  RefusedStream,    // an HTTP/2 upstream refused the stream (REFUSED_STREAM, GOAWAY): nothing was processed
 };
 
 struct AttemptOutcome {

@@ -292,6 +292,7 @@ void Worker::begin_drain() {
     Conn& c = *conn;
     if (c.role == Role::Free || c.shut) continue;
     if (c.role == Role::Upstream && c.upstream_state == UpstreamState::Idle) close_conn(c);
+    if (c.role == Role::Upstream && c.h2up) h2up_after_stream(c);   // closes it once it has no stream
     if (c.role == Role::Client && c.client_state == ClientState::AwaitingHead && c.in.empty()) {
       if (c.out.empty() && !c.send_inflight) close_conn(c);
       else c.client_state = ClientState::Closing;

@@ -66,6 +66,20 @@ TEST(RetryPolicy, ResetAndRefusedStreamCoverCloseBeforeHeaders) {
   EXPECT_TRUE(should_retry(&reset, get_failed(AttemptFailure::Timeout)));
 }
 
+// An HTTP/2 backend's REFUSED_STREAM (or a stream above its GOAWAY) was not
+// processed: retried like a connect failure, even for a POST (gRPC).
+TEST(RetryPolicy, RefusedStreamIsRetriedEvenForNonIdempotentRequests) {
+  auto r = retries({"refused-stream"});
+  AttemptOutcome post = get_failed(AttemptFailure::RefusedStream);
+  post.idempotent = false;
+  EXPECT_TRUE(should_retry(&r, post));
+  AttemptOutcome reset = get_failed(AttemptFailure::Reset);
+  reset.idempotent = false;
+  EXPECT_FALSE(should_retry(&r, reset));   // a reset stream may have been processed
+  auto connect = retries({"connect-failure"});
+  EXPECT_FALSE(should_retry(&connect, post));
+}
+
 TEST(RetryPolicy, RetriableStatusCodesMatchExactly) {
   auto r = retries({"retriable-status-codes"});
   r.retriable_status_codes = {418};

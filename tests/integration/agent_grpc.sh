@@ -43,6 +43,9 @@ agent_setup grpc
 be1=$(topo_addr backend 1)
 topo_spawn "$(topo_ns backend 1)" python3 "$here/grpc_h1_backend.py" "$be1" 9090 "$AGENT_WORK/backend.log"
 topo_wait_port "$(topo_ns node)" "$be1" 9090 || exit 1
+be2=$(topo_addr backend 2)
+topo_spawn "$(topo_ns backend 2)" "$GRPC_PY" "$here/grpc_backend.py" echo-a "$be2:9091"
+topo_wait_port "$(topo_ns node)" "$be2" 9091 10 || exit 1
 : >"$AGENT_WORK/backend.log"
 cat >"$AGENT_WORK/config/grpc.yaml" <<YAML
 apiVersion: networking.istio.io/v1beta1
@@ -51,9 +54,20 @@ metadata: {name: greeter, namespace: default}
 spec:
   hosts: [greeter]
   addresses: [10.96.0.20]
-  ports: [{number: 9090, name: grpc, protocol: GRPC}]
+  # HTTP: upstream HTTP/1.1 to grpc_h1_backend.py (gRPC is told by content-type).
+  ports: [{number: 9090, name: http-greeter, protocol: HTTP}]
   resolution: STATIC
   endpoints: [{address: $be1, labels: {app: greeter, version: v1}}]
+---
+apiVersion: networking.istio.io/v1beta1
+kind: ServiceEntry
+metadata: {name: echo, namespace: default}
+spec:
+  hosts: [echo]
+  addresses: [10.96.0.21]
+  ports: [{number: 9091, name: grpc, protocol: GRPC}]
+  resolution: STATIC
+  endpoints: [{address: $be2}]
 ---
 apiVersion: networking.istio.io/v1beta1
 kind: DestinationRule
@@ -139,6 +153,23 @@ agent_check "grpc-timeout 300000u under a 10 s route timeout: DEADLINE_EXCEEDED 
 # too, so what it sees is not sluice's doing: shown, not checked.
 out=$(call /test.Slow/Call --timeout 0.5)
 echo "grpcio deadline 0.5 s on the slow handler: $out"
+
+# A real grpcio server behind sluice (HTTP/2 upstream): a unary call is OK
+# and its grpc-status, in the trailers, is the metric's; a grpc-timeout
+# shorter than the handler is DEADLINE_EXCEEDED from sluice.
+echo_vip=10.96.0.21:9091
+out=$(topo_exec "$client" timeout 20 "$GRPC_PY" "$here/grpc_call.py" "$echo_vip" /test.Echo/Call --message "" 2>&1)
+echo "grpcio server, unary: $out"
+agent_check "real grpcio server behind sluice: unary call OK with its answer" test "$out" = "OK 1"
+printf '\0\0\0\0\0013' >"$AGENT_WORK/delay3"
+topo_exec "$client" timeout 10 nghttp -v -d "$AGENT_WORK/delay3" -H 'content-type: application/grpc' -H 'te: trailers' \
+  -H 'grpc-timeout: 300m' "http://$echo_vip/test.Echo/Slow" >"$AGENT_WORK/echo_slow.txt" 2>&1
+echo "grpcio server, 3 s handler, grpc-timeout 300m: $(grep -E 'recv \(stream_id=[0-9]+\) grpc-status' "$AGENT_WORK/echo_slow.txt" | tr '\n' ' ')"
+agent_check "real grpcio server: grpc-timeout 300m on a 3 s handler is DEADLINE_EXCEEDED from sluice" \
+  grep -Eq 'recv \(stream_id=[0-9]+\) grpc-status: 4' "$AGENT_WORK/echo_slow.txt"
+echo_ok=$(agent_curl "http://$AGENT_ADMIN/stats/prometheus" | grep '^istio_requests_total{.*destination_service="echo' |
+  grep -F 'grpc_response_status="0"' | awk '{s += $NF} END {print s + 0}')
+agent_check "metric: the unary call counted with grpc_response_status 0 (from its trailers)" test "$echo_ok" -eq 1
 
 metrics=$(agent_curl "http://$AGENT_ADMIN/stats/prometheus" | grep '^istio_requests_total{.*destination_service="greeter')
 echo "$metrics" | sed 's/^/  /'

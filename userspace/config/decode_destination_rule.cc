@@ -147,9 +147,19 @@ std::optional<model::ConnectionPool> decode_connection_pool(Decoder& d, const YA
       hf.read("maxRequestsPerConnection", cp.max_requests_per_connection);
       hf.read("maxRetries", cp.max_retries);
       hf.read("idleTimeout", cp.idle_timeout);
-      hf.not_implemented("h2UpgradePolicy", "sluice proxies HTTP/1.1");
-      hf.not_implemented("useClientProtocol");
-      hf.not_implemented("maxConcurrentStreams");
+      if (const auto* u = hf.get("h2UpgradePolicy")) {
+        if (auto s = d.string(*u, hf.name_of("h2UpgradePolicy"))) {
+          using H = model::ConnectionPool::H2Upgrade;
+          if (*s == "DEFAULT") cp.h2_upgrade = H::Default;
+          else if (*s == "DO_NOT_UPGRADE") cp.h2_upgrade = H::DoNotUpgrade;
+          else if (*s == "UPGRADE") cp.h2_upgrade = H::Upgrade;
+          else
+            d.error(*u, d.field(hf.name_of("h2UpgradePolicy")) + ": unknown policy '" + *s +
+                            "' (expected DEFAULT, DO_NOT_UPGRADE or UPGRADE)");
+        }
+      }
+      hf.read("maxConcurrentStreams", cp.max_concurrent_streams, 1);
+      hf.not_implemented("useClientProtocol", "upstream HTTP/2 follows the port's protocol and h2UpgradePolicy");
       hf.finish();
     }
   }

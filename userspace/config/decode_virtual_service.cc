@@ -1,4 +1,5 @@
 #include "config/decoders.h"
+#include "model/grpc_status.h"
 
 #include <re2/re2.h>
 
@@ -9,6 +10,29 @@
 namespace sluice::config {
 
 namespace {
+
+// Istio's retryOn policies (its validation refuses any other word); all
+// but the last four are enforced by the proxy (proxy/retry_policy.cc). The
+// gRPC ones match the grpc-status of a gRPC request's response.
+constexpr std::string_view kRetryOnPolicies =
+    "5xx, gateway-error, reset, connect-failure, retriable-4xx, refused-stream, retriable-status-codes, "
+    "cancelled, deadline-exceeded, internal, resource-exhausted, unavailable, "
+    "retriable-headers, envoy-ratelimited, reset-before-request, http3-post-connect-failure";
+constexpr std::string_view kRetryOnImplemented[] = {
+    "5xx",       "gateway-error",     "reset",    "connect-failure",    "retriable-4xx",
+    "refused-stream", "retriable-status-codes", "cancelled", "deadline-exceeded", "internal",
+    "resource-exhausted", "unavailable"};
+constexpr std::string_view kRetryOnNotImplemented[] = {"retriable-headers", "envoy-ratelimited",
+                                                       "reset-before-request", "http3-post-connect-failure"};
+
+bool retry_on_implemented(std::string_view token) {
+  return std::find(std::begin(kRetryOnImplemented), std::end(kRetryOnImplemented), token) !=
+         std::end(kRetryOnImplemented);
+}
+bool retry_on_known(std::string_view token) {
+  return std::find(std::begin(kRetryOnNotImplemented), std::end(kRetryOnNotImplemented), token) !=
+         std::end(kRetryOnNotImplemented);
+}
 
 std::optional<model::StringMatch> decode_string_match(Decoder& d, const YAML::Node& n,
                                                       const std::string& path,
@@ -379,8 +403,15 @@ void decode_http_route(Decoder& d, const YAML::Node& n, const std::string& path,
                   rt.retry_on.end()) {
                 rt.retry_on.push_back("retriable-status-codes");
               }
-            } else {
+            } else if (retry_on_implemented(token)) {
               rt.retry_on.push_back(token);
+            } else if (retry_on_known(token)) {
+              d.warning(*x, d.field(rf.name_of("retryOn")) + " policy '" + token +
+                                "' is not implemented by sluice and is ignored");
+            } else {
+              d.error(*x, d.field(rf.name_of("retryOn")) + ": '" + token +
+                              "' is not a valid retryOn policy (expected an HTTP status code or one of " +
+                              std::string(kRetryOnPolicies) + ")");
             }
           }
         }
@@ -416,18 +447,31 @@ void decode_http_route(Decoder& d, const YAML::Node& n, const std::string& path,
         Fields af(d, *x, ff.name_of("abort"));
         if (af.ok()) {
           model::Fault::Abort abort;
+          const YAML::Node* grpc = af.get("grpcStatus");
           if (af.get("httpStatus")) {
             af.read("httpStatus", abort.status, 200, 599);
-          } else if (af.node()["grpcStatus"] || af.node()["http2Error"]) {
-            // reported as not implemented below
-          } else {
+            if (grpc != nullptr) {
+              d.error(*grpc, d.field(af.name_of("grpcStatus")) + " and httpStatus are exclusive; use one");
+            }
+          } else if (grpc != nullptr) {
+            // Istio's string form ("UNAVAILABLE"); the answer is a
+            // trailers-only gRPC response (docs/l7-proxy.md, "gRPC").
+            if (auto name = d.string(*grpc, af.name_of("grpcStatus"))) {
+              if (auto code = model::grpc_status_from_name(*name)) {
+                abort.grpc_status = static_cast<uint32_t>(*code);
+              } else {
+                d.error(*grpc, d.field(af.name_of("grpcStatus")) + ": '" + *name +
+                                   "' is not a gRPC status name (expected one of " +
+                                   std::string(model::grpc_status_names()) + ")");
+              }
+            }
+          } else if (!af.node()["http2Error"]) {   // else: reported as not implemented below
             d.error(*x, d.field(af.name_of("httpStatus")) + " is required");
           }
           if (auto p = decode_percentage(d, af, "percentage", "percent")) abort.percent = *p;
-          af.not_implemented("grpcStatus");
           af.not_implemented("http2Error");
           af.finish();
-          if (abort.status != 0) fault.abort = abort;
+          if (abort.status != 0 || abort.grpc_status) fault.abort = abort;
         }
       }
       ff.finish();

@@ -175,7 +175,7 @@ bool ChunkedBodyScanner::end_trailer_line() {
   return true;
 }
 
-size_t ChunkedBodyScanner::feed(std::string_view input, DataSink sink, void* context) {
+size_t ChunkedBodyScanner::feed(std::string_view input, DataSink sink, void* context, DataSink trailer_sink) {
   size_t i = 0;
   while (i < input.size() && state_ != State::Done && state_ != State::Failed) {
     switch (state_) {
@@ -188,7 +188,12 @@ size_t ChunkedBodyScanner::feed(std::string_view input, DataSink sink, void* con
             break;
           }
           saw_cr_ = false;
-          bool ok = state_ == State::SizeLine ? end_size_line() : end_trailer_line();
+          const bool trailer = state_ == State::TrailerLine;
+          bool ok = trailer ? end_trailer_line() : end_size_line();
+          if (ok && trailer && trailer_sink != nullptr && state_ == State::TrailerLine) {
+            std::string_view line(line_.data(), line_len_);
+            if (is_forwarded_trailer(line.substr(0, line.find(':')))) trailer_sink(context, line);
+          }
           line_len_ = 0;
           if (!ok) break;
         } else if (c == '\r') {

@@ -28,7 +28,10 @@ class ChunkedBodyScanner {
 
   // Consumes bytes of `input` up to the end of the body; returns how many.
   // Stops early only at the end of the body or on an error.
-  size_t feed(std::string_view input, DataSink sink = nullptr, void* context = nullptr);
+  // `trailer_sink` gets each trailer field is_forwarded_trailer() keeps,
+  // as its line without CRLF (an HTTP/2 client gets them as trailers).
+  size_t feed(std::string_view input, DataSink sink = nullptr, void* context = nullptr,
+              DataSink trailer_sink = nullptr);
 
   // The forwarding form of feed(): consumes bytes of `input` and writes to
   // `out` what the proxy passes on — size lines, data and CRLFs as received,

@@ -124,6 +124,13 @@ struct ConnectionPool {
   uint32_t max_requests_per_connection = 0;           // 0 = unlimited
   uint32_t max_retries = kUnlimited;
   Duration idle_timeout = std::chrono::hours(1);
+  // connectionPool.http.h2UpgradePolicy: UPGRADE speaks HTTP/2 to an HTTP
+  // port's backends; ports declared http2/grpc speak it whatever this says.
+  enum class H2Upgrade : uint8_t { Default, DoNotUpgrade, Upgrade };
+  H2Upgrade h2_upgrade = H2Upgrade::Default;
+  // connectionPool.http.maxConcurrentStreams: streams per upstream HTTP/2
+  // connection (the peer's SETTINGS_MAX_CONCURRENT_STREAMS, if lower, wins).
+  uint32_t max_concurrent_streams = kUnlimited;
 };
 
 struct OutlierDetection {
@@ -222,7 +229,7 @@ struct DirectResponse {
 struct Retries {
   uint32_t attempts = 2;
   Duration per_try_timeout{0};              // 0: the route timeout
-  std::vector<std::string> retry_on;        // Envoy tokens: 5xx, gateway-error, connect-failure, ...
+  std::vector<std::string> retry_on;        // Envoy tokens: 5xx, gateway-error, connect-failure, unavailable, ...
   std::vector<uint32_t> retriable_status_codes;
 };
 
@@ -232,7 +239,8 @@ struct Fault {
     double percent = 100;
   };
   struct Abort {
-    uint32_t status = 0;
+    uint32_t status = 0;                    // httpStatus; 0 with grpc_status
+    std::optional<uint32_t> grpc_status;    // grpcStatus, as its code: a trailers-only gRPC answer
     double percent = 100;
   };
   std::optional<Delay> delay;

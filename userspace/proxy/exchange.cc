@@ -3,9 +3,13 @@
 // upstream pool, retries with back-off, the outcome for outlier detection,
 // and the request's metrics and access-log line when it ends.
 #include <algorithm>
+#include <climits>
 #include <cstdio>
+#include <limits>
 #include <span>
 
+#include "http/grpc.h"
+#include "model/grpc_status.h"
 #include "proxy/head_writer.h"
 #include "proxy/retry_policy.h"
 #include "proxy/socket_address.h"
@@ -32,6 +36,13 @@ void Worker::start_exchange(Conn& c) {
   x.body_kept = x.has_body && options_.request_body_buffer_limit > 0;
   if (x.body_kept) x.body.bind(body_buffers_.get());   // memory taken as the body arrives
   x.websocket = http::is_websocket_upgrade(head);
+  x.grpc = http::is_grpc_content_type(head.field("content-type"));
+  if (x.grpc) {
+    // A malformed grpc-timeout is ignored, as Envoy ignores it; 0 means no
+    // deadline, as in Envoy (gRPC clients send what remains of theirs).
+    auto timeout = http::parse_grpc_timeout(head.field("grpc-timeout"));
+    if (timeout && *timeout > 0) x.grpc_timeout_ns = *timeout;
+  }
   x.request_id_generated = options_.generate_request_id && head.field("x-request-id").empty();
   if (x.request_id_generated) {
     const uint64_t high = random_->next();
@@ -128,7 +139,15 @@ void Worker::start_exchange(Conn& c) {
     reply_local(c, 503, "no healthy upstream\n", "", false, "UH");
     return;
   }
-  if (route != nullptr && route->timeout.count() > 0) x.route_deadline_ns = x.start_ns + to_ns(route->timeout);
+  // The route's timeout, or a gRPC request's grpc-timeout if shorter (or if
+  // the route has none): Istio's route timeout with Envoy's
+  // grpc_timeout_header_max / max_grpc_timeout set to it.
+  int64_t timeout_ns = route != nullptr ? to_ns(route->timeout) : 0;
+  if (x.grpc_timeout_ns > 0 && (timeout_ns <= 0 || x.grpc_timeout_ns < timeout_ns)) {
+    timeout_ns = std::min(x.grpc_timeout_ns, std::numeric_limits<int64_t>::max() - x.start_ns);
+    x.grpc_deadline = true;
+  }
+  if (timeout_ns > 0) x.route_deadline_ns = x.start_ns + timeout_ns;
   if (route != nullptr && route->fault && route->fault->delay &&
       random_->fraction() * 100 < route->fault->delay->percent) {
     metrics_.add(ProxyCounter::FaultDelays, service->host, "");
@@ -147,7 +166,15 @@ void Worker::continue_after_delay(Conn& c) {
   if (route != nullptr && route->fault && route->fault->abort &&
       random_->fraction() * 100 < route->fault->abort->percent) {
     metrics_.add(ProxyCounter::FaultAborts, x.service->host, "");
-    reply_local(c, route->fault->abort->status, "fault filter abort\n", "", false, "FI");
+    const model::Fault::Abort& abort = *route->fault->abort;
+    if (abort.grpc_status) {
+      // A gRPC abort: a gRPC request gets that status (trailers-only); any
+      // other request an HTTP 200, as Envoy's fault filter answers it.
+      x.local_grpc_status = static_cast<int32_t>(*abort.grpc_status);
+      reply_local(c, 200, "fault filter abort\n", "", false, "FI");
+    } else {
+      reply_local(c, abort.status, "fault filter abort\n", "", false, "FI");
+    }
     return;
   }
   send_mirrors(c);
@@ -285,7 +312,9 @@ void Worker::dispatch(Conn& c) {
   } else {
     x.try_deadline_ns = 0;
   }
-  const UpstreamPools::Admission admission = pools_.admit(pool, x.fresh_connection);
+  const bool http2 = pools_.cluster_of(pool).http2;
+  const uint32_t room = http2 ? h2up_connection_with_room(pool) : kNone;
+  const UpstreamPools::Admission admission = pools_.admit(pool, x.fresh_connection, room != kNone);
   if (admission == UpstreamPools::Admission::Overflow) {
     count_for_pool(ProxyCounter::PoolOverflows, pool, 1);
     reply_local(c, 503, "upstream connection pool overflow\n", "", false, "UO");
@@ -305,13 +334,18 @@ void Worker::dispatch(Conn& c) {
   }
   switch (admission) {
     case UpstreamPools::Admission::Reuse: {
+      if (http2) {
+        h2up_start_stream(c, *conns_[room]);
+        break;
+      }
       Conn& u = *conns_[p.idle_head];
       p.idle_head = u.next;
       attach_upstream(c, u);
       break;
     }
     case UpstreamPools::Admission::Open:
-      open_upstream(c, pool);
+      if (http2) h2up_open(c, pool);
+      else open_upstream(c, pool);
       break;
     case UpstreamPools::Admission::Queue:
       c.client_state = ClientState::Queued;
@@ -388,6 +422,25 @@ void Worker::record_request(Conn& c) {
     labels.namespace_ = x.service->namespace_;
   }
   if (x.backend != kNone && x.response_started) labels.workload = pools_.backend(x.backend).workload;
+  // Istio's grpc_response_status: the response's grpc-status, else (no
+  // grpc-status seen) the one its HTTP status maps to; none without a response.
+  if (x.grpc && x.grpc_status < 0) {   // a status in the trailers an HTTP/2 client gets
+    std::string_view t = c.h2_trailers;
+    for (size_t line = 0; line < t.size();) {
+      const size_t end = std::min(t.find("\r\n", line), t.size());
+      std::string_view field = t.substr(line, end - line);
+      if (field.size() > 12 && http::iequals(field.substr(0, 12), "grpc-status:")) {
+        std::string_view value = field.substr(12);
+        while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+        while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+        if (auto code = http::parse_grpc_status(value)) x.grpc_status = static_cast<int32_t>(std::min<uint32_t>(*code, INT32_MAX));
+        break;
+      }
+      line = end + 2;
+    }
+  }
+  if (x.grpc && x.grpc_status >= 0) labels.grpc_status = x.grpc_status;
+  else if (x.grpc && x.status != 0) labels.grpc_status = static_cast<int32_t>(model::grpc_status_for_http(x.status));
   double ms = static_cast<double>(now_ns() - x.start_ns) / 1e6;
   metrics_.record_request(labels, x.status, x.flags, ms);
   if (options_.access_log) log_access(c);
@@ -436,11 +489,14 @@ void Worker::end_stream_on_timeout(Conn& c, ProxyCounter counter, std::string_vi
   reply_local(c, 408, body, "", true, flags);
 }
 
-bool Worker::retry_allowed(const Exchange& x, Failure failure, unsigned status, bool response_seen) {
+bool Worker::retry_allowed(const Exchange& x, Failure failure, unsigned status, bool response_seen,
+                           std::optional<uint32_t> grpc_status) {
   AttemptOutcome o;
+  if (x.grpc) o.grpc_status = grpc_status;
   o.failure = response_seen ? AttemptFailure::None
               : failure == Failure::ConnectFailure ? AttemptFailure::ConnectFailure
               : failure == Failure::Reset          ? AttemptFailure::Reset
+              : failure == Failure::RefusedStream  ? AttemptFailure::RefusedStream
                                                    : AttemptFailure::Timeout;
   o.status = status;
   o.retries_done = x.retries_done;
@@ -508,7 +564,7 @@ void Worker::fail_exchange(Conn& c, Failure failure) {
   bool dead_pooled = false;
   if (c.upstream != kNone) {
     Conn& u = *conns_[c.upstream];
-    dead_pooled = failure == Failure::Reset && u.reused;
+    dead_pooled = failure == Failure::Reset && u.reused && u.h2_parent == kNone;   // HTTP/2: the stream's own
     detach_upstream(c, false);
   }
   // A pooled connection the server had already closed: the request never
@@ -538,6 +594,9 @@ void Worker::fail_exchange(Conn& c, Failure failure) {
       break;
     case Failure::Timeout:
       reply_local(c, 504, "upstream request timeout\n", "", false, "UT");
+      break;
+    case Failure::RefusedStream:
+      reply_local(c, 503, "upstream refused the stream\n", "", false, "UR");
       break;
   }
 }

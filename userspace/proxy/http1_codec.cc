@@ -4,11 +4,15 @@
 // and local replies. An HTTP/2 codec takes the same place (one connection,
 // many streams, each stream an exchange).
 #include <algorithm>
+#include <climits>
+#include <optional>
 #include <string>
 
 #include <re2/re2.h>
 
+#include "http/grpc.h"
 #include "http/local_response.h"
+#include "model/grpc_status.h"
 #include "proxy/head_writer.h"
 #include "proxy/steady_time.h"
 #include "proxy/worker.h"
@@ -228,7 +232,17 @@ void Worker::pump_request(Conn& c) {
 }
 
 namespace {
-void append_to_buffer(void* buffer, std::string_view data) { static_cast<ByteBuffer*>(buffer)->append(data); }
+// De-chunking a response for an HTTP/1.0 or HTTP/2 client: data into the
+// client's `out`, forwarded trailer fields aside (HTTP/2 sends them as a
+// trailer HEADERS frame; HTTP/1.0 has none).
+struct Dechunked {
+  ByteBuffer* out;
+  std::string* trailers;
+};
+void append_to_buffer(void* context, std::string_view data) { static_cast<Dechunked*>(context)->out->append(data); }
+void append_trailer(void* context, std::string_view line) {
+  static_cast<Dechunked*>(context)->trailers->append(line).append("\r\n");
+}
 }  // namespace
 
 // Response: upstream.in → client.out. The head is parsed strictly (broken
@@ -271,11 +285,15 @@ void Worker::pump_response(Conn& c) {
         continue;
       }
       record_outcome(x, static_cast<unsigned>(h.status));
-      if (retry_allowed(x, Failure::Reset, static_cast<unsigned>(h.status), true)) {
+      // A trailers-only gRPC response carries its grpc-status in the head.
+      const std::optional<uint32_t> grpc_status =
+          x.grpc ? http::parse_grpc_status(h.field("grpc-status")) : std::nullopt;
+      if (retry_allowed(x, Failure::Reset, static_cast<unsigned>(h.status), true, grpc_status)) {
         retry(c);
         return;
       }
       x.status = static_cast<unsigned>(h.status);
+      if (grpc_status) x.grpc_status = static_cast<int32_t>(std::min<uint32_t>(*grpc_status, INT32_MAX));
       x.upstream_keep_alive = h.keep_alive;
       x.response_framing = h.framing;
       x.response_remaining = h.content_length;
@@ -302,7 +320,9 @@ void Worker::pump_response(Conn& c) {
       case http::BodyFraming::Chunked: {
         size_t n;
         if (x.dechunk) {
-          n = x.response_chunks.feed(avail.substr(0, space), append_to_buffer, &c.out);
+          Dechunked into{&c.out, &c.h2_trailers};
+          n = x.response_chunks.feed(avail.substr(0, space), append_to_buffer, &into,
+                                     c.h2_parent != kNone ? append_trailer : nullptr);
         } else {   // chunks pass as received; trailers are filtered (docs/l7-proxy.md)
           auto moved = x.response_chunks.forward(avail, c.out.writable().first(space));
           c.out.commit(moved.written);
@@ -328,6 +348,7 @@ void Worker::pump_response(Conn& c) {
     if (x.response_done) break;
     if (!drain_held(u)) break;
   }
+  if (u.h2_parent != kNone) h2up_stream_consumed(u);   // the backend's stream window
   submit_send(c);
   if (x.response_done) {
     finish_exchange(c);
@@ -412,9 +433,31 @@ void Worker::reply_local(Conn& c, unsigned status, std::string_view body, std::s
   if (x.has_body && !x.request_done) close = true;   // the unread body would be taken for a request
   if (!x.client_keep_alive || draining_) close = true;
   x.client_keep_alive = !close;
-  x.status = status;
   x.flags = flags;
   x.response_started = true;
+  // A gRPC client reads the outcome of a call from grpc-status, not from the
+  // HTTP status: its local replies are trailers-only gRPC responses, HTTP
+  // 200 with grpc-status and grpc-message in the head and no body (Envoy's
+  // local replies to gRPC requests; over HTTP/1.1 the same head).
+  char grpc_fields[512];
+  if (x.grpc && (status >= 400 || x.local_grpc_status >= 0)) {
+    const uint32_t code = x.local_grpc_status >= 0 ? static_cast<uint32_t>(x.local_grpc_status)
+                                                   : static_cast<uint32_t>(model::grpc_status_for_http(status));
+    HeadWriter w(grpc_fields);
+    w << "content-type: application/grpc\r\ngrpc-status: " << uint64_t{code} << "\r\n";
+    char message[256];
+    std::string_view text = body.substr(0, body.find_last_not_of('\n') + 1);
+    size_t len = http::encode_grpc_message(text, message);
+    if (len > 0) w << "grpc-message: " << std::string_view(message, len) << "\r\n";
+    w << extra_fields;
+    if (w.ok()) {
+      status = 200;
+      body = {};
+      extra_fields = std::string_view(grpc_fields, w.size());
+      x.grpc_status = static_cast<int32_t>(code);
+    }
+  }
+  x.status = status;
   x.local_body_bytes = x.head_request ? 0 : body.size();
   http::LocalResponse r{status, body, extra_fields, close, x.http10 && !close, x.head_request};
   size_t n = http::write_local_response(c.out.writable(), r);
@@ -425,6 +468,16 @@ void Worker::reply_local(Conn& c, unsigned status, std::string_view body, std::s
   c.out.commit(n);
   submit_send(c);
   complete_exchange(c);
+}
+
+void Worker::reply_route_timeout(Conn& c) {
+  Exchange& x = *c.exchange;
+  // The client's own deadline (grpc-timeout) passed: DEADLINE_EXCEEDED, as
+  // Envoy answers when a route's max_stream_duration taken from grpc-timeout
+  // expires; the route's timeout is a 504, which a gRPC client reads as
+  // UNAVAILABLE (grpc_status_for_http), as Envoy's router timeout is.
+  if (x.grpc_deadline) x.local_grpc_status = static_cast<int32_t>(model::GrpcStatus::DeadlineExceeded);
+  reply_local(c, 504, "upstream request timeout\n", "", false, "UT");
 }
 
 }  // namespace sluice::proxy

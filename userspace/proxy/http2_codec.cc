@@ -31,6 +31,7 @@ struct Worker::Http2Connection {
     bool chunked = false;               // the body goes into `in` in chunked framing
     bool response_submitted = false, eof_sent = false;
     uint32_t unacked = 0;               // body bytes in the slot's `in` not yet given back as window
+    std::string trailers;               // the response's trailer lines, once the slot has closed
   };
   Worker* worker = nullptr;
   uint32_t conn = kNone;
@@ -200,15 +201,49 @@ struct Http2Callbacks {
 
   // A stream's response body: the bytes the exchange put into the slot's
   // `out` after the head (de-chunked), as the stream's window allows.
-  static ssize_t read_body(nghttp2_session*, int32_t stream_id, uint8_t* buf, size_t length, uint32_t* flags,
+  // The body's end: END_STREAM on the last DATA, or the trailers (an
+  // upstream's chunked trailer section, gRPC's grpc-status) as a HEADERS
+  // frame after it.
+  static void end_body(nghttp2_session* session, int32_t stream_id, H::Stream& st, const std::string& trailers,
+                       uint32_t* flags) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    st.eof_sent = true;
+    if (trailers.empty()) return;
+    std::string names;   // lower-cased (RFC 9113 8.2.1); nghttp2 copies names and values
+    names.reserve(trailers.size());
+    std::vector<nghttp2_nv> nva;
+    std::vector<std::pair<size_t, size_t>> at;   // name offset in `names`, value offset in `trailers`
+    for (size_t line = 0; line < trailers.size();) {
+      const size_t end = trailers.find("\r\n", line);
+      const size_t colon = trailers.find(':', line);
+      if (end == std::string::npos || colon == std::string::npos || colon > end) break;
+      size_t value = colon + 1;
+      while (value < end && (trailers[value] == ' ' || trailers[value] == '\t')) ++value;
+      size_t value_end = end;
+      while (value_end > value && (trailers[value_end - 1] == ' ' || trailers[value_end - 1] == '\t')) --value_end;
+      const size_t name_at = names.size();
+      for (size_t i = line; i < colon; ++i) {
+        const char ch = trailers[i];
+        names += static_cast<char>(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+      }
+      nva.push_back({nullptr, (uint8_t*)trailers.data() + value, colon - line, value_end - value, NGHTTP2_NV_FLAG_NONE});
+      at.emplace_back(name_at, 0);
+      line = end + 2;
+    }
+    for (size_t i = 0; i < nva.size(); ++i) nva[i].name = (uint8_t*)names.data() + at[i].first;
+    if (!nva.empty() && nghttp2_submit_trailer(session, stream_id, nva.data(), nva.size()) == 0) {
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    }
+  }
+
+  static ssize_t read_body(nghttp2_session* session, int32_t stream_id, uint8_t* buf, size_t length, uint32_t* flags,
                            nghttp2_data_source*, void* user_data) {
     H& h = of(user_data);
     Worker& w = *h.worker;
     H::Stream* st = h.find(stream_id);
     if (st == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     if (st->slot == kNone) {   // the exchange ended whole and its bytes are all out
-      *flags |= NGHTTP2_DATA_FLAG_EOF;
-      st->eof_sent = true;
+      end_body(session, stream_id, *st, st->trailers, flags);
       return 0;
     }
     Worker::Conn& s = *w.conns_[st->slot];
@@ -219,8 +254,7 @@ struct Http2Callbacks {
     if (s.out.empty()) s.out.release();
     h.drained.push_back(stream_id);
     if (s.client_state == Worker::ClientState::Closing && s.out.empty()) {
-      *flags |= NGHTTP2_DATA_FLAG_EOF;
-      st->eof_sent = true;
+      end_body(session, stream_id, *st, s.h2_trailers, flags);
     } else if (n == 0) {
       return NGHTTP2_ERR_DEFERRED;
     }
@@ -461,8 +495,12 @@ void Worker::h2_stream_output(Conn& s) {
     }
     nghttp2_data_provider body{};
     body.read_callback = Http2Callbacks::read_body;
+    // A response whose head says it has no body ends with its HEADERS
+    // (END_STREAM): a trailers-only gRPC response is one HEADERS frame.
+    const bool bodiless = r.framing == http::BodyFraming::None ||
+                          (r.framing == http::BodyFraming::ContentLength && r.content_length == 0);
     s.out.consume(r.head_bytes);
-    const bool done = s.client_state == ClientState::Closing && s.out.empty();
+    const bool done = (s.client_state == ClientState::Closing || bodiless) && s.out.empty();
     if (nghttp2_submit_response(h.session, s.h2_stream, nva.data(), nva.size(), done ? nullptr : &body) != 0) {
       close_conn(s);
       return;
@@ -498,6 +536,7 @@ void Worker::h2_detach_stream(Conn& s) {
   Http2Connection::Stream* st = h.find(s.h2_stream);
   if (st == nullptr || st->slot != s.id) return;
   st->slot = kNone;
+  st->trailers = std::move(s.h2_trailers);
   if (s.client_state == ClientState::Closing && st->response_submitted && s.out.empty()) {
     if (!st->eof_sent) nghttp2_session_resume_data(h.session, s.h2_stream);
   } else {
@@ -521,7 +560,12 @@ void Worker::h2_flush_scheduled() {
     h2_scheduled_scratch_.swap(h2_scheduled_);
     for (auto [id, generation] : h2_scheduled_scratch_) {
       Conn* c = live(id, generation);
-      if (c == nullptr || !c->h2) continue;
+      if (c == nullptr) continue;
+      if (c->h2up) {
+        h2up_flush(*c);   // upstream connections share the schedule (http2_upstream.cc)
+        continue;
+      }
+      if (!c->h2) continue;
       c->h2->scheduled = false;
       h2_flush(*c);
     }

@@ -34,6 +34,31 @@ nghttp2_session* open_http2_server_session(const nghttp2_session_callbacks* call
   return session;
 }
 
+nghttp2_session* open_http2_client_session(const nghttp2_session_callbacks* callbacks, void* user_data,
+                                           uint32_t stream_window, uint32_t max_header_list_bytes) {
+  nghttp2_option* option = nullptr;
+  if (nghttp2_option_new(&option) != 0) return nullptr;
+  nghttp2_option_set_no_auto_window_update(option, 1);
+  nghttp2_option_set_no_closed_streams(option, 1);
+  nghttp2_session* session = nullptr;
+  int rc = nghttp2_session_client_new2(&session, callbacks, user_data, option);
+  nghttp2_option_del(option);
+  if (rc != 0) return nullptr;
+  const std::array<nghttp2_settings_entry, 3> settings{{
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, stream_window},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, max_header_list_bytes},
+  }};
+  // The connection window is what all streams may have in flight at once;
+  // each stream stays within its own (half its slot's buffer).
+  if (nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, settings.data(), settings.size()) != 0 ||
+      nghttp2_session_set_local_window_size(session, NGHTTP2_FLAG_NONE, 0, 1024 * 1024) != 0) {
+    nghttp2_session_del(session);
+    return nullptr;
+  }
+  return session;
+}
+
 bool count_client_reset(nghttp2_session* session, ClientResetWindow& window, const Http2Limits& limits,
                         int64_t now_ns) {
   if (window.count == 0 || now_ns - window.start_ns >= int64_t{limits.reset_window_ms} * 1'000'000) {

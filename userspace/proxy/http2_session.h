@@ -71,4 +71,12 @@ bool count_client_reset(nghttp2_session* session, ClientResetWindow& window, con
 nghttp2_session* open_http2_server_session(const nghttp2_session_callbacks* callbacks, void* user_data,
                                            const Http2Limits& limits);
 
+// A client session for an upstream HTTP/2 connection (h2c by prior
+// knowledge): window updates are manual (nghttp2_session_consume, as the
+// exchange takes the response from a stream's buffer), the stream window is
+// `stream_window`, push is refused, and SETTINGS_MAX_CONCURRENT_STREAMS of
+// the peer is read back by the pool. Null if nghttp2 fails.
+nghttp2_session* open_http2_client_session(const nghttp2_session_callbacks* callbacks, void* user_data,
+                                           uint32_t stream_window, uint32_t max_header_list_bytes);
+
 }  // namespace sluice::proxy

@@ -24,7 +24,7 @@ uint32_t WorkerMetrics::intern(std::string_view s) {
 void WorkerMetrics::record_request(const RequestLabels& l, unsigned code, std::string_view flags, double ms) {
   std::lock_guard lock(mu_);
   RequestKey key{intern(l.service), intern(l.service_name), intern(l.namespace_), intern(l.version),
-                 intern(l.workload), code, intern(flags), l.port};
+                 intern(l.workload), code, intern(flags), l.port, static_cast<uint32_t>(l.grpc_status + 1)};
   auto& s = requests_[key];
   ++s.count;
   s.sum_ms += ms;
@@ -44,6 +44,7 @@ namespace {
 struct LabelSet {
   std::string service, name, ns, version, workload, flags;
   unsigned code;
+  uint32_t grpc_status;   // + 1; 0: not a gRPC request
   auto operator<=>(const LabelSet&) const = default;
 };
 
@@ -87,7 +88,7 @@ std::string WorkerMetrics::render_prometheus(std::span<const WorkerMetrics* cons
     std::lock_guard lock(w->mu_);
     for (const auto& [k, s] : w->requests_) {
       LabelSet l{w->names_[k[0]], w->names_[k[1]], w->names_[k[2]], w->names_[k[3]],
-                 w->names_[k[4]], w->names_[k[6]], k[5]};
+                 w->names_[k[4]], w->names_[k[6]], k[5], k[8]};
       auto& t = requests[l];
       t.count += s.count;
       t.sum_ms += s.sum_ms;
@@ -101,6 +102,7 @@ std::string WorkerMetrics::render_prometheus(std::span<const WorkerMetrics* cons
     Labels s;
     s.add("reporter", "waypoint")
         .add("request_protocol", "http")
+        .add("grpc_response_status", l.grpc_status == 0 ? std::string() : std::to_string(l.grpc_status - 1))
         .add("destination_service", l.service)
         .add("destination_service_name", l.name)
         .add("destination_service_namespace", l.ns)

@@ -64,6 +64,9 @@ struct RequestLabels {
   // The service port the request was routed to. Not an Istio label (istio_requests_total
   // has none); kept so per-port figures (sluicectl top, /ui) can tell a service's ports apart.
   uint32_t port = 0;
+  // Istio's grpc_response_status: the gRPC status of a gRPC request's
+  // response; -1 (an empty label) for other requests.
+  int32_t grpc_status = -1;
 };
 
 // One destination subset's request figures, all workers and response codes
@@ -104,7 +107,8 @@ class WorkerMetrics {
     double sum_ms = 0;
     std::array<uint64_t, kDurationBucketsMs.size() + 1> buckets{};   // last: above every bound
   };
-  using RequestKey = std::array<uint32_t, 8>;   // service, name, ns, version, workload, code, flags, port
+  // service, name, ns, version, workload, code, flags, port, grpc status + 1 (0: none)
+  using RequestKey = std::array<uint32_t, 9>;
   using CounterKey = std::array<uint32_t, 4>;   // counter, service, workload, version ("" = none)
 
   uint32_t intern(std::string_view s);

@@ -117,7 +117,9 @@ void Worker::arm_wake() {
 // completes, so the buffer is pinned (not compacted) meanwhile.
 void Worker::submit_send(Conn& c) {
   if (c.h2_parent != kNone) {   // an HTTP/2 stream: its bytes leave as frames of its connection
-    if (!c.shut && !c.out.empty()) h2_stream_output(c);
+    if (c.shut || c.out.empty()) return;
+    if (c.role == Role::Upstream) h2up_stream_output(c);
+    else h2_stream_output(c);
     return;
   }
   if (c.send_inflight || c.shut || c.out.empty()) return;
@@ -227,6 +229,7 @@ Worker::Conn* Worker::alloc_conn(Role role) {
   c->upstream = c->client = c->pool = c->next = kNone;
   c->h2_parent = kNone;
   c->h2_stream = 0;
+  c->h2_trailers.clear();
   c->requests = 0;
   c->reused = false;
   c->mirror = false;
@@ -248,6 +251,7 @@ void Worker::close_conn(Conn& c) {
   c.held_count = 0;
   if (c.role == Role::Upstream && c.pool != kNone) {
     UpstreamPools::Pool& p = pools_.pool(c.pool);
+    if (c.h2up) std::erase(p.http2_connections, c.id);
     if (c.upstream_state == UpstreamState::Idle) {
       for (uint32_t* link = &p.idle_head; *link != kNone; link = &conns_[*link]->next) {
         if (*link == c.id) {
@@ -260,8 +264,10 @@ void Worker::close_conn(Conn& c) {
     count_for_pool(ProxyCounter::UpstreamConnectionsActive, c.pool, -1);
   }
   if (c.h2) h2_close_streams(c);
+  if (c.h2up) h2up_close_streams(c);
   if (c.h2_parent != kNone) {
-    h2_detach_stream(c);
+    if (c.role == Role::Upstream) h2up_detach_stream(c);
+    else h2_detach_stream(c);
   } else {
     // Shutdown ends the multishot receive (it completes with 0) and fails any
     // send or connect in flight; the slot is reused only after all complete.
@@ -308,6 +314,7 @@ void Worker::reclaim_slots() {
     c.exchange->body.release();
     std::vector<HeldBuffer>().swap(c.held);
     c.h2.reset();   // here, not at close: a close may come from inside the session's callbacks
+    c.h2up.reset();
     if (spare_conns_.size() < kSpareConns) spare_conns_.push_back(std::move(conns_[id]));
     else conns_[id].reset();
     free_conns_.push_back(id);
@@ -407,6 +414,8 @@ void Worker::deliver(Conn& c, std::string_view data, uint16_t bid, uint32_t offs
     else if (c.client_state == ClientState::Http2) h2_receive(c);
     else if (c.client_state == ClientState::Tunneling) pump_tunnel(c);
     else process_client(c);
+  } else if (c.h2up) {
+    h2up_receive(c);
   } else if (c.client != kNone) {
     pump_response(*conns_[c.client]);
   } else if (c.mirror) {
@@ -481,6 +490,8 @@ void Worker::on_send(Conn& c, int res) {
     } else if (c.client_state == ClientState::AwaitingHead) {
       process_client(c);
     }
+  } else if (c.h2up) {
+    h2up_flush(c);
   } else if (c.client != kNone) {
     pump_request(*conns_[c.client]);
   } else if (c.mirror) {

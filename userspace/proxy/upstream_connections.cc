@@ -38,6 +38,14 @@ void Worker::remove_pending(Conn& c) {
 void Worker::serve_pending(uint32_t pool) {
   while (pools_.pool(pool).pending_head != kNone) {
     Conn& c = *conns_[pools_.pool(pool).pending_head];
+    if (pools_.cluster_of(pool).http2) {
+      const uint32_t room = h2up_connection_with_room(pool);
+      if (room == kNone && !pools_.may_open(pool)) break;
+      remove_pending(c);
+      if (room != kNone) h2up_start_stream(c, *conns_[room]);
+      else h2up_open(c, pool);
+      continue;
+    }
     if (pools_.pool(pool).idle_head == kNone && !pools_.may_open(pool)) break;
     remove_pending(c);
     UpstreamPools::Pool& p = pools_.pool(pool);
@@ -65,6 +73,15 @@ void Worker::revisit_pools(std::vector<uint32_t> pools) {
       } else {
         u.deadline_ns = u.idle_since_ns + idle_timeout_ns;
       }
+    }
+    // HTTP/2 connections without streams: closed if retired or spent, else
+    // idle from their idle start for the new idleTimeout (h2up_after_stream).
+    revisit_scratch_.assign(pools_.pool(pool).http2_connections.begin(), pools_.pool(pool).http2_connections.end());
+    for (uint32_t id : revisit_scratch_) {
+      if (!pools_.pool(pool).in_use) break;
+      Conn& u = *conns_[id];
+      if (u.shut || u.pool != pool || !u.h2up || u.deadline != Deadline::PoolIdle) continue;
+      h2up_after_stream(u);
     }
     if (pools_.pool(pool).in_use && !draining_) serve_pending(pool);   // maxConnections may have grown
   }
@@ -154,6 +171,10 @@ void Worker::on_connect(Conn& u, int res) {
 void Worker::release_upstream(Conn& u, bool reusable) {
   u.client = kNone;
   if (u.shut) return;
+  if (u.h2_parent != kNone) {   // an HTTP/2 stream ends; its connection stays (h2up_detach_stream)
+    close_conn(u);
+    return;
+  }
   const uint32_t pool = u.pool;
   if (!reusable || draining_ || u.peer_eof || !u.in.empty() || u.held_count > 0 || pools_.pool(pool).retired ||
       pools_.exhausted(pool, u.requests)) {

@@ -10,7 +10,17 @@ bool same_settings(const model::ConnectionPool& a, const model::ConnectionPool& 
          a.http1_max_pending_requests == b.http1_max_pending_requests &&
          a.http2_max_requests == b.http2_max_requests &&
          a.max_requests_per_connection == b.max_requests_per_connection && a.max_retries == b.max_retries &&
-         a.idle_timeout == b.idle_timeout;
+         a.idle_timeout == b.idle_timeout && a.h2_upgrade == b.h2_upgrade &&
+         a.max_concurrent_streams == b.max_concurrent_streams;
+}
+
+// Istio's choice of upstream protocol: a port declared http2 or grpc (name
+// prefix or appProtocol) speaks HTTP/2 to its backends; an HTTP port does
+// when its DestinationRule says h2UpgradePolicy: UPGRADE.
+bool speaks_http2(const model::Service& service, uint32_t port, const model::ConnectionPool& settings) {
+  const model::ServicePort* sp = service.port(port);
+  if (sp != nullptr && (sp->protocol == model::Protocol::HTTP2 || sp->protocol == model::Protocol::GRPC)) return true;
+  return settings.h2_upgrade == model::ConnectionPool::H2Upgrade::Upgrade;
 }
 
 // The port the endpoint listens on for service port `port`.
@@ -107,6 +117,7 @@ uint32_t UpstreamPools::cluster_for(const model::Snapshot& snapshot, const model
   auto [listed_service, listed_subset] = listed_in_applied(c);
   c.listed = listed_subset != nullptr;
   c.settings = (c.listed ? *listed_subset : subset).policy_for(d.port).connection_pool;
+  c.http2 = speaks_http2(c.listed ? *listed_service : service, d.port, c.settings);
   c.load = load_for_ ? load_for_(id) : std::make_shared<ClusterLoad>();
   cluster_by_identity_.emplace(std::move(id), index);
   return index;
@@ -174,6 +185,7 @@ const std::vector<uint32_t>& UpstreamPools::apply_snapshot(const model::Snapshot
       const model::ConnectionPool& settings = subset->policy_for(c.port).connection_pool;
       changed = !same_settings(c.settings, settings);
       c.settings = settings;
+      c.http2 = speaks_http2(*service, c.port, settings);
       for (uint32_t e : subset->endpoints) {
         const model::Endpoint& ep = service->endpoints[e];
         auto it = backend_index_.find(BackendKey{ep.address, backend_port(*service, ep, c.port)});
@@ -251,7 +263,7 @@ void UpstreamPools::free_cluster_if_unused(uint32_t id) {
   free_clusters_.push_back(id);
 }
 
-UpstreamPools::Admission UpstreamPools::admit(uint32_t id, bool fresh_connection) const {
+UpstreamPools::Admission UpstreamPools::admit(uint32_t id, bool fresh_connection, bool stream_room) const {
   const Pool& p = pools_[id];
   const model::ConnectionPool& s = settings(id);
   const ClusterLoad& load = *cluster_of(id).load;
@@ -259,7 +271,7 @@ UpstreamPools::Admission UpstreamPools::admit(uint32_t id, bool fresh_connection
     return static_cast<uint64_t>(std::max<int64_t>(count.load(std::memory_order_relaxed), 0)) >= limit;
   };
   if (at_limit(load.requests, s.http2_max_requests)) return Admission::Overflow;
-  if (!fresh_connection && p.idle_head != kNone) return Admission::Reuse;
+  if (!fresh_connection && (cluster_of(id).http2 ? stream_room : p.idle_head != kNone)) return Admission::Reuse;
   if (may_open(id)) return Admission::Open;
   if (!at_limit(load.pending, s.http1_max_pending_requests)) return Admission::Queue;
   return Admission::Overflow;

@@ -79,6 +79,7 @@ class UpstreamPools {
     std::string service, subset;
     uint32_t port = 0;
     model::ConnectionPool settings;   // from the newest snapshot that lists the cluster
+    bool http2 = false;               // new connections speak HTTP/2 (port protocol, h2UpgradePolicy)
     bool listed = false;              // in the newest snapshot
     std::vector<uint32_t> pools;      // ids of this cluster's pools
     uint32_t retries_outstanding = 0; // this worker's retries backing off or in flight
@@ -90,6 +91,9 @@ class UpstreamPools {
     uint32_t connections = 0;           // open or opening
     uint32_t pending = 0;               // requests waiting for a connection
     uint32_t idle_head = kNone, pending_head = kNone, pending_tail = kNone;
+    // HTTP/2: the pool's connections (open or opening), each shared by
+    // many streams; they are never on the idle list.
+    std::vector<uint32_t> http2_connections;
     // The cluster left the snapshot, or the backend left the cluster: no
     // connection is pooled again; in-flight and queued requests finish.
     bool retired = false;
@@ -122,7 +126,10 @@ class UpstreamPools {
   // the worker can revisit their idle connections and queues.
   const std::vector<uint32_t>& apply_snapshot(const model::Snapshot& snapshot);
 
-  Admission admit(uint32_t pool, bool fresh_connection) const;
+  // For an HTTP/2 cluster, `stream_room` says whether one of the pool's
+  // connections can take one more stream (the worker knows its sessions);
+  // reusing it takes the place of an idle connection.
+  Admission admit(uint32_t pool, bool fresh_connection, bool stream_room = false) const;
   // A queued request may take a new connection now.
   bool may_open(uint32_t pool) const;
   // maxRequestsPerConnection reached by a connection that served `requests`.

@@ -230,7 +230,7 @@ void Worker::check_deadlines() {
         Exchange& x = *c.exchange;
         c.client_state = ClientState::Proxying;
         if (x.route_deadline_ns != 0 && now >= x.route_deadline_ns) {
-          reply_local(c, 504, "upstream request timeout\n", "", false, "UT");
+          reply_route_timeout(c);
         } else {
           dispatch(c);
         }
@@ -246,7 +246,7 @@ void Worker::check_deadlines() {
             if (c.upstream != kNone) record_outcome(x, 504);
             detach_upstream(c, false);
             end_attempt(c);
-            reply_local(c, 504, "upstream request timeout\n", "", false, "UT");
+            reply_route_timeout(c);
           }
         } else if (x.try_deadline_ns != 0 && now >= x.try_deadline_ns) {
           fail_exchange(c, Failure::Timeout);
@@ -292,6 +292,7 @@ void Worker::begin_drain() {
     Conn& c = *conn;
     if (c.role == Role::Free || c.shut) continue;
     if (c.role == Role::Upstream && c.upstream_state == UpstreamState::Idle) close_conn(c);
+    if (c.role == Role::Upstream && c.h2up) h2up_after_stream(c);   // closes it once it has no stream
     if (c.role == Role::Client && c.client_state == ClientState::AwaitingHead && c.in.empty()) {
       if (c.out.empty() && !c.send_inflight) close_conn(c);
       else c.client_state = ClientState::Closing;

@@ -14,6 +14,7 @@
 #include <array>
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -62,7 +63,9 @@ class Worker final {
   };
   enum class UpstreamState : uint8_t { Connecting, Idle, Busy };
   enum class Deadline : uint8_t { None, HeaderRead, Idle, FaultDelay, RetryBackoff, Request, Connect, PoolIdle };
-  enum class Failure : uint8_t { ConnectFailure, Reset, Timeout };
+  // RefusedStream: an HTTP/2 upstream refused the stream (RST_STREAM
+  // REFUSED_STREAM, or above a GOAWAY's last stream): nothing was processed.
+  enum class Failure : uint8_t { ConnectFailure, Reset, Timeout, RefusedStream };
 
   struct HeldBuffer {
     uint16_t bid;
@@ -82,6 +85,14 @@ class Worker final {
     bool head_request = false, idempotent = false, client_keep_alive = true, http10 = false;
     bool counted_active = false, has_body = false, expect_continue = false, fresh_connection = false;
     bool websocket = false;   // the client asked to upgrade to WebSocket (forwarded; 101 starts a tunnel)
+    // gRPC (content-type application/grpc*): local replies are trailers-only
+    // gRPC responses, grpc-timeout bounds the request, the grpc-status is a
+    // metric label (docs/l7-proxy.md, "gRPC").
+    bool grpc = false;
+    bool grpc_deadline = false;      // route_deadline_ns came from grpc-timeout (it was the shorter)
+    int64_t grpc_timeout_ns = 0;     // the request's valid grpc-timeout; 0: none
+    int32_t grpc_status = -1;        // the response's grpc-status (head or trailers); -1: none seen
+    int32_t local_grpc_status = -1;  // the status reply_local gives a gRPC request; -1: from the HTTP status
     model::WeightedDestination fallback;   // the whole service, when the port has no routes
     ByteBuffer upstream_head;            // the request head as sent upstream (kept for retries)
     // The request body as forwarded (in its framing), kept up to
@@ -127,6 +138,11 @@ class Worker final {
   struct Http2ConnectionDeleter {
     void operator()(Http2Connection* h) const;
   };
+  // An upstream HTTP/2 connection's client session and its streams (http2_upstream.cc).
+  struct Http2Upstream;
+  struct Http2UpstreamDeleter {
+    void operator()(Http2Upstream* h) const;
+  };
 
   struct Conn {
     uint32_t id = 0, generation = 0;
@@ -158,8 +174,14 @@ class Worker final {
     // `in` gets the request as HTTP/1.1 and whose `out` the codec turns into
     // HEADERS and DATA frames (docs/l7-proxy.md, "HTTP/2 downstream").
     std::unique_ptr<Http2Connection, Http2ConnectionDeleter> h2;
+    // Upstream HTTP/2: the connection's session; each stream is an
+    // upstream slot without a socket (h2_parent, h2_stream) whose `out`
+    // gets the request as HTTP/1.1 from the exchange and whose `in` the
+    // response as HTTP/1.1 (docs/l7-proxy.md, "HTTP/2 upstream").
+    std::unique_ptr<Http2Upstream, Http2UpstreamDeleter> h2up;
     uint32_t h2_parent = kNone;      // a stream: its connection's slot
     int32_t h2_stream = 0;           // a stream: its id
+    std::string h2_trailers;         // a client stream: the response's forwarded trailer lines
     LoggedRequest logged;                 // filled only with an access log
     // Upstream side.
     UpstreamState upstream_state = UpstreamState::Connecting;
@@ -216,6 +238,21 @@ class Worker final {
   std::vector<std::pair<uint32_t, uint32_t>> h2_scheduled_, h2_scheduled_scratch_;   // slot, generation
   friend struct Http2Callbacks;
 
+  // HTTP/2 upstream (http2_upstream.cc).
+  uint32_t h2up_connection_with_room(uint32_t pool);     // a connection that takes one more stream, or kNone
+  void h2up_open(Conn& c, uint32_t pool);                // a new connection and the request's stream on it
+  void h2up_start_stream(Conn& c, Conn& connection);     // the request's stream on an open connection
+  void h2up_receive(Conn& connection);
+  void h2up_flush(Conn& connection);
+  void h2up_stream_output(Conn& u);        // the exchange wrote request bytes into a stream's `out`
+  void h2up_stream_consumed(Conn& u);      // the exchange took response bytes from a stream's `in`
+  void h2up_detach_stream(Conn& u);        // a stream slot closes (RST_STREAM if still open)
+  void h2up_after_stream(Conn& connection);   // a stream ended: close, idle or serve the queue
+  void h2up_close_streams(Conn& connection);  // the connection closes: every stream's attempt fails
+  void h2up_schedule_flush(Conn& connection);
+  http::RequestHead h2up_head_;        // scratch: a stream's request head, parsed back
+  friend struct Http2UpstreamCallbacks;
+
   // Client state machine.
   void process_client(Conn& c);
   void start_exchange(Conn& c);
@@ -238,11 +275,17 @@ class Worker final {
   void end_attempt(Conn& c);
   bool select_endpoint(Conn& c, const RequestView* view);
   void record_request(Conn& c);
+  // For a gRPC request the reply is a trailers-only gRPC response (HTTP 200,
+  // grpc-status from x.local_grpc_status or mapped from `status`,
+  // grpc-message from `body`).
   void reply_local(Conn& c, unsigned status, std::string_view body, std::string_view extra_fields,
                    bool close, std::string_view flags);
+  // The route timeout (or the grpc-timeout under it) expired before a response head.
+  void reply_route_timeout(Conn& c);
   void fail_exchange(Conn& c, Failure failure);
   // Counts a retry the policy allowed but a body over the buffer limit prevented.
-  bool retry_allowed(const Exchange& x, Failure failure, unsigned status, bool response_seen);
+  bool retry_allowed(const Exchange& x, Failure failure, unsigned status, bool response_seen,
+                     std::optional<uint32_t> grpc_status = std::nullopt);
   // The body can be sent again: none, none of it sent yet, or all of it kept.
   static bool body_replayable(const Exchange& x) { return !x.has_body || !x.request_body_sent || x.body_kept; }
   void retry(Conn& c);

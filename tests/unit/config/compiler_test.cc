@@ -569,6 +569,36 @@ spec:
   EXPECT_FALSE(v2.policy_for(9081).outlier_detection.enabled);
 }
 
+TEST(Policies, Http2UpgradeAndStreamLimitAreReadAndABadPolicyIsNamed) {
+  auto r = compile_with_productpage("", R"(apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: pp}
+spec:
+  host: productpage
+  trafficPolicy:
+    connectionPool: {http: {h2UpgradePolicy: UPGRADE, maxConcurrentStreams: 12}}
+  subsets:
+  - {name: v1, labels: {version: v1}, trafficPolicy: {connectionPool: {http: {h2UpgradePolicy: DO_NOT_UPGRADE}}}}
+)");
+  ASSERT_TRUE(r.ok()) << diagnostics_text(r);
+  const auto* svc = r.snapshot->find_service("productpage");
+  const auto base = svc->subsets[*svc->subset_index("")].policy_for(9080).connection_pool;
+  EXPECT_EQ(base.h2_upgrade, model::ConnectionPool::H2Upgrade::Upgrade);
+  EXPECT_EQ(base.max_concurrent_streams, 12u);
+  EXPECT_EQ(svc->subsets[*svc->subset_index("v1")].policy_for(9080).connection_pool.h2_upgrade,
+            model::ConnectionPool::H2Upgrade::DoNotUpgrade);
+
+  auto bad = compile_with_productpage("", R"(apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: pp}
+spec:
+  host: productpage
+  trafficPolicy: {connectionPool: {http: {h2UpgradePolicy: ALWAYS}}}
+)");
+  EXPECT_FALSE(bad.ok());
+  EXPECT_NE(find_diagnostic(bad, "h2UpgradePolicy': unknown policy 'ALWAYS'"), nullptr) << diagnostics_text(bad);
+}
+
 TEST(Policies, EveryLoadBalancerFamilyIsRead) {
   auto r = compile_with_productpage("", R"(apiVersion: networking.istio.io/v1
 kind: DestinationRule

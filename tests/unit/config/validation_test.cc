@@ -255,6 +255,60 @@ spec:
             "vs.yaml:14:9: warning: VirtualService field 'http[0].corsPolicy' is not implemented by sluice and is ignored");
 }
 
+TEST(Validation, FaultAbortGrpcStatusIsReadByItsName) {
+  auto r = compile_with_productpage(kVsHeader + R"(  - route: [{destination: {host: productpage}}]
+    fault: {abort: {grpcStatus: RESOURCE_EXHAUSTED, percentage: {value: 50}}}
+)");
+  ASSERT_TRUE(r.ok()) << diagnostics_text(r);
+  EXPECT_EQ(find_diagnostic(r, "grpcStatus"), nullptr) << diagnostics_text(r);
+  const auto& route = r.snapshot->find_service("productpage")->routes_for(9080)->http.at(0);
+  ASSERT_TRUE(route.fault && route.fault->abort);
+  EXPECT_EQ(route.fault->abort->grpc_status, 8u);
+  EXPECT_EQ(route.fault->abort->status, 0u);
+  EXPECT_EQ(route.fault->abort->percent, 50);
+}
+
+TEST(Validation, FaultAbortGrpcStatusMustBeAStatusNameAndNotBesideHttpStatus) {
+  auto r = compile_with_productpage(kVsHeader + R"(  - route: [{destination: {host: productpage}}]
+    fault: {abort: {grpcStatus: unavailable}}
+  - route: [{destination: {host: productpage}}]
+    fault: {abort: {httpStatus: 503, grpcStatus: UNAVAILABLE}}
+)");
+  EXPECT_FALSE(r.ok());
+  expect_diagnostic(r, "vs.yaml", 8, 33, Severity::Error,
+                    "field 'http[0].fault.abort.grpcStatus': 'unavailable' is not a gRPC status name (expected one of "
+                    "OK, CANCELLED,");
+  expect_diagnostic(r, "vs.yaml", 10, 50, Severity::Error,
+                    "field 'http[1].fault.abort.grpcStatus' and httpStatus are exclusive");
+}
+
+TEST(Validation, RetryOnTakesIstiosPoliciesAndRefusesOtherWords) {
+  auto r = compile_with_productpage(kVsHeader + R"(  - route: [{destination: {host: productpage}}]
+    retries: {attempts: 2, retryOn: "unavailable,cancelled,deadline-exceeded,internal,resource-exhausted,503"}
+  - route: [{destination: {host: productpage}}]
+    retries: {attempts: 2, retryOn: "5xx,envoy-ratelimited"}
+  - route: [{destination: {host: productpage}}]
+    retries: {attempts: 2, retryOn: "5xx,unavaliable"}
+)");
+  EXPECT_FALSE(r.ok());
+  expect_diagnostic(r, "vs.yaml", 12, 37, Severity::Error,
+                    "field 'http[2].retries.retryOn': 'unavaliable' is not a valid retryOn policy");
+  expect_diagnostic(r, "vs.yaml", 10, 37, Severity::Warning,
+                    "field 'http[1].retries.retryOn' policy 'envoy-ratelimited' is not implemented");
+  EXPECT_EQ(find_diagnostic(r, "http[0].retries"), nullptr) << diagnostics_text(r);
+}
+
+TEST(Validation, GrpcRetryOnTokensReachTheRoute) {
+  auto r = compile_with_productpage(kVsHeader + R"(  - route: [{destination: {host: productpage}}]
+    retries: {attempts: 2, retryOn: "unavailable, cancelled,503"}
+)");
+  ASSERT_TRUE(r.ok()) << diagnostics_text(r);
+  const auto& route = r.snapshot->find_service("productpage")->routes_for(9080)->http.at(0);
+  ASSERT_TRUE(route.retries);
+  EXPECT_EQ(route.retries->retry_on, (std::vector<std::string>{"unavailable", "cancelled", "retriable-status-codes"}));
+  EXPECT_EQ(route.retries->retriable_status_codes, std::vector<uint32_t>{503});
+}
+
 TEST(Validation, UnknownFieldIsAnErrorThatNamesItAndSuggestsTheKnownOne) {
   auto r = compile_with_productpage(kVsHeader + R"(  - route: [{destination: {host: productpage, subst: v1}}]
     timout: 2s

@@ -311,6 +311,24 @@ TEST(ChunkedBody, WorksOneByteAtATime) {
   EXPECT_EQ(data, "0123456789");
 }
 
+// De-chunking for an HTTP/2 client keeps the forwarded trailer fields aside
+// (they leave as a trailer HEADERS frame: gRPC's grpc-status) and drops the
+// ones the proxy never forwards, as forward() does.
+TEST(ChunkedBody, DecodingHandsForwardedTrailersToTheTrailerSink) {
+  ChunkedBodyScanner scanner;
+  struct Sinks {
+    std::string data, trailers;
+  } sinks;
+  std::string wire = "3\r\nabc\r\n0\r\ngrpc-status: 0\r\nContent-Length: 9\r\ngrpc-message: ok\r\n\r\n";
+  size_t consumed = scanner.feed(
+      wire, [](void* ctx, std::string_view d) { static_cast<Sinks*>(ctx)->data.append(d); }, &sinks,
+      [](void* ctx, std::string_view line) { static_cast<Sinks*>(ctx)->trailers.append(line).append("|"); });
+  EXPECT_TRUE(scanner.done());
+  EXPECT_EQ(consumed, wire.size());
+  EXPECT_EQ(sinks.data, "abc");
+  EXPECT_EQ(sinks.trailers, "grpc-status: 0|grpc-message: ok|");
+}
+
 std::string forward_all(ChunkedBodyScanner& scanner, std::string_view input, size_t room) {
   std::string out;
   std::string window(room, '\0');

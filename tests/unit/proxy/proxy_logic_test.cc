@@ -66,6 +66,20 @@ TEST(RetryPolicy, ResetAndRefusedStreamCoverCloseBeforeHeaders) {
   EXPECT_TRUE(should_retry(&reset, get_failed(AttemptFailure::Timeout)));
 }
 
+// An HTTP/2 backend's REFUSED_STREAM (or a stream above its GOAWAY) was not
+// processed: retried like a connect failure, even for a POST (gRPC).
+TEST(RetryPolicy, RefusedStreamIsRetriedEvenForNonIdempotentRequests) {
+  auto r = retries({"refused-stream"});
+  AttemptOutcome post = get_failed(AttemptFailure::RefusedStream);
+  post.idempotent = false;
+  EXPECT_TRUE(should_retry(&r, post));
+  AttemptOutcome reset = get_failed(AttemptFailure::Reset);
+  reset.idempotent = false;
+  EXPECT_FALSE(should_retry(&r, reset));   // a reset stream may have been processed
+  auto connect = retries({"connect-failure"});
+  EXPECT_FALSE(should_retry(&connect, post));
+}
+
 TEST(RetryPolicy, RetriableStatusCodesMatchExactly) {
   auto r = retries({"retriable-status-codes"});
   r.retriable_status_codes = {418};
@@ -103,6 +117,78 @@ TEST(RetryPolicy, NeverRetriesAfterResponseBytesOrAStreamedBody) {
   o.body_streamed = true;
   EXPECT_FALSE(should_retry(&r, o));
   EXPECT_FALSE(should_retry(nullptr, get_failed(AttemptFailure::ConnectFailure)));
+}
+
+AttemptOutcome grpc_answered(uint32_t grpc_status) {
+  AttemptOutcome o = get_failed(AttemptFailure::None, 200);
+  o.grpc_status = grpc_status;
+  o.idempotent = false;   // every gRPC call is a POST
+  return o;
+}
+
+TEST(RetryPolicy, GrpcTokensMatchTheirStatusOnly) {
+  const std::pair<const char*, uint32_t> tokens[] = {
+      {"cancelled", 1}, {"deadline-exceeded", 4}, {"resource-exhausted", 8}, {"internal", 13}, {"unavailable", 14}};
+  for (auto [token, code] : tokens) {
+    auto r = retries({token});
+    for (uint32_t status = 0; status <= 16; ++status) {
+      EXPECT_EQ(should_retry(&r, grpc_answered(status)), status == code) << token << " grpc-status " << status;
+    }
+  }
+}
+
+TEST(RetryPolicy, GrpcTokensRetryAPostButNotAfterResponseBytesOrAttempts) {
+  auto r = retries({"unavailable"}, 1);
+  EXPECT_TRUE(should_retry(&r, grpc_answered(14)));
+  AttemptOutcome started = grpc_answered(14);
+  started.response_started = true;
+  EXPECT_FALSE(should_retry(&r, started));
+  AttemptOutcome streamed = grpc_answered(14);
+  streamed.body_streamed = true;
+  EXPECT_FALSE(should_retry(&r, streamed));
+  AttemptOutcome last = grpc_answered(14);
+  last.retries_done = 1;
+  EXPECT_FALSE(should_retry(&r, last));
+}
+
+TEST(RetryPolicy, GrpcTokensIgnoreHttpStatusesAndResponsesWithoutGrpcStatus) {
+  auto r = retries({"unavailable", "cancelled", "internal", "deadline-exceeded", "resource-exhausted"});
+  EXPECT_FALSE(should_retry(&r, get_failed(AttemptFailure::None, 503)));   // no grpc-status: not gRPC's
+  EXPECT_FALSE(should_retry(&r, get_failed(AttemptFailure::Reset)));
+  EXPECT_FALSE(should_retry(&r, grpc_answered(0)));
+  // A 5xx token does not retry a gRPC error answered with HTTP 200.
+  auto five = retries({"5xx"});
+  EXPECT_FALSE(should_retry(&five, grpc_answered(14)));
+}
+
+TEST(RetryPolicy, IstioDefaultPolicyRetriesGrpcUnavailableAndCancelled) {
+  // What the compiler puts on a route without retries (config/compiler.cc).
+  auto r = retries({"connect-failure", "refused-stream", "unavailable", "cancelled", "retriable-status-codes"});
+  r.retriable_status_codes = {503};
+  EXPECT_TRUE(should_retry(&r, grpc_answered(14)));
+  EXPECT_TRUE(should_retry(&r, grpc_answered(1)));
+  EXPECT_FALSE(should_retry(&r, grpc_answered(13)));
+}
+
+TEST(Metrics, GrpcResponseStatusIsALabelEmptyForOtherRequests) {
+  WorkerMetrics m;
+  RequestLabels http{"productpage", "productpage", "default", "v1", "productpage-v1-a"};
+  RequestLabels grpc = http;
+  grpc.grpc_status = 14;
+  m.record_request(http, 200, "-", 1.0);
+  m.record_request(grpc, 200, "-", 1.0);
+  m.record_request(grpc, 200, "-", 1.0);
+  const WorkerMetrics* workers[] = {&m};
+  std::string text = WorkerMetrics::render_prometheus(workers);
+  EXPECT_NE(text.find("istio_requests_total{reporter=\"waypoint\",request_protocol=\"http\",grpc_response_status=\"14\","),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("grpc_response_status=\"\","), std::string::npos) << text;
+  EXPECT_NE(text.find("grpc_response_status=\"14\",destination_service=\"productpage\",destination_service_name=\"productpage\","
+                      "destination_service_namespace=\"default\",destination_version=\"v1\",destination_workload=\"productpage-v1-a\","
+                      "response_code=\"200\",response_flags=\"-\"} 2\n"),
+            std::string::npos)
+      << text;
 }
 
 TEST(UserData, RoundTripsOpGenerationAndId) {

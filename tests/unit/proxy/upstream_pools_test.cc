@@ -129,6 +129,30 @@ TEST_F(UpstreamPoolsTest, AnIdleConnectionIsReusedUnlessAFreshOneIsAsked) {
   EXPECT_EQ(pools.admit(b, true), Admission::Open);
 }
 
+// A grpc port, or an http port with h2UpgradePolicy UPGRADE, is an HTTP/2
+// cluster: a connection with stream room takes the place of an idle one.
+TEST_F(UpstreamPoolsTest, Http2ClustersReuseAConnectionWithStreamRoom) {
+  auto snapshot = two_subsets_on_one_backend();
+  snapshot->services[0].subsets[1].policy_by_port[9080].connection_pool.h2_upgrade =
+      model::ConnectionPool::H2Upgrade::Upgrade;
+  pools.apply_snapshot(*snapshot);
+  const uint32_t a = pools.pool_for(*snapshot, kSubsetA, 0);
+  const uint32_t b = pools.pool_for(*snapshot, kSubsetB, 0);
+  EXPECT_TRUE(pools.cluster_of(a).http2);
+  EXPECT_FALSE(pools.cluster_of(b).http2);   // DEFAULT keeps HTTP/1.1
+  pools.add_connections(a, 1);
+  EXPECT_EQ(pools.admit(a, false, true), Admission::Reuse);
+  EXPECT_EQ(pools.admit(a, false, false), Admission::Queue);   // maxConnections 1, full: queued, not refused
+
+  auto grpc = std::make_shared<model::Snapshot>(*snapshot);
+  grpc->services[0].ports[0].protocol = model::Protocol::GRPC;
+  grpc->services[0].subsets[1].policy_by_port[9080].connection_pool.h2_upgrade =
+      model::ConnectionPool::H2Upgrade::DoNotUpgrade;
+  pools.apply_snapshot(*grpc);
+  EXPECT_TRUE(pools.cluster_of(a).http2);   // a grpc port speaks HTTP/2 whatever the policy says
+  EXPECT_TRUE(pools.cluster_of(b).http2);
+}
+
 TEST_F(UpstreamPoolsTest, ActiveRequestLimitOverflowsBeforeAnyConnectionChoice) {
   auto snapshot = two_subsets_on_one_backend();
   snapshot->services[0].subsets[1].policy_by_port[9080].connection_pool.http2_max_requests = 2;

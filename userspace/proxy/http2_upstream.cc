@@ -1,0 +1,625 @@
+// The upstream HTTP/2 codec (h2c by prior knowledge), for clusters whose
+// port is declared http2/grpc or whose DestinationRule says
+// h2UpgradePolicy: UPGRADE. A pool's HTTP/2 connection carries many
+// requests at once; each request is a stream, and each stream is an
+// upstream slot of its own without a socket: the exchange writes the
+// request into the slot's `out` as HTTP/1.1 (as it would to an HTTP/1.1
+// backend) and reads the response from the slot's `in` as HTTP/1.1, so
+// routing, retries, timeouts and the response rules are the exchange's, as
+// for HTTP/1.1. This file turns the one into HEADERS/DATA frames and the
+// other back: response bodies without a content-length become chunked, and
+// the stream's trailers (gRPC's grpc-status) become the chunked trailer
+// section, which the exchange filters as it filters HTTP/1.1 trailers.
+// docs/l7-proxy.md, "HTTP/2 upstream".
+#include <netinet/tcp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "http/chunked_body.h"
+#include "http/local_response.h"
+#include "proxy/socket_address.h"
+#include "proxy/steady_time.h"
+#include "proxy/worker.h"
+
+namespace sluice::proxy {
+
+struct Worker::Http2Upstream {
+  struct Stream {
+    uint32_t slot = kNone;            // the stream's upstream slot while its attempt lives
+    // Request body, read from the slot's `out` in the framing the exchange wrote.
+    http::BodyFraming framing = http::BodyFraming::None;
+    uint64_t remaining = 0;
+    http::ChunkedBodyScanner chunks;
+    // Response.
+    unsigned status = 0;
+    std::string head;                 // "name: value\r\n" lines of the response head
+    std::string trailers;             // forwarded trailer lines
+    bool head_done = false, chunked = false, complete = false, closed = false;
+    Failure failure = Failure::Reset;
+    bool failed = false;
+    uint32_t unacked = 0;             // DATA bytes in the slot's `in` not yet given back as window
+  };
+  Worker* worker = nullptr;
+  uint32_t conn = kNone;
+  nghttp2_session* session = nullptr;
+  std::unordered_map<int32_t, Stream> streams;
+  uint32_t open_streams = 0;          // stream slots on this connection
+  uint32_t started = 0;               // streams ever started (maxRequestsPerConnection)
+  std::vector<int32_t> ready, ready_scratch;       // streams with response news for their exchange
+  std::vector<int32_t> drained, drained_scratch;   // streams whose request bytes the session read
+  std::vector<uint32_t> refused;                   // slots whose request the session would not take
+  bool busy = false, flush_pending = false, failed = false, goaway = false;
+
+  ~Http2Upstream() {
+    if (session != nullptr) nghttp2_session_del(session);
+  }
+  Stream* find(int32_t id) {
+    auto it = streams.find(id);
+    return it == streams.end() ? nullptr : &it->second;
+  }
+};
+
+void Worker::Http2UpstreamDeleter::operator()(Http2Upstream* h) const { delete h; }
+
+namespace {
+
+bool connection_specific(std::string_view name) {
+  return name == "connection" || name == "keep-alive" || name == "proxy-connection" ||
+         name == "transfer-encoding" || name == "upgrade" || name == "te" || name == "host";
+}
+
+// A response head past this is refused (the stream is reset): the same
+// order as the HTTP/1.1 head limit, with room for the status line.
+constexpr size_t kMaxResponseHeadBytes = 60 * 1024;
+
+struct SinkInto {
+  uint8_t* buf;
+  size_t n;
+};
+void append_to_frame(void* context, std::string_view data) {
+  auto& s = *static_cast<SinkInto*>(context);
+  std::memcpy(s.buf + s.n, data.data(), data.size());
+  s.n += data.size();
+}
+
+}  // namespace
+
+// nghttp2's callbacks; user_data is the connection's Http2Upstream. They
+// only move bytes and note which streams have news: the exchanges are
+// followed up once the session is off the stack (h2up_receive, h2up_flush).
+struct Http2UpstreamCallbacks {
+  using H = Worker::Http2Upstream;
+  static H& of(void* user_data) { return *static_cast<H*>(user_data); }
+
+  static ssize_t send(nghttp2_session*, const uint8_t* data, size_t length, int, void* user_data) {
+    H& h = of(user_data);
+    Worker::Conn& c = *h.worker->conns_[h.conn];
+    if (c.shut) return NGHTTP2_ERR_CALLBACK_FAILURE;
+    size_t n = std::min(length, c.out.space());
+    if (n == 0) return NGHTTP2_ERR_WOULDBLOCK;
+    c.out.append(std::string_view(reinterpret_cast<const char*>(data), n));
+    return static_cast<ssize_t>(n);
+  }
+
+  static int header(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name_data, size_t namelen,
+                    const uint8_t* value_data, size_t valuelen, uint8_t, void* user_data) {
+    H& h = of(user_data);
+    if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+    H::Stream* st = h.find(frame->hd.stream_id);
+    if (st == nullptr || st->slot == kNone) return 0;
+    std::string_view name(reinterpret_cast<const char*>(name_data), namelen);
+    std::string_view value(reinterpret_cast<const char*>(value_data), valuelen);
+    if (st->head_done) {   // trailers: passed on as the chunked trailer section, filtered as HTTP/1.1's
+      if (st->chunked && !name.starts_with(':') && http::is_forwarded_trailer(name) &&
+          st->trailers.size() + namelen + valuelen + 4 <= http::ChunkedBodyScanner::kMaxTrailerBytes) {
+        st->trailers.append(name).append(": ").append(value).append("\r\n");
+      }
+      return 0;
+    }
+    if (name == ":status") {
+      unsigned status = 0;
+      std::from_chars(value.data(), value.data() + value.size(), status);
+      st->status = status;
+      return 0;
+    }
+    // nghttp2 has refused connection-specific fields and invalid names and
+    // values in a response (RFC 9113 8.2); pseudo-headers are ours to drop.
+    if (name.starts_with(':') || connection_specific(name)) return 0;
+    st->head.append(name).append(": ").append(value).append("\r\n");
+    if (st->head.size() > kMaxResponseHeadBytes) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;   // the stream is reset
+    return 0;
+  }
+
+  // A final response head becomes an HTTP/1.1 head in the slot's `in`.
+  static void response_head(H& h, H::Stream& st, Worker::Conn& u, int32_t stream_id, bool end_stream) {
+    const bool has_length = st.head.starts_with("content-length: ") || st.head.find("\ncontent-length: ") != std::string::npos;
+    std::string line = "HTTP/1.1 " + std::to_string(st.status) + " " + std::string(http::reason_phrase(st.status)) + "\r\n";
+    std::string_view framing;
+    if (end_stream) {
+      if (!has_length && st.status != 204 && st.status != 304) framing = "content-length: 0\r\n";
+    } else if (!has_length) {
+      st.chunked = true;
+      framing = "transfer-encoding: chunked\r\n";
+    }
+    if (line.size() + st.head.size() + framing.size() + 2 > u.in.space()) {
+      nghttp2_submit_rst_stream(h.session, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_INTERNAL_ERROR);
+      st.failed = true;
+      return;
+    }
+    u.in.append(line);
+    u.in.append(st.head);
+    u.in.append(framing);
+    u.in.append("\r\n");
+    std::string().swap(st.head);
+    st.head_done = true;
+  }
+
+  static int frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+    H& h = of(user_data);
+    Worker& w = *h.worker;
+    if (frame->hd.type == NGHTTP2_GOAWAY) {
+      h.goaway = true;   // no new stream here; nghttp2 closes those above last_stream_id (REFUSED_STREAM)
+      return 0;
+    }
+    if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
+    H::Stream* st = h.find(frame->hd.stream_id);
+    if (st == nullptr || st->slot == kNone || st->failed) return 0;
+    Worker::Conn& u = *w.conns_[st->slot];
+    const bool end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    if (frame->hd.type == NGHTTP2_HEADERS && !st->head_done) {
+      if (st->status < 200) {   // an interim response: the proxy answered 100-continue itself
+        st->head.clear();
+        st->status = 0;
+        return 0;
+      }
+      response_head(h, *st, u, frame->hd.stream_id, end_stream);
+    } else if (end_stream && st->chunked) {
+      u.in.append("0\r\n");
+      u.in.append(st->trailers);
+      u.in.append("\r\n");
+    }
+    if (end_stream) st->complete = true;
+    h.ready.push_back(frame->hd.stream_id);
+    return 0;
+  }
+
+  static int data_chunk(nghttp2_session* session, uint8_t, int32_t stream_id, const uint8_t* data, size_t len,
+                        void* user_data) {
+    H& h = of(user_data);
+    Worker& w = *h.worker;
+    H::Stream* st = h.find(stream_id);
+    if (st == nullptr || st->slot == kNone || st->failed || !st->head_done) {
+      nghttp2_session_consume(session, stream_id, len);   // nobody reads it: the window comes back at once
+      return 0;
+    }
+    Worker::Conn& u = *w.conns_[st->slot];
+    char line[24];
+    size_t line_len = 0;
+    if (st->chunked) {
+      char* end = std::to_chars(line, line + 16, len, 16).ptr;
+      end[0] = '\r';
+      end[1] = '\n';
+      line_len = static_cast<size_t>(end + 2 - line);
+    }
+    // The stream window is half of `in`; only a peer sending its body in
+    // tiny frames (chunk lines add up) gets here: the stream is reset.
+    if (u.in.space() < len + line_len + 2 + http::ChunkedBodyScanner::kMaxTrailerBytes / 8) {
+      nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_ENHANCE_YOUR_CALM);
+      nghttp2_session_consume(session, stream_id, len);
+      st->failed = true;
+      h.ready.push_back(stream_id);
+      return 0;
+    }
+    if (st->chunked) u.in.append(std::string_view(line, line_len));
+    u.in.append(std::string_view(reinterpret_cast<const char*>(data), len));
+    if (st->chunked) u.in.append("\r\n");
+    st->unacked += static_cast<uint32_t>(len);
+    h.ready.push_back(stream_id);
+    return 0;
+  }
+
+  static int stream_close(nghttp2_session* session, int32_t stream_id, uint32_t error_code, void* user_data) {
+    H& h = of(user_data);
+    auto it = h.streams.find(stream_id);
+    if (it == h.streams.end()) return 0;
+    H::Stream& st = it->second;
+    if (st.slot == kNone) {   // the attempt already ended (we reset the stream)
+      if (st.unacked > 0) nghttp2_session_consume_connection(session, st.unacked);
+      h.streams.erase(it);
+      return 0;
+    }
+    st.closed = true;
+    if (!st.complete) {
+      st.failed = true;
+      // REFUSED_STREAM (also what nghttp2 reports for streams above a
+      // GOAWAY's last stream id): the server processed nothing.
+      st.failure = error_code == NGHTTP2_REFUSED_STREAM ? Worker::Failure::RefusedStream : Worker::Failure::Reset;
+    }
+    h.ready.push_back(stream_id);
+    return 0;
+  }
+
+  // The request body: the bytes the exchange put into the slot's `out`
+  // after the head, de-chunked if it wrote them chunked, as the stream's
+  // send window allows.
+  static ssize_t read_body(nghttp2_session*, int32_t stream_id, uint8_t* buf, size_t length, uint32_t* flags,
+                           nghttp2_data_source*, void* user_data) {
+    H& h = of(user_data);
+    H::Stream* st = h.find(stream_id);
+    if (st == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    if (st->slot == kNone) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      return 0;
+    }
+    Worker::Conn& u = *h.worker->conns_[st->slot];
+    std::string_view avail = u.out.readable();
+    size_t n = 0;
+    bool done = false;
+    if (st->framing == http::BodyFraming::ContentLength) {
+      n = static_cast<size_t>(std::min<uint64_t>({length, avail.size(), st->remaining}));
+      std::memcpy(buf, avail.data(), n);
+      u.out.consume(n);
+      st->remaining -= n;
+      done = st->remaining == 0;
+    } else {
+      SinkInto sink{buf, 0};
+      size_t consumed = st->chunks.feed(avail.substr(0, length), append_to_frame, &sink);
+      if (st->chunks.failed()) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+      u.out.consume(consumed);
+      n = sink.n;
+      done = st->chunks.done();
+    }
+    if (u.out.empty()) u.out.release();
+    h.drained.push_back(stream_id);
+    if (done) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+    } else if (n == 0) {
+      return NGHTTP2_ERR_DEFERRED;
+    }
+    return static_cast<ssize_t>(n);
+  }
+};
+
+// The first of the pool's connections that takes one more stream: under
+// both its own and the peer's concurrent-stream limits and under
+// maxRequestsPerConnection, not going away. Filling one connection before
+// the next keeps their number low.
+uint32_t Worker::h2up_connection_with_room(uint32_t pool) {
+  const model::ConnectionPool& settings = pools_.settings(pool);
+  for (uint32_t id : pools_.pool(pool).http2_connections) {
+    Conn& k = *conns_[id];
+    if (k.shut || !k.h2up) continue;
+    const Http2Upstream& h = *k.h2up;
+    if (h.goaway || h.failed || pools_.pool(pool).retired) continue;
+    const uint32_t peer = nghttp2_session_get_remote_settings(h.session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+    if (h.open_streams >= std::min(settings.max_concurrent_streams, peer)) continue;
+    if (pools_.exhausted(pool, h.started)) continue;
+    return id;
+  }
+  return kNone;
+}
+
+void Worker::h2up_open(Conn& c, uint32_t pool) {
+  const UpstreamPools::BackendKey key = pools_.backend(pools_.pool(pool).backend).key;
+  Conn* u = alloc_conn(Role::Upstream);
+  int fd = u == nullptr ? -1 : ::socket(key.address.is_v4() ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  nghttp2_session_callbacks* cb = nullptr;
+  if (fd >= 0 && nghttp2_session_callbacks_new(&cb) == 0) {
+    nghttp2_session_callbacks_set_send_callback(cb, Http2UpstreamCallbacks::send);
+    nghttp2_session_callbacks_set_on_header_callback(cb, Http2UpstreamCallbacks::header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, Http2UpstreamCallbacks::frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, Http2UpstreamCallbacks::data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, Http2UpstreamCallbacks::stream_close);
+    u->h2up.reset(new Http2Upstream);
+    u->h2up->worker = this;
+    u->h2up->conn = u->id;
+    u->h2up->session = open_http2_client_session(cb, u->h2up.get(), kConnBufferSize / 2,
+                                                 static_cast<uint32_t>(options_.limits.max_header_bytes));
+    nghttp2_session_callbacks_del(cb);
+  }
+  if (fd < 0 || !u->h2up || u->h2up->session == nullptr) {
+    if (fd >= 0) ::close(fd);
+    if (u != nullptr) {
+      u->h2up.reset();
+      u->shut = true;
+      maybe_free(*u);
+    }
+    fail_exchange(c, Failure::ConnectFailure);
+    return;
+  }
+  u->fd = fd;
+  u->pool = pool;
+  u->upstream_state = UpstreamState::Connecting;
+  u->address_len = to_sockaddr(key.address, key.port, u->address);
+  pools_.add_connections(pool, 1);
+  pools_.pool(pool).http2_connections.push_back(u->id);
+  count_for_pool(ProxyCounter::UpstreamConnectionsOpened, pool, 1);
+  count_for_pool(ProxyCounter::UpstreamConnectionsActive, pool, 1);
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  io_uring_sqe* s = sqe();
+  io_uring_prep_connect(s, fd, reinterpret_cast<sockaddr*>(&u->address), u->address_len);
+  io_uring_sqe_set_data64(s, encode_user_data(Op::Connect, u->generation, u->id));
+  ++u->ops;
+  u->deadline = Deadline::Connect;
+  u->deadline_ns = now_ns() + to_ns(pools_.settings(pool).connect_timeout);
+  h2up_start_stream(c, *u);
+}
+
+// The request's stream: a slot without a socket, attached to the exchange
+// as an upstream connection would be; its HEADERS go out when the exchange
+// has written the head (h2up_stream_output).
+void Worker::h2up_start_stream(Conn& c, Conn& connection) {
+  Conn* u = alloc_conn(Role::Upstream);
+  if (u == nullptr) {
+    fail_exchange(c, Failure::ConnectFailure);
+    return;
+  }
+  Http2Upstream& h = *connection.h2up;
+  ++h.open_streams;
+  ++h.started;
+  if (connection.deadline == Deadline::PoolIdle) connection.deadline = Deadline::None;
+  u->fd = -1;
+  u->h2_parent = connection.id;
+  u->upstream_state = UpstreamState::Busy;
+  attach_upstream(c, *u);
+}
+
+void Worker::h2up_stream_output(Conn& u) {
+  Conn& connection = *conns_[u.h2_parent];
+  if (connection.shut || !connection.h2up) return;
+  Http2Upstream& h = *connection.h2up;
+  if (u.h2_stream != 0) {
+    nghttp2_session_resume_data(h.session, u.h2_stream);
+    h2up_schedule_flush(connection);
+    return;
+  }
+  // The head the exchange wrote (build_upstream_head: valid, whole), back
+  // into fields; names go lower-case (RFC 9113 8.2.1).
+  http::Limits limits = options_.limits;
+  limits.max_header_bytes = u.out.size();
+  limits.max_headers = http::kMaxHeaderFields;
+  const http::RequestHead& r = h2up_head_;
+  if (http::parse_request_head(u.out.readable(), limits, h2up_head_) != http::ParseResult::Complete) return;
+  std::string names;
+  names.reserve(r.field_count * 24);
+  for (size_t i = 0; i < r.field_count; ++i) {
+    for (char ch : r.fields[i].name) names += static_cast<char>(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+  }
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(r.field_count + 5);
+  auto add = [&](std::string_view name, std::string_view value) {
+    nva.push_back({(uint8_t*)name.data(), (uint8_t*)value.data(), name.size(), value.size(), NGHTTP2_NV_FLAG_NONE});
+  };
+  add(":method", r.method);
+  add(":scheme", "http");
+  add(":authority", r.authority);
+  add(":path", r.target);
+  bool grpc = false;
+  size_t at = 0;
+  for (size_t i = 0; i < r.field_count; ++i) {
+    std::string_view name(names.data() + at, r.fields[i].name.size());
+    at += name.size();
+    if (connection_specific(name)) continue;
+    if (name == "content-type" && r.fields[i].value.starts_with("application/grpc")) grpc = true;
+    add(name, r.fields[i].value);
+  }
+  // gRPC servers look for it (the client's was dropped as hop-by-hop); the
+  // proxy passes response trailers on, which is what it promises.
+  if (grpc) add("te", "trailers");
+  Http2Upstream::Stream st;
+  st.slot = u.id;
+  st.framing = r.framing;
+  st.remaining = r.content_length;
+  nghttp2_data_provider body{};
+  body.read_callback = Http2UpstreamCallbacks::read_body;
+  const bool has_body = r.framing == http::BodyFraming::ContentLength ? r.content_length > 0
+                                                                       : r.framing == http::BodyFraming::Chunked;
+  const int32_t id = nghttp2_submit_request(h.session, nullptr, nva.data(), nva.size(), has_body ? &body : nullptr,
+                                            nullptr);
+  u.out.consume(r.head_bytes);
+  if (id < 0) {   // stream ids used up, or no memory: this connection takes no more
+    h.goaway = true;
+    h.refused.push_back(u.id);
+  } else {
+    u.h2_stream = id;
+    h.streams.emplace(id, std::move(st));
+  }
+  h2up_schedule_flush(connection);
+}
+
+// The exchange took response bytes from the stream's `in`: once it is
+// empty, the backend may send as much again (WINDOW_UPDATE), so a slow
+// client slows the backend's stream and nothing else.
+void Worker::h2up_stream_consumed(Conn& u) {
+  Conn& connection = *conns_[u.h2_parent];
+  if (connection.shut || !connection.h2up || !u.in.empty()) return;
+  Http2Upstream::Stream* st = connection.h2up->find(u.h2_stream);
+  if (st == nullptr || st->unacked == 0) return;
+  nghttp2_session_consume(connection.h2up->session, u.h2_stream, st->unacked);
+  st->unacked = 0;
+  h2up_schedule_flush(connection);
+}
+
+// A stream slot closes (the attempt ended, whole or not): a stream still
+// open is reset (CANCEL), its unread bytes are given back to the
+// connection's window, and the connection may take the next request.
+void Worker::h2up_detach_stream(Conn& u) {
+  Conn& connection = *conns_[u.h2_parent];
+  if (connection.shut || !connection.h2up) return;
+  Http2Upstream& h = *connection.h2up;
+  --h.open_streams;
+  std::erase(h.refused, u.id);
+  if (auto it = h.streams.find(u.h2_stream); u.h2_stream != 0 && it != h.streams.end()) {
+    Http2Upstream::Stream& st = it->second;
+    if (st.unacked > 0) nghttp2_session_consume_connection(h.session, st.unacked);
+    st.unacked = 0;
+    st.slot = kNone;
+    if (st.closed) h.streams.erase(it);
+    else nghttp2_submit_rst_stream(h.session, NGHTTP2_FLAG_NONE, u.h2_stream, NGHTTP2_CANCEL);
+  }
+  h2up_schedule_flush(connection);
+  h2up_after_stream(connection);
+}
+
+// A connection without streams closes when it may not take another (GOAWAY,
+// maxRequestsPerConnection, its pool retired, draining), else waits for
+// the next request up to the cluster's idleTimeout; queued requests of its
+// pool are served.
+void Worker::h2up_after_stream(Conn& connection) {
+  if (connection.shut || !connection.h2up) return;
+  Http2Upstream& h = *connection.h2up;
+  const uint32_t pool = connection.pool;
+  if (h.open_streams == 0) {
+    if (draining_ || h.goaway || h.failed || pools_.pool(pool).retired || pools_.exhausted(pool, h.started)) {
+      close_conn(connection);   // serves the pool's queue
+      return;
+    }
+    // Already idle (a reload revisits it): the idle start stays, the timeout may be new.
+    if (connection.deadline != Deadline::PoolIdle) connection.idle_since_ns = now_ns();
+    connection.deadline = Deadline::PoolIdle;
+    connection.deadline_ns = connection.idle_since_ns + to_ns(pools_.settings(pool).idle_timeout);
+  }
+  if (!draining_) serve_pending(pool);
+}
+
+void Worker::h2up_schedule_flush(Conn& connection) {
+  Http2Upstream& h = *connection.h2up;
+  if (h.busy) {
+    h.flush_pending = true;
+  } else {
+    h2_scheduled_.emplace_back(connection.id, connection.generation);
+  }
+}
+
+void Worker::h2up_receive(Conn& c) {
+  Http2Upstream& h = *c.h2up;
+  h.busy = true;
+  while (!c.shut && !h.failed) {
+    std::string_view data = c.in.readable();
+    if (data.empty()) {
+      if (drain_held(c)) continue;
+      break;
+    }
+    ssize_t n = nghttp2_session_mem_recv(h.session, reinterpret_cast<const uint8_t*>(data.data()), data.size());
+    if (n < 0) {   // a connection error: nghttp2 queued its GOAWAY; every stream fails
+      h.failed = true;
+      c.in.consume(data.size());
+      break;
+    }
+    c.in.consume(static_cast<size_t>(n));
+  }
+  if (c.in.empty()) c.in.release();
+  h.busy = false;
+  if (c.shut) return;
+  // The streams with news, now that the session is off the stack: their
+  // exchanges read the response, or fail the attempt.
+  h.ready_scratch.swap(h.ready);
+  h.ready.clear();
+  for (int32_t id : h.ready_scratch) {
+    Http2Upstream::Stream* st = h.find(id);
+    if (st == nullptr || st->slot == kNone) continue;
+    Conn& u = *conns_[st->slot];
+    if (u.shut || u.client == kNone) continue;
+    Conn& client = *conns_[u.client];
+    if (st->failed && st->failure == Failure::RefusedStream && !client.exchange->response_head_done) {
+      fail_exchange(client, Failure::RefusedStream);
+    } else if (st->failed) {
+      on_peer_eof(u);   // no head yet: a reset (retryable); inside the body: truncated
+    } else {
+      pump_response(client);
+    }
+    if (c.shut) break;
+  }
+  h.ready_scratch.clear();
+  if (c.shut) return;
+  if (h.failed) {
+    close_conn(c);
+    return;
+  }
+  h2up_flush(c);
+}
+
+// Frames out, as much as the connection's `out` takes (as the downstream
+// codec's h2_flush); request bodies are read from the streams' slots here
+// and their exchanges asked for more once the session is off the stack.
+void Worker::h2up_flush(Conn& c) {
+  if (!c.h2up || c.shut) return;
+  Http2Upstream& h = *c.h2up;
+  if (h.busy) {
+    h.flush_pending = true;
+    return;
+  }
+  h.busy = true;
+  do {
+    h.flush_pending = false;
+    if (nghttp2_session_send(h.session) != 0) {
+      h.busy = false;
+      close_conn(c);
+      return;
+    }
+    h.drained_scratch.swap(h.drained);
+    h.drained.clear();
+    for (int32_t id : h.drained_scratch) {
+      Http2Upstream::Stream* st = h.find(id);
+      if (st == nullptr || st->slot == kNone) continue;
+      Conn& u = *conns_[st->slot];
+      if (u.shut || u.client == kNone) continue;
+      Conn& client = *conns_[u.client];
+      if (client.client_state == ClientState::Proxying) pump_request(client);
+      if (c.shut) break;
+    }
+    h.drained_scratch.clear();
+    while (!h.refused.empty() && !c.shut) {
+      Conn& u = *conns_[h.refused.back()];
+      h.refused.pop_back();
+      if (!u.shut && u.client != kNone) fail_exchange(*conns_[u.client], Failure::RefusedStream);
+    }
+  } while (h.flush_pending && !c.shut);
+  h.busy = false;
+  if (c.shut) return;
+  submit_send(c);
+  if (!nghttp2_session_want_read(h.session) && !nghttp2_session_want_write(h.session)) {
+    h.goaway = true;   // the session is over (GOAWAY both ways)
+    if (h.open_streams == 0) close_conn(c);
+  }
+}
+
+// The connection closes (connect failure or timeout, the backend's close,
+// a protocol error): each stream's attempt fails as an HTTP/1.1 one would
+// — a connect failure before the connection was up, else a reset before
+// the response head (a truncated response after it); a response already
+// whole in the stream's `in` still completes.
+void Worker::h2up_close_streams(Conn& c) {
+  Http2Upstream& h = *c.h2up;
+  const bool connecting = c.upstream_state == UpstreamState::Connecting;
+  std::vector<uint32_t> slots;
+  for (auto& [id, st] : h.streams) {
+    if (st.slot != kNone) slots.push_back(st.slot);
+    st.slot = kNone;
+  }
+  slots.insert(slots.end(), h.refused.begin(), h.refused.end());
+  h.refused.clear();
+  for (uint32_t slot : slots) {
+    Conn& u = *conns_[slot];
+    if (u.shut) continue;
+    if (u.client == kNone) {
+      close_conn(u);
+      continue;
+    }
+    Conn& client = *conns_[u.client];
+    if (connecting) {
+      fail_exchange(client, Failure::ConnectFailure);
+    } else {
+      on_peer_eof(u);
+    }
+  }
+}
+
+}  // namespace sluice::proxy

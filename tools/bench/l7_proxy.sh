@@ -63,8 +63,10 @@ if [[ $NET == node ]]; then
   topo_create "slcb-l7-$$" 4 || { echo "topology setup failed" >&2; exit 1; }
   PIN=/sys/fs/bpf/slcb-l7-$$
   IN_CLIENT=(ip netns exec "$(topo_ns client)")
-  IN_NODE=(ip netns exec "$(topo_ns node)")
-  in_backend() { ip netns exec "$(topo_ns backend "$1")" "${@:2}"; }
+  # nsenter, not `ip netns exec`: the latter mounts a fresh /sys, without
+  # the bpffs that sluiced pins its maps and links in.
+  IN_NODE=(nsenter --net="/run/netns/$(topo_ns node)")
+  in_backend() { IN_BACKEND=(ip netns exec "$(topo_ns backend "$1")"); }
   BACKENDS=("v1-a:$(topo_addr backend 1):35" "v1-b:$(topo_addr backend 2):35"
             "v2-a:$(topo_addr backend 3):15" "v2-b:$(topo_addr backend 4):15")
   SLUICE_ADDR=10.96.0.10 HAPROXY_ADDR=$(topo_addr node-client) NGINX_ADDR=$(topo_addr node-client) DIRECT_ADDR=$(topo_addr backend 1)
@@ -72,7 +74,7 @@ if [[ $NET == node ]]; then
 else
   trap cleanup EXIT
   IN_CLIENT=() IN_NODE=()
-  in_backend() { "${@:2}"; }
+  in_backend() { IN_BACKEND=(); }
   BACKENDS=(v1-a:127.77.11.2:35 v1-b:127.77.12.2:35 v2-a:127.77.13.2:15 v2-b:127.77.14.2:15)
   SLUICE_ADDR=127.77.0.1 HAPROXY_ADDR=127.77.0.2 NGINX_ADDR=127.77.0.3 DIRECT_ADDR=127.77.11.2
   HAPROXY_PORT=$PORT NGINX_PORT=$PORT
@@ -95,7 +97,8 @@ events { worker_connections 4096; }
 http { access_log off; keepalive_requests 1000000; $(temp_paths "$TMP/$name")
   server { listen $addr:$PORT; location / { add_header x-backend $name; return 200 "$name\n"; } } }
 NGX
-  in_backend "$i" nginx -c "$TMP/$name/nginx.conf" -p "$TMP/$name" 2>"$TMP/$name.stderr" & PIDS+=($!)
+  in_backend "$i"   # not a function call in the background: $! must be nginx's own pid
+  "${IN_BACKEND[@]}" nginx -c "$TMP/$name/nginx.conf" -p "$TMP/$name" >"$TMP/$name.stderr" 2>&1 & PIDS+=($!)
   wait_port "$addr" "$PORT"
 done
 
@@ -181,14 +184,14 @@ if [[ $NET == node ]]; then
   ifaces=(--iface c0)
   for i in 1 2 3 4; do ifaces+=(--iface "b$i"); done
   "${IN_NODE[@]}" "$SLUICE" --config-dir "$TMP/sluice" --pin-dir "$PIN" "${ifaces[@]}" --admin 127.0.0.1:15000 \
-    --admin-socket "$TMP/admin.sock" --workers 1 2>"$TMP/sluice.log" &
+    --admin-socket "$TMP/admin.sock" --workers 1 >"$TMP/sluice.log" 2>&1 &
 else
-  "$SLUICE" --config-dir "$TMP/sluice" --listen "$SLUICE_ADDR:$PORT=productpage:$PORT" --workers 1 2>"$TMP/sluice.log" &
+  "$SLUICE" --config-dir "$TMP/sluice" --listen "$SLUICE_ADDR:$PORT=productpage:$PORT" --workers 1 >"$TMP/sluice.log" 2>&1 &
 fi
 PIDS+=($!); SLUICE_PID=$!; wait_port "$SLUICE_ADDR" "$PORT"
-"${IN_NODE[@]}" haproxy -f "$TMP/haproxy.cfg" -db 2>"$TMP/haproxy.log" &
+"${IN_NODE[@]}" haproxy -f "$TMP/haproxy.cfg" -db >"$TMP/haproxy.log" 2>&1 &
 PIDS+=($!); HAPROXY_PID=$!; wait_port "$HAPROXY_ADDR" "$HAPROXY_PORT"
-"${IN_NODE[@]}" nginx -c "$TMP/nginx-proxy/nginx.conf" -p "$TMP/nginx-proxy" &
+"${IN_NODE[@]}" nginx -c "$TMP/nginx-proxy/nginx.conf" -p "$TMP/nginx-proxy" >"$TMP/nginx-proxy.stderr" 2>&1 &
 PIDS+=($!); NGINX_PID=$!; wait_port "$NGINX_ADDR" "$NGINX_PORT"
 for ((round = 1; round <= ROUNDS; round++)); do
   run direct "$DIRECT_ADDR:$PORT" ""
@@ -254,6 +257,9 @@ medians "$TMP/fixed" | awk '{ printf "%-8s %12.0f %9.3f %9.3f %7d\n", $1, $2, $3
   END { printf "sluice/haproxy at equal load: p99 %.2fx\n", p99["sluice"] / p99["haproxy"] }'
 if [[ -f $TMP/perf.data ]]; then
   echo "where sluiced's time goes (perf record -g, last sluice round; self time, top symbols):"
-  perf report -i "$TMP/perf.data" --no-children --sort symbol --stdio 2>/dev/null |
-    awk '/^ +[0-9.]+%/ && n < 30 { print; n++ }'
+  perf report -i "$TMP/perf.data" --no-children --sort dso,symbol -g none --stdio 2>/dev/null |
+    awk '/^ +[0-9.]+%/ && n < 30 { sub(/ +$/, ""); print; n++ }'
+  echo "by object (kernel, sluiced, libraries):"
+  perf report -i "$TMP/perf.data" --no-children --sort dso -g none --stdio 2>/dev/null |
+    awk '/^ +[0-9.]+%/ && n < 8 { sub(/ +$/, ""); print; n++ }'
 fi

@@ -3,7 +3,8 @@
 # 70/30 weighted HTTP/1.1 proxy over the same four nginx backends, one
 # worker each, driven by wrk with 64 keep-alive connections; plus the direct
 # no-proxy ceiling (wrk straight at one backend). Prints requests/s, p50,
-# p99 and proxy CPU per request, and ratios against HAProxy and nginx,
+# p99, proxy CPU per request and the machine's CPU per request (node µs/req:
+# proxy, wrk, backends and kernel, niced work left out), and ratios against HAProxy and nginx,
 # all measured in the same run. With ROUNDS > 1 the three proxies are
 # measured in turn ROUNDS times (sluice, haproxy, nginx, sluice, ...), so
 # that a burst of load from elsewhere on a shared machine hits all of them,

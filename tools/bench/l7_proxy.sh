@@ -3,7 +3,8 @@
 # 70/30 weighted HTTP/1.1 proxy over the same four nginx backends, one
 # worker each, driven by wrk with 64 keep-alive connections; plus the direct
 # no-proxy ceiling (wrk straight at one backend). Prints requests/s, p50,
-# p99 and proxy CPU per request, and ratios against HAProxy and nginx,
+# p99, proxy CPU per request and the machine's CPU per request (node µs/req:
+# proxy, wrk, backends and kernel, niced work left out), and ratios against HAProxy and nginx,
 # all measured in the same run. With ROUNDS > 1 the three proxies are
 # measured in turn ROUNDS times (sluice, haproxy, nginx, sluice, ...), so
 # that a burst of load from elsewhere on a shared machine hits all of them,
@@ -27,7 +28,8 @@
 #             sk_lookup program hands to the proxy; HAProxy and nginx listen
 #             on the node's client-side address. Needs root. With PERF=1,
 #             sluiced is also sampled with `perf record` during its last
-#             closed-loop round and the top of `perf report` is printed.
+#             closed-loop round and the top of `perf report` is printed
+#             (PERF_KEEP=FILE keeps the perf.data for `perf report -i FILE`).
 #
 #   tools/bench/l7_proxy.sh [DURATION_SECONDS [ROUNDS [loopback|node]]]   (default 10 1 loopback)
 set -euo pipefail
@@ -63,8 +65,10 @@ if [[ $NET == node ]]; then
   topo_create "slcb-l7-$$" 4 || { echo "topology setup failed" >&2; exit 1; }
   PIN=/sys/fs/bpf/slcb-l7-$$
   IN_CLIENT=(ip netns exec "$(topo_ns client)")
-  IN_NODE=(ip netns exec "$(topo_ns node)")
-  in_backend() { ip netns exec "$(topo_ns backend "$1")" "${@:2}"; }
+  # nsenter, not `ip netns exec`: the latter mounts a fresh /sys, without
+  # the bpffs that sluiced pins its maps and links in.
+  IN_NODE=(nsenter --net="/run/netns/$(topo_ns node)")
+  in_backend() { IN_BACKEND=(ip netns exec "$(topo_ns backend "$1")"); }
   BACKENDS=("v1-a:$(topo_addr backend 1):35" "v1-b:$(topo_addr backend 2):35"
             "v2-a:$(topo_addr backend 3):15" "v2-b:$(topo_addr backend 4):15")
   SLUICE_ADDR=10.96.0.10 HAPROXY_ADDR=$(topo_addr node-client) NGINX_ADDR=$(topo_addr node-client) DIRECT_ADDR=$(topo_addr backend 1)
@@ -72,7 +76,7 @@ if [[ $NET == node ]]; then
 else
   trap cleanup EXIT
   IN_CLIENT=() IN_NODE=()
-  in_backend() { "${@:2}"; }
+  in_backend() { IN_BACKEND=(); }
   BACKENDS=(v1-a:127.77.11.2:35 v1-b:127.77.12.2:35 v2-a:127.77.13.2:15 v2-b:127.77.14.2:15)
   SLUICE_ADDR=127.77.0.1 HAPROXY_ADDR=127.77.0.2 NGINX_ADDR=127.77.0.3 DIRECT_ADDR=127.77.11.2
   HAPROXY_PORT=$PORT NGINX_PORT=$PORT
@@ -95,7 +99,8 @@ events { worker_connections 4096; }
 http { access_log off; keepalive_requests 1000000; $(temp_paths "$TMP/$name")
   server { listen $addr:$PORT; location / { add_header x-backend $name; return 200 "$name\n"; } } }
 NGX
-  in_backend "$i" nginx -c "$TMP/$name/nginx.conf" -p "$TMP/$name" 2>"$TMP/$name.stderr" & PIDS+=($!)
+  in_backend "$i"   # not a function call in the background: $! must be nginx's own pid
+  "${IN_BACKEND[@]}" nginx -c "$TMP/$name/nginx.conf" -p "$TMP/$name" >"$TMP/$name.stderr" 2>&1 & PIDS+=($!)
   wait_port "$addr" "$PORT"
 done
 
@@ -154,25 +159,32 @@ mkdir -p "$TMP/nginx-proxy"
 } >"$TMP/nginx-proxy/nginx.conf"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# The whole machine's CPU outside `nice` (user, system, irq, softirq): the
+# proxy, wrk, the backends and the kernel's veth/TCP work wherever it runs.
+# Other users' niced builds are left out; their un-niced work is not.
+node_ticks() { awk '$1 == "cpu" {print $2 + $4 + $7 + $8}' /proc/stat; }
 
 # run NAME ADDR:PORT PID: wrk against ADDR:PORT; PID is the proxy (empty: direct).
 run() {
-  local name=$1 addr=$2 pid=$3 before after perf_pid=""
+  local name=$1 addr=$2 pid=$3 before after perf_pid="" node_before node_after
   "${IN_CLIENT[@]}" wrk -t2 -c64 -d2s "http://$addr/" >/dev/null   # warm-up: connections and pools
   [[ -n $pid ]] && before=$(cpu_ticks "$pid")
+  node_before=$(node_ticks)
   if [[ ${PERF:-0} == 1 && $name == sluice && $round == "$ROUNDS" ]]; then
     perf record -q -g -p "$pid" -o "$TMP/perf.data" -- sleep "$DURATION" 2>/dev/null & perf_pid=$!
   fi
   "${IN_CLIENT[@]}" wrk -t2 -c64 -d"${DURATION}s" --latency "http://$addr/" >"$TMP/wrk.$name"
   [[ -n $pid ]] && after=$(cpu_ticks "$pid")
+  node_after=$(node_ticks)
   [[ -n $perf_pid ]] && wait "$perf_pid"
-  awk -v name="$name" -v ticks="${after:-0}" -v base="${before:-0}" -v hz="$(getconf CLK_TCK)" '
+  awk -v name="$name" -v ticks="${after:-0}" -v base="${before:-0}" -v hz="$(getconf CLK_TCK)" \
+    -v node="$((node_after - node_before))" '
     function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
     /requests in/ { n = $1 } /Requests\/sec/ { rps = $2 }
     $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) }
     /Non-2xx/ { errors += $NF } /Socket errors/ { errors += 1 }
     END { cpu = (ticks > 0) ? (ticks - base) / hz * 1e6 / n : 0
-          printf "%s %.0f %.3f %.3f %.2f %d\n", name, rps, p50, p99, cpu, errors }' "$TMP/wrk.$name" >>"$TMP/results"
+          printf "%s %.0f %.3f %.3f %.2f %.2f %d\n", name, rps, p50, p99, cpu, node / hz * 1e6 / n, errors }' "$TMP/wrk.$name" >>"$TMP/results"
 }
 
 if [[ $NET == node ]]; then
@@ -181,14 +193,14 @@ if [[ $NET == node ]]; then
   ifaces=(--iface c0)
   for i in 1 2 3 4; do ifaces+=(--iface "b$i"); done
   "${IN_NODE[@]}" "$SLUICE" --config-dir "$TMP/sluice" --pin-dir "$PIN" "${ifaces[@]}" --admin 127.0.0.1:15000 \
-    --admin-socket "$TMP/admin.sock" --workers 1 2>"$TMP/sluice.log" &
+    --admin-socket "$TMP/admin.sock" --workers 1 >"$TMP/sluice.log" 2>&1 &
 else
-  "$SLUICE" --config-dir "$TMP/sluice" --listen "$SLUICE_ADDR:$PORT=productpage:$PORT" --workers 1 2>"$TMP/sluice.log" &
+  "$SLUICE" --config-dir "$TMP/sluice" --listen "$SLUICE_ADDR:$PORT=productpage:$PORT" --workers 1 >"$TMP/sluice.log" 2>&1 &
 fi
 PIDS+=($!); SLUICE_PID=$!; wait_port "$SLUICE_ADDR" "$PORT"
-"${IN_NODE[@]}" haproxy -f "$TMP/haproxy.cfg" -db 2>"$TMP/haproxy.log" &
+"${IN_NODE[@]}" haproxy -f "$TMP/haproxy.cfg" -db >"$TMP/haproxy.log" 2>&1 &
 PIDS+=($!); HAPROXY_PID=$!; wait_port "$HAPROXY_ADDR" "$HAPROXY_PORT"
-"${IN_NODE[@]}" nginx -c "$TMP/nginx-proxy/nginx.conf" -p "$TMP/nginx-proxy" &
+"${IN_NODE[@]}" nginx -c "$TMP/nginx-proxy/nginx.conf" -p "$TMP/nginx-proxy" >"$TMP/nginx-proxy.stderr" 2>&1 &
 PIDS+=($!); NGINX_PID=$!; wait_port "$NGINX_ADDR" "$NGINX_PORT"
 for ((round = 1; round <= ROUNDS; round++)); do
   run direct "$DIRECT_ADDR:$PORT" ""
@@ -230,17 +242,17 @@ for ((round = 1; round <= ROUNDS; round++)); do
   fixed nginx "$NGINX_ADDR:$NGINX_PORT" "$RATE"
 done
 if ((ROUNDS > 1)); then
-  echo "per round (closed loop: name rps p50 p99 cpu errors; fixed rate: name achieved p50 p99 errors):"
+  echo "per round (closed loop: name rps p50 p99 cpu node-cpu errors; fixed rate: name achieved p50 p99 errors):"
   cat "$TMP/results" "$TMP/fixed"
 fi
 
 echo "L7 proxy benchmark ($NET path): wrk -t2 -c64 -d${DURATION}s keep-alive, 4 nginx backends, 70/30, 1 worker per proxy, ${ROUNDS} round(s) (medians)"
 echo "load average before/after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "kernel $(uname -r), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ)"
-printf '%-8s %12s %9s %9s %14s %7s\n' proxy "requests/s" "p50 ms" "p99 ms" "CPU µs/req" errors
-while read -r name rps p50 p99 cpu errors; do
-  printf '%-8s %12.0f %9.3f %9.3f %14s %7d\n' "$name" "$rps" "$p50" "$p99" \
-    "$([[ $name == direct ]] && echo - || printf '%.2f' "$cpu")" "$errors"
+printf '%-8s %12s %9s %9s %14s %15s %7s\n' proxy "requests/s" "p50 ms" "p99 ms" "CPU µs/req" "node µs/req" errors
+while read -r name rps p50 p99 cpu node errors; do
+  printf '%-8s %12.0f %9.3f %9.3f %14s %15.2f %7d\n' "$name" "$rps" "$p50" "$p99" \
+    "$([[ $name == direct ]] && echo - || printf '%.2f' "$cpu")" "$node" "$errors"
 done <"$TMP/medians"
 awk '{rps[$1] = $2; p99[$1] = $4; cpu[$1] = $5}
   END {
@@ -252,8 +264,12 @@ echo "fixed rate: h2load --h1 -t2 -c64, $RATE requests/s offered to each (${FIXE
 printf '%-8s %12s %9s %9s %7s\n' proxy "achieved/s" "p50 ms" "p99 ms" errors
 medians "$TMP/fixed" | awk '{ printf "%-8s %12.0f %9.3f %9.3f %7d\n", $1, $2, $3, $4, $5; p99[$1] = $4 }
   END { printf "sluice/haproxy at equal load: p99 %.2fx\n", p99["sluice"] / p99["haproxy"] }'
+if [[ -f $TMP/perf.data && -n ${PERF_KEEP:-} ]]; then cp "$TMP/perf.data" "$PERF_KEEP"; fi
 if [[ -f $TMP/perf.data ]]; then
   echo "where sluiced's time goes (perf record -g, last sluice round; self time, top symbols):"
-  perf report -i "$TMP/perf.data" --no-children --sort symbol --stdio 2>/dev/null |
-    awk '/^ +[0-9.]+%/ && n < 30 { print; n++ }'
+  perf report -i "$TMP/perf.data" --no-children --sort dso,symbol -g none --stdio 2>/dev/null |
+    awk '/^ +[0-9.]+%/ && n < 30 { sub(/( +-)* *$/, ""); print; n++ }'
+  echo "by object (kernel, sluiced, libraries):"
+  perf report -i "$TMP/perf.data" --no-children --sort dso -g none --stdio 2>/dev/null |
+    awk '/^ +[0-9.]+%/ && n < 8 { sub(/( +-)* *$/, ""); print; n++ }'
 fi

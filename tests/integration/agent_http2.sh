@@ -69,7 +69,7 @@ before=$(backend_requests)
 topo_exec "$client" timeout 60 h2load -c1 -m10 -n 2000 "http://$vip:9080/" >"$AGENT_WORK/h2load.txt" 2>&1
 after=$(backend_requests)
 cat "$AGENT_WORK/h2load.txt" | grep -E "requests:|status codes:|clients"
-split=$(python3 -c 'import json,sys; a=json.loads(sys.argv[1]); b=json.loads(sys.argv[2]); print(json.dumps({"backends": {k: b[k]-a[k] for k in a}}))' "$before" "$after")
+split=$(python3 -c 'import json,sys; a=json.loads(sys.argv[1]); b=json.loads(sys.argv[2]); print(json.dumps({"backends": {k: b[k]-a[k] for k in a}}, separators=(",", ":")))' "$before" "$after")
 echo "per backend: $split"
 agent_check "h2load: 2000 requests over one connection, all 2xx" \
   grep -q "requests: 2000 total, 2000 started, 2000 done, 2000 succeeded" "$AGENT_WORK/h2load.txt"

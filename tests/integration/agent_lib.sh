@@ -189,16 +189,17 @@ agent_loadgen() {   # agent_loadgen ARGS... (in the client namespace; JSON on st
 # n=200 (e.g. 50/50 served for 70/30) still fails, and 0/100 must be exact.
 # In awk, not python: agent_canary runs it 400 times, and a python start
 # costs up to a second of CPU on a busy 2-core runner. The loadgen's JSON is
-# compact and backend names hold no quote, comma or brace, so the
+# one line and backend names hold no quote, comma, brace or space, so the
 # "backends" object splits on commas and colons.
 agent_share_ok() {
   awk -v json="$1" -v pct="$2" 'BEGIN {
     p = pct / 100
     tally = ""
-    if (index(json, "\"backends\":{") > 0) {
+    if (json ~ /"backends":[ \t]*\{/) {
       tally = json
-      sub(/.*"backends":\{/, "", tally)
+      sub(/.*"backends":[ \t]*\{/, "", tally)
       sub(/\}.*/, "", tally)
+      gsub(/[ \t\n]/, "", tally)   # pretty-printed JSON counts too
     }
     n = 0; v1 = 0
     count = split(tally, entries, ",")

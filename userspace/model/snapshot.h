@@ -240,8 +240,10 @@ struct Fault {
   };
   struct Abort {
     uint32_t status = 0;                    // httpStatus; 0 with grpc_status
-    std::optional<uint32_t> grpc_status;    // grpcStatus, as its code: a trailers-only gRPC answer
     double percent = 100;
+    // grpcStatus, as its code: a trailers-only gRPC answer. Last, so that
+    // Abort{status, percent} keeps its meaning.
+    std::optional<uint32_t> grpc_status;
   };
   std::optional<Delay> delay;
   std::optional<Abort> abort;

@@ -316,6 +316,7 @@ static __always_inline int steer_service_packet(struct xdp_md *ctx, struct packe
 {
 	struct bpf_steer_env env = {};
 	struct sluice_decision decision;
+	const struct sluice_subset *sub;
 	struct sluice_backend *backend = 0;
 	struct sluice_counters *c;
 	__u32 backend_id;
@@ -328,10 +329,11 @@ static __always_inline int steer_service_packet(struct xdp_md *ctx, struct packe
 		return XDP_PASS;
 	}
 
-	// Decided before the SYN-only rule below: a PASSTHROUGH flow never has
-	// conntrack state, and every packet of it, not only its SYN, is the
-	// kernel's.
-	sluice_steer_decide(&env, svc, &pkt->key, ctrl->hash_seed, &decision);
+	// The subset is chosen before the SYN-only rule below: a PASSTHROUGH
+	// flow never has conntrack state, and every packet of it, not only its
+	// SYN, is the kernel's. The backend is picked after it, so that a
+	// refused packet moves no round-robin cursor (steer_decide.h).
+	sub = sluice_steer_choose_subset(&env, svc, &pkt->key, ctrl->hash_seed, &decision);
 	if (decision.action == SLUICE_ACT_PASS_PASSTHROUGH) {
 		c = counters_of(&sluice_service_stats, svc->stat_id);
 		if (c)
@@ -355,6 +357,8 @@ static __always_inline int steer_service_packet(struct xdp_md *ctx, struct packe
 		count_global(SLUICE_G_CT_MIDFLOW_MISS);
 		return XDP_DROP;
 	}
+	if (sub)
+		sluice_steer_pick_backend(&env, sub, &pkt->key, ctrl->hash_seed, &decision);
 	backend_id = decision.backend_id;
 	if (decision.action == SLUICE_ACT_FORWARD)
 		backend = bpf_map_lookup_elem(&sluice_backends, &backend_id);

@@ -202,13 +202,22 @@ SLUICE_INLINE __u32 sluice_pick_maglev(SLUICE_STEER_ENV *env, const struct sluic
 	return id ? *id : 0;
 }
 
-/* The decision for a new flow of service port `svc`. */
-SLUICE_INLINE void sluice_steer_decide(SLUICE_STEER_ENV *env, const struct sluice_service *svc,
-				       const struct sluice_flow_key *key, __u32 seed,
-				       struct sluice_decision *out)
+/* The first half of a new flow's decision: the route by weight and its
+ * subset. Returns the subset whose policy picks the backend (out->action is
+ * still SLUICE_ACT_DROP_NO_BACKEND), or NULL when the decision is already
+ * complete: L7, PASSTHROUGH, or no usable route or subset.
+ *
+ * A data plane that may refuse the flow after this point (a TCP packet other
+ * than a SYN creates no state, conntrack_rules.h) checks between the halves,
+ * so that a refused packet moves no round-robin cursor and draws no random
+ * number: a spoofed flood cannot skew how real connections are spread. */
+SLUICE_INLINE const struct sluice_subset *sluice_steer_choose_subset(SLUICE_STEER_ENV *env,
+								      const struct sluice_service *svc,
+								      const struct sluice_flow_key *key, __u32 seed,
+								      struct sluice_decision *out)
 {
 	const struct sluice_subset *sub;
-	__u32 route, backend = 0;
+	__u32 route;
 
 	out->action = SLUICE_ACT_DROP_NO_BACKEND;
 	out->route = 0;
@@ -219,22 +228,33 @@ SLUICE_INLINE void sluice_steer_decide(SLUICE_STEER_ENV *env, const struct sluic
 
 	if (svc->flags & SLUICE_SERVICE_F_L7) {
 		out->action = SLUICE_ACT_PASS_L7;
-		return;
+		return 0;
 	}
 	route = sluice_select_weighted_route(svc, sluice_flow_hash(key, seed ^ SLUICE_HASH_SALT_ROUTE));
 	if (route >= SLUICE_MAX_ROUTES || route >= svc->route_count)
-		return;
+		return 0;
 	out->route = route;
 	out->subset_index = svc->route_subset[route];
 	sub = sluice_env_subset(env, out->subset_index);
 	if (!sub)
-		return;
+		return 0;
 	out->subset_stat = sub->stat_id;
+	if (sub->policy == SLUICE_POLICY_PASSTHROUGH) {
+		out->action = SLUICE_ACT_PASS_PASSTHROUGH;
+		return 0;
+	}
+	return sub;
+}
+
+/* The second half: the backend inside `sub` by its policy (FORWARD), or
+ * out->action left at SLUICE_ACT_DROP_NO_BACKEND when none is live. */
+SLUICE_INLINE void sluice_steer_pick_backend(SLUICE_STEER_ENV *env, const struct sluice_subset *sub,
+					     const struct sluice_flow_key *key, __u32 seed,
+					     struct sluice_decision *out)
+{
+	__u32 backend = 0;
 
 	switch (sub->policy) {
-	case SLUICE_POLICY_PASSTHROUGH:
-		out->action = SLUICE_ACT_PASS_PASSTHROUGH;
-		return;
 	case SLUICE_POLICY_ROUND_ROBIN:
 		backend = sluice_pick_round_robin(env, sub);
 		break;
@@ -254,6 +274,17 @@ SLUICE_INLINE void sluice_steer_decide(SLUICE_STEER_ENV *env, const struct sluic
 		out->action = SLUICE_ACT_FORWARD;
 		out->backend_id = backend;
 	}
+}
+
+/* The whole decision for a new flow of service port `svc`. */
+SLUICE_INLINE void sluice_steer_decide(SLUICE_STEER_ENV *env, const struct sluice_service *svc,
+				       const struct sluice_flow_key *key, __u32 seed,
+				       struct sluice_decision *out)
+{
+	const struct sluice_subset *sub = sluice_steer_choose_subset(env, svc, key, seed, out);
+
+	if (sub)
+		sluice_steer_pick_backend(env, sub, key, seed, out);
 }
 
 #endif

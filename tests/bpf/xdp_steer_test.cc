@@ -387,6 +387,32 @@ TEST_F(XdpSteer, RoundRobinAlternatesInsideTheSubset) {
   EXPECT_EQ(subset_counters("v2").new_flows, 0u);
 }
 
+// A packet refused for creating no state is refused before the backend is
+// picked: spoofed ACKs between real SYNs do not move the round-robin cursor,
+// so the real connections still alternate (on a plane that picked first,
+// one ACK between two SYNs would give both the same backend).
+TEST_F(XdpSteer, SpoofedAcksDoNotMoveTheRoundRobinCursor) {
+  apply({.algorithm = model::LbAlgorithm::RoundRobin, .v1_weight = 100, .v2_weight = 0});
+  std::vector<std::string> order;
+  PacketSpec spoofed = syn_to("10.96.0.10", 9081);
+  spoofed.tcp_flags = kAck;
+  uint16_t spoofed_port = 1;
+  for (int i = 0; i < 8; ++i) {
+    PacketSpec syn = syn_to("10.96.0.10", 9081);
+    syn.sport = static_cast<uint16_t>(20000 + i);
+    ASSERT_EQ(run(syn).verdict, XDP_TX);
+    order.push_back(backend_of(syn));
+    for (int k = 0; k < 1 + i % 3; ++k, ++spoofed_port) {   // 1, 2 or 3 ACKs: an odd count shows a moved cursor
+      spoofed.sport = spoofed_port;
+      spoofed.src = fmt::format("172.31.0.{}", spoofed_port & 0xff);
+      EXPECT_EQ(run(spoofed).verdict, XDP_DROP);
+    }
+  }
+  for (size_t i = 1; i < order.size(); ++i) EXPECT_NE(order[i], order[i - 1]) << "SYN " << i;
+  EXPECT_EQ(global(SLUICE_G_CT_MIDFLOW_MISS), spoofed_port - 1u);
+  EXPECT_EQ(conntrack_size(), 8u);
+}
+
 TEST_F(XdpSteer, RandomUsesEveryBackendOfTheSubset) {
   apply({.algorithm = model::LbAlgorithm::Random, .v1_weight = 100, .v2_weight = 0});
   std::map<std::string, int> seen;

@@ -21,6 +21,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -79,6 +81,8 @@ uint32_t verified_insns(int prog_fd, uint32_t* xlated_insns) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The datapath's log lines go to stderr: stdout is the JSON result alone.
+  spdlog::set_default_logger(spdlog::stderr_logger_mt("bpf_steer_bench"));
   CLI::App app{"ns/packet of sluice_steer vs the MAC-swap baseline (BPF_PROG_TEST_RUN)"};
   uint32_t repeat = 1000000;
   int rounds = 5;

@@ -367,7 +367,13 @@ struct Lcore {
         }
       }
       if (!entry) {
-        NewFlowOutcome d = decide_new_flow(snap, env, client_key, fw->tables.get(), &lagging_service);
+        // Only a SYN creates TCP state, as in the XDP program
+        // (include/sluice/conntrack_rules.h); L7 and PASSTHROUGH flows,
+        // never tracked, go to the kernel whatever the packet. Replacing an
+        // entry creates no new key, so any packet of its flow may do it.
+        const bool may_create = pos >= 0 || sluice_ct_may_create(client_key.proto, p.tcp_flags);
+        NewFlowOutcome d =
+            decide_new_flow(snap, env, client_key, fw->tables.get(), &lagging_service, may_create);
         if (d.service == &lagging_service) add(stats->lagging_decisions);
         if (d.verdict == NewFlowVerdict::NotService) {
           add(stats->global[SLUICE_G_PASS_NOT_SERVICE]);   // the port left the live half
@@ -378,10 +384,7 @@ struct Lcore {
           counters(stats->services, d.service->stat_id).passthrough++;
           return to_kernel(frame, &p);
         }
-        if (pos < 0 && !sluice_ct_may_create(client_key.proto, p.tcp_flags)) {
-          // Only a SYN creates TCP state, as in the XDP program
-          // (include/sluice/conntrack_rules.h); L7 and PASSTHROUGH flows,
-          // never tracked, went to the kernel above.
+        if (d.verdict == NewFlowVerdict::MidflowMiss) {
           add(stats->global[SLUICE_G_CT_MIDFLOW_MISS]);
           return -1;
         }

@@ -142,8 +142,9 @@ class PinnedSteerTables {
 // What the forwarder does with the first packet of a flow it has no state
 // for; the same outcomes as the XDP program's verdicts (Forward = DNAT and
 // XDP_TX/REDIRECT, PassToKernel = XDP_PASS for L7 and PASSTHROUGH ports,
-// Drop = XDP_DROP for a subset with no live backend, NotService = XDP_PASS).
-enum class NewFlowVerdict : uint8_t { Forward, PassToKernel, Drop, NotService };
+// Drop = XDP_DROP for a subset with no live backend, NotService = XDP_PASS,
+// MidflowMiss = XDP_DROP for a packet that may not create state).
+enum class NewFlowVerdict : uint8_t { Forward, PassToKernel, Drop, NotService, MidflowMiss };
 
 struct NewFlowOutcome {
   NewFlowVerdict verdict = NewFlowVerdict::NotService;
@@ -158,9 +159,12 @@ struct NewFlowOutcome {
 // uses the half that is active now: if the snapshot lags a flip (the
 // control thread has not copied the new services yet), the service comes
 // from live's pinned map, and the arrays are the same mmapped ones.
+// `may_create` false (a TCP packet other than a SYN, with no flow entry)
+// ends a tracked decision as MidflowMiss before the backend is picked, so
+// the refused packet moves no round-robin cursor, as in the XDP program.
 inline NewFlowOutcome decide_new_flow(const SteerSnapshot& snapshot, sluice_user_steer_env& env,
                                       const sluice_flow_key& flow, const PinnedSteerTables* live = nullptr,
-                                      sluice_service* lagging_service = nullptr) {
+                                      sluice_service* lagging_service = nullptr, bool may_create = true) {
   NewFlowOutcome out;
   sluice_service_key key = snapshot.service_key_of(flow);
   const uint32_t generation = live ? live->active_generation() : snapshot.generation;
@@ -171,7 +175,12 @@ inline NewFlowOutcome decide_new_flow(const SteerSnapshot& snapshot, sluice_user
     if (live->lookup_service(key, *lagging_service)) out.service = lagging_service;
   }
   if (!out.service) return out;
-  sluice_steer_decide(&env, out.service, &flow, snapshot.hash_seed, &out.decision);
+  const sluice_subset* sub = sluice_steer_choose_subset(&env, out.service, &flow, snapshot.hash_seed, &out.decision);
+  if (!may_create && out.decision.action == SLUICE_ACT_DROP_NO_BACKEND) {   // not L7, not PASSTHROUGH
+    out.verdict = NewFlowVerdict::MidflowMiss;
+    return out;
+  }
+  if (sub) sluice_steer_pick_backend(&env, sub, &flow, snapshot.hash_seed, &out.decision);
   switch (out.decision.action) {
     case SLUICE_ACT_PASS_L7:
     case SLUICE_ACT_PASS_PASSTHROUGH:

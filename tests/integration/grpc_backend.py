@@ -8,7 +8,14 @@ seconds (text, may be empty): the handler sleeps that long, answers NAME and
 sets the trailer x-backend: NAME. /test.Echo/Big's request is a size
 (space-padded: a large request) and its answer NAME, NUL and that many
 bytes. /test.Echo/Stats answers JSON: calls
-served, the most calls in flight at once. Generic handlers: no generated code.
+served, the most calls in flight at once, and for the streams below the
+streams open now and the stream messages sent. Generic handlers: no
+generated code.
+
+/test.Stream/Down is server-streaming: the request "COUNT SIZE" gets COUNT
+messages of SIZE bytes, each starting with its 8-digit sequence number, and
+the trailer x-backend: NAME. /test.Stream/Echo is bidirectional: each
+request message comes back as it is.
 """
 import json
 import sys
@@ -20,7 +27,7 @@ import grpc
 
 name, address = sys.argv[1], sys.argv[2]
 lock = threading.Lock()
-state = {"calls": 0, "inflight": 0, "max_inflight": 0}
+state = {"calls": 0, "inflight": 0, "max_inflight": 0, "streams_open": 0, "stream_messages_sent": 0}
 
 
 def call(request, context):
@@ -46,6 +53,39 @@ def big(request, context):
     return name.encode() + b"\0" * (size + 1)
 
 
+def stream_opened(context):
+    """Counts the stream open until the RPC ends, however it ends (a
+    cancelled stream ends when the client's RST_STREAM reaches us)."""
+    def closed():
+        with lock:
+            state["streams_open"] -= 1
+    with lock:
+        state["streams_open"] += 1
+    context.add_callback(closed)
+
+
+def down(request, context):
+    count, size = (int(x) for x in request.decode().split())
+    stream_opened(context)
+    context.set_trailing_metadata((("x-backend", name),))
+    filler = b"\0" * max(size - 8, 0)
+    for i in range(count):
+        if not context.is_active():
+            return
+        yield b"%08d" % i + filler
+        with lock:
+            state["stream_messages_sent"] += 1
+
+
+def echo(requests, context):
+    stream_opened(context)
+    context.set_trailing_metadata((("x-backend", name),))
+    for message in requests:
+        with lock:
+            state["stream_messages_sent"] += 1
+        yield message
+
+
 def stats(request, context):
     with lock:
         return json.dumps(state).encode()
@@ -57,6 +97,10 @@ class Handler(grpc.GenericRpcHandler):
             return grpc.unary_unary_rpc_method_handler(stats)
         if details.method == "/test.Echo/Big":
             return grpc.unary_unary_rpc_method_handler(big)
+        if details.method == "/test.Stream/Down":
+            return grpc.unary_stream_rpc_method_handler(down)
+        if details.method == "/test.Stream/Echo":
+            return grpc.stream_stream_rpc_method_handler(echo)
         if details.method.startswith("/test.Echo/"):
             return grpc.unary_unary_rpc_method_handler(call)
         return None

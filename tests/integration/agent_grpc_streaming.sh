@@ -21,11 +21,7 @@ source "$here/agent_lib.sh"
 py=/usr/bin/python3
 
 agent_setup grpcstream
-for i in 1 2 3 4; do
-  topo_spawn "$(topo_ns backend "$i")" "$py" "$here/grpc_backend.py" "${AGENT_BACKENDS[$((i - 1))]}" \
-    "$(topo_addr backend "$i"):50051"
-done
-for i in 1 2 3 4; do topo_wait_port "$(topo_ns node)" "$(topo_addr backend "$i")" 50051 || exit 1; done
+agent_grpc_backends || exit 1
 
 cat >"$AGENT_WORK/config/serviceentry.yaml" <<'YAML'
 apiVersion: networking.istio.io/v1beta1

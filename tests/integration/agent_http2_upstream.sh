@@ -34,13 +34,7 @@ topo_require_cmd ss
 py=/usr/bin/python3
 
 agent_setup h2up
-grpc_pids=()
-for i in 1 2 3 4; do
-  topo_spawn "$(topo_ns backend "$i")" "$py" "$here/grpc_backend.py" "${AGENT_BACKENDS[$((i - 1))]}" \
-    "$(topo_addr backend "$i"):50051"
-  grpc_pids+=("$TOPO_LAST_PID")
-done
-for i in 1 2 3 4; do topo_wait_port "$(topo_ns node)" "$(topo_addr backend "$i")" 50051 || exit 1; done
+agent_grpc_backends || exit 1
 
 cat >"$AGENT_WORK/config/serviceentry.yaml" <<'YAML'
 apiVersion: networking.istio.io/v1beta1
@@ -186,8 +180,8 @@ agent_check "same http port without UPGRADE: HTTP/1.1 upstream, the gRPC server 
 # 5. A backend goes away: its pooled HTTP/2 connections close under the
 # proxy, new ones fail to connect, and Istio's default retries
 # (connect-failure) send those RPCs (POSTs) to the other v1 backend.
-kill "${grpc_pids[0]}"
-wait "${grpc_pids[0]}" 2>/dev/null
+kill "${AGENT_GRPC_PIDS[0]}"
+wait "${AGENT_GRPC_PIDS[0]}" 2>/dev/null
 topo_exec "$client" timeout 60 "$py" "$here/grpc_client.py" calls "$vip:50051" Slow 200 8 "" \
   >"$AGENT_WORK/gone.json" 2>"$AGENT_WORK/gone.err"
 echo "one v1 backend gone: $(cat "$AGENT_WORK/gone.json")"

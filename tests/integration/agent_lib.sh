@@ -63,6 +63,21 @@ agent_setup() {   # agent_setup NAME [BACKEND ARGS...]
   agent_write_static_config
 }
 
+# agent_grpc_backends: a grpcio server (grpc_backend.py, python3-grpcio) on
+# port 50051 in each backend namespace, named as its workload; their pids in
+# AGENT_GRPC_PIDS. Returns non-zero if one does not listen.
+AGENT_GRPC_PIDS=()
+agent_grpc_backends() {
+  local i lib_dir
+  lib_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+  for i in 1 2 3 4; do
+    topo_spawn "$(topo_ns backend "$i")" /usr/bin/python3 "$lib_dir/grpc_backend.py" "${AGENT_BACKENDS[$((i - 1))]}" \
+      "$(topo_addr backend "$i"):50051"
+    AGENT_GRPC_PIDS+=("$TOPO_LAST_PID")
+  done
+  for i in 1 2 3 4; do topo_wait_port "$(topo_ns node)" "$(topo_addr backend "$i")" 50051 || return 1; done
+}
+
 agent_teardown() {
   agent_stop TERM
   [[ -n "$AGENT_PIN" && -d "$AGENT_PIN" ]] && rm -rf -- "$AGENT_PIN"

@@ -12,7 +12,10 @@
 #    and afterwards every byte arrives, in order;
 #  - cancellation: a client that cancels a 100,000-message stream after 20
 #    messages: the backend's stream ends within 5 s (sluice resets the
-#    upstream stream) and it sent far fewer than 100,000.
+#    upstream stream) and it sent far fewer than 100,000;
+#  - istio_requests_total's grpc_response_status comes from the trailers: a
+#    stream that ends NOT_FOUND after 3 messages (HTTP 200) is counted 5,
+#    the OK ones 0, the cancelled one with flag DC; request_protocol grpc.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=agent_lib.sh
@@ -37,7 +40,20 @@ spec:
   workloadSelector:
     labels: {app: productpage}
 YAML
+# An HTTP route puts the port on the L7 plane (a port without one is
+# steered per connection by XDP, and would not test the proxy at all).
+cat >"$AGENT_WORK/config/routing.yaml" <<'YAML'
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: {name: productpage, namespace: default}
+spec:
+  hosts: [productpage]
+  http:
+  - route: [{destination: {host: productpage}}]
+YAML
 agent_start
+agent_check "port 50051 is on the L7 plane" \
+  bash -c "agent_curl() { nsenter --net=/run/netns/$(topo_ns node) curl -s -m 5 \"\$@\"; }; agent_curl http://$AGENT_ADMIN/stats/prometheus | grep -q 'sluice_route_configured_share{destination_service=\"productpage\",destination_port=\"50051\",.*plane=\"l7\"'"
 client=$(topo_ns client)
 target=10.96.0.10:50051
 
@@ -110,5 +126,23 @@ sent=$(( $(backends_stat stream_messages_sent) - sent_before ))
 echo "after the cancel: $open backend streams open, the backend sent $sent of 100,000 messages"
 agent_check "the backend's stream ended within 5 s of the client's cancel (sluice reset it upstream)" test "$open" -eq 0
 agent_check "the backend stopped early ($sent of 100,000 messages sent)" test "$sent" -lt 50000
+
+# 5. grpc_response_status from the trailers (after data, HTTP status 200):
+# Istio's label is the trailers' code, not the one HTTP 200 maps to (0).
+out=$(stream down "$target" 3 1024 --end-code 5)
+echo "down ending NOT_FOUND: $out"
+agent_check "a stream ending with grpc-status 5 in its trailers reaches the client as NOT_FOUND after 3 messages" \
+  json_holds "$out" 'j["code"] == "NOT_FOUND" and j["messages"] == 3'
+metrics=$(agent_curl "http://$AGENT_ADMIN/stats/prometheus" | grep '^istio_requests_total{.*destination_service="productpage')
+echo "$metrics" | sed 's/^/  /'
+count_labels() { echo "$metrics" | grep -F "$1" | grep -F "$2" | awk '{s += $NF} END {print s + 0}'; }
+agent_check "istio_requests_total: the NOT_FOUND stream counted with grpc_response_status 5 (from its trailers)" \
+  test "$(count_labels 'grpc_response_status="5"' 'response_flags="-"')" -eq 1
+agent_check "istio_requests_total: the 3 streams that ended OK counted with grpc_response_status 0" \
+  test "$(count_labels 'grpc_response_status="0"' 'response_flags="-"')" -eq 3
+agent_check "istio_requests_total: the cancelled stream counted once, flag DC (downstream reset)" \
+  test "$(count_labels 'request_protocol="grpc"' 'response_flags="DC"')" -eq 1
+agent_check "istio_requests_total: every stream labelled request_protocol grpc" \
+  test "$(count_labels 'request_protocol="grpc"' '')" -eq 5
 
 agent_finish

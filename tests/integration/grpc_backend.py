@@ -12,9 +12,10 @@ served, the most calls in flight at once, and for the streams below the
 streams open now and the stream messages sent. Generic handlers: no
 generated code.
 
-/test.Stream/Down is server-streaming: the request "COUNT SIZE" gets COUNT
-messages of SIZE bytes, each starting with its 8-digit sequence number, and
-the trailer x-backend: NAME. /test.Stream/Echo is bidirectional: each
+/test.Stream/Down is server-streaming: the request "COUNT SIZE [CODE]" gets
+COUNT messages of SIZE bytes, each starting with its 8-digit sequence number,
+and the trailer x-backend: NAME; with CODE, the stream then ends with that
+gRPC status (in the trailers, after the messages). /test.Stream/Echo is bidirectional: each
 request message comes back as it is.
 """
 import json
@@ -65,7 +66,7 @@ def stream_opened(context):
 
 
 def down(request, context):
-    count, size = (int(x) for x in request.decode().split())
+    count, size, *code = (int(x) for x in request.decode().split())
     stream_opened(context)
     context.set_trailing_metadata((("x-backend", name),))
     filler = b"\0" * max(size - 8, 0)
@@ -75,6 +76,10 @@ def down(request, context):
         yield b"%08d" % i + filler
         with lock:
             state["stream_messages_sent"] += 1
+    if code:
+        status = next(c for c in grpc.StatusCode if c.value[0] == code[0])
+        context.set_code(status)
+        context.set_details("ended by the test backend")
 
 
 def echo(requests, context):

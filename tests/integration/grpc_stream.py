@@ -2,8 +2,9 @@
 """gRPC streaming client for agent_grpc_streaming (one channel, one HTTP/2
 connection). Prints JSON.
 
-grpc_stream.py down TARGET COUNT SIZE [--stall S] [--cancel-after N] [--marker FILE]
-    /test.Stream/Down: COUNT messages of SIZE bytes from the server.
+grpc_stream.py down TARGET COUNT SIZE [--stall S] [--cancel-after N] [--marker FILE] [--end-code C]
+    /test.Stream/Down: COUNT messages of SIZE bytes from the server (then
+    gRPC status C, in the trailers, with --end-code).
     --stall: after the first message, read nothing for S seconds (the
     proxy in between must hold back, not buffer the rest); --marker FILE is
     written when the first message has arrived. --cancel-after N: cancel
@@ -27,12 +28,14 @@ p.add_argument("size", type=int)
 p.add_argument("--stall", type=float, default=0)
 p.add_argument("--cancel-after", type=int, default=0)
 p.add_argument("--marker")
+p.add_argument("--end-code", type=int, help="down: the gRPC status the server ends the stream with")
 a = p.parse_args()
 
 channel = grpc.insecure_channel(a.target)
 result = {"code": None, "messages": 0, "bytes": 0, "in_order": True, "backend": None}
 if a.mode == "down":
-    call = channel.unary_stream("/test.Stream/Down")(f"{a.count} {a.size}".encode(), timeout=120)
+    request = f"{a.count} {a.size}" + (f" {a.end_code}" if a.end_code is not None else "")
+    call = channel.unary_stream("/test.Stream/Down")(request.encode(), timeout=120)
 else:
     def requests():
         for i in range(a.count):

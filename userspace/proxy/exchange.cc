@@ -466,12 +466,12 @@ void Worker::complete_exchange(Conn& c) {
   process_client(c);
 }
 
-void Worker::abort_exchange(Conn& c) {
+void Worker::abort_exchange(Conn& c, std::string_view flags) {
   Exchange& x = *c.exchange;
   remove_pending(c);
   end_attempt(c);
   detach_upstream(c, false);
-  if (x.status == 0) x.flags = "DC";
+  if (x.flags == "-") x.flags = flags;
   record_request(c);
   close_conn(c);
 }
@@ -480,7 +480,7 @@ void Worker::end_stream_on_timeout(Conn& c, ProxyCounter counter, std::string_vi
   Exchange& x = *c.exchange;
   metrics_.add(counter, x.service != nullptr ? std::string_view(x.service->host) : std::string_view(), "");
   if (x.response_started) {
-    abort_exchange(c);   // the head is out: all that is left is to close
+    abort_exchange(c, flags);   // the head is out: all that is left is to close
     return;
   }
   remove_pending(c);

@@ -208,7 +208,7 @@ void Worker::pump_request(Conn& c) {
       auto moved = x.request_chunks.forward(avail, out);
       if (x.request_chunks.failed()) {
         if (x.response_started) {
-          abort_exchange(c);
+          abort_exchange(c, "DPE");   // the client's chunked body broke after the head went out
         } else {
           detach_upstream(c, false);
           end_attempt(c);
@@ -330,7 +330,7 @@ void Worker::pump_response(Conn& c) {
         }
         if (x.response_chunks.failed()) {
           x.status = 502;
-          abort_exchange(c);   // the head is already out: all we can do is close
+          abort_exchange(c, "UPE");   // the head is already out: all we can do is close
           return;
         }
         u.in.consume(n);
@@ -353,7 +353,7 @@ void Worker::pump_response(Conn& c) {
   if (x.response_done) {
     finish_exchange(c);
   } else if (u.peer_eof && u.in.empty() && u.held_count == 0) {
-    abort_exchange(c);   // the upstream closed inside the body: the response is truncated
+    abort_exchange(c, "UC");   // the upstream closed inside the body: the response is truncated
   }
 }
 

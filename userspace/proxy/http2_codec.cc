@@ -194,7 +194,7 @@ struct Http2Callbacks {
     if (s.client_state == Worker::ClientState::Closing || s.client_state == Worker::ClientState::AwaitingHead) {
       w.close_conn(s);
     } else {
-      w.abort_exchange(s);
+      w.abort_exchange(s, "DC");
     }
     return 0;
   }
@@ -586,7 +586,7 @@ void Worker::h2_close_streams(Conn& c) {
     Conn& s = *conns_[slot];
     if (s.shut) continue;
     if (s.client_state == ClientState::Closing || s.client_state == ClientState::AwaitingHead) close_conn(s);
-    else abort_exchange(s);
+    else abort_exchange(s, "DC");
   }
 }
 

@@ -101,7 +101,7 @@ std::string WorkerMetrics::render_prometheus(std::span<const WorkerMetrics* cons
   auto labels = [](const LabelSet& l) {
     Labels s;
     s.add("reporter", "waypoint")
-        .add("request_protocol", "http")
+        .add("request_protocol", l.grpc_status == 0 ? "http" : "grpc")
         .add("grpc_response_status", l.grpc_status == 0 ? std::string() : std::to_string(l.grpc_status - 1))
         .add("destination_service", l.service)
         .add("destination_service_name", l.name)

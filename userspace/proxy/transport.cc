@@ -464,7 +464,7 @@ void Worker::on_send(Conn& c, int res) {
           end_tunnel(c);
           break;
         default:   // an exchange in flight: release its upstream and count it
-          abort_exchange(c);
+          abort_exchange(c, "DC");
           break;
       }
     } else {
@@ -522,11 +522,11 @@ void Worker::on_peer_eof(Conn& c) {
     case ClientState::Proxying:
     case ClientState::RetryBackoff:
       // A half-close after a complete request still gets its response.
-      if (!c.exchange->request_done) abort_exchange(c);
+      if (!c.exchange->request_done) abort_exchange(c, "DC");
       break;
     case ClientState::FaultDelay:
     case ClientState::Queued:
-      abort_exchange(c);
+      abort_exchange(c, "DC");
       break;
     case ClientState::Closing:
       if (c.out.empty()) close_conn(c);

@@ -240,7 +240,7 @@ void Worker::check_deadlines() {
         Exchange& x = *c.exchange;
         if (x.route_deadline_ns != 0 && now >= x.route_deadline_ns) {
           if (x.response_started) {
-            abort_exchange(c);
+            abort_exchange(c, "UT");
           } else {
             remove_pending(c);
             if (c.upstream != kNone) record_outcome(x, 504);

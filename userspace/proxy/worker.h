@@ -271,7 +271,11 @@ class Worker final {
   void pump_response(Conn& c);
   void finish_exchange(Conn& c);
   void complete_exchange(Conn& c);
-  void abort_exchange(Conn& c);
+  // Ends the exchange unfinished and closes the client (stream): `flags` is
+  // Envoy's response flag for why — DC the client went away, UC the backend
+  // closed inside the body, UPE/DPE a framing error, UT/SI a timeout after
+  // the head. A reason already recorded (a local reply's) is kept.
+  void abort_exchange(Conn& c, std::string_view flags);
   void end_attempt(Conn& c);
   bool select_endpoint(Conn& c, const RequestView* view);
   void record_request(Conn& c);

@@ -180,7 +180,7 @@ TEST(Metrics, GrpcResponseStatusIsALabelEmptyForOtherRequests) {
   m.record_request(grpc, 200, "-", 1.0);
   const WorkerMetrics* workers[] = {&m};
   std::string text = WorkerMetrics::render_prometheus(workers);
-  EXPECT_NE(text.find("istio_requests_total{reporter=\"waypoint\",request_protocol=\"http\",grpc_response_status=\"14\","),
+  EXPECT_NE(text.find("istio_requests_total{reporter=\"waypoint\",request_protocol=\"grpc\",grpc_response_status=\"14\","),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("grpc_response_status=\"\","), std::string::npos) << text;

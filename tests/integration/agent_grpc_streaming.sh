@@ -42,18 +42,10 @@ spec:
 YAML
 # An HTTP route puts the port on the L7 plane (a port without one is
 # steered per connection by XDP, and would not test the proxy at all).
-cat >"$AGENT_WORK/config/routing.yaml" <<'YAML'
-apiVersion: networking.istio.io/v1beta1
-kind: VirtualService
-metadata: {name: productpage, namespace: default}
-spec:
-  hosts: [productpage]
-  http:
-  - route: [{destination: {host: productpage}}]
-YAML
+agent_write_routing "name: split" v1 50 50
 agent_start
-agent_check "port 50051 is on the L7 plane" \
-  bash -c "agent_curl() { nsenter --net=/run/netns/$(topo_ns node) curl -s -m 5 \"\$@\"; }; agent_curl http://$AGENT_ADMIN/stats/prometheus | grep -q 'sluice_route_configured_share{destination_service=\"productpage\",destination_port=\"50051\",.*plane=\"l7\"'"
+shares=$(agent_curl "http://$AGENT_ADMIN/stats/prometheus" | grep '^sluice_route_configured_share{destination_service="productpage",destination_port="50051"')
+agent_check "port 50051 is on the L7 plane" test -n "$(echo "$shares" | grep 'plane="l7"')"
 client=$(topo_ns client)
 target=10.96.0.10:50051
 

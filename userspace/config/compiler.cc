@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <deque>
 #include <set>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -222,7 +223,31 @@ class SnapshotCompiler {
     for (const auto& ks : in_.kube_services) {
       if (ks.type != "ExternalName") kube_host.emplace(ks.meta.name + "." + ks.meta.namespace_ + ".svc.cluster.local", &ks);
     }
-    for (const auto& se : in_.service_entries) {
+    // A host that ServiceEntries in two namespaces define: Istio keeps both,
+    // and each client namespace sees its own, else the first in Istio's
+    // conflict order (oldest, then name, then namespace). sluice has one
+    // view of a service for every client, so it keeps that first one and
+    // warns at the others. Two in one namespace stay an error: Istio would
+    // merge them, sluice does not.
+    auto key_of = [](const std::string& host, const ResourceMeta& meta) {
+      return short_name(host) ? host + "." + meta.namespace_ + ".svc.cluster.local" : host;
+    };
+    auto istio_first = [](const ResourceMeta& a, const ResourceMeta& b) {
+      return std::tie(a.creation_timestamp, a.name, a.namespace_) < std::tie(b.creation_timestamp, b.name, b.namespace_);
+    };
+    std::unordered_map<std::string, size_t> first_definer;   // host key -> index in in_.service_entries
+    for (size_t i = 0; i < in_.service_entries.size(); ++i) {
+      const auto& se = in_.service_entries[i];
+      for (const auto& h : se.hosts) {
+        const std::string key = key_of(h.host, se.meta);
+        if (kube_host.contains(key)) continue;
+        auto [it, inserted] = first_definer.emplace(key, i);
+        const auto& held = in_.service_entries[it->second].meta;
+        if (!inserted && held.namespace_ != se.meta.namespace_ && istio_first(se.meta, held)) it->second = i;
+      }
+    }
+    for (size_t se_index = 0; se_index < in_.service_entries.size(); ++se_index) {
+      const auto& se = in_.service_entries[se_index];
       se_service_index_.push_back(std::nullopt);
       const auto index = static_cast<uint32_t>(services.size());
       model::Service s;
@@ -230,7 +255,7 @@ class SnapshotCompiler {
         // A short host is NAME.NAMESPACE.svc.cluster.local, as Istio reads
         // it: the same short name in two namespaces is two services.
         const bool short_host = short_name(h.host);
-        const std::string key = short_host ? h.host + "." + se.meta.namespace_ + ".svc.cluster.local" : h.host;
+        const std::string key = key_of(h.host, se.meta);
         if (auto k = kube_host.find(key); k != kube_host.end()) {
           const auto& km = k->second->meta;
           warning(h.where, "host '" + h.host + "' of ServiceEntry '" + se.meta.namespace_ + "/" + se.meta.name +
@@ -240,10 +265,24 @@ class SnapshotCompiler {
                                "prefers a Kubernetes Service to a ServiceEntry for the same host");
           continue;
         }
+        if (const size_t first = first_definer.at(key); first != se_index) {
+          const auto& other = in_.service_entries[first].meta;
+          if (other.namespace_ != se.meta.namespace_) {
+            warning(h.where, "host '" + h.host + "' of ServiceEntry '" + se.meta.namespace_ + "/" + se.meta.name +
+                                 "' is also defined by ServiceEntry '" + other.namespace_ + "/" + other.name + "' (" +
+                                 other.where.file + ":" + std::to_string(other.where.line) +
+                                 "), which comes first in Istio's order (oldest creationTimestamp, then name, then "
+                                 "namespace): sluice has one view of a host for every client namespace, so this "
+                                 "definition is ignored");
+            continue;
+          }
+        }
         auto [it, inserted] = primary.emplace(key, &h);
         if (!inserted) {
           error(h.where, "host '" + h.host + "' is already defined by another ServiceEntry at " +
-                             it->second->where.file + ":" + std::to_string(it->second->where.line));
+                             it->second->where.file + ":" + std::to_string(it->second->where.line) +
+                             " in the same namespace: put the host in one ServiceEntry (sluice does not merge "
+                             "ServiceEntries)");
           continue;
         }
         s.hosts.push_back(h.host);

@@ -153,6 +153,7 @@ void decode_document(Decoder& d, const YAML::Node& doc, const ItemDefaults* defa
     } else {
       // Other metadata (labels, annotations, uid, ...) is Kubernetes' business.
       if (const auto n = (*metadata)["name"]; n && n.IsScalar()) meta.name = n.Scalar();
+      if (const auto n = (*metadata)["creationTimestamp"]; n && n.IsScalar()) meta.creation_timestamp = n.Scalar();
       if (const auto n = (*metadata)["namespace"]; n && n.IsScalar() && !n.Scalar().empty()) {
         meta.namespace_ = n.Scalar();
       }

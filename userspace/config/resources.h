@@ -22,6 +22,11 @@ struct ResourceMeta {
   std::string name;
   std::string namespace_ = "default";
   model::Labels labels;      // metadata.labels (read for Kubernetes kinds only)
+  // metadata.creationTimestamp as written (RFC 3339 in UTC, so the text
+  // sorts as the time); empty when absent, which sorts first as Istio's zero
+  // time does. Istio's order between conflicting objects: oldest, then name,
+  // then namespace.
+  std::string creation_timestamp;
   SourceLocation where;      // the document's first key
   // spec.exportTo (a Service's networking.istio.io/exportTo annotation) with
   // '.' replaced by the object's namespace. Empty: every namespace, Istio's

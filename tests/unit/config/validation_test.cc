@@ -376,7 +376,38 @@ spec:
 )"}});
   EXPECT_FALSE(r.ok());
   expect_diagnostic(r, "dup.yaml", 5, 11, Severity::Error,
-                    "host 'productpage' is already defined by another ServiceEntry at se.yaml:5");
+                    "host 'productpage' is already defined by another ServiceEntry at se.yaml:5 in the same "
+                    "namespace: put the host in one ServiceEntry");
+}
+
+// One host from ServiceEntries in two namespaces: the first in Istio's order
+// (oldest creationTimestamp, then name, then namespace) is kept, wherever it
+// is in the files, and the other gets a warning; the config is valid.
+TEST(Validation, HostDefinedInTwoNamespacesKeepsIstiosFirst) {
+  auto se = [](const std::string& ns, const std::string& created, const std::string& vip) {
+    return "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: api\n  namespace: " + ns +
+           (created.empty() ? std::string() : "\n  creationTimestamp: \"" + created + "\"") +
+           "\nspec:\n  hosts: [api.example.com]\n  addresses: [" + vip +
+           "]\n  ports: [{number: 80, name: http, protocol: HTTP}]\n  resolution: STATIC\n"
+           "  endpoints: [{address: 10.1.0.1}]\n";
+  };
+  {
+    auto r = compile_yaml({{"team-a.yaml", se("team-a", "2024-03-01T10:00:00Z", "10.96.5.1")},
+                           {"team-b.yaml", se("team-b", "2023-11-20T08:00:00Z", "10.96.5.2")}});
+    ASSERT_TRUE(r.ok()) << diagnostics_text(r);
+    const auto* s = r.snapshot->find_service("api.example.com");
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->namespace_, "team-b");   // the older one, though later in the files
+    EXPECT_EQ(r.snapshot->services.size(), 1u);
+    expect_diagnostic(r, "team-a.yaml", 8, 11, Severity::Warning,
+                      "host 'api.example.com' of ServiceEntry 'team-a/api' is also defined by ServiceEntry "
+                      "'team-b/api' (team-b.yaml:2), which comes first in Istio's order");
+  }
+  {   // no timestamps (plain files): name, then namespace
+    auto r = compile_yaml({{"z.yaml", se("zeta", "", "10.96.5.1")}, {"a.yaml", se("alpha", "", "10.96.5.2")}});
+    ASSERT_TRUE(r.ok()) << diagnostics_text(r);
+    EXPECT_EQ(r.snapshot->find_service("api.example.com")->namespace_, "alpha");
+  }
 }
 
 TEST(Validation, TwoRulesOrTwoVirtualServicesForOneHostAreErrors) {

@@ -423,6 +423,7 @@ class SnapshotCompiler {
       } else if (ks.selector && !ks.selector->empty()) {
         endpoints_from_pods(s, ks, what);
       }
+      if (ks.selector && !ks.selector->empty()) endpoints_from_workload_entries(s, ks, what);
       if (s.endpoints.empty()) {
         warning(ks.meta.where, what + " has no ready endpoint" +
                                    (slices == slices_of.end() ? std::string(" (no EndpointSlice names it") +
@@ -479,6 +480,26 @@ class SnapshotCompiler {
                    ": it has no labels, so only subsets without labels select it");
       }
       s.endpoints.push_back(std::move(e));
+    }
+  }
+
+  // As in Istio, a Service's selector also picks the WorkloadEntries of its
+  // namespace whose labels match (VMs behind a Kubernetes Service), beside
+  // its Pods; an address that is already an endpoint is not added twice.
+  void endpoints_from_workload_entries(model::Service& s, const KubeServiceSpec& ks, const std::string& what) {
+    std::set<model::IpAddress> seen;
+    for (const auto& e : s.endpoints) seen.insert(e.address);
+    size_t added = 0;
+    for (const auto& we : in_.workload_entries) {
+      if (we.meta.namespace_ != ks.meta.namespace_ || !labels_match(*ks.selector, we.endpoint.labels)) continue;
+      if (!seen.insert(we.endpoint.address).second) continue;
+      s.endpoints.push_back(we.endpoint);
+      ++added;
+    }
+    if (added > 0) {
+      report(Severity::Info, ks.meta.where, what + ": its selector " + label_list(*ks.selector) + " also picks " +
+                                                std::to_string(added) + " WorkloadEntr" + (added == 1 ? "y" : "ies") +
+                                                " of its namespace, as in Istio");
     }
   }
 

@@ -253,6 +253,62 @@ status:
   EXPECT_NE(find_diagnostic(r, "has no EndpointSlice"), nullptr);
 }
 
+// Istio's VM integration: a Service's selector picks the WorkloadEntries of
+// its namespace whose labels match, beside the Pods of its EndpointSlices.
+TEST(KubernetesObjects, ServiceSelectorAlsoPicksWorkloadEntriesOfItsNamespace) {
+  auto r = compile_yaml({{"k.yaml", R"(apiVersion: v1
+kind: Service
+metadata: {name: ratings, namespace: default}
+spec:
+  clusterIP: 10.96.1.50
+  selector: {app: ratings}
+  ports: [{name: http, port: 9080, targetPort: 9080}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: ratings-1, namespace: default, labels: {kubernetes.io/service-name: ratings}}
+addressType: IPv4
+endpoints: [{addresses: [10.200.11.9], conditions: {ready: true}}]
+ports: [{name: http, port: 9080}]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ratings-vm, namespace: default}
+spec: {address: 10.0.5.5, labels: {app: ratings, version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ratings-vm, namespace: other}
+spec: {address: 10.0.6.6, labels: {app: ratings}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: reviews-vm, namespace: default}
+spec: {address: 10.0.7.7, labels: {app: reviews}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings, namespace: default}
+spec:
+  host: ratings
+  subsets: [{name: v2, labels: {version: v2}}]
+)"}});
+  ASSERT_TRUE(r.ok()) << diagnostics_text(r);
+  const auto* s = r.snapshot->find_service("ratings");
+  ASSERT_NE(s, nullptr);
+  std::vector<std::string> got;
+  for (const auto& e : s->endpoints) got.push_back(e.address.to_string());
+  EXPECT_EQ(got, (std::vector<std::string>{"10.200.11.9", "10.0.5.5"}));
+  EXPECT_EQ(s->endpoints[1].port_for(*s->port(9080)), 9080u);
+  const auto v2 = std::find_if(s->subsets.begin(), s->subsets.end(), [](const auto& sub) { return sub.name == "v2"; });
+  ASSERT_NE(v2, s->subsets.end());
+  ASSERT_EQ(v2->endpoints.size(), 1u);   // the VM's labels select it
+  EXPECT_EQ(s->endpoints[v2->endpoints[0]].name, "ratings-vm");
+  const auto* note = find_diagnostic(r, "also picks 1 WorkloadEntry of its namespace");
+  ASSERT_NE(note, nullptr);
+  EXPECT_EQ(note->severity, Severity::Info);
+}
+
 TEST(KubernetesObjects, HeadlessAndExternalNameServicesAreNotesNotErrors) {
   auto r = compile_yaml({{"k.yaml", R"(apiVersion: v1
 kind: Service

@@ -16,10 +16,10 @@ packages=(
   libh2o-evloop0.13   # picohttpparser's phr_* tokenizer for userspace/http (docs/dependencies.md)
   libcurl4-openssl-dev   # userspace/k8s: the Kubernetes API server client
   # tests, demo and benchmarks: real network tools, clients and servers
-  iproute2 iptables nftables ethtool curl wrk nghttp2-client nginx-light haproxy python3-grpcio
+  iproute2 iptables nftables ethtool curl wrk nghttp2-client nginx-light haproxy
   procps psmisc python3
   python3-yaml openssl   # the Kubernetes tests: manifest checks, the fake API server's TLS certificate
-  python3-grpcio   # real gRPC clients (and servers) for the gRPC tests (agent_grpc)
+  python3-grpcio   # real gRPC clients and servers for the gRPC tests (agent_grpc, agent_http2_upstream, agent_grpc_streaming)
   # tests of the operator views: sluicectl top in a terminal, /ui in a headless browser
   tmux chromium
 )

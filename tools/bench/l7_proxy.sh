@@ -46,6 +46,8 @@ case $NET in
 esac
 for tool in wrk h2load nginx haproxy; do command -v $tool >/dev/null || { echo "missing $tool" >&2; exit 1; }; done
 [[ -x $SLUICE ]] || { echo "build $SLUICE first (ninja -C $BUILD)" >&2; exit 1; }
+# shellcheck source=l7_bench_lib.sh
+source tools/bench/l7_bench_lib.sh
 
 TMP=$(mktemp -d /tmp/slc-l7-bench.XXXXXX)
 PIDS=()
@@ -82,66 +84,8 @@ else
   HAPROXY_PORT=$PORT NGINX_PORT=$PORT
 fi
 
-wait_port() {   # wait_port ADDR PORT, from the client's side
-  for _ in $(seq 1 100); do "${IN_CLIENT[@]}" bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null && return 0; sleep 0.05; done
-  echo "nothing listens on $1:$2" >&2; cat "$TMP"/*.stderr "$TMP"/*.log >&2 2>/dev/null; exit 1
-}
-temp_paths() { echo "client_body_temp_path $1/b; proxy_temp_path $1/p; fastcgi_temp_path $1/f; uwsgi_temp_path $1/u; scgi_temp_path $1/s;"; }
-
-i=0
-for b in "${BACKENDS[@]}"; do
-  IFS=: read -r name addr _ <<<"$b"
-  i=$((i + 1))
-  mkdir -p "$TMP/$name"
-  cat >"$TMP/$name/nginx.conf" <<NGX
-worker_processes 1; daemon off; master_process off; pid $TMP/$name/pid; error_log $TMP/$name/err;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000; $(temp_paths "$TMP/$name")
-  server { listen $addr:$PORT; location / { add_header x-backend $name; return 200 "$name\n"; } } }
-NGX
-  in_backend "$i"   # not a function call in the background: $! must be nginx's own pid
-  "${IN_BACKEND[@]}" nginx -c "$TMP/$name/nginx.conf" -p "$TMP/$name" >"$TMP/$name.stderr" 2>&1 & PIDS+=($!)
-  wait_port "$addr" "$PORT"
-done
-
-# sluice: the Istio config.
-mkdir -p "$TMP/sluice"
-{
-  cat <<YAML
-apiVersion: networking.istio.io/v1beta1
-kind: ServiceEntry
-metadata: {name: productpage}
-spec:
-  hosts: [productpage]
-  addresses: [$SLUICE_ADDR]
-  ports: [{number: $PORT, name: http, protocol: HTTP}]
-  resolution: STATIC
-  workloadSelector: {labels: {app: productpage}}
----
-apiVersion: networking.istio.io/v1alpha3
-kind: VirtualService
-metadata: {name: productpage}
-spec:
-  hosts: [productpage]
-  http:
-  - route:
-    - {destination: {host: productpage, subset: v1}, weight: 70}
-    - {destination: {host: productpage, subset: v2}, weight: 30}
----
-apiVersion: networking.istio.io/v1alpha3
-kind: DestinationRule
-metadata: {name: productpage}
-spec:
-  host: productpage
-  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
-  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
-YAML
-  for b in "${BACKENDS[@]}"; do
-    IFS=: read -r name addr _ <<<"$b"
-    printf -- '---\napiVersion: networking.istio.io/v1beta1\nkind: WorkloadEntry\nmetadata: {name: %s}\nspec: {address: %s, labels: {app: productpage, version: %s}}\n' \
-      "$name" "$addr" "${name%-*}"
-  done
-} >"$TMP/sluice/productpage.yaml"
+start_backends "$PORT"
+sluice_config "$SLUICE_ADDR" "$PORT" HTTP
 
 # HAProxy and nginx: the same 70/30 split as server weights (35+35 / 15+15).
 {
@@ -157,12 +101,6 @@ mkdir -p "$TMP/nginx-proxy"
   echo "} server { listen $NGINX_ADDR:$NGINX_PORT; keepalive_requests 1000000; location / { proxy_pass http://be;"
   echo "proxy_http_version 1.1; proxy_set_header Connection \"\"; } } }"
 } >"$TMP/nginx-proxy/nginx.conf"
-
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# The whole machine's CPU outside `nice` (user, system, irq, softirq): the
-# proxy, wrk, the backends and the kernel's veth/TCP work wherever it runs.
-# Other users' niced builds are left out; their un-niced work is not.
-node_ticks() { awk '$1 == "cpu" {print $2 + $4 + $7 + $8}' /proc/stat; }
 
 # run NAME ADDR:PORT PID: wrk against ADDR:PORT; PID is the proxy (empty: direct).
 run() {
@@ -208,19 +146,6 @@ for ((round = 1; round <= ROUNDS; round++)); do
   run haproxy "$HAPROXY_ADDR:$HAPROXY_PORT" "$HAPROXY_PID"
   run nginx "$NGINX_ADDR:$NGINX_PORT" "$NGINX_PID"
 done
-# medians FILE: per name (column 1, first-seen order), the median of every
-# column over the rounds, except the last (errors), which is summed.
-medians() {
-  awk '{ n[$1]++; cols = NF; for (i = 2; i <= NF; i++) v[$1, i, n[$1]] = $i; if (!($1 in seen)) { seen[$1] = 1; order[++k] = $1 } }
-    function median(name, col,   m, i, j, t, a) {
-      m = n[name]; for (i = 1; i <= m; i++) a[i] = v[name, col, i]
-      for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-      return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2 }
-    END { for (x = 1; x <= k; x++) { p = order[x]; line = p
-            for (c = 2; c < cols; c++) line = line " " median(p, c)
-            errors = 0; for (r = 1; r <= n[p]; r++) errors += v[p, cols, r]
-            print line, errors } }' "$1"
-}
 medians "$TMP/results" >"$TMP/medians"
 
 # fixed NAME ADDR:PORT RATE: h2load at RATE requests/s in total; appends "NAME achieved p50 p99".
@@ -229,11 +154,7 @@ fixed() {
   rm -f "$TMP/h2load.$name"   # h2load appends to its log file
   "${IN_CLIENT[@]}" h2load --h1 -t2 -c64 --rps="$(awk -v r="$rate" 'BEGIN {printf "%.2f", r / 64}')" -D "$DURATION" \
     --log-file="$TMP/h2load.$name" "http://$addr/" >"$TMP/h2load.$name.out" 2>&1
-  local bad
-  bad=$(awk '$2 != 200' "$TMP/h2load.$name" | wc -l)
-  awk '$2 == 200 { print $3 / 1000 }' "$TMP/h2load.$name" | sort -n |
-    awk -v name="$name" -v d="$DURATION" -v bad="$bad" '{ t[NR] = $1 }
-      END { printf "%s %.0f %.3f %.3f %d\n", name, NR / d, t[int(NR * 0.50) + 1], t[int(NR * 0.99) + 1], bad }' >>"$TMP/fixed"
+  h2load_log_row "$name" "$DURATION" "$TMP/h2load.$name" >>"$TMP/fixed"
 }
 RATE=$(awk -v share="${FIXED_RATE_SHARE:-0.8}" '$1 == "haproxy" {printf "%d", $2 * share}' "$TMP/medians")
 for ((round = 1; round <= ROUNDS; round++)); do
@@ -264,12 +185,7 @@ echo "fixed rate: h2load --h1 -t2 -c64, $RATE requests/s offered to each (${FIXE
 printf '%-8s %12s %9s %9s %7s\n' proxy "achieved/s" "p50 ms" "p99 ms" errors
 medians "$TMP/fixed" | awk '{ printf "%-8s %12.0f %9.3f %9.3f %7d\n", $1, $2, $3, $4, $5; p99[$1] = $4 }
   END { printf "sluice/haproxy at equal load: p99 %.2fx\n", p99["sluice"] / p99["haproxy"] }'
-if [[ -f $TMP/perf.data && -n ${PERF_KEEP:-} ]]; then cp "$TMP/perf.data" "$PERF_KEEP"; fi
 if [[ -f $TMP/perf.data ]]; then
-  echo "where sluiced's time goes (perf record -g, last sluice round; self time, top symbols):"
-  perf report -i "$TMP/perf.data" --no-children --sort dso,symbol -g none --stdio 2>/dev/null |
-    awk '/^ +[0-9.]+%/ && n < 30 { sub(/( +-)* *$/, ""); print; n++ }'
-  echo "by object (kernel, sluiced, libraries):"
-  perf report -i "$TMP/perf.data" --no-children --sort dso -g none --stdio 2>/dev/null |
-    awk '/^ +[0-9.]+%/ && n < 8 { sub(/( +-)* *$/, ""); print; n++ }'
+  [[ -n ${PERF_KEEP:-} ]] && cp "$TMP/perf.data" "$PERF_KEEP"
+  perf_top "$TMP/perf.data" sluiced
 fi

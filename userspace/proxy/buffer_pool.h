@@ -1,9 +1,14 @@
 // A worker's pool of fixed-size connection buffers. Buffers are taken when
 // bytes arrive or are queued and given back when drained, so an idle
-// keep-alive connection holds none. Each buffer is its own mapping, so one
-// given back beyond what the pool keeps returns to the system at once;
-// trim() (on the worker's tick) gives back what stayed unused for a whole
-// interval, down to a small reserve, so memory follows the load down.
+// keep-alive connection holds none. Each buffer is its own mapping. A buffer
+// given back is kept, whatever the count: what the pool holds never exceeds
+// the most buffers in use at once, and trim() (on the worker's tick) unmaps
+// what stayed unused for a whole interval, down to a small reserve, so
+// memory follows the load down. Unmapping at give-back instead (past a fixed
+// count of 256) made a worker with a few hundred HTTP/2 streams in flight,
+// each holding buffers in its client and upstream slots, map, fault in and
+// unmap buffers on nearly every request (docs/benchmarks.md, "HTTP/2 (h2c)
+// through the proxy").
 #pragma once
 
 #include <sys/mman.h>
@@ -17,9 +22,8 @@ namespace sluice::proxy {
 
 class BufferPool {
  public:
-  // Buffers kept for reuse: at most kMaxCached, and after a quiet interval
-  // no more than kReserve.
-  static constexpr size_t kMaxCached = 256, kReserve = 16;
+  // Buffers kept for reuse after a quiet interval.
+  static constexpr size_t kReserve = 16;
 
   explicit BufferPool(uint32_t buffer_size) : size_(buffer_size) {}
   ~BufferPool() {
@@ -46,11 +50,7 @@ class BufferPool {
 
   void give_back(char* b) {
     --in_use_;
-    if (cached_.size() < kMaxCached) {
-      cached_.push_back(b);
-    } else {
-      munmap(b, size_);
-    }
+    cached_.push_back(b);
   }
 
   // Unmaps the buffers no take() needed since the last trim (beyond the reserve).

@@ -1,14 +1,16 @@
 // The proxy's decisions that are pure logic: retries, the user_data
-// encoding, the send-buffer pinning rule, metrics, generated request ids,
-// and per-request weighted routing through the routing unit with a seeded
-// random source.
+// encoding, the send-buffer pinning rule, buffer pool reuse, metrics,
+// generated request ids, and per-request weighted routing through the
+// routing unit with a seeded random source.
 #include <gtest/gtest.h>
 
 #include <map>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include "http/message_head.h"
+#include "proxy/buffer_pool.h"
 #include "proxy/byte_buffer.h"
 #include "proxy/mesh_routing.h"
 #include "proxy/metrics.h"
@@ -239,6 +241,23 @@ TEST(ByteBuffer, TakesMemoryOnWriteAndGivesItBackWhenDrained) {
   EXPECT_FALSE(b.holds_memory());
   EXPECT_EQ(pool.in_use(), 0u);
   EXPECT_EQ(pool.cached(), 1u);
+}
+
+// Buffers given back stay mapped for reuse however many there are (a burst
+// of HTTP/2 streams must not map and unmap one per request); only a trim
+// after an interval in which none of them was taken unmaps them, down to
+// the reserve.
+TEST(BufferPool, KeepsWhatWasGivenBackUntilAQuietIntervalPasses) {
+  BufferPool pool(4096);
+  std::vector<char*> taken;
+  for (int i = 0; i < 300; ++i) taken.push_back(pool.take());
+  for (char* b : taken) pool.give_back(b);
+  EXPECT_EQ(pool.cached(), 300u);
+  pool.trim();                       // the interval just ending needed them
+  EXPECT_EQ(pool.cached(), 300u);
+  pool.trim();                       // a whole interval without a take
+  EXPECT_EQ(pool.cached(), BufferPool::kReserve);
+  EXPECT_EQ(pool.in_use(), 0u);
 }
 
 TEST(Metrics, RendersIstioNamesSummedOverWorkers) {

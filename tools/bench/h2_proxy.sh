@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# HTTP/2 (h2c) proxy benchmark: sluice vs HAProxy 2.6 (`proto h2`) vs nginx
+# 1.22 (`listen ... http2`, `grpc_pass`), each a 70/30 weighted proxy that
+# speaks h2c (prior knowledge) to the client and to the same four nginx h2c
+# backends, one worker each, driven by h2load (h2c, H2_CLIENTS connections
+# x H2_STREAMS concurrent streams, H2_THREADS threads; default 32 x 10, 1);
+# plus the direct no-proxy ceiling (h2load straight at one backend). Prints
+# requests/s, p50 and p99 (from h2load's per-request log), proxy CPU per
+# request (utime + stime from /proc/PID/stat), the machine's CPU per request
+# (node µs/req, niced work left out), and ratios against HAProxy and nginx,
+# all in the same run. With ROUNDS > 1 the proxies are measured in turn
+# ROUNDS times and each figure is the median over the rounds.
+#
+# Before measuring, a sanity pass sends H2_PROBES requests through each proxy
+# tagged with an `x-bench-probe` header, which the backends (and only for
+# those requests) log with their protocol: it prints, per proxy, the share of
+# requests that reached the v1 backends (70 expected) and the protocol the
+# backends saw (HTTP/2.0 expected), beside the protocol h2load negotiated
+# with the proxy (h2c expected).
+#
+# As in tools/bench/l7_proxy.sh, a second phase offers every proxy the same
+# fixed rate — FIXED_RATE_SHARE (default 0.8; 0 skips it) of HAProxy's median
+# closed-loop throughput — for latency at equal load. PERF=1 samples sluice
+# with `perf record -g` during its last closed-loop round and prints the top
+# of the report (PERF_KEEP=FILE keeps perf.data).
+#
+# Loopback only: every process on 127.78.0.0/16, port 38280.
+#
+#   tools/bench/h2_proxy.sh [DURATION_SECONDS [ROUNDS]]   (default 10 1)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DURATION=${1:-10}
+ROUNDS=${2:-1}
+CLIENTS=${H2_CLIENTS:-32}
+STREAMS=${H2_STREAMS:-10}
+THREADS=${H2_THREADS:-1}
+PROBES=${H2_PROBES:-4000}
+SHARE=${FIXED_RATE_SHARE:-0.8}
+BUILD=${MESON_BUILD_ROOT:-build}
+SLUICE=$BUILD/userspace/proxy/sluice-l7-proxy
+for tool in h2load nginx haproxy; do command -v $tool >/dev/null || { echo "missing $tool" >&2; exit 1; }; done
+[[ -x $SLUICE ]] || { echo "build $SLUICE first (ninja -C $BUILD)" >&2; exit 1; }
+# shellcheck source=l7_bench_lib.sh
+source tools/bench/l7_bench_lib.sh
+
+TMP=$(mktemp -d /tmp/slc-h2-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+IN_CLIENT=()
+in_backend() { IN_BACKEND=(); }
+PORT=38280
+BACKENDS=(v1-a:127.78.11.2:35 v1-b:127.78.12.2:35 v2-a:127.78.13.2:15 v2-b:127.78.14.2:15)
+SLUICE_ADDR=127.78.0.1 HAPROXY_ADDR=127.78.0.2 NGINX_ADDR=127.78.0.3 DIRECT_ADDR=127.78.11.2
+
+start_backends "$PORT" http2
+# sluice speaks h2c upstream to a port declared HTTP2 (docs/l7-proxy.md, "HTTP/2 upstream").
+sluice_config "$SLUICE_ADDR" "$PORT" HTTP2
+
+# HAProxy and nginx: the same 70/30 split as server weights (35+35 / 15+15).
+{
+  printf 'global\n  nbthread 1\n  maxconn 4096\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n  http-reuse always\n'
+  printf 'frontend fe\n  bind %s:%s proto h2\n  default_backend be\nbackend be\n  balance roundrobin\n' "$HAPROXY_ADDR" "$PORT"
+  for b in "${BACKENDS[@]}"; do IFS=: read -r name addr w <<<"$b"; printf '  server %s %s:%s proto h2 weight %s\n' "$name" "$addr" "$PORT" "$w"; done
+} >"$TMP/haproxy.cfg"
+mkdir -p "$TMP/nginx-proxy"
+{
+  echo "worker_processes 1; daemon off; master_process off; pid $TMP/nginx-proxy/pid; error_log $TMP/nginx-proxy/err;"
+  echo "events { worker_connections 4096; } http { access_log off; $(temp_paths "$TMP/nginx-proxy") upstream be { keepalive 128;"
+  for b in "${BACKENDS[@]}"; do IFS=: read -r name addr w <<<"$b"; echo "server $addr:$PORT weight=$w;"; done
+  echo "} server { listen $NGINX_ADDR:$PORT http2; keepalive_requests 1000000; location / { grpc_pass grpc://be; } } }"
+} >"$TMP/nginx-proxy/nginx.conf"
+
+"$SLUICE" --config-dir "$TMP/sluice" --listen "$SLUICE_ADDR:$PORT=productpage:$PORT" --workers 1 >"$TMP/sluice.log" 2>&1 &
+PIDS+=($!); SLUICE_PID=$!; wait_port "$SLUICE_ADDR" "$PORT"
+haproxy -f "$TMP/haproxy.cfg" -db >"$TMP/haproxy.log" 2>&1 &
+PIDS+=($!); HAPROXY_PID=$!; wait_port "$HAPROXY_ADDR" "$PORT"
+nginx -c "$TMP/nginx-proxy/nginx.conf" -p "$TMP/nginx-proxy" >"$TMP/nginx-proxy.stderr" 2>&1 &
+PIDS+=($!); NGINX_PID=$!; wait_port "$NGINX_ADDR" "$PORT"
+
+# h2c NAME ADDR ARGS...: h2load (prior knowledge) at http://ADDR:PORT/,
+# bounded by -n or -D in ARGS; its summary in $TMP/h2load.NAME.out.
+h2c() {
+  local name=$1 addr=$2
+  shift 2
+  timeout $((DURATION + 60)) "${IN_CLIENT[@]}" h2load "$@" "http://$addr:$PORT/" >"$TMP/h2load.$name.out" 2>&1 ||
+    { echo "h2load against $name failed:" >&2; cat "$TMP/h2load.$name.out" >&2; exit 1; }
+}
+# "PROTOCOL DONE ERRORS" from an h2load summary: the negotiated protocol,
+# requests done, and requests errored or timed out (non-2xx answers are
+# counted from the per-request log).
+h2load_summary() {
+  awk '/^Application protocol:/ { proto = $3 }
+       /^requests:/ { done = $6; bad = $12 + $14 }
+       END { print (proto ? proto : "none"), done + 0, bad + 0 }' "$1"
+}
+
+echo "sanity ($PROBES requests through each proxy, counted at the backends):"
+for p in sluice:$SLUICE_ADDR haproxy:$HAPROXY_ADDR nginx:$NGINX_ADDR; do
+  h2c "probe-${p%%:*}" "${p#*:}" -n "$PROBES" -c 4 -m "$STREAMS" -H "x-bench-probe: ${p%%:*}"
+  read -r proto _ _ < <(h2load_summary "$TMP/h2load.probe-${p%%:*}.out")
+  read -r _ n v1 protos < <(probe_split "${p%%:*}")
+  printf '  %-8s client %s, backends saw %s requests (%s), v1 share %s%% (70 expected)\n' "${p%%:*}" "$proto" "$n" "$protos" "$v1"
+done
+
+# run NAME ADDR PID: closed-loop h2load against ADDR; PID is the proxy (empty: direct).
+run() {
+  local name=$1 addr=$2 pid=$3 before after node_before node_after perf_pid="" proto completed bad
+  h2c "$name" "$addr" -t "$THREADS" -c "$CLIENTS" -m "$STREAMS" -D 2   # warm-up: connections and pools
+  rm -f "$TMP/h2load.$name.log"   # h2load appends to its log file
+  [[ -n $pid ]] && before=$(cpu_ticks "$pid")
+  node_before=$(node_ticks)
+  if [[ ${PERF:-0} == 1 && $name == sluice && $round == "$ROUNDS" ]]; then
+    perf record -q -g -p "$pid" -o "$TMP/perf.data" -- sleep "$DURATION" 2>/dev/null & perf_pid=$!
+  fi
+  h2c "$name" "$addr" -t "$THREADS" -c "$CLIENTS" -m "$STREAMS" -D "$DURATION" --log-file="$TMP/h2load.$name.log"
+  [[ -n $pid ]] && after=$(cpu_ticks "$pid")
+  node_after=$(node_ticks)
+  [[ -n $perf_pid ]] && wait "$perf_pid"
+  read -r proto completed bad < <(h2load_summary "$TMP/h2load.$name.out")
+  [[ $proto == h2c ]] || { echo "$name: h2load negotiated '$proto', not h2c" >&2; exit 1; }
+  h2load_log_row "$name" "$DURATION" "$TMP/h2load.$name.log" |
+    awk -v ticks="${after:-0}" -v base="${before:-0}" -v hz="$(getconf CLK_TCK)" -v n="$completed" -v bad="$bad" \
+      -v node="$((node_after - node_before))" '
+      { cpu = (ticks > 0 && n > 0) ? (ticks - base) / hz * 1e6 / n : 0
+        printf "%s %s %s %s %.2f %.2f %d\n", $1, $2, $3, $4, cpu, (n > 0 ? node / hz * 1e6 / n : 0), $5 + bad }' >>"$TMP/results"
+}
+for ((round = 1; round <= ROUNDS; round++)); do
+  run direct "$DIRECT_ADDR" ""
+  run sluice "$SLUICE_ADDR" "$SLUICE_PID"
+  run haproxy "$HAPROXY_ADDR" "$HAPROXY_PID"
+  run nginx "$NGINX_ADDR" "$NGINX_PID"
+done
+medians "$TMP/results" >"$TMP/medians"
+
+# fixed NAME ADDR RATE: h2load at RATE requests/s in total; appends "NAME achieved p50 p99 errors".
+fixed() {
+  local name=$1 addr=$2 rate=$3
+  rm -f "$TMP/h2load.fixed-$name.log"
+  h2c "fixed-$name" "$addr" -t "$THREADS" -c "$CLIENTS" -m "$STREAMS" -D "$DURATION" \
+    --rps="$(awk -v r="$rate" -v c="$CLIENTS" 'BEGIN {printf "%.2f", r / c}')" --log-file="$TMP/h2load.fixed-$name.log"
+  h2load_log_row "$name" "$DURATION" "$TMP/h2load.fixed-$name.log" >>"$TMP/fixed"
+}
+RATE=$(awk -v share="$SHARE" '$1 == "haproxy" {printf "%d", $2 * share}' "$TMP/medians")
+if ((RATE > 0)); then
+  for ((round = 1; round <= ROUNDS; round++)); do
+    fixed sluice "$SLUICE_ADDR" "$RATE"
+    fixed haproxy "$HAPROXY_ADDR" "$RATE"
+    fixed nginx "$NGINX_ADDR" "$RATE"
+  done
+fi
+if ((ROUNDS > 1)); then
+  echo "per round (closed loop: name rps p50 p99 cpu node-cpu errors; fixed rate: name achieved p50 p99 errors):"
+  cat "$TMP/results" "$TMP/fixed" 2>/dev/null
+fi
+
+echo "HTTP/2 (h2c) proxy benchmark: h2load -t$THREADS -c$CLIENTS -m$STREAMS -D$DURATION h2c, 4 nginx h2c backends, 70/30, 1 worker per proxy, ${ROUNDS} round(s) (medians)"
+echo "load average before/after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "kernel $(uname -r), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ)"
+printf '%-8s %12s %9s %9s %14s %15s %7s\n' proxy "requests/s" "p50 ms" "p99 ms" "CPU µs/req" "node µs/req" errors
+while read -r name rps p50 p99 cpu node errors; do
+  printf '%-8s %12.0f %9.3f %9.3f %14s %15.2f %7d\n' "$name" "$rps" "$p50" "$p99" \
+    "$([[ $name == direct ]] && echo - || printf '%.2f' "$cpu")" "$node" "$errors"
+done <"$TMP/medians"
+awk '{rps[$1] = $2; p99[$1] = $4; cpu[$1] = $5}
+  END {
+    printf "sluice/haproxy: throughput %.2fx, p99 %.2fx, CPU/req %.2fx\n", rps["sluice"] / rps["haproxy"], p99["sluice"] / p99["haproxy"], cpu["sluice"] / cpu["haproxy"]
+    printf "sluice/nginx:   throughput %.2fx, p99 %.2fx, CPU/req %.2fx\n", rps["sluice"] / rps["nginx"], p99["sluice"] / p99["nginx"], cpu["sluice"] / cpu["nginx"]
+    printf "sluice/direct:  throughput %.2fx of the no-proxy ceiling\n", rps["sluice"] / rps["direct"]
+    printf "goal (>= 1.3x HAProxy requests/s at p99 <= HAProxy p99): %s\n", \
+      (rps["sluice"] >= 1.3 * rps["haproxy"] && p99["sluice"] <= p99["haproxy"]) ? "met" : "not met"
+  }' "$TMP/medians"
+if ((RATE > 0)); then
+  echo "fixed rate: $RATE requests/s offered to each ($SHARE x HAProxy's closed-loop median), same h2load shape, ${DURATION}s, medians over rounds"
+  printf '%-8s %12s %9s %9s %7s\n' proxy "achieved/s" "p50 ms" "p99 ms" errors
+  medians "$TMP/fixed" | awk '{ printf "%-8s %12.0f %9.3f %9.3f %7d\n", $1, $2, $3, $4, $5; p99[$1] = $4 }
+    END { printf "sluice/haproxy at equal load: p99 %.2fx\n", p99["sluice"] / p99["haproxy"] }'
+fi
+if [[ -f $TMP/perf.data ]]; then
+  [[ -n ${PERF_KEEP:-} ]] && cp "$TMP/perf.data" "$PERF_KEEP"
+  perf_top "$TMP/perf.data" sluice-l7-proxy
+fi

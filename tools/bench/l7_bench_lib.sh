@@ -1,0 +1,138 @@
+# shellcheck shell=bash
+# Shared by tools/bench/l7_proxy.sh (HTTP/1.1) and tools/bench/h2_proxy.sh
+# (HTTP/2): the nginx backends, sluice's Istio config for them, CPU counters,
+# h2load's per-request log, and medians over rounds. The caller sets TMP (its
+# temporary directory), PIDS (pids to stop on exit), BACKENDS (NAME:ADDR:WEIGHT
+# entries; NAME is SUBSET-INSTANCE, e.g. v1-a), the command prefix IN_CLIENT
+# and the function in_backend N, which sets the prefix IN_BACKEND for the Nth
+# backend (empty arrays on the loopback path).
+
+wait_port() {   # wait_port ADDR PORT, from the client's side
+  for _ in $(seq 1 100); do "${IN_CLIENT[@]}" bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null && return 0; sleep 0.05; done
+  echo "nothing listens on $1:$2" >&2; cat "$TMP"/*.stderr "$TMP"/*.log >&2 2>/dev/null; exit 1
+}
+temp_paths() { echo "client_body_temp_path $1/b; proxy_temp_path $1/p; fastcgi_temp_path $1/f; uwsgi_temp_path $1/u; scgi_temp_path $1/s;"; }
+
+# start_backends PORT [LISTEN_FLAGS]: one nginx per BACKENDS entry on
+# ADDR:PORT, answering 200 "NAME\n" with an x-backend header. LISTEN_FLAGS
+# (e.g. "http2" for h2c) go on the listen line. A request carrying
+# `x-bench-probe: TAG` is logged as "TAG PROTOCOL" to $TMP/NAME/probe.log and
+# nothing else is logged, so a sanity check can count requests per backend
+# and per protocol without logging the measured traffic.
+start_backends() {
+  local port=$1 flags=${2:-} b name addr i=0
+  for b in "${BACKENDS[@]}"; do
+    IFS=: read -r name addr _ <<<"$b"
+    i=$((i + 1))
+    mkdir -p "$TMP/$name"
+    cat >"$TMP/$name/nginx.conf" <<NGX
+worker_processes 1; daemon off; master_process off; pid $TMP/$name/pid; error_log $TMP/$name/err;
+events { worker_connections 4096; }
+http { keepalive_requests 1000000; $(temp_paths "$TMP/$name")
+  map \$http_x_bench_probe \$probe { "" 0; default 1; }
+  log_format probe '\$http_x_bench_probe \$server_protocol';
+  access_log $TMP/$name/probe.log probe if=\$probe;
+  server { listen $addr:$port $flags; location / { add_header x-backend $name; return 200 "$name\n"; } } }
+NGX
+    in_backend "$i"   # not a function call in the background: $! must be nginx's own pid
+    "${IN_BACKEND[@]}" nginx -c "$TMP/$name/nginx.conf" -p "$TMP/$name" >"$TMP/$name.stderr" 2>&1 & PIDS+=($!)
+    wait_port "$addr" "$port"
+  done
+}
+
+# probe_split TAG: "TAG N v1-share-% protocols" from the backends' probe logs.
+probe_split() {
+  local tag=$1 b name
+  for b in "${BACKENDS[@]}"; do
+    IFS=: read -r name _ <<<"$b"
+    awk -v tag="$tag" -v subset="${name%-*}" '$1 == tag { print subset, $2 }' "$TMP/$name/probe.log" 2>/dev/null
+  done | awk -v tag="$tag" '{ n++; if ($1 == "v1") v1++; proto[$2]++ }
+    END { for (p in proto) protos = protos (protos ? "," : "") p "=" proto[p]
+          printf "%s %d %.1f %s\n", tag, n, n ? 100 * v1 / n : 0, protos ? protos : "-" }'
+}
+
+# sluice_config ADDR PORT PROTOCOL: the productpage service (ServiceEntry on
+# ADDR:PORT, declared PROTOCOL), its 70/30 v1/v2 route, round robin inside a
+# subset, one WorkloadEntry per backend; into $TMP/sluice/productpage.yaml.
+sluice_config() {
+  local addr=$1 port=$2 protocol=$3 b name baddr
+  mkdir -p "$TMP/sluice"
+  {
+    cat <<YAML
+apiVersion: networking.istio.io/v1beta1
+kind: ServiceEntry
+metadata: {name: productpage}
+spec:
+  hosts: [productpage]
+  addresses: [$addr]
+  ports: [{number: $port, name: ${protocol,,}, protocol: $protocol}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: productpage}}
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata: {name: productpage}
+spec:
+  hosts: [productpage]
+  http:
+  - route:
+    - {destination: {host: productpage, subset: v1}, weight: 70}
+    - {destination: {host: productpage, subset: v2}, weight: 30}
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: DestinationRule
+metadata: {name: productpage}
+spec:
+  host: productpage
+  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
+  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
+YAML
+    for b in "${BACKENDS[@]}"; do
+      IFS=: read -r name baddr _ <<<"$b"
+      printf -- '---\napiVersion: networking.istio.io/v1beta1\nkind: WorkloadEntry\nmetadata: {name: %s}\nspec: {address: %s, labels: {app: productpage, version: %s}}\n' \
+        "$name" "$baddr" "${name%-*}"
+    done
+  } >"$TMP/sluice/productpage.yaml"
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# The whole machine's CPU outside `nice` (user, system, irq, softirq): the
+# proxy, the load generator, the backends and the kernel's veth/TCP work
+# wherever it runs. Other users' niced builds are left out; their un-niced
+# work is not.
+node_ticks() { awk '$1 == "cpu" {print $2 + $4 + $7 + $8}' /proc/stat; }
+
+# h2load_log_row NAME SECONDS LOG: "NAME requests/s p50-ms p99-ms non-200"
+# from h2load's --log-file (one line per request: start µs, status, µs taken).
+h2load_log_row() {
+  local name=$1 seconds=$2 log=$3 bad
+  bad=$(awk '$2 != 200' "$log" | wc -l)
+  awk '$2 == 200 { print $3 / 1000 }' "$log" | sort -n |
+    awk -v name="$name" -v d="$seconds" -v bad="$bad" '{ t[NR] = $1 }
+      END { printf "%s %.0f %.3f %.3f %d\n", name, NR / d, t[int(NR * 0.50) + 1], t[int(NR * 0.99) + 1], bad }'
+}
+
+# medians FILE: per name (column 1, first-seen order), the median of every
+# column over the rounds, except the last (errors), which is summed.
+medians() {
+  awk '{ n[$1]++; cols = NF; for (i = 2; i <= NF; i++) v[$1, i, n[$1]] = $i; if (!($1 in seen)) { seen[$1] = 1; order[++k] = $1 } }
+    function median(name, col,   m, i, j, t, a) {
+      m = n[name]; for (i = 1; i <= m; i++) a[i] = v[name, col, i]
+      for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+      return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2 }
+    END { for (x = 1; x <= k; x++) { p = order[x]; line = p
+            for (c = 2; c < cols; c++) line = line " " median(p, c)
+            errors = 0; for (r = 1; r <= n[p]; r++) errors += v[p, cols, r]
+            print line, errors } }' "$1"
+}
+
+# perf_top PERF_DATA NAME: where NAME's time went (self time): the top
+# symbols, then the split by object (kernel, NAME, libraries).
+perf_top() {
+  echo "where $2's time goes (perf record -g, last sluice round; self time, top symbols):"
+  perf report -i "$1" --no-children --sort dso,symbol -g none --stdio 2>/dev/null |
+    awk '/^ +[0-9.]+%/ && n < 30 { sub(/( +-)* *$/, ""); print; n++ }'
+  echo "by object (kernel, $2, libraries):"
+  perf report -i "$1" --no-children --sort dso -g none --stdio 2>/dev/null |
+    awk '/^ +[0-9.]+%/ && n < 8 { sub(/( +-)* *$/, ""); print; n++ }'
+}

@@ -136,3 +136,46 @@ perf_top() {
   perf report -i "$1" --no-children --sort dso -g none --stdio 2>/dev/null |
     awk '/^ +[0-9.]+%/ && n < 8 { sub(/( +-)* *$/, ""); print; n++ }'
 }
+
+# report TITLE FIXED_TITLE PERF_COMM [GOAL]: the closing report of a proxy
+# benchmark from $TMP/results, $TMP/medians and $TMP/fixed (ROUNDS rounds,
+# LOAD_BEFORE): per-round rows, the table of medians, ratios against HAProxy,
+# nginx and the no-proxy ceiling, the fixed-rate table (skipped when
+# FIXED_TITLE is empty) and, if $TMP/perf.data exists, PERF_COMM's profile.
+# GOAL "met" or "not met" is printed for >= 1.3x HAProxy's requests/s at p99
+# <= HAProxy's when GOAL is set.
+report() {
+  local title=$1 fixed_title=$2 comm=$3 goal=${4:-}
+  if ((ROUNDS > 1)); then
+    echo "per round (closed loop: name rps p50 p99 cpu node-cpu errors; fixed rate: name achieved p50 p99 errors):"
+    cat "$TMP/results" "$TMP/fixed" 2>/dev/null
+  fi
+  echo "$title"
+  echo "load average before/after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "kernel $(uname -r), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ)"
+  printf '%-8s %12s %9s %9s %14s %15s %7s\n' proxy "requests/s" "p50 ms" "p99 ms" "CPU µs/req" "node µs/req" errors
+  local name rps p50 p99 cpu node errors
+  while read -r name rps p50 p99 cpu node errors; do
+    printf '%-8s %12.0f %9.3f %9.3f %14s %15.2f %7d\n' "$name" "$rps" "$p50" "$p99" \
+      "$([[ $name == direct ]] && echo - || printf '%.2f' "$cpu")" "$node" "$errors"
+  done <"$TMP/medians"
+  awk -v goal="$goal" '{rps[$1] = $2; p99[$1] = $4; cpu[$1] = $5}
+    END {
+      printf "sluice/haproxy: throughput %.2fx, p99 %.2fx, CPU/req %.2fx\n", rps["sluice"] / rps["haproxy"], p99["sluice"] / p99["haproxy"], cpu["sluice"] / cpu["haproxy"]
+      printf "sluice/nginx:   throughput %.2fx, p99 %.2fx, CPU/req %.2fx\n", rps["sluice"] / rps["nginx"], p99["sluice"] / p99["nginx"], cpu["sluice"] / cpu["nginx"]
+      printf "sluice/direct:  throughput %.2fx of the no-proxy ceiling\n", rps["sluice"] / rps["direct"]
+      if (goal != "")
+        printf "goal (>= 1.3x HAProxy requests/s at p99 <= HAProxy p99): %s\n", \
+          (rps["sluice"] >= 1.3 * rps["haproxy"] && p99["sluice"] <= p99["haproxy"]) ? "met" : "not met"
+    }' "$TMP/medians"
+  if [[ -n $fixed_title ]]; then
+    echo "$fixed_title"
+    printf '%-8s %12s %9s %9s %7s\n' proxy "achieved/s" "p50 ms" "p99 ms" errors
+    medians "$TMP/fixed" | awk '{ printf "%-8s %12.0f %9.3f %9.3f %7d\n", $1, $2, $3, $4, $5; p99[$1] = $4 }
+      END { printf "sluice/haproxy at equal load: p99 %.2fx\n", p99["sluice"] / p99["haproxy"] }'
+  fi
+  if [[ -f $TMP/perf.data ]]; then
+    [[ -n ${PERF_KEEP:-} ]] && cp "$TMP/perf.data" "$PERF_KEEP"
+    perf_top "$TMP/perf.data" "$comm"
+  fi
+}

@@ -162,30 +162,6 @@ for ((round = 1; round <= ROUNDS; round++)); do
   fixed haproxy "$HAPROXY_ADDR:$HAPROXY_PORT" "$RATE"
   fixed nginx "$NGINX_ADDR:$NGINX_PORT" "$RATE"
 done
-if ((ROUNDS > 1)); then
-  echo "per round (closed loop: name rps p50 p99 cpu node-cpu errors; fixed rate: name achieved p50 p99 errors):"
-  cat "$TMP/results" "$TMP/fixed"
-fi
-
-echo "L7 proxy benchmark ($NET path): wrk -t2 -c64 -d${DURATION}s keep-alive, 4 nginx backends, 70/30, 1 worker per proxy, ${ROUNDS} round(s) (medians)"
-echo "load average before/after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "kernel $(uname -r), $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ)"
-printf '%-8s %12s %9s %9s %14s %15s %7s\n' proxy "requests/s" "p50 ms" "p99 ms" "CPU µs/req" "node µs/req" errors
-while read -r name rps p50 p99 cpu node errors; do
-  printf '%-8s %12.0f %9.3f %9.3f %14s %15.2f %7d\n' "$name" "$rps" "$p50" "$p99" \
-    "$([[ $name == direct ]] && echo - || printf '%.2f' "$cpu")" "$node" "$errors"
-done <"$TMP/medians"
-awk '{rps[$1] = $2; p99[$1] = $4; cpu[$1] = $5}
-  END {
-    printf "sluice/haproxy: throughput %.2fx, p99 %.2fx, CPU/req %.2fx\n", rps["sluice"] / rps["haproxy"], p99["sluice"] / p99["haproxy"], cpu["sluice"] / cpu["haproxy"]
-    printf "sluice/nginx:   throughput %.2fx, p99 %.2fx, CPU/req %.2fx\n", rps["sluice"] / rps["nginx"], p99["sluice"] / p99["nginx"], cpu["sluice"] / cpu["nginx"]
-    printf "sluice/direct:  throughput %.2fx of the no-proxy ceiling\n", rps["sluice"] / rps["direct"]
-  }' "$TMP/medians"
-echo "fixed rate: h2load --h1 -t2 -c64, $RATE requests/s offered to each (${FIXED_RATE_SHARE:-0.8} x HAProxy's closed-loop median), ${DURATION}s, medians over rounds"
-printf '%-8s %12s %9s %9s %7s\n' proxy "achieved/s" "p50 ms" "p99 ms" errors
-medians "$TMP/fixed" | awk '{ printf "%-8s %12.0f %9.3f %9.3f %7d\n", $1, $2, $3, $4, $5; p99[$1] = $4 }
-  END { printf "sluice/haproxy at equal load: p99 %.2fx\n", p99["sluice"] / p99["haproxy"] }'
-if [[ -f $TMP/perf.data ]]; then
-  [[ -n ${PERF_KEEP:-} ]] && cp "$TMP/perf.data" "$PERF_KEEP"
-  perf_top "$TMP/perf.data" sluiced
-fi
+report "L7 proxy benchmark ($NET path): wrk -t2 -c64 -d${DURATION}s keep-alive, 4 nginx backends, 70/30, 1 worker per proxy, ${ROUNDS} round(s) (medians)" \
+  "fixed rate: h2load --h1 -t2 -c64, $RATE requests/s offered to each (${FIXED_RATE_SHARE:-0.8} x HAProxy's closed-loop median), ${DURATION}s, medians over rounds" \
+  "$(basename "$SLUICE")"

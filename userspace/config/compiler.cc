@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <deque>
+#include <limits>
+#include <map>
 #include <set>
+#include <span>
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
@@ -126,9 +129,11 @@ model::Retries istio_default_retries() {
 }
 
 // A destination after name resolution; port 0 means "the port being routed".
+// The subset is found per client view (place()), since which
+// DestinationRule defines it depends on the client's namespace.
 struct ResolvedDestination {
   uint32_t service = 0;
-  uint32_t subset = 0;
+  const DestinationRef* ref = nullptr;   // subset name and its location
   uint32_t port = 0;
   bool ok = false;
 };
@@ -136,6 +141,15 @@ struct ResolvedDestination {
 struct ResolvedVirtualService {
   const VirtualServiceSpec* spec = nullptr;
   std::vector<std::vector<ResolvedDestination>> http_route, http_mirrors, tcp_route;
+  std::vector<uint32_t> targets;                  // services its hosts resolve to
+  std::vector<const SourceLocation*> target_where;   // the host naming each target
+  std::vector<uint32_t> destinations;             // services its routes and mirrors name, sorted
+};
+
+// A service's subsets under one DestinationRule: Service::subsets[first, first + count).
+struct SubsetBlock {
+  uint32_t first = 0;
+  uint32_t count = 0;
 };
 
 class SnapshotCompiler {
@@ -152,14 +166,19 @@ class SnapshotCompiler {
     build_services();
     select_workload_entries();
     select_kubernetes_endpoints();
+    collect_client_namespaces();
     apply_destination_rules();
     resolve_virtual_services();
+    choose_views();
     build_port_routes();
     return finish();
   }
 
  private:
+  // A finding repeated by several client views is reported once.
   void report(Severity s, SourceLocation where, std::string message) {
+    std::string key = where_text(where) + '\0' + message;
+    if (!reported_.insert(std::move(key)).second) return;
     diagnostics_.push_back({s, std::move(where), std::move(message)});
   }
   void error(SourceLocation where, std::string message) {
@@ -563,6 +582,54 @@ class SnapshotCompiler {
     }
   }
 
+  // --- client namespaces ------------------------------------------------------
+  // Every namespace the configuration names (objects' namespaces) may have
+  // clients; a client's namespace is known from its source address: a
+  // Pod's IPs or a WorkloadEntry's address. A host-network Pod has the
+  // node's address, shared with every host process, so it tells nothing.
+  void collect_client_namespaces() {
+    std::set<std::string> names;
+    for (const auto& p : in_.pods) names.insert(p.meta.namespace_);
+    for (const auto& we : in_.workload_entries) names.insert(we.meta.namespace_);
+    for (const auto& se : in_.service_entries) names.insert(se.meta.namespace_);
+    for (const auto& ks : in_.kube_services) names.insert(ks.meta.namespace_);
+    for (const auto& vs : in_.virtual_services) names.insert(vs.meta.namespace_);
+    for (const auto& dr : in_.destination_rules) names.insert(dr.meta.namespace_);
+    for (const auto& svc : snapshot_->services) names.insert(svc.namespace_);
+    auto& ids = snapshot_->client_namespaces;
+    for (const auto& n : names) {
+      if (ids.size() > std::numeric_limits<uint16_t>::max()) break;
+      namespace_id_.emplace(n, static_cast<uint16_t>(ids.size()));
+      ids.push_back(n);
+    }
+    struct Claim {
+      uint16_t ns;
+      const SourceLocation* where;
+    };
+    std::map<model::IpAddress, std::vector<Claim>> claims;
+    for (const auto& p : in_.pods) {
+      if (p.host_network) continue;
+      for (const auto& ip : p.ips) claims[ip].push_back({namespace_id_.at(p.meta.namespace_), &p.meta.where});
+    }
+    for (const auto& we : in_.workload_entries) {
+      claims[we.endpoint.address].push_back({namespace_id_.at(we.meta.namespace_), &we.meta.where});
+    }
+    for (const auto& [address, list] : claims) {
+      const auto other = std::find_if(list.begin(), list.end(), [&](const Claim& c) { return c.ns != list.front().ns; });
+      if (other == list.end()) {
+        snapshot_->client_namespace_by_address.emplace(address, list.front().ns);
+        continue;
+      }
+      report(Severity::Info, *other->where,
+             "address " + address.to_string() + " belongs to namespaces '" + ids[list.front().ns] + "' (" +
+                 where_text(*list.front().where) + ") and '" + ids[other->ns] +
+                 "': its clients get each service's own namespace's view (docs/config-reference.md, "
+                 "\"Namespaces and exportTo\")");
+    }
+  }
+
+  uint16_t namespace_id(const std::string& ns) const { return namespace_id_.at(ns); }
+
   // --- destination rules ------------------------------------------------------
   static constexpr const char* kRootNamespace = "istio-system";   // Istio's default configuration root
 
@@ -570,34 +637,37 @@ class SnapshotCompiler {
     return w.file + ":" + std::to_string(w.line) + ":" + std::to_string(w.column);
   }
 
-  // A rule exported to some namespaces only: sluice has one view per service
-  // (its own namespace's) for every client on the node. False, with a
-  // warning, when that view does not include the rule.
-  bool rule_applies(const ResourceMeta& rule, const model::Service& s) {
-    if (rule.exported_everywhere()) return true;
-    const std::string what = rule.kind + " '" + rule.namespace_ + "/" + rule.name + "'";
-    if (!rule.exported_to(s.namespace_)) {
-      warning(rule.export_to_where,
-              what + " is not exported to namespace '" + s.namespace_ + "' of '" + s.host +
-                  "', so it is not applied to it: sluice steers each service for the clients of every "
-                  "namespace alike, as its own namespace sees it (docs/config-reference.md, \"exportTo\")");
-      return false;
+  // Istio's lookup of a service's DestinationRule for the clients of
+  // namespace `client`: a rule in the client's namespace, else one in the
+  // service's namespace, else one in the root namespace (istio-system),
+  // each exported to the client's namespace. Two rules at the first level
+  // that has any are a conflict for those clients.
+  const DestinationRuleSpec* choose_destination_rule(uint32_t si, const std::string& client) {
+    const std::string& own = service(si).namespace_;
+    for (const std::string* level : {&client, &own}) {
+      if (const auto* dr = first_rule_in(si, *level, client)) return dr;
     }
-    report(Severity::Info, rule.export_to_where,
-           what + " is exported to some namespaces only, but it applies to '" + s.host +
-               "' for clients of every namespace: sluice steers each service as its own namespace '" +
-               s.namespace_ + "' sees it (docs/config-reference.md, \"exportTo\")");
-    return true;
+    return first_rule_in(si, kRootNamespace, client);
   }
 
-  // Istio looks a service's DestinationRule up in the client's namespace,
-  // then the service's, then the root namespace. sluice's one view per
-  // service is its namespace's, so: the service's namespace, then
-  // istio-system, then (a rule Istio would apply to its own namespace's
-  // clients only) any other namespace the rule is exported to it from.
+  const DestinationRuleSpec* first_rule_in(uint32_t si, const std::string& ns, const std::string& client) {
+    const DestinationRuleSpec* chosen = nullptr;
+    for (const auto* dr : dr_candidates_[si]) {
+      if (dr->meta.namespace_ != ns || !dr->meta.exported_to(client)) continue;
+      if (chosen == nullptr) {
+        chosen = dr;
+        continue;
+      }
+      error(dr->host.where, "host '" + dr->host.host + "' already has DestinationRule '" + chosen->meta.name + "' (" +
+                                chosen->meta.where.file + ":" + std::to_string(chosen->meta.where.line) +
+                                ") for clients of namespace '" + client + "'; sluice does not merge rules");
+    }
+    return chosen;
+  }
+
   void apply_destination_rules() {
     const auto n = snapshot_->services.size();
-    std::vector<std::vector<const DestinationRuleSpec*>> candidates(n);
+    dr_candidates_.assign(n, {});
     for (const auto& dr : in_.destination_rules) {
       if (dr.host.host.empty()) continue;
       auto idx = resolve_host(dr.host.host, dr.meta.namespace_);
@@ -605,52 +675,43 @@ class SnapshotCompiler {
         error(dr.host.where, no_service_message("DestinationRule '" + dr.meta.name + "' host", dr.host.host, dr.meta.namespace_));
         continue;
       }
-      if (rule_applies(dr.meta, service(*idx))) candidates[*idx].push_back(&dr);
+      dr_candidates_[*idx].push_back(&dr);
     }
-    std::vector<const DestinationRuleSpec*> rule_of(n, nullptr);
+    const auto& names = snapshot_->client_namespaces;
+    dr_choice_.assign(n, std::vector<const DestinationRuleSpec*>(names.size(), nullptr));
+    blocks_.assign(n, {});
     for (uint32_t i = 0; i < n; ++i) {
-      const std::string& ns = service(i).namespace_;
-      auto level = [&](const DestinationRuleSpec* dr) {
-        return dr->meta.namespace_ == ns ? 0 : dr->meta.namespace_ == kRootNamespace ? 1 : 2;
-      };
-      int best = 3;
-      for (const auto* dr : candidates[i]) best = std::min(best, level(dr));
-      for (const auto* dr : candidates[i]) {
-        const auto* chosen = rule_of[i];
-        if (level(dr) != best) continue;
-        if (chosen == nullptr) {
-          rule_of[i] = dr;
-          continue;
-        }
-        error(dr->host.where, "host '" + dr->host.host + "' already has DestinationRule '" + chosen->meta.name + "' (" + chosen->meta.where.file + ":" +
-                                  std::to_string(chosen->meta.where.line) + "); sluice does not merge rules");
+      std::set<const DestinationRuleSpec*> used;
+      for (uint16_t c = 1; c < names.size(); ++c) {
+        dr_choice_[i][c] = choose_destination_rule(i, names[c]);
+        used.insert(dr_choice_[i][c]);
       }
-      const auto* chosen = rule_of[i];
-      if (chosen == nullptr) continue;
-      for (const auto* dr : candidates[i]) {
-        if (level(dr) == best) continue;
+      // The default view's rule first, so its subsets keep indices 0..n.
+      const auto* own = dr_choice_[i][namespace_id(service(i).namespace_)];
+      dr_choice_[i][0] = own;
+      blocks_[i][own] = build_subsets(service(i), own, true);
+      service(i).default_subsets = static_cast<uint32_t>(service(i).subsets.size());
+      for (uint16_t c = 1; c < names.size(); ++c) {
+        const auto* dr = dr_choice_[i][c];
+        if (!blocks_[i].contains(dr)) blocks_[i][dr] = build_subsets(service(i), dr, false);
+      }
+      for (const auto* dr : dr_candidates_[i]) {
+        if (used.contains(dr)) continue;
         report(Severity::Info, dr->host.where,
                "DestinationRule '" + dr->meta.namespace_ + "/" + dr->meta.name + "' is not applied to '" +
-                   service(i).host + "': DestinationRule '" + chosen->meta.namespace_ + "/" + chosen->meta.name +
-                   "' (" + where_text(chosen->meta.where) + ") comes first in Istio's lookup (the service's "
-                   "namespace, then " + kRootNamespace + ")");
-      }
-      if (best == 2) {
-        report(Severity::Info, chosen->host.where,
-               "DestinationRule '" + chosen->meta.namespace_ + "/" + chosen->meta.name + "' is neither in namespace '" +
-                   ns + "' of '" + service(i).host + "' nor in " + kRootNamespace +
-                   ": Istio applies it to the clients of namespace '" + chosen->meta.namespace_ +
-                   "' only; sluice applies it to every client");
+                   service(i).host + "' for the clients of any namespace: Istio's lookup (the client's namespace, "
+                   "then the service's, then " + kRootNamespace + ", each exported to the client) finds another "
+                   "rule first or it is not exported (docs/config-reference.md, \"Namespaces and exportTo\")");
       }
     }
-    for (uint32_t i = 0; i < n; ++i) build_subsets(service(i), rule_of[i]);
   }
 
-  void build_subsets(model::Service& s, const DestinationRuleSpec* dr) {
+  SubsetBlock build_subsets(model::Service& s, const DestinationRuleSpec* dr, bool default_view) {
+    SubsetBlock block{static_cast<uint32_t>(s.subsets.size()), 0};
     static const TrafficPolicySpec kNoPolicy;
     const TrafficPolicySpec& rule = dr && dr->policy ? *dr->policy : kNoPolicy;
     if (dr) {
-      s.destination_rule = dr->meta.name;
+      if (default_view) s.destination_rule = dr->meta.name;
       for (const auto& pp : rule.port_level) {
         if (!s.port(pp.port)) {
           warning(pp.where, "DestinationRule '" + dr->meta.name + "' portLevelSettings port " +
@@ -665,45 +726,62 @@ class SnapshotCompiler {
     for (uint32_t i = 0; i < s.endpoints.size(); ++i) all.endpoints[i] = i;
     all.policy_by_port = policies(s, rule.components, rule.port_level);
     s.subsets.push_back(std::move(all));
-    if (!dr || dr->subsets.empty()) return;
+    if (dr && !dr->subsets.empty()) {
+      LabelIndex index;
+      for (uint32_t i = 0; i < s.endpoints.size(); ++i) index.add("", s.endpoints[i].labels, i);
+      for (const auto& spec : dr->subsets) {
+        if (subset_in(s, block.first, spec.name)) continue;   // duplicate, reported while decoding
+        add_subset(s, *dr, rule, spec, index);
+      }
+    }
+    block.count = static_cast<uint32_t>(s.subsets.size()) - block.first;
+    return block;
+  }
 
-    LabelIndex index;
-    for (uint32_t i = 0; i < s.endpoints.size(); ++i) index.add("", s.endpoints[i].labels, i);
-    for (const auto& spec : dr->subsets) {
-      if (s.subset_index(spec.name)) continue;   // duplicate, reported while decoding
-      model::Subset subset;
-      subset.name = spec.name;
-      subset.labels = spec.labels;
-      subset.where = spec.where;
-      for (uint32_t id : index.candidates("", spec.labels)) {
-        if (labels_match(spec.labels, s.endpoints[id].labels)) subset.endpoints.push_back(id);
-      }
-      std::sort(subset.endpoints.begin(), subset.endpoints.end());
-      if (subset.endpoints.empty()) {
-        warning(spec.where, "subset '" + spec.name + "' of DestinationRule '" + dr->meta.name +
-                                "' (labels " + label_list(spec.labels) + ") selects no endpoint of '" +
-                                s.host + "'");
-      }
-      // Istio's merge: each component the subset sets replaces the rule's;
-      // the subset's portLevelSettings, if any, replace the rule's list.
-      PolicyComponents merged = rule.components;
-      const std::vector<PortPolicySpec>* port_level = &rule.port_level;
-      if (spec.policy) {
-        const auto& sc = spec.policy->components;
-        if (sc.load_balancer) merged.load_balancer = sc.load_balancer;
-        if (sc.connection_pool) merged.connection_pool = sc.connection_pool;
-        if (sc.outlier_detection) merged.outlier_detection = sc.outlier_detection;
-        if (!spec.policy->port_level.empty()) port_level = &spec.policy->port_level;
-        for (const auto& pp : spec.policy->port_level) {
-          if (!s.port(pp.port)) {
-            warning(pp.where, "subset '" + spec.name + "' portLevelSettings port " +
-                                  std::to_string(pp.port) + " is not a port of '" + s.host + "'");
-          }
+  // A subset of the block starting at `first`, by name ("" is the block's first).
+  static std::optional<uint32_t> subset_in(const model::Service& s, uint32_t first, const std::string& name) {
+    for (uint32_t i = first; i < s.subsets.size(); ++i) {
+      if (i > first && s.subsets[i].name.empty()) break;   // the next block
+      if (s.subsets[i].name == name) return i;
+    }
+    return std::nullopt;
+  }
+
+  void add_subset(model::Service& s, const DestinationRuleSpec& dr_spec, const TrafficPolicySpec& rule,
+                  const SubsetSpec& spec, const LabelIndex& index) {
+    const DestinationRuleSpec* dr = &dr_spec;
+    model::Subset subset;
+    subset.name = spec.name;
+    subset.labels = spec.labels;
+    subset.where = spec.where;
+    for (uint32_t id : index.candidates("", spec.labels)) {
+      if (labels_match(spec.labels, s.endpoints[id].labels)) subset.endpoints.push_back(id);
+    }
+    std::sort(subset.endpoints.begin(), subset.endpoints.end());
+    if (subset.endpoints.empty()) {
+      warning(spec.where, "subset '" + spec.name + "' of DestinationRule '" + dr->meta.name +
+                              "' (labels " + label_list(spec.labels) + ") selects no endpoint of '" +
+                              s.host + "'");
+    }
+    // Istio's merge: each component the subset sets replaces the rule's;
+    // the subset's portLevelSettings, if any, replace the rule's list.
+    PolicyComponents merged = rule.components;
+    const std::vector<PortPolicySpec>* port_level = &rule.port_level;
+    if (spec.policy) {
+      const auto& sc = spec.policy->components;
+      if (sc.load_balancer) merged.load_balancer = sc.load_balancer;
+      if (sc.connection_pool) merged.connection_pool = sc.connection_pool;
+      if (sc.outlier_detection) merged.outlier_detection = sc.outlier_detection;
+      if (!spec.policy->port_level.empty()) port_level = &spec.policy->port_level;
+      for (const auto& pp : spec.policy->port_level) {
+        if (!s.port(pp.port)) {
+          warning(pp.where, "subset '" + spec.name + "' portLevelSettings port " +
+                                std::to_string(pp.port) + " is not a port of '" + s.host + "'");
         }
       }
-      subset.policy_by_port = policies(s, merged, *port_level);
-      s.subsets.push_back(std::move(subset));
     }
+    subset.policy_by_port = policies(s, merged, *port_level);
+    s.subsets.push_back(std::move(subset));
   }
 
   // Port-level settings replace the merged policy for their port entirely;
@@ -750,27 +828,8 @@ class SnapshotCompiler {
       return r;
     }
     r.service = *idx;
+    r.ref = &ref;
     const model::Service& dest = service(*idx);
-    if (!ref.subset.empty()) {
-      auto sub = dest.subset_index(ref.subset);
-      if (!sub) {
-        std::string msg = "unknown subset '" + ref.subset + "' for host '" + ref.host + "'";
-        if (dest.subsets.size() <= 1) {
-          msg += dest.destination_rule.empty() ? " (no DestinationRule applies to '" + dest.host + "')"
-                                               : " (DestinationRule '" + dest.destination_rule +
-                                                     "' defines no subsets)";
-        } else {
-          msg += " (DestinationRule '" + dest.destination_rule + "' defines ";
-          for (size_t i = 1; i < dest.subsets.size(); ++i) {
-            msg += (i > 1 ? ", " : "") + dest.subsets[i].name;
-          }
-          msg += ")";
-        }
-        error(ref.subset_where, msg);
-        return r;
-      }
-      r.subset = *sub;
-    }
     if (ref.port != 0) {
       if (!dest.port(ref.port)) {
         error(ref.port_where, "destination port " + std::to_string(ref.port) + " is not a port of '" +
@@ -781,6 +840,31 @@ class SnapshotCompiler {
     }
     r.ok = true;
     return r;
+  }
+
+  // The subset a destination names, as the clients of namespace id `client`
+  // see the destination service (its DestinationRule for them).
+  std::optional<uint32_t> view_subset(const ResolvedDestination& r, uint16_t client) {
+    const model::Service& dest = service(r.service);
+    const DestinationRuleSpec* dr = dr_choice_[r.service][client];
+    const SubsetBlock block = blocks_[r.service].at(dr);
+    const std::string& name = r.ref->subset;
+    if (name.empty()) return block.first;
+    if (auto i = subset_in(dest, block.first, name)) return i;
+    std::string msg = "unknown subset '" + name + "' for host '" + r.ref->host + "'";
+    if (block.count <= 1) {
+      msg += dr == nullptr ? " (no DestinationRule applies to '" + dest.host + "')"
+                           : " (DestinationRule '" + dr->meta.name + "' defines no subsets)";
+    } else {
+      msg += " (DestinationRule '" + dr->meta.name + "' defines ";
+      for (uint32_t i = 1; i < block.count; ++i) msg += (i > 1 ? ", " : "") + dest.subsets[block.first + i].name;
+      msg += ")";
+    }
+    if (dr_choice_[r.service][0] != dr) {
+      msg += " for clients of namespace '" + snapshot_->client_namespaces[client] + "'";
+    }
+    error(r.ref->subset_where, msg);
+    return std::nullopt;
   }
 
   void check_match_port(const VirtualServiceSpec& vs, const std::vector<uint32_t>& services,
@@ -796,48 +880,47 @@ class SnapshotCompiler {
   }
 
   // Every destination must be visible (exportTo of its ServiceEntry or
-  // Service) from the namespace each routed service is seen from; Istio
-  // would send those clients to a service they do not know (503).
-  void check_destinations_visible(const VirtualServiceSpec& vs, const ResolvedVirtualService& r,
-                                  const std::vector<uint32_t>& targets) {
-    auto check = [&](const DestinationRef& ref, const ResolvedDestination& d) {
+  // Service) from the client namespace `ns` the VirtualService routes
+  // `target` for; Istio would send those clients to a service they do not
+  // know (503).
+  void check_destinations_visible(const ResolvedVirtualService& r, uint32_t target, const std::string& ns) {
+    const VirtualServiceSpec& vs = *r.spec;
+    const bool own = ns == service(target).namespace_;
+    auto check = [&](const ResolvedDestination& d) {
       if (!d.ok) return;
       const ResourceMeta& owner = *service_meta_[d.service];
-      for (uint32_t t : targets) {
-        const std::string& ns = service(t).namespace_;
-        if (owner.exported_to(ns)) continue;
-        error(ref.host_where, "destination host '" + ref.host + "' (" + owner.kind + " '" + owner.namespace_ + "/" +
-                                  owner.name + "') is not exported to namespace '" + ns + "' (exportTo at " +
-                                  where_text(owner.export_to_where) + "): VirtualService '" + vs.meta.name +
-                                  "' routes '" + service(t).host + "', which sluice steers as namespace '" + ns +
-                                  "' sees it (docs/config-reference.md, \"exportTo\")");
-        return;
-      }
+      if (owner.exported_to(ns)) return;
+      // The service's own namespace's view is every unknown client's: an
+      // error there; a warning (once per destination) for other namespaces.
+      if (!own && !invisible_reported_.insert(d.ref).second) return;
+      report(own ? Severity::Error : Severity::Warning, d.ref->host_where, "destination host '" + d.ref->host + "' (" + owner.kind + " '" + owner.namespace_ +
+                                   "/" + owner.name + "') is not exported to namespace '" + ns + "' (exportTo at " +
+                                   where_text(owner.export_to_where) + "): VirtualService '" + vs.meta.name +
+                                   "' routes '" + service(target).host + "' for the clients of namespace '" + ns +
+                                   "' (docs/config-reference.md, \"exportTo\")");
     };
-    for (size_t i = 0; i < vs.http.size() && i < r.http_route.size(); ++i) {
-      for (size_t j = 0; j < r.http_route[i].size(); ++j) check(vs.http[i].destinations[j].destination, r.http_route[i][j]);
-      for (size_t j = 0; j < r.http_mirrors[i].size(); ++j) check(vs.http[i].mirrors[j].destination, r.http_mirrors[i][j]);
-    }
-    for (size_t i = 0; i < vs.tcp.size() && i < r.tcp_route.size(); ++i) {
-      for (size_t j = 0; j < r.tcp_route[i].size(); ++j) check(vs.tcp[i].destinations[j].destination, r.tcp_route[i][j]);
+    for (const auto* lists : {&r.http_route, &r.http_mirrors, &r.tcp_route}) {
+      for (const auto& list : *lists) {
+        for (const auto& d : list) check(d);
+      }
     }
   }
 
   void resolve_virtual_services() {
-    vs_of_.assign(snapshot_->services.size(), std::nullopt);
     resolved_.reserve(in_.virtual_services.size());
+    vs_slots_of_.assign(snapshot_->services.size(), {});
     for (const auto& vs : in_.virtual_services) {
       ResolvedVirtualService r;
       r.spec = &vs;
-      std::vector<uint32_t> targets;
       for (const auto& h : vs.hosts) {
         auto idx = resolve_host(h.host, vs.meta.namespace_);
         if (!idx) {
           error(h.where, no_service_message("VirtualService '" + vs.meta.name + "' host", h.host, vs.meta.namespace_));
           continue;
         }
-        if (std::find(targets.begin(), targets.end(), *idx) != targets.end()) continue;
-        if (rule_applies(vs.meta, service(*idx))) targets.push_back(*idx);
+        if (std::find(r.targets.begin(), r.targets.end(), *idx) != r.targets.end()) continue;
+        r.targets.push_back(*idx);
+        r.target_where.push_back(&h.where);
       }
       for (size_t i = 0; i < vs.http.size(); ++i) {
         const auto& route = vs.http[i];
@@ -852,7 +935,7 @@ class SnapshotCompiler {
         for (const auto& m : route.mirrors) mirrors.push_back(resolve_destination(vs, m.destination));
         r.http_mirrors.push_back(std::move(mirrors));
         for (size_t m = 0; m < route.route.matches.size(); ++m) {
-          check_match_port(vs, targets, route.route.matches[m].port, route.match_port_where[m]);
+          check_match_port(vs, r.targets, route.route.matches[m].port, route.match_port_where[m]);
         }
       }
       for (size_t i = 0; i < vs.tcp.size(); ++i) {
@@ -863,32 +946,130 @@ class SnapshotCompiler {
           continue;
         }
         r.tcp_route.push_back(resolve_destinations(vs, route.destinations, route.where, name, true));
-        for (const auto& m : route.matches) check_match_port(vs, targets, m.port, m.port_where);
+        for (const auto& m : route.matches) check_match_port(vs, r.targets, m.port, m.port_where);
       }
-      check_destinations_visible(vs, r, targets);
-      const auto slot = resolved_.size();
+      std::set<uint32_t> destinations;
+      for (const auto* lists : {&r.http_route, &r.http_mirrors, &r.tcp_route}) {
+        for (const auto& list : *lists) {
+          for (const auto& d : list) {
+            if (d.ok) destinations.insert(d.service);
+          }
+        }
+      }
+      r.destinations.assign(destinations.begin(), destinations.end());
+      for (uint32_t t : r.targets) vs_slots_of_[t].push_back(resolved_.size());
       resolved_.push_back(std::move(r));
-      for (uint32_t t : targets) {
-        if (vs_of_[t]) {
-          const auto& other = resolved_[*vs_of_[t]].spec->meta;
-          error(vs.hosts.front().where, "host '" + service(t).host + "' is already routed by VirtualService '" +
-                                            other.name + "' (" + other.where.file + ":" +
-                                            std::to_string(other.where.line) +
-                                            "); sluice does not merge VirtualServices");
+    }
+  }
+
+  // --- client views ---------------------------------------------------------------
+  // The VirtualService that routes service `si` for the clients of namespace
+  // `client`: the one exported to it. Two are a conflict for those clients
+  // (Istio would merge them; sluice does not).
+  std::optional<size_t> choose_virtual_service(uint32_t si, const std::string& client) {
+    std::optional<size_t> chosen;
+    for (size_t slot : vs_slots_of_[si]) {
+      const auto& r = resolved_[slot];
+      if (!r.spec->meta.exported_to(client)) continue;
+      if (!chosen) {
+        chosen = slot;
+        continue;
+      }
+      const auto& other = resolved_[*chosen].spec->meta;
+      const auto t = std::find(r.targets.begin(), r.targets.end(), si) - r.targets.begin();
+      error(*r.target_where[t], "host '" + service(si).host + "' is already routed by VirtualService '" +
+                                    other.name + "' (" + other.where.file + ":" + std::to_string(other.where.line) +
+                                    ") for clients of namespace '" + client +
+                                    "'; sluice does not merge VirtualServices");
+    }
+    return chosen;
+  }
+
+  // Each client namespace gets the VirtualService and DestinationRule
+  // exported to it; the service's own namespace's choice is the default
+  // view, and namespaces whose choice differs (including the rules of the
+  // services its routes lead to) get a view of their own.
+  void choose_views() {
+    const auto& names = snapshot_->client_namespaces;
+    const auto n = snapshot_->services.size();
+    view_vs_.assign(n, {});
+    view_client_.assign(n, {});
+    std::vector<std::set<size_t>> applied(resolved_.size());   // per VirtualService: services it routes for someone
+    for (uint32_t si = 0; si < n; ++si) {
+      model::Service& s = service(si);
+      using Key = std::pair<std::optional<size_t>, std::vector<const DestinationRuleSpec*>>;
+      auto key_of = [&](uint16_t c, std::optional<size_t> vs) {
+        Key key{vs, {dr_choice_[si][c]}};
+        if (vs) {
+          for (uint32_t d : resolved_[*vs].destinations) key.second.push_back(dr_choice_[d][c]);
+        }
+        return key;
+      };
+      const uint16_t own = namespace_id(s.namespace_);
+      std::vector<std::optional<size_t>> vs_for(names.size());
+      for (uint16_t c = 1; c < names.size(); ++c) vs_for[c] = choose_virtual_service(si, names[c]);
+      std::map<Key, uint16_t> view_by_key{{key_of(own, vs_for[own]), 0}};
+      view_vs_[si].push_back(vs_for[own]);
+      view_client_[si].push_back(own);
+      s.view_of_namespace.assign(names.size(), 0);
+      for (uint16_t c = 1; c < names.size(); ++c) {
+        if (vs_for[c]) {
+          applied[*vs_for[c]].insert(si);
+          check_destinations_visible(resolved_[*vs_for[c]], si, names[c]);
+        }
+        auto [it, inserted] = view_by_key.emplace(key_of(c, vs_for[c]), static_cast<uint16_t>(s.views.size() + 1));
+        s.view_of_namespace[c] = it->second;
+        if (!inserted) {
+          if (it->second > 0) s.views[it->second - 1].namespaces.push_back(names[c]);
           continue;
         }
-        vs_of_[t] = slot;
-        service(t).virtual_services.push_back(vs.meta.name);
+        model::ServiceView v;
+        v.namespaces = {names[c]};
+        if (const auto* dr = dr_choice_[si][c]) v.destination_rule = dr->meta.namespace_ + "/" + dr->meta.name;
+        if (vs_for[c]) v.virtual_services = {resolved_[*vs_for[c]].spec->meta.namespace_ + "/" + resolved_[*vs_for[c]].spec->meta.name};
+        const SubsetBlock block = blocks_[si].at(dr_choice_[si][c]);
+        v.first_subset = block.first;
+        v.subset_count = block.count;
+        s.views.push_back(std::move(v));
+        view_vs_[si].push_back(vs_for[c]);
+        view_client_[si].push_back(c);
+      }
+      if (s.views.empty()) s.view_of_namespace.clear();
+      if (vs_for[own]) s.virtual_services.push_back(resolved_[*vs_for[own]].spec->meta.name);
+    }
+    for (size_t slot = 0; slot < resolved_.size(); ++slot) {
+      const auto& r = resolved_[slot];
+      const ResourceMeta& meta = r.spec->meta;
+      for (size_t t = 0; t < r.targets.size(); ++t) {
+        const model::Service& target = service(r.targets[t]);
+        const std::string what = "VirtualService '" + meta.namespace_ + "/" + meta.name + "'";
+        if (!applied[slot].contains(r.targets[t])) {
+          warning(meta.export_to.empty() ? *r.target_where[t] : meta.export_to_where,
+                  what + " routes '" + target.host + "' for the clients of no namespace: it is not exported to a "
+                  "namespace the configuration has, or another VirtualService for that host is (docs/config-reference.md, "
+                  "\"Namespaces and exportTo\")");
+        } else if (!meta.exported_everywhere()) {
+          std::string list;
+          for (uint16_t c = 1; c < snapshot_->client_namespaces.size(); ++c) {
+            if (meta.exported_to(snapshot_->client_namespaces[c])) list += (list.empty() ? "" : ", ") + snapshot_->client_namespaces[c];
+          }
+          report(Severity::Info, meta.export_to_where,
+                 what + " routes '" + target.host + "' for the clients of namespaces " + list +
+                     " only; other clients get the view of their own namespace (docs/config-reference.md, "
+                     "\"Namespaces and exportTo\")");
+        }
       }
     }
   }
 
   // --- per-port routing ---------------------------------------------------------
   std::optional<model::Destination> place(const ResolvedDestination& r, uint32_t routed_port,
-                                          const SourceLocation& where) {
+                                          const SourceLocation& where, uint16_t client) {
     if (!r.ok) return std::nullopt;
+    const auto subset = view_subset(r, client);
+    if (!subset) return std::nullopt;
     const model::Service& dest = service(r.service);
-    model::Destination d{r.service, r.subset, r.port};
+    model::Destination d{r.service, *subset, r.port};
     if (d.port == 0) {
       if (dest.port(routed_port)) {
         d.port = routed_port;
@@ -910,11 +1091,11 @@ class SnapshotCompiler {
 
   std::vector<model::WeightedDestination> weighted(const std::vector<WeightedDestinationRef>& refs,
                                                    const std::vector<ResolvedDestination>& resolved,
-                                                   uint32_t routed_port) {
+                                                   uint32_t routed_port, uint16_t client) {
     std::vector<model::WeightedDestination> out;
     uint64_t sum = 0;
     for (size_t i = 0; i < refs.size(); ++i) {
-      auto d = place(resolved[i], routed_port, refs[i].destination.where);
+      auto d = place(resolved[i], routed_port, refs[i].destination.where, client);
       if (!d) continue;
       model::WeightedDestination w;
       w.destination = *d;
@@ -928,9 +1109,9 @@ class SnapshotCompiler {
     return out;
   }
 
-  static std::vector<model::WeightedDestination> whole_service(uint32_t service_index, uint32_t port) {
+  static std::vector<model::WeightedDestination> whole_service(uint32_t service_index, uint32_t subset, uint32_t port) {
     model::WeightedDestination w;
-    w.destination = {service_index, 0, port};
+    w.destination = {service_index, subset, port};
     w.weight = 100;
     w.share = 1.0;
     return {w};
@@ -944,18 +1125,65 @@ class SnapshotCompiler {
            m.without_headers.empty() && m.query_params.empty();
   }
 
+  // One routing table per client view of each service. A port is served
+  // by one plane for every client (the XDP program decides by VIP and port
+  // before it knows any client), so a port that any view serves on the L7
+  // plane is L7 in all; a view without HTTP routes there routes each request
+  // by its connection-level destinations.
   void build_port_routes() {
     for (uint32_t si = 0; si < snapshot_->services.size(); ++si) {
-      const ResolvedVirtualService* vs = vs_of_[si] ? &resolved_[*vs_of_[si]] : nullptr;
-      // Build into a local: place() reads snapshot_->services.
-      std::vector<model::PortRoutes> routes;
-      for (const auto& port : service(si).ports) routes.push_back(port_routes(si, port, vs));
-      service(si).routes = std::move(routes);
+      const auto view_count = view_vs_[si].size();
+      // Build into locals: place() reads snapshot_->services.
+      std::vector<std::vector<model::PortRoutes>> tables(view_count);
+      for (size_t v = 0; v < view_count; ++v) {
+        const uint16_t client = view_client_[si][v];
+        const ResolvedVirtualService* vs = view_vs_[si][v] ? &resolved_[*view_vs_[si][v]] : nullptr;
+        const SubsetBlock block = blocks_[si].at(dr_choice_[si][client]);
+        for (const auto& port : service(si).ports) tables[v].push_back(port_routes(si, port, vs, client, block));
+      }
+      for (size_t p = 0; p < service(si).ports.size(); ++p) {
+        const bool l7 = std::any_of(tables.begin(), tables.end(),
+                                    [&](const auto& t) { return t[p].plane == model::Plane::L7; });
+        for (auto& t : tables) {
+          if (l7) t[p].plane = model::Plane::L7;
+        }
+        if (!l7) note_l4_views(si, tables, p);
+      }
+      service(si).routes = std::move(tables.front());
+      for (size_t v = 1; v < view_count; ++v) service(si).views[v - 1].routes = std::move(tables[v]);
     }
   }
 
-  model::PortRoutes port_routes(uint32_t si, const model::ServicePort& port,
-                                const ResolvedVirtualService* vs) {
+  static std::string view_rules(const model::ServiceView& v) {
+    return (v.virtual_services.empty() ? std::string("no VirtualService") : "VirtualService " + v.virtual_services.front()) +
+           ", " + (v.destination_rule.empty() ? std::string("no DestinationRule") : "DestinationRule " + v.destination_rule);
+  }
+
+  // The XDP program and the DPDK forwarder steer a port by its default
+  // view only: a client view that routes the port's connections otherwise
+  // is compiled (explain shows it) but not enforced on the L4 plane yet.
+  void note_l4_views(uint32_t si, const std::vector<std::vector<model::PortRoutes>>& tables, size_t p) {
+    auto same = [](const model::WeightedDestination& a, const model::WeightedDestination& b) {
+      return a.destination.service == b.destination.service && a.destination.subset == b.destination.subset &&
+             a.destination.port == b.destination.port && a.weight == b.weight;
+    };
+    const model::Service& s = service(si);
+    for (size_t v = 1; v < tables.size(); ++v) {
+      const auto& a = tables[0][p].l4;
+      const auto& b = tables[v][p].l4;
+      if (std::equal(a.begin(), a.end(), b.begin(), b.end(), same)) continue;
+      std::string list;
+      for (const auto& n : s.views[v - 1].namespaces) list += (list.empty() ? "" : ", ") + n;
+      warning(s.where, "port " + std::to_string(s.ports[p].number) + " of '" + s.host +
+                           "' is steered per connection on the L4 plane, which applies the view of namespace '" +
+                           s.namespace_ + "' to every client: the clients of namespaces " + list +
+                           " would be routed otherwise (" + view_rules(s.views[v - 1]) +
+                           "), which the L4 plane does not do yet (docs/config-reference.md, \"Namespaces and exportTo\")");
+    }
+  }
+
+  model::PortRoutes port_routes(uint32_t si, const model::ServicePort& port, const ResolvedVirtualService* vs,
+                                uint16_t client, SubsetBlock block) {
     model::PortRoutes pr;
     pr.port = port.number;
     const model::Service& s = service(si);
@@ -973,7 +1201,7 @@ class SnapshotCompiler {
           if (applies_to_port(m, port.number)) r.matches.push_back(m);
         }
         if (!spec.route.matches.empty() && r.matches.empty()) continue;
-        r.route = weighted(spec.destinations, vs->http_route[i], port.number);
+        r.route = weighted(spec.destinations, vs->http_route[i], port.number, client);
         r.redirect = spec.route.redirect;
         r.rewrite = spec.route.rewrite;
         r.direct_response = spec.route.direct_response;
@@ -983,7 +1211,7 @@ class SnapshotCompiler {
         r.headers = spec.route.headers;
         r.where = spec.route.where;
         for (size_t m = 0; m < spec.mirrors.size(); ++m) {
-          if (auto d = place(vs->http_mirrors[i][m], port.number, spec.mirrors[m].destination.where)) {
+          if (auto d = place(vs->http_mirrors[i][m], port.number, spec.mirrors[m].destination.where, client)) {
             r.mirrors.push_back({*d, spec.mirrors[m].percent});
           }
         }
@@ -991,8 +1219,9 @@ class SnapshotCompiler {
       }
     }
 
+    const std::span<const model::Subset> subsets(s.subsets.data() + block.first, block.count);
     bool request_data = false, enforced = false;
-    for (const auto& subset : s.subsets) {
+    for (const auto& subset : subsets) {
       request_data = request_data || needs_request_data(subset.policy_for(port.number).load_balancer);
       enforced = enforced || needs_l7_enforcement(subset.policy_for(port.number));
     }
@@ -1006,7 +1235,7 @@ class SnapshotCompiler {
         // need the proxy even without routes.
         model::HttpRoute r;
         r.name = "default";
-        r.route = whole_service(si, port.number);
+        r.route = whole_service(si, block.first, port.number);
         pr.http.push_back(std::move(r));
       }
       for (auto& r : pr.http) {
@@ -1015,7 +1244,7 @@ class SnapshotCompiler {
       return pr;
     }
 
-    for (const auto& subset : s.subsets) {
+    for (const auto& subset : subsets) {
       const auto& lb = subset.policy_for(port.number).load_balancer;
       if (!needs_request_data(lb)) continue;
       warning(subset.where, "subset '" + (subset.name.empty() ? std::string("(all)") : subset.name) + "' of '" +
@@ -1030,7 +1259,7 @@ class SnapshotCompiler {
     // what is ignored and for which subsets.
     std::vector<std::string> limited, detected;
     const model::SourceLocation* first_where = nullptr;
-    for (const auto& subset : s.subsets) {
+    for (const auto& subset : subsets) {
       const model::TrafficPolicy& policy = subset.policy_for(port.number);
       const std::string name = subset.name.empty() ? std::string("(all)") : subset.name;
       const bool limits = policy.connection_pool.max_connections != model::ConnectionPool::kUnlimited;
@@ -1038,7 +1267,7 @@ class SnapshotCompiler {
       if (policy.outlier_detection.enabled) detected.push_back(name);
       // Point at a DestinationRule subset when one has it (the implicit
       // whole-service subset is located at the ServiceEntry).
-      if ((limits || policy.outlier_detection.enabled) && (first_where == nullptr || first_where == &s.subsets[0].where))
+      if ((limits || policy.outlier_detection.enabled) && (first_where == nullptr || first_where == &subsets[0].where))
         first_where = &subset.where;
     }
     if (first_where != nullptr) {
@@ -1065,7 +1294,7 @@ class SnapshotCompiler {
                                return m.port == 0 || m.port == port.number;
                              }));
         if (!applies) continue;
-        pr.l4 = weighted(t.destinations, vs->tcp_route[i], port.number);
+        pr.l4 = weighted(t.destinations, vs->tcp_route[i], port.number, client);
         pr.l4_source = "tcp[" + std::to_string(i) + "]";
         return pr;
       }
@@ -1079,7 +1308,7 @@ class SnapshotCompiler {
         return pr;
       }
     }
-    pr.l4 = whole_service(si, port.number);
+    pr.l4 = whole_service(si, block.first, port.number);
     pr.l4_source = "default";
     return pr;
   }
@@ -1132,8 +1361,16 @@ class SnapshotCompiler {
   std::vector<const ResourceMeta*> service_meta_;             // per service: its object (exportTo)
   std::deque<HostRef> kube_hosts_;                             // stable addresses for `primary`
   std::shared_ptr<model::Snapshot> snapshot_;
-  std::vector<std::optional<size_t>> vs_of_;   // per service: index into resolved_
   std::vector<ResolvedVirtualService> resolved_;
+  std::vector<std::vector<size_t>> vs_slots_of_;                       // per service: VirtualServices naming it
+  std::unordered_map<std::string, uint16_t> namespace_id_;             // client namespace -> id
+  std::vector<std::vector<const DestinationRuleSpec*>> dr_candidates_;   // per service
+  std::vector<std::vector<const DestinationRuleSpec*>> dr_choice_;   // per service, per client namespace id ([0]: own)
+  std::vector<std::map<const DestinationRuleSpec*, SubsetBlock>> blocks_;   // per service: subsets per rule
+  std::vector<std::vector<std::optional<size_t>>> view_vs_;   // per service, per view ([0] default): its VirtualService
+  std::vector<std::vector<uint16_t>> view_client_;            // per service, per view: a client namespace id with it
+  std::unordered_set<std::string> reported_;
+  std::set<const DestinationRef*> invisible_reported_;
   std::unordered_set<std::string> reported_ports_;
 };
 

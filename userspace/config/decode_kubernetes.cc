@@ -153,6 +153,7 @@ void decode_pod(Decoder& d, const YAML::Node* spec, const YAML::Node* status, Re
   if (spec) {
     Fields f(d, *spec, "spec");
     if (f.ok()) {
+      f.read("hostNetwork", pod.host_network);
       for_each_item(d, f, "containers", [&](Fields& cf, const YAML::Node&) {
         for_each_item(d, cf, "ports", [&](Fields& pf, const YAML::Node&) {
           std::string name;

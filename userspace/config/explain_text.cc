@@ -236,7 +236,16 @@ void service_text(std::ostream& out, const model::Snapshot& s, const model::Serv
       << (svc.virtual_services.empty() ? std::string("no VirtualService") : "VirtualService " + svc.virtual_services.front())
       << "; policy: "
       << (svc.destination_rule.empty() ? std::string("no DestinationRule (defaults)") : "DestinationRule " + svc.destination_rule)
-      << "\n\n";
+      << "\n";
+  // Client namespaces that see the service otherwise (explain --json has their routes).
+  for (const auto& v : svc.views) {
+    out << "  clients of namespace" << (v.namespaces.size() > 1 ? "s " : " ");
+    for (size_t i = 0; i < v.namespaces.size(); ++i) out << (i ? ", " : "") << v.namespaces[i];
+    out << ": " << (v.virtual_services.empty() ? std::string("no VirtualService") : "VirtualService " + v.virtual_services.front())
+        << "; " << (v.destination_rule.empty() ? std::string("no DestinationRule (defaults)") : "DestinationRule " + v.destination_rule)
+        << "\n";
+  }
+  out << "\n";
 
   // Ports are shown on the first VIP; the others follow the same routes.
   std::string vip = svc.vips.empty() ? std::string("(no VIP)") : svc.vips.front().to_string();

@@ -203,6 +203,7 @@ struct PodSpec {
   std::map<std::string, uint32_t> container_ports;  // containerPort name -> number
   std::string phase;                                // status.phase
   std::optional<bool> ready;                        // status.conditions[type=Ready]
+  bool host_network = false;                        // spec.hostNetwork: its IP is the node's
 };
 
 // Everything read from one set of files: the decoded resources in file order,

@@ -186,29 +186,47 @@ json endpoint(const model::Service& svc, const model::Endpoint& e) {
           {"source", location(e.where)}};
 }
 
+json port_json(const model::Snapshot& s, const model::ServicePort& p, const model::PortRoutes* pr) {
+  json port = {{"number", p.number},
+               {"name", p.name},
+               {"protocol", std::string(model::to_string(p.protocol))},
+               {"target_port", p.target_port},
+               {"plane", pr && pr->plane == model::Plane::L7 ? "L7" : "L4"},
+               {"l4", nullptr},
+               {"http_routes", nullptr}};
+  if (pr && (pr->plane == model::Plane::L4 || pr->http.empty())) {
+    port["l4"] = {{"source", pr->l4_source}, {"destinations", weighted(s, pr->l4)}};
+  }
+  if (pr && pr->plane == model::Plane::L7) {
+    json routes = json::array();
+    for (const auto& r : pr->http) routes.push_back(http_route(s, r));
+    port["http_routes"] = routes;
+  }
+  return port;
+}
+
+// The views of client namespaces that see the service otherwise than its
+// own namespace (docs/config-reference.md, "Namespaces and exportTo").
+json views_json(const model::Snapshot& s, const model::Service& svc) {
+  json views = json::array();
+  for (const auto& v : svc.views) {
+    json ports = json::array();
+    for (size_t i = 0; i < svc.ports.size() && i < v.routes.size(); ++i) ports.push_back(port_json(s, svc.ports[i], &v.routes[i]));
+    views.push_back({{"namespaces", v.namespaces},
+                     {"destination_rule", v.destination_rule.empty() ? json(nullptr) : json(v.destination_rule)},
+                     {"virtual_services", v.virtual_services},
+                     {"first_subset", v.first_subset},
+                     {"subset_count", v.subset_count},
+                     {"ports", ports}});
+  }
+  return views;
+}
+
 json service(const model::Snapshot& s, const model::Service& svc) {
   json vips = json::array();
   for (const auto& v : svc.vips) vips.push_back(v.to_string());
   json ports = json::array();
-  for (size_t i = 0; i < svc.ports.size(); ++i) {
-    const auto& p = svc.ports[i];
-    const model::PortRoutes* pr = svc.routes_for(p.number);
-    json port = {{"number", p.number},
-                 {"name", p.name},
-                 {"protocol", std::string(model::to_string(p.protocol))},
-                 {"target_port", p.target_port},
-                 {"plane", pr && pr->plane == model::Plane::L7 ? "L7" : "L4"},
-                 {"l4", nullptr},
-                 {"http_routes", nullptr}};
-    if (pr && pr->plane == model::Plane::L4) {
-      port["l4"] = {{"source", pr->l4_source}, {"destinations", weighted(s, pr->l4)}};
-    } else if (pr) {
-      json routes = json::array();
-      for (const auto& r : pr->http) routes.push_back(http_route(s, r));
-      port["http_routes"] = routes;
-    }
-    ports.push_back(std::move(port));
-  }
+  for (const auto& p : svc.ports) ports.push_back(port_json(s, p, svc.routes_for(p.number)));
   json subsets = json::array();
   for (const auto& sub : svc.subsets) {
     json endpoints = json::array();
@@ -231,6 +249,7 @@ json service(const model::Snapshot& s, const model::Service& svc) {
           {"subsets", subsets},
           {"destination_rule", svc.destination_rule.empty() ? json(nullptr) : json(svc.destination_rule)},
           {"virtual_services", svc.virtual_services},
+          {"views", views_json(s, svc)},
           {"source", location(svc.where)}};
 }
 

@@ -70,7 +70,9 @@ OverrideResult override_weights(const model::Snapshot& base, std::string_view ho
     auto idx = name.empty() ? std::nullopt : s.subset_index(name);
     if (!idx) {
       std::string known;
-      for (size_t i = 1; i < s.subsets.size(); ++i) known += (i > 1 ? ", " : "") + s.subsets[i].name;
+      // The default view's subsets: the ones an override can name.
+      const size_t n = s.default_subsets == 0 ? s.subsets.size() : s.default_subsets;
+      for (size_t i = 1; i < n; ++i) known += (i > 1 ? ", " : "") + s.subsets[i].name;
       result.error = "unknown subset '" + name + "' for host '" + s.host + "' (" +
                      (known.empty() ? "it has no DestinationRule subsets" : "known: " + known) + ")";
       return result;

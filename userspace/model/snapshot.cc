@@ -148,11 +148,35 @@ const PortRoutes* Service::routes_for(uint32_t port_number) const {
   return nullptr;
 }
 
+const PortRoutes* Service::routes_for(uint32_t port_number, uint32_t client_namespace) const {
+  const uint32_t view = view_index(client_namespace);
+  if (view == 0 || view > views.size()) return routes_for(port_number);
+  for (const auto& r : views[view - 1].routes) {
+    if (r.port == port_number) return &r;
+  }
+  return nullptr;
+}
+
 std::optional<uint32_t> Service::subset_index(std::string_view subset_name) const {
-  for (uint32_t i = 0; i < subsets.size(); ++i) {
+  const auto n = default_subsets == 0 ? subsets.size() : std::min<size_t>(default_subsets, subsets.size());
+  for (uint32_t i = 0; i < n; ++i) {
     if (subsets[i].name == subset_name) return i;
   }
   return std::nullopt;
+}
+
+size_t IpAddressHash::operator()(const IpAddress& a) const noexcept {
+  // FNV-1a over the family and the bytes in use.
+  uint64_t h = 1469598103934665603ULL ^ a.family;
+  const size_t n = a.is_v4() ? 4 : a.bytes.size();
+  for (size_t i = 0; i < n; ++i) h = (h ^ a.bytes[i]) * 1099511628211ULL;
+  return static_cast<size_t>(h);
+}
+
+uint16_t Snapshot::client_namespace(const IpAddress& source) const {
+  if (client_namespace_by_address.empty()) return 0;
+  auto it = client_namespace_by_address.find(source);
+  return it == client_namespace_by_address.end() ? 0 : it->second;
 }
 
 const Service* Snapshot::find_service(std::string_view host) const {

@@ -281,6 +281,19 @@ struct PortRoutes {
   std::string l4_source;                    // "tcp[0]", "http[1] per connection", "default"
 };
 
+// How clients of some namespaces see a service, where that differs from how
+// the service's own namespace sees it (docs/config-reference.md, "Namespaces
+// and exportTo"): Istio gives each client namespace the VirtualService and
+// DestinationRule exported to it.
+struct ServiceView {
+  std::vector<std::string> namespaces;      // client namespaces with this view, sorted
+  std::string destination_rule;             // "namespace/name", if one applies
+  std::vector<std::string> virtual_services;
+  uint32_t first_subset = 0;                // its DestinationRule's subsets: Service::subsets[first_subset, +subset_count)
+  uint32_t subset_count = 0;                // [first_subset] is the whole service under that rule's policy
+  std::vector<PortRoutes> routes;           // parallel to Service::ports
+};
+
 struct Service {
   std::string host;                         // first host of the ServiceEntry (FQDN or short)
   std::vector<std::string> hosts;
@@ -295,10 +308,29 @@ struct Service {
   std::string destination_rule;             // name, if one applies
   std::vector<std::string> virtual_services;
   SourceLocation where;
+  // The default view above (routes, destination_rule, virtual_services, the
+  // first default_subsets subsets) is the service's own namespace's, which
+  // every client whose namespace is unknown gets. `views` are the others;
+  // view_of_namespace[client namespace id] is 0 for the default view, else
+  // 1 + an index into `views` (ids beyond its size: default view).
+  uint32_t default_subsets = 0;
+  std::vector<ServiceView> views;
+  std::vector<uint16_t> view_of_namespace;
 
   const ServicePort* port(uint32_t number) const;
   const PortRoutes* routes_for(uint32_t port) const;
+  // The routes a client of namespace id `client_namespace` gets (0: unknown).
+  const PortRoutes* routes_for(uint32_t port, uint32_t client_namespace) const;
+  // 0 (default view) or 1 + index into `views`.
+  uint32_t view_index(uint32_t client_namespace) const {
+    return client_namespace < view_of_namespace.size() ? view_of_namespace[client_namespace] : 0;
+  }
+  // A subset of the default view by name.
   std::optional<uint32_t> subset_index(std::string_view name) const;
+};
+
+struct IpAddressHash {
+  size_t operator()(const IpAddress& a) const noexcept;
 };
 
 struct Snapshot {
@@ -308,8 +340,15 @@ struct Snapshot {
   std::vector<Service> services;
   std::unordered_map<std::string, uint32_t> service_by_host;   // every host and short name
   std::vector<Diagnostic> warnings;
+  // Client namespaces: id -> name; id 0 is "unknown" (""). A client's
+  // namespace comes from its source address: the Pods and WorkloadEntries
+  // the configuration has (docs/config-reference.md, "Namespaces and exportTo").
+  std::vector<std::string> client_namespaces{std::string()};
+  std::unordered_map<IpAddress, uint16_t, IpAddressHash> client_namespace_by_address;
 
   const Service* find_service(std::string_view host) const;
+  // The client namespace id of a source address; 0 when unknown.
+  uint16_t client_namespace(const IpAddress& source) const;
 };
 
 using SnapshotPtr = std::shared_ptr<const Snapshot>;

@@ -76,7 +76,11 @@ void Worker::start_exchange(Conn& c) {
   x.service_index = static_cast<uint32_t>(service - snap->services.data());
   x.service_port = port;
 
-  const model::PortRoutes* routes = service->routes_for(port);
+  if (c.client_namespace_generation != snapshot_generation_) {
+    c.client_namespace = snap->client_namespace(c.peer_address);
+    c.client_namespace_generation = snapshot_generation_;
+  }
+  const model::PortRoutes* routes = service->routes_for(port, c.client_namespace);
   RequestView view{head, head.target, head.authority, port, c.peer_address};
   RouteDecision decision;
   if (routes != nullptr && !routes->http.empty()) {

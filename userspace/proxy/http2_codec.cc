@@ -405,6 +405,8 @@ void Worker::h2_open_stream(Http2Connection& h, int32_t id, bool end_stream) {
   s->local_port = c.local_port;
   s->peer_address = c.peer_address;
   s->peer_port = c.peer_port;
+  s->client_namespace = c.client_namespace;
+  s->client_namespace_generation = c.client_namespace_generation;
   s->h2_parent = c.id;
   s->h2_stream = id;
   st.slot = s->id;

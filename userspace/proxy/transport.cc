@@ -355,6 +355,7 @@ void Worker::on_accept(uint32_t listener, int fd) {
   socklen_t peer_len = sizeof peer;
   c->peer_address = model::IpAddress{};
   c->peer_port = 0;
+  c->client_namespace_generation = kNoGeneration;
   if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) == 0) {
     from_sockaddr(peer, c->peer_address, c->peer_port);
   }

@@ -44,9 +44,7 @@ uint32_t take_slot(std::vector<T>& slots, std::vector<uint32_t>& free_ids) {
 }  // namespace
 
 size_t UpstreamPools::BackendKeyHash::operator()(const BackendKey& k) const {
-  uint64_t h = 1469598103934665603ull;
-  for (uint8_t b : k.address.bytes) h = (h ^ b) * 1099511628211ull;
-  return static_cast<size_t>((h ^ k.port) * 1099511628211ull);
+  return static_cast<size_t>((uint64_t{model::IpAddressHash{}(k.address)} ^ k.port) * 1099511628211ull);
 }
 
 UpstreamPools::UpstreamPools(CounterLookup counter_for, ClusterLoadLookup load_for)

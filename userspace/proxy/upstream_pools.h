@@ -43,6 +43,7 @@
 namespace sluice::proxy {
 
 inline constexpr uint32_t kNone = UINT32_MAX;
+inline constexpr uint64_t kNoGeneration = UINT64_MAX;   // a snapshot generation never published
 
 class UpstreamPools {
  public:

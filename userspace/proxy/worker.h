@@ -168,6 +168,10 @@ class Worker final {
     uint32_t local_port = 0;
     model::IpAddress peer_address;   // the client, for consistentHash useSourceIp
     uint32_t peer_port = 0;
+    // The client's namespace (its view of each service), looked up from
+    // peer_address once per connection and snapshot generation.
+    uint16_t client_namespace = 0;
+    uint64_t client_namespace_generation = kNoGeneration;
     std::unique_ptr<Exchange> exchange;   // allocated with the slot, reused
     // HTTP/2: a connection that opened with the preface has a session; each
     // of its streams is a client slot of its own without a socket, whose

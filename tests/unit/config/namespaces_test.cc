@@ -4,6 +4,8 @@
 // "Namespaces and exportTo").
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "config/weight_override.h"
 #include "config_test_support.h"
 
@@ -81,68 +83,143 @@ TEST(ShortNames, TheSameShortNameInTwoNamespacesIsTwoServicesEachWithItsOwnRules
 
 // --- exportTo --------------------------------------------------------------------
 
-TEST(ExportTo, AVirtualServiceExportedOnlyToItsOwnNamespaceDoesNotApplyToAnotherNamespacesService) {
+// The routes a client of namespace `ns` gets for `port` of `s`.
+const model::PortRoutes* routes_seen_from(const CompileResult& r, const model::Service& s, const std::string& ns,
+                                          uint32_t port = 9080) {
+  const auto& names = r.snapshot->client_namespaces;
+  const auto it = std::find(names.begin(), names.end(), ns);
+  EXPECT_NE(it, names.end()) << ns;
+  return s.routes_for(port, static_cast<uint32_t>(it - names.begin()));
+}
+
+// The subset name the first route of a client namespace's view leads to.
+std::string first_subset_seen_from_port(const CompileResult& r, const model::Service& s, const std::string& ns,
+                                        uint32_t port) {
+  const auto* pr = routes_seen_from(r, s, ns, port);
+  if (pr == nullptr) return "(no routes)";
+  const auto& list = pr->http.empty() ? pr->l4 : pr->http.front().route;
+  if (list.empty()) return "(no destination)";
+  return subset_name(*r.snapshot, list.front().destination);
+}
+
+std::string first_subset_seen_from(const CompileResult& r, const model::Service& s, const std::string& ns) {
+  return first_subset_seen_from_port(r, s, ns, 9080);
+}
+
+std::string pod_in(const std::string& name, const std::string& ns, const std::string& ip, bool host_network = false) {
+  return "apiVersion: v1\nkind: Pod\nmetadata: {name: " + name + ", namespace: " + ns + "}\nspec:\n  hostNetwork: " +
+         (host_network ? "true" : "false") + "\n  containers: [{name: c}]\nstatus: {phase: Running, podIP: " + ip + "}\n";
+}
+
+TEST(ExportTo, AVirtualServiceExportedOnlyToItsOwnNamespaceRoutesThatNamespacesClientsOnly) {
   auto r = compile_yaml({{"b.yaml", reviews_in("b", "10.96.5.2")},
+                         {"dr.yaml", subsets_dr("own", "b", "reviews")},
                          {"vs.yaml", route_vs("from-a", "a", "reviews.b.svc.cluster.local",
                                               "reviews.b.svc.cluster.local", "  exportTo: [.]\n")}});
   ASSERT_TRUE(r.ok()) << diagnostics_text(r);
-  EXPECT_TRUE(service(r, "reviews.b.svc.cluster.local").virtual_services.empty());
-  const auto* d = find_diagnostic(r, "VirtualService 'a/from-a' is not exported to namespace 'b'");
+  const auto& s = service(r, "reviews.b.svc.cluster.local");
+  // b (the service's namespace, and every unknown client) has no VirtualService.
+  EXPECT_TRUE(s.virtual_services.empty());
+  EXPECT_EQ(routes_seen_from(r, s, "b")->plane, model::Plane::L7);   // one plane for every view
+  EXPECT_TRUE(routes_seen_from(r, s, "b")->http.empty());
+  EXPECT_EQ(s.routes_for(9080, 0), s.routes_for(9080));
+  ASSERT_EQ(s.views.size(), 1u);
+  EXPECT_EQ(s.views[0].namespaces, std::vector<std::string>{"a"});
+  EXPECT_EQ(s.views[0].virtual_services, std::vector<std::string>{"a/from-a"});
+  EXPECT_EQ(s.views[0].destination_rule, "b/own");   // the service's namespace's rule, exported everywhere
+  ASSERT_EQ(routes_seen_from(r, s, "a")->http.size(), 1u);
+  EXPECT_EQ(routes_seen_from(r, s, "a")->http.front().virtual_service, "from-a");
+  const auto* d = find_diagnostic(r, "VirtualService 'a/from-a' routes 'reviews' for the clients of namespaces a only");
   ASSERT_NE(d, nullptr) << diagnostics_text(r);
-  EXPECT_EQ(d->severity, Severity::Warning);
-  EXPECT_EQ(d->where.file, "vs.yaml");
+  EXPECT_EQ(d->severity, Severity::Info);
   EXPECT_EQ(d->where.line, 6);   // the exportTo field
-  EXPECT_EQ(find_diagnostic(r, "exportTo' is not implemented"), nullptr) << diagnostics_text(r);
 }
 
-TEST(ExportTo, AVirtualServiceExportedToTheServicesNamespaceAppliesToEveryClientWithANote) {
-  for (const char* list : {"[.]", "[b]", "[b, c]"}) {
-    auto r = compile_yaml({{"b.yaml", reviews_in("b", "10.96.5.2")},
-                           {"vs.yaml", route_vs("rb", "b", "reviews", "reviews", std::string("  exportTo: ") + list + "\n")}});
-    ASSERT_TRUE(r.ok()) << list << "\n" << diagnostics_text(r);
-    EXPECT_EQ(service(r, "reviews.b.svc.cluster.local").virtual_services, std::vector<std::string>{"rb"}) << list;
-    const auto* d = find_diagnostic(r, "is exported to some namespaces only, but it applies to");
-    ASSERT_NE(d, nullptr) << list << "\n" << diagnostics_text(r);
-    EXPECT_EQ(d->severity, Severity::Info);
-  }
-  // '*' is every namespace, as no exportTo is: nothing to say.
+TEST(ExportTo, AVirtualServiceExportedOnlyToItsOwnNamespaceDoesNotRouteAnotherNamespacesClients) {
   auto r = compile_yaml({{"b.yaml", reviews_in("b", "10.96.5.2")},
-                         {"vs.yaml", route_vs("rb", "b", "reviews", "reviews", "  exportTo: ['*']\n")}});
+                         {"pod-a.yaml", pod_in("client", "a", "10.244.1.5")},
+                         {"vs.yaml", route_vs("rb", "b", "reviews", "reviews", "  exportTo: [.]\n")}});
   ASSERT_TRUE(r.ok()) << diagnostics_text(r);
+  const auto& s = service(r, "reviews.b.svc.cluster.local");
+  EXPECT_EQ(s.virtual_services, std::vector<std::string>{"rb"});
+  EXPECT_EQ(routes_seen_from(r, s, "b")->http.size(), 1u);
+  ASSERT_EQ(s.views.size(), 1u);
+  EXPECT_EQ(s.views[0].namespaces, std::vector<std::string>{"a"});
+  EXPECT_TRUE(routes_seen_from(r, s, "a")->http.empty());
+  // '*' is every namespace, as no exportTo is: one view, nothing to say.
+  r = compile_yaml({{"b.yaml", reviews_in("b", "10.96.5.2")},
+                    {"pod-a.yaml", pod_in("client", "a", "10.244.1.5")},
+                    {"vs.yaml", route_vs("rb", "b", "reviews", "reviews", "  exportTo: ['*']\n")}});
+  ASSERT_TRUE(r.ok()) << diagnostics_text(r);
+  EXPECT_TRUE(service(r, "reviews.b.svc.cluster.local").views.empty());
   EXPECT_EQ(find_diagnostic(r, "exported"), nullptr) << diagnostics_text(r);
 }
 
-TEST(ExportTo, TwoVirtualServicesForOneHostDoNotConflictWhenOnlyOneIsExportedToItsNamespace) {
+TEST(ExportTo, TwoVirtualServicesForOneHostConflictOnlyInAViewThatSeesBoth) {
   auto r = compile_yaml({{"b.yaml", reviews_in("b", "10.96.5.2")},
                          {"vs-a.yaml", route_vs("from-a", "a", "reviews.b.svc.cluster.local",
                                                 "reviews.b.svc.cluster.local", "  exportTo: [.]\n")},
-                         {"vs-b.yaml", route_vs("rb", "b", "reviews", "reviews")}});
+                         {"vs-b.yaml", route_vs("rb", "b", "reviews", "reviews", "  exportTo: [.]\n")}});
   ASSERT_TRUE(r.ok()) << diagnostics_text(r);
-  EXPECT_EQ(service(r, "reviews.b.svc.cluster.local").virtual_services, std::vector<std::string>{"rb"});
+  const auto& s = service(r, "reviews.b.svc.cluster.local");
+  EXPECT_EQ(s.virtual_services, std::vector<std::string>{"rb"});
+  ASSERT_EQ(s.views.size(), 1u);
+  EXPECT_EQ(s.views[0].virtual_services, std::vector<std::string>{"a/from-a"});
+
+  // b's rule exported everywhere: namespace a sees both.
+  r = compile_yaml({{"b.yaml", reviews_in("b", "10.96.5.2")},
+                    {"vs-a.yaml", route_vs("from-a", "a", "reviews.b.svc.cluster.local",
+                                           "reviews.b.svc.cluster.local", "  exportTo: [.]\n")},
+                    {"vs-b.yaml", route_vs("rb", "b", "reviews", "reviews")}});
+  EXPECT_FALSE(r.ok());
+  const auto* d = find_diagnostic(r, "host 'reviews' is already routed by VirtualService 'from-a'");
+  ASSERT_NE(d, nullptr) << diagnostics_text(r);
+  EXPECT_NE(d->message.find("for clients of namespace 'a'"), std::string::npos) << d->message;
+  EXPECT_EQ(d->where.file, "vs-b.yaml");
 }
 
-TEST(ExportTo, DestinationRulesFollowIstiosLookupServiceNamespaceThenRootAndHonourExportTo) {
+TEST(ExportTo, DestinationRuleLookupIsClientNamespaceThenServiceNamespaceThenRoot) {
   const std::string host = "reviews.b.svc.cluster.local";
-  // c's rule is for c's clients only: not applied; root's comes after b's.
+  // c's rule is for c's clients only; root's comes after b's.
   auto r = compile_yaml({{"b.yaml", reviews_in("b", "10.96.5.2")},
                          {"dr-c.yaml", subsets_dr("from-c", "c", host, "  exportTo: [.]\n")},
                          {"dr-root.yaml", subsets_dr("mesh-default", "istio-system", host)},
                          {"dr-b.yaml", subsets_dr("own", "b", host)}});
   ASSERT_TRUE(r.ok()) << diagnostics_text(r);
-  EXPECT_EQ(service(r, host).destination_rule, "own");
-  const auto* skipped = find_diagnostic(r, "DestinationRule 'c/from-c' is not exported to namespace 'b'");
-  ASSERT_NE(skipped, nullptr) << diagnostics_text(r);
-  EXPECT_EQ(skipped->where.file, "dr-c.yaml");
-  const auto* later = find_diagnostic(r, "DestinationRule 'istio-system/mesh-default' is not applied");
-  ASSERT_NE(later, nullptr) << diagnostics_text(r);
-  EXPECT_NE(later->message.find("'b/own'"), std::string::npos) << later->message;
+  const auto& s = service(r, host);
+  EXPECT_EQ(s.destination_rule, "own");
+  // c's clients see c's rule; istio-system's clients see their own namespace's.
+  ASSERT_EQ(s.views.size(), 2u);
+  EXPECT_EQ(s.views[0].namespaces, std::vector<std::string>{"c"});
+  EXPECT_EQ(s.views[0].destination_rule, "c/from-c");
+  EXPECT_EQ(s.views[1].namespaces, std::vector<std::string>{"istio-system"});
+  EXPECT_EQ(s.views[1].destination_rule, "istio-system/mesh-default");
+  // The view's subsets are its rule's: a whole-service subset, then v1.
+  ASSERT_EQ(s.views[0].subset_count, 2u);
+  EXPECT_EQ(s.subsets[s.views[0].first_subset + 1].name, "v1");
+  EXPECT_EQ(s.subset_index("v1"), std::optional<uint32_t>(1));   // the default view's
 
-  // Without the namespace's own rule, the root namespace's applies.
+  // Without the namespace's own rule, the root namespace's applies to all but c.
   r = compile_yaml({{"b.yaml", reviews_in("b", "10.96.5.2")},
                     {"dr-c.yaml", subsets_dr("from-c", "c", host, "  exportTo: [.]\n")},
                     {"dr-root.yaml", subsets_dr("mesh-default", "istio-system", host)}});
   ASSERT_TRUE(r.ok()) << diagnostics_text(r);
   EXPECT_EQ(service(r, host).destination_rule, "mesh-default");
+  ASSERT_EQ(service(r, host).views.size(), 1u);
+  EXPECT_EQ(service(r, host).views[0].destination_rule, "c/from-c");
+
+  // b's rule exported to b only: a's clients fall through to the root's.
+  r = compile_yaml({{"b.yaml", reviews_in("b", "10.96.5.2")},
+                    {"pod-a.yaml", pod_in("client", "a", "10.244.1.5")},
+                    {"dr-root.yaml", subsets_dr("mesh-default", "istio-system", host)},
+                    {"dr-b.yaml", subsets_dr("own", "b", host, "  exportTo: [.]\n")}});
+  ASSERT_TRUE(r.ok()) << diagnostics_text(r);
+  EXPECT_EQ(service(r, host).destination_rule, "own");
+  std::vector<std::string> root_view;
+  for (const auto& v : service(r, host).views) {
+    if (v.destination_rule == "istio-system/mesh-default") root_view = v.namespaces;
+  }
+  EXPECT_EQ(root_view, (std::vector<std::string>{"a", "istio-system"}));
 
   // Two rules at the same place in the lookup are still refused.
   r = compile_yaml({{"b.yaml", reviews_in("b", "10.96.5.2")},
@@ -150,6 +227,88 @@ TEST(ExportTo, DestinationRulesFollowIstiosLookupServiceNamespaceThenRootAndHono
                     {"dr-2.yaml", subsets_dr("two", "b", "reviews")}});
   EXPECT_FALSE(r.ok());
   EXPECT_NE(find_diagnostic(r, "already has DestinationRule 'one'"), nullptr) << diagnostics_text(r);
+}
+
+TEST(ExportTo, AClientNamespacesOwnDestinationRuleGivesItsRoutesThatRulesSubsets) {
+  // a routes b's reviews to subset v2, which only a's own rule defines.
+  const std::string host = "reviews.b.svc.cluster.local";
+  const std::string dr_a =
+      "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: mine, namespace: a}\nspec:\n"
+      "  host: " + host + "\n  exportTo: [.]\n  subsets:\n  - {name: v2, labels: {version: v2}}\n";
+  const std::string vs_a =
+      "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: to-v2, namespace: a}\nspec:\n"
+      "  hosts: [" + host + "]\n  exportTo: [.]\n  http:\n  - route: [{destination: {host: " + host + ", subset: v2}}]\n";
+  auto r = compile_yaml({{"b.yaml", reviews_in("b", "10.96.5.2")},
+                         {"dr-b.yaml", subsets_dr("own", "b", host)},
+                         {"dr-a.yaml", dr_a},
+                         {"vs-a.yaml", vs_a}});
+  ASSERT_TRUE(r.ok()) << diagnostics_text(r);
+  const auto& s = service(r, host);
+  EXPECT_EQ(first_subset_seen_from(r, s, "a"), "v2");
+  const auto* pr = routes_seen_from(r, s, "a");
+  const auto& subset = s.subsets[pr->http.front().route.front().destination.subset];
+  ASSERT_EQ(subset.endpoints.size(), 1u);
+  EXPECT_EQ(s.endpoints[subset.endpoints.front()].address.to_string(), "10.200.0.2");
+  // b's view has no v2: the same route there would be an error.
+  EXPECT_FALSE(s.subset_index("v2").has_value());
+}
+
+TEST(ClientNamespaces, APodOrWorkloadEntryAddressNamesItsNamespaceAndOthersAreUnknown) {
+  const std::string we =
+      "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: vm, namespace: c}\nspec:\n"
+      "  address: 10.244.9.9\n";
+  auto r = compile_yaml({{"b.yaml", reviews_in("b", "10.96.5.2")},
+                         {"pod-a.yaml", pod_in("client", "a", "10.244.1.5")},
+                         {"pod-h.yaml", pod_in("host-agent", "a", "192.168.0.10", true)},
+                         {"pod-x.yaml", pod_in("x1", "a", "10.244.7.7") + "---\n" + pod_in("x2", "b", "10.244.7.7")},
+                         {"we.yaml", we}});
+  ASSERT_TRUE(r.ok()) << diagnostics_text(r);
+  const auto& snap = *r.snapshot;
+  auto ns_of = [&](const char* ip) { return snap.client_namespaces[snap.client_namespace(*model::IpAddress::parse(ip))]; };
+  EXPECT_EQ(ns_of("10.244.1.5"), "a");
+  EXPECT_EQ(ns_of("10.244.9.9"), "c");
+  EXPECT_EQ(ns_of("192.168.0.10"), "");   // host network: the node's address tells nothing
+  EXPECT_EQ(ns_of("10.244.7.7"), "");     // claimed by two namespaces
+  EXPECT_EQ(ns_of("10.1.2.3"), "");       // no Pod or WorkloadEntry
+  EXPECT_NE(find_diagnostic(r, "address 10.244.7.7 belongs to namespaces 'a'"), nullptr) << diagnostics_text(r);
+}
+
+TEST(ClientNamespaces, AnUnknownClientGetsTheServicesOwnNamespacesView) {
+  auto r = compile_yaml({{"b.yaml", reviews_in("b", "10.96.5.2")},
+                         {"dr-b.yaml", subsets_dr("own", "b", "reviews")},
+                         {"vs-a.yaml", route_vs("from-a", "a", "reviews.b.svc.cluster.local",
+                                                "reviews.b.svc.cluster.local", "  exportTo: [.]\n")},
+                         {"vs-b.yaml", "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: rb, "
+                                       "namespace: b}\nspec:\n  hosts: [reviews]\n  exportTo: [.]\n  http:\n  - route: "
+                                       "[{destination: {host: reviews, subset: v1}}]\n"}});
+  ASSERT_TRUE(r.ok()) << diagnostics_text(r);
+  const auto& s = service(r, "reviews.b.svc.cluster.local");
+  const auto unknown = r.snapshot->client_namespace(*model::IpAddress::parse("10.9.9.9"));
+  EXPECT_EQ(unknown, 0u);
+  EXPECT_EQ(s.routes_for(9080, unknown), routes_seen_from(r, s, "b"));
+  EXPECT_EQ(first_subset_seen_from(r, s, "b"), "v1");
+  EXPECT_EQ(first_subset_seen_from(r, s, "a"), "");   // from-a routes to the whole service
+}
+
+TEST(ClientNamespaces, AViewThatRoutesAnL4PortOtherwiseIsCompiledAndWarnedAbout) {
+  const std::string se =
+      "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: db, namespace: b}\nspec:\n"
+      "  hosts: [db]\n  addresses: [10.96.7.1]\n  ports: [{number: 5432, name: tcp, protocol: TCP}]\n"
+      "  endpoints:\n  - {address: 10.200.0.1, labels: {version: v1}}\n  - {address: 10.200.0.2, labels: {version: v2}}\n";
+  const std::string dr = subsets_dr("db", "b", "db", "") + "  - {name: v2, labels: {version: v2}}\n";
+  const std::string vs =
+      "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: db-for-a, namespace: a}\nspec:\n"
+      "  hosts: [db.b.svc.cluster.local]\n  exportTo: [.]\n  tcp:\n  - route: [{destination: {host: db.b.svc.cluster.local, subset: v2}}]\n";
+  auto r = compile_yaml({{"se.yaml", se}, {"dr.yaml", dr}, {"vs.yaml", vs}});
+  ASSERT_TRUE(r.ok()) << diagnostics_text(r);
+  const auto& s = service(r, "db.b.svc.cluster.local");
+  EXPECT_EQ(routes_seen_from(r, s, "a", 5432)->plane, model::Plane::L4);
+  EXPECT_EQ(first_subset_seen_from_port(r, s, "a", 5432), "v2");
+  EXPECT_EQ(first_subset_seen_from_port(r, s, "b", 5432), "");
+  const auto* d = find_diagnostic(r, "the clients of namespaces a would be routed otherwise (VirtualService a/db-for-a, "
+                                     "DestinationRule b/db), which the L4 plane does not do yet");
+  ASSERT_NE(d, nullptr) << diagnostics_text(r);
+  EXPECT_EQ(d->severity, Severity::Warning);
 }
 
 TEST(ExportTo, ADestinationNotExportedToTheRoutedServicesNamespaceIsAnError) {

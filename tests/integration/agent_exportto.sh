@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# exportTo per client namespace (docs/config-reference.md, "Namespaces and
+# exportTo"): productpage lives in namespace `default`; the client namespace
+# of the topology has three addresses, and the configuration has Pods
+# naming two of them:
+#   10.200.1.2  Pod team-a/client-a   team-a's own VirtualService (exportTo .) sends everything to v2
+#   10.200.1.3  Pod team-b/client-b   no VirtualService is exported to team-b: the whole service (v1 and v2)
+#   10.200.1.4  no Pod                 unknown: default's view, whose VirtualService (exportTo .) sends all to v1
+# Each client reaches the same VIP and port, on the L7 plane.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=agent_lib.sh
+source "$here/agent_lib.sh"
+
+agent_setup exportto
+client=$(topo_ns client)
+topo_exec "$client" ip addr add 10.200.1.3/24 dev eth0 || { echo "FAIL: address 10.200.1.3"; exit 1; }
+topo_exec "$client" ip addr add 10.200.1.4/24 dev eth0 || { echo "FAIL: address 10.200.1.4"; exit 1; }
+
+cat >"$AGENT_WORK/config/views.yaml" <<'YAML'
+apiVersion: v1
+kind: Pod
+metadata: {name: client-a, namespace: team-a}
+spec: {containers: [{name: c}]}
+status: {phase: Running, podIP: 10.200.1.2}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client-b, namespace: team-b}
+spec: {containers: [{name: c}]}
+status: {phase: Running, podIP: 10.200.1.3}
+---
+apiVersion: networking.istio.io/v1beta1
+kind: DestinationRule
+metadata: {name: productpage, namespace: default}
+spec:
+  host: productpage
+  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+---
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: {name: productpage, namespace: default}
+spec:
+  hosts: [productpage]
+  exportTo: [.]
+  http:
+  - route: [{destination: {host: productpage, subset: v1}}]
+---
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: {name: productpage-for-a, namespace: team-a}
+spec:
+  hosts: [productpage.default.svc.cluster.local]
+  exportTo: [.]
+  http:
+  - route: [{destination: {host: productpage.default.svc.cluster.local, subset: v2}}]
+YAML
+
+agent_check "sluicectl validate accepts the views" "$SLUICECTL" validate "$AGENT_WORK/config"
+agent_check "explain shows team-a's view" bash -c \
+  "'$SLUICECTL' explain '$AGENT_WORK/config' | grep -q 'clients of namespace team-a: VirtualService team-a/productpage-for-a'"
+agent_start
+
+tally() {   # tally SOURCE: "name=count ..." sorted, of 40 keep-alive requests from SOURCE
+  local out
+  out=$(agent_loadgen http --url "http://10.96.0.10:9080/" --source "$1" --count 40 --concurrency 2 --keepalive \
+    --timeout-s 30)
+  agent_json "$out" '" ".join("%s=%d" % kv for kv in sorted((j.get("backends") or {}).items()))'
+}
+a=$(tally 10.200.1.2); b=$(tally 10.200.1.3); unknown=$(tally 10.200.1.4)
+echo "team-a: $a"; echo "team-b: $b"; echo "unknown: $unknown"
+
+# names_are TALLY NAME...: exactly these backends answered, 40 answers in all.
+names_are() {
+  local t=$1
+  shift
+  python3 -c 'import sys; t = dict(kv.split("=") for kv in sys.argv[1].split())
+sys.exit(0 if sorted(t) == sorted(sys.argv[2:]) and sum(map(int, t.values())) == 40 else 1)' "$t" "$@"
+}
+agent_check "team-a's client: only v2 (its own VirtualService)" \
+  names_are "$a" productpage-v2-a productpage-v2-b
+agent_check "team-b's client: the whole service (no VirtualService exported to team-b), all four seen" \
+  names_are "$b" productpage-v1-a productpage-v1-b productpage-v2-a productpage-v2-b
+agent_check "an unknown client: default's view, only v1" \
+  names_are "$unknown" productpage-v1-a productpage-v1-b
+agent_finish

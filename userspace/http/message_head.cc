@@ -94,18 +94,19 @@ struct FramingFields {
   bool bad_value = false;
 };
 
-FramingFields copy_fields(const phr_header* raw, size_t n, std::array<Field, kMaxHeaderFields>& out) {
+// The framing, Connection and validity facts of a field list, whichever
+// codec decoded it. A field without a name (null data) is an obs-fold
+// continuation line the HTTP/1.1 tokenizer reported (RFC 9112 5.2).
+FramingFields scan_fields(const std::array<Field, kMaxHeaderFields>& fields, size_t n) {
   FramingFields f;
   int te_codings = 0;
   bool te_last_chunked = false;
   for (size_t i = 0; i < n; ++i) {
-    if (raw[i].name == nullptr) {   // obs-fold continuation line (RFC 9112 5.2)
+    const std::string_view name = fields[i].name, value = fields[i].value;
+    if (name.data() == nullptr) {
       f.obs_fold = true;
       continue;
     }
-    std::string_view name(raw[i].name, raw[i].name_len);
-    std::string_view value = trim(std::string_view(raw[i].value, raw[i].value_len));
-    out[i] = Field{name, value};
     if (!is_token(name)) f.bad_name = true;   // includes whitespace before the colon
     if (!is_valid_field_value(value)) f.bad_value = true;
     if (iequals(name, "content-length")) {
@@ -130,6 +131,16 @@ FramingFields copy_fields(const phr_header* raw, size_t n, std::array<Field, kMa
   // a coding we would have to undo to find the message end.
   f.transfer_encoding_is_chunked = f.has_transfer_encoding && te_codings == 1 && te_last_chunked;
   return f;
+}
+
+// The tokenizer's field lines as views (values trimmed); obs-fold lines
+// stay nameless for scan_fields to refuse.
+void copy_fields(const phr_header* raw, size_t n, std::array<Field, kMaxHeaderFields>& out) {
+  for (size_t i = 0; i < n; ++i) {
+    if (raw[i].name == nullptr) continue;
+    out[i] = Field{std::string_view(raw[i].name, raw[i].name_len),
+                   trim(std::string_view(raw[i].value, raw[i].value_len))};
+  }
 }
 
 bool has_bare_lf(std::string_view head) {
@@ -291,13 +302,19 @@ ParseResult parse_request_head(std::string_view buffer, const Limits& limits, Re
   head.target = std::string_view(path, path_len);
   head.minor_version = minor;
   head.field_count = n;
-
   if (has_bare_lf(buffer.substr(0, head.head_bytes))) return refuse(head.error, 400, "bare LF line ending");
+  copy_fields(raw, n, head.fields);
+  return validate_request_head(limits, head);
+}
+
+ParseResult validate_request_head(const Limits& limits, RequestHead& head) {
+  const int minor = head.minor_version;
+  const size_t n = head.field_count;
   if (!is_token(head.method)) return refuse(head.error, 400, "invalid method");
   if (head.target.size() > limits.max_uri_bytes) return refuse(head.error, 414, "URI too long");
   if (minor != 0 && minor != 1) return refuse(head.error, 505, "unsupported HTTP version");
 
-  FramingFields f = copy_fields(raw, n, head.fields);
+  FramingFields f = scan_fields(head.fields, n);
   if (f.obs_fold) return refuse(head.error, 400, "obs-fold in header field");
   if (f.bad_name) return refuse(head.error, 400, "invalid header field name");
   if (f.bad_value) return refuse(head.error, 400, "invalid header field value");
@@ -387,9 +404,14 @@ ParseResult parse_response_head(std::string_view buffer, std::string_view reques
   head.reason = std::string_view(msg, msg_len);
   head.minor_version = minor;
   head.field_count = n;
-  if (status < 100 || status > 999) return refuse(head.error, 502, "invalid status code");
+  copy_fields(raw, n, head.fields);
+  return validate_response_head(request_method, head);
+}
 
-  FramingFields f = copy_fields(raw, n, head.fields);
+ParseResult validate_response_head(std::string_view request_method, ResponseHead& head) {
+  const int minor = head.minor_version, status = head.status;
+  if (status < 100 || status > 999) return refuse(head.error, 502, "invalid status code");
+  FramingFields f = scan_fields(head.fields, head.field_count);
   if (f.obs_fold) return refuse(head.error, 502, "obs-fold in response header");
   if (f.bad_name) return refuse(head.error, 502, "invalid response header name");
   if (f.bad_value) return refuse(head.error, 502, "invalid response header value");

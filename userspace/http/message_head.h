@@ -80,6 +80,16 @@ struct ResponseHead {
 
 ParseResult parse_request_head(std::string_view buffer, const Limits& limits, RequestHead& head);
 
+// The request rules (RFC 9110, RFC 9112 3.2 and 6) on a head whose method,
+// target, minor_version and fields are set, whichever codec decoded it:
+// parse_request_head calls it after tokenizing, the HTTP/2 codec on a
+// stream's decoded fields (docs/l7-proxy.md, "HTTP/2 downstream"). It
+// checks the method, URI length, version, field names and values, Host,
+// the request-target form and the body framing, and sets authority,
+// framing, content_length, keep_alive and expect_continue. A field with a
+// null name is an obs-fold line (refused).
+ParseResult validate_request_head(const Limits& limits, RequestHead& head);
+
 // Decides, as bytes of a head arrive, when parsing them is worth it, so a
 // head sent in many small pieces is read once instead of once per piece (a
 // 15 KB head sent a byte at a time would otherwise be tokenized 15,000
@@ -107,6 +117,11 @@ class HeadEndScanner {
 // `request_method` decides HEAD's bodiless responses; `limits` bound the head.
 ParseResult parse_response_head(std::string_view buffer, std::string_view request_method,
                                 const Limits& limits, ResponseHead& head);
+// The response rules on a head whose status, minor_version and fields are
+// set, whichever codec decoded it (parse_response_head; the upstream
+// HTTP/2 codec): field names and values, framing (refusing every
+// ambiguity), keep_alive.
+ParseResult validate_response_head(std::string_view request_method, ResponseHead& head);
 
 bool iequals(std::string_view a, std::string_view b);
 bool is_token(std::string_view s);   // RFC 9110 token (tchar+)

@@ -63,12 +63,18 @@ inline bool overridden(const model::HeaderOperations* a, const model::HeaderOper
   return false;
 }
 
-inline void write_header_operations(HeadWriter& w, const model::HeaderOperations* a, const model::HeaderOperations* b) {
+// The fields header operations add, in order: each set, then each add.
+template <typename Fn>
+void for_each_header_operation(const model::HeaderOperations* a, const model::HeaderOperations* b, Fn&& field) {
   for (const auto* ops : {a, b}) {
     if (ops == nullptr) continue;
-    for (const auto& [name, value] : ops->set) w.field(name, value);
-    for (const auto& [name, value] : ops->add) w.field(name, value);
+    for (const auto& [name, value] : ops->set) field(name, value);
+    for (const auto& [name, value] : ops->add) field(name, value);
   }
+}
+
+inline void write_header_operations(HeadWriter& w, const model::HeaderOperations* a, const model::HeaderOperations* b) {
+  for_each_header_operation(a, b, [&](std::string_view name, std::string_view value) { w.field(name, value); });
 }
 
 // A client's address as x-forwarded-for carries it: the IP alone (no port,

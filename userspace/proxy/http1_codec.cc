@@ -4,6 +4,7 @@
 // and local replies. An HTTP/2 codec takes the same place (one connection,
 // many streams, each stream an exchange).
 #include <algorithm>
+#include <charconv>
 #include <climits>
 #include <optional>
 #include <string>
@@ -63,24 +64,32 @@ void Worker::process_client(Conn& c) {
       else set_client_deadline(c);
       break;
     }
-    Exchange& x = *c.exchange;
-    ByteBuffer head_buffer = std::move(x.upstream_head);   // keep the slot's buffers: no allocation
-    ByteBuffer body_buffer = std::move(x.body);
-    x = Exchange{};
-    x.upstream_head = std::move(head_buffer);
-    x.upstream_head.clear();
-    x.body = std::move(body_buffer);
-    x.body.clear();
-    x.start_ns = now_ns();
-    if (options_.access_log) log_request_head(c, result == http::ParseResult::Complete);
-    if (result == http::ParseResult::Invalid) {
-      x.client_keep_alive = false;
-      reply_local(c, request_head_.error.status, request_head_.error.reason, "", true, "-");
-      break;
-    }
-    start_exchange(c);
+    if (!begin_request(c, result == http::ParseResult::Complete)) break;
   }
   c.in_process = false;
+}
+
+// request_head_ holds the request, from either codec: a new exchange starts
+// on the slot. An invalid head (request_head_.error) is answered and the
+// connection closes after it (false).
+bool Worker::begin_request(Conn& c, bool valid) {
+  Exchange& x = *c.exchange;
+  ByteBuffer head_buffer = std::move(x.upstream_head);   // keep the slot's buffers: no allocation
+  ByteBuffer body_buffer = std::move(x.body);
+  x = Exchange{};
+  x.upstream_head = std::move(head_buffer);
+  x.upstream_head.clear();
+  x.body = std::move(body_buffer);
+  x.body.clear();
+  x.start_ns = now_ns();
+  if (options_.access_log) log_request_head(c, valid);
+  if (!valid) {
+    x.client_keep_alive = false;
+    reply_local(c, request_head_.error.status, request_head_.error.reason, "", true, "-");
+    return false;
+  }
+  start_exchange(c);
+  return true;
 }
 
 bool Worker::build_upstream_head(Conn& c, const http::RequestHead& head, std::string_view authority) {
@@ -255,9 +264,11 @@ void Worker::pump_response(Conn& c) {
   Conn& u = *conns_[c.upstream];
   while (!x.response_done) {
     if (!x.response_head_done) {
-      auto result = u.head_scan.ready(u.in.readable(), u.in.consumed_total(), options_.limits)
-                        ? http::parse_response_head(u.in.readable(), x.head_request ? "HEAD" : "GET",
-                                                    options_.limits, response_head_)
+      // An HTTP/2 backend's head comes decoded (h2up_response_head).
+      const std::string_view method = x.head_request ? "HEAD" : "GET";
+      auto result = u.h2_parent != kNone ? h2up_response_head(u, method, response_head_)
+                    : u.head_scan.ready(u.in.readable(), u.in.consumed_total(), options_.limits)
+                        ? http::parse_response_head(u.in.readable(), method, options_.limits, response_head_)
                         : http::ParseResult::Incomplete;
       if (result == http::ParseResult::Incomplete) {
         if (drain_held(u)) continue;
@@ -363,7 +374,8 @@ void Worker::pump_response(Conn& c) {
 bool Worker::forward_response_head(Conn& c, Conn& u, const http::ResponseHead& h) {
   Exchange& x = *c.exchange;
   x.upstream_service_ns = now_ns() - x.attempt_start_ns;
-  if (!write_response_head(c, h)) {
+  // An HTTP/2 client's HEADERS are built from the upstream's head itself.
+  if (c.h2_parent != kNone ? !h2_submit_response_head(c, h) : !write_response_head(c, h)) {
     detach_upstream(c, false);
     end_attempt(c);
     reply_local(c, 502, "upstream response head too large\n", "", false, "UPE");
@@ -376,28 +388,48 @@ bool Worker::forward_response_head(Conn& c, Conn& u, const http::ResponseHead& h
   return true;
 }
 
-bool Worker::write_response_head(Conn& c, const http::ResponseHead& h) {
-  Exchange& x = *c.exchange;
+void Worker::response_fields(const Exchange& x, const http::ResponseHead& h, FieldFn field, void* context) {
   const model::HeaderOperations* route_ops = x.route != nullptr ? &x.route->headers.response : nullptr;
   const model::HeaderOperations* dest_ops = x.destination != nullptr ? &x.destination->headers.response : nullptr;
+  const auto status = static_cast<unsigned>(h.status);
+  std::string_view connection = h.field("connection");
+  const bool keep_length = x.head_request || status == 304;   // describes a body that is not sent
+  for (size_t i = 0; i < h.field_count; ++i) {
+    const auto& f = h.fields[i];
+    if (http::is_hop_by_hop(f.name, connection) || overridden(route_ops, dest_ops, f.name)) continue;
+    if (http::iequals(f.name, "content-length") && !keep_length) continue;
+    field(context, f.name, f.value);
+  }
+  // Envoy's: milliseconds from sending the request upstream to the response
+  // head (the last attempt), which Istio users read to tell proxy from app time.
+  if (x.upstream_service_ns >= 0 && !overridden(route_ops, dest_ops, "x-envoy-upstream-service-time")) {
+    char digits[24];
+    const auto r = std::to_chars(digits, digits + sizeof digits, static_cast<uint64_t>(x.upstream_service_ns / 1'000'000));
+    field(context, "x-envoy-upstream-service-time", std::string_view(digits, static_cast<size_t>(r.ptr - digits)));
+  }
+  for_each_header_operation(route_ops, dest_ops,
+                            [&](std::string_view name, std::string_view value) { field(context, name, value); });
+}
+
+std::optional<uint64_t> Worker::response_content_length(const Exchange& x, const http::ResponseHead& h) {
+  const auto status = static_cast<unsigned>(h.status);
+  if (h.framing == http::BodyFraming::ContentLength) return h.content_length;
+  if (h.framing == http::BodyFraming::None && !x.head_request && status != 304 && status != 204) return 0;
+  return std::nullopt;
+}
+
+bool Worker::write_response_head(Conn& c, const http::ResponseHead& h) {
+  Exchange& x = *c.exchange;
   bool close = !x.client_keep_alive || draining_;
   auto status = static_cast<unsigned>(h.status);
   HeadWriter w(c.out.writable());
   w << "HTTP/1.1 " << uint64_t{status} << " " << (h.reason.empty() ? http::reason_phrase(status) : h.reason)
     << "\r\n";
-  std::string_view connection = h.field("connection");
-  bool keep_length = x.head_request || status == 304;   // describes a body that is not sent
-  for (size_t i = 0; i < h.field_count; ++i) {
-    const auto& f = h.fields[i];
-    if (http::is_hop_by_hop(f.name, connection) || overridden(route_ops, dest_ops, f.name)) continue;
-    if (http::iequals(f.name, "content-length") && !keep_length) continue;
-    w.field(f.name, f.value);
-  }
-  // Envoy's: milliseconds from sending the request upstream to the response
-  // head (the last attempt), which Istio users read to tell proxy from app time.
-  if (x.upstream_service_ns >= 0 && !overridden(route_ops, dest_ops, "x-envoy-upstream-service-time"))
-    w << "x-envoy-upstream-service-time: " << static_cast<uint64_t>(x.upstream_service_ns / 1'000'000) << "\r\n";
-  write_header_operations(w, route_ops, dest_ops);
+  response_fields(
+      x, h, [](void* writer, std::string_view name, std::string_view value) {
+        static_cast<HeadWriter*>(writer)->field(name, value);
+      },
+      &w);
   if (status == 101) {   // a WebSocket upgrade: no body framing, the connection becomes a tunnel
     w << "connection: upgrade\r\nupgrade: " << h.field("upgrade") << "\r\n\r\n";
     if (!w.ok()) return false;
@@ -405,19 +437,8 @@ bool Worker::write_response_head(Conn& c, const http::ResponseHead& h) {
     x.client_keep_alive = false;
     return true;
   }
-  switch (h.framing) {
-    case http::BodyFraming::ContentLength:
-      w << "content-length: " << h.content_length << "\r\n";
-      break;
-    case http::BodyFraming::Chunked:
-      if (!x.dechunk) w << "transfer-encoding: chunked\r\n";
-      break;
-    case http::BodyFraming::None:
-      if (!keep_length && status != 204) w << "content-length: 0\r\n";
-      break;
-    case http::BodyFraming::UntilClose:
-      break;
-  }
+  if (auto length = response_content_length(x, h)) w << "content-length: " << *length << "\r\n";
+  else if (h.framing == http::BodyFraming::Chunked && !x.dechunk) w << "transfer-encoding: chunked\r\n";
   if (close) w << "connection: close\r\n";
   else if (x.http10) w << "connection: keep-alive\r\n";
   w << "\r\n";

@@ -1,42 +1,68 @@
 // The HTTP/2 codec (h2c by prior knowledge), beside the HTTP/1.1 one: a
 // client connection that opens with the HTTP/2 preface gets an nghttp2
 // server session, and each of its streams becomes a client slot of its own,
-// without a socket, carrying one exchange. The stream's request is written
-// into the slot's `in` as an HTTP/1.1 head (and its body, chunked when it has
-// no content-length), so the same strict parser, path normalisation, header
-// rules, routing, retries, faults and timeouts apply to it as to an HTTP/1.1
-// request; what the exchange writes into the slot's `out` (an HTTP/1.1
-// response) leaves as HEADERS and DATA frames, read as the stream's send
-// window allows. docs/l7-proxy.md, "HTTP/2 downstream".
+// without a socket, carrying one exchange. The stream's decoded fields fill
+// the exchange's request head directly, checked by the same request rules
+// as an HTTP/1.1 head (http::validate_request_head), then path
+// normalisation, header rules, routing, retries, faults and timeouts apply
+// as to an HTTP/1.1 request; its body goes into the slot's `in` (chunked
+// when it has no content-length). What the exchange writes into the slot's
+// `out` (an HTTP/1.1 response) leaves as HEADERS and DATA frames, read as
+// the stream's send window allows. docs/l7-proxy.md, "HTTP/2 downstream".
 #include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <span>
 #include <string>
-#include <unordered_map>
+#include <memory>
 #include <vector>
 
+#include "http/path_normalisation.h"
 #include "proxy/steady_time.h"
 #include "proxy/worker.h"
 
 namespace sluice::proxy {
 
-struct Worker::Http2Connection {
-  struct Stream {
+// A client stream's codec state. Taken from the worker's spares when the
+// request's HEADERS begin and given back when nghttp2 closes the stream,
+// with its strings' capacity: a steady stream load allocates none.
+struct Worker::Http2ClientStream {
     uint32_t slot = kNone;              // the stream's client slot while it lives
+    uint32_t live_index = 0;            // where it is in its connection's `live`
     std::string method, path, authority;
-    std::string fields;                 // "name: value\r\n" lines of the request head
     std::string cookie;                 // cookie crumbs, joined (RFC 9113 8.2.3)
+    Http2DecodedFields fields;          // the other request fields
     size_t header_bytes = 0, header_count = 0;
     bool too_large = false;             // over the header list limit: answered 431
     bool chunked = false;               // the body goes into `in` in chunked framing
     bool response_submitted = false, eof_sent = false;
     uint32_t unacked = 0;               // body bytes in the slot's `in` not yet given back as window
     std::string trailers;               // the response's trailer lines, once the slot has closed
-  };
+
+    void reset() {
+      slot = kNone;
+      method.clear();
+      path.clear();
+      authority.clear();
+      cookie.clear();
+      fields.clear();
+      header_bytes = header_count = 0;
+      too_large = chunked = response_submitted = eof_sent = false;
+      unacked = 0;
+      trailers.clear();
+    }
+};
+
+void Worker::Http2ClientStreamDeleter::operator()(Http2ClientStream* st) const { delete st; }
+
+struct Worker::Http2Connection {
+  using Stream = Http2ClientStream;
   Worker* worker = nullptr;
   uint32_t conn = kNone;
   nghttp2_session* session = nullptr;
-  std::unordered_map<int32_t, Stream> streams;
+  // The streams that have codec state, each also the nghttp2 stream's user
+  // data (find).
+  std::vector<std::unique_ptr<Stream, Http2ClientStreamDeleter>> live;
   std::vector<int32_t> drained, drained_scratch;   // streams whose `out` the session read from
   bool busy = false, flush_pending = false, failed = false, scheduled = false;
   ClientResetWindow resets;
@@ -45,22 +71,25 @@ struct Worker::Http2Connection {
   ~Http2Connection() {
     if (session != nullptr) nghttp2_session_del(session);
   }
-  Stream* find(int32_t id) {
-    auto it = streams.find(id);
-    return it == streams.end() ? nullptr : &it->second;
+  // A closed stream's state goes back to the worker's spares (a bounded
+  // number: the rest is freed).
+  void release(Stream& st) {
+    const uint32_t i = st.live_index;
+    auto owned = std::move(live[i]);
+    if (i + 1 != live.size()) {
+      live[i] = std::move(live.back());
+      live[i]->live_index = i;
+    }
+    live.pop_back();
+    if (worker->h2_spare_streams_.size() < kSpareStreams) {
+      owned->reset();
+      worker->h2_spare_streams_.push_back(std::move(owned));
+    }
   }
+  Stream* find(int32_t id) { return static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, id)); }
 };
 
 void Worker::Http2ConnectionDeleter::operator()(Http2Connection* h) const { delete h; }
-
-namespace {
-
-bool connection_specific(std::string_view name) {
-  return name == "connection" || name == "keep-alive" || name == "proxy-connection" ||
-         name == "transfer-encoding" || name == "upgrade" || name == "te";
-}
-
-}  // namespace
 
 // nghttp2's callbacks; user_data is the connection's Http2Connection.
 struct Http2Callbacks {
@@ -77,11 +106,21 @@ struct Http2Callbacks {
     return static_cast<ssize_t>(n);
   }
 
-  static int begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+  static int begin_headers(nghttp2_session* session, const nghttp2_frame* frame, void* user_data) {
     H& h = of(user_data);
     h.block_bytes = 0;
     if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-      h.streams[frame->hd.stream_id] = H::Stream{};
+      std::unique_ptr<H::Stream, Worker::Http2ClientStreamDeleter> st;
+      auto& spares = h.worker->h2_spare_streams_;
+      if (spares.empty()) {
+        st.reset(new H::Stream);
+      } else {
+        st = std::move(spares.back());
+        spares.pop_back();
+      }
+      st->live_index = static_cast<uint32_t>(h.live.size());
+      nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, st.get());
+      h.live.push_back(std::move(st));
     }
     return 0;
   }
@@ -119,9 +158,54 @@ struct Http2Callbacks {
       if (!st->cookie.empty()) st->cookie += "; ";
       st->cookie.append(value);
     } else {
-      st->fields.append(name).append(": ").append(value).append("\r\n");
+      st->fields.add(name, value);
     }
     return 0;
+  }
+
+  // The stream's request as the exchange's request head (views into the
+  // stream's strings), under the rules an HTTP/1.1 head meets: :authority
+  // is the host (a host field beside it is dropped), cookie crumbs are one
+  // field, a body without content-length is chunked, and the limits count
+  // the head as its HTTP/1.1 form would weigh (request line, fields, the
+  // "connection: close" of one request per stream). False: head.error says
+  // why.
+  static bool request_head(H::Stream& st, bool end_stream, const ProxyOptions& options, http::RequestHead& head) {
+    head = http::RequestHead{};
+    head.method = st.method;
+    head.target = st.path;
+    head.minor_version = 1;
+    const size_t capacity = std::min(options.limits.max_headers, http::kMaxHeaderFields);
+    size_t n = 0, bytes = st.method.size() + 1 + st.path.size() + 11 + 19 + 2;
+    bool too_many = false, has_length = false;
+    auto add = [&](std::string_view name, std::string_view value) {
+      bytes += name.size() + value.size() + 4;
+      if (n + 2 > capacity) too_many = true;   // room is left for the connection field
+      else head.fields[n++] = http::Field{name, value};
+    };
+    if (!st.authority.empty()) add("host", st.authority);
+    for (size_t i = 0; i < st.fields.size(); ++i) {
+      const std::string_view name = st.fields.name(i);
+      if (!st.authority.empty() && name == "host") continue;
+      has_length = has_length || name == "content-length";
+      add(name, st.fields.value(i));
+    }
+    if (!st.cookie.empty()) add("cookie", st.cookie);
+    st.chunked = !end_stream && !has_length;
+    if (st.chunked) add("transfer-encoding", "chunked");
+    head.field_count = n;
+    if (bytes > options.limits.max_header_bytes) {
+      head.error = http::ParseError{431, "request head larger than the header byte limit"};
+      return false;
+    }
+    if (too_many) {
+      head.error = http::ParseError{431, "too many header fields"};
+      return false;
+    }
+    if (http::validate_request_head(options.limits, head) != http::ParseResult::Complete) return false;
+    head.keep_alive = false;   // one request per stream
+    return http::normalise_request_target(head, std::span<char>(st.path.data(), st.path.size()),
+                                          options.path_normalisation);
   }
 
   static int frame_recv(nghttp2_session* session, const nghttp2_frame* frame, void* user_data) {
@@ -182,11 +266,12 @@ struct Http2Callbacks {
   static int stream_close(nghttp2_session* session, int32_t stream_id, uint32_t, void* user_data) {
     H& h = of(user_data);
     Worker& w = *h.worker;
-    auto it = h.streams.find(stream_id);
-    if (it == h.streams.end()) return 0;
-    const uint32_t slot = it->second.slot;
-    if (it->second.unacked > 0) nghttp2_session_consume_connection(session, it->second.unacked);
-    h.streams.erase(it);
+    H::Stream* st = h.find(stream_id);
+    if (st == nullptr) return 0;
+    const uint32_t slot = st->slot;
+    if (st->unacked > 0) nghttp2_session_consume_connection(session, st->unacked);
+    nghttp2_session_set_stream_user_data(session, stream_id, nullptr);
+    h.release(*st);
     if (slot == kNone) return 0;
     Worker::Conn& s = *w.conns_[slot];
     if (s.shut) return 0;
@@ -200,7 +285,7 @@ struct Http2Callbacks {
   }
 
   // A stream's response body: the bytes the exchange put into the slot's
-  // `out` after the head (de-chunked), as the stream's window allows.
+  // `out` (de-chunked; after a local reply's head), as the stream's window allows.
   // The body's end: END_STREAM on the last DATA, or the trailers (an
   // upstream's chunked trailer section, gRPC's grpc-status) as a HEADERS
   // frame after it.
@@ -259,6 +344,17 @@ struct Http2Callbacks {
       return NGHTTP2_ERR_DEFERRED;
     }
     return static_cast<ssize_t>(n);
+  }
+
+  // The response's HEADERS; the body (unless `done`: END_STREAM on the
+  // HEADERS) is DATA read from the slot's `out` by read_body.
+  static bool submit_response(H& h, H::Stream& st, int32_t id, Http2FieldList& list, bool done) {
+    nghttp2_data_provider body{};
+    body.read_callback = read_body;
+    if (nghttp2_submit_response(h.session, id, list.nva(), list.size(), done ? nullptr : &body) != 0) return false;
+    st.response_submitted = true;
+    st.eof_sent = done;
+    return true;
   }
 };
 
@@ -370,7 +466,7 @@ void Worker::h2_flush(Conn& c) {
     return;
   }
   if (c.client_state == ClientState::Http2) {
-    if (h.streams.empty()) {
+    if (h.live.empty()) {
       if (c.deadline != Deadline::Idle) {
         c.deadline = Deadline::Idle;
         c.deadline_ns = now_ns() + to_ns(options_.idle_timeout);
@@ -381,17 +477,13 @@ void Worker::h2_flush(Conn& c) {
   }
 }
 
-// The stream's request head, as HTTP/1.1, into a new slot; then the slot
-// runs as an HTTP/1.1 client connection would (process_client).
+// A new slot for the stream, whose exchange starts on the decoded request.
 void Worker::h2_open_stream(Http2Connection& h, int32_t id, bool end_stream) {
   Conn& c = *conns_[h.conn];
   Http2Connection::Stream& st = *h.find(id);
-  auto local_reply = [&](const char* status) {
-    const nghttp2_nv nv[] = {{(uint8_t*)":status", (uint8_t*)status, 7, 3, NGHTTP2_NV_FLAG_NONE}};
-    nghttp2_submit_response(h.session, id, nv, 1, nullptr);
-  };
   if (st.too_large) {
-    local_reply("431");
+    const nghttp2_nv nv[] = {{(uint8_t*)":status", (uint8_t*)"431", 7, 3, NGHTTP2_NV_FLAG_NONE}};
+    nghttp2_submit_response(h.session, id, nv, 1, nullptr);
     return;
   }
   Conn* s = draining_ ? nullptr : alloc_conn(Role::Client);
@@ -412,58 +504,72 @@ void Worker::h2_open_stream(Http2Connection& h, int32_t id, bool end_stream) {
   st.slot = s->id;
   // nghttp2 made sure :method, :path (but for CONNECT) and :scheme are
   // there; a request without :authority may carry host instead.
-  const bool has_length = st.fields.find("content-length: ") != std::string::npos;
-  st.chunked = !end_stream && !has_length;
-  std::string& head = st.path;   // reused: the head is built in place of the path
-  head.insert(0, st.method + " ");
-  head += " HTTP/1.1\r\n";
-  if (!st.authority.empty()) {
-    head.append("host: ").append(st.authority).append("\r\n");
-    // An HTTP/2 request's authority is :authority; a host field beside it is dropped.
-    for (size_t at = 0; (at = st.fields.find("host: ", at)) != std::string::npos;) {
-      if (at == 0 || st.fields[at - 1] == '\n') {
-        st.fields.erase(at, st.fields.find("\r\n", at) + 2 - at);
-      } else {
-        at += 6;
-      }
-    }
-  }
-  head += st.fields;
-  if (!st.cookie.empty()) head.append("cookie: ").append(st.cookie).append("\r\n");
-  // One request per stream: the exchange ends the "connection" with it.
-  head += "connection: close\r\n";
-  if (st.chunked) head += "transfer-encoding: chunked\r\n";
-  head += "\r\n";
+  const bool valid = Http2Callbacks::request_head(st, end_stream, options_, request_head_);
+  begin_request(*s, valid);
+  // The exchange copied what it keeps; the strings keep their capacity.
   st.method.clear();
-  st.fields.clear();
+  st.path.clear();
+  st.authority.clear();
   st.cookie.clear();
-  if (head.size() > s->in.space()) {
-    st.slot = kNone;
-    s->shut = true;
-    maybe_free(*s);
-    local_reply("431");
-    return;
-  }
-  s->in.append(head);
-  std::string().swap(st.path);
-  h2_feed_stream(*s);
+  st.fields.clear();
 }
 
 void Worker::h2_feed_stream(Conn& s) {
-  if (s.shut) return;
-  if (s.client_state == ClientState::Proxying) pump_request(s);
-  else if (s.client_state == ClientState::AwaitingHead) process_client(s);
+  if (!s.shut && s.client_state == ClientState::Proxying) pump_request(s);
 }
 
-// The exchange wrote into the stream's `out`: the response head becomes
-// HEADERS (once), the rest is DATA read by Http2Callbacks::read_body.
+namespace {
+
+void add_status(Http2FieldList& list, unsigned status) {
+  char digits[3];
+  const unsigned code = status % 1000;
+  digits[0] = static_cast<char>('0' + code / 100);
+  digits[1] = static_cast<char>('0' + code / 10 % 10);
+  digits[2] = static_cast<char>('0' + code % 10);
+  list.add(":status", std::string_view(digits, 3));
+}
+
+}  // namespace
+
+// A forwarded response head straight into HEADERS: the fields the HTTP/1.1
+// codec would write (response_fields), with no HTTP/1.1 text in between.
+// The head says whether a body follows (a bodiless one, a trailers-only
+// gRPC response among them, is one HEADERS frame with END_STREAM).
+bool Worker::h2_submit_response_head(Conn& s, const http::ResponseHead& r) {
+  Conn& c = *conns_[s.h2_parent];
+  if (c.shut || !c.h2) return true;   // the stream is ending with its connection
+  Http2Connection& h = *c.h2;
+  Http2Connection::Stream* st = h.find(s.h2_stream);
+  if (st == nullptr || st->response_submitted) return true;
+  Http2FieldList& list = h2_fields_;
+  list.clear();
+  add_status(list, static_cast<unsigned>(r.status));
+  response_fields(
+      *s.exchange, r,
+      [](void* fields, std::string_view name, std::string_view value) {
+        static_cast<Http2FieldList*>(fields)->add_forwarded(name, value);
+      },
+      &list);
+  if (auto length = response_content_length(*s.exchange, r)) {
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, *length).ptr;
+    list.add("content-length", std::string_view(digits, static_cast<size_t>(end - digits)));
+  }
+  if (!Http2Callbacks::submit_response(h, *st, s.h2_stream, list, r.framing == http::BodyFraming::None)) return false;
+  h2_schedule_flush(c);
+  return true;
+}
+
+// The exchange wrote into the stream's `out`: a local reply's head becomes
+// HEADERS (a forwarded head already has: h2_submit_response_head), the
+// rest is DATA read by Http2Callbacks::read_body.
 void Worker::h2_stream_output(Conn& s) {
   Conn& c = *conns_[s.h2_parent];
   if (c.shut || !c.h2) return;
   Http2Connection& h = *c.h2;
   Http2Connection::Stream* st = h.find(s.h2_stream);
   if (st == nullptr) return;
-  if (!st->response_submitted) {
+  if (!st->response_submitted) {   // a local reply, written as HTTP/1.1 (http::write_local_response)
     const Exchange& x = *s.exchange;
     http::Limits limits = options_.limits;
     limits.max_header_bytes = s.out.size();
@@ -472,43 +578,20 @@ void Worker::h2_stream_output(Conn& s) {
                                             response_head_);
     if (result != http::ParseResult::Complete) return;   // the head is written whole: not yet here
     const http::ResponseHead& r = response_head_;
-    // Names are sent lower-case (RFC 9113 8.2.1); the values are views into
-    // `out` and nghttp2 copies them before `out` moves.
-    std::string names;
-    names.reserve(r.field_count * 24);
-    for (size_t i = 0; i < r.field_count; ++i) {
-      for (char ch : r.fields[i].name) names += static_cast<char>(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-    }
-    char status[4];
-    const unsigned code = static_cast<unsigned>(r.status) % 1000;
-    status[0] = static_cast<char>('0' + code / 100);
-    status[1] = static_cast<char>('0' + code / 10 % 10);
-    status[2] = static_cast<char>('0' + code % 10);
-    std::vector<nghttp2_nv> nva;
-    nva.reserve(r.field_count + 1);
-    nva.push_back({(uint8_t*)":status", (uint8_t*)status, 7, 3, NGHTTP2_NV_FLAG_NONE});
-    size_t at = 0;
-    for (size_t i = 0; i < r.field_count; ++i) {
-      std::string_view name(names.data() + at, r.fields[i].name.size());
-      at += name.size();
-      if (connection_specific(name)) continue;
-      const std::string_view value = r.fields[i].value;
-      nva.push_back({(uint8_t*)name.data(), (uint8_t*)value.data(), name.size(), value.size(), NGHTTP2_NV_FLAG_NONE});
-    }
-    nghttp2_data_provider body{};
-    body.read_callback = Http2Callbacks::read_body;
+    Http2FieldList& list = h2_fields_;
+    list.clear();
+    add_status(list, static_cast<unsigned>(r.status));
+    for (size_t i = 0; i < r.field_count; ++i) list.add_forwarded(r.fields[i].name, r.fields[i].value);
     // A response whose head says it has no body ends with its HEADERS
     // (END_STREAM): a trailers-only gRPC response is one HEADERS frame.
     const bool bodiless = r.framing == http::BodyFraming::None ||
                           (r.framing == http::BodyFraming::ContentLength && r.content_length == 0);
     s.out.consume(r.head_bytes);
     const bool done = (s.client_state == ClientState::Closing || bodiless) && s.out.empty();
-    if (nghttp2_submit_response(h.session, s.h2_stream, nva.data(), nva.size(), done ? nullptr : &body) != 0) {
+    if (!Http2Callbacks::submit_response(h, *st, s.h2_stream, list, done)) {
       close_conn(s);
       return;
     }
-    st->response_submitted = true;
-    st->eof_sent = done;
   } else {
     nghttp2_session_resume_data(h.session, s.h2_stream);
   }
@@ -580,9 +663,9 @@ void Worker::h2_flush_scheduled() {
 void Worker::h2_close_streams(Conn& c) {
   if (!c.h2) return;
   std::vector<uint32_t> slots;
-  for (auto& [id, st] : c.h2->streams) {
-    if (st.slot != kNone) slots.push_back(st.slot);
-    st.slot = kNone;
+  for (auto& st : c.h2->live) {
+    if (st->slot != kNone) slots.push_back(st->slot);
+    st->slot = kNone;
   }
   for (uint32_t slot : slots) {
     Conn& s = *conns_[slot];

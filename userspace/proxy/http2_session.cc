@@ -70,4 +70,31 @@ bool count_client_reset(nghttp2_session* session, ClientResetWindow& window, con
   return false;
 }
 
+bool is_connection_specific(std::string_view name) {
+  return name == "connection" || name == "keep-alive" || name == "proxy-connection" ||
+         name == "transfer-encoding" || name == "upgrade" || name == "te";
+}
+
+void Http2FieldList::append(std::string_view name, std::string_view value, bool forwarded, bool drop_host) {
+  const auto at = static_cast<uint32_t>(text_.size());
+  for (char ch : name) text_ += static_cast<char>(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+  const std::string_view lower(text_.data() + at, name.size());
+  if (forwarded && (is_connection_specific(lower) || (drop_host && lower == "host"))) {
+    text_.resize(at);
+    return;
+  }
+  text_.append(value);
+  at_.push_back({at, static_cast<uint32_t>(name.size()), static_cast<uint32_t>(at + name.size()),
+                 static_cast<uint32_t>(value.size())});
+}
+
+const nghttp2_nv* Http2FieldList::nva() {
+  nva_.resize(at_.size());
+  auto* base = reinterpret_cast<uint8_t*>(text_.data());
+  for (size_t i = 0; i < at_.size(); ++i) {
+    nva_[i] = {base + at_[i].name, base + at_[i].value, at_[i].name_len, at_[i].value_len, NGHTTP2_NV_FLAG_NONE};
+  }
+  return nva_.data();
+}
+
 }  // namespace sluice::proxy

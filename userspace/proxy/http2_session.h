@@ -8,7 +8,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
+#include <vector>
 
 namespace sluice::proxy {
 
@@ -78,5 +80,69 @@ nghttp2_session* open_http2_server_session(const nghttp2_session_callbacks* call
 // the peer is read back by the pool. Null if nghttp2 fails.
 nghttp2_session* open_http2_client_session(const nghttp2_session_callbacks* callbacks, void* user_data,
                                            uint32_t stream_window, uint32_t max_header_list_bytes);
+
+// A HEADERS frame's field list as it is built from a head the proxy holds
+// (no HTTP/1.1 text in between): names lower-cased (RFC 9113 8.2.1),
+// connection-specific fields (RFC 9113 8.2.2) left out, names and values
+// copied, so a piece may be a temporary. Kept by the worker and reused:
+// building allocates nothing once it has seen a large head.
+class Http2FieldList {
+ public:
+  void clear() {
+    text_.clear();
+    at_.clear();
+  }
+  // A pseudo-header (":status", ":method"...) or a field of the proxy's own.
+  void add(std::string_view name, std::string_view value) { append(name, value, false); }
+  // A field passed on from the other side: left out if RFC 9113 8.2.2
+  // names it connection-specific (or it is `host`, with `drop_host`).
+  void add_forwarded(std::string_view name, std::string_view value, bool drop_host = false) {
+    append(name, value, true, drop_host);
+  }
+  // The list for nghttp2_submit_*, valid until the next change.
+  const nghttp2_nv* nva();
+  size_t size() const { return at_.size(); }
+
+ private:
+  struct At {
+    uint32_t name, name_len, value, value_len;
+  };
+  void append(std::string_view name, std::string_view value, bool forwarded, bool drop_host = false);
+  std::string text_;
+  std::vector<At> at_;
+  std::vector<nghttp2_nv> nva_;
+};
+
+// A header block's fields as nghttp2 decoded them, kept for the exchange:
+// each name and its value back to back in one string, located by offsets
+// (views are made when asked for, so the string may grow meanwhile). Kept
+// with its stream and reused: it allocates nothing once it has held a
+// large block.
+class Http2DecodedFields {
+ public:
+  void add(std::string_view name, std::string_view value) {
+    at_.push_back({static_cast<uint32_t>(text_.size()), static_cast<uint32_t>(name.size()),
+                   static_cast<uint32_t>(value.size())});
+    text_.append(name).append(value);
+  }
+  void clear() {
+    text_.clear();
+    at_.clear();
+  }
+  size_t size() const { return at_.size(); }
+  size_t text_bytes() const { return text_.size(); }
+  std::string_view name(size_t i) const { return {text_.data() + at_[i].at, at_[i].name_len}; }
+  std::string_view value(size_t i) const { return {text_.data() + at_[i].at + at_[i].name_len, at_[i].value_len}; }
+
+ private:
+  struct At {
+    uint32_t at, name_len, value_len;
+  };
+  std::string text_;
+  std::vector<At> at_;
+};
+
+// RFC 9113 8.2.2's connection-specific fields, by lower-case name.
+bool is_connection_specific(std::string_view lower_name);
 
 }  // namespace sluice::proxy

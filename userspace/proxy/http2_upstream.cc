@@ -4,13 +4,15 @@
 // requests at once; each request is a stream, and each stream is an
 // upstream slot of its own without a socket: the exchange writes the
 // request into the slot's `out` as HTTP/1.1 (as it would to an HTTP/1.1
-// backend) and reads the response from the slot's `in` as HTTP/1.1, so
-// routing, retries, timeouts and the response rules are the exchange's, as
-// for HTTP/1.1. This file turns the one into HEADERS/DATA frames and the
-// other back: response bodies without a content-length become chunked, and
-// the stream's trailers (gRPC's grpc-status) become the chunked trailer
-// section, which the exchange filters as it filters HTTP/1.1 trailers.
-// docs/l7-proxy.md, "HTTP/2 upstream".
+// backend) and reads the response head as decoded fields
+// (h2up_response_head, checked by the HTTP/1.1 response rules) and its body
+// from the slot's `in`, so routing, retries, timeouts and the response
+// rules are the exchange's, as for HTTP/1.1. This file turns the request
+// into HEADERS/DATA frames and the response back: response bodies without
+// a content-length become chunked, and the stream's trailers (gRPC's
+// grpc-status) become the chunked trailer section, which the exchange
+// filters as it filters HTTP/1.1 trailers. docs/l7-proxy.md, "HTTP/2
+// upstream".
 #include <netinet/tcp.h>
 #include <unistd.h>
 
@@ -18,7 +20,7 @@
 #include <charconv>
 #include <cstring>
 #include <string>
-#include <unordered_map>
+#include <memory>
 #include <vector>
 
 #include "http/chunked_body.h"
@@ -29,8 +31,10 @@
 
 namespace sluice::proxy {
 
-struct Worker::Http2Upstream {
-  struct Stream {
+// An upstream stream's codec state, taken from the worker's spares when
+// the request is submitted and given back when the stream is forgotten,
+// with its strings' capacity: a steady stream load allocates none.
+struct Worker::Http2UpstreamStream {
     uint32_t slot = kNone;            // the stream's upstream slot while its attempt lives
     // Request body, read from the slot's `out` in the framing the exchange wrote.
     http::BodyFraming framing = http::BodyFraming::None;
@@ -38,17 +42,42 @@ struct Worker::Http2Upstream {
     http::ChunkedBodyScanner chunks;
     // Response.
     unsigned status = 0;
-    std::string head;                 // "name: value\r\n" lines of the response head
+    Http2DecodedFields head;          // the response head's fields (no pseudo-headers)
     std::string trailers;             // forwarded trailer lines
     bool head_done = false, chunked = false, complete = false, closed = false;
+    bool empty_length = false;        // the head ended the stream without a content-length: 0 is added
     Failure failure = Failure::Reset;
     bool failed = false;
     uint32_t unacked = 0;             // DATA bytes in the slot's `in` not yet given back as window
-  };
+
+    void reset() {
+      slot = kNone;
+      framing = http::BodyFraming::None;
+      remaining = 0;
+      chunks.reset();
+      status = 0;
+      head.clear();
+      trailers.clear();
+      head_done = chunked = complete = closed = empty_length = failed = false;
+      failure = Failure::Reset;
+      unacked = 0;
+    }
+};
+
+void Worker::Http2UpstreamStreamDeleter::operator()(Http2UpstreamStream* st) const { delete st; }
+
+struct Worker::Http2Upstream {
+  using Stream = Http2UpstreamStream;
   Worker* worker = nullptr;
   uint32_t conn = kNone;
   nghttp2_session* session = nullptr;
-  std::unordered_map<int32_t, Stream> streams;
+  // The streams with codec state, by id (`ids[i]` is `streams[i]`'s). An
+  // open stream is also its nghttp2 stream's user data, which the
+  // callbacks find it by; a closed one whose response the exchange still
+  // reads is found by a scan of `ids` (a connection has at most its
+  // concurrent-stream limit of them).
+  std::vector<int32_t> ids;
+  std::vector<std::unique_ptr<Stream, Http2UpstreamStreamDeleter>> streams;
   uint32_t open_streams = 0;          // stream slots on this connection
   uint32_t started = 0;               // streams ever started (maxRequestsPerConnection)
   std::vector<int32_t> ready, ready_scratch;       // streams with response news for their exchange
@@ -60,19 +89,32 @@ struct Worker::Http2Upstream {
     if (session != nullptr) nghttp2_session_del(session);
   }
   Stream* find(int32_t id) {
-    auto it = streams.find(id);
-    return it == streams.end() ? nullptr : &it->second;
+    if (void* open = nghttp2_session_get_stream_user_data(session, id)) return static_cast<Stream*>(open);
+    const auto it = std::find(ids.begin(), ids.end(), id);
+    return it == ids.end() ? nullptr : streams[static_cast<size_t>(it - ids.begin())].get();
+  }
+  // A stream's state back to the worker's spares (a bounded number).
+  void forget(int32_t id) {
+    const auto it = std::find(ids.begin(), ids.end(), id);
+    if (it == ids.end()) return;
+    const auto i = static_cast<size_t>(it - ids.begin());
+    worker->give_back(std::move(streams[i]));
+    streams[i] = std::move(streams.back());
+    ids[i] = ids.back();
+    streams.pop_back();
+    ids.pop_back();
   }
 };
+
+void Worker::give_back(std::unique_ptr<Http2UpstreamStream, Http2UpstreamStreamDeleter> st) {
+  if (h2up_spare_streams_.size() >= kSpareStreams) return;
+  st->reset();
+  h2up_spare_streams_.push_back(std::move(st));
+}
 
 void Worker::Http2UpstreamDeleter::operator()(Http2Upstream* h) const { delete h; }
 
 namespace {
-
-bool connection_specific(std::string_view name) {
-  return name == "connection" || name == "keep-alive" || name == "proxy-connection" ||
-         name == "transfer-encoding" || name == "upgrade" || name == "te" || name == "host";
-}
 
 // A response head past this is refused (the stream is reset): the same
 // order as the HTTP/1.1 head limit, with room for the status line.
@@ -130,33 +172,21 @@ struct Http2UpstreamCallbacks {
     }
     // nghttp2 has refused connection-specific fields and invalid names and
     // values in a response (RFC 9113 8.2); pseudo-headers are ours to drop.
-    if (name.starts_with(':') || connection_specific(name)) return 0;
-    st->head.append(name).append(": ").append(value).append("\r\n");
-    if (st->head.size() > kMaxResponseHeadBytes) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;   // the stream is reset
+    if (name.starts_with(':') || is_connection_specific(name) || name == "host") return 0;
+    st->head.add(name, value);
+    if (st->head.text_bytes() + 4 * st->head.size() > kMaxResponseHeadBytes) {
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;   // the stream is reset
+    }
     return 0;
   }
 
-  // A final response head becomes an HTTP/1.1 head in the slot's `in`.
-  static void response_head(H& h, H::Stream& st, Worker::Conn& u, int32_t stream_id, bool end_stream) {
-    const bool has_length = st.head.starts_with("content-length: ") || st.head.find("\ncontent-length: ") != std::string::npos;
-    std::string line = "HTTP/1.1 " + std::to_string(st.status) + " " + std::string(http::reason_phrase(st.status)) + "\r\n";
-    std::string_view framing;
-    if (end_stream) {
-      if (!has_length && st.status != 204 && st.status != 304) framing = "content-length: 0\r\n";
-    } else if (!has_length) {
-      st.chunked = true;
-      framing = "transfer-encoding: chunked\r\n";
-    }
-    if (line.size() + st.head.size() + framing.size() + 2 > u.in.space()) {
-      nghttp2_submit_rst_stream(h.session, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_INTERNAL_ERROR);
-      st.failed = true;
-      return;
-    }
-    u.in.append(line);
-    u.in.append(st.head);
-    u.in.append(framing);
-    u.in.append("\r\n");
-    std::string().swap(st.head);
+  // A final response head: its framing as HTTP/1.1 would carry it, for
+  // the exchange (h2up_response_head).
+  static void response_head(H::Stream& st, bool end_stream) {
+    bool has_length = false;
+    for (size_t i = 0; i < st.head.size() && !has_length; ++i) has_length = st.head.name(i) == "content-length";
+    if (end_stream) st.empty_length = !has_length && st.status != 204 && st.status != 304;
+    else st.chunked = !has_length;
     st.head_done = true;
   }
 
@@ -178,7 +208,7 @@ struct Http2UpstreamCallbacks {
         st->status = 0;
         return 0;
       }
-      response_head(h, *st, u, frame->hd.stream_id, end_stream);
+      response_head(*st, end_stream);
     } else if (end_stream && st->chunked) {
       u.in.append("0\r\n");
       u.in.append(st->trailers);
@@ -226,12 +256,13 @@ struct Http2UpstreamCallbacks {
 
   static int stream_close(nghttp2_session* session, int32_t stream_id, uint32_t error_code, void* user_data) {
     H& h = of(user_data);
-    auto it = h.streams.find(stream_id);
-    if (it == h.streams.end()) return 0;
-    H::Stream& st = it->second;
+    H::Stream* found = h.find(stream_id);
+    if (found == nullptr) return 0;
+    H::Stream& st = *found;
+    nghttp2_session_set_stream_user_data(session, stream_id, nullptr);   // found by `ids` from here
     if (st.slot == kNone) {   // the attempt already ended (we reset the stream)
       if (st.unacked > 0) nghttp2_session_consume_connection(session, st.unacked);
-      h.streams.erase(it);
+      h.forget(stream_id);
       return 0;
     }
     st.closed = true;
@@ -387,51 +418,84 @@ void Worker::h2up_stream_output(Conn& u) {
   limits.max_headers = http::kMaxHeaderFields;
   const http::RequestHead& r = h2up_head_;
   if (http::parse_request_head(u.out.readable(), limits, h2up_head_) != http::ParseResult::Complete) return;
-  std::string names;
-  names.reserve(r.field_count * 24);
-  for (size_t i = 0; i < r.field_count; ++i) {
-    for (char ch : r.fields[i].name) names += static_cast<char>(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-  }
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(r.field_count + 5);
-  auto add = [&](std::string_view name, std::string_view value) {
-    nva.push_back({(uint8_t*)name.data(), (uint8_t*)value.data(), name.size(), value.size(), NGHTTP2_NV_FLAG_NONE});
-  };
-  add(":method", r.method);
-  add(":scheme", "http");
-  add(":authority", r.authority);
-  add(":path", r.target);
+  Http2FieldList& list = h2_fields_;
+  list.clear();
+  list.add(":method", r.method);
+  list.add(":scheme", "http");
+  list.add(":authority", r.authority);
+  list.add(":path", r.target);
   bool grpc = false;
-  size_t at = 0;
   for (size_t i = 0; i < r.field_count; ++i) {
-    std::string_view name(names.data() + at, r.fields[i].name.size());
-    at += name.size();
-    if (connection_specific(name)) continue;
-    if (name == "content-type" && r.fields[i].value.starts_with("application/grpc")) grpc = true;
-    add(name, r.fields[i].value);
+    const http::Field& f = r.fields[i];
+    if (http::iequals(f.name, "content-type") && f.value.starts_with("application/grpc")) grpc = true;
+    list.add_forwarded(f.name, f.value, true);   // host: :authority says it
   }
   // gRPC servers look for it (the client's was dropped as hop-by-hop); the
   // proxy passes response trailers on, which is what it promises.
-  if (grpc) add("te", "trailers");
-  Http2Upstream::Stream st;
-  st.slot = u.id;
-  st.framing = r.framing;
-  st.remaining = r.content_length;
+  if (grpc) list.add("te", "trailers");
+  std::unique_ptr<Http2UpstreamStream, Http2UpstreamStreamDeleter> st;
+  if (h2up_spare_streams_.empty()) {
+    st.reset(new Http2UpstreamStream);
+  } else {
+    st = std::move(h2up_spare_streams_.back());
+    h2up_spare_streams_.pop_back();
+  }
+  st->slot = u.id;
+  st->framing = r.framing;
+  st->remaining = r.content_length;
   nghttp2_data_provider body{};
   body.read_callback = Http2UpstreamCallbacks::read_body;
   const bool has_body = r.framing == http::BodyFraming::ContentLength ? r.content_length > 0
                                                                        : r.framing == http::BodyFraming::Chunked;
-  const int32_t id = nghttp2_submit_request(h.session, nullptr, nva.data(), nva.size(), has_body ? &body : nullptr,
-                                            nullptr);
+  const int32_t id = nghttp2_submit_request(h.session, nullptr, list.nva(), list.size(),
+                                            has_body ? &body : nullptr, st.get());
   u.out.consume(r.head_bytes);
   if (id < 0) {   // stream ids used up, or no memory: this connection takes no more
     h.goaway = true;
     h.refused.push_back(u.id);
+    give_back(std::move(st));
   } else {
     u.h2_stream = id;
-    h.streams.emplace(id, std::move(st));
+    h.ids.push_back(id);
+    h.streams.push_back(std::move(st));
   }
   h2up_schedule_flush(connection);
+}
+
+// The stream's response head for the exchange (views into the stream's
+// fields), under the rules an HTTP/1.1 head meets: framing from
+// content-length, else chunked (or a length of 0 when the HEADERS ended
+// the stream), and the field and byte limits counted as the HTTP/1.1 head
+// would weigh. Incomplete until the HEADERS are whole.
+http::ParseResult Worker::h2up_response_head(Conn& u, std::string_view request_method, http::ResponseHead& head) {
+  Conn& connection = *conns_[u.h2_parent];
+  if (!connection.h2up) return http::ParseResult::Incomplete;
+  const Http2Upstream::Stream* st = connection.h2up->find(u.h2_stream);
+  if (st == nullptr || !st->head_done) return http::ParseResult::Incomplete;
+  head = http::ResponseHead{};
+  head.status = static_cast<int>(st->status);
+  head.minor_version = 1;
+  const size_t capacity = std::min(options_.limits.max_headers, http::kMaxHeaderFields);
+  size_t n = 0, bytes = 13 + http::reason_phrase(st->status).size() + 2;   // status line, final CRLF
+  bool too_many = false;
+  auto add = [&](std::string_view name, std::string_view value) {
+    bytes += name.size() + value.size() + 4;
+    if (n == capacity) too_many = true;
+    else head.fields[n++] = http::Field{name, value};
+  };
+  for (size_t i = 0; i < st->head.size(); ++i) add(st->head.name(i), st->head.value(i));
+  if (st->chunked) add("transfer-encoding", "chunked");
+  else if (st->empty_length) add("content-length", "0");
+  head.field_count = n;
+  if (too_many) {
+    head.error = http::ParseError{502, "malformed response head"};
+    return http::ParseResult::Invalid;
+  }
+  if (bytes > options_.limits.max_header_bytes) {
+    head.error = http::ParseError{502, "response head too large"};
+    return http::ParseResult::Invalid;
+  }
+  return http::validate_response_head(request_method, head);
 }
 
 // The exchange took response bytes from the stream's `in`: once it is
@@ -456,12 +520,12 @@ void Worker::h2up_detach_stream(Conn& u) {
   Http2Upstream& h = *connection.h2up;
   --h.open_streams;
   std::erase(h.refused, u.id);
-  if (auto it = h.streams.find(u.h2_stream); u.h2_stream != 0 && it != h.streams.end()) {
-    Http2Upstream::Stream& st = it->second;
+  if (Http2Upstream::Stream* found = u.h2_stream != 0 ? h.find(u.h2_stream) : nullptr) {
+    Http2Upstream::Stream& st = *found;
     if (st.unacked > 0) nghttp2_session_consume_connection(h.session, st.unacked);
     st.unacked = 0;
     st.slot = kNone;
-    if (st.closed) h.streams.erase(it);
+    if (st.closed) h.forget(u.h2_stream);
     else nghttp2_submit_rst_stream(h.session, NGHTTP2_FLAG_NONE, u.h2_stream, NGHTTP2_CANCEL);
   }
   h2up_schedule_flush(connection);
@@ -600,9 +664,9 @@ void Worker::h2up_close_streams(Conn& c) {
   Http2Upstream& h = *c.h2up;
   const bool connecting = c.upstream_state == UpstreamState::Connecting;
   std::vector<uint32_t> slots;
-  for (auto& [id, st] : h.streams) {
-    if (st.slot != kNone) slots.push_back(st.slot);
-    st.slot = kNone;
+  for (auto& st : h.streams) {
+    if (st->slot != kNone) slots.push_back(st->slot);
+    st->slot = kNone;
   }
   slots.insert(slots.end(), h.refused.begin(), h.refused.end());
   h.refused.clear();

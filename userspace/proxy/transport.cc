@@ -315,7 +315,7 @@ void Worker::reclaim_slots() {
     std::vector<HeldBuffer>().swap(c.held);
     c.h2.reset();   // here, not at close: a close may come from inside the session's callbacks
     c.h2up.reset();
-    if (spare_conns_.size() < kSpareConns) spare_conns_.push_back(std::move(conns_[id]));
+    if (spare_conns_.size() < kMaxSpareConns) spare_conns_.push_back(std::move(conns_[id]));
     else conns_[id].reset();
     free_conns_.push_back(id);
   }

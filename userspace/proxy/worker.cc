@@ -56,6 +56,13 @@ void Worker::trim_memory() {
   next_trim_ns_ = now_ns() + 1'000'000'000;
   conn_buffers_.trim();
   if (body_buffers_) body_buffers_->trim();
+  if (freed_since_trim_ < kSpareConns) {
+    // A quiet second: spare slots and stream states beyond what a quiet
+    // second needs go back too.
+    if (spare_conns_.size() > kSpareConns) spare_conns_.resize(kSpareConns);
+    if (h2_spare_streams_.size() > kSpareConns) h2_spare_streams_.resize(kSpareConns);
+    if (h2up_spare_streams_.size() > kSpareConns) h2up_spare_streams_.resize(kSpareConns);
+  }
   if (freed_since_trim_ >= kSpareConns) malloc_trim(0);
   freed_since_trim_ = 0;
 }

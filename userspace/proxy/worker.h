@@ -134,11 +134,19 @@ class Worker final {
   };
 
   // An HTTP/2 client connection's session and its streams (http2_codec.cc).
+  struct Http2ClientStream;
+  struct Http2ClientStreamDeleter {
+    void operator()(Http2ClientStream* st) const;
+  };
   struct Http2Connection;
   struct Http2ConnectionDeleter {
     void operator()(Http2Connection* h) const;
   };
   // An upstream HTTP/2 connection's client session and its streams (http2_upstream.cc).
+  struct Http2UpstreamStream;
+  struct Http2UpstreamStreamDeleter {
+    void operator()(Http2UpstreamStream* st) const;
+  };
   struct Http2Upstream;
   struct Http2UpstreamDeleter {
     void operator()(Http2Upstream* h) const;
@@ -175,13 +183,15 @@ class Worker final {
     std::unique_ptr<Exchange> exchange;   // allocated with the slot, reused
     // HTTP/2: a connection that opened with the preface has a session; each
     // of its streams is a client slot of its own without a socket, whose
-    // `in` gets the request as HTTP/1.1 and whose `out` the codec turns into
-    // HEADERS and DATA frames (docs/l7-proxy.md, "HTTP/2 downstream").
+    // exchange starts on the decoded request, whose `in` gets the request
+    // body and whose `out` the response body, sent as DATA frames
+    // (docs/l7-proxy.md, "HTTP/2 downstream").
     std::unique_ptr<Http2Connection, Http2ConnectionDeleter> h2;
     // Upstream HTTP/2: the connection's session; each stream is an
     // upstream slot without a socket (h2_parent, h2_stream) whose `out`
     // gets the request as HTTP/1.1 from the exchange and whose `in` the
-    // response as HTTP/1.1 (docs/l7-proxy.md, "HTTP/2 upstream").
+    // response body (its head is decoded: h2up_response_head;
+    // docs/l7-proxy.md, "HTTP/2 upstream").
     std::unique_ptr<Http2Upstream, Http2UpstreamDeleter> h2up;
     uint32_t h2_parent = kNone;      // a stream: its connection's slot
     int32_t h2_stream = 0;           // a stream: its id
@@ -228,7 +238,9 @@ class Worker final {
   void h2_flush(Conn& c);                    // the session's frames into the connection's `out`
   void h2_open_stream(Http2Connection& h, int32_t id, bool end_stream);   // HEADERS received: a slot
   void h2_feed_stream(Conn& s);              // request bytes arrived in a stream's `in`
-  void h2_stream_output(Conn& s);            // a stream's `out` changed: response head, DATA
+  void h2_stream_output(Conn& s);            // a stream's `out` changed: a local reply's head, DATA
+  bool h2_submit_response_head(Conn& s, const http::ResponseHead& h);   // a forwarded head as HEADERS
+  Http2FieldList h2_fields_;                 // scratch: a HEADERS frame's fields
   void h2_stream_consumed(Conn& s);          // a stream's body left its `in`: WINDOW_UPDATE
   void h2_detach_stream(Conn& s);            // a stream slot closes
   void h2_close_streams(Conn& c);            // the connection closes: every stream ends
@@ -241,6 +253,11 @@ class Worker final {
   void h2_flush_scheduled();
   std::vector<std::pair<uint32_t, uint32_t>> h2_scheduled_, h2_scheduled_scratch_;   // slot, generation
   friend struct Http2Callbacks;
+  // Client streams' codec state given back when nghttp2 closed them, for
+  // the next streams (up to kSpareStreams; released on the tick after a
+  // quiet second, as connection slots are).
+  std::vector<std::unique_ptr<Http2ClientStream, Http2ClientStreamDeleter>> h2_spare_streams_;
+  static constexpr size_t kSpareStreams = 1024;
 
   // HTTP/2 upstream (http2_upstream.cc).
   uint32_t h2up_connection_with_room(uint32_t pool);     // a connection that takes one more stream, or kNone
@@ -250,15 +267,20 @@ class Worker final {
   void h2up_flush(Conn& connection);
   void h2up_stream_output(Conn& u);        // the exchange wrote request bytes into a stream's `out`
   void h2up_stream_consumed(Conn& u);      // the exchange took response bytes from a stream's `in`
+  http::ParseResult h2up_response_head(Conn& u, std::string_view request_method, http::ResponseHead& head);
   void h2up_detach_stream(Conn& u);        // a stream slot closes (RST_STREAM if still open)
   void h2up_after_stream(Conn& connection);   // a stream ended: close, idle or serve the queue
   void h2up_close_streams(Conn& connection);  // the connection closes: every stream's attempt fails
   void h2up_schedule_flush(Conn& connection);
   http::RequestHead h2up_head_;        // scratch: a stream's request head, parsed back
   friend struct Http2UpstreamCallbacks;
+  // Upstream streams' codec state for the next streams, as h2_spare_streams_.
+  std::vector<std::unique_ptr<Http2UpstreamStream, Http2UpstreamStreamDeleter>> h2up_spare_streams_;
+  void give_back(std::unique_ptr<Http2UpstreamStream, Http2UpstreamStreamDeleter> st);
 
   // Client state machine.
   void process_client(Conn& c);
+  bool begin_request(Conn& c, bool valid);   // request_head_ is the slot's next request (http1_codec.cc)
   void start_exchange(Conn& c);
   void continue_after_delay(Conn& c);
   void dispatch(Conn& c);
@@ -299,6 +321,16 @@ class Worker final {
   void retry(Conn& c);
   bool build_upstream_head(Conn& c, const http::RequestHead& head, std::string_view authority);
   bool write_response_head(Conn& c, const http::ResponseHead& head);
+  // The fields of a forwarded response head whichever codec writes it
+  // (http1_codec.cc): the upstream's less hop-by-hop ones, those the header
+  // operations replace or remove, and a content-length describing no body
+  // unless the body is not sent (HEAD, 304); then
+  // x-envoy-upstream-service-time and the header operations. Framing and
+  // connection fields are the codec's; response_content_length is the
+  // content-length both write.
+  using FieldFn = void (*)(void* context, std::string_view name, std::string_view value);
+  void response_fields(const Exchange& x, const http::ResponseHead& h, FieldFn field, void* context);
+  static std::optional<uint64_t> response_content_length(const Exchange& x, const http::ResponseHead& h);
   void set_client_deadline(Conn& c);
   // Bytes the request and its response moved so far, both connections.
   uint64_t bytes_moved(const Conn& c) const;
@@ -338,9 +370,11 @@ class Worker final {
   static constexpr uint32_t kBufferCount = 1024;       // per worker (power of two)
   static constexpr uint32_t kConnBufferSize = 64 * 1024;
   static constexpr uint16_t kMaxHeld = 512;
-  // Freed connection objects kept for reuse; the rest go back to the
-  // allocator (and, after a quiet second, to the system: trim_memory).
-  static constexpr size_t kSpareConns = 64;
+  // Freed connection objects kept for reuse, up to kMaxSpareConns (an
+  // HTTP/2 load frees and takes hundreds of stream slots per batch of
+  // completions); a quiet second brings them down to kSpareConns, and the
+  // allocator gives memory back to the system (trim_memory).
+  static constexpr size_t kSpareConns = 64, kMaxSpareConns = 1024;
   void reclaim_slots();   // after each batch of completions: see maybe_free
   void trim_memory();     // on the tick, at most once a second
   static constexpr unsigned kCompletionSlice = 16;

@@ -220,8 +220,14 @@ check "  the server saw the relist" \
   test "$(stats | python3 -c "import json,sys; print(json.load(sys.stdin)['lists'].get('virtualservices', 0))")" -gt "$lists_before"
 
 # Watches ask for timeoutSeconds=3: after a few, each resumed from a version
-# it held (no empty resourceVersion, no list in between).
-sleep 4
+# it held (no empty resourceVersion, no list in between). Waits (at most
+# 12 s) for four watches of virtualservices in all: how many came before
+# depends on how fast the steps above ran.
+for _ in $(seq 1 120); do
+  n=$(stats | python3 -c "import json,sys; print(len(json.load(sys.stdin)['watch_versions'].get('virtualservices', [])))")
+  [[ ${n:-0} -ge 4 ]] && break
+  sleep 0.1
+done
 check "watches that time out resume from their resourceVersion without a list" \
   python3 -c "
 import json, sys
@@ -229,7 +235,7 @@ s = json.loads(sys.argv[1])
 w = s['watch_versions']['virtualservices']
 assert len(w) >= 4 and all(v for v in w), w
 assert s['lists']['virtualservices'] == 2, s['lists']
-" "$(stats)"
+" "$(stats)" || { stats >&2; false; }
 
 v3=$(jq_py "$(status_json)" "j['version']")
 control fail '{"count": 6}'

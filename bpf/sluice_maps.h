@@ -39,6 +39,17 @@ struct {
 	__type(value, __u32);
 } sluice_vips SEC(".maps");
 
+/* {client address, half} -> client namespace id: read for a new flow to a
+ * service port whose default entry has SLUICE_SERVICE_F_VIEWS. Sized like
+ * the backends (--max-backends per half). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 2 * SLUICE_MAX_BACKENDS);
+	__type(key, struct sluice_client_key);
+	__type(value, __u32);
+} sluice_client_namespaces SEC(".maps");
+
 /* The config arrays below (subsets, members, schedule, Maglev, backends) are
  * mmapable so the DPDK forwarder reads them in place, with no syscall; the
  * program's lookups are the same either way. */

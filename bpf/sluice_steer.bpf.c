@@ -307,6 +307,29 @@ static __always_inline int steer_tracked_packet(struct xdp_md *ctx, struct packe
 	return dnat_and_forward(ctx, pkt, ctrl, backend);
 }
 
+// The entry of the client's view of a service port whose default entry
+// has SLUICE_SERVICE_F_VIEWS: the source address's client namespace, then
+// the entry keyed by it (docs/bpf-datapath.md, "Client views"). A client
+// whose address or namespace has no entry of its own gets the default.
+static __always_inline struct sluice_service *client_view(struct sluice_service *svc,
+								struct sluice_service_key *skey,
+								const struct packet *pkt)
+{
+	struct sluice_client_key ckey = {};
+	struct sluice_service *view;
+	__u32 *client_namespace;
+
+	__builtin_memcpy(ckey.addr, pkt->key.src, 16);
+	ckey.family = pkt->key.family;
+	ckey.generation = skey->generation;
+	client_namespace = bpf_map_lookup_elem(&sluice_client_namespaces, &ckey);
+	if (!client_namespace)
+		return svc;
+	skey->client_namespace = (__u16)*client_namespace;
+	view = bpf_map_lookup_elem(&sluice_services, skey);
+	return view ? view : svc;
+}
+
 // Client -> VIP:port of a known service port without a usable entry: `ct`
 // is NULL or the entry this flow replaces.
 static __always_inline int steer_service_packet(struct xdp_md *ctx, struct packet *pkt,
@@ -557,6 +580,8 @@ static __attribute__((noinline)) int steer_packet(struct xdp_md *ctx)
 		// The one read of the generation for this packet (see datapath_structs.h).
 		skey.generation = (__u8)(*(volatile __u32 *)&ctrl->generation & 1);
 		svc = bpf_map_lookup_elem(&sluice_services, &skey);
+		if (svc && (svc->flags & SLUICE_SERVICE_F_VIEWS))
+			svc = client_view(svc, &skey, &pkt);
 		if (svc)
 			return steer_service_packet(ctx, &pkt, ctrl, svc, ct, now);
 	}

@@ -148,6 +148,7 @@
 
 /* sluice_service.flags */
 #define SLUICE_SERVICE_F_L7 0x0001   /* the L7 agent serves this port: XDP_PASS */
+#define SLUICE_SERVICE_F_VIEWS 0x0002   /* some client namespaces have an entry of their own (a view) */
 
 /* sluice_backend.flags */
 #define SLUICE_BACKEND_F_LIVE 0x01   /* in the current snapshot; else tracked flows re-steer */

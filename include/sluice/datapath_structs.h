@@ -34,7 +34,12 @@ struct sluice_service_key {
 	__u8 proto;       /* IPPROTO_TCP or IPPROTO_UDP */
 	__u8 family;      /* SLUICE_FAMILY_V4 / _V6 */
 	__u8 generation;  /* table half, 0 or 1 */
-	__u8 pad[3];
+	__u8 pad;
+	/* 0: the service's default view, which every client gets unless the
+	 * default entry has SLUICE_SERVICE_F_VIEWS and the client's source
+	 * address maps to a client namespace (sluice_client_namespaces) with an
+	 * entry of its own here (docs/bpf-datapath.md, "Client views"). */
+	__u16 client_namespace;
 };
 
 /* sluice_services value: the weighted route destinations of a service port. */
@@ -53,6 +58,17 @@ struct sluice_service {
 
 /* sluice_vips key: a VIP address in one table half (classifies fragments). */
 struct sluice_vip_key {
+	__u32 addr[4];
+	__u8 family;
+	__u8 generation;
+	__u8 pad[2];
+};
+
+/* sluice_client_namespaces key: a client (source) address in one table
+ * half. Value: its client namespace id (__u32, 1..65535), valid in that half
+ * only. Only the addresses of namespaces that some service port routes
+ * otherwise than its default view are written. */
+struct sluice_client_key {
 	__u32 addr[4];
 	__u8 family;
 	__u8 generation;

@@ -6,11 +6,22 @@
 #pragma once
 
 #include <cstdio>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "model/snapshot.h"
 
 namespace sluice::testing {
+
+// A client namespace ("team-a") whose view of productpage has its own
+// DestinationRule ("team-a/productpage": subsets v1 = productpage-v1-a only,
+// v2 as the default's) and its own weights on every port.
+struct ClientViewOptions {
+  std::vector<std::string> addresses;   // team-a's client (source) addresses
+  uint32_t v1_weight = 100;
+  uint32_t v2_weight = 0;
+};
 
 struct ProductpageOptions {
   model::LbAlgorithm algorithm = model::LbAlgorithm::RoundRobin;
@@ -20,6 +31,7 @@ struct ProductpageOptions {
   bool include_v1b = true;        // false: productpage-v1-b left the service
   uint64_t maglev_table_size = 65537;
   uint64_t version = 1;
+  std::optional<ClientViewOptions> client_view;
 };
 
 inline model::IpAddress ip(const std::string& text) { return *model::IpAddress::parse(text); }
@@ -75,21 +87,44 @@ inline model::Snapshot productpage_snapshot(const ProductpageOptions& o = {}) {
     }
   }
   s.subsets = {whole, v1, v2};
-  const double total = o.v1_weight + o.v2_weight;
-  for (const ServicePort& port : s.ports) {
-    PortRoutes routes;
-    routes.port = port.number;
-    routes.plane = port.protocol == Protocol::HTTP ? Plane::L7 : Plane::L4;
-    WeightedDestination d1, d2;
-    d1.destination = Destination{0, 1, port.number};
-    d1.weight = o.v1_weight;
-    d1.share = total > 0 ? o.v1_weight / total : 0;
-    d2.destination = Destination{0, 2, port.number};
-    d2.weight = o.v2_weight;
-    d2.share = total > 0 ? o.v2_weight / total : 0;
-    routes.l4 = {d1, d2};
-    routes.l4_source = "http[0] per connection";
-    s.routes.push_back(routes);
+  s.default_subsets = 3;
+  auto routes_to = [&](uint32_t first_subset, uint32_t w1, uint32_t w2) {
+    std::vector<PortRoutes> table;
+    const double total = w1 + w2;
+    for (const ServicePort& port : s.ports) {
+      PortRoutes routes;
+      routes.port = port.number;
+      routes.plane = port.protocol == Protocol::HTTP ? Plane::L7 : Plane::L4;
+      WeightedDestination d1, d2;
+      d1.destination = Destination{0, first_subset + 1, port.number};
+      d1.weight = w1;
+      d1.share = total > 0 ? w1 / total : 0;
+      d2.destination = Destination{0, first_subset + 2, port.number};
+      d2.weight = w2;
+      d2.share = total > 0 ? w2 / total : 0;
+      routes.l4 = {d1, d2};
+      routes.l4_source = "http[0] per connection";
+      table.push_back(routes);
+    }
+    return table;
+  };
+  s.routes = routes_to(0, o.v1_weight, o.v2_weight);
+  if (o.client_view) {
+    Subset view_whole = whole, view_v1 = v1, view_v2 = v2;
+    view_v1.endpoints.clear();
+    for (uint32_t e : v1.endpoints)
+      if (s.endpoints[e].name == "productpage-v1-a") view_v1.endpoints.push_back(e);
+    s.subsets.insert(s.subsets.end(), {view_whole, view_v1, view_v2});
+    ServiceView view;
+    view.namespaces = {"team-a"};
+    view.destination_rule = "team-a/productpage";
+    view.first_subset = 3;
+    view.subset_count = 3;
+    view.routes = routes_to(3, o.client_view->v1_weight, o.client_view->v2_weight);
+    s.views.push_back(view);
+    s.view_of_namespace = {0, 1};
+    snap.client_namespaces = {"", "team-a"};
+    for (const std::string& address : o.client_view->addresses) snap.client_namespace_by_address[ip(address)] = 1;
   }
   snap.services.push_back(s);
   snap.service_by_host["productpage"] = 0;

@@ -509,6 +509,67 @@ TEST_F(XdpSteer, EstablishedFlowsKeepTheirBackendWhenWeightsMove) {
   EXPECT_TRUE(now.starts_with("10.200.13.") || now.starts_with("10.200.14.")) << now;
 }
 
+// exportTo per client namespace on the L4 plane (docs/bpf-datapath.md,
+// "Client views"): team-a's view sends every new flow to its own subset v1
+// (productpage-v1-a only); a source address that is no team-a client gets
+// the default view (v2 only). Removing the view moves new flows only.
+TEST_F(XdpSteer, AClientNamespacesViewSteersItsNewFlowsAndOnlyThose) {
+  ProductpageOptions options{.v1_weight = 0, .v2_weight = 100};
+  options.client_view = ClientViewOptions{{"10.201.0.2", "fd00:201::2"}, 100, 0};
+  const auto result = apply(options);
+  EXPECT_EQ(result.client_addresses, 2u);
+  EXPECT_EQ(result.client_views, 4u);   // ports 9081/tcp and 9082/udp on two VIPs
+
+  struct Case {
+    const char* src;
+    const char* vip;
+    uint8_t proto;
+    uint16_t port;
+    const char* want_prefix;   // every flow's backend
+  };
+  const Case cases[] = {
+      {"10.201.0.2", "10.96.0.10", IPPROTO_TCP, 9081, "10.200.11.2:"},
+      {"10.201.0.2", "10.96.0.10", IPPROTO_UDP, 9082, "10.200.11.2:"},
+      {"fd00:201::2", "fd00:96::10", IPPROTO_TCP, 9081, "[fd00:200:11::2]:"},
+      {"10.201.0.3", "10.96.0.10", IPPROTO_TCP, 9081, "10.200.1"},   // checked below: v2
+      {"fd00:201::3", "fd00:96::10", IPPROTO_TCP, 9081, "[fd00:200:1"},
+  };
+  for (const Case& c : cases) {
+    for (int i = 0; i < 50; ++i) {
+      PacketSpec syn = syn_to(c.vip, c.port, c.proto);
+      syn.src = c.src;
+      syn.sport = static_cast<uint16_t>(30000 + i);
+      ASSERT_EQ(run(syn).verdict, XDP_TX) << c.src;
+      const std::string b = backend_of(syn);
+      EXPECT_TRUE(b.starts_with(c.want_prefix)) << c.src << " -> " << b;
+      if (std::string(c.src).ends_with("3")) {   // no team-a client: the default view's v2
+        EXPECT_TRUE(b.find("13") != std::string::npos || b.find("14") != std::string::npos) << c.src << " -> " << b;
+      }
+    }
+  }
+  EXPECT_EQ(subset_counters("v1 (team-a/productpage)").new_flows, 50u);
+  EXPECT_EQ(subset_counters("v1").new_flows, 0u);
+  EXPECT_EQ(subset_counters("v2").new_flows, 50u);
+
+  // The view goes: team-a's tracked flow keeps its backend, its new flows
+  // get the default view.
+  PacketSpec tracked = syn_to("10.96.0.10", 9081);
+  tracked.src = "10.201.0.2";
+  tracked.sport = 30000;
+  options.client_view.reset();
+  options.version = 2;
+  EXPECT_EQ(apply(options).client_addresses, 0u);
+  PacketSpec data = tracked;
+  data.tcp_flags = kAck;
+  ASSERT_EQ(run(data).verdict, XDP_TX);
+  EXPECT_TRUE(backend_of(tracked).starts_with("10.200.11.2:")) << backend_of(tracked);
+  PacketSpec fresh = tracked;
+  fresh.sport = 31000;
+  ASSERT_EQ(run(fresh).verdict, XDP_TX);
+  const std::string now = backend_of(fresh);
+  EXPECT_TRUE(now.starts_with("10.200.13.") || now.starts_with("10.200.14.")) << now;
+}
+
 TEST_F(XdpSteer, FlowWhoseBackendLeftIsResteered) {
   apply({.algorithm = model::LbAlgorithm::RoundRobin, .v1_weight = 100, .v2_weight = 0});
   // Round robin gives the two v1 backends in turn: find a flow on v1-b.

@@ -6,7 +6,10 @@
 #   10.200.1.2  Pod team-a/client-a   team-a's own VirtualService (exportTo .) sends everything to v2
 #   10.200.1.3  Pod team-b/client-b   no VirtualService is exported to team-b: the whole service (v1 and v2)
 #   10.200.1.4  no Pod                 unknown: default's view, whose VirtualService (exportTo .) sends all to v1
-# Each client reaches the same VIP and port, on the L7 plane.
+# Each client reaches the same VIP on port 9080 (the L7 plane, the proxy
+# picks the view) and 9081/tcp (the L4 plane: XDP picks the view per new
+# connection from its source address, docs/bpf-datapath.md "Client views"),
+# and gets the same backends on both.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=agent_lib.sh
@@ -48,6 +51,8 @@ spec:
   exportTo: [.]
   http:
   - route: [{destination: {host: productpage, subset: v1}}]
+  tcp:
+  - route: [{destination: {host: productpage, subset: v1}}]
 ---
 apiVersion: networking.istio.io/v1beta1
 kind: VirtualService
@@ -56,6 +61,8 @@ spec:
   hosts: [productpage.default.svc.cluster.local]
   exportTo: [.]
   http:
+  - route: [{destination: {host: productpage.default.svc.cluster.local, subset: v2}}]
+  tcp:
   - route: [{destination: {host: productpage.default.svc.cluster.local, subset: v2}}]
 YAML
 
@@ -70,8 +77,15 @@ tally() {   # tally SOURCE: "name=count ..." sorted, of 40 keep-alive requests f
     --timeout-s 30)
   agent_json "$out" '" ".join("%s=%d" % kv for kv in sorted((j.get("backends") or {}).items()))'
 }
+tally_l4() {   # tally_l4 SOURCE: the same, of 40 TCP connections to 9081 from SOURCE
+  local out
+  out=$(agent_loadgen tcp --connect 10.96.0.10:9081 --source "$1" --count 40 --concurrency 2 --timeout-s 30)
+  agent_json "$out" '" ".join("%s=%d" % kv for kv in sorted((j.get("backends") or {}).items()))'
+}
 a=$(tally 10.200.1.2); b=$(tally 10.200.1.3); unknown=$(tally 10.200.1.4)
 echo "team-a: $a"; echo "team-b: $b"; echo "unknown: $unknown"
+a4=$(tally_l4 10.200.1.2); b4=$(tally_l4 10.200.1.3); unknown4=$(tally_l4 10.200.1.4)
+echo "L4 team-a: $a4"; echo "L4 team-b: $b4"; echo "L4 unknown: $unknown4"
 
 # names_are TALLY NAME...: exactly these backends answered, 40 answers in all.
 names_are() {
@@ -86,4 +100,14 @@ agent_check "team-b's client: the whole service (no VirtualService exported to t
   names_are "$b" productpage-v1-a productpage-v1-b productpage-v2-a productpage-v2-b
 agent_check "an unknown client: default's view, only v1" \
   names_are "$unknown" productpage-v1-a productpage-v1-b
+agent_check "L4: team-a's client: only v2" names_are "$a4" productpage-v2-a productpage-v2-b
+agent_check "L4: team-b's client: the whole service, all four seen" \
+  names_are "$b4" productpage-v1-a productpage-v1-b productpage-v2-a productpage-v2-b
+agent_check "L4: an unknown client: default's view, only v1" names_are "$unknown4" productpage-v1-a productpage-v1-b
+# The 120 connections were XDP's (its per-backend new-flow counters), not the kernel's.
+agent_check "the 120 L4 connections were steered by XDP" python3 -c '
+import json, sys
+j = json.loads(sys.argv[1])
+sys.exit(0 if sum(e.get("xdp_new_flows", 0) for c in j if c["port"] == 9081
+                  for s in c["subsets"] if s["name"] for e in s["endpoints"]) == 120 else 1)' "$(agent_ctl clusters --json 2>&1)"
 agent_finish

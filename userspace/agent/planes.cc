@@ -17,9 +17,10 @@ XdpPlane::XdpPlane(bpfmaps::BpfDatapath& datapath) : datapath_(datapath), writer
 void XdpPlane::apply(const model::SnapshotPtr& snapshot) {
   std::lock_guard lock(mu_);
   bpfmaps::ApplyResult r = writer_.apply(*snapshot);
-  spdlog::debug("xdp: version {} on generation {}: {} service ports, {} subsets, {} live backends, {} retired",
-                r.snapshot_version, r.generation, r.service_ports, r.subsets, r.live_backends,
-                r.retired_backends);
+  spdlog::debug("xdp: version {} on generation {}: {} service ports ({} of client views, {} client addresses), {} "
+                "subsets, {} live backends, {} retired",
+                r.snapshot_version, r.generation, r.service_ports, r.client_views, r.client_addresses, r.subsets,
+                r.live_backends, r.retired_backends);
 }
 
 bpfmaps::DatapathStats XdpPlane::stats(bpfmaps::StatsScope scope) const {

@@ -11,6 +11,9 @@
 SLUICE_CHECK_SIZE(sluice_service_key, 24);
 SLUICE_CHECK_OFFSET(sluice_service_key, port, 16);
 SLUICE_CHECK_OFFSET(sluice_service_key, generation, 20);
+SLUICE_CHECK_OFFSET(sluice_service_key, client_namespace, 22);
+SLUICE_CHECK_SIZE(sluice_client_key, 20);
+SLUICE_CHECK_OFFSET(sluice_client_key, generation, 17);
 SLUICE_CHECK_SIZE(sluice_service, 16 + 8 * SLUICE_MAX_ROUTES);
 SLUICE_CHECK_OFFSET(sluice_service, identity, 8);
 SLUICE_CHECK_OFFSET(sluice_service, route_bound, 16);

@@ -14,7 +14,7 @@ std::string_view map_name(MapRole role) {
       "sluice_backend_load",  "sluice_conntrack",     "sluice_reverse_nat",
       "sluice_ifaces",        "sluice_service_stats", "sluice_subset_stats",
       "sluice_backend_stats", "sluice_global_stats",  "sluice_l7_services",
-      "sluice_addr_filter",
+      "sluice_addr_filter",   "sluice_client_namespaces",
   };
   return kNames.at(static_cast<size_t>(role));
 }
@@ -64,6 +64,9 @@ uint32_t sized_max_entries(MapRole role, const DatapathSizing& s) {
     case MapRole::GlobalStats: return SLUICE_G_COUNT;
     case MapRole::L7Services: return s.max_services;
     case MapRole::AddrFilter: return 1;
+    // A client address per Pod or WorkloadEntry whose namespace has a view
+    // of its own: sized like the endpoints, per half.
+    case MapRole::ClientNamespaces: return 2 * s.max_backends;
     case MapRole::kCount: break;
   }
   return 0;
@@ -82,7 +85,8 @@ std::string_view sizing_flag(MapRole role) {
     case MapRole::Schedule:
     case MapRole::Backends:
     case MapRole::BackendLoad:
-    case MapRole::BackendStats: return "--max-backends";
+    case MapRole::BackendStats:
+    case MapRole::ClientNamespaces: return "--max-backends";
     case MapRole::Maglev: return "--maglev-slots";
     case MapRole::Conntrack:
     case MapRole::ReverseNat: return "--conntrack-flows";

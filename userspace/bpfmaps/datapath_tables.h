@@ -36,6 +36,7 @@ enum class MapRole : uint8_t {
   GlobalStats,     // sluice_global_stats (per CPU)
   L7Services,      // sluice_l7_services (sk_lookup)
   AddrFilter,      // sluice_addr_filter
+  ClientNamespaces,  // sluice_client_namespaces
   kCount,
 };
 

@@ -18,6 +18,7 @@ bool is_array(MapRole role) {
     case MapRole::ReverseNat:
     case MapRole::Ifaces:
     case MapRole::L7Services:
+    case MapRole::ClientNamespaces:
       return false;
     default:
       return true;

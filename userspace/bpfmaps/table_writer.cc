@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <thread>
 #include <tuple>
+#include <unordered_map>
 
 #include "lb/backend.h"
 #include "sluice/datapath_structs.h"
@@ -189,6 +190,8 @@ struct TableWriter::Plan {
     SlotName name;
   };
   std::vector<PlannedService> services;
+  size_t client_views = 0;                // entries of services with a client namespace
+  std::vector<std::pair<sluice_client_key, uint32_t>> clients;   // address -> client namespace id
   std::set<Bytes> vip_keys;
   std::set<Bytes> l7_keys;
   std::set<uint64_t> service_identities;
@@ -230,15 +233,23 @@ TableWriter::Plan TableWriter::plan(const model::Snapshot& snapshot, uint32_t in
 
     Plan::PlannedSubset planned;
     sluice_subset& entry = planned.entry;
-    const std::string name = fmt::format("{}|{}/{}|{}{}", service.host, dest.port, protocol_name(proto), subset.name,
-                                         family == SLUICE_FAMILY_V6 ? "|v6" : "");
+    // A client view's DestinationRule has subsets of its own, whose names
+    // may repeat the default view's: the rule is part of their name.
+    std::string rule;
+    if (!service.views.empty() && dest.subset >= service.default_subsets)
+      for (const model::ServiceView& view : service.views)
+        if (dest.subset >= view.first_subset && dest.subset < view.first_subset + view.subset_count)
+          rule = view.destination_rule.empty() ? std::string("no DestinationRule") : view.destination_rule;
+    const std::string name = fmt::format("{}|{}/{}|{}{}{}", service.host, dest.port, protocol_name(proto), subset.name,
+                                         rule.empty() ? "" : "|" + rule, family == SLUICE_FAMILY_V6 ? "|v6" : "");
     entry.identity = lb::hash64(name);
     plan.subset_identities.insert(entry.identity);
     entry.policy = policy_code(lb_policy.algorithm);
     entry.hash_source = lb_policy.hash.source == model::HashKey::Source::SourceIp ? SLUICE_HASH_SOURCE_IP
                                                                                  : SLUICE_HASH_FIVE_TUPLE;
     planned.name = SlotName{service.host, dest.port, protocol_name(proto),
-                            family == SLUICE_FAMILY_V6 ? subset.name + " (IPv6)" : subset.name};
+                            subset.name + (rule.empty() ? "" : " (" + rule + ")") +
+                                (family == SLUICE_FAMILY_V6 ? " (IPv6)" : "")};
 
     std::vector<lb::Backend> backends;
     const auto members_before = plan.members.size();
@@ -273,9 +284,38 @@ TableWriter::Plan TableWriter::plan(const model::Snapshot& snapshot, uint32_t in
     return index;
   };
 
+  // Connection-level destinations into a service entry's weighted routes.
+  auto fill_routes = [&](sluice_service& value, const std::vector<model::WeightedDestination>& destinations,
+                         uint8_t family, const std::string& where) {
+    if (destinations.size() > SLUICE_MAX_ROUTES)
+      throw std::invalid_argument(fmt::format("{}: {} route destinations, the kernel datapath takes {}", where,
+                                              destinations.size(), SLUICE_MAX_ROUTES));
+    uint64_t total = 0;
+    for (const auto& d : destinations) total += d.weight;
+    uint64_t cumulative = 0;
+    for (size_t ri = 0; ri < destinations.size(); ++ri) {
+      cumulative += destinations[ri].weight;
+      value.route_bound[ri] = total == 0 ? 0 : static_cast<uint32_t>(cumulative * SLUICE_ROUTE_SCALE / total);
+      value.route_subset[ri] = build_subset(destinations[ri].destination, family, where);
+    }
+    value.route_count = static_cast<uint8_t>(destinations.size());
+  };
+  auto same_routes = [](const std::vector<model::WeightedDestination>& a,
+                        const std::vector<model::WeightedDestination>& b) {
+    return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const auto& x, const auto& y) {
+      return x.destination.service == y.destination.service && x.destination.subset == y.destination.subset &&
+             x.destination.port == y.destination.port && x.weight == y.weight;
+    });
+  };
+  std::unordered_map<std::string_view, uint16_t> namespace_id;
+  for (size_t id = 1; id < snapshot.client_namespaces.size(); ++id)
+    namespace_id.emplace(snapshot.client_namespaces[id], static_cast<uint16_t>(id));
+  std::set<uint16_t> view_namespaces;   // client namespaces with an entry of their own somewhere
+
   for (uint32_t si = 0; si < snapshot.services.size(); ++si) {
     const model::Service& service = snapshot.services[si];
-    for (const model::ServicePort& port : service.ports) {
+    for (size_t pi = 0; pi < service.ports.size(); ++pi) {
+      const model::ServicePort& port = service.ports[pi];
       const uint8_t proto = protocol_number(port);
       const std::string where = fmt::format("service {} port {}", service.host, port.number);
       const std::string name = fmt::format("{}|{}/{}", service.host, port.number, protocol_name(proto));
@@ -291,30 +331,41 @@ TableWriter::Plan TableWriter::plan(const model::Snapshot& snapshot, uint32_t in
         value.identity = lb::hash64(name);
         plan.service_identities.insert(value.identity);
         planned.name = SlotName{service.host, port.number, protocol_name(proto), ""};
+        std::vector<Plan::PlannedService> views;
         if (l7) {
           value.flags = SLUICE_SERVICE_F_L7;
         } else {
-          std::vector<model::WeightedDestination> destinations;
-          if (routes != nullptr) destinations = routes->l4;
-          if (destinations.empty()) {
-            model::WeightedDestination whole;
-            whole.destination = model::Destination{si, 0, port.number};
-            whole.weight = 1;
-            destinations.push_back(whole);
+          auto destinations_of = [&](const model::PortRoutes* r) {
+            std::vector<model::WeightedDestination> destinations;
+            if (r != nullptr) destinations = r->l4;
+            if (destinations.empty()) {
+              model::WeightedDestination whole;
+              whole.destination = model::Destination{si, 0, port.number};
+              whole.weight = 1;
+              destinations.push_back(whole);
+            }
+            return destinations;
+          };
+          const auto destinations = destinations_of(routes);
+          fill_routes(value, destinations, family, where);
+          // A client namespace whose view routes this port's connections
+          // otherwise gets an entry of its own (docs/bpf-datapath.md,
+          // "Client views"); the others share the default entry.
+          for (const model::ServiceView& view : service.views) {
+            const model::PortRoutes* view_routes = pi < view.routes.size() ? &view.routes[pi] : nullptr;
+            const auto view_destinations = destinations_of(view_routes);
+            if (same_routes(destinations, view_destinations)) continue;
+            Plan::PlannedService entry = planned;
+            fill_routes(entry.value, view_destinations, family, where + " (client view)");
+            for (const std::string& client : view.namespaces) {
+              auto id = namespace_id.find(client);
+              if (id == namespace_id.end()) continue;   // no client address has it
+              entry.key.client_namespace = id->second;
+              views.push_back(entry);
+              view_namespaces.insert(id->second);
+            }
           }
-          if (destinations.size() > SLUICE_MAX_ROUTES)
-            throw std::invalid_argument(fmt::format("{}: {} route destinations, the kernel datapath takes {}",
-                                                    where, destinations.size(), SLUICE_MAX_ROUTES));
-          uint64_t total = 0;
-          for (const auto& d : destinations) total += d.weight;
-          uint64_t cumulative = 0;
-          for (size_t ri = 0; ri < destinations.size(); ++ri) {
-            cumulative += destinations[ri].weight;
-            value.route_bound[ri] =
-                total == 0 ? 0 : static_cast<uint32_t>(cumulative * SLUICE_ROUTE_SCALE / total);
-            value.route_subset[ri] = build_subset(destinations[ri].destination, family, where);
-          }
-          value.route_count = static_cast<uint8_t>(destinations.size());
+          if (!views.empty()) value.flags |= SLUICE_SERVICE_F_VIEWS;
         }
         sluice_service_key& key = planned.key;
         copy_address(vip, key.vip);
@@ -337,8 +388,27 @@ TableWriter::Plan TableWriter::plan(const model::Snapshot& snapshot, uint32_t in
           auto bytes = as_bytes_of(l7_key);
           plan.l7_keys.emplace(bytes.begin(), bytes.end());
         }
+        for (Plan::PlannedService& view : views) {
+          const uint16_t client_namespace = view.key.client_namespace;
+          view.key = planned.key;
+          view.key.client_namespace = client_namespace;
+          plan.services.push_back(std::move(view));
+          plan.client_views++;
+        }
         plan.services.push_back(std::move(planned));
       }
+    }
+  }
+
+  // The client addresses of the namespaces with entries of their own.
+  if (!view_namespaces.empty()) {
+    for (const auto& [address, client_namespace] : snapshot.client_namespace_by_address) {
+      if (!view_namespaces.count(client_namespace)) continue;
+      sluice_client_key key{};
+      copy_address(address, key.addr);
+      key.family = family_code(address);
+      key.generation = static_cast<uint8_t>(inactive);
+      plan.clients.emplace_back(key, client_namespace);
     }
   }
   return plan;
@@ -352,6 +422,8 @@ void TableWriter::check_fits(const Plan& plan) const {
   need(MapRole::Services, plan.services.size(), tables_.max_entries(MapRole::Services) / 2,
        "service ports per table half");
   need(MapRole::Vips, plan.vip_keys.size(), tables_.max_entries(MapRole::Vips) / 2, "VIPs per table half");
+  need(MapRole::ClientNamespaces, plan.clients.size(), tables_.max_entries(MapRole::ClientNamespaces) / 2,
+       "client addresses of namespaces with a view of their own, per table half");
   need(MapRole::Subsets, plan.subsets.size(), half_.subsets, "subsets per table half");
   need(MapRole::Members, plan.members.size(), half_.members, "subset members per table half");
   need(MapRole::Schedule, plan.schedule.size(), half_.schedule, "round-robin schedule slots per table half");
@@ -433,6 +505,8 @@ ApplyResult TableWriter::apply(const model::Snapshot& snapshot) {
   result.generation = inactive;
   result.snapshot_version = snapshot.version;
   result.service_ports = plan.services.size();
+  result.client_views = plan.client_views;
+  result.client_addresses = plan.clients.size();
   result.subsets = plan.subsets.size();
   result.members = plan.members.size();
   result.schedule_slots = plan.schedule.size();
@@ -454,6 +528,8 @@ ApplyResult TableWriter::apply(const model::Snapshot& snapshot) {
     if (key_from<sluice_service_key>(raw).generation == inactive) tables_.erase(MapRole::Services, raw);
   for (const Bytes& raw : tables_.keys(MapRole::Vips))
     if (key_from<sluice_vip_key>(raw).generation == inactive) tables_.erase(MapRole::Vips, raw);
+  for (const Bytes& raw : tables_.keys(MapRole::ClientNamespaces))
+    if (key_from<sluice_client_key>(raw).generation == inactive) tables_.erase(MapRole::ClientNamespaces, raw);
 
   const std::vector<uint32_t> ids = assign_backend_ids(plan);
   std::map<uint32_t, uint32_t> now_live;
@@ -506,6 +582,8 @@ ApplyResult TableWriter::apply(const model::Snapshot& snapshot) {
     service_names_[planned.value.stat_id] = planned.name;
     tables_.update(MapRole::Services, as_bytes_of(planned.key), as_bytes_of(planned.value));
   }
+  for (const auto& [key, client_namespace] : plan.clients)
+    tables_.update(MapRole::ClientNamespaces, as_bytes_of(key), as_bytes_of(client_namespace));
   const uint32_t one = 1;
   for (const Bytes& key : plan.vip_keys) tables_.update(MapRole::Vips, key, as_bytes_of(one));
   for (const Bytes& key : plan.l7_keys) {

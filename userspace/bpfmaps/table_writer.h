@@ -45,6 +45,8 @@ struct ApplyResult {
   uint32_t generation = 0;       // the half now active
   uint64_t snapshot_version = 0;
   size_t service_ports = 0;      // service map entries written (per VIP)
+  size_t client_views = 0;       // of those, entries of a client namespace's view
+  size_t client_addresses = 0;   // sluice_client_namespaces entries written
   size_t subsets = 0;
   size_t members = 0;
   size_t schedule_slots = 0;

@@ -1147,38 +1147,9 @@ class SnapshotCompiler {
         for (auto& t : tables) {
           if (l7) t[p].plane = model::Plane::L7;
         }
-        if (!l7) note_l4_views(si, tables, p);
       }
       service(si).routes = std::move(tables.front());
       for (size_t v = 1; v < view_count; ++v) service(si).views[v - 1].routes = std::move(tables[v]);
-    }
-  }
-
-  static std::string view_rules(const model::ServiceView& v) {
-    return (v.virtual_services.empty() ? std::string("no VirtualService") : "VirtualService " + v.virtual_services.front()) +
-           ", " + (v.destination_rule.empty() ? std::string("no DestinationRule") : "DestinationRule " + v.destination_rule);
-  }
-
-  // The XDP program and the DPDK forwarder steer a port by its default
-  // view only: a client view that routes the port's connections otherwise
-  // is compiled (explain shows it) but not enforced on the L4 plane yet.
-  void note_l4_views(uint32_t si, const std::vector<std::vector<model::PortRoutes>>& tables, size_t p) {
-    auto same = [](const model::WeightedDestination& a, const model::WeightedDestination& b) {
-      return a.destination.service == b.destination.service && a.destination.subset == b.destination.subset &&
-             a.destination.port == b.destination.port && a.weight == b.weight;
-    };
-    const model::Service& s = service(si);
-    for (size_t v = 1; v < tables.size(); ++v) {
-      const auto& a = tables[0][p].l4;
-      const auto& b = tables[v][p].l4;
-      if (std::equal(a.begin(), a.end(), b.begin(), b.end(), same)) continue;
-      std::string list;
-      for (const auto& n : s.views[v - 1].namespaces) list += (list.empty() ? "" : ", ") + n;
-      warning(s.where, "port " + std::to_string(s.ports[p].number) + " of '" + s.host +
-                           "' is steered per connection on the L4 plane, which applies the view of namespace '" +
-                           s.namespace_ + "' to every client: the clients of namespaces " + list +
-                           " would be routed otherwise (" + view_rules(s.views[v - 1]) +
-                           "), which the L4 plane does not do yet (docs/config-reference.md, \"Namespaces and exportTo\")");
     }
   }
 

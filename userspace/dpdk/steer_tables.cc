@@ -91,6 +91,40 @@ bool ServiceKeyEqual::operator()(const sluice_service_key& a, const sluice_servi
   return std::memcmp(&a, &b, sizeof(a)) == 0;
 }
 
+size_t ClientKeyHash::operator()(const sluice_client_key& key) const noexcept {
+  uint32_t h = 0xc11e;
+  h = sluice_hash_mix(h, key.addr[0]);
+  h = sluice_hash_mix(h, key.addr[1]);
+  h = sluice_hash_mix(h, key.addr[2]);
+  h = sluice_hash_mix(h, key.addr[3]);
+  return sluice_hash_finish(h, 16);
+}
+
+bool ClientKeyEqual::operator()(const sluice_client_key& a, const sluice_client_key& b) const noexcept {
+  return std::memcmp(&a, &b, sizeof(a)) == 0;
+}
+
+namespace {
+
+sluice_client_key client_key_of(const sluice_flow_key& flow, uint8_t generation) {
+  sluice_client_key key{};
+  std::memcpy(key.addr, flow.src, sizeof(key.addr));
+  key.family = flow.family;
+  key.generation = generation;
+  return key;
+}
+
+}  // namespace
+
+const sluice_service* SteerSnapshot::client_view(const sluice_service* service, sluice_service_key key,
+                                                 const sluice_flow_key& flow) const {
+  auto client = client_namespaces.find(client_key_of(flow, key.generation));
+  if (client == client_namespaces.end()) return service;
+  key.client_namespace = static_cast<uint16_t>(client->second);
+  const sluice_service* view = find_service(key);
+  return view ? view : service;
+}
+
 const sluice_service* SteerSnapshot::find_service(const sluice_service_key& key) const {
   auto it = services.find(key);
   return it == services.end() ? nullptr : &it->second;
@@ -131,6 +165,7 @@ PinnedSteerTables::PinnedSteerTables(const std::string& pin_dir) : pin_dir_(pin_
   backends_fd_ = open_pinned(pin_dir, "sluice_backends");
   rr_fd_ = open_pinned(pin_dir, "sluice_rr_cursor");
   load_fd_ = open_pinned(pin_dir, "sluice_backend_load");
+  clients_fd_ = open_pinned(pin_dir, "sluice_client_namespaces");
 
   try {
     // The generation word is read here and written by the agent: mapped
@@ -156,7 +191,7 @@ void PinnedSteerTables::release() {
   for (const Mapping& m : mappings_) munmap(m.addr, m.len);
   mappings_.clear();
   for (int* fd : {&ctrl_fd_, &services_fd_, &subsets_fd_, &members_fd_, &schedule_fd_, &maglev_fd_, &backends_fd_,
-                  &rr_fd_, &load_fd_}) {
+                  &rr_fd_, &load_fd_, &clients_fd_}) {
     if (*fd >= 0) close(*fd);
     *fd = -1;
   }
@@ -212,6 +247,19 @@ std::shared_ptr<const SteerSnapshot> PinnedSteerTables::read_snapshot() const {
       sluice_service svc{};
       if (bpf_map_lookup_elem(services_fd_, &key, &svc) == 0) snapshot->services[key] = svc;
     }
+    // Client addresses of this half, walked the same way.
+    const uint32_t client_bound = 4 * map_info(clients_fd_, "sluice_client_namespaces").max_entries + 16;
+    sluice_client_key client{}, next_client{};
+    const void* prev_client = nullptr;
+    for (uint32_t steps = 0; steps < client_bound; steps++) {
+      if (bpf_map_get_next_key(clients_fd_, prev_client, &next_client) != 0) break;
+      client = next_client;
+      prev_client = &client;
+      if (client.generation != snapshot->half()) continue;
+      uint32_t client_namespace = 0;
+      if (bpf_map_lookup_elem(clients_fd_, &client, &client_namespace) == 0)
+        snapshot->client_namespaces[client] = client_namespace;
+    }
     if (active_generation() == generation) return snapshot;
   }
   throw std::runtime_error(fmt::format("{}: the table generation kept flipping while it was copied", pin_dir_));
@@ -219,6 +267,16 @@ std::shared_ptr<const SteerSnapshot> PinnedSteerTables::read_snapshot() const {
 
 bool PinnedSteerTables::lookup_service(const sluice_service_key& key, sluice_service& out) const {
   return bpf_map_lookup_elem(services_fd_, &key, &out) == 0;
+}
+
+void PinnedSteerTables::lookup_client_view(sluice_service_key key, const sluice_flow_key& flow,
+                                           sluice_service& service) const {
+  const sluice_client_key client = client_key_of(flow, key.generation);
+  uint32_t client_namespace = 0;
+  if (bpf_map_lookup_elem(clients_fd_, &client, &client_namespace) != 0) return;
+  key.client_namespace = static_cast<uint16_t>(client_namespace);
+  sluice_service view{};
+  if (bpf_map_lookup_elem(services_fd_, &key, &view) == 0) service = view;
 }
 
 std::vector<uint32_t> PinnedSteerTables::read_rr_cursors() const {

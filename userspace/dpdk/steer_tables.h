@@ -6,8 +6,8 @@
 //   sluice_subsets, sluice_members,    in place, with no syscall (the load map
 //   sluice_schedule, sluice_maglev,    is also added to: l4_opened/l4_closed).
 //   sluice_backends
-//   sluice_services                    hash map: its active half is copied into
-//                                      a SteerSnapshot once per generation.
+//   sluice_services,                   hash maps: their active half is copied
+//   sluice_client_namespaces           into a SteerSnapshot once per generation.
 //
 // The writer fills the inactive half, flips sluice_ctrl.generation, and only
 // rewrites a half again after a grace period (TableWriter's flip_grace), so
@@ -36,6 +36,12 @@ struct ServiceKeyHash {
 struct ServiceKeyEqual {
   bool operator()(const sluice_service_key& a, const sluice_service_key& b) const noexcept;
 };
+struct ClientKeyHash {
+  size_t operator()(const sluice_client_key& key) const noexcept;
+};
+struct ClientKeyEqual {
+  bool operator()(const sluice_client_key& a, const sluice_client_key& b) const noexcept;
+};
 
 // A pinned BPF array mmapped read-only: entries at absolute indices. The
 // kernel lays array values out 8-byte aligned, so a 4-byte value (schedule,
@@ -59,6 +65,7 @@ struct SteerSnapshot {
   uint32_t half() const { return generation & 1; }   // which table half: 0 or 1
   uint32_t hash_seed = 0;
   std::unordered_map<sluice_service_key, sluice_service, ServiceKeyHash, ServiceKeyEqual> services;
+  std::unordered_map<sluice_client_key, uint32_t, ClientKeyHash, ClientKeyEqual> client_namespaces;
   MappedArray<sluice_subset> subsets;
   MappedArray<sluice_member> members;
   MappedArray<uint32_t> schedule;
@@ -69,6 +76,11 @@ struct SteerSnapshot {
   // generation must be this snapshot's (service_key_of does that).
   const sluice_service* find_service(const sluice_service_key& key) const;
   sluice_service_key service_key_of(const sluice_flow_key& flow) const;
+  // For a default entry with SLUICE_SERVICE_F_VIEWS: the entry of the
+  // view of the flow's client namespace, or `service` (the XDP program's
+  // client_view, docs/bpf-datapath.md "Client views").
+  const sluice_service* client_view(const sluice_service* service, sluice_service_key key,
+                                    const sluice_flow_key& flow) const;
   // A live backend, or nullptr. The entry is read in place: the writer only
   // rewrites it with the same address, or clears SLUICE_BACKEND_F_LIVE.
   const sluice_backend* backend(uint32_t id) const {
@@ -97,6 +109,9 @@ class PinnedSteerTables {
   // One service port of the given half, looked up in the pinned hash map (a
   // syscall): the slow path for a decision made while the snapshot lags.
   bool lookup_service(const sluice_service_key& key, sluice_service& out) const;
+  // The same for a client view: replaces `service` with the entry of the
+  // flow's client namespace if it has one in the key's half.
+  void lookup_client_view(sluice_service_key key, const sluice_flow_key& flow, sluice_service& service) const;
 
   // The shared least-request map (mmapped); index: backend id.
   sluice_backend_load* backend_load() const { return load_; }
@@ -127,7 +142,7 @@ class PinnedSteerTables {
 
   std::string pin_dir_;
   int ctrl_fd_ = -1, services_fd_ = -1, subsets_fd_ = -1, members_fd_ = -1, schedule_fd_ = -1,
-      maglev_fd_ = -1, backends_fd_ = -1, rr_fd_ = -1, load_fd_ = -1;
+      maglev_fd_ = -1, backends_fd_ = -1, rr_fd_ = -1, load_fd_ = -1, clients_fd_ = -1;
   std::vector<Mapping> mappings_;
   sluice_ctrl* ctrl_ = nullptr;
   sluice_backend_load* load_ = nullptr;
@@ -170,9 +185,14 @@ inline NewFlowOutcome decide_new_flow(const SteerSnapshot& snapshot, sluice_user
   const uint32_t generation = live ? live->active_generation() : snapshot.generation;
   if (generation == snapshot.generation) {
     out.service = snapshot.find_service(key);
+    if (out.service && (out.service->flags & SLUICE_SERVICE_F_VIEWS))
+      out.service = snapshot.client_view(out.service, key, flow);
   } else if (lagging_service) {
     key.generation = static_cast<uint8_t>(generation & 1);
-    if (live->lookup_service(key, *lagging_service)) out.service = lagging_service;
+    if (live->lookup_service(key, *lagging_service)) {
+      out.service = lagging_service;
+      if (lagging_service->flags & SLUICE_SERVICE_F_VIEWS) live->lookup_client_view(key, flow, *lagging_service);
+    }
   }
   if (!out.service) return out;
   const sluice_subset* sub = sluice_steer_choose_subset(&env, out.service, &flow, snapshot.hash_seed, &out.decision);

@@ -13,7 +13,10 @@
 // flows and the XDP program adds every flow it steers to l4_opened; the
 // forwarder decides each flow *before* XDP counts it, so both read the same
 // figures. Weights change every 2,500 flows (a generation flip each time),
-// which the forwarder side must follow.
+// which the forwarder side must follow. The sources of one flow in four are
+// clients of namespace team-a, whose view of the service has its own
+// subsets and the weights swapped (docs/bpf-datapath.md, "Client views"):
+// both planes must pick the view's entry for exactly those flows.
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
 
@@ -63,15 +66,30 @@ const char* verdict_name(int v) {
 // is a spoofed ACK of no flow: both planes must refuse it on a tracked port
 // without picking a backend, or their round-robin cursors drift apart and
 // later flows disagree.
+std::string source_v6(int i) { return fmt::format("fd00:1::{:x}:{:x}", (i >> 16) & 0xffff, i & 0xffff); }
+std::string source_v4(int i) { return fmt::format("172.{}.{}.{}", 16 + ((i >> 16) & 0x0f), (i >> 8) & 0xff, i & 0xff); }
+
+// team-a's client addresses: the sources of every fourth flow.
+ClientViewOptions team_a_view(const WeightStep& step) {
+  ClientViewOptions view;
+  view.v1_weight = step.v2;
+  view.v2_weight = step.v1;
+  for (int i = 0; i < kFlowsPerPolicy; i += 4) {
+    view.addresses.push_back(source_v4(i));
+    view.addresses.push_back(source_v6(i));
+  }
+  return view;
+}
+
 PacketSpec flow_spec(int i, std::mt19937& rng) {
   PacketSpec spec;
   const uint32_t kind = rng() % 100;
   const bool v6 = rng() % 3 == 0;
   if (v6) {
-    spec.src = fmt::format("fd00:1::{:x}:{:x}", (i >> 16) & 0xffff, i & 0xffff);
+    spec.src = source_v6(i);
     spec.dst = "fd00:96::10";
   } else {
-    spec.src = fmt::format("172.{}.{}.{}", 16 + ((i >> 16) & 0x0f), (i >> 8) & 0xff, i & 0xff);
+    spec.src = source_v4(i);
     spec.dst = "10.96.0.10";
   }
   spec.sport = static_cast<uint16_t>(1024 + rng() % 60000);
@@ -149,7 +167,7 @@ class DifferentialSteer : public XdpSteerFixture {
   }
 
   struct Tally {
-    int flows = 0, mismatches = 0, forwarded = 0, passed = 0, dropped = 0;
+    int flows = 0, mismatches = 0, forwarded = 0, passed = 0, dropped = 0, team_a_forwarded = 0, view_mismatches = 0;
     std::set<uint32_t> backends;
   };
 
@@ -159,6 +177,7 @@ class DifferentialSteer : public XdpSteerFixture {
     Tally tally;
     options.v1_weight = kWeightSteps[0].v1;
     options.v2_weight = kWeightSteps[0].v2;
+    options.client_view = team_a_view(kWeightSteps[0]);
     apply(options);
 
     dpdk::PinnedSteerTables tables(datapath_->options().pin_dir);
@@ -181,6 +200,8 @@ class DifferentialSteer : public XdpSteerFixture {
         const WeightStep step = kWeightSteps[(i / kFlowsPerWeightStep) % std::size(kWeightSteps)];
         options.v1_weight = step.v1;
         options.v2_weight = step.v2;
+        options.client_view->v1_weight = step.v2;
+        options.client_view->v2_weight = step.v1;
         options.version++;
         apply(options);
       }
@@ -203,6 +224,16 @@ class DifferentialSteer : public XdpSteerFixture {
 
       tally.flows++;
       if (verdict == XDP_TX) tally.forwarded++, tally.backends.insert(xdp_backend);
+      if (verdict == XDP_TX && i % 4 == 0) tally.team_a_forwarded++;
+      // A forwarded flow's subset is team-a's view's exactly for team-a's clients.
+      if (fwd.verdict == NewFlowVerdict::Forward) {
+        bool in_view = false;
+        for (const auto& [slot, name] : writer_->subset_slots())
+          if (slot == fwd.decision.subset_stat) in_view = name.subset.find("(team-a/productpage)") != std::string::npos;
+        if (in_view != (i % 4 == 0) && ++tally.view_mismatches <= 5)
+          ADD_FAILURE() << "flow " << i << " from " << spec.src << (in_view ? " got" : " did not get")
+                        << " team-a's view";
+      }
       if (verdict == XDP_PASS) tally.passed++;
       if (verdict == XDP_DROP) tally.dropped++;
       const bool same = verdict == expected_xdp_verdict(fwd.verdict) && xdp_backend == fwd_backend;
@@ -223,21 +254,32 @@ class DifferentialSteer : public XdpSteerFixture {
 TEST_F(DifferentialSteer, RoundRobinAgreesFlowByFlow) {
   auto t = run_differential({.algorithm = model::LbAlgorithm::RoundRobin}, datapath_->xdp_program_fd(), false);
   EXPECT_EQ(t.mismatches, 0) << "of " << t.flows << " flows";
+  EXPECT_EQ(t.view_mismatches, 0);
+  EXPECT_GT(t.team_a_forwarded, t.forwarded / 8);
   EXPECT_GT(t.forwarded, t.flows / 2);
   EXPECT_GE(t.backends.size(), 8u) << "every workload x family is picked";
 }
 
 TEST_F(DifferentialSteer, MaglevFiveTupleAgreesFlowByFlow) {
-  auto t = run_differential({.algorithm = model::LbAlgorithm::Maglev}, datapath_->xdp_program_fd(), false);
+  // 32749-slot tables (prime): team-a's view doubles the subsets, and eight
+  // 65537-slot tables per half fill the fixture's default Maglev space.
+  auto t = run_differential({.algorithm = model::LbAlgorithm::Maglev, .maglev_table_size = 32749},
+                            datapath_->xdp_program_fd(), false);
   EXPECT_EQ(t.mismatches, 0) << "of " << t.flows << " flows";
+  EXPECT_EQ(t.view_mismatches, 0);
+  EXPECT_GT(t.team_a_forwarded, t.forwarded / 8);
   EXPECT_GT(t.forwarded, t.flows / 2);
   EXPECT_GE(t.backends.size(), 8u);
 }
 
 TEST_F(DifferentialSteer, MaglevSourceIpAgreesFlowByFlow) {
-  auto t = run_differential({.algorithm = model::LbAlgorithm::Maglev, .hash_source = model::HashKey::Source::SourceIp},
+  auto t = run_differential({.algorithm = model::LbAlgorithm::Maglev,
+                             .hash_source = model::HashKey::Source::SourceIp,
+                             .maglev_table_size = 32749},
                             datapath_->xdp_program_fd(), false);
   EXPECT_EQ(t.mismatches, 0) << "of " << t.flows << " flows";
+  EXPECT_EQ(t.view_mismatches, 0);
+  EXPECT_GT(t.team_a_forwarded, t.forwarded / 8);
   EXPECT_GT(t.forwarded, t.flows / 2);
   EXPECT_GE(t.backends.size(), 8u);
 }
@@ -254,6 +296,8 @@ TEST_F(DifferentialSteer, RandomWithSeededSourceAgreesFlowByFlow) {
   ASSERT_GE(prog, 0);
   auto t = run_differential({.algorithm = model::LbAlgorithm::Random}, prog, true);
   EXPECT_EQ(t.mismatches, 0) << "of " << t.flows << " flows";
+  EXPECT_EQ(t.view_mismatches, 0);
+  EXPECT_GT(t.team_a_forwarded, t.forwarded / 8);
   EXPECT_GT(t.forwarded, t.flows / 2);
   EXPECT_GE(t.backends.size(), 8u);
 }
@@ -263,6 +307,8 @@ TEST_F(DifferentialSteer, LeastRequestWithSeededSourceAndMovingLoadsAgreesFlowBy
   ASSERT_GE(prog, 0);
   auto t = run_differential({.algorithm = model::LbAlgorithm::LeastRequest}, prog, true);
   EXPECT_EQ(t.mismatches, 0) << "of " << t.flows << " flows";
+  EXPECT_EQ(t.view_mismatches, 0);
+  EXPECT_GT(t.team_a_forwarded, t.forwarded / 8);
   EXPECT_GT(t.forwarded, t.flows / 2);
   EXPECT_GE(t.backends.size(), 8u);
 }

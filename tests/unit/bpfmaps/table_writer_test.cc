@@ -153,6 +153,65 @@ TEST_F(TableWriterTest, KeysLeftInTheHalfBeingWrittenAreRemoved) {
   EXPECT_EQ(keys_in_active_half, 4u);   // 9080 and 9081 on two VIPs
 }
 
+// docs/bpf-datapath.md, "Client views".
+TEST_F(TableWriterTest, AClientViewGetsEntriesOfItsOwnAndItsAddressesTheirNamespace) {
+  ProductpageOptions options{.v1_weight = 70, .v2_weight = 30};
+  options.client_view = testing::ClientViewOptions{{"10.201.0.2", "fd00:201::2"}, 0, 100};
+  const auto result = writer_.apply(productpage_snapshot(options));
+  EXPECT_EQ(result.client_views, 4u);   // 9081/tcp, 9082/udp on two VIPs; 9080 is L7
+  EXPECT_EQ(result.client_addresses, 2u);
+  const uint32_t half = tables_.load_generation() & 1;
+
+  const auto defaults = service("10.96.0.10", 9081);
+  ASSERT_TRUE(defaults);
+  EXPECT_TRUE(defaults->flags & SLUICE_SERVICE_F_VIEWS);
+  EXPECT_FALSE(service("10.96.0.10", 9080)->flags & SLUICE_SERVICE_F_VIEWS);   // L7: the proxy applies views
+
+  sluice_service_key key = service_key("10.96.0.10", 9081, IPPROTO_TCP, half);
+  key.client_namespace = 1;
+  sluice_service view{};
+  ASSERT_TRUE(tables_.lookup(MapRole::Services, as_bytes_of(key), as_writable_bytes_of(view)));
+  EXPECT_EQ(view.flags, 0u);
+  EXPECT_EQ(view.stat_id, defaults->stat_id);   // one service, one set of service counters
+  ASSERT_EQ(view.route_count, 2u);
+  EXPECT_EQ(view.route_bound[0], 0u);           // v1 weight 0
+  // The view's v2 is its DestinationRule's own subset, counted apart.
+  const sluice_subset view_v2 = subset(view.route_subset[1]);
+  EXPECT_NE(view.route_subset[1], defaults->route_subset[1]);
+  EXPECT_NE(view_v2.stat_id, subset(defaults->route_subset[1]).stat_id);
+  EXPECT_EQ(writer_.subset_slots().at(view_v2.stat_id).subset, "v2 (team-a/productpage)");
+  // team-a's v1 is productpage-v1-a alone.
+  EXPECT_EQ(member_addresses(subset(view.route_subset[0])), (std::set<std::string>{"10.200.11.2:9081/tcp"}));
+
+  std::map<std::string, uint32_t> clients;
+  for (const Bytes& raw : tables_.keys(MapRole::ClientNamespaces)) {
+    sluice_client_key client{};
+    std::memcpy(&client, raw.data(), sizeof(client));
+    uint32_t id = 0;
+    ASSERT_TRUE(tables_.lookup(MapRole::ClientNamespaces, raw, as_writable_bytes_of(id)));
+    model::IpAddress a;
+    a.family = client.family == SLUICE_FAMILY_V4 ? model::IpAddress::kV4 : model::IpAddress::kV6;
+    std::memcpy(a.bytes.data(), client.addr, a.is_v4() ? 4 : 16);
+    clients[a.to_string() + (client.generation == half ? "" : " (other half)")] = id;
+  }
+  EXPECT_EQ(clients, (std::map<std::string, uint32_t>{{"10.201.0.2", 1}, {"fd00:201::2", 1}}));
+
+  // A view that routes like the default needs no entry, and its clients
+  // leave the map at the next apply of that half.
+  options.client_view->v1_weight = 70;
+  options.client_view->v2_weight = 30;
+  options.version = 2;
+  auto same = productpage_snapshot(options);
+  for (auto& routes : same.services[0].views[0].routes)
+    for (auto& d : routes.l4) d.destination.subset -= 3;   // the default view's subsets
+  EXPECT_EQ(writer_.apply(same).client_views, 0u);
+  EXPECT_FALSE(service("10.96.0.10", 9081)->flags & SLUICE_SERVICE_F_VIEWS);
+  options.version = 3;
+  options.client_view.reset();
+  writer_.apply(productpage_snapshot(options));
+  EXPECT_TRUE(tables_.keys(MapRole::ClientNamespaces).empty());
+}
+
 TEST_F(TableWriterTest, ARestartedWriterRecoversBackendIdsAndCounterSlots) {
   writer_.apply(productpage_snapshot());
   const BackendIdentity v2a{ip("10.200.13.2"), 9081, IPPROTO_TCP};

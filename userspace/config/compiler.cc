@@ -246,8 +246,9 @@ class SnapshotCompiler {
     // and each client namespace sees its own, else the first in Istio's
     // conflict order (oldest, then name, then namespace). sluice has one
     // view of a service for every client, so it keeps that first one and
-    // warns at the others. Two in one namespace stay an error: Istio would
-    // merge them, sluice does not.
+    // warns at the others. Two in one namespace are merged, as Istio merges
+    // them: the later one's ports, addresses and endpoints join the service
+    // of the first (merge_service_entry).
     auto key_of = [](const std::string& host, const ResourceMeta& meta) {
       return short_name(host) ? host + "." + meta.namespace_ + ".svc.cluster.local" : host;
     };
@@ -265,9 +266,11 @@ class SnapshotCompiler {
         if (!inserted && held.namespace_ != se.meta.namespace_ && istio_first(se.meta, held)) it->second = i;
       }
     }
+    std::unordered_map<std::string, uint32_t> se_host_service;   // host key -> index of the service holding it
     for (size_t se_index = 0; se_index < in_.service_entries.size(); ++se_index) {
       const auto& se = in_.service_entries[se_index];
       se_service_index_.push_back(std::nullopt);
+      se_merged_into_.emplace_back();
       const auto index = static_cast<uint32_t>(services.size());
       model::Service s;
       for (const auto& h : se.hosts) {
@@ -298,12 +301,16 @@ class SnapshotCompiler {
         }
         auto [it, inserted] = primary.emplace(key, &h);
         if (!inserted) {
-          error(h.where, "host '" + h.host + "' is already defined by another ServiceEntry at " +
-                             it->second->where.file + ":" + std::to_string(it->second->where.line) +
-                             " in the same namespace: put the host in one ServiceEntry (sluice does not merge "
-                             "ServiceEntries)");
+          if (auto holder = se_host_service.find(key); holder != se_host_service.end()) {
+            merge_service_entry(se, h, holder->second);
+            se_merged_into_.back().push_back(holder->second);
+            continue;
+          }
+          error(h.where, "host '" + h.host + "' is already defined at " + it->second->where.file + ":" +
+                             std::to_string(it->second->where.line));
           continue;
         }
+        se_host_service.emplace(key, index);
         s.hosts.push_back(h.host);
         // The bare short name stays a lookup key (first definition wins) for
         // callers without a namespace (sluicectl weights HOST, find_service);
@@ -348,6 +355,57 @@ class SnapshotCompiler {
         for (auto& a : aliases) snapshot_->service_by_host.emplace(std::move(a), i);
       }
     }
+  }
+
+  // A second ServiceEntry of one namespace for a host the first defines:
+  // Istio merges them into one service, so its ports (a number the service
+  // has keeps the first's protocol; a different one is a warning, Istio's
+  // IST0177), addresses and endpoints join the service of the first (its
+  // workloadSelector too: select_workload_entries). The first's exportTo,
+  // name and location stay the service's.
+  void merge_service_entry(const ServiceEntrySpec& se, const HostRef& h, uint32_t into) {
+    model::Service& s = service(into);
+    const ResourceMeta& first = *service_meta_[into];
+    std::vector<std::string> added;
+    for (size_t i = 0; i < se.ports.size(); ++i) {
+      const model::ServicePort& p = se.ports[i];
+      if (const model::ServicePort* have = s.port(p.number)) {
+        if (have->protocol != p.protocol)
+          warning(i < se.port_where.size() ? se.port_where[i] : se.meta.where,
+                  "port " + std::to_string(p.number) + " of ServiceEntry '" + se.meta.namespace_ + "/" + se.meta.name +
+                      "' is " + std::string(model::to_string(p.protocol)) + ", but ServiceEntry '" +
+                      first.namespace_ + "/" + first.name + "' defines host '" + h.host + "' port " +
+                      std::to_string(p.number) + " as " + std::string(model::to_string(have->protocol)) +
+                      ": the first definition is used (Istio can use one protocol for a host and port)");
+        continue;
+      }
+      s.ports.push_back(p);
+      added.push_back("port " + std::to_string(p.number));
+    }
+    for (const auto& vip : se.vips) {
+      if (std::find(s.vips.begin(), s.vips.end(), vip) != s.vips.end()) continue;
+      s.vips.push_back(vip);
+      added.push_back("address " + vip.to_string());
+    }
+    size_t endpoints = 0;
+    for (const auto& e : se.endpoints) {
+      const bool same = std::any_of(s.endpoints.begin(), s.endpoints.end(), [&](const model::Endpoint& x) {
+        return x.address == e.address && x.ports == e.ports && x.labels == e.labels;
+      });
+      if (same) continue;
+      s.endpoints.push_back(e);
+      ++endpoints;
+    }
+    if (endpoints) added.push_back(std::to_string(endpoints) + " endpoint(s)");
+    if (se.workload_selector) added.push_back("the WorkloadEntries its workloadSelector selects");
+    std::string list;
+    for (const auto& a : added) list += (list.empty() ? "" : ", ") + a;
+    report(Severity::Info, h.where,
+           "host '" + h.host + "' of ServiceEntry '" + se.meta.namespace_ + "/" + se.meta.name +
+               "' is also defined by ServiceEntry '" + first.namespace_ + "/" + first.name + "' (" +
+               where_text(first.where) + ") in the same namespace: merged into it, as Istio does (" +
+               (list.empty() ? std::string("nothing new") : "adds " + list) + "; exportTo and location are '" +
+               first.name + "''s)");
   }
 
   // A Kubernetes Service as Istio sees it: host name.namespace.svc.cluster.local,
@@ -560,8 +618,22 @@ class SnapshotCompiler {
       index.add(we.meta.namespace_, we.endpoint.labels, i);
     }
     for (size_t k = 0; k < in_.service_entries.size(); ++k) {
-      if (!se_service_index_[k]) continue;
       const auto& se = in_.service_entries[k];
+      // A ServiceEntry merged into another's service selects for it too.
+      if (se.workload_selector) {
+        for (uint32_t into : se_merged_into_[k]) {
+          model::Service& merged = service(into);
+          for (uint32_t id : index.candidates(se.meta.namespace_, *se.workload_selector)) {
+            const auto& we = in_.workload_entries[id];
+            if (!labels_match(*se.workload_selector, we.endpoint.labels)) continue;
+            const bool have = std::any_of(merged.endpoints.begin(), merged.endpoints.end(),
+                                          [&](const model::Endpoint& e) { return e.name == we.endpoint.name &&
+                                                                                 e.address == we.endpoint.address; });
+            if (!have) merged.endpoints.push_back(we.endpoint);
+          }
+        }
+      }
+      if (!se_service_index_[k]) continue;
       model::Service& s = service(*se_service_index_[k]);
       if (se.workload_selector) {
         for (uint32_t id : index.candidates(se.meta.namespace_, *se.workload_selector)) {
@@ -1329,6 +1401,7 @@ class SnapshotCompiler {
   std::vector<Diagnostic> diagnostics_;
   std::vector<std::optional<uint32_t>> kube_service_index_;   // per in_.kube_services
   std::vector<std::optional<uint32_t>> se_service_index_;     // per in_.service_entries
+  std::vector<std::vector<uint32_t>> se_merged_into_;         // per in_.service_entries: services it joined
   std::vector<const ResourceMeta*> service_meta_;             // per service: its object (exportTo)
   std::deque<HostRef> kube_hosts_;                             // stable addresses for `primary`
   std::shared_ptr<model::Snapshot> snapshot_;

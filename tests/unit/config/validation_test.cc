@@ -365,19 +365,65 @@ spec:
   expect_diagnostic(r, "dr.yaml", 6, 90, Severity::Error, "is 65536, which is not prime");
 }
 
-TEST(Validation, HostDefinedByTwoServiceEntriesIsAnError) {
+// Two ServiceEntries of one namespace for one host are merged, as Istio
+// merges them: the second's new port, address, static endpoints and the
+// WorkloadEntries its selector picks join the first's service; a port the
+// first has keeps the first's protocol (warning at the second's).
+TEST(Validation, HostDefinedByTwoServiceEntriesOfOneNamespaceIsMerged) {
   auto r = compile_yaml({{"se.yaml", kProductpageService},
-                         {"dup.yaml", R"(apiVersion: networking.istio.io/v1
+                         {"more.yaml", R"(apiVersion: networking.istio.io/v1
 kind: ServiceEntry
-metadata: {name: dup}
+metadata: {name: more, namespace: default}
 spec:
   hosts: [productpage]
-  ports: [{number: 1, name: tcp}]
+  addresses: [10.96.0.11]
+  ports:
+  - {number: 9081, name: http-alt, protocol: HTTP}
+  - {number: 9443, name: tcp-tls, protocol: TCP}
+  resolution: STATIC
+  workloadSelector: {labels: {version: canary}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: static-extra, namespace: default}
+spec:
+  hosts: [productpage]
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 10.200.19.2, labels: {app: productpage, version: v3}}]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: canary, namespace: default}
+spec: {address: 10.200.18.2, labels: {version: canary}}
 )"}});
-  EXPECT_FALSE(r.ok());
-  expect_diagnostic(r, "dup.yaml", 5, 11, Severity::Error,
-                    "host 'productpage' is already defined by another ServiceEntry at se.yaml:5 in the same "
-                    "namespace: put the host in one ServiceEntry");
+  ASSERT_TRUE(r.ok()) << diagnostics_text(r);
+  ASSERT_EQ(r.snapshot->services.size(), 1u);
+  const model::Service& s = r.snapshot->services[0];
+  EXPECT_EQ(s.name, "productpage");
+  std::vector<std::string> vips;
+  for (const auto& v : s.vips) vips.push_back(v.to_string());
+  EXPECT_EQ(vips, (std::vector<std::string>{"10.96.0.10", "10.96.0.11"}));
+  ASSERT_EQ(s.ports.size(), 3u);
+  EXPECT_EQ(s.port(9081)->protocol, model::Protocol::TCP);   // the first's
+  EXPECT_EQ(s.port(9443)->protocol, model::Protocol::TCP);
+  std::set<std::string> addresses;
+  for (const auto& e : s.endpoints) addresses.insert(e.address.to_string());
+  EXPECT_EQ(addresses, (std::set<std::string>{"10.200.11.2", "10.200.12.2", "10.200.13.2", "10.200.14.2",
+                                              "10.200.19.2", "10.200.18.2"}));
+  expect_diagnostic(r, "more.yaml", 8, 5, Severity::Warning,
+                    "port 9081 of ServiceEntry 'default/more' is HTTP, but ServiceEntry 'default/productpage' "
+                    "defines host 'productpage' port 9081 as TCP: the first definition is used");
+  const auto* note = find_diagnostic(r, "merged into it, as Istio does (adds port 9443, address 10.96.0.11, "
+                                        "the WorkloadEntries its workloadSelector selects;");
+  ASSERT_NE(note, nullptr) << diagnostics_text(r);
+  EXPECT_EQ(note->where.file, "more.yaml");
+  EXPECT_EQ(note->where.line, 5);
+  EXPECT_NE(find_diagnostic(r, "ServiceEntry 'default/static-extra' is also defined by ServiceEntry "
+                               "'default/productpage' (se.yaml:2:7) in the same namespace: merged into it, as Istio "
+                               "does (adds 1 endpoint(s);"),
+            nullptr)
+      << diagnostics_text(r);
 }
 
 // One host from ServiceEntries in two namespaces: the first in Istio's order

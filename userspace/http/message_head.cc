@@ -19,7 +19,6 @@ constexpr bool is_tchar(unsigned char c) {
   }
 }
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -159,14 +158,6 @@ ParseResult refuse(ParseError& error, uint16_t status, std::string_view reason) 
 
 }  // namespace
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
-
 int hex_digit_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -186,7 +177,7 @@ bool is_hop_by_hop(std::string_view name, std::string_view connection_value) {
   for (auto h : kHopByHop) {
     if (iequals(name, h)) return true;
   }
-  if (is_connection_protected(name)) return false;
+  if (connection_value.empty() || is_connection_protected(name)) return false;
   bool listed = false;
   for_each_list_element(connection_value, [&](std::string_view option) {
     if (iequals(option, name)) listed = true;

@@ -123,7 +123,17 @@ ParseResult parse_response_head(std::string_view buffer, std::string_view reques
 // ambiguity), keep_alive.
 ParseResult validate_response_head(std::string_view request_method, ResponseHead& head);
 
-bool iequals(std::string_view a, std::string_view b);
+// ASCII case-insensitive equality; inline: the header rules call it per
+// field against short lists of names, and most calls end at the size check.
+inline bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const char x = a[i], y = b[i];
+    if (x == y) continue;
+    if ((x | 0x20) != (y | 0x20) || static_cast<unsigned char>((x | 0x20) - 'a') > 'z' - 'a') return false;
+  }
+  return true;
+}
 bool is_token(std::string_view s);   // RFC 9110 token (tchar+)
 int hex_digit_value(char c);          // 0-15, or -1 for a non-hex character
 

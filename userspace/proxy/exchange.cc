@@ -156,7 +156,7 @@ void Worker::start_exchange(Conn& c) {
       random_->fraction() * 100 < route->fault->delay->percent) {
     metrics_.add(ProxyCounter::FaultDelays, service->host, "");
     x.flags = "DI";
-    x.delay_until_ns = now_ns() + to_ns(route->fault->delay->fixed);
+    x.delay_until_ns = loop_now_ns() + to_ns(route->fault->delay->fixed);
     c.client_state = ClientState::FaultDelay;
     set_client_deadline(c);
     return;
@@ -261,7 +261,7 @@ void Worker::mirror_request(Conn& c, const model::Mirror& mirror) {
   io_uring_sqe_set_data64(s, encode_user_data(Op::Connect, u->generation, u->id));
   ++u->ops;
   u->deadline = Deadline::Connect;
-  u->deadline_ns = now_ns() + to_ns(std::chrono::seconds(5));
+  u->deadline_ns = loop_now_ns() + to_ns(std::chrono::seconds(5));
   metrics_.add(ProxyCounter::MirrorRequests, service.host, e.name);
 }
 
@@ -310,7 +310,7 @@ void Worker::dispatch(Conn& c) {
   d.port = port_of(x);
   const uint32_t pool = pools_.pool_for(*x.snapshot, d, x.endpoint);
   const model::HttpRoute* route = x.route;
-  x.attempt_start_ns = now_ns();
+  x.attempt_start_ns = loop_now_ns();
   if (route != nullptr && route->retries && route->retries->per_try_timeout.count() > 0) {
     x.try_deadline_ns = x.attempt_start_ns + to_ns(route->retries->per_try_timeout);
   } else {
@@ -445,7 +445,7 @@ void Worker::record_request(Conn& c) {
   }
   if (x.grpc && x.grpc_status >= 0) labels.grpc_status = x.grpc_status;
   else if (x.grpc && x.status != 0) labels.grpc_status = static_cast<int32_t>(model::grpc_status_for_http(x.status));
-  double ms = static_cast<double>(now_ns() - x.start_ns) / 1e6;
+  double ms = static_cast<double>(loop_now_ns() - x.start_ns) / 1e6;
   metrics_.record_request(labels, x.status, x.flags, ms);
   if (options_.access_log) log_access(c);
 }
@@ -557,7 +557,7 @@ void Worker::retry(Conn& c) {
     dispatch(c);
     return;
   }
-  x.retry_at_ns = now_ns() + wait;
+  x.retry_at_ns = loop_now_ns() + wait;
   c.client_state = ClientState::RetryBackoff;
   set_client_deadline(c);
 }
@@ -655,7 +655,7 @@ void Worker::log_access(const Conn& c) {
   uint64_t consumed = c.in.consumed_total() - r.in_mark;
   rec.bytes_received = consumed > r.head_bytes ? consumed - r.head_bytes : 0;
   rec.bytes_sent = x.response_head_done ? c.out.committed_total() - x.body_out_mark : x.local_body_bytes;
-  rec.duration_ms = (now_ns() - x.start_ns) / 1'000'000;
+  rec.duration_ms = (loop_now_ns() - x.start_ns) / 1'000'000;
   rec.upstream_service_time_ms = x.upstream_service_ns < 0 ? -1 : x.upstream_service_ns / 1'000'000;
   rec.x_forwarded_for = r.forwarded_for;
   rec.user_agent = r.user_agent;

@@ -81,7 +81,7 @@ bool Worker::begin_request(Conn& c, bool valid) {
   x.upstream_head.clear();
   x.body = std::move(body_buffer);
   x.body.clear();
-  x.start_ns = now_ns();
+  x.start_ns = loop_now_ns();
   if (options_.access_log) log_request_head(c, valid);
   if (!valid) {
     x.client_keep_alive = false;
@@ -373,7 +373,7 @@ void Worker::pump_response(Conn& c) {
 // 502 instead (false).
 bool Worker::forward_response_head(Conn& c, Conn& u, const http::ResponseHead& h) {
   Exchange& x = *c.exchange;
-  x.upstream_service_ns = now_ns() - x.attempt_start_ns;
+  x.upstream_service_ns = loop_now_ns() - x.attempt_start_ns;
   // An HTTP/2 client's HEADERS are built from the upstream's head itself.
   if (c.h2_parent != kNone ? !h2_submit_response_head(c, h) : !write_response_head(c, h)) {
     detach_upstream(c, false);

@@ -211,7 +211,7 @@ struct Http2Callbacks {
   static int frame_recv(nghttp2_session* session, const nghttp2_frame* frame, void* user_data) {
     H& h = of(user_data);
     Worker& w = *h.worker;
-    if (frame->hd.type == NGHTTP2_RST_STREAM && !count_client_reset(session, h.resets, w.options_.http2, now_ns())) {
+    if (frame->hd.type == NGHTTP2_RST_STREAM && !count_client_reset(session, h.resets, w.options_.http2, w.loop_now_ns())) {
       return NGHTTP2_ERR_CALLBACK_FAILURE;   // GOAWAY is queued; nothing more is read
     }
     const bool end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
@@ -469,7 +469,7 @@ void Worker::h2_flush(Conn& c) {
     if (h.live.empty()) {
       if (c.deadline != Deadline::Idle) {
         c.deadline = Deadline::Idle;
-        c.deadline_ns = now_ns() + to_ns(options_.idle_timeout);
+        c.deadline_ns = loop_now_ns() + to_ns(options_.idle_timeout);
       }
     } else {
       c.deadline = Deadline::None;

@@ -77,8 +77,13 @@ bool is_connection_specific(std::string_view name) {
 
 void Http2FieldList::append(std::string_view name, std::string_view value, bool forwarded, bool drop_host) {
   const auto at = static_cast<uint32_t>(text_.size());
-  for (char ch : name) text_ += static_cast<char>(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-  const std::string_view lower(text_.data() + at, name.size());
+  text_.resize(at + name.size());   // one size change, not one per character
+  char* out = text_.data() + at;
+  for (size_t i = 0; i < name.size(); ++i) {
+    const char ch = name[i];
+    out[i] = static_cast<char>(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+  }
+  const std::string_view lower(out, name.size());
   if (forwarded && (is_connection_specific(lower) || (drop_host && lower == "host"))) {
     text_.resize(at);
     return;

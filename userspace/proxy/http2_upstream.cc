@@ -379,7 +379,7 @@ void Worker::h2up_open(Conn& c, uint32_t pool) {
   io_uring_sqe_set_data64(s, encode_user_data(Op::Connect, u->generation, u->id));
   ++u->ops;
   u->deadline = Deadline::Connect;
-  u->deadline_ns = now_ns() + to_ns(pools_.settings(pool).connect_timeout);
+  u->deadline_ns = loop_now_ns() + to_ns(pools_.settings(pool).connect_timeout);
   h2up_start_stream(c, *u);
 }
 
@@ -546,7 +546,7 @@ void Worker::h2up_after_stream(Conn& connection) {
       return;
     }
     // Already idle (a reload revisits it): the idle start stays, the timeout may be new.
-    if (connection.deadline != Deadline::PoolIdle) connection.idle_since_ns = now_ns();
+    if (connection.deadline != Deadline::PoolIdle) connection.idle_since_ns = loop_now_ns();
     connection.deadline = Deadline::PoolIdle;
     connection.deadline_ns = connection.idle_since_ns + to_ns(pools_.settings(pool).idle_timeout);
   }

@@ -142,6 +142,7 @@ void Worker::handle_completions() {
     unsigned head;
     unsigned count = 0;
     io_uring_cqe* cqe;
+    clock_ns_ = now_ns();
     io_uring_for_each_cqe(&ring_, head, cqe) {
       handle_cqe(*cqe);
       if (++count == kCompletionSlice) break;

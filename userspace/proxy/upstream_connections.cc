@@ -118,7 +118,7 @@ void Worker::open_upstream(Conn& c, uint32_t pool) {
   io_uring_sqe_set_data64(s, encode_user_data(Op::Connect, u->generation, u->id));
   ++u->ops;
   u->deadline = Deadline::Connect;
-  u->deadline_ns = now_ns() + to_ns(pools_.settings(pool).connect_timeout);
+  u->deadline_ns = loop_now_ns() + to_ns(pools_.settings(pool).connect_timeout);
   pump_request(c);
   set_client_deadline(c);
 }
@@ -156,7 +156,7 @@ void Worker::on_connect(Conn& u, int res) {
   arm_recv(u);
   if (u.mirror) {
     u.deadline = Deadline::Idle;   // bound a mirror's life: the response is not awaited by anyone
-    u.deadline_ns = now_ns() + to_ns(std::chrono::seconds(10));
+    u.deadline_ns = loop_now_ns() + to_ns(std::chrono::seconds(10));
     pump_mirror(u);
     return;
   }
@@ -187,7 +187,7 @@ void Worker::release_upstream(Conn& u, bool reusable) {
   u.upstream_state = UpstreamState::Idle;
   u.next = p.idle_head;
   p.idle_head = u.id;
-  u.idle_since_ns = now_ns();
+  u.idle_since_ns = loop_now_ns();
   u.deadline = Deadline::PoolIdle;
   u.deadline_ns = u.idle_since_ns + to_ns(pools_.settings(pool).idle_timeout);
   serve_pending(pool);

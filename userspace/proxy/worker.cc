@@ -96,7 +96,8 @@ void Worker::run() {
   arm_wake();
   for (uint32_t i = 0; i < listener_fds_.size(); ++i) arm_accept(i);
   refresh_snapshot();
-  int64_t next_tick = now_ns() + 10'000'000;
+  clock_ns_ = now_ns();
+  int64_t next_tick = clock_ns_ + 10'000'000;
   while (true) {
     __kernel_timespec ts{0, 10'000'000};
     io_uring_cqe* first = nullptr;
@@ -106,6 +107,7 @@ void Worker::run() {
     if (stop_requested_.load()) break;
     if (drain_requested_.load() && !draining_) begin_drain();
     int64_t now = now_ns();
+    clock_ns_ = now;
     if (now >= next_tick) {
       refresh_snapshot();   // also without requests: pools of clusters that left close their idle connections
       check_deadlines();
@@ -138,7 +140,7 @@ void Worker::refresh_snapshot() {
 }
 
 void Worker::set_client_deadline(Conn& c) {
-  int64_t now = now_ns();
+  int64_t now = loop_now_ns();
   auto ms = [](std::chrono::milliseconds d) { return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count(); };
   Exchange& x = *c.exchange;
   switch (c.client_state) {

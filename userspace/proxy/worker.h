@@ -410,6 +410,13 @@ class Worker final {
   uint32_t client_count_ = 0;
   uint32_t freed_since_trim_ = 0;
   int64_t next_trim_ns_ = 0;
+  // The loop's clock: steady_clock read once per slice of completions and
+  // per tick, which every deadline, duration and timestamp of the slice
+  // uses (Envoy's dispatcher "approximate monotonic time"): one vDSO clock
+  // read per slice instead of five to eight per request. Staleness is at
+  // most one slice's work (microseconds), far below any timeout's unit.
+  int64_t clock_ns_ = 0;
+  int64_t loop_now_ns() const { return clock_ns_; }
 
   model::SnapshotPtr snapshot_;
   uint64_t snapshot_generation_ = 0;

@@ -440,3 +440,15 @@ TEST(Upgrade, ListsTokenComparesWholeElementsIgnoringCase) {
 
 }  // namespace
 }  // namespace sluice::http
+
+// Field names compare case-insensitively in ASCII letters only: punctuation
+// that differs from a letter by the case bit ('@'/'`', '['/'{') is unequal.
+TEST(FieldNames, CompareCaseInsensitivelyInLettersOnly) {
+  EXPECT_TRUE(sluice::http::iequals("Content-Length", "content-LENGTH"));
+  EXPECT_TRUE(sluice::http::iequals("", ""));
+  EXPECT_FALSE(sluice::http::iequals("content-length", "content-lengtH "));
+  EXPECT_FALSE(sluice::http::iequals("x@", "x`"));
+  EXPECT_FALSE(sluice::http::iequals("x[", "x{"));
+  EXPECT_FALSE(sluice::http::iequals("x^", "x~"));
+  EXPECT_FALSE(sluice::http::iequals("te", "tf"));
+}

@@ -3,7 +3,9 @@
 # exportTo"): productpage lives in namespace `default`; the client namespace
 # of the topology has three addresses, and the configuration has Pods
 # naming two of them:
-#   10.200.1.2  Pod team-a/client-a   team-a's own VirtualService (exportTo .) sends everything to v2
+#   10.200.1.2  Pod team-a/client-a   team-a's own VirtualService (exportTo .) sends everything to v2,
+#                                      a subset of team-a's own DestinationRule (RANDOM), which
+#                                      `sluicectl clusters` lists as "v2 (team-a/productpage)"
 #   10.200.1.3  Pod team-b/client-b   no VirtualService is exported to team-b: the whole service (v1 and v2)
 #   10.200.1.4  no Pod                 unknown: default's view, whose VirtualService (exportTo .) sends all to v1
 # Each client reaches the same VIP on port 9080 (the L7 plane, the proxy
@@ -64,6 +66,16 @@ spec:
   - route: [{destination: {host: productpage.default.svc.cluster.local, subset: v2}}]
   tcp:
   - route: [{destination: {host: productpage.default.svc.cluster.local, subset: v2}}]
+---
+apiVersion: networking.istio.io/v1beta1
+kind: DestinationRule
+metadata: {name: productpage, namespace: team-a}
+spec:
+  host: productpage.default.svc.cluster.local
+  exportTo: [.]
+  trafficPolicy: {loadBalancer: {simple: RANDOM}}
+  subsets:
+  - {name: v2, labels: {version: v2}}
 YAML
 
 agent_check "sluicectl validate accepts the views" "$SLUICECTL" validate "$AGENT_WORK/config"
@@ -109,5 +121,14 @@ agent_check "the 120 L4 connections were steered by XDP" python3 -c '
 import json, sys
 j = json.loads(sys.argv[1])
 sys.exit(0 if sum(e.get("xdp_new_flows", 0) for c in j if c["port"] == 9081
-                  for s in c["subsets"] if s["name"] for e in s["endpoints"]) == 120 else 1)' "$(agent_ctl clusters --json 2>&1)"
+                  for s in c["subsets"] if s["name"] and "destination_rule" not in s
+                  for e in s["endpoints"]) == 120 else 1)' "$(agent_ctl clusters --json 2>&1)"
+agent_check "clusters: team-a's own DestinationRule's v2 is listed with its rule" python3 -c '
+import json, sys
+j = json.loads(sys.argv[1])
+mine = [s for c in j if c["port"] == 9081 for s in c["subsets"] if s.get("destination_rule") == "team-a/productpage"]
+sys.exit(0 if [(s["name"], s["policy"], sorted(e["name"] for e in s["endpoints"])) for s in mine if s["name"]] ==
+         [("v2", "RANDOM", ["productpage-v2-a", "productpage-v2-b"])] else 1)' "$(agent_ctl clusters --json 2>&1)"
+agent_check "sluicectl clusters names it v2 (team-a/productpage)" bash -c \
+  "nsenter --net=/run/netns/$(topo_ns node) '$SLUICECTL' clusters --admin '$AGENT_ADMIN' --admin-socket '$AGENT_SOCKET' | grep -q 'v2 (team-a/productpage)'"
 agent_finish

@@ -105,6 +105,8 @@ json clusters_json(const AdminContext& ctx, const model::Snapshot& snap) {
         const auto& policy = subset.policy_for(port.number);
         json s;
         s["name"] = subset.name;
+        // A client view's DestinationRule's subset (names repeat across views).
+        if (const auto rule = svc.subset_rule(subset_index); !rule.empty()) s["destination_rule"] = std::string(rule);
         s["policy"] = model::to_string(policy.load_balancer.algorithm);
         s["endpoints"] = json::array();
         // Outlier detection runs in the L7 proxy; an L4 port has none.

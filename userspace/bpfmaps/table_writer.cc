@@ -235,11 +235,7 @@ TableWriter::Plan TableWriter::plan(const model::Snapshot& snapshot, uint32_t in
     sluice_subset& entry = planned.entry;
     // A client view's DestinationRule has subsets of its own, whose names
     // may repeat the default view's: the rule is part of their name.
-    std::string rule;
-    if (!service.views.empty() && dest.subset >= service.default_subsets)
-      for (const model::ServiceView& view : service.views)
-        if (dest.subset >= view.first_subset && dest.subset < view.first_subset + view.subset_count)
-          rule = view.destination_rule.empty() ? std::string("no DestinationRule") : view.destination_rule;
+    const std::string rule(service.subset_rule(dest.subset));
     const std::string name = fmt::format("{}|{}/{}|{}{}{}", service.host, dest.port, protocol_name(proto), subset.name,
                                          rule.empty() ? "" : "|" + rule, family == SLUICE_FAMILY_V6 ? "|v6" : "");
     entry.identity = lb::hash64(name);

@@ -133,11 +133,14 @@ void print_clusters(const json& clusters) {
                            "HEALTH");
   for (const auto& c : clusters) {
     for (const auto& s : c["subsets"]) {
+      // A client view's DestinationRule's subset: "v1 (team-a/pp)".
+      std::string subset = s.value("name", "").empty() ? "(all)" : s.value("name", "");
+      if (s.contains("destination_rule")) subset += " (" + s.value("destination_rule", "") + ")";
       for (const auto& e : s["endpoints"]) {
         auto opt = [&](const char* k) { return e.contains(k) ? e[k].dump() : std::string("-"); };
         std::cout << fmt::format("{:<28} {:<6} {:<5} {:<8} {:<14} {:<22} {:<22} {:>6} {:>9} {:>9}  {}\n",
                                  c.value("service", ""), c.value("port", 0), c.value("plane", ""),
-                                 s.value("name", "").empty() ? "(all)" : s.value("name", ""), s.value("policy", ""),
+                                 subset, s.value("policy", ""),
                                  e.value("name", ""), e.value("address", ""), e.value("weight", 0),
                                  opt("l7_active_requests"), opt("l4_active_flows"), e.value("health", "-"));
       }

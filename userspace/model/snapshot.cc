@@ -165,6 +165,15 @@ std::optional<uint32_t> Service::subset_index(std::string_view subset_name) cons
   return std::nullopt;
 }
 
+std::string_view Service::subset_rule(uint32_t subset) const {
+  if (views.empty() || subset < default_subsets) return {};
+  for (const ServiceView& view : views) {
+    if (subset >= view.first_subset && subset < view.first_subset + view.subset_count)
+      return view.destination_rule.empty() ? std::string_view("no DestinationRule") : view.destination_rule;
+  }
+  return {};
+}
+
 size_t IpAddressHash::operator()(const IpAddress& a) const noexcept {
   // FNV-1a over the family and the bytes in use.
   uint64_t h = 1469598103934665603ULL ^ a.family;

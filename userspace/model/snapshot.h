@@ -327,6 +327,11 @@ struct Service {
   }
   // A subset of the default view by name.
   std::optional<uint32_t> subset_index(std::string_view name) const;
+  // "" for a subset of the default view; for one of another view's
+  // DestinationRule, that rule ("namespace/name", or "no DestinationRule"):
+  // subset names repeat across views, so counters, detectors and status
+  // name a view's subsets with their rule.
+  std::string_view subset_rule(uint32_t subset) const;
 };
 
 struct IpAddressHash {

@@ -54,8 +54,11 @@ lb::OutlierDetector::Counters SharedOutlierDetector::counters() const {
 OutlierRegistry::OutlierRegistry(const model::Snapshot& snapshot, const OutlierRegistry* previous,
                                  const lb::MonotonicClock& clock)
     : clock_(clock) {
-  auto identity = [](const model::Service& service, const model::Subset& subset, uint32_t port) {
-    return service.host + '\0' + subset.name + '\0' + std::to_string(port);
+  // A view's subsets are named after their rule too: "v1" of two
+  // DestinationRules are two detectors.
+  auto identity = [](const model::Service& service, uint32_t subset, uint32_t port) {
+    return service.host + '\0' + service.subsets[subset].name + '\0' + std::string(service.subset_rule(subset)) +
+           '\0' + std::to_string(port);
   };
   for (uint32_t s = 0; s < snapshot.services.size(); ++s) {
     const model::Service& service = snapshot.services[s];
@@ -73,7 +76,7 @@ OutlierRegistry::OutlierRegistry(const model::Snapshot& snapshot, const OutlierR
           entry.host_of_endpoint[e] = static_cast<uint32_t>(hosts.size());
           hosts.emplace_back(endpoint.address, sp != nullptr ? endpoint.port_for(*sp) : port);
         }
-        std::string id = identity(service, subset, port);
+        std::string id = identity(service, sub, port);
         if (previous != nullptr) {
           auto it = previous->by_identity_.find(id);
           if (it != previous->by_identity_.end() && it->second->hosts() == hosts &&

@@ -503,3 +503,48 @@ TEST(Validation, MissingPathIsReported) {
 
 }  // namespace
 }  // namespace sluice::config
+
+namespace sluice::config {
+namespace {
+
+// Mirrors go out over HTTP/1.1: one to a port the proxy speaks HTTP/2 to
+// is a warning at the mirror's destination (once, whatever the views).
+TEST(Validation, AMirrorToAnHttp2PortIsAWarning) {
+  auto r = compile_yaml({{"se.yaml", kProductpageService},
+                         {"grpc.yaml", R"(apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ratings, namespace: default}
+spec:
+  hosts: [ratings]
+  addresses: [10.96.0.20]
+  ports: [{number: 9090, name: grpc, protocol: GRPC}, {number: 9091, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 10.200.21.2}]
+)"},
+                         {"vs.yaml", R"(apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: productpage, namespace: default}
+spec:
+  hosts: [productpage]
+  http:
+  - route: [{destination: {host: productpage}}]
+    mirrors:
+    - destination: {host: ratings, port: {number: 9090}}
+    - destination: {host: ratings, port: {number: 9091}}
+)"}});
+  ASSERT_TRUE(r.ok()) << diagnostics_text(r);
+  size_t warnings = 0;
+  for (const auto& d : r.diagnostics) {
+    if (d.message.find("mirrored requests are sent over HTTP/1.1") == std::string::npos) continue;
+    ++warnings;
+    EXPECT_EQ(d.severity, Severity::Warning);
+    EXPECT_EQ(d.where.file, "vs.yaml");
+    EXPECT_EQ(d.where.line, 9) << model::format_diagnostic(d);
+    EXPECT_NE(d.message.find("'ratings' port 9090, which the proxy speaks HTTP/2 to (GRPC port)"), std::string::npos)
+        << d.message;
+  }
+  EXPECT_EQ(warnings, 1u) << diagnostics_text(r);
+}
+
+}  // namespace
+}  // namespace sluice::config

@@ -131,4 +131,14 @@ sys.exit(0 if [(s["name"], s["policy"], sorted(e["name"] for e in s["endpoints"]
          [("v2", "RANDOM", ["productpage-v2-a", "productpage-v2-b"])] else 1)' "$(agent_ctl clusters --json 2>&1)"
 agent_check "sluicectl clusters names it v2 (team-a/productpage)" bash -c \
   "nsenter --net=/run/netns/$(topo_ns node) '$SLUICECTL' clusters --admin '$AGENT_ADMIN' --admin-socket '$AGENT_SOCKET' | grep -q 'v2 (team-a/productpage)'"
+routes=$(agent_ctl routes 2>&1)
+echo "$routes" | grep -E ':9081' || true
+agent_check "sluicectl routes: team-a's view of 9081 goes to v2 only, default's to v1" bash -c "
+  grep -qE '^productpage \\[team-a\\] +10.96.0.10:9081 +L4 .*productpage/v2 100.0%' <<<\"\$1\" &&
+  grep -qE '^productpage +10.96.0.10:9081 +L4 .*productpage/v1 100.0%' <<<\"\$1\"" _ "$routes"
+agent_check "sluicectl routes --json: team-a's rows carry its namespace" python3 -c '
+import json, sys
+j = json.loads(sys.argv[1])
+sys.exit(0 if any(r["port"] == 9081 and r["client_namespaces"] == ["team-a"] for r in j) and
+         any(r["port"] == 9081 and r["client_namespaces"] is None for r in j) else 1)' "$(agent_ctl routes --json 2>&1)"
 agent_finish

@@ -94,35 +94,45 @@ void print_status(const json& st) {
 
 void print_routes(const json& dump) {
   std::cout << fmt::format("{:<28} {:<22} {:<5} {}\n", "SERVICE", "VIP:PORT", "PLANE", "ROUTE -> DESTINATIONS");
+  auto dests = [](const json& list) {
+    std::string out;
+    for (const auto& d : list) {
+      out += (out.empty() ? "" : "  ") + d.value("host", "") + "/" +
+             (d.value("subset", "").empty() ? "(all)" : d.value("subset", "")) +
+             fmt::format(" {:.1f}%", 100.0 * d.value("share", 0.0));
+    }
+    return out;
+  };
+  // One port's rows; `label` is the service, or the service and the client
+  // namespaces of one of its views ("productpage [team-a]").
+  auto print_port = [&](const std::string& label, const std::string& vips, const json& port) {
+    std::string where = vips + ":" + std::to_string(port.value("number", 0));
+    if (port.value("plane", "") == "L7" && port["http_routes"].is_array()) {
+      for (size_t i = 0; i < port["http_routes"].size(); ++i) {
+        const auto& r = port["http_routes"][i];
+        std::string name = r.value("name", "").empty() ? fmt::format("http[{}]", i) : r.value("name", "");
+        std::string what = r["route"].is_array() && !r["route"].empty() ? dests(r["route"])
+                           : !r["redirect"].is_null()                 ? "redirect"
+                           : !r["direct_response"].is_null()          ? "direct response"
+                                                                      : "-";
+        std::cout << fmt::format("{:<28} {:<22} {:<5} {} ({} match blocks) -> {}\n", label, where, "L7", name,
+                                 r["matches"].size(), what);
+      }
+    } else if (port["l4"].is_object()) {
+      std::cout << fmt::format("{:<28} {:<22} {:<5} {} -> {}\n", label, where, "L4", port["l4"].value("source", ""),
+                               dests(port["l4"]["destinations"]));
+    }
+  };
   for (const auto& svc : dump["services"]) {
     std::string vips;
     for (const auto& v : svc["vips"]) vips += (vips.empty() ? "" : ",") + v.get<std::string>();
-    for (const auto& port : svc["ports"]) {
-      auto dests = [](const json& list) {
-        std::string out;
-        for (const auto& d : list) {
-          out += (out.empty() ? "" : "  ") + d.value("host", "") + "/" +
-                 (d.value("subset", "").empty() ? "(all)" : d.value("subset", "")) +
-                 fmt::format(" {:.1f}%", 100.0 * d.value("share", 0.0));
-        }
-        return out;
-      };
-      std::string where = vips + ":" + std::to_string(port.value("number", 0));
-      if (port.value("plane", "") == "L7" && port["http_routes"].is_array()) {
-        for (size_t i = 0; i < port["http_routes"].size(); ++i) {
-          const auto& r = port["http_routes"][i];
-          std::string name = r.value("name", "").empty() ? fmt::format("http[{}]", i) : r.value("name", "");
-          std::string what = r["route"].is_array() && !r["route"].empty() ? dests(r["route"])
-                             : !r["redirect"].is_null()                 ? "redirect"
-                             : !r["direct_response"].is_null()          ? "direct response"
-                                                                        : "-";
-          std::cout << fmt::format("{:<28} {:<22} {:<5} {} ({} match blocks) -> {}\n", svc.value("host", ""),
-                                   where, "L7", name, r["matches"].size(), what);
-        }
-      } else if (port["l4"].is_object()) {
-        std::cout << fmt::format("{:<28} {:<22} {:<5} {} -> {}\n", svc.value("host", ""), where, "L4",
-                                 port["l4"].value("source", ""), dests(port["l4"]["destinations"]));
-      }
+    const std::string host = svc.value("host", "");
+    for (const auto& port : svc["ports"]) print_port(host, vips, port);
+    if (!svc.contains("views")) continue;
+    for (const auto& view : svc["views"]) {
+      std::string clients;
+      for (const auto& n : view["namespaces"]) clients += (clients.empty() ? "" : ",") + n.get<std::string>();
+      for (const auto& port : view["ports"]) print_port(host + " [" + clients + "]", vips, port);
     }
   }
 }
@@ -226,10 +236,21 @@ CommandBody define_routes(CLI::App& command) {
     if (!dump) return kExitUsage;
     if (o->json) {
       json routes = json::array();
+      // One entry per port and view: client_namespaces is null for the
+      // default view (every client no other view names).
       for (const auto& svc : (*dump)["services"]) {
         for (const auto& port : svc["ports"]) {
           routes.push_back({{"service", svc["host"]}, {"vips", svc["vips"]}, {"port", port["number"]},
-                            {"plane", port["plane"]}, {"http_routes", port["http_routes"]}, {"l4", port["l4"]}});
+                            {"client_namespaces", nullptr}, {"plane", port["plane"]},
+                            {"http_routes", port["http_routes"]}, {"l4", port["l4"]}});
+        }
+        if (!svc.contains("views")) continue;
+        for (const auto& view : svc["views"]) {
+          for (const auto& port : view["ports"]) {
+            routes.push_back({{"service", svc["host"]}, {"vips", svc["vips"]}, {"port", port["number"]},
+                              {"client_namespaces", view["namespaces"]}, {"plane", port["plane"]},
+                              {"http_routes", port["http_routes"]}, {"l4", port["l4"]}});
+          }
         }
       }
       std::cout << routes.dump(2) << '\n';

@@ -22,8 +22,8 @@ void Worker::start_exchange(Conn& c) {
   Exchange& x = *c.exchange;
   const http::RequestHead& head = request_head_;
   refresh_snapshot();
-  x.snapshot = snapshot_;
-  x.outliers = outliers_;
+  if (x.snapshot != snapshot_) x.snapshot = snapshot_;
+  if (x.outliers != outliers_) x.outliers = outliers_;
   x.head_request = head.method == "HEAD";
   x.idempotent = head.is_idempotent();
   x.http10 = head.minor_version == 0;

@@ -291,6 +291,7 @@ void Worker::maybe_free(Conn& c) {
       proxy_.downstream_closed();
     }
     c.exchange->snapshot.reset();
+    c.exchange->outliers.reset();
   }
   c.role = Role::Free;
   c.fd = -1;

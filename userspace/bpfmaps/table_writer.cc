@@ -355,7 +355,7 @@ TableWriter::Plan TableWriter::plan(const model::Snapshot& snapshot, uint32_t in
             fill_routes(entry.value, view_destinations, family, where + " (client view)");
             for (const std::string& client : view.namespaces) {
               auto id = namespace_id.find(client);
-              if (id == namespace_id.end()) continue;   // no client address has it
+              if (id == namespace_id.end()) continue;   // not among the snapshot's client namespaces
               entry.key.client_namespace = id->second;
               views.push_back(entry);
               view_namespaces.insert(id->second);

@@ -49,20 +49,24 @@ spec:
   http:
   - route: [{destination: {host: productpage}}]'
 
+# expect_retried CASE REFUSAL_LINE WHAT: the client got the backend's 200,
+# the backend logged the refusal (a line matching REFUSAL_LINE) and then
+# served, and exactly one retry was sent.
+expect_retried() {
+  local name=$1 refusal=$2 what=$3
+  [[ $(cat "$L7_TMP/$name.status") == 200 && $(cat "$L7_TMP/$name.body") == h2-a ]] ||
+    l7_fail "$what was not retried: the client got $(cat "$L7_TMP/$name.status")"
+  grep -qE "$refusal" "$L7_TMP/$name.backend" && grep -q '^served ' "$L7_TMP/$name.backend" ||
+    l7_fail "the backend did not refuse ($refusal) and then serve: $(cat "$L7_TMP/$name.backend")"
+  [[ $(retries_sent) -eq 1 ]] || l7_fail "one retry expected, the metrics count $(retries_sent)"
+}
+
 run_case refused "--refuse 1" "$default_route"
-[[ $(cat "$L7_TMP/refused.status") == 200 && $(cat "$L7_TMP/refused.body") == h2-a ]] ||
-  l7_fail "a refused stream was not retried: the client got $(cat "$L7_TMP/refused.status")"
-grep -qx 'refused 1' "$L7_TMP/refused.backend" && grep -q '^served ' "$L7_TMP/refused.backend" ||
-  l7_fail "the backend did not refuse stream 1 and then serve: $(cat "$L7_TMP/refused.backend")"
-[[ $(retries_sent) -eq 1 ]] || l7_fail "one retry expected, the metrics count $(retries_sent)"
+expect_retried refused '^refused 1$' "a refused stream"
 echo "PASS: RST_STREAM REFUSED_STREAM: retried (1 retry), the client got the 200"
 
 run_case goaway "--goaway 1" "$default_route"
-[[ $(cat "$L7_TMP/goaway.status") == 200 && $(cat "$L7_TMP/goaway.body") == h2-a ]] ||
-  l7_fail "a stream above GOAWAY's last stream id was not retried: the client got $(cat "$L7_TMP/goaway.status")"
-grep -q '^goaway conn ' "$L7_TMP/goaway.backend" && grep -q '^served ' "$L7_TMP/goaway.backend" ||
-  l7_fail "the backend did not send GOAWAY on its first connection and then serve: $(cat "$L7_TMP/goaway.backend")"
-[[ $(retries_sent) -eq 1 ]] || l7_fail "one retry expected, the metrics count $(retries_sent)"
+expect_retried goaway '^goaway conn ' "a stream above GOAWAY's last stream id"
 echo "PASS: GOAWAY(last stream 0): retried on a new connection, the client got the 200"
 
 run_case no_retry "--refuse 1" "$default_route

@@ -117,7 +117,7 @@ run() {
   [[ -n $pid ]] && before=$(cpu_ticks "$pid")
   node_before=$(node_ticks)
   if [[ ${PERF:-0} == 1 && $name == sluice && $round == "$ROUNDS" ]]; then
-    perf record -q -g -p "$pid" -o "$TMP/perf.data" -- sleep "$DURATION" 2>/dev/null & perf_pid=$!
+    perf record -q ${PERF_CALL_GRAPH:+--call-graph $PERF_CALL_GRAPH} -g -p "$pid" -o "$TMP/perf.data" -- sleep "$DURATION" 2>/dev/null & perf_pid=$!
   fi
   h2c "$name" "$addr" -t "$THREADS" -c "$CLIENTS" -m "$STREAMS" -D "$DURATION" --log-file="$TMP/h2load.$name.log"
   [[ -n $pid ]] && after=$(cpu_ticks "$pid")

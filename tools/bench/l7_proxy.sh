@@ -65,6 +65,7 @@ if [[ $NET == node ]]; then
   source tests/integration/lib/topology.sh
   topo_on_cleanup cleanup            # topo_destroy (the EXIT trap) runs it before deleting the namespaces
   topo_create "slcb-l7-$$" 4 || { echo "topology setup failed" >&2; exit 1; }
+  mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf   # sluiced pins its maps there
   PIN=/sys/fs/bpf/slcb-l7-$$
   IN_CLIENT=(ip netns exec "$(topo_ns client)")
   # nsenter, not `ip netns exec`: the latter mounts a fresh /sys, without

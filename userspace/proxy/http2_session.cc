@@ -75,6 +75,19 @@ bool is_connection_specific(std::string_view name) {
          name == "transfer-encoding" || name == "upgrade" || name == "te";
 }
 
+namespace {
+// Names (lower case) whose values differ from one message to the next.
+bool unique_per_message(std::string_view name) {
+  switch (name.size()) {
+    case 11: return name == "traceparent" || name == "x-b3-spanid";
+    case 12: return name == "x-request-id" || name == "x-b3-traceid";
+    case 17: return name == "x-b3-parentspanid" || name == "x-client-trace-id";
+    case 29: return name == "x-envoy-upstream-service-time";
+    default: return false;
+  }
+}
+}  // namespace
+
 void Http2FieldList::append(std::string_view name, std::string_view value, bool forwarded, bool drop_host) {
   const auto at = static_cast<uint32_t>(text_.size());
   text_.resize(at + name.size());   // one size change, not one per character
@@ -90,14 +103,15 @@ void Http2FieldList::append(std::string_view name, std::string_view value, bool 
   }
   text_.append(value);
   at_.push_back({at, static_cast<uint32_t>(name.size()), static_cast<uint32_t>(at + name.size()),
-                 static_cast<uint32_t>(value.size())});
+                 static_cast<uint32_t>(value.size()), unique_per_message(lower)});
 }
 
 const nghttp2_nv* Http2FieldList::nva() {
   nva_.resize(at_.size());
   auto* base = reinterpret_cast<uint8_t*>(text_.data());
   for (size_t i = 0; i < at_.size(); ++i) {
-    nva_[i] = {base + at_[i].name, base + at_[i].value, at_[i].name_len, at_[i].value_len, NGHTTP2_NV_FLAG_NONE};
+    nva_[i] = {base + at_[i].name, base + at_[i].value, at_[i].name_len, at_[i].value_len,
+               static_cast<uint8_t>(at_[i].never_index ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE)};
   }
   return nva_.data();
 }

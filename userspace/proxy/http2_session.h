@@ -86,6 +86,12 @@ nghttp2_session* open_http2_client_session(const nghttp2_session_callbacks* call
 // connection-specific fields (RFC 9113 8.2.2) left out, names and values
 // copied, so a piece may be a temporary. Kept by the worker and reused:
 // building allocates nothing once it has seen a large head.
+//
+// Fields whose value is new in every message (a request id, a trace or
+// span id, the upstream's service time) go out as HPACK literals "never
+// indexed" (RFC 7541 6.2.3): indexed, each would take a dynamic-table
+// entry that no later message uses, evict one that would have been used,
+// and lengthen the encoder's search of the table for every field after it.
 class Http2FieldList {
  public:
   void clear() {
@@ -106,6 +112,7 @@ class Http2FieldList {
  private:
   struct At {
     uint32_t name, name_len, value, value_len;
+    bool never_index;
   };
   void append(std::string_view name, std::string_view value, bool forwarded, bool drop_host = false);
   std::string text_;

@@ -257,5 +257,48 @@ TEST_F(Http2ServerLimits, PingFloodEndsTheConnection) {
   EXPECT_EQ(client_to_server(), NGHTTP2_ERR_FLOODED);
 }
 
+// A field whose value is new in every message goes out never indexed: the
+// encoder's dynamic table keeps the fields that repeat, and a header block
+// that differs only in its request id stays a few bytes plus that id.
+TEST(Http2FieldListEncoding, PerMessageValuesAreNeverIndexed) {
+  nghttp2_hd_deflater* deflater = nullptr;
+  ASSERT_EQ(nghttp2_hd_deflate_new(&deflater, 4096), 0);
+  Http2FieldList list;
+  size_t entries_after_first = 0;
+  size_t last_block = 0;
+  for (int i = 0; i < 200; ++i) {
+    char id[37];
+    std::snprintf(id, sizeof id, "6f1c2a4e-0b7d-4c1e-9a55-%012d", i);
+    char span[17];
+    std::snprintf(span, sizeof span, "%016x", 0x5eed0000 + i);
+    list.clear();
+    list.add(":method", "GET");
+    list.add(":path", "/api/v1/items");
+    list.add_forwarded("User-Agent", "grpc-python/1.51");
+    list.add_forwarded("X-Request-Id", id);
+    list.add_forwarded("traceparent", std::string("00-") + span + span + "-" + span + "-01");
+    list.add("x-envoy-upstream-service-time", std::to_string(i % 97));
+    const nghttp2_nv* nva = list.nva();
+    for (size_t f = 0; f < list.size(); ++f) {
+      const std::string_view name(reinterpret_cast<const char*>(nva[f].name), nva[f].namelen);
+      const bool per_message = name == "x-request-id" || name == "traceparent" ||
+                               name == "x-envoy-upstream-service-time";
+      EXPECT_EQ((nva[f].flags & NGHTTP2_NV_FLAG_NO_INDEX) != 0, per_message) << name;
+    }
+    uint8_t out[1024];
+    const ssize_t n = nghttp2_hd_deflate_hd(deflater, out, sizeof out, nva, list.size());
+    ASSERT_GT(n, 0);
+    last_block = static_cast<size_t>(n);
+    if (i == 0) entries_after_first = nghttp2_hd_deflate_get_num_table_entries(deflater);
+  }
+  // The static table's 61 entries plus what the first block indexed; 199
+  // more blocks added nothing.
+  EXPECT_EQ(nghttp2_hd_deflate_get_num_table_entries(deflater), entries_after_first);
+  // The id (36), traceparent (55) and service time (<= 2) as literals
+  // (Huffman-coded) and a byte or two for each of the rest.
+  EXPECT_LT(last_block, 36u + 55u + 2u + 3u * 16u);
+  nghttp2_hd_deflate_del(deflater);
+}
+
 }  // namespace
 }  // namespace sluice::proxy

@@ -4,6 +4,8 @@
 #include <re2/re2.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cstdio>
 #include <limits>
 #include <sstream>
 
@@ -32,6 +34,87 @@ bool retry_on_implemented(std::string_view token) {
 bool retry_on_known(std::string_view token) {
   return std::find(std::begin(kRetryOnNotImplemented), std::end(kRetryOnNotImplemented), token) !=
          std::end(kRetryOnNotImplemented);
+}
+
+// What configuration writes into an HTTP head must stay inside the field or
+// the request line it is meant for: a CR or LF in a header value, a space in
+// a rewritten path or a colon in a header name would let a VirtualService
+// add fields or a whole second request on a pooled upstream connection
+// (request smuggling), or split a response. Envoy refuses such values when
+// the route is loaded; so does sluice, naming the field and the value.
+bool is_tchar(unsigned char c) {   // RFC 9110 5.6.2
+  return std::isalnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
+}
+bool is_field_name(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return is_tchar(static_cast<unsigned char>(c)); });
+}
+// RFC 9110 5.5: visible characters, SP and HTAB (not at either end), and
+// obs-text; no control character, so never CR, LF or NUL.
+bool is_field_value(std::string_view s) {
+  if (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.back() == ' ' || s.back() == '\t')) return false;
+  return std::all_of(s.begin(), s.end(), [](char ch) {
+    const auto c = static_cast<unsigned char>(ch);
+    return c == '\t' || (c >= 0x20 && c != 0x7f);
+  });
+}
+// Fields the proxy writes itself from the message it forwards: the framing
+// (a second Content-Length or Transfer-Encoding is a smuggling vector), the
+// hop-by-hop fields of RFC 9110 7.6.1, and Host (rewrite.authority sets it).
+bool written_by_proxy(std::string_view lower) {
+  static constexpr std::string_view kNames[] = {"host", "content-length", "transfer-encoding", "connection",
+                                                "keep-alive", "proxy-connection", "upgrade", "te", "trailer"};
+  return std::find(std::begin(kNames), std::end(kNames), lower) != std::end(kNames);
+}
+// A path (and query) as it goes into a request line or a Location field:
+// printable ASCII without spaces (RFC 3986 characters; nothing is encoded
+// on the way).
+bool is_target_text(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char ch) {
+    const auto c = static_cast<unsigned char>(ch);
+    return c > 0x20 && c < 0x7f && c != '#';
+  });
+}
+// host[:port] (RFC 3986 3.2.2-3.2.3): reg-name, IPv4 or [IPv6] characters.
+bool is_authority_text(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char ch) {
+    const auto c = static_cast<unsigned char>(ch);
+    return std::isalnum(c) || std::string_view("-._~%!$&'()*+,;=:[]").find(ch) != std::string_view::npos;
+  });
+}
+bool is_scheme(std::string_view s) {   // RFC 3986 3.1
+  return !s.empty() && std::isalpha(static_cast<unsigned char>(s.front())) &&
+         std::all_of(s.begin(), s.end(), [](char ch) {
+           return std::isalnum(static_cast<unsigned char>(ch)) || ch == '+' || ch == '-' || ch == '.';
+         });
+}
+// The value as the error message shows it: controls escaped, long ones cut.
+std::string shown(std::string_view s) {
+  std::string out = "'";
+  for (char ch : s.substr(0, 80)) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (ch == '\r') out += "\\r";
+    else if (ch == '\n') out += "\\n";
+    else if (ch == '\t') out += "\\t";
+    else if (c < 0x20 || c == 0x7f) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      out += hex;
+    } else {
+      out += ch;
+    }
+  }
+  if (s.size() > 80) out += "...";
+  return out + "'";
+}
+
+// Checks a string field that goes into a request line, Host or Location.
+void check_head_text(Decoder& d, Fields& f, std::string_view key, const std::string& value,
+                     bool (*valid)(std::string_view), std::string_view what) {
+  if (value.empty() || valid(value)) return;
+  const YAML::Node* n = f.get(key);
+  const std::string message = d.field(f.name_of(key)) + " " + shown(value) + " is not " + std::string(what);
+  if (n != nullptr) d.error(*n, message);
+  else d.error(f.key_at(key), message);
 }
 
 std::optional<model::StringMatch> decode_string_match(Decoder& d, const YAML::Node& n,
@@ -106,13 +189,40 @@ void decode_header_operations(Decoder& d, const YAML::Node& n, const std::string
           d.error(kv.first, d.field(f.name_of(key)) + " entries must be 'name: value' strings");
           continue;
         }
-        target->emplace_back(lowercase(kv.first.Scalar()), kv.second.Scalar());
+        std::string name = lowercase(kv.first.Scalar());
+        const std::string where = d.field(f.name_of(key) + "." + kv.first.Scalar());
+        if (!is_field_name(name)) {
+          d.error(kv.first, where + ": " + shown(kv.first.Scalar()) +
+                                " is not a header name (RFC 9110 token: letters, digits and !#$%&'*+-.^_`|~; "
+                                "pseudo-headers such as :authority cannot be set)");
+          continue;
+        }
+        if (written_by_proxy(name)) {
+          d.error(kv.first, where + ": the proxy writes '" + name + "' itself from the message it forwards" +
+                                (name == "host" ? "; set rewrite.authority to change it" : ""));
+          continue;
+        }
+        if (!is_field_value(kv.second.Scalar())) {
+          d.error(kv.second, where + " value " + shown(kv.second.Scalar()) +
+                                 " is not a header value (one line: no CR, LF, NUL or other control "
+                                 "character, no space or tab at either end)");
+          continue;
+        }
+        target->emplace_back(std::move(name), kv.second.Scalar());
       }
     }
   }
   if (const auto* v = f.get("remove")) {
     if (auto list = d.string_list(*v, f.name_of("remove"))) {
-      for (auto& h : *list) ops.remove.push_back(lowercase(h));
+      size_t i = 0;
+      for (auto& h : *list) {
+        const YAML::Node item = (*v)[i++];
+        if (!is_field_name(h)) {
+          d.error(item, d.field(f.name_of("remove")) + ": " + shown(h) + " is not a header name (RFC 9110 token)");
+          continue;
+        }
+        ops.remove.push_back(lowercase(h));
+      }
     }
   }
   f.finish();
@@ -325,6 +435,9 @@ void decode_http_route(Decoder& d, const YAML::Node& n, const std::string& path,
       rf.read("scheme", red.scheme);
       rf.read_port("port", red.port);
       rf.read("redirectCode", red.status, 300, 399);
+      check_head_text(d, rf, "uri", red.uri, is_target_text, "a path (printable ASCII, no spaces)");
+      check_head_text(d, rf, "authority", red.authority, is_authority_text, "an authority (host[:port])");
+      check_head_text(d, rf, "scheme", red.scheme, is_scheme, "a URI scheme (RFC 3986 3.1)");
       rf.not_implemented("derivePort");
       rf.finish();
       r.redirect = red;
@@ -336,6 +449,8 @@ void decode_http_route(Decoder& d, const YAML::Node& n, const std::string& path,
       model::Rewrite rw;
       rf.read("uri", rw.uri);
       rf.read("authority", rw.authority);
+      check_head_text(d, rf, "uri", rw.uri, is_target_text, "a path (printable ASCII, no spaces)");
+      check_head_text(d, rf, "authority", rw.authority, is_authority_text, "an authority (host[:port])");
       if (const auto* x = rf.get("uriRegexRewrite")) {
         Fields xf(d, *x, rf.name_of("uriRegexRewrite"));
         if (xf.ok()) {
@@ -349,6 +464,8 @@ void decode_http_route(Decoder& d, const YAML::Node& n, const std::string& path,
             }
           }
           xf.read("rewrite", rw.uri_regex_rewrite);
+          check_head_text(d, xf, "rewrite", rw.uri_regex_rewrite, is_target_text,
+                          "a path replacement (printable ASCII, no spaces)");
           xf.finish();
         }
       }

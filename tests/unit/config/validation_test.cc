@@ -2,6 +2,8 @@
 // column and message a user sees.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "config_test_support.h"
 
 namespace sluice::config {
@@ -23,6 +25,11 @@ void expect_diagnostic(const CompileResult& r, const std::string& file, int line
     return;
   }
   ADD_FAILURE() << "no diagnostic containing \"" << text << "\"; got:\n" << diagnostics_text(r);
+}
+
+long count_errors(const CompileResult& r) {
+  return std::count_if(r.diagnostics.begin(), r.diagnostics.end(),
+                       [](const model::Diagnostic& d) { return d.severity == Severity::Error; });
 }
 
 const std::string kVsHeader = R"(apiVersion: networking.istio.io/v1
@@ -280,6 +287,66 @@ TEST(Validation, FaultAbortGrpcStatusMustBeAStatusNameAndNotBesideHttpStatus) {
                     "OK, CANCELLED,");
   expect_diagnostic(r, "vs.yaml", 10, 50, Severity::Error,
                     "field 'http[1].fault.abort.grpcStatus' and httpStatus are exclusive");
+}
+
+TEST(Validation, HeaderOperationsThatWouldBreakOutOfTheirFieldAreErrors) {
+  // Each would put a second field, a second request or a second framing
+  // field into the head sent upstream (or to the client): smuggling.
+  auto r = compile_with_productpage(kVsHeader + R"(  - route: [{destination: {host: productpage}}]
+    headers:
+      request:
+        set: {x-a: "a\r\nx-smuggled: 1", "x b": v, content-length: "0", host: other}
+        add: {":authority": other, x-nul: "a\u0000b", x-ok: "fine value, with: colons"}
+        remove: ["x y", x-gone]
+      response:
+        add: {x-c: "c\nd", transfer-encoding: chunked}
+)");
+  EXPECT_FALSE(r.ok());
+  expect_diagnostic(r, "vs.yaml", 10, 20, Severity::Error,
+                    "field 'http[0].headers.request.set.x-a' value 'a\\r\\nx-smuggled: 1' is not a header value");
+  expect_diagnostic(r, "vs.yaml", 10, 42, Severity::Error,
+                    "field 'http[0].headers.request.set.x b': 'x b' is not a header name");
+  expect_diagnostic(r, "vs.yaml", 10, 52, Severity::Error,
+                    "field 'http[0].headers.request.set.content-length': the proxy writes 'content-length' itself");
+  expect_diagnostic(r, "vs.yaml", 10, 73, Severity::Error,
+                    "the proxy writes 'host' itself from the message it forwards; set rewrite.authority");
+  expect_diagnostic(r, "vs.yaml", 11, 15, Severity::Error,
+                    "field 'http[0].headers.request.add.:authority': ':authority' is not a header name");
+  expect_diagnostic(r, "vs.yaml", 11, 43, Severity::Error,
+                    "field 'http[0].headers.request.add.x-nul' value 'a\\x00b' is not a header value");
+  expect_diagnostic(r, "vs.yaml", 12, 18, Severity::Error,
+                    "field 'http[0].headers.request.remove': 'x y' is not a header name");
+  expect_diagnostic(r, "vs.yaml", 14, 20, Severity::Error,
+                    "field 'http[0].headers.response.add.x-c' value 'c\\nd' is not a header value");
+  expect_diagnostic(r, "vs.yaml", 14, 28, Severity::Error,
+                    "field 'http[0].headers.response.add.transfer-encoding': the proxy writes 'transfer-encoding'");
+  // The good ones are not reported.
+  EXPECT_EQ(find_diagnostic(r, "x-ok"), nullptr) << diagnostics_text(r);
+  EXPECT_EQ(find_diagnostic(r, "x-gone"), nullptr) << diagnostics_text(r);
+  EXPECT_EQ(count_errors(r), 9) << diagnostics_text(r);
+}
+
+TEST(Validation, RewriteAndRedirectTextMustStayInTheRequestLineOrLocation) {
+  auto r = compile_with_productpage(kVsHeader + R"(  - route: [{destination: {host: productpage}}]
+    rewrite: {uri: "/x HTTP/1.1\r\nhost: evil\r\n\r\nGET /admin", authority: "a b"}
+  - route: [{destination: {host: productpage}}]
+    rewrite: {uriRegexRewrite: {match: "^/old(.*)$", rewrite: "/new\\1 x"}}
+  - redirect: {uri: "/moved\n", authority: "evil.example/path", scheme: "ht tp"}
+  - route: [{destination: {host: productpage}}]
+    rewrite: {uri: "/v2/?a=1&b=%20", authority: "reviews.default.svc:9080"}
+  - redirect: {uri: /elsewhere, authority: "[fd00::1]:8443", scheme: https}
+)");
+  EXPECT_FALSE(r.ok());
+  expect_diagnostic(r, "vs.yaml", 8, 20, Severity::Error,
+                    "field 'http[0].rewrite.uri' '/x HTTP/1.1\\r\\nhost: evil\\r\\n\\r\\nGET /admin' is not a path");
+  expect_diagnostic(r, "vs.yaml", 8, 78, Severity::Error, "field 'http[0].rewrite.authority' 'a b' is not an authority");
+  expect_diagnostic(r, "vs.yaml", 10, 63, Severity::Error,
+                    "field 'http[1].rewrite.uriRegexRewrite.rewrite' '/new\\1 x' is not a path replacement");
+  expect_diagnostic(r, "vs.yaml", 11, 21, Severity::Error, "field 'http[2].redirect.uri' '/moved\\n' is not a path");
+  expect_diagnostic(r, "vs.yaml", 11, 44, Severity::Error,
+                    "field 'http[2].redirect.authority' 'evil.example/path' is not an authority");
+  expect_diagnostic(r, "vs.yaml", 11, 73, Severity::Error, "field 'http[2].redirect.scheme' 'ht tp' is not a URI scheme");
+  EXPECT_EQ(count_errors(r), 6) << diagnostics_text(r);
 }
 
 TEST(Validation, RetryOnTakesIstiosPoliciesAndRefusesOtherWords) {

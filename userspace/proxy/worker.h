@@ -272,7 +272,6 @@ class Worker final {
   void h2up_after_stream(Conn& connection);   // a stream ended: close, idle or serve the queue
   void h2up_close_streams(Conn& connection);  // the connection closes: every stream's attempt fails
   void h2up_schedule_flush(Conn& connection);
-  http::RequestHead h2up_head_;        // scratch: a stream's request head, parsed back
   friend struct Http2UpstreamCallbacks;
   // Upstream streams' codec state for the next streams, as h2_spare_streams_.
   std::vector<std::unique_ptr<Http2UpstreamStream, Http2UpstreamStreamDeleter>> h2up_spare_streams_;

@@ -50,7 +50,16 @@ class ChunkedBodyScanner {
   bool failed() const { return state_ == State::Failed; }
   std::string_view error() const { return error_; }
   uint64_t body_bytes() const { return body_bytes_; }   // decoded data bytes so far
-  void reset() { *this = ChunkedBodyScanner{}; }
+  // Back to the start of a body. The line buffer is not cleared: only its
+  // first line_len_ bytes are ever read (and the reset is per request).
+  void reset() {
+    state_ = State::SizeLine;
+    saw_cr_ = false;
+    remaining_ = body_bytes_ = 0;
+    trailers_dropped_ = 0;
+    trailer_bytes_ = line_len_ = 0;
+    error_ = {};
+  }
 
   static constexpr size_t kMaxLineBytes = 1024;      // a size line or one trailer field
   static constexpr size_t kMaxTrailerBytes = 8192;   // all trailer fields

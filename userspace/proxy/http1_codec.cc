@@ -74,19 +74,7 @@ void Worker::process_client(Conn& c) {
 // connection closes after it (false).
 bool Worker::begin_request(Conn& c, bool valid) {
   Exchange& x = *c.exchange;
-  ByteBuffer head_buffer = std::move(x.upstream_head);   // keep the slot's buffers: no allocation
-  ByteBuffer body_buffer = std::move(x.body);
-  // And the snapshot references: start_exchange replaces them only when the
-  // snapshot changed, so a request costs no reference-count atomics.
-  model::SnapshotPtr snapshot = std::move(x.snapshot);
-  std::shared_ptr<OutlierRegistry> outliers = std::move(x.outliers);
-  x = Exchange{};
-  x.snapshot = std::move(snapshot);
-  x.outliers = std::move(outliers);
-  x.upstream_head = std::move(head_buffer);
-  x.upstream_head.clear();
-  x.body = std::move(body_buffer);
-  x.body.clear();
+  x.reset_for_request();
   x.start_ns = loop_now_ns();
   if (options_.access_log) log_request_head(c, valid);
   if (!valid) {

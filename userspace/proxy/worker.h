@@ -72,10 +72,9 @@ class Worker final {
     uint32_t offset, len;
   };
 
-  // The request a client connection is proxying and its response.
-  struct Exchange {
-    model::SnapshotPtr snapshot;
-    std::shared_ptr<OutlierRegistry> outliers;   // the snapshot's
+  // The per-request state of an exchange: plain values only, so a new
+  // request on the slot resets it with one assignment.
+  struct ExchangeState {
     const model::Service* service = nullptr;
     const model::HttpRoute* route = nullptr;
     const model::WeightedDestination* destination = nullptr;
@@ -93,22 +92,14 @@ class Worker final {
     int64_t grpc_timeout_ns = 0;     // the request's valid grpc-timeout; 0: none
     int32_t grpc_status = -1;        // the response's grpc-status (head or trailers); -1: none seen
     int32_t local_grpc_status = -1;  // the status reply_local gives a gRPC request; -1: from the HTTP status
-    model::WeightedDestination fallback;   // the whole service, when the port has no routes
-    ByteBuffer upstream_head;            // the request head as sent upstream (kept for retries)
-    // The request body as forwarded (in its framing), kept up to
-    // ProxyOptions::request_body_buffer_limit for retries and mirrors.
-    // body_kept turns false for good when the body outgrows the limit.
-    ByteBuffer body;
     bool body_kept = false, mirrors_pending = false;
     uint32_t body_sent = 0;              // bytes of `body` already in this attempt's upstream stream
     http::BodyFraming request_framing = http::BodyFraming::None;
     uint64_t request_remaining = 0;
-    http::ChunkedBodyScanner request_chunks;
     bool request_done = false, request_body_sent = false;
     bool response_head_done = false, response_started = false, response_done = false;
     http::BodyFraming response_framing = http::BodyFraming::None;
     uint64_t response_remaining = 0;
-    http::ChunkedBodyScanner response_chunks;
     bool dechunk = false, upstream_keep_alive = true;
     unsigned status = 0;
     uint32_t retries_done = 0;
@@ -121,6 +112,35 @@ class Worker final {
     bool request_id_generated = false;
     uint64_t body_out_mark = 0, local_body_bytes = 0;
     uint64_t idle_mark = 0;   // bytes_moved() when the stream idle timer last started
+  };
+
+  // The request a client connection is proxying and its response: its
+  // state, and what the slot keeps from one request to the next (buffers,
+  // the snapshot references, `fallback`, which is assigned whole whenever it
+  // is used).
+  struct Exchange : ExchangeState {
+    model::SnapshotPtr snapshot;
+    std::shared_ptr<OutlierRegistry> outliers;   // the snapshot's
+    model::WeightedDestination fallback;   // the whole service, when the port has no routes
+    ByteBuffer upstream_head;            // the request head as sent upstream (kept for retries)
+    // The request body as forwarded (in its framing), kept up to
+    // ProxyOptions::request_body_buffer_limit for retries and mirrors.
+    // body_kept turns false for good when the body outgrows the limit.
+    ByteBuffer body;
+    http::ChunkedBodyScanner request_chunks;
+    http::ChunkedBodyScanner response_chunks;
+
+    // A new request on the slot: the state back to its initial values,
+    // buffers emptied (their memory kept), the snapshot references kept
+    // (start_exchange replaces them only when the snapshot changed, so a
+    // request costs no reference-count atomics).
+    void reset_for_request() {
+      static_cast<ExchangeState&>(*this) = ExchangeState{};
+      upstream_head.clear();
+      body.clear();
+      request_chunks.reset();
+      response_chunks.reset();
+    }
   };
 
   // What the access log needs of a request head, copied before the head is

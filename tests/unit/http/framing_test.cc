@@ -311,6 +311,28 @@ TEST(ChunkedBody, WorksOneByteAtATime) {
   EXPECT_EQ(data, "0123456789");
 }
 
+// A scanner reused for the next request (reset) reads it as a new one
+// would, whatever state the last body left it in: done, failed, inside a
+// size line, or inside a trailer section.
+TEST(ChunkedBody, AResetScannerReadsTheNextBodyAsANewOneWould) {
+  const std::string next = "3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n";
+  for (std::string_view before : {std::string_view("5\r\nhello\r\n0\r\n\r\n"), std::string_view("zz\r\n"),
+                                   std::string_view("1f"), std::string_view("1\r\na\r\n0\r\nX-Half: ")}) {
+    ChunkedBodyScanner reused;
+    size_t consumed = 0;
+    decode_all(reused, before, &consumed);
+    reused.reset();
+    ChunkedBodyScanner fresh;
+    size_t fresh_consumed = 0;
+    EXPECT_EQ(decode_all(reused, next, &consumed), decode_all(fresh, next, &fresh_consumed)) << before;
+    EXPECT_EQ(consumed, fresh_consumed) << before;
+    EXPECT_TRUE(reused.done()) << before;
+    EXPECT_FALSE(reused.failed()) << before;
+    EXPECT_EQ(reused.body_bytes(), 3u) << before;
+    EXPECT_EQ(reused.error(), "") << before;
+  }
+}
+
 // De-chunking for an HTTP/2 client keeps the forwarded trailer fields aside
 // (they leave as a trailer HEADERS frame: gRPC's grpc-status) and drops the
 // ones the proxy never forwards, as forward() does.

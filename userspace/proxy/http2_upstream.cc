@@ -88,13 +88,26 @@ struct Worker::Http2Upstream {
   ~Http2Upstream() {
     if (session != nullptr) nghttp2_session_del(session);
   }
+  // The last stream found: a header block's callbacks (one per field) and
+  // a DATA frame's ask for the same stream one after the other, so most
+  // lookups skip nghttp2's stream map. Cleared when the stream is forgotten.
+  int32_t last_id = 0;
+  Stream* last = nullptr;
+
   Stream* find(int32_t id) {
-    if (void* open = nghttp2_session_get_stream_user_data(session, id)) return static_cast<Stream*>(open);
-    const auto it = std::find(ids.begin(), ids.end(), id);
-    return it == ids.end() ? nullptr : streams[static_cast<size_t>(it - ids.begin())].get();
+    if (id == last_id && last != nullptr) return last;
+    Stream* found = static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, id));
+    if (found == nullptr) {
+      const auto it = std::find(ids.begin(), ids.end(), id);
+      found = it == ids.end() ? nullptr : streams[static_cast<size_t>(it - ids.begin())].get();
+    }
+    last_id = id;
+    last = found;
+    return found;
   }
   // A stream's state back to the worker's spares (a bounded number).
   void forget(int32_t id) {
+    if (id == last_id) last = nullptr;
     const auto it = std::find(ids.begin(), ids.end(), id);
     if (it == ids.end()) return;
     const auto i = static_cast<size_t>(it - ids.begin());

@@ -373,7 +373,7 @@ void Worker::start_http2(Conn& c) {
   c.h2.reset(new Http2Connection);
   c.h2->worker = this;
   c.h2->conn = c.id;
-  c.h2->session = open_http2_server_session(cb, c.h2.get(), options_.http2);
+  c.h2->session = open_http2_server_session(cb, c.h2.get(), options_.http2, &h2_allocator_);
   nghttp2_session_callbacks_del(cb);
   if (c.h2->session == nullptr) {
     close_conn(c);

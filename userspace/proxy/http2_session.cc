@@ -1,11 +1,109 @@
 #include "proxy/http2_session.h"
 
 #include <array>
+#include <bit>
+#include <cstdlib>
+#include <cstring>
+#include <new>
 
 namespace sluice::proxy {
 
+namespace {
+// Each block starts with a header that says which list it goes back to
+// (kLarge: malloc's), 16 bytes so the payload keeps malloc's alignment.
+constexpr size_t kHeader = 16;
+constexpr uint32_t kLarge = 0xffffffffu;
+constexpr size_t kSmallest = 32;
+
+size_t size_index(size_t size) {   // the smallest list whose blocks hold `size` (kSizes and up: none)
+  if (size <= kSmallest) return 0;
+  return static_cast<size_t>(std::bit_width(size - 1)) - 5;   // 33..64 -> 1, 65..128 -> 2, ...
+}
+size_t block_size(size_t index) { return kSmallest << index; }
+uint32_t& header_of(void* payload) { return *reinterpret_cast<uint32_t*>(static_cast<char*>(payload) - kHeader); }
+}  // namespace
+
+Http2Allocator::Http2Allocator() {
+  mem_.mem_user_data = this;
+  mem_.malloc = [](size_t size, void* self) { return static_cast<Http2Allocator*>(self)->allocate(size); };
+  mem_.free = [](void* block, void* self) { static_cast<Http2Allocator*>(self)->release(block); };
+  mem_.calloc = [](size_t n, size_t size, void* self) -> void* {
+    if (size != 0 && n > (SIZE_MAX - kHeader) / size) return nullptr;
+    void* block = static_cast<Http2Allocator*>(self)->allocate(n * size);
+    if (block != nullptr) std::memset(block, 0, n * size);
+    return block;
+  };
+  mem_.realloc = [](void* block, size_t size, void* self) {
+    return static_cast<Http2Allocator*>(self)->reallocate(block, size);
+  };
+}
+
+Http2Allocator::~Http2Allocator() {
+  for (FreeBlock*& list : free_) {
+    while (list != nullptr) {
+      FreeBlock* next = list->next;
+      std::free(reinterpret_cast<char*>(list) - kHeader);
+      list = next;
+    }
+  }
+}
+
+size_t Http2Allocator::free_blocks() const {
+  size_t n = 0;
+  for (size_t count : free_count_) n += count;
+  return n;
+}
+
+void* Http2Allocator::allocate(size_t size) {
+  if (size > SIZE_MAX - kHeader) return nullptr;
+  const size_t index = size_index(size);
+  if (index < kSizes && free_[index] != nullptr) {
+    FreeBlock* block = free_[index];
+    free_[index] = block->next;
+    --free_count_[index];
+    return block;
+  }
+  const bool small = index < kSizes;
+  char* raw = static_cast<char*>(std::malloc(kHeader + (small ? block_size(index) : size)));
+  if (raw == nullptr) return nullptr;
+  *reinterpret_cast<uint32_t*>(raw) = small ? static_cast<uint32_t>(index) : kLarge;
+  return raw + kHeader;
+}
+
+void Http2Allocator::release(void* block) {
+  if (block == nullptr) return;
+  const uint32_t index = header_of(block);
+  if (index == kLarge || free_count_[index] == kMaxFreePerSize) {
+    std::free(static_cast<char*>(block) - kHeader);
+    return;
+  }
+  auto* b = static_cast<FreeBlock*>(block);
+  b->next = free_[index];
+  free_[index] = b;
+  ++free_count_[index];
+}
+
+void* Http2Allocator::reallocate(void* block, size_t size) {
+  if (block == nullptr) return allocate(size);
+  const uint32_t index = header_of(block);
+  if (index != kLarge) {
+    if (size <= block_size(index)) return block;   // it already fits
+    void* bigger = allocate(size);
+    if (bigger == nullptr) return nullptr;         // the old block stays valid, as realloc's does
+    std::memcpy(bigger, block, block_size(index));
+    release(block);
+    return bigger;
+  }
+  if (size_index(size) < kSizes) {   // a large block shrinking into a list's size: keep it as it is
+    return block;
+  }
+  if (size > SIZE_MAX - kHeader) return nullptr;
+  char* raw = static_cast<char*>(std::realloc(static_cast<char*>(block) - kHeader, kHeader + size));
+  return raw == nullptr ? nullptr : raw + kHeader;
+}
+
 nghttp2_session* open_http2_server_session(const nghttp2_session_callbacks* callbacks, void* user_data,
-                                           const Http2Limits& limits) {
+                                           const Http2Limits& limits, Http2Allocator* allocator) {
   nghttp2_option* option = nullptr;
   if (nghttp2_option_new(&option) != 0) return nullptr;
   // Window updates follow what the exchange took from a stream's buffer
@@ -16,7 +114,8 @@ nghttp2_session* open_http2_server_session(const nghttp2_session_callbacks* call
   nghttp2_option_set_max_settings(option, limits.max_settings_entries);
   nghttp2_option_set_max_outbound_ack(option, limits.max_outbound_acks);
   nghttp2_session* session = nullptr;
-  int rc = nghttp2_session_server_new2(&session, callbacks, user_data, option);
+  int rc = nghttp2_session_server_new3(&session, callbacks, user_data, option,
+                                       allocator != nullptr ? allocator->mem() : nullptr);
   nghttp2_option_del(option);
   if (rc != 0) return nullptr;
   const std::array<nghttp2_settings_entry, 4> settings{{
@@ -35,13 +134,15 @@ nghttp2_session* open_http2_server_session(const nghttp2_session_callbacks* call
 }
 
 nghttp2_session* open_http2_client_session(const nghttp2_session_callbacks* callbacks, void* user_data,
-                                           uint32_t stream_window, uint32_t max_header_list_bytes) {
+                                           uint32_t stream_window, uint32_t max_header_list_bytes,
+                                           Http2Allocator* allocator) {
   nghttp2_option* option = nullptr;
   if (nghttp2_option_new(&option) != 0) return nullptr;
   nghttp2_option_set_no_auto_window_update(option, 1);
   nghttp2_option_set_no_closed_streams(option, 1);
   nghttp2_session* session = nullptr;
-  int rc = nghttp2_session_client_new2(&session, callbacks, user_data, option);
+  int rc = nghttp2_session_client_new3(&session, callbacks, user_data, option,
+                                       allocator != nullptr ? allocator->mem() : nullptr);
   nghttp2_option_del(option);
   if (rc != 0) return nullptr;
   const std::array<nghttp2_settings_entry, 3> settings{{

@@ -27,6 +27,39 @@ inline PrefaceMatch match_http2_preface(std::string_view first_bytes) {
   return n == kHttp2Preface.size() ? PrefaceMatch::Yes : PrefaceMatch::Partial;
 }
 
+// Memory for one worker's nghttp2 sessions (nghttp2_mem): the blocks a
+// session allocates and frees for every stream and frame (stream state,
+// frame items, header tables, up to 4 KiB) come from free lists of eight
+// sizes, kept per worker (its sessions are used on its thread only), each
+// list holding at most kMaxFreePerSize blocks so memory goes back after a
+// burst; larger blocks come from malloc. A session must be deleted before
+// the allocator it was made with.
+class Http2Allocator {
+ public:
+  Http2Allocator();
+  ~Http2Allocator();
+  Http2Allocator(const Http2Allocator&) = delete;
+  Http2Allocator& operator=(const Http2Allocator&) = delete;
+
+  nghttp2_mem* mem() { return &mem_; }
+  size_t free_blocks() const;   // on the free lists (for tests)
+
+  static constexpr size_t kSizes = 8;                // 32, 64, ..., 4096 bytes
+  static constexpr size_t kMaxFreePerSize = 1024;
+
+  void* allocate(size_t size);
+  void release(void* block);
+  void* reallocate(void* block, size_t size);
+
+ private:
+  struct FreeBlock {
+    FreeBlock* next;
+  };
+  FreeBlock* free_[kSizes] = {};
+  size_t free_count_[kSizes] = {};
+  nghttp2_mem mem_;
+};
+
 struct Http2Limits {
   // SETTINGS_MAX_CONCURRENT_STREAMS: a HEADERS opening one more is answered
   // RST_STREAM(REFUSED_STREAM) by nghttp2.
@@ -71,7 +104,7 @@ bool count_client_reset(nghttp2_session* session, ClientResetWindow& window, con
 // A server session over `callbacks` (which must at least send), with the
 // options and the first SETTINGS above queued. Null if nghttp2 fails.
 nghttp2_session* open_http2_server_session(const nghttp2_session_callbacks* callbacks, void* user_data,
-                                           const Http2Limits& limits);
+                                           const Http2Limits& limits, Http2Allocator* allocator = nullptr);
 
 // A client session for an upstream HTTP/2 connection (h2c by prior
 // knowledge): window updates are manual (nghttp2_session_consume, as the
@@ -79,7 +112,8 @@ nghttp2_session* open_http2_server_session(const nghttp2_session_callbacks* call
 // `stream_window`, push is refused, and SETTINGS_MAX_CONCURRENT_STREAMS of
 // the peer is read back by the pool. Null if nghttp2 fails.
 nghttp2_session* open_http2_client_session(const nghttp2_session_callbacks* callbacks, void* user_data,
-                                           uint32_t stream_window, uint32_t max_header_list_bytes);
+                                           uint32_t stream_window, uint32_t max_header_list_bytes,
+                                           Http2Allocator* allocator = nullptr);
 
 // A HEADERS frame's field list as it is built from a head the proxy holds
 // (no HTTP/1.1 text in between): names lower-cased (RFC 9113 8.2.1),

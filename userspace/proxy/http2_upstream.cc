@@ -364,7 +364,8 @@ void Worker::h2up_open(Conn& c, uint32_t pool) {
     u->h2up->worker = this;
     u->h2up->conn = u->id;
     u->h2up->session = open_http2_client_session(cb, u->h2up.get(), kConnBufferSize / 2,
-                                                 static_cast<uint32_t>(options_.limits.max_header_bytes));
+                                                 static_cast<uint32_t>(options_.limits.max_header_bytes),
+                                                 &h2_allocator_);
     nghttp2_session_callbacks_del(cb);
   }
   if (fd < 0 || !u->h2up || u->h2up->session == nullptr) {

@@ -421,6 +421,8 @@ class Worker final {
   // Connection slots by id; null when free. A slot's generation outlives
   // its Conn object, so a late completion for a previous occupant is told
   // apart from the current one.
+  // Before the slots: their nghttp2 sessions must go first.
+  Http2Allocator h2_allocator_;
   std::vector<std::unique_ptr<Conn>> conns_;
   std::vector<uint32_t> generations_;
   std::vector<uint32_t> free_conns_;

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 #include <nghttp2/nghttp2.h>
 
+#include <algorithm>
+#include <cstring>
+#include <cstdint>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -64,7 +67,7 @@ class Http2ServerLimits : public ::testing::Test {
     nghttp2_session_callbacks_set_send_callback(cb, collect);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
-    server = open_http2_server_session(cb, &server_side, l);
+    server = open_http2_server_session(cb, &server_side, l, &allocator);   // as the worker makes it
     nghttp2_option* opt;
     nghttp2_option_new(&opt);
     nghttp2_option_set_peer_max_concurrent_streams(opt, 10000);
@@ -111,6 +114,7 @@ class Http2ServerLimits : public ::testing::Test {
     client_to_server();   // the client's SETTINGS ACK
   }
 
+  Http2Allocator allocator;   // outlives the server session (declared first)
   nghttp2_session* server = nullptr;
   nghttp2_session* client = nullptr;
   Side server_side, client_side;
@@ -298,6 +302,44 @@ TEST(Http2FieldListEncoding, PerMessageValuesAreNeverIndexed) {
   // (Huffman-coded) and a byte or two for each of the rest.
   EXPECT_LT(last_block, 36u + 55u + 2u + 3u * 16u);
   nghttp2_hd_deflate_del(deflater);
+}
+
+// The worker's nghttp2 memory: blocks come back from the free list of
+// their size, calloc zeroes, realloc keeps the contents whichever way the
+// block moves, and a list holds a bounded number of blocks.
+TEST(Http2AllocatorTest, ReusesBlocksKeepsContentsAndBoundsItsLists) {
+  Http2Allocator a;
+  nghttp2_mem* mem = a.mem();
+  void* first = mem->malloc(40, mem->mem_user_data);   // the 64-byte list
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(first) % 16, 0u);
+  mem->free(first, mem->mem_user_data);
+  EXPECT_EQ(a.free_blocks(), 1u);
+  EXPECT_EQ(mem->malloc(64, mem->mem_user_data), first);   // same size class: the same block
+  EXPECT_EQ(a.free_blocks(), 0u);
+  mem->free(first, mem->mem_user_data);
+
+  auto* zeroed = static_cast<unsigned char*>(mem->calloc(10, 12, mem->mem_user_data));   // reuses `first`
+  ASSERT_NE(zeroed, nullptr);
+  EXPECT_TRUE(std::all_of(zeroed, zeroed + 120, [](unsigned char b) { return b == 0; }));
+  EXPECT_EQ(mem->calloc(SIZE_MAX / 2, 4, mem->mem_user_data), nullptr);   // overflow: refused
+
+  std::memset(zeroed, 'x', 120);
+  auto* grown = static_cast<char*>(mem->realloc(zeroed, 3000, mem->mem_user_data));   // 128 -> 4096 list
+  ASSERT_NE(grown, nullptr);
+  EXPECT_EQ(std::string(grown, 120), std::string(120, 'x'));
+  auto* large = static_cast<char*>(mem->realloc(grown, 100000, mem->mem_user_data));  // past the lists: malloc's
+  ASSERT_NE(large, nullptr);
+  EXPECT_EQ(std::string(large, 120), std::string(120, 'x'));
+  large[99999] = 'y';
+  mem->free(large, mem->mem_user_data);
+  mem->free(nullptr, mem->mem_user_data);
+
+  std::vector<void*> many;
+  for (size_t i = 0; i < Http2Allocator::kMaxFreePerSize + 500; ++i) many.push_back(mem->malloc(200, mem->mem_user_data));
+  const size_t before = a.free_blocks();
+  for (void* p : many) mem->free(p, mem->mem_user_data);
+  EXPECT_EQ(a.free_blocks() - before, Http2Allocator::kMaxFreePerSize);   // the rest went back to malloc
 }
 
 }  // namespace

@@ -73,7 +73,7 @@ void* Http2Allocator::allocate(size_t size) {
 void Http2Allocator::release(void* block) {
   if (block == nullptr) return;
   const uint32_t index = header_of(block);
-  if (index == kLarge || free_count_[index] == kMaxFreePerSize) {
+  if (index == kLarge || free_count_[index] == max_free_blocks(block_size(index))) {
     std::free(static_cast<char*>(block) - kHeader);
     return;
   }

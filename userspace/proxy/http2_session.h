@@ -31,8 +31,8 @@ inline PrefaceMatch match_http2_preface(std::string_view first_bytes) {
 // session allocates and frees for every stream and frame (stream state,
 // frame items, header tables, up to 4 KiB) come from free lists of eight
 // sizes, kept per worker (its sessions are used on its thread only), each
-// list holding at most kMaxFreePerSize blocks so memory goes back after a
-// burst; larger blocks come from malloc. A session must be deleted before
+// list holding at most kMaxFreeBytesPerSize (1 MiB for the eight) so
+// memory goes back after a burst; larger blocks come from malloc. A session must be deleted before
 // the allocator it was made with.
 class Http2Allocator {
  public:
@@ -45,7 +45,8 @@ class Http2Allocator {
   size_t free_blocks() const;   // on the free lists (for tests)
 
   static constexpr size_t kSizes = 8;                // 32, 64, ..., 4096 bytes
-  static constexpr size_t kMaxFreePerSize = 1024;
+  static constexpr size_t kMaxFreeBytesPerSize = 128 * 1024;
+  static constexpr size_t max_free_blocks(size_t block_bytes) { return kMaxFreeBytesPerSize / block_bytes; }
 
   void* allocate(size_t size);
   void release(void* block);

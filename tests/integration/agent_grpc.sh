@@ -46,6 +46,9 @@ topo_wait_port "$(topo_ns node)" "$be1" 9090 || exit 1
 be2=$(topo_addr backend 2)
 topo_spawn "$(topo_ns backend 2)" "$GRPC_PY" "$here/grpc_backend.py" echo-a "$be2:9091"
 topo_wait_port "$(topo_ns node)" "$be2" 9091 10 || exit 1
+be3=$(topo_addr backend 3)   # the mirror of echo: a grpcio server too, so it takes HTTP/2 only
+topo_spawn "$(topo_ns backend 3)" "$GRPC_PY" "$here/grpc_backend.py" echo-mirror "$be3:9091"
+topo_wait_port "$(topo_ns node)" "$be3" 9091 10 || exit 1
 : >"$AGENT_WORK/backend.log"
 cat >"$AGENT_WORK/config/grpc.yaml" <<YAML
 apiVersion: networking.istio.io/v1beta1
@@ -68,6 +71,26 @@ spec:
   ports: [{number: 9091, name: grpc, protocol: GRPC}]
   resolution: STATIC
   endpoints: [{address: $be2}]
+---
+apiVersion: networking.istio.io/v1beta1
+kind: ServiceEntry
+metadata: {name: echo-mirror, namespace: default}
+spec:
+  hosts: [echo-mirror]
+  addresses: [10.96.0.22]
+  ports: [{number: 9091, name: grpc, protocol: GRPC}]
+  resolution: STATIC
+  endpoints: [{address: $be3}]
+---
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: {name: echo, namespace: default}
+spec:
+  hosts: [echo]
+  http:
+  - route: [{destination: {host: echo}}]
+    mirror: {host: echo-mirror}
+    mirrorPercentage: {value: 100}
 ---
 apiVersion: networking.istio.io/v1beta1
 kind: DestinationRule
@@ -166,6 +189,31 @@ topo_exec "$client" timeout 10 nghttp -v -d "$AGENT_WORK/delay3" -H 'content-typ
 echo "grpcio server, 3 s handler, grpc-timeout 300m: $(grep -E 'recv \(stream_id=[0-9]+\) grpc-status' "$AGENT_WORK/echo_slow.txt" | tr '\n' ' ')"
 agent_check "real grpcio server: grpc-timeout 300m on a 3 s handler is DEADLINE_EXCEEDED from sluice" \
   grep -Eq 'recv \(stream_id=[0-9]+\) grpc-status: 4' "$AGENT_WORK/echo_slow.txt"
+
+# Mirrors to a gRPC (HTTP/2) cluster go out as h2c streams: the mirror's
+# grpcio server, which takes nothing else, serves a copy of each call while
+# the client's answers come from echo. Each unary call's body is the delay
+# "0" (5 bytes of gRPC framing and 1 of message), so the copy carries a body.
+mirror_stats() {
+  topo_exec "$client" timeout 10 "$GRPC_PY" -c '
+import grpc, sys
+print(grpc.insecure_channel(sys.argv[1]).unary_unary("/test.Echo/Stats")(b"", timeout=5).decode())' "$be3:9091" 2>&1 |
+    sed -n 's/.*"calls": \([0-9]*\).*/\1/p'
+}
+before=$(mirror_stats)
+answers=""
+for _ in $(seq 20); do
+  answers+=$(topo_exec "$client" timeout 20 "$GRPC_PY" "$here/grpc_call.py" "$echo_vip" /test.Echo/Call --message 0 2>&1)$'\n'
+done
+for _ in $(seq 50); do   # mirrors are fire-and-forget: wait for them (at most 5 s)
+  after=$(mirror_stats)
+  (( ${after:-0} - ${before:-0} >= 20 )) && break
+  sleep 0.1
+done
+echo "mirror to a gRPC cluster: client answers $(sort <<<"$answers" | uniq -c | tr '\n' ' '); mirror backend calls ${before:-?} -> ${after:-?}"
+agent_check "20 unary calls with a mirror: all OK from echo" test "$(grep -c '^OK 1$' <<<"$answers")" -eq 20
+agent_check "the gRPC mirror backend served a copy of each of the 20 calls (over HTTP/2)" \
+  test "$(( ${after:-0} - ${before:-0} ))" -eq 20
 
 metrics=$(agent_curl "http://$AGENT_ADMIN/stats/prometheus" | grep '^istio_requests_total{.*destination_service="greeter')
 echo "$metrics" | sed 's/^/  /'

@@ -1135,26 +1135,6 @@ class SnapshotCompiler {
   }
 
   // --- per-port routing ---------------------------------------------------------
-  // Mirrors go out over HTTP/1.1 (docs/l7-proxy.md, "Mirrors"): a mirror
-  // to a destination the proxy speaks HTTP/2 to (an HTTP2 or GRPC port, or
-  // h2UpgradePolicy UPGRADE) reaches a backend that may take only h2c.
-  void warn_http2_mirror(const model::Destination& d, uint32_t routed_port, const SourceLocation& where) {
-    const model::Service& dest = service(d.service);
-    const uint32_t port = d.port != 0 ? d.port : routed_port;
-    const model::ServicePort* sp = dest.port(port);
-    const bool h2_port = sp != nullptr && (sp->protocol == model::Protocol::HTTP2 || sp->protocol == model::Protocol::GRPC);
-    const bool upgrade = d.subset < dest.subsets.size() &&
-                         dest.subsets[d.subset].policy_for(port).connection_pool.h2_upgrade ==
-                             model::ConnectionPool::H2Upgrade::Upgrade;
-    if (!h2_port && !upgrade) return;
-    if (!warned_mirrors_.insert({where.file, where.line, where.column}).second) return;   // once per place, not per view
-    warning(where, "mirror to '" + dest.host + "' port " + std::to_string(port) + ", which the proxy speaks HTTP/2 to (" +
-                       (h2_port ? std::string(model::to_string(sp->protocol)) + " port" : "h2UpgradePolicy UPGRADE") +
-                       "): mirrored requests are sent over HTTP/1.1, which an h2c-only backend (a gRPC server) "
-                       "refuses; they are counted in sluice_mirror_requests_total but may not arrive");
-  }
-  std::set<std::tuple<std::string, int, int>> warned_mirrors_;
-
   std::optional<model::Destination> place(const ResolvedDestination& r, uint32_t routed_port,
                                           const SourceLocation& where, uint16_t client) {
     if (!r.ok) return std::nullopt;
@@ -1276,7 +1256,6 @@ class SnapshotCompiler {
         for (size_t m = 0; m < spec.mirrors.size(); ++m) {
           if (auto d = place(vs->http_mirrors[i][m], port.number, spec.mirrors[m].destination.where, client)) {
             r.mirrors.push_back({*d, spec.mirrors[m].percent});
-            warn_http2_mirror(*d, port.number, spec.mirrors[m].destination.where);
           }
         }
         http.emplace_back(i, std::move(r));

@@ -256,6 +256,16 @@ void Worker::mirror_request(Conn& c, const model::Mirror& mirror) {
     mx.body.bind(body_buffers_.get());
     mx.body.append(x.body.readable());
   }
+  // An HTTP/2 cluster gets the copy as an h2c stream (http2_mirror.cc).
+  if (speaks_http2(service, d.port, service.subsets[d.subset].policy_for(d.port).connection_pool) &&
+      !h2mirror_open(*u)) {
+    ::close(fd);
+    u->fd = -1;
+    u->h2mirror.reset();
+    u->shut = true;
+    maybe_free(*u);
+    return;
+  }
   io_uring_sqe* s = sqe();
   io_uring_prep_connect(s, fd, reinterpret_cast<sockaddr*>(&u->address), u->address_len);
   io_uring_sqe_set_data64(s, encode_user_data(Op::Connect, u->generation, u->id));
@@ -267,6 +277,7 @@ void Worker::mirror_request(Conn& c, const model::Mirror& mirror) {
 
 // A mirror's body, from its own copy, as its send buffer drains.
 void Worker::pump_mirror(Conn& u) {
+  if (u.h2mirror) return h2mirror_flush(u);
   Exchange& mx = *u.exchange;
   if (mx.body_sent < mx.body.size()) {
     std::string_view kept = mx.body.readable().substr(mx.body_sent);

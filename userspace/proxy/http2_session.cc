@@ -1,6 +1,7 @@
 #include "proxy/http2_session.h"
 
 #include <array>
+#include <charconv>
 #include <bit>
 #include <cstdlib>
 #include <cstring>
@@ -215,6 +216,48 @@ const nghttp2_nv* Http2FieldList::nva() {
                static_cast<uint8_t>(at_[i].never_index ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE)};
   }
   return nva_.data();
+}
+
+bool split_own_request_head(std::string_view text, Http2FieldList& list, OwnRequestHead& r) {
+  const size_t end = text.find("\r\n\r\n");
+  if (end == std::string_view::npos) return false;
+  r.head_bytes = end + 4;
+  const std::string_view head = text.substr(0, end + 2);   // each line with its CRLF
+  size_t eol = head.find("\r\n");
+  const std::string_view request_line = head.substr(0, eol);
+  const size_t sp1 = request_line.find(' ');
+  const size_t sp2 = request_line.rfind(' ');
+  size_t at = eol + 2;
+  std::string_view authority;
+  if (head.substr(at).starts_with("host: ")) {
+    eol = head.find("\r\n", at);
+    authority = head.substr(at + 6, eol - at - 6);
+    at = eol + 2;
+  }
+  list.clear();
+  list.add(":method", request_line.substr(0, sp1));
+  list.add(":scheme", "http");
+  list.add(":authority", authority);
+  list.add(":path", request_line.substr(sp1 + 1, sp2 - sp1 - 1));
+  while (at < head.size()) {
+    eol = head.find("\r\n", at);
+    const std::string_view line = head.substr(at, eol - at);
+    at = eol + 2;
+    const size_t colon = line.find(':');
+    const std::string_view name = line.substr(0, colon);
+    std::string_view value = line.substr(colon + 1);
+    if (value.starts_with(' ')) value.remove_prefix(1);
+    if (name == "content-length") {
+      r.framing = http::BodyFraming::ContentLength;
+      std::from_chars(value.data(), value.data() + value.size(), r.content_length);
+    } else if (name == "transfer-encoding") {
+      r.framing = http::BodyFraming::Chunked;   // RFC 9113 8.2.2: not sent; DATA frames carry the chunks
+    } else if (http::iequals(name, "content-type") && value.starts_with("application/grpc")) {
+      r.grpc = true;
+    }
+    list.add_forwarded(name, value, true);
+  }
+  return true;
 }
 
 }  // namespace sluice::proxy

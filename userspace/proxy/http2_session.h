@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "http/message_head.h"
+
 namespace sluice::proxy {
 
 // "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" (RFC 9113 3.4).
@@ -154,6 +156,23 @@ class Http2FieldList {
   std::vector<At> at_;
   std::vector<nghttp2_nv> nva_;
 };
+
+// What an HTTP/2 request stream needs of a head besides its fields.
+struct OwnRequestHead {
+  size_t head_bytes = 0;
+  http::BodyFraming framing = http::BodyFraming::None;
+  uint64_t content_length = 0;
+  bool grpc = false;
+};
+
+// A head build_upstream_head wrote, split into `list` (pseudo-headers
+// first, then the fields but Host) without the checks a received head needs:
+// the proxy wrote every byte of it, from a head it validated, the route's
+// checked configuration (docs/operations.md, "Config input") and fields of
+// its own; one field per line as "name: value", Host right after the request
+// line, the framing once, from the parsed framing. False until the head is
+// whole (the exchange writes it at once, so in practice never).
+bool split_own_request_head(std::string_view text, Http2FieldList& list, OwnRequestHead& r);
 
 // A header block's fields as nghttp2 decoded them, kept for the exchange:
 // each name and its value back to back in one string, located by offsets

@@ -416,64 +416,6 @@ void Worker::h2up_start_stream(Conn& c, Conn& connection) {
   attach_upstream(c, *u);
 }
 
-namespace {
-// What h2up_stream_output needs of the request besides its fields.
-struct OwnRequestHead {
-  size_t head_bytes = 0;
-  http::BodyFraming framing = http::BodyFraming::None;
-  uint64_t content_length = 0;
-  bool grpc = false;
-};
-
-// A head build_upstream_head wrote, split into `list` (pseudo-headers
-// first, then the fields but Host) without the checks a received head needs:
-// the proxy wrote every byte of it, from a head it validated, the route's
-// checked configuration (docs/operations.md, "Config input") and fields of
-// its own; one field per line as "name: value", Host right after the request
-// line, the framing once, from the parsed framing. False until the head is
-// whole (the exchange writes it at once, so in practice never).
-bool split_own_request_head(std::string_view text, Http2FieldList& list, OwnRequestHead& r) {
-  const size_t end = text.find("\r\n\r\n");
-  if (end == std::string_view::npos) return false;
-  r.head_bytes = end + 4;
-  const std::string_view head = text.substr(0, end + 2);   // each line with its CRLF
-  size_t eol = head.find("\r\n");
-  const std::string_view request_line = head.substr(0, eol);
-  const size_t sp1 = request_line.find(' ');
-  const size_t sp2 = request_line.rfind(' ');
-  size_t at = eol + 2;
-  std::string_view authority;
-  if (head.substr(at).starts_with("host: ")) {
-    eol = head.find("\r\n", at);
-    authority = head.substr(at + 6, eol - at - 6);
-    at = eol + 2;
-  }
-  list.clear();
-  list.add(":method", request_line.substr(0, sp1));
-  list.add(":scheme", "http");
-  list.add(":authority", authority);
-  list.add(":path", request_line.substr(sp1 + 1, sp2 - sp1 - 1));
-  while (at < head.size()) {
-    eol = head.find("\r\n", at);
-    const std::string_view line = head.substr(at, eol - at);
-    at = eol + 2;
-    const size_t colon = line.find(':');
-    const std::string_view name = line.substr(0, colon);
-    std::string_view value = line.substr(colon + 1);
-    if (value.starts_with(' ')) value.remove_prefix(1);
-    if (name == "content-length") {
-      r.framing = http::BodyFraming::ContentLength;
-      std::from_chars(value.data(), value.data() + value.size(), r.content_length);
-    } else if (name == "transfer-encoding") {
-      r.framing = http::BodyFraming::Chunked;   // RFC 9113 8.2.2: not sent; DATA frames carry the chunks
-    } else if (http::iequals(name, "content-type") && value.starts_with("application/grpc")) {
-      r.grpc = true;
-    }
-    list.add_forwarded(name, value, true);
-  }
-  return true;
-}
-}  // namespace
 
 void Worker::h2up_stream_output(Conn& u) {
   Conn& connection = *conns_[u.h2_parent];

@@ -317,6 +317,7 @@ void Worker::reclaim_slots() {
     std::vector<HeldBuffer>().swap(c.held);
     c.h2.reset();   // here, not at close: a close may come from inside the session's callbacks
     c.h2up.reset();
+    c.h2mirror.reset();
     if (spare_conns_.size() < kMaxSpareConns) spare_conns_.push_back(std::move(conns_[id]));
     else conns_[id].reset();
     free_conns_.push_back(id);
@@ -421,6 +422,8 @@ void Worker::deliver(Conn& c, std::string_view data, uint16_t bid, uint32_t offs
     h2up_receive(c);
   } else if (c.client != kNone) {
     pump_response(*conns_[c.client]);
+  } else if (c.h2mirror) {
+    h2mirror_receive(c);   // frames read and answered, the response dropped
   } else if (c.mirror) {
     c.in.clear();   // a mirror's response is read and dropped until the upstream closes
   } else if (!c.shut) {

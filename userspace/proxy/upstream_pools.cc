@@ -14,15 +14,6 @@ bool same_settings(const model::ConnectionPool& a, const model::ConnectionPool& 
          a.max_concurrent_streams == b.max_concurrent_streams;
 }
 
-// Istio's choice of upstream protocol: a port declared http2 or grpc (name
-// prefix or appProtocol) speaks HTTP/2 to its backends; an HTTP port does
-// when its DestinationRule says h2UpgradePolicy: UPGRADE.
-bool speaks_http2(const model::Service& service, uint32_t port, const model::ConnectionPool& settings) {
-  const model::ServicePort* sp = service.port(port);
-  if (sp != nullptr && (sp->protocol == model::Protocol::HTTP2 || sp->protocol == model::Protocol::GRPC)) return true;
-  return settings.h2_upgrade == model::ConnectionPool::H2Upgrade::Upgrade;
-}
-
 // The port the endpoint listens on for service port `port`.
 uint32_t backend_port(const model::Service& service, const model::Endpoint& endpoint, uint32_t port) {
   const model::ServicePort* sp = service.port(port);
@@ -42,6 +33,15 @@ uint32_t take_slot(std::vector<T>& slots, std::vector<uint32_t>& free_ids) {
 }
 
 }  // namespace
+
+// Istio's choice of upstream protocol: a port declared http2 or grpc (name
+// prefix or appProtocol) speaks HTTP/2 to its backends; an HTTP port does
+// when its DestinationRule says h2UpgradePolicy: UPGRADE.
+bool speaks_http2(const model::Service& service, uint32_t port, const model::ConnectionPool& settings) {
+  const model::ServicePort* sp = service.port(port);
+  if (sp != nullptr && (sp->protocol == model::Protocol::HTTP2 || sp->protocol == model::Protocol::GRPC)) return true;
+  return settings.h2_upgrade == model::ConnectionPool::H2Upgrade::Upgrade;
+}
 
 size_t UpstreamPools::BackendKeyHash::operator()(const BackendKey& k) const {
   return static_cast<size_t>((uint64_t{model::IpAddressHash{}(k.address)} ^ k.port) * 1099511628211ull);

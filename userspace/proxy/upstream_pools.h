@@ -45,6 +45,11 @@ namespace sluice::proxy {
 inline constexpr uint32_t kNone = UINT32_MAX;
 inline constexpr uint64_t kNoGeneration = UINT64_MAX;   // a snapshot generation never published
 
+// Istio's choice of upstream protocol: a port declared http2 or grpc (name
+// prefix or appProtocol) speaks HTTP/2 to its backends; an HTTP port does
+// when its DestinationRule says h2UpgradePolicy: UPGRADE.
+bool speaks_http2(const model::Service& service, uint32_t port, const model::ConnectionPool& settings);
+
 class UpstreamPools {
  public:
   struct BackendKey {

@@ -171,6 +171,11 @@ class Worker final {
   struct Http2UpstreamDeleter {
     void operator()(Http2Upstream* h) const;
   };
+  // A mirror's own HTTP/2 session (http2_mirror.cc).
+  struct Http2Mirror;
+  struct Http2MirrorDeleter {
+    void operator()(Http2Mirror* m) const;
+  };
 
   struct Conn {
     uint32_t id = 0, generation = 0;
@@ -213,6 +218,9 @@ class Worker final {
     // response body (its head is decoded: h2up_response_head;
     // docs/l7-proxy.md, "HTTP/2 upstream").
     std::unique_ptr<Http2Upstream, Http2UpstreamDeleter> h2up;
+    // A mirror to an HTTP/2 cluster: the copy goes out as one stream on the
+    // mirror's own connection (docs/l7-proxy.md, "Mirrors").
+    std::unique_ptr<Http2Mirror, Http2MirrorDeleter> h2mirror;
     uint32_t h2_parent = kNone;      // a stream: its connection's slot
     int32_t h2_stream = 0;           // a stream: its id
     std::string h2_trailers;         // a client stream: the response's forwarded trailer lines
@@ -293,6 +301,7 @@ class Worker final {
   void h2up_close_streams(Conn& connection);  // the connection closes: every stream's attempt fails
   void h2up_schedule_flush(Conn& connection);
   friend struct Http2UpstreamCallbacks;
+  friend struct Http2MirrorCallbacks;
   // Upstream streams' codec state for the next streams, as h2_spare_streams_.
   std::vector<std::unique_ptr<Http2UpstreamStream, Http2UpstreamStreamDeleter>> h2up_spare_streams_;
   void give_back(std::unique_ptr<Http2UpstreamStream, Http2UpstreamStreamDeleter> st);
@@ -306,6 +315,9 @@ class Worker final {
   void send_mirrors(Conn& c);
   void mirror_request(Conn& c, const model::Mirror& mirror);
   void pump_mirror(Conn& u);
+  bool h2mirror_open(Conn& u);      // the session and the request's stream, from the head in u.out
+  void h2mirror_receive(Conn& u);   // the backend's frames: read (acks, windows), the response dropped
+  void h2mirror_flush(Conn& u);     // frames out; the connection closes once the stream has ended
   void keep_body(Conn& c, std::string_view forwarded);
   void attach_upstream(Conn& c, Conn& u);
   void pump_request(Conn& c);

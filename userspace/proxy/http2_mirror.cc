@@ -9,7 +9,6 @@
 // response is dropped. The connection closes when the stream has ended (or
 // at the mirror's 10-second bound). docs/l7-proxy.md, "Mirrors".
 #include <algorithm>
-#include <cstring>
 
 #include "proxy/http2_session.h"
 #include "proxy/worker.h"
@@ -32,15 +31,6 @@ struct Worker::Http2Mirror {
 };
 
 void Worker::Http2MirrorDeleter::operator()(Http2Mirror* m) const { delete m; }
-
-namespace {
-
-struct Frame {
-  uint8_t* buf;
-  size_t n;
-};
-
-}  // namespace
 
 struct Http2MirrorCallbacks {
   using M = Worker::Http2Mirror;
@@ -74,33 +64,13 @@ struct Http2MirrorCallbacks {
     M& m = of(user_data);
     Worker::Exchange& mx = *m.worker->conns_[m.slot]->exchange;
     const std::string_view avail = mx.body.readable().substr(std::min<size_t>(mx.body_sent, mx.body.size()));
-    size_t n = 0;
-    bool done = false;
-    if (m.head.framing == http::BodyFraming::ContentLength) {
-      n = static_cast<size_t>(std::min<uint64_t>({length, avail.size(), m.remaining}));
-      std::memcpy(buf, avail.data(), n);
-      mx.body_sent += static_cast<uint32_t>(n);
-      m.remaining -= n;
-      done = m.remaining == 0;
-    } else {
-      Frame frame{buf, 0};
-      const size_t consumed = m.chunks.feed(
-          avail.substr(0, length),
-          [](void* context, std::string_view data) {
-            auto* f = static_cast<Frame*>(context);
-            std::memcpy(f->buf + f->n, data.data(), data.size());
-            f->n += data.size();
-          },
-          &frame);
-      if (m.chunks.failed()) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-      mx.body_sent += static_cast<uint32_t>(consumed);
-      n = frame.n;
-      done = m.chunks.done();
-    }
+    const FramedBodyRead r = read_framed_body(avail, m.head.framing, m.remaining, m.chunks, buf, length);
+    if (r.failed) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    mx.body_sent += static_cast<uint32_t>(r.consumed);
     // All of the body is in the copy: if nothing came of what is left, it
     // was cut short (the exchange kept only what fitted), so the stream ends.
-    if (done || avail.empty()) *flags |= NGHTTP2_DATA_FLAG_EOF;
-    return static_cast<ssize_t>(n);
+    if (r.done || avail.empty()) *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return static_cast<ssize_t>(r.written);
   }
 };
 

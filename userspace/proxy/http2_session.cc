@@ -1,5 +1,6 @@
 #include "proxy/http2_session.h"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <bit>
@@ -258,6 +259,34 @@ bool split_own_request_head(std::string_view text, Http2FieldList& list, OwnRequ
     list.add_forwarded(name, value, true);
   }
   return true;
+}
+
+FramedBodyRead read_framed_body(std::string_view avail, http::BodyFraming framing, uint64_t& remaining,
+                                http::ChunkedBodyScanner& chunks, uint8_t* buf, size_t length) {
+  FramedBodyRead r;
+  if (framing == http::BodyFraming::ContentLength) {
+    r.written = r.consumed = static_cast<size_t>(std::min<uint64_t>({length, avail.size(), remaining}));
+    std::memcpy(buf, avail.data(), r.written);
+    remaining -= r.written;
+    r.done = remaining == 0;
+    return r;
+  }
+  struct Frame {
+    uint8_t* buf;
+    size_t n;
+  } frame{buf, 0};
+  r.consumed = chunks.feed(
+      avail.substr(0, length),
+      [](void* context, std::string_view data) {
+        auto* f = static_cast<Frame*>(context);
+        std::memcpy(f->buf + f->n, data.data(), data.size());
+        f->n += data.size();
+      },
+      &frame);
+  r.written = frame.n;
+  r.done = chunks.done();
+  r.failed = chunks.failed();
+  return r;
 }
 
 }  // namespace sluice::proxy

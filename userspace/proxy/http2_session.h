@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "http/chunked_body.h"
 #include "http/message_head.h"
 
 namespace sluice::proxy {
@@ -173,6 +174,19 @@ struct OwnRequestHead {
 // line, the framing once, from the parsed framing. False until the head is
 // whole (the exchange writes it at once, so in practice never).
 bool split_own_request_head(std::string_view text, Http2FieldList& list, OwnRequestHead& r);
+
+// A request body as an HTTP/2 stream's DATA: the next bytes of `avail`,
+// which hold the body in the framing the exchange wrote it in
+// (content-length: `remaining` bytes still to come; chunked: decoded by
+// `chunks`), into `buf` (at most `length` bytes, a data provider's frame).
+struct FramedBodyRead {
+  size_t written = 0;    // bytes into `buf`
+  size_t consumed = 0;   // bytes of `avail` used up
+  bool done = false;     // the body's end was reached
+  bool failed = false;   // the chunked framing is broken
+};
+FramedBodyRead read_framed_body(std::string_view avail, http::BodyFraming framing, uint64_t& remaining,
+                                http::ChunkedBodyScanner& chunks, uint8_t* buf, size_t length);
 
 // A header block's fields as nghttp2 decoded them, kept for the exchange:
 // each name and its value back to back in one string, located by offsets

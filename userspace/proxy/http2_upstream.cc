@@ -133,16 +133,6 @@ namespace {
 // order as the HTTP/1.1 head limit, with room for the status line.
 constexpr size_t kMaxResponseHeadBytes = 60 * 1024;
 
-struct SinkInto {
-  uint8_t* buf;
-  size_t n;
-};
-void append_to_frame(void* context, std::string_view data) {
-  auto& s = *static_cast<SinkInto*>(context);
-  std::memcpy(s.buf + s.n, data.data(), data.size());
-  s.n += data.size();
-}
-
 }  // namespace
 
 // nghttp2's callbacks; user_data is the connection's Http2Upstream. They
@@ -302,31 +292,17 @@ struct Http2UpstreamCallbacks {
       return 0;
     }
     Worker::Conn& u = *h.worker->conns_[st->slot];
-    std::string_view avail = u.out.readable();
-    size_t n = 0;
-    bool done = false;
-    if (st->framing == http::BodyFraming::ContentLength) {
-      n = static_cast<size_t>(std::min<uint64_t>({length, avail.size(), st->remaining}));
-      std::memcpy(buf, avail.data(), n);
-      u.out.consume(n);
-      st->remaining -= n;
-      done = st->remaining == 0;
-    } else {
-      SinkInto sink{buf, 0};
-      size_t consumed = st->chunks.feed(avail.substr(0, length), append_to_frame, &sink);
-      if (st->chunks.failed()) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-      u.out.consume(consumed);
-      n = sink.n;
-      done = st->chunks.done();
-    }
+    const FramedBodyRead r = read_framed_body(u.out.readable(), st->framing, st->remaining, st->chunks, buf, length);
+    if (r.failed) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    u.out.consume(r.consumed);
     if (u.out.empty()) u.out.release();
     h.drained.push_back(stream_id);
-    if (done) {
+    if (r.done) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
-    } else if (n == 0) {
+    } else if (r.written == 0) {
       return NGHTTP2_ERR_DEFERRED;
     }
-    return static_cast<ssize_t>(n);
+    return static_cast<ssize_t>(r.written);
   }
 };
 

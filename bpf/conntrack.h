@@ -111,6 +111,41 @@ static __always_inline void conntrack_mark_closing(struct sluice_ct_entry *ct)
 	conntrack_count_closed(ct->service_stat, ct->subset_stat, ct->backend_id);
 }
 
+/* Gives up tracked flow `ct`, stored under `key`, whose tuple a flow the
+ * kernel owns (an L7 or PASSTHROUGH service's) now uses: counted closed if it
+ * was not, then deleted with its reverse entry, so that no later packet of
+ * the new flow (its handshake ACK, its data) follows the old entry to the old
+ * backend, and no reply of the new flow from that same backend is rewritten
+ * behind the kernel's NAT. This happens when a client re-uses the tuple of a
+ * flow still tracked as closing after the service's policy changed
+ * (docs/bpf-datapath.md, "A tuple handed to the kernel"). */
+static __always_inline void conntrack_give_up(const struct sluice_flow_key *key, struct sluice_ct_entry *ct)
+{
+	__u32 backend_id = ct->backend_id;
+	const struct sluice_backend *backend = bpf_map_lookup_elem(&sluice_backends, &backend_id);
+
+	count_global(SLUICE_G_CT_GIVEN_UP);
+	conntrack_mark_closing(ct);
+	if (backend) {
+		struct sluice_flow_key reply = {
+			.sport = backend->port,
+			.dport = key->sport,
+			.proto = key->proto,
+			.family = key->family,
+		};
+		struct sluice_rnat_entry *rn;
+
+		__builtin_memcpy(reply.src, backend->addr, 16);
+		__builtin_memcpy(reply.dst, key->src, 16);
+		rn = bpf_map_lookup_elem(&sluice_reverse_nat, &reply);
+		// Only this flow's own reverse entry: same VIP and port.
+		if (rn && rn->vip_port == key->dport && rn->vip[0] == key->dst[0] && rn->vip[1] == key->dst[1] &&
+		    rn->vip[2] == key->dst[2] && rn->vip[3] == key->dst[3])
+			bpf_map_delete_elem(&sluice_reverse_nat, &reply);
+	}
+	bpf_map_delete_elem(&sluice_conntrack, key);
+}
+
 /* Whether the flow owning reverse entry `rn` (stored under `reply`) is
  * still live: its forward entry holds the same backend, is not closing and
  * has not expired. */

@@ -344,7 +344,12 @@ static __always_inline int steer_service_packet(struct xdp_md *ctx, struct packe
 	struct sluice_counters *c;
 	__u32 backend_id;
 
+	// An L7 or PASSTHROUGH flow has no conntrack state: an unusable entry
+	// of the tuple's earlier flow goes, or the rest of this one would
+	// follow it (conntrack_give_up).
 	if (svc->flags & SLUICE_SERVICE_F_L7) {
+		if (ct)
+			conntrack_give_up(&pkt->key, ct);
 		c = counters_of(&sluice_service_stats, svc->stat_id);
 		if (c)
 			c->passthrough++;
@@ -358,6 +363,8 @@ static __always_inline int steer_service_packet(struct xdp_md *ctx, struct packe
 	// refused packet moves no round-robin cursor (steer_decide.h).
 	sub = sluice_steer_choose_subset(&env, svc, &pkt->key, ctrl->hash_seed, &decision);
 	if (decision.action == SLUICE_ACT_PASS_PASSTHROUGH) {
+		if (ct)
+			conntrack_give_up(&pkt->key, ct);
 		c = counters_of(&sluice_service_stats, svc->stat_id);
 		if (c)
 			c->passthrough++;
@@ -411,9 +418,15 @@ static __always_inline int reverse_nat_packet(struct xdp_md *ctx, struct packet 
 	__u32 vip[4];
 	__be16 vip_port = rn->vip_port;
 
-	count_packet_out(rn, pkt->frame_len);
 	if (closes || !(rn->flags & SLUICE_CT_F_REPLIED) || now - rn->last_seen_ns > SLUICE_CT_REFRESH_NS) {
-		// The forward entry's clock and closing state follow the replies too.
+		// The forward entry's clock and closing state follow the replies
+		// too. A reply whose flow has no forward entry with this backend
+		// (reaped, evicted, re-steered) belongs to no flow of ours: a flow
+		// the kernel now owns on the same tuple (PASSTHROUGH, L7) would be
+		// broken by a rewrite behind its NAT. The entry goes and the
+		// packet is the kernel's (docs/bpf-datapath.md, "A tuple handed
+		// to the kernel"). Checked on a flow's first reply and then at
+		// most once a second, so a stale entry lives at most that long.
 		struct sluice_flow_key fwd = {
 			.sport = pkt->key.dport,
 			.dport = rn->vip_port,
@@ -425,15 +438,19 @@ static __always_inline int reverse_nat_packet(struct xdp_md *ctx, struct packet 
 		__builtin_memcpy(fwd.src, pkt->key.dst, 16);
 		__builtin_memcpy(fwd.dst, rn->vip, 16);
 		ct = bpf_map_lookup_elem(&sluice_conntrack, &fwd);
-		if (ct && ct->backend_id == rn->backend_id) {
-			ct->last_seen_ns = now;
-			ct->flags |= SLUICE_CT_F_REPLIED;
-			if (closes)
-				conntrack_mark_closing(ct);
+		if (!ct || ct->backend_id != rn->backend_id) {
+			bpf_map_delete_elem(&sluice_reverse_nat, &pkt->key);
+			count_global(SLUICE_G_PASS_STALE_REPLY);
+			return XDP_PASS;
 		}
+		ct->last_seen_ns = now;
+		ct->flags |= SLUICE_CT_F_REPLIED;
+		if (closes)
+			conntrack_mark_closing(ct);
 		rn->flags |= SLUICE_CT_F_REPLIED;
 		rn->last_seen_ns = now;
 	}
+	count_packet_out(rn, pkt->frame_len);
 	__builtin_memcpy(vip, rn->vip, 16);
 	if (rewrite_endpoint(ctx, pkt, NAT_REWRITE_SRC, vip, vip_port))
 		return XDP_DROP;

@@ -215,6 +215,8 @@
  * updates one counter; readers add it to packets and pass_not_service
  * (userspace/bpfmaps/datapath_report.cc, global_counter). */
 #define SLUICE_G_PASS_FILTERED      28
+#define SLUICE_G_CT_GIVEN_UP        29   /* a tracked tuple re-used by a flow the kernel owns (L7, PASSTHROUGH): its entries deleted */
+#define SLUICE_G_PASS_STALE_REPLY   30   /* reply whose reverse entry's flow is gone or re-steered: entry deleted, XDP_PASS */
 #define SLUICE_G_COUNT              32
 
 #endif

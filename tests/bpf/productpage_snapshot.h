@@ -32,6 +32,7 @@ struct ProductpageOptions {
   uint64_t maglev_table_size = 65537;
   uint64_t version = 1;
   std::optional<ClientViewOptions> client_view;
+  bool tcp_port_l7 = false;       // port 9081 on the L7 plane (an HTTP route took it)
 };
 
 inline model::IpAddress ip(const std::string& text) { return *model::IpAddress::parse(text); }
@@ -94,7 +95,7 @@ inline model::Snapshot productpage_snapshot(const ProductpageOptions& o = {}) {
     for (const ServicePort& port : s.ports) {
       PortRoutes routes;
       routes.port = port.number;
-      routes.plane = port.protocol == Protocol::HTTP ? Plane::L7 : Plane::L4;
+      routes.plane = port.protocol == Protocol::HTTP || (o.tcp_port_l7 && port.number == 9081) ? Plane::L7 : Plane::L4;
       WeightedDestination d1, d2;
       d1.destination = Destination{0, first_subset + 1, port.number};
       d1.weight = w1;

@@ -80,6 +80,7 @@ class XdpSteerFixture : public ::testing::Test {
 
   uint64_t global(uint32_t index) const { return bpfmaps::global_counter(*datapath_, index); }
   size_t conntrack_size() const { return datapath_->keys(bpfmaps::MapRole::Conntrack).size(); }
+  size_t reverse_nat_size() const { return datapath_->keys(bpfmaps::MapRole::ReverseNat).size(); }
 
   std::optional<sluice_ct_entry> conntrack_of(const PacketSpec& spec) const {
     sluice_flow_key key = flow_key_of(spec);

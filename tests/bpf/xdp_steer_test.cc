@@ -488,6 +488,90 @@ TEST_F(XdpSteer, PassthroughHandsEveryPacketOfTheFlowToTheKernel) {
   EXPECT_EQ(conntrack_size(), 0u);
 }
 
+// A client re-uses the tuple of a flow still tracked as closing, after the
+// service port turned PASSTHROUGH or L7: the SYN goes to the kernel and takes the old
+// entries with it (counted closed once), so the new flow's ACK and data go
+// to the kernel too instead of to the old backend, and the old backend's
+// packets on the tuple (the kernel's DNAT may pick the same one) are not
+// rewritten behind the kernel's NAT.
+// The SYN of a flow to productpage (all to v1) and its backend's SYN-ACK.
+struct SteeredFlow {
+  PacketSpec syn, reply;
+};
+
+class XdpSteerTuples : public XdpSteer {
+ protected:
+  SteeredFlow open_flow() {
+    apply({.v1_weight = 100, .v2_weight = 0});
+    SteeredFlow f{.syn = syn_to("10.96.0.10", 9081), .reply = {}};
+    EXPECT_EQ(run(f.syn).verdict, XDP_TX);
+    const auto entry = conntrack_of(f.syn);
+    if (!entry) {
+      ADD_FAILURE() << "no conntrack entry for the SYN";
+      return f;
+    }
+    const auto& backend = writer_->backends().at(entry->backend_id);
+    f.reply = syn_ack_from(backend.address.to_string(), f.syn, backend.port);
+    return f;
+  }
+};
+
+class XdpSteerTupleHandedToTheKernel : public XdpSteerTuples,
+                                       public ::testing::WithParamInterface<ProductpageOptions> {};
+
+TEST_P(XdpSteerTupleHandedToTheKernel, ItsClosingEntriesGo) {
+  const auto [syn, reply] = open_flow();
+  ASSERT_EQ(run(reply).verdict, XDP_TX);
+  PacketSpec rst = syn;
+  rst.tcp_flags = kRst;
+  ASSERT_EQ(run(rst).verdict, XDP_TX);
+  ASSERT_EQ(subset_counters("v1").closed_flows, 1u);
+  ASSERT_EQ(reverse_nat_size(), 1u);
+
+  apply(GetParam());
+  for (const uint8_t flags : {kSyn, kAck, static_cast<uint8_t>(kAck | kPsh)}) {
+    PacketSpec s = syn;
+    s.tcp_flags = flags;
+    const Frame in = build_packet(s);
+    const TestRun r = run(in);
+    EXPECT_EQ(r.verdict, XDP_PASS) << "tcp flags " << int{flags};
+    EXPECT_EQ(r.out, in) << "tcp flags " << int{flags};
+  }
+  EXPECT_EQ(global(SLUICE_G_CT_GIVEN_UP), 1u);
+  EXPECT_EQ(conntrack_size(), 0u);
+  EXPECT_EQ(reverse_nat_size(), 0u);
+  EXPECT_EQ(subset_counters("v1").closed_flows, 1u);   // closed once, by the RST
+
+  const Frame back = build_packet(reply);
+  const TestRun r = run(back);
+  EXPECT_EQ(r.verdict, XDP_PASS);
+  EXPECT_EQ(r.out, back);
+}
+
+INSTANTIATE_TEST_SUITE_P(PolicyChange, XdpSteerTupleHandedToTheKernel,
+                         ::testing::Values(ProductpageOptions{.algorithm = model::LbAlgorithm::Passthrough, .version = 2},
+                                           ProductpageOptions{.version = 2, .tcp_port_l7 = true}),
+                         [](const auto& param_info) { return param_info.param.tcp_port_l7 ? "ToL7" : "ToPassthrough"; });
+
+// A reverse entry whose flow has no forward entry with its backend any more
+// (reaped, evicted, re-steered) rewrites nothing: the reply is the kernel's
+// and the entry goes.
+TEST_F(XdpSteerTuples, AReplyWhoseFlowIsGoneIsTheKernelsAndItsEntryGoes) {
+  const auto [syn, reply_spec] = open_flow();
+  sluice_flow_key key = flow_key_of(syn);
+  datapath_->erase(bpfmaps::MapRole::Conntrack, bpfmaps::as_bytes_of(key));   // as the reaper does
+  ASSERT_EQ(conntrack_size(), 0u);
+  ASSERT_EQ(reverse_nat_size(), 1u);
+
+  const Frame reply = build_packet(reply_spec);
+  const TestRun r = run(reply);
+  EXPECT_EQ(r.verdict, XDP_PASS);
+  EXPECT_EQ(r.out, reply);
+  EXPECT_EQ(global(SLUICE_G_PASS_STALE_REPLY), 1u);
+  EXPECT_EQ(global(SLUICE_G_REVERSE_NAT), 0u);
+  EXPECT_EQ(reverse_nat_size(), 0u);
+}
+
 TEST_F(XdpSteer, EstablishedFlowsKeepTheirBackendWhenWeightsMove) {
   apply({.v1_weight = 100, .v2_weight = 0});
   PacketSpec syn = syn_to("10.96.0.10", 9081);

@@ -234,6 +234,31 @@ xdp_loadgen() {   # xdp_loadgen OUT_JSON ARGS... (runs in the client namespace)
   topo_exec "$(topo_ns client)" "$SLUICE_LOADGEN" "$@" >"$out"
 }
 
+# Tuples re-used across a policy change (xdp_port_reuse.py), from the
+# client's 10.200.1.2 to productpage 10.96.0.10:9081:
+#   xdp_reuse_open OUT           20 connections from chosen source ports,
+#                                each ended by a RST (the client keeps no
+#                                TIME_WAIT, sluice tracks them as closing);
+#   xdp_reuse_check OPENED OUT [TIMEOUT_S]  the same tuples again, greeting
+#                                and echo; checks that all 20 reach v2-b.
+# Each prints its JSON summary.
+xdp_reuse_open() {
+  topo_exec "$(topo_ns client)" python3 "$here/xdp_port_reuse.py" open 10.96.0.10 9081 10.200.1.2 20000 20 >"$1"
+  xdp_json "$1" '"re-use: first flows: " + json.dumps(j)'
+}
+xdp_reuse_check() {
+  topo_exec "$(topo_ns client)" python3 "$here/xdp_port_reuse.py" check 10.96.0.10 9081 10.200.1.2 "$1" "${3:-3}" >"$2"
+  xdp_json "$2" '"re-use: the same tuples again: " + json.dumps(j)'
+  xdp_check "PASSTHROUGH: all 20 flows on re-used tuples reach the DNAT target v2-b and echo" \
+    test "$(xdp_json "$2" 'j["backends"].get("productpage-v2-b", 0)')" -eq 20
+}
+
+# kube-proxy's iptables mode for productpage's VIP port: DNAT to v2-b.
+xdp_dnat_vip_to_v2b() {
+  ip netns exec "$(topo_ns node)" iptables -t nat -A PREROUTING -d 10.96.0.10 -p tcp --dport 9081 \
+    -j DNAT --to-destination 10.200.14.2:9081
+}
+
 # Long-lived connections from the client (sluice-loadgen hold), reported on
 # demand: the hold lasts up to 180 s and xdp_hold_report ends it, so the
 # scenario in between may take as long as a loaded machine needs.

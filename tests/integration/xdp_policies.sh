@@ -10,7 +10,13 @@
 #   consistentHash useSourceIp: every connection from one source lands on
 #                  one backend, for 16 sources, which together use both;
 #   PASSTHROUGH    connections reach the backend chosen by an iptables DNAT
-#                  rule the test sets, and sluice counts them as passthrough.
+#                  rule the test sets, and sluice counts them as passthrough;
+#                  also the 20 that re-use the 4-tuples of flows sluice still
+#                  tracks as closing (steered round robin to v2-a and v2-b,
+#                  ended by a RST < 10 s before): none of their packets may
+#                  follow the old entry to the old backend, and no reply of
+#                  theirs from v2-b may be rewritten by the old flow's
+#                  reverse entry behind the kernel's NAT.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=xdp_lib.sh
@@ -20,7 +26,6 @@ topo_require_cmd iptables bpftool
 xdp_setup policy
 xdp_write_config RANDOM 100 0
 xdp_start_harness
-node=$(topo_ns node)
 client=$(topo_ns client)
 
 tally() {   # tally FILE -> "v1a v1b v2a v2b errors"
@@ -66,19 +71,29 @@ done
 xdp_check "consistentHash: the 16 sources use both backends ($used)" \
   test "${used//a/}" != "" -a "${used//b/}" != ""
 
-# PASSTHROUGH: the kernel's DNAT decides (kube-proxy's iptables mode)
+# PASSTHROUGH: the kernel's DNAT decides (kube-proxy's iptables mode).
+# First 20 flows from fixed ports, steered by sluice to v2 (ROUND_ROBIN over
+# v2-a and v2-b, the DNAT target) and reset, so that their tuples are tracked
+# as closing when the same tuples open again below.
+xdp_write_config ROUND_ROBIN 0 100
+xdp_reapply
+xdp_reuse_open "$XDP_WORK/reuse-open.json"
+read -r old_a old_b < <(xdp_json "$XDP_WORK/reuse-open.json" \
+  'str(j["backends"].get("productpage-v2-a", 0)) + " " + str(j["backends"].get("productpage-v2-b", 0))')
+xdp_check "PASSTHROUGH: before, 20 flows steered to both v2-a ($old_a) and v2-b ($old_b)" \
+  test $((old_a + old_b)) -eq 20 -a "$old_a" -gt 0 -a "$old_b" -gt 0
 xdp_write_config PASSTHROUGH 100 0
 xdp_reapply
 xdp_stats
 before=$(xdp_json "$XDP_WORK/stats.json" 'j["global"]["pass_passthrough"]')
-ip netns exec "$node" iptables -t nat -A PREROUTING -d 10.96.0.10 -p tcp --dport 9081 \
-  -j DNAT --to-destination 10.200.14.2:9081
+xdp_dnat_vip_to_v2b
+xdp_reuse_check "$XDP_WORK/reuse-open.json" "$XDP_WORK/reuse-check.json"
 xdp_loadgen "$XDP_WORK/pt.json" tcp --connect 10.96.0.10:9081 --count 200 --concurrency 8 --timeout-s 30
 read -r a b c d err < <(tally "$XDP_WORK/pt.json")
 xdp_stats
 after=$(xdp_json "$XDP_WORK/stats.json" 'j["global"]["pass_passthrough"]')
 subset_pt=$(xdp_json "$XDP_WORK/stats.json" 'sum(s["passthrough"] for s in j["subsets"] if s["port"]==9081)')
-echo "PASSTHROUGH: v2-b (iptables target)=$d others=$((a + b + c)) errors=$err passthrough packets +$((after - before)) (subsets $subset_pt)"
+echo "PASSTHROUGH: v2-b (iptables target)=$d others=$((a + b + c)) errors=$err $(xdp_json "$XDP_WORK/pt.json" 'json.dumps(j["errors"])') passthrough packets +$((after - before)) (subsets $subset_pt)"
 xdp_check "PASSTHROUGH: all 200 reach the iptables DNAT target" test "$d" -eq 200
 xdp_check "PASSTHROUGH: sluice counted >= 200 passthrough packets" test $((after - before)) -ge 200
 xdp_finish

@@ -44,7 +44,7 @@ uint64_t global_counter(const DatapathTables& tables, uint32_t index) {
 }
 
 std::string_view global_counter_name(uint32_t index) {
-  static constexpr std::array<std::string_view, 29> kNames = {
+  static constexpr std::array<std::string_view, 31> kNames = {
       "packets",           "pass_not_ip",       "pass_not_l4",        "pass_truncated",
       "pass_malformed",    "pass_not_service",  "pass_ip_options",    "pass_fragment",
       "pass_ipv6_ext",     "pass_l7",           "pass_passthrough",   "new_flows",
@@ -52,7 +52,7 @@ std::string_view global_counter_name(uint32_t index) {
       "forwarded",         "reverse_nat",       "redirect",           "tx",
       "fib_no_neigh",      "fib_pass",          "drop_no_backend",    "csum_full",
       "drop_too_big",      "ct_reply_conflict", "pass_no_redirect",   "redirect_err",
-      "pass_filtered",
+      "pass_filtered",     "ct_given_up",       "pass_stale_reply",
   };
   return index < kNames.size() ? kNames[index] : std::string_view{};
 }

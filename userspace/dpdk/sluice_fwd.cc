@@ -164,10 +164,13 @@ bool route_matches(const Route& r, const sluice_flow_key& key, bool by_dst) {
 // reverse.forward_pos); a link is valid while the other entry points back.
 // Both directions refresh the forward entry's last_seen, so a flow is as
 // fresh as its latest packet either way. A reverse entry whose flow moved to
-// another backend (re-steered) is an orphan: it ages out on its own.
+// another backend (re-steered) is an orphan: it rewrites nothing and ages
+// out on its own. A forward entry marked kFlowKernel holds a tuple a flow
+// of the kernel's now uses: both its entries are skipped until they age out.
 constexpr uint32_t kFlowLive = 1;     // slot holds a flow
 constexpr uint32_t kFlowClosed = 2;   // FIN/RST seen or re-steered: counted closed, closing timeout
 constexpr uint32_t kFlowReplied = 4;  // the backend answered (else TCP gets the closing timeout)
+constexpr uint32_t kFlowKernel = 8;   // the tuple's current flow is the kernel's (L7, PASSTHROUGH): skipped
 
 struct ForwardEntry {
   std::atomic<uint32_t> flags{0};
@@ -353,16 +356,22 @@ struct Lcore {
     if (snap.find_service(snap.service_key_of(p.key))) {
       const sluice_flow_key client_key = p.key;
       ForwardEntry* entry = nullptr;
+      ForwardEntry* stale = nullptr;   // the tuple's earlier flow, just closed
+      bool kernel_owned = false;
       int32_t pos = rte_hash_lookup(flows.forward, &client_key);
       const sluice_backend* backend = nullptr;
       if (pos >= 0) {
         entry = &flows.forward_entries[static_cast<uint32_t>(pos)];
         backend = snap.backend(entry->backend_id);
-        const bool closed = entry->flags.load(std::memory_order_relaxed) & kFlowClosed;
-        if (!backend || (is_syn && closed)) {
+        const uint32_t flags = entry->flags.load(std::memory_order_relaxed);
+        if (flags & kFlowKernel) {
+          kernel_owned = true;
+          entry = nullptr;
+        } else if (!backend || (is_syn && (flags & kFlowClosed))) {
           if (!backend) add(stats->global[SLUICE_G_RESTEER_BACKEND_GONE]);
           close_flow(*fw, *stats, *entry);
           add(stats->flows_reopened);
+          stale = entry;
           entry = nullptr;
         }
       }
@@ -370,8 +379,10 @@ struct Lcore {
         // Only a SYN creates TCP state, as in the XDP program
         // (include/sluice/conntrack_rules.h); L7 and PASSTHROUGH flows,
         // never tracked, go to the kernel whatever the packet. Replacing an
-        // entry creates no new key, so any packet of its flow may do it.
-        const bool may_create = pos >= 0 || sluice_ct_may_create(client_key.proto, p.tcp_flags);
+        // entry creates no new key, so any packet of its flow may do it,
+        // unless the kernel owns the tuple's flow.
+        const bool may_create =
+            (pos >= 0 && !kernel_owned) || sluice_ct_may_create(client_key.proto, p.tcp_flags);
         NewFlowOutcome d =
             decide_new_flow(snap, env, client_key, fw->tables.get(), &lagging_service, may_create);
         if (d.service == &lagging_service) add(stats->lagging_decisions);
@@ -380,6 +391,14 @@ struct Lcore {
           return to_kernel(frame, &p);
         }
         if (d.verdict == NewFlowVerdict::PassToKernel) {
+          // The tuple's earlier entry must not catch the rest of this flow
+          // (its ACKs and data are no SYNs): marked, it is skipped until it
+          // ages out as a closed flow (docs/bpf-datapath.md, "A tuple
+          // handed to the kernel").
+          if (stale) {
+            stale->flags.fetch_or(kFlowKernel, std::memory_order_relaxed);
+            add(stats->global[SLUICE_G_CT_GIVEN_UP]);
+          }
           add(stats->global[d.decision.action == SLUICE_ACT_PASS_L7 ? SLUICE_G_PASS_L7 : SLUICE_G_PASS_PASSTHROUGH]);
           counters(stats->services, d.service->stat_id).passthrough++;
           return to_kernel(frame, &p);
@@ -465,8 +484,19 @@ struct Lcore {
       return to_kernel(frame, &p);
     }
     ReverseEntry& r = flows.reverse_entries[static_cast<uint32_t>(rpos)];
+    // Only a reply of a flow still ours is rewritten: an orphan (its flow
+    // expired or re-steered) or an entry whose tuple the kernel now owns
+    // (PASSTHROUGH, L7) would break the kernel's flow on that tuple behind
+    // its NAT. The orphan ages out unrefreshed (docs/bpf-datapath.md, "A
+    // tuple handed to the kernel").
+    if (!flows.linked(r.forward_pos, rpos) ||
+        (flows.forward_entries[static_cast<uint32_t>(r.forward_pos)].flags.load(std::memory_order_relaxed) &
+         kFlowKernel)) {
+      add(stats->global[SLUICE_G_PASS_STALE_REPLY]);
+      return to_kernel(frame, &p);
+    }
     refresh(r.last_seen_ns, now);
-    if (flows.linked(r.forward_pos, rpos)) {
+    {
       ForwardEntry& f = flows.forward_entries[static_cast<uint32_t>(r.forward_pos)];
       refresh(f.last_seen_ns, now);
       if (!(f.flags.load(std::memory_order_relaxed) & kFlowReplied))
@@ -586,8 +616,8 @@ struct ReverseSweepView {
                                    r.last_seen_ns.load(std::memory_order_relaxed)),
                           (flags & kFlowReplied) != 0};
     }
-    // Orphan: its flow expired or moved to another backend; late replies
-    // (retransmitted FIN, RST) still find the VIP for the closing timeout.
+    // Orphan: its flow expired or moved to another backend; it rewrites
+    // nothing (steer) and goes after the closing timeout.
     return FlowActivity{r.proto, true, r.last_seen_ns.load(std::memory_order_relaxed)};
   }
   void expire(uint32_t pos) {
@@ -734,7 +764,7 @@ const char* kGlobalNames[SLUICE_G_COUNT] = {
     "pass_ip_options", "pass_fragment", "pass_ipv6_ext", "pass_l7", "pass_passthrough", "new_flows",
     "ct_midflow_miss", "ct_insert_failed", "ct_expired", "resteer_backend_gone", "forwarded", "reverse_nat",
     "redirect", "tx", "fib_no_neigh", "fib_pass", "drop_no_backend", "csum_full", "drop_too_big",
-    "ct_reply_conflict", "pass_no_redirect", "redirect_err"};
+    "ct_reply_conflict", "pass_no_redirect", "redirect_err", nullptr /* pass_filtered: the XDP program's */, "ct_given_up", "pass_stale_reply"};
 
 nlohmann::json counters_json(const sluice_counters& c) {
   return {{"packets_in", c.packets_in},   {"bytes_in", c.bytes_in},         {"packets_out", c.packets_out},

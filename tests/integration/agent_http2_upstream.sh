@@ -21,6 +21,9 @@
 #    chunked trailer section), through the grpc port and through an http
 #    port with h2UpgradePolicy: UPGRADE; the same http port without it speaks
 #    HTTP/1.1 to the gRPC server, which cannot answer;
+#  - useClientProtocol on an http port: a gRPC client's RPCs go upstream as
+#    HTTP/2 and are answered; an HTTP/1.1 client's request stays HTTP/1.1
+#    even with h2UpgradePolicy: UPGRADE beside it;
 #  - a backend that goes away (its pooled connections closed, new ones
 #    refused): connect failures are retried on the other backend, every
 #    RPC answered.
@@ -48,6 +51,8 @@ spec:
   - {number: 50051, name: grpc, protocol: GRPC}
   - {number: 50052, name: http-up, protocol: HTTP, targetPort: 50051}
   - {number: 50053, name: http-plain, protocol: HTTP, targetPort: 50051}
+  - {number: 50054, name: http-client, protocol: HTTP, targetPort: 50051}
+  - {number: 50055, name: http-client-up, protocol: HTTP, targetPort: 50051}
   resolution: STATIC
   workloadSelector:
     labels: {app: productpage}
@@ -82,6 +87,10 @@ spec:
     portLevelSettings:
     - port: {number: 50052}
       connectionPool: {http: {h2UpgradePolicy: UPGRADE}}
+    - port: {number: 50054}
+      connectionPool: {http: {useClientProtocol: true}}
+    - port: {number: 50055}
+      connectionPool: {http: {useClientProtocol: true, h2UpgradePolicy: UPGRADE}}
   subsets:
   - {name: v1, labels: {version: v1}}
   - {name: v2, labels: {version: v2}}
@@ -175,6 +184,23 @@ agent_check "h2UpgradePolicy UPGRADE on an http port: HTTP/2 upstream, grpc-stat
 out=$(h1_grpc 50053)
 echo "$out" | head -3
 agent_check "same http port without UPGRADE: HTTP/1.1 upstream, the gRPC server cannot answer" \
+  bash -c '! grep -qi "^grpc-status: 0" <<<"$1"' _ "$out"
+
+# 4b. useClientProtocol: the upstream speaks the client's protocol. A gRPC
+# client (HTTP/2) through an http port gets HTTP/2 to the gRPC server (which
+# plain http-port routing would reach over HTTP/1.1, unanswered); an
+# HTTP/1.1 client stays HTTP/1.1 even where h2UpgradePolicy says UPGRADE
+# (Istio: with useClientProtocol, h2UpgradePolicy is ineffective).
+for port in 50054 50055; do
+  topo_exec "$client" timeout 30 "$py" "$here/grpc_client.py" calls "$vip:$port" Call 20 4 "" \
+    >"$AGENT_WORK/client-proto-$port.json" 2>"$AGENT_WORK/client-proto-$port.err"
+  echo "useClientProtocol, port $port, gRPC client: $(cat "$AGENT_WORK/client-proto-$port.json")"
+  agent_check "useClientProtocol (port $port): 20 RPCs of an HTTP/2 client go upstream as HTTP/2, all OK" \
+    json_holds "$AGENT_WORK/client-proto-$port.json" 'j["codes"] == {"OK": 20}'
+done
+out=$(h1_grpc 50055)
+echo "$out" | head -3
+agent_check "useClientProtocol beats h2UpgradePolicy UPGRADE: an HTTP/1.1 client stays HTTP/1.1 upstream (no grpc-status)" \
   bash -c '! grep -qi "^grpc-status: 0" <<<"$1"' _ "$out"
 
 # 5. A backend goes away: its pooled HTTP/2 connections close under the

@@ -159,7 +159,7 @@ std::optional<model::ConnectionPool> decode_connection_pool(Decoder& d, const YA
         }
       }
       hf.read("maxConcurrentStreams", cp.max_concurrent_streams, 1);
-      hf.not_implemented("useClientProtocol", "upstream HTTP/2 follows the port's protocol and h2UpgradePolicy");
+      hf.read("useClientProtocol", cp.use_client_protocol);
       hf.finish();
     }
   }

@@ -128,6 +128,10 @@ struct ConnectionPool {
   // port's backends; ports declared http2/grpc speak it whatever this says.
   enum class H2Upgrade : uint8_t { Default, DoNotUpgrade, Upgrade };
   H2Upgrade h2_upgrade = H2Upgrade::Default;
+  // connectionPool.http.useClientProtocol: the upstream speaks what the
+  // client spoke (HTTP/2 for an HTTP/2 stream, HTTP/1.1 for an HTTP/1.1
+  // request), whatever the port's protocol and h2UpgradePolicy say.
+  bool use_client_protocol = false;
   // connectionPool.http.maxConcurrentStreams: streams per upstream HTTP/2
   // connection (the peer's SETTINGS_MAX_CONCURRENT_STREAMS, if lower, wins).
   uint32_t max_concurrent_streams = kUnlimited;

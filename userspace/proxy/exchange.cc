@@ -257,7 +257,8 @@ void Worker::mirror_request(Conn& c, const model::Mirror& mirror) {
     mx.body.append(x.body.readable());
   }
   // An HTTP/2 cluster gets the copy as an h2c stream (http2_mirror.cc).
-  if (speaks_http2(service, d.port, service.subsets[d.subset].policy_for(d.port).connection_pool) &&
+  if (speaks_http2(service, d.port, service.subsets[d.subset].policy_for(d.port).connection_pool,
+                   c.h2_parent != kNone) &&
       !h2mirror_open(*u)) {
     ::close(fd);
     u->fd = -1;
@@ -319,7 +320,7 @@ void Worker::dispatch(Conn& c) {
   Exchange& x = *c.exchange;
   model::Destination d = x.destination->destination;
   d.port = port_of(x);
-  const uint32_t pool = pools_.pool_for(*x.snapshot, d, x.endpoint);
+  const uint32_t pool = pools_.pool_for(*x.snapshot, d, x.endpoint, c.h2_parent != kNone);
   const model::HttpRoute* route = x.route;
   x.attempt_start_ns = loop_now_ns();
   if (route != nullptr && route->retries && route->retries->per_try_timeout.count() > 0) {

@@ -11,6 +11,7 @@ bool same_settings(const model::ConnectionPool& a, const model::ConnectionPool& 
          a.http2_max_requests == b.http2_max_requests &&
          a.max_requests_per_connection == b.max_requests_per_connection && a.max_retries == b.max_retries &&
          a.idle_timeout == b.idle_timeout && a.h2_upgrade == b.h2_upgrade &&
+         a.use_client_protocol == b.use_client_protocol &&
          a.max_concurrent_streams == b.max_concurrent_streams;
 }
 
@@ -37,7 +38,9 @@ uint32_t take_slot(std::vector<T>& slots, std::vector<uint32_t>& free_ids) {
 // Istio's choice of upstream protocol: a port declared http2 or grpc (name
 // prefix or appProtocol) speaks HTTP/2 to its backends; an HTTP port does
 // when its DestinationRule says h2UpgradePolicy: UPGRADE.
-bool speaks_http2(const model::Service& service, uint32_t port, const model::ConnectionPool& settings) {
+bool speaks_http2(const model::Service& service, uint32_t port, const model::ConnectionPool& settings,
+                  bool client_http2) {
+  if (settings.use_client_protocol) return client_http2;
   const model::ServicePort* sp = service.port(port);
   if (sp != nullptr && (sp->protocol == model::Protocol::HTTP2 || sp->protocol == model::Protocol::GRPC)) return true;
   return settings.h2_upgrade == model::ConnectionPool::H2Upgrade::Upgrade;
@@ -57,6 +60,15 @@ std::string UpstreamPools::identity(std::string_view service, std::string_view s
   id.append(subset).push_back('\0');
   id.append(std::to_string(port));
   return id;
+}
+
+// The key of cluster_by_identity_: the identity, and for an HTTP/2
+// client's cluster of its own (useClientProtocol) a suffix no identity has.
+std::string UpstreamPools::cluster_key(const std::string& identity, bool client_http2) {
+  if (!client_http2) return identity;
+  std::string key = identity;
+  key.append("\0h2", 3);
+  return key;
 }
 
 UpstreamPools::ClusterIdentity UpstreamPools::parse_identity(std::string_view identity) {
@@ -101,23 +113,35 @@ std::pair<const model::Service*, const model::Subset*> UpstreamPools::listed_in_
 // The worker's cluster for a destination of `snapshot`, found by name. A
 // new one takes the applied snapshot's settings if it lists the cluster,
 // else (a cluster only an older snapshot has) that snapshot's, unlisted.
-uint32_t UpstreamPools::cluster_for(const model::Snapshot& snapshot, const model::Destination& d) {
+uint32_t UpstreamPools::cluster_for(const model::Snapshot& snapshot, const model::Destination& d,
+                                    bool client_http2) {
   const model::Service& service = snapshot.services[d.service];
   const model::Subset& subset = service.subsets[d.subset];
+  // An HTTP/2 client's request has a cluster of its own only where the
+  // upstream protocol follows the client's (useClientProtocol).
+  const bool variant = client_http2 && subset.policy_for(d.port).connection_pool.use_client_protocol;
   std::string id = identity(service.host, subset.name, d.port);
-  if (auto it = cluster_by_identity_.find(id); it != cluster_by_identity_.end()) return it->second;
+  std::string key = cluster_key(id, variant);
+  if (auto it = cluster_by_identity_.find(key); it != cluster_by_identity_.end()) return it->second;
   const uint32_t index = take_slot(clusters_, free_clusters_);
   Cluster& c = clusters_[index];
   c.service = service.host;
   c.subset = subset.name;
   c.port = d.port;
+  c.client_http2 = variant;
   c.pools.clear();
   auto [listed_service, listed_subset] = listed_in_applied(c);
   c.listed = listed_subset != nullptr;
   c.settings = (c.listed ? *listed_subset : subset).policy_for(d.port).connection_pool;
-  c.http2 = speaks_http2(c.listed ? *listed_service : service, d.port, c.settings);
-  c.load = load_for_ ? load_for_(id) : std::make_shared<ClusterLoad>();
-  cluster_by_identity_.emplace(std::move(id), index);
+  c.http2 = speaks_http2(c.listed ? *listed_service : service, d.port, c.settings, c.client_http2);
+  if (load_for_) {
+    c.load = load_for_(id);
+  } else if (auto other = cluster_by_identity_.find(cluster_key(id, !variant)); other != cluster_by_identity_.end()) {
+    c.load = clusters_[other->second].load;   // the other protocol's cluster of the same identity
+  } else {
+    c.load = std::make_shared<ClusterLoad>();
+  }
+  cluster_by_identity_.emplace(std::move(key), index);
   return index;
 }
 
@@ -145,20 +169,21 @@ uint32_t UpstreamPools::pool_of(uint32_t cluster, uint32_t backend) {
   return id;
 }
 
-uint32_t UpstreamPools::pool_for(const model::Snapshot& snapshot, const model::Destination& d, uint32_t endpoint) {
+uint32_t UpstreamPools::pool_for(const model::Snapshot& snapshot, const model::Destination& d, uint32_t endpoint,
+                                 bool client_http2) {
   if (&snapshot != applied_) {
     // A request resolved against an older snapshot (it straddled a reload):
     // found by name, not cached.
-    return pool_of(cluster_for(snapshot, d), backend_of(snapshot, d, endpoint));
+    return pool_of(cluster_for(snapshot, d, client_http2), backend_of(snapshot, d, endpoint));
   }
-  const uint64_t key = destination_key(d);
+  const uint64_t key = destination_key(d, client_http2);
   uint32_t slot;
   if (auto it = resolved_.find(key); it != resolved_.end()) {
     slot = it->second;
   } else {
     slot = static_cast<uint32_t>(resolved_clusters_.size());
     ResolvedCluster& r = resolved_clusters_.emplace_back();
-    r.cluster = cluster_for(snapshot, d);
+    r.cluster = cluster_for(snapshot, d, client_http2);
     r.pool_of_endpoint.assign(snapshot.services[d.service].endpoints.size(), kNone);
     resolved_.emplace(key, slot);
   }
@@ -183,7 +208,7 @@ const std::vector<uint32_t>& UpstreamPools::apply_snapshot(const model::Snapshot
       const model::ConnectionPool& settings = subset->policy_for(c.port).connection_pool;
       changed = !same_settings(c.settings, settings);
       c.settings = settings;
-      c.http2 = speaks_http2(*service, c.port, settings);
+      c.http2 = speaks_http2(*service, c.port, settings, c.client_http2);
       for (uint32_t e : subset->endpoints) {
         const model::Endpoint& ep = service->endpoints[e];
         auto it = backend_index_.find(BackendKey{ep.address, backend_port(*service, ep, c.port)});
@@ -255,7 +280,7 @@ void UpstreamPools::add_pending(uint32_t id, int64_t delta) {
 void UpstreamPools::free_cluster_if_unused(uint32_t id) {
   Cluster& c = clusters_[id];
   if (c.listed || !c.pools.empty() || c.service.empty() || c.retries_outstanding != 0) return;
-  cluster_by_identity_.erase(identity(c.service, c.subset, c.port));
+  cluster_by_identity_.erase(cluster_key(identity(c.service, c.subset, c.port), c.client_http2));
   c.service.clear();
   c.load.reset();
   free_clusters_.push_back(id);

@@ -45,10 +45,13 @@ namespace sluice::proxy {
 inline constexpr uint32_t kNone = UINT32_MAX;
 inline constexpr uint64_t kNoGeneration = UINT64_MAX;   // a snapshot generation never published
 
-// Istio's choice of upstream protocol: a port declared http2 or grpc (name
-// prefix or appProtocol) speaks HTTP/2 to its backends; an HTTP port does
-// when its DestinationRule says h2UpgradePolicy: UPGRADE.
-bool speaks_http2(const model::Service& service, uint32_t port, const model::ConnectionPool& settings);
+// Istio's choice of upstream protocol: with useClientProtocol the client's
+// (`client_http2`: the request came on an HTTP/2 stream); else a port
+// declared http2 or grpc (name prefix or appProtocol) speaks HTTP/2 to its
+// backends, and an HTTP port does when its DestinationRule says
+// h2UpgradePolicy: UPGRADE.
+bool speaks_http2(const model::Service& service, uint32_t port, const model::ConnectionPool& settings,
+                  bool client_http2);
 
 class UpstreamPools {
  public:
@@ -85,7 +88,11 @@ class UpstreamPools {
     std::string service, subset;
     uint32_t port = 0;
     model::ConnectionPool settings;   // from the newest snapshot that lists the cluster
-    bool http2 = false;               // new connections speak HTTP/2 (port protocol, h2UpgradePolicy)
+    bool http2 = false;               // new connections speak HTTP/2 (speaks_http2)
+    // With useClientProtocol, requests that came on HTTP/2 streams get a
+    // cluster of their own (the same identity and circuit-breaker figures,
+    // its own pools of HTTP/2 connections): this is that cluster.
+    bool client_http2 = false;
     bool listed = false;              // in the newest snapshot
     std::vector<uint32_t> pools;      // ids of this cluster's pools
     uint32_t retries_outstanding = 0; // this worker's retries backing off or in flight
@@ -123,7 +130,10 @@ class UpstreamPools {
   // port) and `endpoint`'s backend in `snapshot`. For the snapshot last
   // applied this is two integer lookups once warm; for an older snapshot
   // (a request that straddled a reload) the cluster is found by name.
-  uint32_t pool_for(const model::Snapshot& snapshot, const model::Destination& destination, uint32_t endpoint);
+  // `client_http2`: the request came on an HTTP/2 stream (it matters with
+  // useClientProtocol only).
+  uint32_t pool_for(const model::Snapshot& snapshot, const model::Destination& destination, uint32_t endpoint,
+                    bool client_http2 = false);
 
   // Takes a new snapshot: listed clusters get its settings (they apply to
   // the next admission and to every connection released after), pools whose
@@ -168,14 +178,16 @@ class UpstreamPools {
   size_t pool_count() const { return pools_.size() - free_pools_.size(); }
 
  private:
-  uint32_t cluster_for(const model::Snapshot& snapshot, const model::Destination& destination);
+  uint32_t cluster_for(const model::Snapshot& snapshot, const model::Destination& destination, bool client_http2);
   uint32_t pool_of(uint32_t cluster, uint32_t backend);
   uint32_t backend_of(const model::Snapshot& snapshot, const model::Destination& destination, uint32_t endpoint);
   void free_cluster_if_unused(uint32_t id);
   std::pair<const model::Service*, const model::Subset*> listed_in_applied(const Cluster& c) const;
   static std::string identity(std::string_view service, std::string_view subset, uint32_t port);
-  static uint64_t destination_key(const model::Destination& d) {
-    return (uint64_t{d.service} << 40) | (uint64_t{d.subset & 0xfffffu} << 20) | (d.port & 0xfffffu);
+  static std::string cluster_key(const std::string& identity, bool client_http2);
+  static uint64_t destination_key(const model::Destination& d, bool client_http2) {
+    return (uint64_t{d.service} << 40) | (uint64_t{d.subset & 0xfffffu} << 20) | (d.port & 0xffffu) |
+           (client_http2 ? 1u << 19 : 0u);
   }
 
   CounterLookup counter_for_;

@@ -587,6 +587,19 @@ spec:
   EXPECT_EQ(base.max_concurrent_streams, 12u);
   EXPECT_EQ(svc->subsets[*svc->subset_index("v1")].policy_for(9080).connection_pool.h2_upgrade,
             model::ConnectionPool::H2Upgrade::DoNotUpgrade);
+  EXPECT_FALSE(base.use_client_protocol);
+
+  auto client = compile_with_productpage("", R"(apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: pp}
+spec:
+  host: productpage
+  trafficPolicy: {connectionPool: {http: {useClientProtocol: true}}}
+)");
+  ASSERT_TRUE(client.ok()) << diagnostics_text(client);
+  EXPECT_EQ(find_diagnostic(client, "useClientProtocol"), nullptr) << diagnostics_text(client);   // no "not implemented"
+  const auto* csvc = client.snapshot->find_service("productpage");
+  EXPECT_TRUE(csvc->subsets[*csvc->subset_index("")].policy_for(9080).connection_pool.use_client_protocol);
 
   auto bad = compile_with_productpage("", R"(apiVersion: networking.istio.io/v1
 kind: DestinationRule

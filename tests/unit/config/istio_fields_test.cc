@@ -215,7 +215,6 @@ TEST(IstioFields, EveryFieldOfTheCurrentApiIsReadOrANotImplementedWarning) {
            Expected{"dr.yaml", "field 'trafficPolicy.connectionPool.tcp.tcpKeepalive'", 20},
            Expected{"dr.yaml", "field 'trafficPolicy.connectionPool.tcp.maxConnectionDuration'", 21},
            Expected{"dr.yaml", "field 'trafficPolicy.connectionPool.tcp.idleTimeout'", 22},
-           Expected{"dr.yaml", "field 'trafficPolicy.connectionPool.http.useClientProtocol'", 30},
            Expected{"dr.yaml", "field 'trafficPolicy.outlierDetection.splitExternalLocalOriginErrors'", 33},
            Expected{"dr.yaml", "field 'trafficPolicy.outlierDetection.consecutiveLocalOriginFailures'", 34},
            Expected{"dr.yaml", "field 'trafficPolicy.tls'", 41},

@@ -229,6 +229,39 @@ TEST_F(UpstreamPoolsTest, ABackendThatLeftTheSubsetRetiresOnlyItsPool) {
   EXPECT_EQ(pools.pool_for(*first, kSubsetA, 1), gone);
 }
 
+// useClientProtocol: the upstream protocol is the client's. HTTP/2 streams
+// and HTTP/1.1 requests to one subset and backend get pools of their own
+// (HTTP/2 and HTTP/1.1 connections), counted against one set of circuit-
+// breaker figures; a reload that drops the setting gives both back the
+// port's protocol, and new requests of either kind share one pool again.
+TEST_F(UpstreamPoolsTest, UseClientProtocolKeepsTheClientsProtocolUpstream) {
+  auto snapshot = two_subsets_on_one_backend();
+  snapshot->services[0].subsets[1].policy_by_port[9080].connection_pool.use_client_protocol = true;
+  pools.apply_snapshot(*snapshot);
+  const uint32_t h1 = pools.pool_for(*snapshot, kSubsetA, 0, false);
+  const uint32_t h2 = pools.pool_for(*snapshot, kSubsetA, 0, true);
+  EXPECT_NE(h1, h2);
+  EXPECT_FALSE(pools.cluster_of(h1).http2);
+  EXPECT_TRUE(pools.cluster_of(h2).http2);
+  EXPECT_EQ(pools.cluster_of(h1).load, pools.cluster_of(h2).load);   // one cluster's figures
+  EXPECT_EQ(pools.pool_for(*snapshot, kSubsetA, 0, true), h2);
+  // Subset b has no useClientProtocol: an HTTP port speaks HTTP/1.1, to both.
+  const uint32_t b1 = pools.pool_for(*snapshot, kSubsetB, 0, false);
+  EXPECT_EQ(pools.pool_for(*snapshot, kSubsetB, 0, true), b1);
+  EXPECT_FALSE(pools.cluster_of(b1).http2);
+  // The port declared HTTP2: without useClientProtocol both speak HTTP/2,
+  // with it an HTTP/1.1 client's request stays HTTP/1.1.
+  auto next = two_subsets_on_one_backend();
+  next->services[0].ports[0].protocol = model::Protocol::HTTP2;
+  next->services[0].subsets[2].policy_by_port[9080].connection_pool.use_client_protocol = true;
+  pools.apply_snapshot(*next);
+  EXPECT_TRUE(pools.cluster_of(h1).http2);
+  EXPECT_TRUE(pools.cluster_of(h2).http2);
+  EXPECT_EQ(pools.pool_for(*next, kSubsetA, 0, false), pools.pool_for(*next, kSubsetA, 0, true));
+  EXPECT_FALSE(pools.cluster_of(pools.pool_for(*next, kSubsetB, 0, false)).http2);
+  EXPECT_TRUE(pools.cluster_of(pools.pool_for(*next, kSubsetB, 0, true)).http2);
+}
+
 TEST_F(UpstreamPoolsTest, ARequestResolvedOnAnOlderSnapshotFindsItsClusterByName) {
   auto first = two_subsets_on_one_backend();
   pools.apply_snapshot(*first);

@@ -26,28 +26,17 @@ namespace sluice::proxy {
 // A client stream's codec state. Taken from the worker's spares when the
 // request's HEADERS begin and given back when nghttp2 closes the stream,
 // with its strings' capacity: a steady stream load allocates none.
-struct Worker::Http2ClientStream {
+struct Worker::Http2ClientStream : Http2RequestBlock {
     uint32_t slot = kNone;              // the stream's client slot while it lives
     uint32_t live_index = 0;            // where it is in its connection's `live`
-    std::string method, path, authority;
-    std::string cookie;                 // cookie crumbs, joined (RFC 9113 8.2.3)
-    Http2DecodedFields fields;          // the other request fields
-    size_t header_bytes = 0, header_count = 0;
-    bool too_large = false;             // over the header list limit: answered 431
-    bool chunked = false;               // the body goes into `in` in chunked framing
     bool response_submitted = false, eof_sent = false;
     uint32_t unacked = 0;               // body bytes in the slot's `in` not yet given back as window
     std::string trailers;               // the response's trailer lines, once the slot has closed
 
     void reset() {
       slot = kNone;
-      method.clear();
-      path.clear();
-      authority.clear();
-      cookie.clear();
-      fields.clear();
-      header_bytes = header_count = 0;
-      too_large = chunked = response_submitted = eof_sent = false;
+      clear();
+      response_submitted = eof_sent = false;
       unacked = 0;
       trailers.clear();
     }
@@ -138,74 +127,11 @@ struct Http2Callbacks {
       return NGHTTP2_ERR_CALLBACK_FAILURE;
     }
     H::Stream* st = h.find(frame->hd.stream_id);
-    if (st == nullptr || frame->headers.cat != NGHTTP2_HCAT_REQUEST || st->too_large) return 0;   // trailers: dropped
-    std::string_view name(reinterpret_cast<const char*>(name_data), namelen);
-    std::string_view value(reinterpret_cast<const char*>(value_data), valuelen);
-    st->header_bytes += namelen + valuelen + 32;   // RFC 9113 6.5.2's accounting
-    if (st->header_bytes > w.options_.http2.max_header_list_bytes || ++st->header_count > w.options_.limits.max_headers) {
-      st->too_large = true;
-      return 0;
-    }
-    // nghttp2 has validated names (lower-case tokens), values (no CR, LF,
-    // NUL, no surrounding white space), pseudo-headers and refused the
-    // connection-specific fields (RFC 9113 8.2.2); "te: trailers" is the one
-    // it lets through, and it means nothing upstream.
-    if (name == ":method") st->method.assign(value);
-    else if (name == ":path") st->path.assign(value);
-    else if (name == ":authority") st->authority.assign(value);
-    else if (name.starts_with(':') || name == "te" || name == "expect") return 0;
-    else if (name == "cookie") {
-      if (!st->cookie.empty()) st->cookie += "; ";
-      st->cookie.append(value);
-    } else {
-      st->fields.add(name, value);
-    }
+    if (st == nullptr || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;   // trailers: dropped
+    st->add(std::string_view(reinterpret_cast<const char*>(name_data), namelen),
+            std::string_view(reinterpret_cast<const char*>(value_data), valuelen),
+            w.options_.http2.max_header_list_bytes, w.options_.limits.max_headers);
     return 0;
-  }
-
-  // The stream's request as the exchange's request head (views into the
-  // stream's strings), under the rules an HTTP/1.1 head meets: :authority
-  // is the host (a host field beside it is dropped), cookie crumbs are one
-  // field, a body without content-length is chunked, and the limits count
-  // the head as its HTTP/1.1 form would weigh (request line, fields, the
-  // "connection: close" of one request per stream). False: head.error says
-  // why.
-  static bool request_head(H::Stream& st, bool end_stream, const ProxyOptions& options, http::RequestHead& head) {
-    head = http::RequestHead{};
-    head.method = st.method;
-    head.target = st.path;
-    head.minor_version = 1;
-    const size_t capacity = std::min(options.limits.max_headers, http::kMaxHeaderFields);
-    size_t n = 0, bytes = st.method.size() + 1 + st.path.size() + 11 + 19 + 2;
-    bool too_many = false, has_length = false;
-    auto add = [&](std::string_view name, std::string_view value) {
-      bytes += name.size() + value.size() + 4;
-      if (n + 2 > capacity) too_many = true;   // room is left for the connection field
-      else head.fields[n++] = http::Field{name, value};
-    };
-    if (!st.authority.empty()) add("host", st.authority);
-    for (size_t i = 0; i < st.fields.size(); ++i) {
-      const std::string_view name = st.fields.name(i);
-      if (!st.authority.empty() && name == "host") continue;
-      has_length = has_length || name == "content-length";
-      add(name, st.fields.value(i));
-    }
-    if (!st.cookie.empty()) add("cookie", st.cookie);
-    st.chunked = !end_stream && !has_length;
-    if (st.chunked) add("transfer-encoding", "chunked");
-    head.field_count = n;
-    if (bytes > options.limits.max_header_bytes) {
-      head.error = http::ParseError{431, "request head larger than the header byte limit"};
-      return false;
-    }
-    if (too_many) {
-      head.error = http::ParseError{431, "too many header fields"};
-      return false;
-    }
-    if (http::validate_request_head(options.limits, head) != http::ParseResult::Complete) return false;
-    head.keep_alive = false;   // one request per stream
-    return http::normalise_request_target(head, std::span<char>(st.path.data(), st.path.size()),
-                                          options.path_normalisation);
   }
 
   static int frame_recv(nghttp2_session* session, const nghttp2_frame* frame, void* user_data) {
@@ -504,7 +430,7 @@ void Worker::h2_open_stream(Http2Connection& h, int32_t id, bool end_stream) {
   st.slot = s->id;
   // nghttp2 made sure :method, :path (but for CONNECT) and :scheme are
   // there; a request without :authority may carry host instead.
-  const bool valid = Http2Callbacks::request_head(st, end_stream, options_, request_head_);
+  const bool valid = st.to_request_head(end_stream, options_.limits, options_.path_normalisation, request_head_);
   begin_request(*s, valid);
   // The exchange copied what it keeps; the strings keep their capacity.
   st.method.clear();

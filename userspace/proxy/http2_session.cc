@@ -289,4 +289,76 @@ FramedBodyRead read_framed_body(std::string_view avail, http::BodyFraming framin
   return r;
 }
 
+void Http2RequestBlock::clear() {
+  method.clear();
+  path.clear();
+  authority.clear();
+  cookie.clear();
+  fields.clear();
+  header_bytes = header_count = 0;
+  too_large = chunked = false;
+}
+
+void Http2RequestBlock::add(std::string_view name, std::string_view value, uint32_t max_header_list_bytes,
+                            size_t max_headers) {
+  if (too_large) return;
+  header_bytes += name.size() + value.size() + 32;   // RFC 9113 6.5.2's accounting
+  if (header_bytes > max_header_list_bytes || ++header_count > max_headers) {
+    too_large = true;
+    return;
+  }
+  // nghttp2 has validated names (lower-case tokens), values (no CR, LF,
+  // NUL, no surrounding white space), pseudo-headers and refused the
+  // connection-specific fields (RFC 9113 8.2.2); "te: trailers" is the one
+  // it lets through, and it means nothing upstream.
+  if (name == ":method") method.assign(value);
+  else if (name == ":path") path.assign(value);
+  else if (name == ":authority") authority.assign(value);
+  else if (name.starts_with(':') || name == "te" || name == "expect") return;
+  else if (name == "cookie") {
+    if (!cookie.empty()) cookie += "; ";
+    cookie.append(value);
+  } else {
+    fields.add(name, value);
+  }
+}
+
+bool Http2RequestBlock::to_request_head(bool end_stream, const http::Limits& limits,
+                                        http::PathNormalisation normalisation, http::RequestHead& head) {
+  head = http::RequestHead{};
+  head.method = method;
+  head.target = path;
+  head.minor_version = 1;
+  const size_t capacity = std::min(limits.max_headers, http::kMaxHeaderFields);
+  size_t n = 0, bytes = method.size() + 1 + path.size() + 11 + 19 + 2;
+  bool too_many = false, has_length = false;
+  auto add_field = [&](std::string_view name, std::string_view value) {
+    bytes += name.size() + value.size() + 4;
+    if (n + 2 > capacity) too_many = true;   // room is left for the connection field
+    else head.fields[n++] = http::Field{name, value};
+  };
+  if (!authority.empty()) add_field("host", authority);
+  for (size_t i = 0; i < fields.size(); ++i) {
+    const std::string_view name = fields.name(i);
+    if (!authority.empty() && name == "host") continue;
+    has_length = has_length || name == "content-length";
+    add_field(name, fields.value(i));
+  }
+  if (!cookie.empty()) add_field("cookie", cookie);
+  chunked = !end_stream && !has_length;
+  if (chunked) add_field("transfer-encoding", "chunked");
+  head.field_count = n;
+  if (bytes > limits.max_header_bytes) {
+    head.error = http::ParseError{431, "request head larger than the header byte limit"};
+    return false;
+  }
+  if (too_many) {
+    head.error = http::ParseError{431, "too many header fields"};
+    return false;
+  }
+  if (http::validate_request_head(limits, head) != http::ParseResult::Complete) return false;
+  head.keep_alive = false;   // one request per stream
+  return http::normalise_request_target(head, std::span<char>(path.data(), path.size()), normalisation);
+}
+
 }  // namespace sluice::proxy

@@ -14,6 +14,7 @@
 
 #include "http/chunked_body.h"
 #include "http/message_head.h"
+#include "http/path_normalisation.h"
 
 namespace sluice::proxy {
 
@@ -215,6 +216,36 @@ class Http2DecodedFields {
   };
   std::string text_;
   std::vector<At> at_;
+};
+
+// A client stream's request header block as the codec keeps it while
+// nghttp2 decodes it (nghttp2 has validated names, values and pseudo-
+// headers, and refused the connection-specific fields), and the exchange's
+// request head made from it. Reused: clear() keeps the capacity.
+struct Http2RequestBlock {
+  std::string method, path, authority;
+  std::string cookie;                 // cookie crumbs, joined (RFC 9113 8.2.3)
+  Http2DecodedFields fields;          // the other request fields
+  size_t header_bytes = 0, header_count = 0;
+  bool too_large = false;             // over a limit: answered 431, nothing more is kept
+  bool chunked = false;               // the body goes to the exchange in chunked framing
+
+  void clear();
+  // One decoded field, counted as RFC 9113 6.5.2 weighs it against
+  // `max_header_list_bytes` and against `max_headers` fields; past either
+  // the block is too_large. "te" and "expect" mean nothing upstream and
+  // other pseudo-headers are dropped.
+  void add(std::string_view name, std::string_view value, uint32_t max_header_list_bytes, size_t max_headers);
+  // The request as the exchange's request head (views into the block's
+  // strings), under the rules an HTTP/1.1 head meets: :authority is the
+  // host (a host field beside it is dropped), cookie crumbs are one field,
+  // a body without content-length is chunked, and the limits count the head
+  // as its HTTP/1.1 form would weigh (request line, fields, the
+  // "connection: close" of one request per stream); then the request rules
+  // (http::validate_request_head) and path normalisation. False: head.error
+  // says why.
+  bool to_request_head(bool end_stream, const http::Limits& limits, http::PathNormalisation normalisation,
+                       http::RequestHead& head);
 };
 
 // RFC 9113 8.2.2's connection-specific fields, by lower-case name.

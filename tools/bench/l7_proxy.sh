@@ -30,6 +30,8 @@
 #             sluiced is also sampled with `perf record` during its last
 #             closed-loop round and the top of `perf report` is printed
 #             (PERF_KEEP=FILE keeps the perf.data for `perf report -i FILE`).
+#             SLUICE_XDP=0 starts sluiced without XDP on the veths (the L7
+#             VIP needs only sk_lookup): no process on the node has it.
 #
 #   tools/bench/l7_proxy.sh [DURATION_SECONDS [ROUNDS [loopback|node]]]   (default 10 1 loopback)
 set -euo pipefail
@@ -129,8 +131,14 @@ run() {
 if [[ $NET == node ]]; then
   # sluiced as a node runs it: XDP on the node's veths, the L7 VIP through
   # sk_lookup, one proxy worker; its admin API on the node's loopback.
-  ifaces=(--iface c0)
-  for i in 1 2 3 4; do ifaces+=(--iface "b$i"); done
+  # SLUICE_XDP=0 leaves the veths without XDP (the L7 VIP needs only
+  # sk_lookup and the local route sluiced adds): what the program costs
+  # every process on the node, peers included.
+  ifaces=()
+  if [[ ${SLUICE_XDP:-1} != 0 ]]; then
+    ifaces=(--iface c0)
+    for i in 1 2 3 4; do ifaces+=(--iface "b$i"); done
+  fi
   "${IN_NODE[@]}" "$SLUICE" --config-dir "$TMP/sluice" --pin-dir "$PIN" "${ifaces[@]}" --admin 127.0.0.1:15000 \
     --admin-socket "$TMP/admin.sock" --workers 1 >"$TMP/sluice.log" 2>&1 &
 else

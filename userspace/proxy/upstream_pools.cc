@@ -35,9 +35,8 @@ uint32_t take_slot(std::vector<T>& slots, std::vector<uint32_t>& free_ids) {
 
 }  // namespace
 
-// Istio's choice of upstream protocol: a port declared http2 or grpc (name
-// prefix or appProtocol) speaks HTTP/2 to its backends; an HTTP port does
-// when its DestinationRule says h2UpgradePolicy: UPGRADE.
+// Istio's choice of upstream protocol (upstream_pools.h): useClientProtocol
+// first, then the port's declared protocol, then h2UpgradePolicy.
 bool speaks_http2(const model::Service& service, uint32_t port, const model::ConnectionPool& settings,
                   bool client_http2) {
   if (settings.use_client_protocol) return client_http2;

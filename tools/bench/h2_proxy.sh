@@ -24,6 +24,11 @@
 # with `perf record -g` during its last closed-loop round and prints the top
 # of the report (PERF_KEEP=FILE keeps perf.data).
 #
+# SLUICE_B=PATH (another build of sluice-l7-proxy, e.g. the commit before a
+# change) adds a row `sluice-b`, measured in turn with the others on
+# 127.78.0.4 with the same config, and a line of its ratios against
+# `sluice`: an A/B of two builds in one run, as the machine is at the time.
+#
 # Loopback only: every process on 127.78.0.0/16, port 38280.
 #
 #   tools/bench/h2_proxy.sh [DURATION_SECONDS [ROUNDS]]   (default 10 1)
@@ -79,6 +84,11 @@ mkdir -p "$TMP/nginx-proxy"
 
 "$SLUICE" --config-dir "$TMP/sluice" --listen "$SLUICE_ADDR:$PORT=productpage:$PORT" --workers 1 >"$TMP/sluice.log" 2>&1 &
 PIDS+=($!); SLUICE_PID=$!; wait_port "$SLUICE_ADDR" "$PORT"
+if [[ -n ${SLUICE_B:-} ]]; then
+  [[ -x $SLUICE_B ]] || { echo "SLUICE_B=$SLUICE_B is not an executable" >&2; exit 1; }
+  "$SLUICE_B" --config-dir "$TMP/sluice" --listen "127.78.0.4:$PORT=productpage:$PORT" --workers 1 >"$TMP/sluice-b.log" 2>&1 &
+  PIDS+=($!); SLUICE_B_PID=$!; wait_port 127.78.0.4 "$PORT"
+fi
 haproxy -f "$TMP/haproxy.cfg" -db >"$TMP/haproxy.log" 2>&1 &
 PIDS+=($!); HAPROXY_PID=$!; wait_port "$HAPROXY_ADDR" "$PORT"
 nginx -c "$TMP/nginx-proxy/nginx.conf" -p "$TMP/nginx-proxy" >"$TMP/nginx-proxy.stderr" 2>&1 &
@@ -102,7 +112,7 @@ h2load_summary() {
 }
 
 echo "sanity ($PROBES requests through each proxy, counted at the backends):"
-for p in sluice:$SLUICE_ADDR haproxy:$HAPROXY_ADDR nginx:$NGINX_ADDR; do
+for p in sluice:$SLUICE_ADDR ${SLUICE_B:+sluice-b:127.78.0.4} haproxy:$HAPROXY_ADDR nginx:$NGINX_ADDR; do
   h2c "probe-${p%%:*}" "${p#*:}" -n "$PROBES" -c 4 -m "$STREAMS" -H "x-bench-probe: ${p%%:*}"
   read -r proto _ _ < <(h2load_summary "$TMP/h2load.probe-${p%%:*}.out")
   read -r _ n v1 protos < <(probe_split "${p%%:*}")
@@ -134,6 +144,7 @@ run() {
 for ((round = 1; round <= ROUNDS; round++)); do
   run direct "$DIRECT_ADDR" ""
   run sluice "$SLUICE_ADDR" "$SLUICE_PID"
+  [[ -n ${SLUICE_B:-} ]] && run sluice-b 127.78.0.4 "$SLUICE_B_PID"
   run haproxy "$HAPROXY_ADDR" "$HAPROXY_PID"
   run nginx "$NGINX_ADDR" "$NGINX_PID"
 done
@@ -157,5 +168,11 @@ if ((RATE > 0)); then
 fi
 fixed_title=""
 ((RATE > 0)) && fixed_title="fixed rate: $RATE requests/s offered to each ($SHARE x HAProxy's closed-loop median), same h2load shape, ${DURATION}s, medians over rounds"
+if [[ -n ${SLUICE_B:-} ]]; then
+  awk '{rps[$1] = $2; p99[$1] = $4; cpu[$1] = $5}
+    END { printf "sluice/sluice-b (%s): throughput %.2fx, p99 %.2fx, CPU/req %.2fx\n", b, rps["sluice"] / rps["sluice-b"], p99["sluice"] / p99["sluice-b"], cpu["sluice"] / cpu["sluice-b"] }' \
+    b="$SLUICE_B" "$TMP/medians" >"$TMP/ab"
+fi
 report "HTTP/2 (h2c) proxy benchmark: h2load -t$THREADS -c$CLIENTS -m$STREAMS -D$DURATION h2c, 4 nginx h2c backends, 70/30, 1 worker per proxy, ${ROUNDS} round(s) (medians)" \
   "$fixed_title" sluice-l7-proxy goal
+[[ -z ${SLUICE_B:-} ]] || cat "$TMP/ab"

@@ -136,7 +136,10 @@ void Worker::submit_send(Conn& c) {
 // Completions in slices of kCompletionSlice: what the slice queued (sends
 // of responses, forwarded requests) is submitted before the next slice, so
 // the peers on the other CPU start on it while this worker goes on, instead
-// of every send of a large batch waiting for the whole batch.
+// of every send of a large batch waiting for the whole batch. HTTP/2
+// connections are flushed once per slice, not once per completion: the
+// responses that several upstream receives of a slice bring to one client
+// connection leave in one send (docs/l7-proxy.md, "Write batching").
 void Worker::handle_completions() {
   while (true) {
     unsigned head;
@@ -148,6 +151,7 @@ void Worker::handle_completions() {
       if (++count == kCompletionSlice) break;
     }
     io_uring_cq_advance(&ring_, count);
+    h2_flush_scheduled();
     if (count < kCompletionSlice) return;
     if (io_uring_sq_ready(&ring_) > 0) io_uring_submit(&ring_);
   }
@@ -187,7 +191,6 @@ void Worker::handle_cqe(const io_uring_cqe& cqe) {
     case Op::Connect: on_connect(*c, cqe.res); break;
     default: break;
   }
-  h2_flush_scheduled();
 }
 
 Worker::Conn* Worker::alloc_conn(Role role) {

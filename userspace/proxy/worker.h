@@ -274,9 +274,11 @@ class Worker final {
   void h2_close_streams(Conn& c);            // the connection closes: every stream ends
   void h2_goaway_all();                      // draining: GOAWAY on every HTTP/2 connection
   // A flush asked for from inside the exchange's code (a stream's response
-  // bytes, a window update, a stream end) runs after the completion that
-  // caused it: flushing reads stream bodies and follows up on their slots
-  // (pump_response), which must not re-enter an exchange still on the stack.
+  // bytes, a window update, a stream end) runs at the end of the completion
+  // slice that caused it (handle_completions): flushing reads stream bodies
+  // and follows up on their slots (pump_response), which must not re-enter
+  // an exchange still on the stack, and one flush per slice puts the frames
+  // of every stream a slice answered into one send per connection.
   void h2_schedule_flush(Conn& c);
   void h2_flush_scheduled();
   std::vector<std::pair<uint32_t, uint32_t>> h2_scheduled_, h2_scheduled_scratch_;   // slot, generation

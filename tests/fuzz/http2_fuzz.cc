@@ -52,8 +52,8 @@ void check_head(const sluice::http::RequestHead& head, const Http2RequestBlock& 
   check(!head.keep_alive);
   check(!head.target.empty());
   check(head.target.size() <= block.path.size() || block.path.empty());
-  // No space or control (bytes over 0x7f pass, as in an HTTP/1.1 target).
-  for (char c : head.target) check(static_cast<unsigned char>(c) > ' ' && c != 0x7f);
+  // Visible ASCII only, no fragment (http::validate_request_head).
+  for (char c : head.target) check(static_cast<unsigned char>(c) > ' ' && static_cast<unsigned char>(c) < 0x7f && c != '#');
 }
 
 int begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {

@@ -39,6 +39,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   check(head.head_bytes > 0 && head.head_bytes <= size && head.head_bytes <= limits.max_header_bytes);
   check(head.field_count <= limits.max_headers);
   check(!head.target.empty() && head.target.size() <= limits.max_uri_bytes);
+  for (char c : head.target) check(static_cast<unsigned char>(c) > ' ' && static_cast<unsigned char>(c) < 0x7f && c != '#');
   check(head.minor_version == 0 || head.minor_version == 1);
   for (size_t i = 0; i < head.field_count; ++i) check(is_token(head.fields[i].name));
   // The head scanner, fed the input a byte at a time, asks for a parse at

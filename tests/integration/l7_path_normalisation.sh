@@ -3,7 +3,8 @@
 # at a recording backend. A route answers 403 for prefix /admin: with the
 # default BASE normalisation /x/../admin and /%61dmin get that 403 and never
 # reach the backend; with MERGE_SLASHES //admin does too. Paths that reach
-# the backend arrive normalised. Chunked trailers that frame or route
+# the backend arrive normalised; a raw byte over 0x7e or a fragment in the
+# target is refused with 400. Chunked trailers that frame or route
 # (Content-Length, Host) are dropped, others pass; an HTTP/1.0 request
 # without Host goes upstream with the service's host.
 source "$(dirname "$0")/l7_lib.sh"
@@ -72,6 +73,15 @@ expect_denied "/%2e%2e/admin" BASE
 expect_denied "/x\\\\..\\\\admin" BASE
 expect_forwarded "/x/../public/%7Euser?q=/../%61" "/public/~user?q=/../%61" BASE
 expect_forwarded "//admin" "//admin" BASE   # slashes are only merged from MERGE_SLASHES on
+# Raw bytes over 0x7e (an overlong UTF-8 '/', which a lenient backend may
+# decode to '/') and a fragment: 400 at the proxy, nothing forwarded.
+for target in "/public/..\\xc0\\xaf..\\xc0\\xafadmin" "/public#/../../admin" "/?q=\\xe4\\xbd\\xa0"; do
+  before=$(records)
+  status=$(get "$target")
+  [[ $status == 400 && $(records) == "$before" ]] ||
+    l7_fail "BASE: $target answered $status, backend requests $before -> $(records) (want 400, not forwarded)"
+  echo "PASS: BASE: $target -> 400, not forwarded"
+done
 status=$(get "/a%zz")
 [[ $status == 400 ]] || l7_fail "BASE: a broken escape answered $status (want 400)"
 echo "PASS: BASE: /a%zz -> 400"

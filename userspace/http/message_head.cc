@@ -304,6 +304,16 @@ ParseResult validate_request_head(const Limits& limits, RequestHead& head) {
   if (!is_token(head.method)) return refuse(head.error, 400, "invalid method");
   if (head.target.size() > limits.max_uri_bytes) return refuse(head.error, 414, "URI too long");
   if (minor != 0 && minor != 1) return refuse(head.error, 505, "unsupported HTTP version");
+  // The target's bytes (RFC 9112 3.2, RFC 3986): visible ASCII only. A raw
+  // byte over 0x7e is refused as Envoy's HTTP/1 codec refuses it — a backend
+  // that decodes it (an overlong UTF-8 '/', say) would see another path than
+  // the one routed on — and so is a fragment, which a client never sends
+  // (Envoy's default). HTTP/2's :path meets the same rule here.
+  for (char ch : head.target) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '#') return refuse(head.error, 400, "fragment in request-target");
+    if (c <= ' ' || c >= 0x7f) return refuse(head.error, 400, "invalid character in request-target");
+  }
 
   FramingFields f = scan_fields(head.fields, n);
   if (f.obs_fold) return refuse(head.error, 400, "obs-fold in header field");

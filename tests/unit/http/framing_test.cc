@@ -59,6 +59,12 @@ INSTANTIATE_TEST_SUITE_P(
         RefusedRequest{"duplicate_host", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
         RefusedRequest{"invalid_host", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400},
         RefusedRequest{"relative_target", "GET foo HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+        // An overlong UTF-8 '/' a backend might decode, any raw byte over
+        // 0x7e, and a fragment: the target is visible ASCII only.
+        RefusedRequest{"raw_overlong_slash_in_target", "GET /x\xc0\xaf..\xc0\xaf" "admin HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+        RefusedRequest{"raw_utf8_in_query", "GET /?q=\xe4\xbd\xa0 HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+        RefusedRequest{"fragment_in_target", "GET /public#/../admin HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+        RefusedRequest{"raw_byte_in_absolute_form", "GET http://a/\xff HTTP/1.1\r\nHost: a\r\n\r\n", 400},
         RefusedRequest{"connect", "CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", 501},
         RefusedRequest{"unknown_expectation", "GET / HTTP/1.1\r\nHost: a\r\nExpect: teapot\r\n\r\n", 417}));
 

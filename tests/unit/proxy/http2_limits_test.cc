@@ -261,6 +261,31 @@ TEST_F(Http2ServerLimits, PingFloodEndsTheConnection) {
   EXPECT_EQ(client_to_server(), NGHTTP2_ERR_FLOODED);
 }
 
+// A :path meets the HTTP/1.1 target's rules: raw bytes over 0x7e (which
+// nghttp2 lets through) and a fragment are answered 400 before routing; a
+// percent-encoded path passes.
+TEST(Http2RequestBlockTest, PathIsVisibleAsciiWithoutAFragment) {
+  struct Case {
+    const char* path;
+    uint16_t status;   // 0: accepted
+  };
+  for (const Case& c : {Case{"/x\xc0\xaf..\xc0\xaf" "admin", 400}, Case{"/?q=\xe4\xbd\xa0", 400},
+                        Case{"/public#/../admin", 400}, Case{"/x%C0%AF?q=%E4%BD%A0", 0}}) {
+    Http2RequestBlock block;
+    block.clear();
+    for (auto [name, value] : {std::pair<std::string_view, std::string_view>{":method", "GET"},
+                               {":scheme", "http"}, {":authority", "productpage"}, {":path", c.path}}) {
+      block.add(name, value, 16384, 100);
+    }
+    sluice::http::RequestHead head;
+    const bool ok = block.to_request_head(true, sluice::http::Limits{}, sluice::http::PathNormalisation::Base, head);
+    EXPECT_EQ(ok, c.status == 0) << c.path;
+    if (c.status != 0) {
+      EXPECT_EQ(head.error.status, c.status) << c.path << ": " << head.error.reason;
+    }
+  }
+}
+
 // A field whose value is new in every message goes out never indexed: the
 // encoder's dynamic table keeps the fields that repeat, and a header block
 // that differs only in its request id stays a few bytes plus that id.

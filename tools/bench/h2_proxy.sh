@@ -24,6 +24,14 @@
 # with `perf record -g` during its last closed-loop round and prints the top
 # of the report (PERF_KEEP=FILE keeps perf.data).
 #
+# Each closed-loop run also counts the TCP data segments the proxy (or, for
+# `direct`, the backend) sent to h2load per request, from `ss -tin`
+# (data_segs_out of its client connections) between 2 s into the run and 1 s
+# before its end, over the requests h2load started in that window: how many
+# responses each write to a client carries (fewer segments, fewer wake-ups
+# and reads for h2load; docs/benchmarks.md, "HTTP/2 write batching").
+# Needs DURATION_SECONDS >= 4.
+#
 # SLUICE_B=PATH (another build of sluice-l7-proxy, e.g. the commit before a
 # change) adds a row `sluice-b`, measured in turn with the others on
 # 127.78.0.4 with the same config, and a line of its ratios against
@@ -119,9 +127,16 @@ for p in sluice:$SLUICE_ADDR ${SLUICE_B:+sluice-b:127.78.0.4} haproxy:$HAPROXY_A
   printf '  %-8s client %s, backends saw %s requests (%s), v1 share %s%% (70 expected)\n' "${p%%:*}" "$proto" "$n" "$protos" "$v1"
 done
 
+# client_segments ADDR: the data segments sent so far on the established
+# connections whose local end is ADDR:PORT (the proxy's side of h2load's).
+client_segments() {
+  ss -tinH state established "( sport = :$PORT )" src "$1" |
+    awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^data_segs_out:/) { split($i, a, ":"); n += a[2] } } END { print n + 0 }'
+}
+
 # run NAME ADDR PID: closed-loop h2load against ADDR; PID is the proxy (empty: direct).
 run() {
-  local name=$1 addr=$2 pid=$3 before after node_before node_after perf_pid="" proto completed bad
+  local name=$1 addr=$2 pid=$3 before after node_before node_after perf_pid="" seg_pid="" s0 s1 t0 t1 proto completed bad
   h2c "$name" "$addr" -t "$THREADS" -c "$CLIENTS" -m "$STREAMS" -D 2   # warm-up: connections and pools
   rm -f "$TMP/h2load.$name.log"   # h2load appends to its log file
   [[ -n $pid ]] && before=$(cpu_ticks "$pid")
@@ -129,7 +144,22 @@ run() {
   if [[ ${PERF:-0} == 1 && $name == sluice && $round == "$ROUNDS" ]]; then
     perf record -q ${PERF_CALL_GRAPH:+--call-graph $PERF_CALL_GRAPH} -g -p "$pid" -o "$TMP/perf.data" -- sleep "$DURATION" 2>/dev/null & perf_pid=$!
   fi
+  if ((DURATION >= 4)); then
+    {
+      sleep 2
+      s0=$(client_segments "$addr"); t0=$(date +%s%6N)
+      sleep $((DURATION - 3))
+      s1=$(client_segments "$addr"); t1=$(date +%s%6N)
+      echo "$s0 $s1 $t0 $t1" >"$TMP/segments.$name"
+    } & seg_pid=$!
+  fi
   h2c "$name" "$addr" -t "$THREADS" -c "$CLIENTS" -m "$STREAMS" -D "$DURATION" --log-file="$TMP/h2load.$name.log"
+  if [[ -n $seg_pid ]]; then
+    wait "$seg_pid"
+    read -r s0 s1 t0 t1 <"$TMP/segments.$name"
+    awk -v t0="$t0" -v t1="$t1" -v segs="$((s1 - s0))" -v name="$name" '$1 >= t0 && $1 < t1 { n++ }
+      END { if (n > 0) printf "%s %.3f\n", name, segs / n }' "$TMP/h2load.$name.log" >>"$TMP/segments"
+  fi
   [[ -n $pid ]] && after=$(cpu_ticks "$pid")
   node_after=$(node_ticks)
   [[ -n $perf_pid ]] && wait "$perf_pid"
@@ -176,3 +206,11 @@ fi
 report "HTTP/2 (h2c) proxy benchmark: h2load -t$THREADS -c$CLIENTS -m$STREAMS -D$DURATION h2c, 4 nginx h2c backends, 70/30, 1 worker per proxy, ${ROUNDS} round(s) (medians)" \
   "$fixed_title" sluice-l7-proxy goal
 [[ -z ${SLUICE_B:-} ]] || cat "$TMP/ab"
+if [[ -s $TMP/segments ]]; then
+  printf 'TCP data segments to h2load per request (median over rounds):'
+  awk '{ v[$1] = v[$1] " " $2; if (!($1 in seen)) { seen[$1] = 1; order[++k] = $1 } }
+    END { for (i = 1; i <= k; i++) { m = split(substr(v[order[i]], 2), a, " "); asort_n(a, m)
+            printf " %s %s", order[i], (m % 2) ? a[(m + 1) / 2] : sprintf("%.3f", (a[m / 2] + a[m / 2 + 1]) / 2) }
+          print "" }
+    function asort_n(a, m,   i, j, t) { for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t } }' "$TMP/segments"
+fi

@@ -106,7 +106,12 @@ std::pair<const model::Service*, const model::Subset*> UpstreamPools::listed_in_
   if (service == nullptr || service->port(c.port) == nullptr) return {};
   auto subset = service->subset_index(c.subset);
   if (!subset) return {};
-  return {service, &service->subsets[*subset]};
+  const model::Subset& listed = service->subsets[*subset];
+  // A cluster's HTTP/2 twin (useClientProtocol) is listed while the setting
+  // is on: a reload that turns it off retires the twin's pools, which go
+  // once their connections and requests are done, and the twin with them.
+  if (c.client_http2 && !listed.policy_for(c.port).connection_pool.use_client_protocol) return {};
+  return {service, &listed};
 }
 
 // The worker's cluster for a destination of `snapshot`, found by name. A

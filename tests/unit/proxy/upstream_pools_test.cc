@@ -254,9 +254,13 @@ TEST_F(UpstreamPoolsTest, UseClientProtocolKeepsTheClientsProtocolUpstream) {
   auto next = two_subsets_on_one_backend();
   next->services[0].ports[0].protocol = model::Protocol::HTTP2;
   next->services[0].subsets[2].policy_by_port[9080].connection_pool.use_client_protocol = true;
+  const size_t pools_before = pools.pool_count();
   pools.apply_snapshot(*next);
   EXPECT_TRUE(pools.cluster_of(h1).http2);
-  EXPECT_TRUE(pools.cluster_of(h2).http2);
+  // Subset a's useClientProtocol is off now: its HTTP/2 twin, holding no
+  // connection, is gone with its pool.
+  EXPECT_FALSE(pools.pool(h2).in_use);
+  EXPECT_EQ(pools.pool_count(), pools_before - 1);
   EXPECT_EQ(pools.pool_for(*next, kSubsetA, 0, false), pools.pool_for(*next, kSubsetA, 0, true));
   EXPECT_FALSE(pools.cluster_of(pools.pool_for(*next, kSubsetB, 0, false)).http2);
   EXPECT_TRUE(pools.cluster_of(pools.pool_for(*next, kSubsetB, 0, true)).http2);

@@ -2,7 +2,7 @@
 # Upstream pools are per subset cluster, as in Envoy: two DestinationRule
 # subsets that select the same backend (one sluice-test-backend) have
 # different connectionPool settings, and the backend's view of each
-# request's connection (its peer address:port, in /echo) shows each subset
+# request's connection (its peer address:port and serial, in /echo) shows each subset
 # keeping its own settings and connections:
 #  1. maxRequestsPerConnection 1 vs 100: 20 requests alternating between the
 #     subsets on one client connection reach the backend on 10 connections
@@ -98,7 +98,11 @@ def get(conn, path):
     conn.request("GET", path, headers={"Host": "productpage"})
     r = conn.getresponse()
     body = r.read()
-    peer = json.loads(body)["peer"] if r.status == 200 else None
+    # The connection: its peer address:port and the backend's serial for it
+    # (the proxy's closed connections free loopback ports for re-use, so a
+    # later connection can come from the same address:port).
+    echo = json.loads(body) if r.status == 200 else None
+    peer = f"{echo['peer']}#{echo['connection']}" if echo else None
     return {"path": path, "status": r.status, "peer": peer, "body": body.decode(errors="replace").strip()[:80],
             "seconds": round(time.monotonic() - start, 3)}
 

@@ -2,7 +2,9 @@
 // backend namespaces. One epoll thread serves:
 //   HTTP/1.1 (keep-alive, pipelining): 200 with `x-backend: NAME` and body
 //     "NAME\n"; `?status=N` answers N; `?delay_ms=N` (or --delay-ms) answers
-//     late; paths under /echo answer a JSON description of the request;
+//     late; paths under /echo answer a JSON description of the request
+//     (with `peer` and `connection`, the connection's serial number: a
+//     peer address:port comes back when loopback ports are re-used);
 //     GET /__stats answers the counters (not counted itself).
 //   TCP: writes "NAME\n" on connect, then echoes.
 //   UDP: answers "NAME" to every datagram.
@@ -414,6 +416,7 @@ std::string TestBackend::respond(Connection& c, const Request& req, int& delay_m
       }
       j["body_bytes"] = req.body.size();
       j["peer"] = c.peer.to_string();
+      j["connection"] = c.serial;
       j["local"] = c.local.to_string();
       body = j.dump() + "\n";
       content_type = "application/json";

@@ -4,12 +4,13 @@
 It answers every request with `x-backend: NAME` (optionally after a delay or
 with another status) and, with --record, appends one JSON line per request
 it parsed — method, target, headers and body exactly as they arrived, and
-the connection's peer address — so a test can check what the proxy really
-forwarded, and on which upstream connection. Its parser is deliberately
-simple and literal: a request smuggled past the proxy shows up here as a
-second record.
+the connection's peer address and serial number — so a test can check what
+the proxy really forwarded, and on which upstream connection. Its parser is
+deliberately simple and literal: a request smuggled past the proxy shows up
+here as a second record.
 """
 import argparse
+import itertools
 import json
 import socket
 import socketserver
@@ -17,6 +18,10 @@ import threading
 import time
 
 lock = threading.Lock()
+# Serial numbers of accepted connections: a loopback address:port the proxy
+# freed can come back on a later connection, so tests tell connections
+# apart by `connection`, not by `peer` alone.
+connections = itertools.count(1)
 
 
 def read_until(sock, buf, marker):
@@ -46,6 +51,7 @@ class Handler(socketserver.BaseRequestHandler):
         opts = self.server.opts
         sock = self.request
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        serial = next(connections)
         buf = b""
         while True:
             head, buf = read_until(sock, buf, b"\r\n\r\n")
@@ -89,7 +95,8 @@ class Handler(socketserver.BaseRequestHandler):
                 with lock, open(opts.record, "a") as f:
                     f.write(json.dumps({"method": method, "target": target, "headers": headers,
                                         "body": body.decode("latin-1"), "trailers": trailers,
-                                        "peer": "%s:%d" % self.client_address[:2]}) + "\n")
+                                        "peer": "%s:%d" % self.client_address[:2],
+                                        "connection": serial}) + "\n")
             if opts.delay_ms:
                 time.sleep(opts.delay_ms / 1000)
             payload = (opts.name + "\n").encode()

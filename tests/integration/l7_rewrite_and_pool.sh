@@ -37,7 +37,7 @@ sleep 1.5   # the rewrite's pooled connection idles out (1s), so the count below
 
 # maxRequestsPerConnection: nine requests on one keep-alive client connection.
 curl -s -o /dev/null -H 'Host: productpage' "http://$LISTEN/pool/[1-9]"
-per_peer=$(records peer | sort | uniq -c | awk '{print $1}' | sort | tr '\n' ' ')
+per_peer=$(records connection | sort | uniq -c | awk '{print $1}' | sort | tr '\n' ' ')
 echo "requests per upstream connection: $per_peer"
 [[ $per_peer == "3 3 3 " ]] || l7_fail "maxRequestsPerConnection 3: expected three connections of 3 requests, got '$per_peer'"
 

@@ -30,7 +30,9 @@
 # before its end, over the requests h2load started in that window: how many
 # responses each write to a client carries (fewer segments, fewer wake-ups
 # and reads for h2load; docs/benchmarks.md, "HTTP/2 write batching").
-# Needs DURATION_SECONDS >= 4.
+# Needs DURATION_SECONDS >= 4. Beside them, the four backends' CPU per
+# request (their utime + stime over the run): what a proxy's way of
+# writing to them costs them.
 #
 # SLUICE_B=PATH (another build of sluice-l7-proxy, e.g. the commit before a
 # change) adds a row `sluice-b`, measured in turn with the others on
@@ -134,13 +136,24 @@ client_segments() {
     awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^data_segs_out:/) { split($i, a, ":"); n += a[2] } } END { print n + 0 }'
 }
 
+# backend_ticks: the CPU ticks the backends (nginx, one process each) have used.
+backend_ticks() {
+  local b name t=0
+  for b in "${BACKENDS[@]}"; do
+    IFS=: read -r name _ <<<"$b"
+    t=$((t + $(cpu_ticks "$(cat "$TMP/$name/pid")")))
+  done
+  echo "$t"
+}
+
 # run NAME ADDR PID: closed-loop h2load against ADDR; PID is the proxy (empty: direct).
 run() {
-  local name=$1 addr=$2 pid=$3 before after node_before node_after perf_pid="" seg_pid="" s0 s1 t0 t1 proto completed bad
+  local name=$1 addr=$2 pid=$3 before after node_before node_after backends_before perf_pid="" seg_pid="" s0 s1 t0 t1 proto completed bad
   h2c "$name" "$addr" -t "$THREADS" -c "$CLIENTS" -m "$STREAMS" -D 2   # warm-up: connections and pools
   rm -f "$TMP/h2load.$name.log"   # h2load appends to its log file
   [[ -n $pid ]] && before=$(cpu_ticks "$pid")
   node_before=$(node_ticks)
+  backends_before=$(backend_ticks)
   if [[ ${PERF:-0} == 1 && $name == sluice && $round == "$ROUNDS" ]]; then
     perf record -q ${PERF_CALL_GRAPH:+--call-graph $PERF_CALL_GRAPH} -g -p "$pid" -o "$TMP/perf.data" -- sleep "$DURATION" 2>/dev/null & perf_pid=$!
   fi
@@ -165,6 +178,8 @@ run() {
   [[ -n $perf_pid ]] && wait "$perf_pid"
   read -r proto completed bad < <(h2load_summary "$TMP/h2load.$name.out")
   [[ $proto == h2c ]] || { echo "$name: h2load negotiated '$proto', not h2c" >&2; exit 1; }
+  awk -v ticks="$(($(backend_ticks) - backends_before))" -v hz="$(getconf CLK_TCK)" -v n="$completed" -v name="$name" \
+    'BEGIN { if (n > 0) printf "%s %.2f\n", name, ticks / hz * 1e6 / n }' >>"$TMP/backend-cpu"
   h2load_log_row "$name" "$DURATION" "$TMP/h2load.$name.log" |
     awk -v ticks="${after:-0}" -v base="${before:-0}" -v hz="$(getconf CLK_TCK)" -v n="$completed" -v bad="$bad" \
       -v node="$((node_after - node_before))" '
@@ -206,11 +221,15 @@ fi
 report "HTTP/2 (h2c) proxy benchmark: h2load -t$THREADS -c$CLIENTS -m$STREAMS -D$DURATION h2c, 4 nginx h2c backends, 70/30, 1 worker per proxy, ${ROUNDS} round(s) (medians)" \
   "$fixed_title" sluice-l7-proxy goal
 [[ -z ${SLUICE_B:-} ]] || cat "$TMP/ab"
-if [[ -s $TMP/segments ]]; then
-  printf 'TCP data segments to h2load per request (median over rounds):'
+# per_proxy_medians TITLE FILE: "TITLE: NAME MEDIAN ..." from FILE's "NAME VALUE" rows (one per round).
+per_proxy_medians() {
+  printf '%s:' "$1"
   awk '{ v[$1] = v[$1] " " $2; if (!($1 in seen)) { seen[$1] = 1; order[++k] = $1 } }
     END { for (i = 1; i <= k; i++) { m = split(substr(v[order[i]], 2), a, " "); asort_n(a, m)
             printf " %s %s", order[i], (m % 2) ? a[(m + 1) / 2] : sprintf("%.3f", (a[m / 2] + a[m / 2 + 1]) / 2) }
           print "" }
-    function asort_n(a, m,   i, j, t) { for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t } }' "$TMP/segments"
-fi
+    function asort_n(a, m,   i, j, t) { for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t } }' "$2"
+}
+[[ -s $TMP/segments ]] && per_proxy_medians "TCP data segments to h2load per request (median over rounds)" "$TMP/segments"
+[[ -s $TMP/backend-cpu ]] && per_proxy_medians "the backends' CPU µs per request (median over rounds)" "$TMP/backend-cpu"
+true

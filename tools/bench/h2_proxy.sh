@@ -34,6 +34,12 @@
 # request (their utime + stime over the run): what a proxy's way of
 # writing to them costs them.
 #
+# PEER_HEADERS=1 has HAProxy and nginx add what sluice adds to every
+# request by default (Envoy's behaviour in Istio): an `x-request-id` (a
+# UUID; nginx: its 32-hex `$request_id`) and `x-forwarded-proto: http`, so
+# the backends parse the same fields behind each proxy. Default 0: the
+# peers as configured above, adding nothing.
+#
 # SLUICE_B=PATH (another build of sluice-l7-proxy, e.g. the commit before a
 # change) adds a row `sluice-b`, measured in turn with the others on
 # 127.78.0.4 with the same config, and a line of its ratios against
@@ -81,7 +87,11 @@ sluice_config "$SLUICE_ADDR" "$PORT" HTTP2
 # HAProxy and nginx: the same 70/30 split as server weights (35+35 / 15+15).
 {
   printf 'global\n  nbthread 1\n  maxconn 4096\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n  http-reuse always\n'
-  printf 'frontend fe\n  bind %s:%s proto h2\n  default_backend be\nbackend be\n  balance roundrobin\n' "$HAPROXY_ADDR" "$PORT"
+  printf 'frontend fe\n  bind %s:%s proto h2\n  default_backend be\n' "$HAPROXY_ADDR" "$PORT"
+  if [[ ${PEER_HEADERS:-0} == 1 ]]; then
+    printf '  unique-id-format %%[uuid()]\n  unique-id-header x-request-id\n  http-request set-header x-forwarded-proto http\n'
+  fi
+  printf 'backend be\n  balance roundrobin\n'
   for b in "${BACKENDS[@]}"; do IFS=: read -r name addr w <<<"$b"; printf '  server %s %s:%s proto h2 weight %s\n' "$name" "$addr" "$PORT" "$w"; done
 } >"$TMP/haproxy.cfg"
 mkdir -p "$TMP/nginx-proxy"
@@ -89,7 +99,9 @@ mkdir -p "$TMP/nginx-proxy"
   echo "worker_processes 1; daemon off; master_process off; pid $TMP/nginx-proxy/pid; error_log $TMP/nginx-proxy/err;"
   echo "events { worker_connections 4096; } http { access_log off; $(temp_paths "$TMP/nginx-proxy") upstream be { keepalive 128;"
   for b in "${BACKENDS[@]}"; do IFS=: read -r name addr w <<<"$b"; echo "server $addr:$PORT weight=$w;"; done
-  echo "} server { listen $NGINX_ADDR:$PORT http2; keepalive_requests 1000000; location / { grpc_pass grpc://be; } } }"
+  peer_headers=""
+  [[ ${PEER_HEADERS:-0} == 1 ]] && peer_headers='grpc_set_header x-request-id $request_id; grpc_set_header x-forwarded-proto http;'
+  echo "} server { listen $NGINX_ADDR:$PORT http2; keepalive_requests 1000000; location / { $peer_headers grpc_pass grpc://be; } } }"
 } >"$TMP/nginx-proxy/nginx.conf"
 
 "$SLUICE" --config-dir "$TMP/sluice" --listen "$SLUICE_ADDR:$PORT=productpage:$PORT" --workers 1 >"$TMP/sluice.log" 2>&1 &

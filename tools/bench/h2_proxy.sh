@@ -183,7 +183,7 @@ run() {
     wait "$seg_pid"
     read -r s0 s1 t0 t1 <"$TMP/segments.$name"
     awk -v t0="$t0" -v t1="$t1" -v segs="$((s1 - s0))" -v name="$name" '$1 >= t0 && $1 < t1 { n++ }
-      END { if (n > 0) printf "%s %.3f\n", name, segs / n }' "$TMP/h2load.$name.log" >>"$TMP/segments"
+      END { if (n > 0) printf "%s %.3f 0\n", name, segs / n }' "$TMP/h2load.$name.log" >>"$TMP/segments"
   fi
   [[ -n $pid ]] && after=$(cpu_ticks "$pid")
   node_after=$(node_ticks)
@@ -191,7 +191,7 @@ run() {
   read -r proto completed bad < <(h2load_summary "$TMP/h2load.$name.out")
   [[ $proto == h2c ]] || { echo "$name: h2load negotiated '$proto', not h2c" >&2; exit 1; }
   awk -v ticks="$(($(backend_ticks) - backends_before))" -v hz="$(getconf CLK_TCK)" -v n="$completed" -v name="$name" \
-    'BEGIN { if (n > 0) printf "%s %.2f\n", name, ticks / hz * 1e6 / n }' >>"$TMP/backend-cpu"
+    'BEGIN { if (n > 0) printf "%s %.2f 0\n", name, ticks / hz * 1e6 / n }' >>"$TMP/backend-cpu"
   h2load_log_row "$name" "$DURATION" "$TMP/h2load.$name.log" |
     awk -v ticks="${after:-0}" -v base="${before:-0}" -v hz="$(getconf CLK_TCK)" -v n="$completed" -v bad="$bad" \
       -v node="$((node_after - node_before))" '
@@ -233,14 +233,11 @@ fi
 report "HTTP/2 (h2c) proxy benchmark: h2load -t$THREADS -c$CLIENTS -m$STREAMS -D$DURATION h2c, 4 nginx h2c backends, 70/30, 1 worker per proxy, ${ROUNDS} round(s) (medians)" \
   "$fixed_title" sluice-l7-proxy goal
 [[ -z ${SLUICE_B:-} ]] || cat "$TMP/ab"
-# per_proxy_medians TITLE FILE: "TITLE: NAME MEDIAN ..." from FILE's "NAME VALUE" rows (one per round).
+# per_proxy_medians TITLE FILE: "TITLE: NAME MEDIAN ..." from FILE's "NAME VALUE 0" rows
+# (one per round; `medians` takes the last column for an error count).
 per_proxy_medians() {
   printf '%s:' "$1"
-  awk '{ v[$1] = v[$1] " " $2; if (!($1 in seen)) { seen[$1] = 1; order[++k] = $1 } }
-    END { for (i = 1; i <= k; i++) { m = split(substr(v[order[i]], 2), a, " "); asort_n(a, m)
-            printf " %s %s", order[i], (m % 2) ? a[(m + 1) / 2] : sprintf("%.3f", (a[m / 2] + a[m / 2 + 1]) / 2) }
-          print "" }
-    function asort_n(a, m,   i, j, t) { for (i = 2; i <= m; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t } }' "$2"
+  medians "$2" | awk '{ printf " %s %s", $1, $2 } END { print "" }'
 }
 [[ -s $TMP/segments ]] && per_proxy_medians "TCP data segments to h2load per request (median over rounds)" "$TMP/segments"
 [[ -s $TMP/backend-cpu ]] && per_proxy_medians "the backends' CPU µs per request (median over rounds)" "$TMP/backend-cpu"

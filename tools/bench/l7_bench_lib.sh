@@ -148,7 +148,8 @@ report() {
   local title=$1 fixed_title=$2 comm=$3 goal=${4:-}
   if ((ROUNDS > 1)); then
     echo "per round (closed loop: name rps p50 p99 cpu node-cpu errors; fixed rate: name achieved p50 p99 errors):"
-    cat "$TMP/results" "$TMP/fixed" 2>/dev/null
+    cat "$TMP/results"
+    if [[ -f $TMP/fixed ]]; then cat "$TMP/fixed"; fi   # absent with FIXED_RATE_SHARE=0
   fi
   echo "$title"
   echo "load average before/after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)"

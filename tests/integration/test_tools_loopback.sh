@@ -8,21 +8,39 @@ backend_bin=${SLUICE_TEST_BACKEND:?set SLUICE_TEST_BACKEND}
 loadgen_bin=${SLUICE_LOADGEN:?set SLUICE_LOADGEN}
 command -v python3 >/dev/null || { echo "SKIP: missing python3"; [[ "${CI:-}" == true ]] && exit 1; exit 77; }
 
-# Ports derived from the pid so parallel runs do not collide.
-base=$((20000 + ($$ % 2000) * 10))
+# Ports derived from the pid so parallel runs do not collide, below the
+# ephemeral range (32768 and up), where an outgoing connection of another
+# process could hold one; if a listener still cannot bind, another base is
+# tried, and the backends' own errors are shown if none works.
+err_dir=$(mktemp -d /tmp/slc-tools-loopback.XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done; wait 2>/dev/null; }
+cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$err_dir"; }
 trap cleanup EXIT
 
-"$backend_bin" --name alpha --http "$base" --tcp $((base + 1)) --udp $((base + 2)) --bind 127.0.0.1,::1 2>/dev/null &
-alpha=$!
-pids+=("$alpha")
-"$backend_bin" --name slow --http $((base + 3)) --delay-ms 200 --bind 127.0.0.1 2>/dev/null &
-pids+=($!)
-for _ in $(seq 50); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$base") 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$((base + 3))") 2>/dev/null && break
-  sleep 0.05
+started=false
+for attempt in 0 1 2 3 4; do
+  base=$((20000 + (($$ + attempt * 397) % 1200) * 10))
+  "$backend_bin" --name alpha --http "$base" --tcp $((base + 1)) --udp $((base + 2)) --bind 127.0.0.1,::1 \
+    2>"$err_dir/alpha.$attempt" &
+  alpha=$!
+  "$backend_bin" --name slow --http $((base + 3)) --delay-ms 200 --bind 127.0.0.1 2>"$err_dir/slow.$attempt" &
+  slow=$!
+  pids=("$alpha" "$slow")
+  for _ in $(seq 50); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$base") 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$((base + 3))") 2>/dev/null &&
+      kill -0 "$alpha" "$slow" 2>/dev/null && { started=true; break; }
+    kill -0 "$alpha" "$slow" 2>/dev/null || break   # one exited: a port was taken
+    sleep 0.05
+  done
+  $started && break
+  kill -TERM "$alpha" "$slow" 2>/dev/null
+  wait "$alpha" "$slow" 2>/dev/null
 done
+if ! $started; then
+  echo "FAIL: the backends did not start on any of 5 port bases:"
+  cat "$err_dir"/* >&2
+  exit 1
+fi
 
 failures=0
 # expect NAME JSON PYTHON_CONDITION (j is the parsed JSON)

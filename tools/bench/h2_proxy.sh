@@ -30,7 +30,10 @@
 # before its end, over the requests h2load started in that window: how many
 # responses each write to a client carries (fewer segments, fewer wake-ups
 # and reads for h2load; docs/benchmarks.md, "HTTP/2 write batching").
-# Needs DURATION_SECONDS >= 4. Beside them, the four backends' CPU per
+# Needs DURATION_SECONDS >= 4. Likewise the data segments sent to the
+# backends per request (for `direct`, h2load's own): how many requests each
+# write upstream carries (not for nginx, whose upstream connections come
+# and go). Beside them, the four backends' CPU per
 # request (their utime + stime over the run): what a proxy's way of
 # writing to them costs them.
 #
@@ -39,6 +42,13 @@
 # UUID; nginx: its 32-hex `$request_id`) and `x-forwarded-proto: http`, so
 # the backends parse the same fields behind each proxy. Default 0: the
 # peers as configured above, adding nothing.
+#
+# PROXY_CPU=SHARE (e.g. 0.5) caps each proxy at SHARE of one CPU with the
+# kernel's CFS bandwidth control (cap_cpu in l7_bench_lib.sh), so that each
+# proxy, not the machine, is the bottleneck of its run: requests/s is then
+# what a proxy does with the same CPU. Uncapped, the proxy shares the
+# machine's cores with h2load and the backends, and no proxy can pass the
+# `direct` row. The direct row is never capped.
 #
 # SLUICE_B=PATH (another build of sluice-l7-proxy, e.g. the commit before a
 # change) adds a row `sluice-b`, measured in turn with the others on
@@ -63,6 +73,7 @@ for tool in h2load nginx haproxy; do command -v $tool >/dev/null || { echo "miss
 [[ -x $SLUICE ]] || { echo "build $SLUICE first (ninja -C $BUILD)" >&2; exit 1; }
 # shellcheck source=l7_bench_lib.sh
 source tools/bench/l7_bench_lib.sh
+check_proxy_cpu
 
 TMP=$(mktemp -d /tmp/slc-h2-bench.XXXXXX)
 PIDS=()
@@ -70,6 +81,7 @@ cleanup() {
   local p
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  uncap_cpu
   rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -115,6 +127,12 @@ haproxy -f "$TMP/haproxy.cfg" -db >"$TMP/haproxy.log" 2>&1 &
 PIDS+=($!); HAPROXY_PID=$!; wait_port "$HAPROXY_ADDR" "$PORT"
 nginx -c "$TMP/nginx-proxy/nginx.conf" -p "$TMP/nginx-proxy" >"$TMP/nginx-proxy.stderr" 2>&1 &
 PIDS+=($!); NGINX_PID=$!; wait_port "$NGINX_ADDR" "$PORT"
+if [[ -n ${PROXY_CPU:-} ]]; then
+  cap_cpu sluice "$SLUICE_PID" "$PROXY_CPU"
+  [[ -z ${SLUICE_B:-} ]] || cap_cpu sluice-b "$SLUICE_B_PID" "$PROXY_CPU"
+  cap_cpu haproxy "$HAPROXY_PID" "$PROXY_CPU"
+  cap_cpu nginx "$NGINX_PID" "$PROXY_CPU"
+fi
 
 # h2c NAME ADDR ARGS...: h2load (prior knowledge) at http://ADDR:PORT/,
 # bounded by -n or -D in ARGS; its summary in $TMP/h2load.NAME.out.
@@ -148,6 +166,19 @@ client_segments() {
     awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^data_segs_out:/) { split($i, a, ":"); n += a[2] } } END { print n + 0 }'
 }
 
+# backend_segments: the data segments sent so far on the established
+# connections to the backends (a proxy's upstream connections; for
+# `direct`, h2load's own).
+backend_segments() {
+  local b name addr filter=""
+  for b in "${BACKENDS[@]}"; do
+    IFS=: read -r name addr _ <<<"$b"
+    filter+="${filter:+ or }dst $addr"
+  done
+  ss -tinH state established "( dport = :$PORT ) and ( $filter )" |
+    awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^data_segs_out:/) { split($i, a, ":"); n += a[2] } } END { print n + 0 }'
+}
+
 # backend_ticks: the CPU ticks the backends (nginx, one process each) have used.
 backend_ticks() {
   local b name t=0
@@ -160,7 +191,7 @@ backend_ticks() {
 
 # run NAME ADDR PID: closed-loop h2load against ADDR; PID is the proxy (empty: direct).
 run() {
-  local name=$1 addr=$2 pid=$3 before after node_before node_after backends_before perf_pid="" seg_pid="" s0 s1 t0 t1 proto completed bad
+  local name=$1 addr=$2 pid=$3 before after node_before node_after backends_before perf_pid="" seg_pid="" s0 s1 t0 t1 u0 u1 proto completed bad
   h2c "$name" "$addr" -t "$THREADS" -c "$CLIENTS" -m "$STREAMS" -D 2   # warm-up: connections and pools
   rm -f "$TMP/h2load.$name.log"   # h2load appends to its log file
   [[ -n $pid ]] && before=$(cpu_ticks "$pid")
@@ -172,18 +203,20 @@ run() {
   if ((DURATION >= 4)); then
     {
       sleep 2
-      s0=$(client_segments "$addr"); t0=$(date +%s%6N)
+      s0=$(client_segments "$addr"); u0=$(backend_segments); t0=$(date +%s%6N)
       sleep $((DURATION - 3))
-      s1=$(client_segments "$addr"); t1=$(date +%s%6N)
-      echo "$s0 $s1 $t0 $t1" >"$TMP/segments.$name"
+      s1=$(client_segments "$addr"); u1=$(backend_segments); t1=$(date +%s%6N)
+      echo "$s0 $s1 $t0 $t1 $u0 $u1" >"$TMP/segments.$name"
     } & seg_pid=$!
   fi
   h2c "$name" "$addr" -t "$THREADS" -c "$CLIENTS" -m "$STREAMS" -D "$DURATION" --log-file="$TMP/h2load.$name.log"
   if [[ -n $seg_pid ]]; then
     wait "$seg_pid"
-    read -r s0 s1 t0 t1 <"$TMP/segments.$name"
-    awk -v t0="$t0" -v t1="$t1" -v segs="$((s1 - s0))" -v name="$name" '$1 >= t0 && $1 < t1 { n++ }
-      END { if (n > 0) printf "%s %.3f 0\n", name, segs / n }' "$TMP/h2load.$name.log" >>"$TMP/segments"
+    read -r s0 s1 t0 t1 u0 u1 <"$TMP/segments.$name"
+    awk -v t0="$t0" -v t1="$t1" -v segs="$((s1 - s0))" -v usegs="$((u1 - u0))" -v name="$name" -v up="$TMP/upstream-segments" \
+      '$1 >= t0 && $1 < t1 { n++ }
+      END { if (n > 0) { printf "%s %.3f 0\n", name, segs / n; printf "%s %.3f 0\n", name, usegs / n >>up } }' \
+      "$TMP/h2load.$name.log" >>"$TMP/segments"
   fi
   [[ -n $pid ]] && after=$(cpu_ticks "$pid")
   node_after=$(node_ticks)
@@ -230,7 +263,7 @@ if [[ -n ${SLUICE_B:-} ]]; then
     END { printf "sluice/sluice-b (%s): throughput %.2fx, p99 %.2fx, CPU/req %.2fx\n", b, rps["sluice"] / rps["sluice-b"], p99["sluice"] / p99["sluice-b"], cpu["sluice"] / cpu["sluice-b"] }' \
     b="$SLUICE_B" "$TMP/medians" >"$TMP/ab"
 fi
-report "HTTP/2 (h2c) proxy benchmark: h2load -t$THREADS -c$CLIENTS -m$STREAMS -D$DURATION h2c, 4 nginx h2c backends, 70/30, 1 worker per proxy, ${ROUNDS} round(s) (medians)" \
+report "HTTP/2 (h2c) proxy benchmark: h2load -t$THREADS -c$CLIENTS -m$STREAMS -D$DURATION h2c, 4 nginx h2c backends, 70/30, 1 worker per proxy${PROXY_CPU:+ capped at $PROXY_CPU of a CPU each (period ${CPU_CAP_PERIOD_US:-10000} µs)}, ${ROUNDS} round(s) (medians)" \
   "$fixed_title" sluice-l7-proxy goal
 [[ -z ${SLUICE_B:-} ]] || cat "$TMP/ab"
 # per_proxy_medians TITLE FILE: "TITLE: NAME MEDIAN ..." from FILE's "NAME VALUE 0" rows
@@ -240,5 +273,11 @@ per_proxy_medians() {
   medians "$2" | awk '{ printf " %s %s", $1, $2 } END { print "" }'
 }
 [[ -s $TMP/segments ]] && per_proxy_medians "TCP data segments to h2load per request (median over rounds)" "$TMP/segments"
+# nginx is left out: its upstream connections open and close during the
+# run (one stream each, more than its keepalive cache holds), and the sum
+# over the connections alive at each end of the window misses them.
+grep -v '^nginx ' "$TMP/upstream-segments" >"$TMP/upstream-segments.kept" || true
+[[ -s $TMP/upstream-segments.kept ]] &&
+  per_proxy_medians "TCP data segments to the backends per request (median over rounds; nginx's churning connections not counted)" "$TMP/upstream-segments.kept"
 [[ -s $TMP/backend-cpu ]] && per_proxy_medians "the backends' CPU µs per request (median over rounds)" "$TMP/backend-cpu"
 true

@@ -33,6 +33,10 @@
 #             SLUICE_XDP=0 starts sluiced without XDP on the veths (the L7
 #             VIP needs only sk_lookup): no process on the node has it.
 #
+# PROXY_CPU=SHARE (e.g. 0.5) caps each proxy at SHARE of one CPU (cap_cpu in
+# l7_bench_lib.sh), so that the proxy, not the machine, is the bottleneck of
+# its run; the direct row is never capped.
+#
 #   tools/bench/l7_proxy.sh [DURATION_SECONDS [ROUNDS [loopback|node]]]   (default 10 1 loopback)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -50,6 +54,7 @@ for tool in wrk h2load nginx haproxy; do command -v $tool >/dev/null || { echo "
 [[ -x $SLUICE ]] || { echo "build $SLUICE first (ninja -C $BUILD)" >&2; exit 1; }
 # shellcheck source=l7_bench_lib.sh
 source tools/bench/l7_bench_lib.sh
+check_proxy_cpu
 
 TMP=$(mktemp -d /tmp/slc-l7-bench.XXXXXX)
 PIDS=()
@@ -57,6 +62,7 @@ cleanup() {
   local p
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  uncap_cpu
   [[ -n ${PIN:-} && -d $PIN ]] && rm -rf -- "$PIN"
   rm -rf "$TMP"
 }
@@ -149,6 +155,11 @@ PIDS+=($!); SLUICE_PID=$!; wait_port "$SLUICE_ADDR" "$PORT"
 PIDS+=($!); HAPROXY_PID=$!; wait_port "$HAPROXY_ADDR" "$HAPROXY_PORT"
 "${IN_NODE[@]}" nginx -c "$TMP/nginx-proxy/nginx.conf" -p "$TMP/nginx-proxy" >"$TMP/nginx-proxy.stderr" 2>&1 &
 PIDS+=($!); NGINX_PID=$!; wait_port "$NGINX_ADDR" "$NGINX_PORT"
+if [[ -n ${PROXY_CPU:-} ]]; then   # sluiced's other threads (agent, admin) are idle here
+  cap_cpu sluice "$SLUICE_PID" "$PROXY_CPU"
+  cap_cpu haproxy "$HAPROXY_PID" "$PROXY_CPU"
+  cap_cpu nginx "$NGINX_PID" "$PROXY_CPU"
+fi
 for ((round = 1; round <= ROUNDS; round++)); do
   run direct "$DIRECT_ADDR:$PORT" ""
   run sluice "$SLUICE_ADDR:$PORT" "$SLUICE_PID"
@@ -171,6 +182,6 @@ for ((round = 1; round <= ROUNDS; round++)); do
   fixed haproxy "$HAPROXY_ADDR:$HAPROXY_PORT" "$RATE"
   fixed nginx "$NGINX_ADDR:$NGINX_PORT" "$RATE"
 done
-report "L7 proxy benchmark ($NET path): wrk -t2 -c64 -d${DURATION}s keep-alive, 4 nginx backends, 70/30, 1 worker per proxy, ${ROUNDS} round(s) (medians)" \
+report "L7 proxy benchmark ($NET path): wrk -t2 -c64 -d${DURATION}s keep-alive, 4 nginx backends, 70/30, 1 worker per proxy${PROXY_CPU:+ capped at $PROXY_CPU of a CPU each (period ${CPU_CAP_PERIOD_US:-10000} µs)}, ${ROUNDS} round(s) (medians)" \
   "fixed rate: h2load --h1 -t2 -c64, $RATE requests/s offered to each (${FIXED_RATE_SHARE:-0.8} x HAProxy's closed-loop median), ${DURATION}s, medians over rounds" \
   "$(basename "$SLUICE")"

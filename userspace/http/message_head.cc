@@ -136,7 +136,10 @@ FramingFields scan_fields(const std::array<Field, kMaxHeaderFields>& fields, siz
 // stay nameless for scan_fields to refuse.
 void copy_fields(const phr_header* raw, size_t n, std::array<Field, kMaxHeaderFields>& out) {
   for (size_t i = 0; i < n; ++i) {
-    if (raw[i].name == nullptr) continue;
+    if (raw[i].name == nullptr) {
+      out[i] = Field{};   // the array is reused: no earlier message's field may show through
+      continue;
+    }
     out[i] = Field{std::string_view(raw[i].name, raw[i].name_len),
                    trim(std::string_view(raw[i].value, raw[i].value_len))};
   }
@@ -220,6 +223,28 @@ std::string_view ResponseHead::field(std::string_view name) const {
   return find_field(fields, field_count, name);
 }
 
+void RequestHead::reset() {
+  method = target = authority = {};
+  minor_version = 1;
+  field_count = head_bytes = 0;
+  framing = BodyFraming::None;
+  content_length = 0;
+  keep_alive = true;
+  expect_continue = absolute_form = false;
+  error = ParseError{};
+}
+
+void ResponseHead::reset() {
+  status = 0;
+  reason = {};
+  minor_version = 1;
+  field_count = head_bytes = 0;
+  framing = BodyFraming::None;
+  content_length = 0;
+  keep_alive = true;
+  error = ParseError{};
+}
+
 bool RequestHead::is_idempotent() const {
   return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "TRACE" ||
          method == "PUT" || method == "DELETE";
@@ -258,7 +283,7 @@ bool HeadEndScanner::ready(std::string_view buffer, uint64_t stream_offset, cons
 }
 
 ParseResult parse_request_head(std::string_view buffer, const Limits& limits, RequestHead& head) {
-  head = RequestHead{};
+  head.reset();
   size_t capacity = std::min(limits.max_headers, kMaxHeaderFields);
   phr_header raw[kMaxHeaderFields];
   size_t n = capacity;
@@ -386,7 +411,7 @@ ParseResult validate_request_head(const Limits& limits, RequestHead& head) {
 
 ParseResult parse_response_head(std::string_view buffer, std::string_view request_method,
                                 const Limits& limits, ResponseHead& head) {
-  head = ResponseHead{};
+  head.reset();
   size_t capacity = std::min(limits.max_headers, kMaxHeaderFields);
   phr_header raw[kMaxHeaderFields];
   size_t n = capacity;

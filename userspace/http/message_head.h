@@ -61,6 +61,10 @@ struct RequestHead {
   // First field with this name (case-insensitive), or empty view.
   std::string_view field(std::string_view name) const;
   bool is_idempotent() const;   // RFC 9110 9.2.2
+  // As a new head, but the entries of `fields` are left as they are: none
+  // past field_count is ever read, and rewriting the array would cost 4 KiB
+  // of stores per message. A member added above must be reset there too.
+  void reset();
 };
 
 struct ResponseHead {
@@ -76,6 +80,8 @@ struct ResponseHead {
   ParseError error;
 
   std::string_view field(std::string_view name) const;
+  // As RequestHead::reset: a new head, `fields` left as they are.
+  void reset();
 };
 
 ParseResult parse_request_head(std::string_view buffer, const Limits& limits, RequestHead& head);

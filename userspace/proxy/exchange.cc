@@ -466,7 +466,11 @@ void Worker::complete_exchange(Conn& c) {
   Exchange& x = *c.exchange;
   record_request(c);
   ++c.requests;
-  x.snapshot.reset();
+  // An idle HTTP/1.1 connection must not keep an old snapshot alive until
+  // its next request. An HTTP/2 stream's slot is freed next and kept as a
+  // spare with the current snapshot (reclaim_slots, refresh_snapshot), so
+  // that the next stream on it costs no reference-count atomics.
+  if (c.h2_parent == kNone) x.snapshot.reset();
   x.upstream_head.clear();   // kept for retries and mirrors until now
   x.upstream_head.release();
   x.body.clear();

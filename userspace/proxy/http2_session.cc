@@ -220,30 +220,33 @@ const nghttp2_nv* Http2FieldList::nva() {
 }
 
 bool split_own_request_head(std::string_view text, Http2FieldList& list, OwnRequestHead& r) {
-  const size_t end = text.find("\r\n\r\n");
-  if (end == std::string_view::npos) return false;
-  r.head_bytes = end + 4;
-  const std::string_view head = text.substr(0, end + 2);   // each line with its CRLF
-  size_t eol = head.find("\r\n");
-  const std::string_view request_line = head.substr(0, eol);
+  // One pass over the lines, each ended by CRLF; the empty line ends the
+  // head (no separate search for it first: the head is read once).
+  size_t at = 0;
+  auto next_line = [&](std::string_view& line) {
+    const size_t eol = text.find('\n', at);
+    if (eol == std::string_view::npos || eol == at) return false;
+    line = text.substr(at, eol - at - 1);   // without the CR
+    at = eol + 1;
+    return true;
+  };
+  std::string_view request_line, line;
+  if (!next_line(request_line)) return false;
   const size_t sp1 = request_line.find(' ');
   const size_t sp2 = request_line.rfind(' ');
-  size_t at = eol + 2;
+  if (!next_line(line)) return false;
   std::string_view authority;
-  if (head.substr(at).starts_with("host: ")) {
-    eol = head.find("\r\n", at);
-    authority = head.substr(at + 6, eol - at - 6);
-    at = eol + 2;
+  if (line.starts_with("host: ")) {
+    authority = line.substr(6);
+    if (!next_line(line)) return false;
   }
   list.clear();
   list.add(":method", request_line.substr(0, sp1));
   list.add(":scheme", "http");
   list.add(":authority", authority);
   list.add(":path", request_line.substr(sp1 + 1, sp2 - sp1 - 1));
-  while (at < head.size()) {
-    eol = head.find("\r\n", at);
-    const std::string_view line = head.substr(at, eol - at);
-    at = eol + 2;
+  r = OwnRequestHead{};
+  while (!line.empty()) {
     const size_t colon = line.find(':');
     const std::string_view name = line.substr(0, colon);
     std::string_view value = line.substr(colon + 1);
@@ -257,7 +260,9 @@ bool split_own_request_head(std::string_view text, Http2FieldList& list, OwnRequ
       r.grpc = true;
     }
     list.add_forwarded(name, value, true);
+    if (!next_line(line)) return false;   // not whole yet
   }
+  r.head_bytes = at;
   return true;
 }
 
@@ -325,7 +330,7 @@ void Http2RequestBlock::add(std::string_view name, std::string_view value, uint3
 
 bool Http2RequestBlock::to_request_head(bool end_stream, const http::Limits& limits,
                                         http::PathNormalisation normalisation, http::RequestHead& head) {
-  head = http::RequestHead{};
+  head.reset();
   head.method = method;
   head.target = path;
   head.minor_version = 1;

@@ -450,7 +450,7 @@ http::ParseResult Worker::h2up_response_head(Conn& u, std::string_view request_m
   if (!connection.h2up) return http::ParseResult::Incomplete;
   const Http2Upstream::Stream* st = connection.h2up->find(u.h2_stream);
   if (st == nullptr || !st->head_done) return http::ParseResult::Incomplete;
-  head = http::ResponseHead{};
+  head.reset();
   head.status = static_cast<int>(st->status);
   head.minor_version = 1;
   const size_t capacity = std::min(options_.limits.max_headers, http::kMaxHeaderFields);

@@ -293,8 +293,6 @@ void Worker::maybe_free(Conn& c) {
       --client_count_;
       proxy_.downstream_closed();
     }
-    c.exchange->snapshot.reset();
-    c.exchange->outliers.reset();
   }
   c.role = Role::Free;
   c.fd = -1;
@@ -321,6 +319,14 @@ void Worker::reclaim_slots() {
     c.h2.reset();   // here, not at close: a close may come from inside the session's callbacks
     c.h2up.reset();
     c.h2mirror.reset();
+    // A spare keeps its references to the current snapshot, so that the
+    // next request on it (an HTTP/2 stream takes a slot per request) costs
+    // no reference-count atomics; an older one is let go here, and
+    // refresh_snapshot lets go of the spares' when the snapshot changes.
+    if (c.exchange->snapshot != snapshot_) {
+      c.exchange->snapshot.reset();
+      c.exchange->outliers.reset();
+    }
     if (spare_conns_.size() < kMaxSpareConns) spare_conns_.push_back(std::move(conns_[id]));
     else conns_[id].reset();
     free_conns_.push_back(id);

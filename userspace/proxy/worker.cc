@@ -134,6 +134,17 @@ void Worker::refresh_snapshot() {
   snapshot_ = std::move(published.snapshot);
   outliers_ = std::move(published.outliers);
   snapshot_generation_ = generation;
+  // No slot outside an exchange keeps an old snapshot alive: the spares
+  // (reclaim_slots) and the slots that are not clients' (only a client's
+  // exchange reads its references).
+  auto let_go = [](Conn& slot) {
+    slot.exchange->snapshot.reset();
+    slot.exchange->outliers.reset();
+  };
+  for (auto& spare : spare_conns_) let_go(*spare);
+  for (auto& slot : conns_) {
+    if (slot && slot->role != Role::Client) let_go(*slot);
+  }
   if (snapshot_) picker_->on_snapshot(*snapshot_);
   static const model::Snapshot kNoServices;
   revisit_pools(pools_.apply_snapshot(snapshot_ ? *snapshot_ : kNoServices));

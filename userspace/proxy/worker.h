@@ -133,7 +133,9 @@ class Worker final {
     // A new request on the slot: the state back to its initial values,
     // buffers emptied (their memory kept), the snapshot references kept
     // (start_exchange replaces them only when the snapshot changed, so a
-    // request costs no reference-count atomics).
+    // request costs no reference-count atomics; complete_exchange lets an
+    // HTTP/1.1 connection's snapshot go, refresh_snapshot the references
+    // of slots outside an exchange).
     void reset_for_request() {
       static_cast<ExchangeState&>(*this) = ExchangeState{};
       upstream_head.clear();

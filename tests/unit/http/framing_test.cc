@@ -23,6 +23,13 @@ TEST_P(RefusedRequestTest, IsRefusedWithStatus) {
   RequestHead head;
   ASSERT_EQ(parse_request_head(c.raw, Limits{}, head), ParseResult::Invalid) << c.rule;
   EXPECT_EQ(head.error.status, c.status) << c.rule << ": " << head.error.reason;
+  // The worker parses every request into one head: what a larger head
+  // before it left in the field array must not change the verdict.
+  RequestHead reused;
+  ASSERT_EQ(parse_request_head("GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\n\r\n", Limits{}, reused),
+            ParseResult::Complete);
+  ASSERT_EQ(parse_request_head(c.raw, Limits{}, reused), ParseResult::Invalid) << c.rule << " after another head";
+  EXPECT_EQ(reused.error.status, c.status) << c.rule << " after another head: " << reused.error.reason;
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -264,6 +271,16 @@ TEST_P(ResponseFramingTest, FramesOrRefusesWith502) {
   }
   if (c.result == ParseResult::Invalid) {
     EXPECT_EQ(head.error.status, 502) << c.rule;
+  }
+  // One head for every response, as the worker parses them: the same
+  // outcome after a larger head.
+  ResponseHead reused;
+  ASSERT_EQ(parse_response_head("HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\nContent-Length: 0\r\n\r\n", "GET", Limits{},
+                                reused),
+            ParseResult::Complete);
+  ASSERT_EQ(parse_response_head(c.raw, c.method, Limits{}, reused), c.result) << c.rule << " after another head";
+  if (c.result == ParseResult::Complete) {
+    EXPECT_EQ(reused.framing, c.framing) << c.rule << " after another head";
   }
 }
 

@@ -329,6 +329,43 @@ TEST(Http2FieldListEncoding, PerMessageValuesAreNeverIndexed) {
   nghttp2_hd_deflate_del(deflater);
 }
 
+// The head the exchange wrote for an HTTP/2 upstream, back into fields:
+// pseudo-headers first (authority from the Host line), names lower-case,
+// connection-specific fields dropped, the framing and gRPC noted, and
+// nothing until the blank line has arrived.
+TEST(SplitOwnRequestHead, SplitsAWholeHeadAndWaitsForAnUnfinishedOne) {
+  const std::string head =
+      "POST /svc.Echo/Say?x=1 HTTP/1.1\r\nhost: echo.mesh\r\nX-Tag: a b\r\ncontent-type: application/grpc\r\n"
+      "connection: close\r\ncontent-length: 3\r\n\r\n";
+  const std::string text = head + "abc";
+  Http2FieldList list;
+  OwnRequestHead r;
+  ASSERT_TRUE(split_own_request_head(text, list, r));
+  EXPECT_EQ(r.head_bytes, head.size());
+  EXPECT_EQ(r.framing, http::BodyFraming::ContentLength);
+  EXPECT_EQ(r.content_length, 3u);
+  EXPECT_TRUE(r.grpc);
+  std::vector<std::string> fields;
+  const nghttp2_nv* nva = list.nva();
+  for (size_t i = 0; i < list.size(); ++i) {
+    fields.push_back(std::string(reinterpret_cast<const char*>(nva[i].name), nva[i].namelen) + "=" +
+                     std::string(reinterpret_cast<const char*>(nva[i].value), nva[i].valuelen));
+  }
+  EXPECT_EQ(fields, (std::vector<std::string>{":method=POST", ":scheme=http", ":authority=echo.mesh",
+                                              ":path=/svc.Echo/Say?x=1", "x-tag=a b",
+                                              "content-type=application/grpc", "content-length=3"}));
+  for (size_t cut = 0; cut < head.size(); ++cut) {
+    OwnRequestHead partial;
+    EXPECT_FALSE(split_own_request_head(std::string_view(head).substr(0, cut), list, partial)) << cut;
+  }
+  // No Host line and no fields: an empty authority, a head of two lines.
+  const std::string bare = "GET / HTTP/1.1\r\n\r\n";
+  ASSERT_TRUE(split_own_request_head(bare, list, r));
+  EXPECT_EQ(r.head_bytes, bare.size());
+  EXPECT_EQ(r.framing, http::BodyFraming::None);
+  EXPECT_EQ(list.size(), 4u);
+}
+
 // The worker's nghttp2 memory: blocks come back from the free list of
 // their size, calloc zeroes, realloc keeps the contents whichever way the
 // block moves, and a list holds a bounded number of blocks.

@@ -2,13 +2,21 @@
 // encoding, the send-buffer pinning rule, buffer pool reuse, metrics,
 // generated request ids, and per-request weighted routing through the
 // routing unit with a seeded random source.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
 #include <map>
 #include <set>
 #include <thread>
 #include <vector>
 
+#include "config/compiler.h"
+#include "config/loader.h"
 #include "http/message_head.h"
 #include "proxy/buffer_pool.h"
 #include "proxy/byte_buffer.h"
@@ -443,6 +451,70 @@ TEST(ProxyActiveCounters, ResolvedByUpdateSnapshotNotByWorkers) {
   auto* v2a = proxy.active_counter(*model::IpAddress::parse("10.200.13.2"), 9080);
   EXPECT_EQ(v2a, counters->memory.counter_for(*model::IpAddress::parse("10.200.13.2"), 9080));
   EXPECT_EQ(counters->calls.size(), 3u);
+}
+
+// A worker's slots must not keep an old snapshot (a whole config) alive once
+// a new one is published: an HTTP/2 stream's slot, kept as a spare with the
+// snapshot it served (so that the next stream costs no reference-count
+// atomics), and an idle HTTP/1.1 keep-alive connection both let it go.
+TEST(ProxySnapshots, ReleasedBySlotsOutsideAnExchangeAfterAnUpdate) {
+  // The Istio config as users write it, compiled as the agent does.
+  auto snapshot_with = [](uint32_t port) {
+    const std::string yaml = R"(apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: productpage}
+spec:
+  hosts: [productpage]
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 127.77.0.8, ports: {http: )" + std::to_string(port) + "}}]\n";
+    auto result = config::compile(config::parse_sources({{"productpage.yaml", yaml}}), port);
+    EXPECT_TRUE(result.ok());
+    return result.snapshot;
+  };
+  // Nothing listens on 127.77.0.8 (ports 9, 10): each request is answered 503.
+  auto first = snapshot_with(9);
+  std::weak_ptr<const model::Snapshot> watch = first;
+  ProxyOptions options;
+  options.workers = 1;
+  options.listeners = {{"127.77.0.7:18097", "productpage", 9080}};
+  Proxy proxy(options, std::move(first));
+  proxy.start();
+
+  // An HTTP/1.1 connection left open after its response.
+  const int h1 = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(18097);
+  inet_pton(AF_INET, "127.77.0.7", &to.sin_addr);
+  bool connected = false;
+  for (int i = 0; i < 100 && !connected; ++i) {
+    connected = ::connect(h1, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0;
+    if (!connected) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(connected);
+  const std::string request = "GET / HTTP/1.1\r\nhost: productpage\r\n\r\n";
+  ASSERT_EQ(::send(h1, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
+  char reply[512];
+  const ssize_t got = ::recv(h1, reply, sizeof reply - 1, 0);
+  ASSERT_GT(got, 0);
+  EXPECT_TRUE(std::string_view(reply, static_cast<size_t>(got)).starts_with("HTTP/1.1 503"));
+
+  // Two HTTP/2 streams over one connection (nghttp, prior knowledge).
+  FILE* nghttp = ::popen("nghttp -n -s http://127.77.0.7:18097/a http://127.77.0.7:18097/b 2>&1 | "
+                         "awk '$NF == \"/a\" || $NF == \"/b\" { print $(NF - 2), $NF }' | sort", "r");
+  ASSERT_NE(nghttp, nullptr);
+  std::string out;
+  char line[128];
+  while (std::fgets(line, sizeof line, nghttp) != nullptr) out += line;
+  ASSERT_EQ(::pclose(nghttp), 0) << out;
+  EXPECT_EQ(out, "503 /a\n503 /b\n");
+
+  proxy.update_snapshot(snapshot_with(10));
+  // Workers pick the new snapshot up on their 10 ms tick.
+  for (int i = 0; i < 200 && !watch.expired(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_TRUE(watch.expired()) << "the first snapshot is still held, " << watch.use_count() << " reference(s)";
+  ::close(h1);
 }
 
 // ---- outlier detection shared by the workers ----------------------------------

@@ -9,7 +9,10 @@
 # request (utime + stime from /proc/PID/stat), the machine's CPU per request
 # (node µs/req, niced work left out), and ratios against HAProxy and nginx,
 # all in the same run. With ROUNDS > 1 the proxies are measured in turn
-# ROUNDS times and each figure is the median over the rounds.
+# ROUNDS times and each figure is the median over the rounds. The order
+# rotates from round to round (round r starts with the r-th proxy), so that
+# over as many rounds as there are proxies each takes every place once and
+# no proxy is always the one measured after another's load.
 #
 # Before measuring, a sanity pass sends H2_PROBES requests through each proxy
 # tagged with an `x-bench-probe` header, which the backends (and only for
@@ -48,7 +51,10 @@
 # proxy, not the machine, is the bottleneck of its run: requests/s is then
 # what a proxy does with the same CPU. Uncapped, the proxy shares the
 # machine's cores with h2load and the backends, and no proxy can pass the
-# `direct` row. The direct row is never capped.
+# `direct` row. The direct row is never capped. Capped, two processes of
+# the same build came out up to ~16% apart (uncapped: 1%; cause not found,
+# docs/benchmarks.md): for an A/B of two sluice builds (SLUICE_B), measure
+# uncapped.
 #
 # SLUICE_B=PATH (another build of sluice-l7-proxy, e.g. the commit before a
 # change) adds a row `sluice-b`, measured in turn with the others on
@@ -231,12 +237,15 @@ run() {
       { cpu = (ticks > 0 && n > 0) ? (ticks - base) / hz * 1e6 / n : 0
         printf "%s %s %s %s %.2f %.2f %d\n", $1, $2, $3, $4, cpu, (n > 0 ? node / hz * 1e6 / n : 0), $5 + bad }' >>"$TMP/results"
 }
+PROXIES=("sluice $SLUICE_ADDR $SLUICE_PID")
+[[ -z ${SLUICE_B:-} ]] || PROXIES+=("sluice-b 127.78.0.4 $SLUICE_B_PID")
+PROXIES+=("haproxy $HAPROXY_ADDR $HAPROXY_PID" "nginx $NGINX_ADDR $NGINX_PID")
 for ((round = 1; round <= ROUNDS; round++)); do
   run direct "$DIRECT_ADDR" ""
-  run sluice "$SLUICE_ADDR" "$SLUICE_PID"
-  [[ -n ${SLUICE_B:-} ]] && run sluice-b 127.78.0.4 "$SLUICE_B_PID"
-  run haproxy "$HAPROXY_ADDR" "$HAPROXY_PID"
-  run nginx "$NGINX_ADDR" "$NGINX_PID"
+  for ((slot = 0; slot < ${#PROXIES[@]}; slot++)); do   # rotated: round r starts with the r-th proxy
+    read -r p_name p_addr p_pid <<<"${PROXIES[(slot + round - 1) % ${#PROXIES[@]}]}"
+    run "$p_name" "$p_addr" "$p_pid"
+  done
 done
 medians "$TMP/results" >"$TMP/medians"
 

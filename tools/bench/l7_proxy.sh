@@ -6,9 +6,10 @@
 # p99, proxy CPU per request and the machine's CPU per request (node µs/req:
 # proxy, wrk, backends and kernel, niced work left out), and ratios against HAProxy and nginx,
 # all measured in the same run. With ROUNDS > 1 the three proxies are
-# measured in turn ROUNDS times (sluice, haproxy, nginx, sluice, ...), so
-# that a burst of load from elsewhere on a shared machine hits all of them,
-# and each figure is the median over the rounds.
+# measured in turn ROUNDS times, so that a burst of load from elsewhere on a
+# shared machine hits all of them, and each figure is the median over the
+# rounds; the order rotates (sluice, haproxy, nginx; then haproxy, nginx,
+# sluice; ...) so that each proxy takes every place.
 #
 # Closed-loop p99 mixes two things: a proxy that serves more requests also
 # loads wrk and the backends on the same 2 CPUs more. So a second phase
@@ -160,11 +161,14 @@ if [[ -n ${PROXY_CPU:-} ]]; then   # sluiced's other threads (agent, admin) are 
   cap_cpu haproxy "$HAPROXY_PID" "$PROXY_CPU"
   cap_cpu nginx "$NGINX_PID" "$PROXY_CPU"
 fi
+PROXIES=("sluice $SLUICE_ADDR:$PORT $SLUICE_PID" "haproxy $HAPROXY_ADDR:$HAPROXY_PORT $HAPROXY_PID"
+         "nginx $NGINX_ADDR:$NGINX_PORT $NGINX_PID")
 for ((round = 1; round <= ROUNDS; round++)); do
   run direct "$DIRECT_ADDR:$PORT" ""
-  run sluice "$SLUICE_ADDR:$PORT" "$SLUICE_PID"
-  run haproxy "$HAPROXY_ADDR:$HAPROXY_PORT" "$HAPROXY_PID"
-  run nginx "$NGINX_ADDR:$NGINX_PORT" "$NGINX_PID"
+  for ((slot = 0; slot < ${#PROXIES[@]}; slot++)); do   # rotated: round r starts with the r-th proxy
+    read -r p_name p_addr p_pid <<<"${PROXIES[(slot + round - 1) % ${#PROXIES[@]}]}"
+    run "$p_name" "$p_addr" "$p_pid"
+  done
 done
 medians "$TMP/results" >"$TMP/medians"
 

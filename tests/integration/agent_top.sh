@@ -26,7 +26,10 @@ agent_start
 agent_background_load 90
 
 session="slc-top-$$"
-tmux_cleanup() { tmux kill-session -t "=$session" 2>/dev/null; }
+# tmux's server socket in a directory of the test's own, not /tmp/tmux-UID.
+TMUX_TMPDIR=$(mktemp -d /tmp/slc-agent-top-tmux.XXXXXX)
+export TMUX_TMPDIR
+tmux_cleanup() { tmux kill-session -t "=$session" 2>/dev/null; rm -rf -- "$TMUX_TMPDIR"; }
 topo_on_cleanup tmux_cleanup
 tmux new-session -d -s "$session" -x 200 -y 50 \
   "nsenter --net=/run/netns/$(topo_ns node) $SLUICECTL top productpage --admin $AGENT_ADMIN"

@@ -42,9 +42,10 @@ profile=$(mktemp -d /tmp/slc-agent-ui-chromium.XXXXXX)
 chromium_cleanup() { rm -rf -- "$profile"; }
 topo_on_cleanup chromium_cleanup
 # In the node namespace (where the admin API listens). The flags keep it
-# off the network and out of the user's profile; its pid is cleaned up
-# with the topology's.
-topo_spawn "$(topo_ns node)" "$chromium_bin" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+# off the network and out of the user's profile, TMPDIR keeps its
+# temporary files (/tmp/org.chromium.Chromium.*) in the profile; its pid is
+# cleaned up with the topology's.
+topo_spawn "$(topo_ns node)" env TMPDIR="$profile" "$chromium_bin" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
   --disable-background-networking --disable-component-update --disable-sync --user-data-dir="$profile" \
   --remote-debugging-address=127.0.0.1 --remote-debugging-port=0 --window-size=1280,1000 \
   "http://$AGENT_ADMIN/ui"

@@ -73,7 +73,7 @@ for f in node4:200 node6:100; do
   if ((errors > 0)); then
     xdp_json "$XDP_WORK/${f%:*}.json" 'json.dumps({k: j[k] for k in ["errors", "other_errnos", "elapsed_s"] if k in j})'
     for ns in "$node" "$(topo_ns client)"; do
-      echo "$ns: $(ip netns exec "$ns" nstat -az TcpExtListenOverflows TcpExtListenDrops TcpRetransSegs \
+      echo "$ns: $(ip netns exec "$ns" nstat -azs TcpExtListenOverflows TcpExtListenDrops TcpRetransSegs \
         TcpExtTCPTimeouts TcpExtTCPSynRetrans | awk 'NR > 1 {printf "%s=%s ", $1, $2}')"
     done
     ip -n "$node" -s link show xc0 | sed -n 3,6p

@@ -215,7 +215,7 @@ dpdk_check_split() {
   xdp_check "round robin even inside v1 (|$v1a-$v1b| <= 1)" python3 -c "import sys; sys.exit(abs($v1a-$v1b) > 1)"
   xdp_check "round robin even inside v2 (|$v2a-$v2b| <= 1)" python3 -c "import sys; sys.exit(abs($v2a-$v2b) > 1)"
   for ns in "$(topo_ns client)" "$(topo_ns node)" $(for i in 1 2 3 4; do topo_ns backend "$i"; done); do
-    e=$(ip netns exec "$ns" nstat -az TcpInCsumErrors | awk '$1=="TcpInCsumErrors"{print $2}')
+    e=$(ip netns exec "$ns" nstat -azs TcpInCsumErrors | awk '$1=="TcpInCsumErrors"{print $2}')
     csum_errors=$((csum_errors + ${e:-0}))
   done
   xdp_check "no TCP checksum errors at the client, the node or the backends ($csum_errors)" test "$csum_errors" -eq 0

@@ -31,7 +31,7 @@ xdp_check "round robin even inside v2 (|$v2a-$v2b| <= 2)" python3 -c "import sys
 # Checksums after NAT (docs/bpf-datapath.md, "Checksums after NAT": trust the receivers' counters, not tcpdump).
 csum_errors=0
 for ns in "$(topo_ns client)" $(for i in 1 2 3 4; do topo_ns backend "$i"; done); do
-  e=$(ip netns exec "$ns" nstat -az TcpInCsumErrors | awk '$1=="TcpInCsumErrors"{print $2}')
+  e=$(ip netns exec "$ns" nstat -azs TcpInCsumErrors | awk '$1=="TcpInCsumErrors"{print $2}')
   csum_errors=$((csum_errors + ${e:-0}))
 done
 xdp_check "no TCP checksum errors at the client or the backends ($csum_errors)" test "$csum_errors" -eq 0

@@ -165,24 +165,24 @@ for p in sluice:$SLUICE_ADDR ${SLUICE_B:+sluice-b:127.78.0.4} haproxy:$HAPROXY_A
   printf '  %-8s client %s, backends saw %s requests (%s), v1 share %s%% (70 expected)\n' "${p%%:*}" "$proto" "$n" "$protos" "$v1"
 done
 
-# client_segments ADDR: the data segments sent so far on the established
-# connections whose local end is ADDR:PORT (the proxy's side of h2load's).
-client_segments() {
-  ss -tinH state established "( sport = :$PORT )" src "$1" |
+# data_segments SS_FILTER...: the data segments sent so far on the
+# established connections the ss filter selects.
+data_segments() {
+  ss -tinH state established "$@" |
     awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^data_segs_out:/) { split($i, a, ":"); n += a[2] } } END { print n + 0 }'
 }
-
-# backend_segments: the data segments sent so far on the established
-# connections to the backends (a proxy's upstream connections; for
-# `direct`, h2load's own).
+# client_segments ADDR: on the connections whose local end is ADDR:PORT
+# (the proxy's side of h2load's).
+client_segments() { data_segments "( sport = :$PORT )" src "$1"; }
+# backend_segments: on the connections to the backends (a proxy's upstream
+# connections; for `direct`, h2load's own).
 backend_segments() {
   local b name addr filter=""
   for b in "${BACKENDS[@]}"; do
     IFS=: read -r name addr _ <<<"$b"
     filter+="${filter:+ or }dst $addr"
   done
-  ss -tinH state established "( dport = :$PORT ) and ( $filter )" |
-    awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^data_segs_out:/) { split($i, a, ":"); n += a[2] } } END { print n + 0 }'
+  data_segments "( dport = :$PORT ) and ( $filter )"
 }
 
 # backend_ticks: the CPU ticks the backends (nginx, one process each) have used.

@@ -67,7 +67,7 @@ agent_check "weights v1=10 v2=90: exit 0, says what it applied ($out)" \
   exits_with "$rc" 0 "$out" "productpage: v1=10 v2=90 applied as version "
 agent_check "status --json shows the override" json_ok "$(ctl_out status --json)" \
   'j["overrides"] == {"productpage": {"v1": 10, "v2": 90}}'
-agent_check "status: human table shows the override" has_line "$(ctl_out status)" '^override    productpage: v1=10 v2=90 (until the next file change)'
+agent_check "status: human table shows the override" has_line "$(ctl_out status)" '^override    productpage: v1=10 v2=90 (until the files change its routes)'
 agent_check "routes follow the override" json_ok "$(ctl_out routes --json)" \
   '[round(d["share"], 2) for r in j if r["port"] == 9080 for d in r["http_routes"][0]["route"]] == [0.1, 0.9]'
 

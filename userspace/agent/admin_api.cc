@@ -46,6 +46,9 @@ json status_json(const AdminContext& ctx) {
     overrides[host] = w;
   }
   out["overrides"] = overrides;
+  // Per overridden host, the client views that keep the files' weights
+  // (a VirtualService of their own: docs/config-reference.md, "Runtime weight overrides").
+  out["override_views_kept"] = st.override_views_kept.empty() ? json::object() : json(st.override_views_kept);
   out["last_error"] = nullptr;
   if (st.last_error) {
     out["last_error"] = {{"at", config::format_utc_time(st.last_error->when)}, {"messages", st.last_error->messages}};

@@ -64,6 +64,7 @@ bool Agent::reload_from_files() {
   // routes changed there, weights included, gives way to the files.
   model::SnapshotPtr next = out.snapshot;
   std::map<std::string, SubsetWeights> kept;
+  std::map<std::string, std::vector<std::string>> kept_views;
   for (const auto& [host, weights] : status_.overrides) {
     const std::string before = from_files_ ? route_destinations(*from_files_, host) : std::string();
     if (before.empty() || before != route_destinations(*out.snapshot, host)) {
@@ -77,6 +78,7 @@ bool Agent::reload_from_files() {
     }
     next = o.snapshot;
     kept[host] = weights;
+    if (!o.views_kept.empty()) kept_views[host] = std::move(o.views_kept);
   }
   std::string error;
   if (!apply_everywhere(next, error)) {
@@ -100,6 +102,7 @@ bool Agent::reload_from_files() {
   status_.origin = serving_->origin;
   status_.applied_at = std::chrono::system_clock::now();
   status_.overrides = std::move(kept);
+  status_.override_views_kept = std::move(kept_views);
   status_.last_error.reset();
   status_.warnings = std::move(warnings);
   ++status_.reloads_ok;
@@ -115,6 +118,7 @@ std::string Agent::set_weights(const std::string& host, const SubsetWeights& wei
   std::string error;
   if (!apply_everywhere(out.snapshot, error)) return error;
   std::string what = describe_changes(serving_.get(), *out.snapshot);
+  for (const auto& v : out.views_kept) what += "; clients of " + v + " keep the files' weights";
   spdlog::info("config version {} applied from override: {}", out.snapshot->version, what);
   log_change(out.snapshot->version, "override", std::move(what));
   serving_ = out.snapshot;
@@ -122,6 +126,8 @@ std::string Agent::set_weights(const std::string& host, const SubsetWeights& wei
   status_.origin = serving_->origin;
   status_.applied_at = std::chrono::system_clock::now();
   status_.overrides[host] = weights;
+  if (out.views_kept.empty()) status_.override_views_kept.erase(host);
+  else status_.override_views_kept[host] = out.views_kept;
   return {};
 }
 
@@ -167,11 +173,24 @@ std::string route_destinations(const model::Snapshot& snapshot, const std::strin
   const model::Service* svc = snapshot.find_service(host);
   if (!svc) return {};
   std::string out;
-  for (const auto& pr : svc->routes) {
-    out += std::to_string(pr.port) + ":";
-    out += "l4[" + weights_of(snapshot, *svc, pr.l4) + "]";
-    for (const auto& h : pr.http) out += " http[" + weights_of(snapshot, *svc, h.route) + "]";
-    out += ";";
+  auto add = [&](const std::vector<model::PortRoutes>& routes) {
+    for (const auto& pr : routes) {
+      out += std::to_string(pr.port) + ":";
+      out += "l4[" + weights_of(snapshot, *svc, pr.l4) + "]";
+      for (const auto& h : pr.http) out += " http[" + weights_of(snapshot, *svc, h.route) + "]";
+      out += ";";
+    }
+  };
+  add(svc->routes);
+  // The client views an override applies to (weight_override.h): a change
+  // of their routes, or of which namespaces share them, is a change too.
+  for (const auto& view : svc->views) {
+    if (!view.default_virtual_service) continue;
+    out += " view";
+    for (const auto& ns : view.namespaces) out += " " + ns;
+    out += " {";
+    add(view.routes);
+    out += "}";
   }
   return out;
 }

@@ -43,6 +43,8 @@ using SubsetWeights = std::vector<std::pair<std::string, uint32_t>>;
 struct OverrideOutcome {
   model::SnapshotPtr snapshot;
   std::string error;
+  // Client views left with the files' weights (config::OverrideResult::views_kept).
+  std::vector<std::string> views_kept;
 };
 using OverrideFn = std::function<OverrideOutcome(const model::Snapshot& base, const std::string& host,
                                                  const SubsetWeights& weights, uint64_t version)>;
@@ -57,6 +59,9 @@ struct AgentStatus {
   std::string origin;
   std::chrono::system_clock::time_point applied_at;
   std::map<std::string, SubsetWeights> overrides;   // host -> weights in force
+  // host -> the client views its override leaves with the files' weights
+  // (a VirtualService of their own); hosts whose override covers every view are absent.
+  std::map<std::string, std::vector<std::string>> override_views_kept;
   std::optional<ReloadError> last_error;       // the latest refused change, if newer than the serving one
   uint64_t reloads_ok = 0;
   uint64_t reloads_failed = 0;

@@ -315,7 +315,7 @@ int run(const Options& opt) {
       [](const sluice::model::Snapshot& base, const std::string& host, const sa::SubsetWeights& weights,
          uint64_t version) {
         auto r = sluice::config::override_weights(base, host, weights, version);
-        return sa::OverrideOutcome{r.snapshot, r.error};
+        return sa::OverrideOutcome{r.snapshot, r.error, r.views_kept};
       },
       planes);
   if (api) {

@@ -1099,6 +1099,7 @@ class SnapshotCompiler {
         v.namespaces = {names[c]};
         if (const auto* dr = dr_choice_[si][c]) v.destination_rule = dr->meta.namespace_ + "/" + dr->meta.name;
         if (vs_for[c]) v.virtual_services = {resolved_[*vs_for[c]].spec->meta.namespace_ + "/" + resolved_[*vs_for[c]].spec->meta.name};
+        v.default_virtual_service = vs_for[c] == vs_for[own];
         const SubsetBlock block = blocks_[si].at(dr_choice_[si][c]);
         v.first_subset = block.first;
         v.subset_count = block.count;

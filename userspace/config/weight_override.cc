@@ -1,6 +1,7 @@
 #include "config/weight_override.h"
 
 #include <algorithm>
+#include <optional>
 
 namespace sluice::config {
 
@@ -87,13 +88,51 @@ OverrideResult override_weights(const model::Snapshot& base, std::string_view ho
     result.error = "weights for '" + s.host + "' sum to 0: no subset could receive traffic";
     return result;
   }
+  // Each view that shares the default view's VirtualService gets the same
+  // weights by subset name, in its own DestinationRule's subsets.
+  std::vector<std::map<uint32_t, uint32_t>> weight_by_view_subset(s.views.size());
+  for (size_t v = 0; v < s.views.size(); ++v) {
+    const model::ServiceView& view = s.views[v];
+    std::string namespaces;
+    for (const auto& ns : view.namespaces) namespaces += (namespaces.empty() ? "" : ", ") + ns;
+    if (!view.default_virtual_service) {
+      result.views_kept.push_back(
+          (view.namespaces.size() == 1 ? "namespace " : "namespaces ") + namespaces + " (" +
+          (view.virtual_services.empty() ? std::string("no VirtualService")
+                                         : "VirtualService " + view.virtual_services.front()) + ")");
+      continue;
+    }
+    for (const auto& [name, weight] : subset_weights) {
+      std::optional<uint32_t> idx;
+      for (uint32_t i = view.first_subset; i < view.first_subset + view.subset_count && i < s.subsets.size(); ++i) {
+        if (s.subsets[i].name == name) idx = i;
+      }
+      if (idx) {
+        weight_by_view_subset[v].emplace(*idx, weight);
+      } else if (weight > 0) {
+        result.error = "subset '" + name + "' of host '" + s.host + "' is not defined by " +
+                       (view.destination_rule.empty() ? std::string("any DestinationRule")
+                                                      : "DestinationRule " + view.destination_rule) +
+                       ", which clients of " + (view.namespaces.size() == 1 ? "namespace " : "namespaces ") +
+                       namespaces + " use with the same VirtualService: they could not follow the override";
+        return result;
+      }
+    }
+  }
   auto snapshot = std::make_shared<model::Snapshot>(base);
   snapshot->version = version;
   // "files+override", "kubernetes+override": where the routes came from, then the override.
   if (!base.origin.ends_with("+override")) snapshot->origin = base.origin + "+override";
-  for (auto& pr : snapshot->services[service].routes) {
-    apply(pr.l4, service, weight_by_subset);
-    for (auto& route : pr.http) apply(route.route, service, weight_by_subset);
+  auto apply_to = [service](std::vector<model::PortRoutes>& routes, const std::map<uint32_t, uint32_t>& weights) {
+    for (auto& pr : routes) {
+      apply(pr.l4, service, weights);
+      for (auto& route : pr.http) apply(route.route, service, weights);
+    }
+  };
+  model::Service& target = snapshot->services[service];
+  apply_to(target.routes, weight_by_subset);
+  for (size_t v = 0; v < target.views.size(); ++v) {
+    if (target.views[v].default_virtual_service) apply_to(target.views[v].routes, weight_by_view_subset[v]);
   }
   result.snapshot = std::move(snapshot);
   return result;

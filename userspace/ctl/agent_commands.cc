@@ -65,7 +65,12 @@ void print_status(const json& st) {
     std::cout << "overrides   none (weights as in the files)\n";
   } else {
     for (const auto& [host, w] : st["overrides"].items()) {
-      std::cout << "override    " << host << ": " << weights_text(w) << " (until the next file change)\n";
+      std::cout << "override    " << host << ": " << weights_text(w) << " (until the files change its routes)\n";
+      if (st.contains("override_views_kept") && st["override_views_kept"].contains(host)) {
+        for (const auto& v : st["override_views_kept"][host]) {
+          std::cout << "            not for clients of " << v.get<std::string>() << ": the files' weights\n";
+        }
+      }
     }
   }
   if (!st["last_error"].is_null()) {
@@ -316,7 +321,7 @@ CommandBody define_weights(CLI::App& command) {
   add_admin_options(command, o->admin);
   command.add_option("HOST", o->host, "the service whose route weights to set")->required();
   command.add_option("SUBSET=WEIGHT", o->weights,
-                     "new weights; subsets not named get 0 (a later file change replaces the override)")
+                     "new weights; subsets not named get 0 (until the files change this service's routes)")
       ->required();
   return [o] {
     json weights = json::object();
@@ -371,6 +376,12 @@ CommandBody define_weights(CLI::App& command) {
     } else {
       std::cout << fmt::format("{}: {} applied as version {}\n", o->host, weights_text(weights),
                                body.value("version", 0));
+      // Client namespaces with a VirtualService of their own keep theirs.
+      if (body.contains("override_views_kept") && body["override_views_kept"].contains(o->host)) {
+        for (const auto& v : body["override_views_kept"][o->host]) {
+          std::cout << "not for clients of " << v.get<std::string>() << ": they keep the files' weights\n";
+        }
+      }
     }
     return kExitOk;
   };

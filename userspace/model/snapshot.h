@@ -293,6 +293,10 @@ struct ServiceView {
   std::vector<std::string> namespaces;      // client namespaces with this view, sorted
   std::string destination_rule;             // "namespace/name", if one applies
   std::vector<std::string> virtual_services;
+  // Its routes come from the default view's VirtualService (or, like the
+  // default view, from none): it differs only in DestinationRules. A
+  // runtime weight override applies to it as to the default view.
+  bool default_virtual_service = false;
   uint32_t first_subset = 0;                // its DestinationRule's subsets: Service::subsets[first_subset, +subset_count)
   uint32_t subset_count = 0;                // [first_subset] is the whole service under that rule's policy
   std::vector<PortRoutes> routes;           // parallel to Service::ports

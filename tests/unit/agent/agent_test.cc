@@ -151,6 +151,42 @@ TEST(RouteDestinations, DescribeHostsSubsetsAndWeightsPerPort) {
   EXPECT_EQ(route_destinations(*productpage(1, 70, 30), "reviews"), "");
 }
 
+// productpage with a client view (namespace "a") whose routes are its own
+// DestinationRule's subsets 3 and 4, named v1 and v2, weighted w1/w2.
+SnapshotPtr productpage_with_view(uint32_t w1, uint32_t w2, bool default_virtual_service) {
+  auto s = std::make_shared<Snapshot>(*productpage(1, 70, 30));
+  model::Service& svc = s->services[0];
+  svc.default_subsets = 3;
+  svc.subsets.resize(5);
+  svc.subsets[3].name = "v1";
+  svc.subsets[4].name = "v2";
+  model::ServiceView v;
+  v.namespaces = {"a"};
+  v.destination_rule = "a/mine";
+  v.default_virtual_service = default_virtual_service;
+  v.first_subset = 2;
+  v.subset_count = 3;
+  model::PortRoutes r;
+  r.port = 9081;
+  r.l4.push_back({{0, 3, 9081}, w1, w1 / double(w1 + w2), {}});
+  r.l4.push_back({{0, 4, 9081}, w2, w2 / double(w1 + w2), {}});
+  v.routes.push_back(r);
+  svc.views.push_back(v);
+  return s;
+}
+
+TEST(RouteDestinations, CountTheViewsAnOverrideFollowsAndOnlyThose) {
+  // A view of the same VirtualService is part of what an override covers:
+  // its weights changing in the files is a change of the host's routes.
+  EXPECT_EQ(route_destinations(*productpage_with_view(70, 30, true), "productpage"),
+            "9081:l4[v1=70 v2=30]; view a {9081:l4[v1=70 v2=30];}");
+  EXPECT_NE(route_destinations(*productpage_with_view(70, 30, true), "productpage"),
+            route_destinations(*productpage_with_view(60, 40, true), "productpage"));
+  // A view with a VirtualService of its own is not: its edits leave the override alone.
+  EXPECT_EQ(route_destinations(*productpage_with_view(70, 30, false), "productpage"),
+            route_destinations(*productpage_with_view(60, 40, false), "productpage"));
+}
+
 TEST(Agent, ChangeLogRecordsAppliedAndRefusedChangesInOrder) {
   Fixture f;
   f.next.snapshot = productpage(0, 70, 30);

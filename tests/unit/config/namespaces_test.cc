@@ -424,6 +424,92 @@ spec:
       << diagnostics_text(short_host);
 }
 
+// --- runtime weight overrides across views ------------------------------------------
+
+// A DestinationRule for `host` with subsets v1 and v2 (or v1 only).
+std::string two_subsets_dr(const std::string& name, const std::string& ns, const std::string& host,
+                           const std::string& extra = "", bool with_v2 = true) {
+  return "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: " + name + ", namespace: " + ns +
+         "}\nspec:\n  host: " + host + "\n" + extra + "  subsets:\n  - {name: v1, labels: {version: v1}}\n" +
+         (with_v2 ? "  - {name: v2, labels: {version: v2}}\n" : "");
+}
+
+// The (subset, weight) pairs of the first http route a client of `ns` gets.
+std::vector<std::pair<std::string, uint32_t>> weights_seen_from(const model::Snapshot& snapshot,
+                                                                const model::Service& s, const std::string& ns) {
+  const auto& names = snapshot.client_namespaces;
+  const auto it = std::find(names.begin(), names.end(), ns);
+  EXPECT_NE(it, names.end()) << ns;
+  const auto* pr = s.routes_for(9080, static_cast<uint32_t>(it - names.begin()));
+  std::vector<std::pair<std::string, uint32_t>> out;
+  if (pr == nullptr || pr->http.empty()) return out;
+  for (const auto& w : pr->http.front().route) out.emplace_back(s.subsets[w.destination.subset].name, w.weight);
+  return out;
+}
+
+TEST(WeightOverrideViews, FollowsEveryViewOfTheSameVirtualServiceAndLeavesAViewWithItsOwn) {
+  const std::string host = "reviews.b.svc.cluster.local";
+  const std::string weighted_vs =
+      "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: canary, namespace: b}\nspec:\n"
+      "  hosts: [" + host + "]\n  exportTo: [., a]\n  http:\n  - route:\n    - {destination: {host: " + host +
+      ", subset: v1}, weight: 90}\n    - {destination: {host: " + host + ", subset: v2}, weight: 10}\n";
+  const std::string pinned_vs =
+      "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: pinned, namespace: c}\nspec:\n"
+      "  hosts: [" + host + "]\n  exportTo: [.]\n  http:\n  - route:\n    - {destination: {host: " + host +
+      ", subset: v1}, weight: 100}\n";
+  auto r = compile_yaml({{"b.yaml", reviews_in("b", "10.96.5.2")},
+                         {"dr-b.yaml", two_subsets_dr("own", "b", host)},
+                         // a's clients: the same VirtualService, their own DestinationRule.
+                         {"dr-a.yaml", two_subsets_dr("mine", "a", host,
+                                                      "  exportTo: [.]\n  trafficPolicy: {loadBalancer: {simple: RANDOM}}\n")},
+                         {"dr-c.yaml", two_subsets_dr("theirs", "c", host, "  exportTo: [.]\n")},
+                         {"vs.yaml", weighted_vs},
+                         {"vs-c.yaml", pinned_vs},
+                         {"pod-a.yaml", pod_in("client", "a", "10.244.1.5")},
+                         {"pod-c.yaml", pod_in("client", "c", "10.244.1.6")}});
+  ASSERT_TRUE(r.ok()) << diagnostics_text(r);
+  const auto& before = service(r, host);
+  ASSERT_EQ(before.views.size(), 2u);
+  using W = std::vector<std::pair<std::string, uint32_t>>;
+  EXPECT_EQ(weights_seen_from(*r.snapshot, before, "a"), (W{{"v1", 90}, {"v2", 10}}));
+
+  auto o = override_weights(*r.snapshot, host, {{"v1", 20}, {"v2", 80}}, 2);
+  ASSERT_NE(o.snapshot, nullptr) << o.error;
+  const auto& after = *o.snapshot->find_service(host);
+  EXPECT_EQ(weights_seen_from(*o.snapshot, after, "b"), (W{{"v1", 20}, {"v2", 80}}));
+  // a's view follows, in a's own rule's subsets (the ones with a's policy).
+  EXPECT_EQ(weights_seen_from(*o.snapshot, after, "a"), (W{{"v1", 20}, {"v2", 80}}));
+  const auto* pr_a = after.routes_for(9080, static_cast<uint32_t>(
+      std::find(o.snapshot->client_namespaces.begin(), o.snapshot->client_namespaces.end(), "a") -
+      o.snapshot->client_namespaces.begin()));
+  ASSERT_NE(pr_a, nullptr);
+  for (const auto& w : pr_a->http.front().route) EXPECT_EQ(after.subset_rule(w.destination.subset), "a/mine");
+  // c has a VirtualService of its own: left as the files say, and reported.
+  EXPECT_EQ(weights_seen_from(*o.snapshot, after, "c"), (W{{"v1", 100}}));
+  EXPECT_EQ(o.views_kept, std::vector<std::string>{"namespace c (VirtualService c/pinned)"});
+}
+
+TEST(WeightOverrideViews, IsRefusedWhenAViewOfTheSameVirtualServiceLacksAWeightedSubset) {
+  const std::string host = "reviews.b.svc.cluster.local";
+  const std::string v1_vs =
+      "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: stable, namespace: b}\nspec:\n"
+      "  hosts: [" + host + "]\n  http:\n  - route: [{destination: {host: " + host + ", subset: v1}}]\n";
+  auto r = compile_yaml({{"b.yaml", reviews_in("b", "10.96.5.2")},
+                         {"dr-b.yaml", two_subsets_dr("own", "b", host)},
+                         {"dr-d.yaml", two_subsets_dr("v1-only", "d", host, "  exportTo: [.]\n", false)},
+                         {"vs.yaml", v1_vs},
+                         {"pod-d.yaml", pod_in("client", "d", "10.244.1.7")}});
+  ASSERT_TRUE(r.ok()) << diagnostics_text(r);
+  auto refused = override_weights(*r.snapshot, host, {{"v1", 50}, {"v2", 50}}, 2);
+  EXPECT_EQ(refused.snapshot, nullptr);
+  EXPECT_NE(refused.error.find("subset 'v2'"), std::string::npos) << refused.error;
+  EXPECT_NE(refused.error.find("DestinationRule d/v1-only"), std::string::npos) << refused.error;
+  EXPECT_NE(refused.error.find("namespace d "), std::string::npos) << refused.error;
+  // Weight 0 for the subset it lacks is what its routes already have: accepted.
+  auto ok = override_weights(*r.snapshot, host, {{"v1", 100}, {"v2", 0}}, 2);
+  EXPECT_NE(ok.snapshot, nullptr) << ok.error;
+}
+
 // --- origin ------------------------------------------------------------------------
 
 TEST(Origin, ObjectsFromTheApiServerSayKubernetesAndAnOverrideKeepsThat) {

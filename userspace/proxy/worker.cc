@@ -56,15 +56,25 @@ void Worker::trim_memory() {
   next_trim_ns_ = now_ns() + 1'000'000'000;
   conn_buffers_.trim();
   if (body_buffers_) body_buffers_->trim();
-  if (freed_since_trim_ < kSpareConns) {
-    // A quiet second: spare slots and stream states beyond what a quiet
-    // second needs go back too.
-    if (spare_conns_.size() > kSpareConns) spare_conns_.resize(kSpareConns);
-    if (h2_spare_streams_.size() > kSpareConns) h2_spare_streams_.resize(kSpareConns);
-    if (h2up_spare_streams_.size() > kSpareConns) h2up_spare_streams_.resize(kSpareConns);
-  }
-  if (freed_since_trim_ >= kSpareConns) malloc_trim(0);
+  const bool busy = freed_since_trim_ >= kSpareConns;
   freed_since_trim_ = 0;
+  if (busy) {
+    // What a busy second frees is reused by the next one: the spares stay
+    // and the heap is left as it is (a trim would walk it every second).
+    trim_after_busy_ = true;
+    return;
+  }
+  // A quiet second: spare slots and stream states beyond what a quiet
+  // second needs go back, and, the first time after a busy spell, the
+  // allocator returns the free pages (the spares just released and the
+  // slots the burst closed), so RSS follows the load down.
+  if (spare_conns_.size() > kSpareConns) spare_conns_.resize(kSpareConns);
+  if (h2_spare_streams_.size() > kSpareConns) h2_spare_streams_.resize(kSpareConns);
+  if (h2up_spare_streams_.size() > kSpareConns) h2up_spare_streams_.resize(kSpareConns);
+  if (trim_after_busy_) {
+    malloc_trim(0);
+    trim_after_busy_ = false;
+  }
 }
 
 Worker::~Worker() {

@@ -446,6 +446,7 @@ class Worker final {
   std::vector<std::unique_ptr<Conn>> spare_conns_;
   uint32_t client_count_ = 0;
   uint32_t freed_since_trim_ = 0;
+  bool trim_after_busy_ = false;   // a busy second passed: trim the heap once the load is quiet
   int64_t next_trim_ns_ = 0;
   // The loop's clock: steady_clock read once per slice of completions and
   // per tick, which every deadline, duration and timestamp of the slice

@@ -76,6 +76,7 @@ struct Options {
   std::string path_normalization = "BASE";   // Istio's MeshConfig pathNormalization
   std::string dpdk_stats = "/run/sluice/sluice-fwd.json";
   uint64_t max_connections = 0;   // L7 client connections, all workers; 0: no limit
+  uint32_t max_slots_per_worker = sluice::proxy::ProxyOptions{}.max_connections_per_worker;
   bool supervise = false;
 };
 
@@ -253,6 +254,7 @@ int run(const Options& opt) {
   popt.append_forwarded_for = opt.append_forwarded_for;
   popt.path_normalisation = *sluice::http::path_normalisation_from_name(opt.path_normalization);
   popt.max_connections = opt.max_connections;
+  popt.max_connections_per_worker = opt.max_slots_per_worker;
   // Listener i is sk_lookup slot i: IPv4 VIPs go to slot SLUICE_L7_LISTENER_V4,
   // IPv6 VIPs to SLUICE_L7_LISTENER_V6 (a socket of the lookup's family).
   static_assert(SLUICE_L7_LISTENER_V4 == 0 && SLUICE_L7_LISTENER_V6 == 1);
@@ -570,6 +572,12 @@ int main(int argc, char** argv) {
                  "L7 client connections open at once, all workers (Envoy's overload manager "
                  "global_downstream_max_connections); one over it is closed at accept and counted in "
                  "sluice_downstream_connections_overflow_total (0: no limit)")
+      ->capture_default_str();
+  app.add_option("--max-slots-per-worker", opt.max_slots_per_worker,
+                 "client connections, HTTP/2 streams and upstream connections one L7 worker holds at once (a "
+                 "bound on its memory); past it connections are closed at accept, streams refused "
+                 "(REFUSED_STREAM), upstream attempts fail, each counted in sluice_slot_limit_refusals_total")
+      ->check(CLI::Range(4u, 1u << 24))
       ->capture_default_str();
   app.add_flag("--append-x-forwarded-for", opt.append_forwarded_for,
                "append the client's address to x-forwarded-for (Envoy's use_remote_address, as at an Istio "

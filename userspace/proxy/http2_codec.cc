@@ -414,6 +414,7 @@ void Worker::h2_open_stream(Http2Connection& h, int32_t id, bool end_stream) {
   }
   Conn* s = draining_ ? nullptr : alloc_conn(Role::Client);
   if (s == nullptr) {
+    if (!draining_) metrics_.add(ProxyCounter::SlotLimitStreams, listener_spec(c.listener).service_host, "");
     nghttp2_submit_rst_stream(h.session, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
     return;
   }

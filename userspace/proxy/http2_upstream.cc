@@ -328,6 +328,7 @@ uint32_t Worker::h2up_connection_with_room(uint32_t pool) {
 void Worker::h2up_open(Conn& c, uint32_t pool) {
   const UpstreamPools::BackendKey key = pools_.backend(pools_.pool(pool).backend).key;
   Conn* u = alloc_conn(Role::Upstream);
+  if (u == nullptr) count_for_pool(ProxyCounter::SlotLimitUpstreams, pool, 1);
   int fd = u == nullptr ? -1 : ::socket(key.address.is_v4() ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
   nghttp2_session_callbacks* cb = nullptr;
   if (fd >= 0 && nghttp2_session_callbacks_new(&cb) == 0) {
@@ -379,6 +380,7 @@ void Worker::h2up_open(Conn& c, uint32_t pool) {
 void Worker::h2up_start_stream(Conn& c, Conn& connection) {
   Conn* u = alloc_conn(Role::Upstream);
   if (u == nullptr) {
+    count_for_pool(ProxyCounter::SlotLimitUpstreams, connection.pool, 1);
     fail_exchange(c, Failure::ConnectFailure);
     return;
   }

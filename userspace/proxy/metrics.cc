@@ -71,6 +71,9 @@ constexpr CounterFamily kCounterFamilies[] = {
     {"sluice_upstream_connections_active", MetricType::Gauge, "Upstream connections open", {}},
     {"sluice_request_timeouts_total", MetricType::Counter, "Requests whose body did not arrive within the request timeout", {}},
     {"sluice_stream_idle_timeouts_total", MetricType::Counter, "Requests ended by the stream idle timeout", {}},
+    {"sluice_slot_limit_refusals_total", MetricType::Counter, "Refused at a worker's slot limit, by kind", "connection"},
+    {"sluice_slot_limit_refusals_total", MetricType::Counter, "Refused at a worker's slot limit, by kind", "stream"},
+    {"sluice_slot_limit_refusals_total", MetricType::Counter, "Refused at a worker's slot limit, by kind", "upstream"},
 };
 static_assert(std::size(kCounterFamilies) == static_cast<size_t>(ProxyCounter::kCount));
 

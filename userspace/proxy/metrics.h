@@ -41,6 +41,13 @@ enum class ProxyCounter : uint8_t {
   // Requests ended by ProxyOptions::request_timeout / stream_idle_timeout.
   RequestTimeouts,      // sluice_request_timeouts_total
   StreamIdleTimeouts,   // sluice_stream_idle_timeouts_total
+  // A worker at ProxyOptions::max_connections_per_worker slots refused
+  // something: a client connection (closed at accept), an HTTP/2 stream
+  // (RST_STREAM REFUSED_STREAM), an upstream connection (the attempt fails
+  // as a connect failure: retried, else 503 UF).
+  SlotLimitConnections,   // sluice_slot_limit_refusals_total{kind="connection"}
+  SlotLimitStreams,       // sluice_slot_limit_refusals_total{kind="stream"}
+  SlotLimitUpstreams,     // sluice_slot_limit_refusals_total{kind="upstream"}
   kCount,
 };
 

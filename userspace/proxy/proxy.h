@@ -69,7 +69,12 @@ struct ProxyOptions {
   // after its head did; else 408 and its upstream connection is released.
   // 0 (Envoy's default): no limit.
   std::chrono::milliseconds request_timeout{0};
-  uint32_t max_connections_per_worker = 16384;                // client + upstream slots
+  // Slots per worker: client connections, HTTP/2 streams (one per client
+  // stream, one per upstream stream) and upstream connections, pooled ones
+  // included. Past it a worker refuses (counted in
+  // sluice_slot_limit_refusals_total by kind). Bounds a worker's memory
+  // (a slot is about 3.5 KiB before buffers).
+  uint32_t max_connections_per_worker = 16384;
   // Client connections open at once, all workers (Envoy's overload
   // manager global_downstream_max_connections). A connection over it is
   // closed at accept and counted. 0: no limit.

@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
   bool append_forwarded_for = sluice::proxy::ProxyOptions{}.append_forwarded_for;
   std::string path_normalization = "BASE";
   uint64_t max_connections = 0;
+  uint32_t max_slots = sluice::proxy::ProxyOptions{}.max_connections_per_worker;
   app.add_option("--config-dir", config_dir, "Istio YAML directory")->required();
   app.add_option("--listen", listens,
                  "ADDR:PORT=SERVICE_HOST:SERVICE_PORT, or ADDR:PORT alone (service from the original destination)")
@@ -59,6 +60,12 @@ int main(int argc, char** argv) {
                  "408 when a request's body has not all arrived this long after its head (0: no limit)");
   app.add_option("--max-connections", max_connections,
                  "client connections open at once, all workers; more are closed at accept (0: no limit)");
+  app.add_option("--max-slots-per-worker", max_slots,
+                 "client connections, HTTP/2 streams and upstream connections one worker holds at once; past "
+                 "it connections are closed at accept, streams refused (REFUSED_STREAM), upstream attempts "
+                 "fail, each counted in sluice_slot_limit_refusals_total")
+      ->check(CLI::Range(4u, 1u << 24))
+      ->capture_default_str();
   app.add_option("--metrics-out", metrics_out, "write Prometheus metrics here on exit");
   app.add_option("--request-body-buffer-limit", body_buffer_limit,
                  "bytes of a request body kept for retries and mirrors (0: none)")
@@ -87,6 +94,7 @@ int main(int argc, char** argv) {
   options.append_forwarded_for = append_forwarded_for;
   options.path_normalisation = *sluice::http::path_normalisation_from_name(path_normalization);
   options.max_connections = max_connections;
+  options.max_connections_per_worker = max_slots;
   if (!access_log.empty()) {
     try {
       options.access_log = std::make_shared<sluice::proxy::AccessLogFile>(access_log);

@@ -348,6 +348,7 @@ void Worker::on_accept(uint32_t listener, int fd) {
   }
   Conn* c = alloc_conn(Role::Client);
   if (c == nullptr) {
+    metrics_.add(ProxyCounter::SlotLimitConnections, listener_spec(listener).service_host, "");
     proxy_.downstream_closed();
     ::close(fd);   // at the worker's slot limit: refuse rather than queue unboundedly
     return;

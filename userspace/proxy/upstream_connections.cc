@@ -91,6 +91,7 @@ void Worker::open_upstream(Conn& c, uint32_t pool) {
   Exchange& x = *c.exchange;
   const UpstreamPools::BackendKey key = pools_.backend(pools_.pool(pool).backend).key;
   Conn* u = alloc_conn(Role::Upstream);
+  if (u == nullptr) count_for_pool(ProxyCounter::SlotLimitUpstreams, pool, 1);
   int fd = u == nullptr ? -1 : ::socket(key.address.is_v4() ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     if (u != nullptr) {

@@ -191,14 +191,31 @@ bool unique_per_message(std::string_view name) {
 }
 }  // namespace
 
+void lower_ascii_in_place(char* p, size_t n) {
+  size_t i = 0;
+  // Eight bytes at a time: a byte's 0x20 bit is set where it is 'A'..'Z'
+  // (7-bit sums that cannot carry into the next byte), others are kept.
+  constexpr uint64_t kHigh = 0x8080808080808080ULL, kLow7 = 0x7f7f7f7f7f7f7f7fULL;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    const uint64_t low7 = w & kLow7;
+    const uint64_t at_least_a = low7 + 0x3f3f3f3f3f3f3f3fULL;   // high bit: >= 'A' (0x41)
+    const uint64_t above_z = low7 + 0x2525252525252525ULL;      // high bit: > 'Z' (0x5a)
+    const uint64_t upper = at_least_a & ~above_z & ~w & kHigh;   // ~w: ASCII bytes only
+    w |= upper >> 2;
+    std::memcpy(p + i, &w, 8);
+  }
+  for (; i < n; ++i) {
+    if (p[i] >= 'A' && p[i] <= 'Z') p[i] = static_cast<char>(p[i] + 32);
+  }
+}
+
 void Http2FieldList::append(std::string_view name, std::string_view value, bool forwarded, bool drop_host) {
   const auto at = static_cast<uint32_t>(text_.size());
-  text_.resize(at + name.size());   // one size change, not one per character
+  text_.append(name);
   char* out = text_.data() + at;
-  for (size_t i = 0; i < name.size(); ++i) {
-    const char ch = name[i];
-    out[i] = static_cast<char>(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-  }
+  lower_ascii_in_place(out, name.size());
   const std::string_view lower(out, name.size());
   if (forwarded && (is_connection_specific(lower) || (drop_host && lower == "host"))) {
     text_.resize(at);

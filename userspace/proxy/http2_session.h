@@ -248,6 +248,10 @@ struct Http2RequestBlock {
                        http::RequestHead& head);
 };
 
+// ASCII 'A'..'Z' to lower case in place (RFC 9113 8.2.1's field names);
+// other bytes, non-ASCII ones included, are kept.
+void lower_ascii_in_place(char* p, size_t n);
+
 // RFC 9113 8.2.2's connection-specific fields, by lower-case name.
 bool is_connection_specific(std::string_view lower_name);
 

@@ -3,8 +3,9 @@
 // h2UpgradePolicy: UPGRADE. A pool's HTTP/2 connection carries many
 // requests at once; each request is a stream, and each stream is an
 // upstream slot of its own without a socket: the exchange writes the
-// request into the slot's `out` as HTTP/1.1 (as it would to an HTTP/1.1
-// backend) and reads the response head as decoded fields
+// request head as HTTP/1.1 (as it would for an HTTP/1.1 backend, and keeps
+// it for retries), which becomes the stream's HEADERS as the stream is
+// attached (h2up_submit_request), and the body into the slot's `out`; it reads the response head as decoded fields
 // (h2up_response_head, checked by the HTTP/1.1 response rules) and its body
 // from the slot's `in`, so routing, retries, timeouts and the response
 // rules are the exchange's, as for HTTP/1.1. This file turns the request
@@ -397,18 +398,20 @@ void Worker::h2up_start_stream(Conn& c, Conn& connection) {
 
 void Worker::h2up_stream_output(Conn& u) {
   Conn& connection = *conns_[u.h2_parent];
+  if (connection.shut || !connection.h2up || u.h2_stream == 0) return;   // 0: the request was not taken
+  nghttp2_session_resume_data(connection.h2up->session, u.h2_stream);
+  h2up_schedule_flush(connection);
+}
+
+void Worker::h2up_submit_request(Conn& u, std::string_view head) {
+  Conn& connection = *conns_[u.h2_parent];
   if (connection.shut || !connection.h2up) return;
   Http2Upstream& h = *connection.h2up;
-  if (u.h2_stream != 0) {
-    nghttp2_session_resume_data(h.session, u.h2_stream);
-    h2up_schedule_flush(connection);
-    return;
-  }
   // The head the exchange wrote, back into fields; names go lower-case
   // (RFC 9113 8.2.1).
   Http2FieldList& list = h2_fields_;
   OwnRequestHead r;
-  if (!split_own_request_head(u.out.readable(), list, r)) return;   // not whole yet
+  if (!split_own_request_head(head, list, r)) return;   // never: the exchange writes the head whole
   bool grpc = r.grpc;
   // gRPC servers look for it (the client's was dropped as hop-by-hop); the
   // proxy passes response trailers on, which is what it promises.
@@ -429,7 +432,6 @@ void Worker::h2up_stream_output(Conn& u) {
                                                                        : r.framing == http::BodyFraming::Chunked;
   const int32_t id = nghttp2_submit_request(h.session, nullptr, list.nva(), list.size(),
                                             has_body ? &body : nullptr, st.get());
-  u.out.consume(r.head_bytes);
   if (id < 0) {   // stream ids used up, or no memory: this connection takes no more
     h.goaway = true;
     h.refused.push_back(u.id);

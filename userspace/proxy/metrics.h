@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace sluice::proxy {
@@ -121,7 +122,13 @@ class WorkerMetrics {
   uint32_t intern(std::string_view s);
 
   mutable std::mutex mu_;
-  std::map<std::string, uint32_t, std::less<>> ids_;
+  // Label strings by value, looked up by string_view without a copy: six
+  // lookups per request, one hash and one comparison each.
+  struct LabelHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, uint32_t, LabelHash, std::equal_to<>> ids_;
   std::vector<std::string> names_;
   std::map<RequestKey, RequestStats> requests_;
   std::map<CounterKey, int64_t> counters_;

@@ -132,7 +132,10 @@ void Worker::attach_upstream(Conn& c, Conn& u) {
   u.deadline = Deadline::None;
   c.upstream = u.id;
   c.client_state = ClientState::Proxying;
-  u.out.append(x.upstream_head.readable());
+  // An HTTP/2 stream's HEADERS are made from the exchange's copy of the
+  // head (kept for retries) at once; an HTTP/1.1 connection sends it.
+  if (u.h2_parent != kNone) h2up_submit_request(u, x.upstream_head.readable());
+  else u.out.append(x.upstream_head.readable());
   pump_request(c);
   submit_send(u);
   set_client_deadline(c);

@@ -215,8 +215,9 @@ class Worker final {
     // (docs/l7-proxy.md, "HTTP/2 downstream").
     std::unique_ptr<Http2Connection, Http2ConnectionDeleter> h2;
     // Upstream HTTP/2: the connection's session; each stream is an
-    // upstream slot without a socket (h2_parent, h2_stream) whose `out`
-    // gets the request as HTTP/1.1 from the exchange and whose `in` the
+    // upstream slot without a socket (h2_parent, h2_stream) whose HEADERS
+    // come from the exchange's head, whose `out` gets the request body
+    // (in its HTTP/1.1 framing) and whose `in` the
     // response body (its head is decoded: h2up_response_head;
     // docs/l7-proxy.md, "HTTP/2 upstream").
     std::unique_ptr<Http2Upstream, Http2UpstreamDeleter> h2up;
@@ -297,7 +298,8 @@ class Worker final {
   void h2up_start_stream(Conn& c, Conn& connection);     // the request's stream on an open connection
   void h2up_receive(Conn& connection);
   void h2up_flush(Conn& connection);
-  void h2up_stream_output(Conn& u);        // the exchange wrote request bytes into a stream's `out`
+  void h2up_submit_request(Conn& u, std::string_view head);   // the request head (HTTP/1.1 text) as HEADERS
+  void h2up_stream_output(Conn& u);        // the exchange wrote request body bytes into a stream's `out`
   void h2up_stream_consumed(Conn& u);      // the exchange took response bytes from a stream's `in`
   http::ParseResult h2up_response_head(Conn& u, std::string_view request_method, http::ResponseHead& head);
   void h2up_detach_stream(Conn& u);        // a stream slot closes (RST_STREAM if still open)

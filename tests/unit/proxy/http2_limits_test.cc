@@ -286,6 +286,25 @@ TEST(Http2RequestBlockTest, PathIsVisibleAsciiWithoutAFragment) {
   }
 }
 
+// Field names to lower case eight bytes at a time and the rest one by one:
+// every byte value at every position of a word, against the plain rule.
+TEST(LowerAsciiInPlace, LowersExactlyAToZAtEveryPositionAndLength) {
+  for (size_t len = 0; len <= 19; ++len) {
+    for (int b = 0; b < 256; ++b) {
+      for (size_t pos = 0; pos < len; ++pos) {
+        std::string s(len, 'Q');
+        s[pos] = static_cast<char>(b);
+        std::string want = s;
+        for (char& ch : want) {
+          if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch + 32);
+        }
+        lower_ascii_in_place(s.data(), s.size());
+        ASSERT_EQ(s, want) << "length " << len << " byte " << b << " at " << pos;
+      }
+    }
+  }
+}
+
 // A field whose value is new in every message goes out never indexed: the
 // encoder's dynamic table keeps the fields that repeat, and a header block
 // that differs only in its request id stays a few bytes plus that id.

@@ -55,8 +55,15 @@ inline bool listed(const std::vector<std::pair<std::string, std::string>>& pairs
   return std::any_of(pairs.begin(), pairs.end(), [&](const auto& p) { return http::iequals(p.first, name); });
 }
 
+// `ops`, or null when it has no operation (most routes): the checks below
+// then return at once.
+inline const model::HeaderOperations* operations_or_null(const model::HeaderOperations* ops) {
+  return ops != nullptr && !ops->empty() ? ops : nullptr;
+}
+
 // Field removed or replaced by a route's (or destination's) header operations.
 inline bool overridden(const model::HeaderOperations* a, const model::HeaderOperations* b, std::string_view name) {
+  if (a == nullptr && b == nullptr) return false;
   for (const auto* ops : {a, b}) {
     if (ops != nullptr && (listed(ops->remove, name) || listed(ops->set, name))) return true;
   }

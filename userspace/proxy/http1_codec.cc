@@ -88,8 +88,11 @@ bool Worker::begin_request(Conn& c, bool valid) {
 
 bool Worker::build_upstream_head(Conn& c, const http::RequestHead& head, std::string_view authority) {
   Exchange& x = *c.exchange;
-  const model::HeaderOperations* route_ops = x.route != nullptr ? &x.route->headers.request : nullptr;
-  const model::HeaderOperations* dest_ops = x.destination != nullptr ? &x.destination->headers.request : nullptr;
+  // Null where there are none, so that the per-field checks below cost nothing without them.
+  const model::HeaderOperations* route_ops =
+      operations_or_null(x.route != nullptr ? &x.route->headers.request : nullptr);
+  const model::HeaderOperations* dest_ops =
+      operations_or_null(x.destination != nullptr ? &x.destination->headers.request : nullptr);
   x.upstream_head.clear();
   HeadWriter w(x.upstream_head.writable());
   std::string_view path = head.target;
@@ -383,8 +386,10 @@ bool Worker::forward_response_head(Conn& c, Conn& u, const http::ResponseHead& h
 }
 
 void Worker::response_fields(const Exchange& x, const http::ResponseHead& h, FieldFn field, void* context) {
-  const model::HeaderOperations* route_ops = x.route != nullptr ? &x.route->headers.response : nullptr;
-  const model::HeaderOperations* dest_ops = x.destination != nullptr ? &x.destination->headers.response : nullptr;
+  const model::HeaderOperations* route_ops =
+      operations_or_null(x.route != nullptr ? &x.route->headers.response : nullptr);
+  const model::HeaderOperations* dest_ops =
+      operations_or_null(x.destination != nullptr ? &x.destination->headers.response : nullptr);
   const auto status = static_cast<unsigned>(h.status);
   std::string_view connection = h.field("connection");
   const bool keep_length = x.head_request || status == 304;   // describes a body that is not sent

@@ -226,6 +226,11 @@ class Worker final {
     std::unique_ptr<Http2Mirror, Http2MirrorDeleter> h2mirror;
     uint32_t h2_parent = kNone;      // a stream: its connection's slot
     int32_t h2_stream = 0;           // a stream: its id
+    // A client stream: its codec state while it is this slot's (set when
+    // the stream opens, cleared when the slot detaches or nghttp2 closes
+    // the stream), so that the slot's side needs no lookup of the id in
+    // nghttp2's stream map.
+    Http2ClientStream* h2_cs = nullptr;
     std::string h2_trailers;         // a client stream: the response's forwarded trailer lines
     LoggedRequest logged;                 // filled only with an access log
     // Upstream side.

@@ -216,34 +216,29 @@ struct Http2Callbacks {
   // The body's end: END_STREAM on the last DATA, or the trailers (an
   // upstream's chunked trailer section, gRPC's grpc-status) as a HEADERS
   // frame after it.
-  static void end_body(nghttp2_session* session, int32_t stream_id, H::Stream& st, const std::string& trailers,
-                       uint32_t* flags) {
+  static void end_body(H& h, nghttp2_session* session, int32_t stream_id, H::Stream& st,
+                       const std::string& trailers, uint32_t* flags) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
     st.eof_sent = true;
     if (trailers.empty()) return;
-    std::string names;   // lower-cased (RFC 9113 8.2.1); nghttp2 copies names and values
-    names.reserve(trailers.size());
-    std::vector<nghttp2_nv> nva;
-    std::vector<std::pair<size_t, size_t>> at;   // name offset in `names`, value offset in `trailers`
-    for (size_t line = 0; line < trailers.size();) {
-      const size_t end = trailers.find("\r\n", line);
-      const size_t colon = trailers.find(':', line);
-      if (end == std::string::npos || colon == std::string::npos || colon > end) break;
+    // Names lower-cased (RFC 9113 8.2.1), values trimmed; the worker's
+    // list is reused, so a gRPC response's trailers (grpc-status on every
+    // one) allocate nothing once it has held a few.
+    Http2FieldList& list = h.worker->h2_trailer_fields_;
+    list.clear();
+    const std::string_view t = trailers;
+    for (size_t line = 0; line < t.size();) {
+      const size_t end = t.find("\r\n", line);
+      const size_t colon = t.find(':', line);
+      if (end == std::string_view::npos || colon == std::string_view::npos || colon > end) break;
       size_t value = colon + 1;
-      while (value < end && (trailers[value] == ' ' || trailers[value] == '\t')) ++value;
+      while (value < end && (t[value] == ' ' || t[value] == '\t')) ++value;
       size_t value_end = end;
-      while (value_end > value && (trailers[value_end - 1] == ' ' || trailers[value_end - 1] == '\t')) --value_end;
-      const size_t name_at = names.size();
-      for (size_t i = line; i < colon; ++i) {
-        const char ch = trailers[i];
-        names += static_cast<char>(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-      }
-      nva.push_back({nullptr, (uint8_t*)trailers.data() + value, colon - line, value_end - value, NGHTTP2_NV_FLAG_NONE});
-      at.emplace_back(name_at, 0);
+      while (value_end > value && (t[value_end - 1] == ' ' || t[value_end - 1] == '\t')) --value_end;
+      list.add(t.substr(line, colon - line), t.substr(value, value_end - value));
       line = end + 2;
     }
-    for (size_t i = 0; i < nva.size(); ++i) nva[i].name = (uint8_t*)names.data() + at[i].first;
-    if (!nva.empty() && nghttp2_submit_trailer(session, stream_id, nva.data(), nva.size()) == 0) {
+    if (list.size() > 0 && nghttp2_submit_trailer(session, stream_id, list.nva(), list.size()) == 0) {
       *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
     }
   }
@@ -255,7 +250,7 @@ struct Http2Callbacks {
     H::Stream* st = h.find(stream_id);
     if (st == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     if (st->slot == kNone) {   // the exchange ended whole and its bytes are all out
-      end_body(session, stream_id, *st, st->trailers, flags);
+      end_body(h, session, stream_id, *st, st->trailers, flags);
       return 0;
     }
     Worker::Conn& s = *w.conns_[st->slot];
@@ -266,7 +261,7 @@ struct Http2Callbacks {
     if (s.out.empty()) s.out.release();
     h.drained.push_back(stream_id);
     if (s.client_state == Worker::ClientState::Closing && s.out.empty()) {
-      end_body(session, stream_id, *st, s.h2_trailers, flags);
+      end_body(h, session, stream_id, *st, s.h2_trailers, flags);
     } else if (n == 0) {
       return NGHTTP2_ERR_DEFERRED;
     }

@@ -277,6 +277,7 @@ class Worker final {
   void h2_stream_output(Conn& s);            // a stream's `out` changed: a local reply's head, DATA
   bool h2_submit_response_head(Conn& s, const http::ResponseHead& h);   // a forwarded head as HEADERS
   Http2FieldList h2_fields_;                 // scratch: a HEADERS frame's fields
+  Http2FieldList h2_trailer_fields_;         // scratch: a response's trailers (read_body, inside nghttp2_session_send)
   void h2_stream_consumed(Conn& s);          // a stream's body left its `in`: WINDOW_UPDATE
   void h2_detach_stream(Conn& s);            // a stream slot closes
   void h2_close_streams(Conn& c);            // the connection closes: every stream ends

@@ -5,7 +5,8 @@
 // upstream slot of its own without a socket: the exchange writes the
 // request head as HTTP/1.1 (as it would for an HTTP/1.1 backend, and keeps
 // it for retries), which becomes the stream's HEADERS as the stream is
-// attached (h2up_submit_request), and the body into the slot's `out`; it reads the response head as decoded fields
+// attached (h2up_submit_request), and the body into the slot's `out`; it
+// reads the response head as decoded fields
 // (h2up_response_head, checked by the HTTP/1.1 response rules) and its body
 // from the slot's `in`, so routing, retries, timeouts and the response
 // rules are the exchange's, as for HTTP/1.1. This file turns the request

@@ -197,7 +197,7 @@ struct Http2Callbacks {
     const uint32_t slot = st->slot;
     if (st->unacked > 0) nghttp2_session_consume_connection(session, st->unacked);
     nghttp2_session_set_stream_user_data(session, stream_id, nullptr);
-    if (slot != kNone) w.conns_[slot]->h2_cs = nullptr;
+    if (slot != kNone) w.conns_[slot]->h2_client_stream = nullptr;
     h.release(*st);
     if (slot == kNone) return 0;
     Worker::Conn& s = *w.conns_[slot];
@@ -424,7 +424,7 @@ void Worker::h2_open_stream(Http2Connection& h, int32_t id, bool end_stream) {
   s->client_namespace_generation = c.client_namespace_generation;
   s->h2_parent = c.id;
   s->h2_stream = id;
-  s->h2_cs = &st;
+  s->h2_client_stream = &st;
   st.slot = s->id;
   // nghttp2 made sure :method, :path (but for CONNECT) and :scheme are
   // there; a request without :authority may carry host instead.
@@ -463,7 +463,7 @@ bool Worker::h2_submit_response_head(Conn& s, const http::ResponseHead& r) {
   Conn& c = *conns_[s.h2_parent];
   if (c.shut || !c.h2) return true;   // the stream is ending with its connection
   Http2Connection& h = *c.h2;
-  Http2Connection::Stream* st = s.h2_cs;
+  Http2Connection::Stream* st = s.h2_client_stream;
   if (st == nullptr || st->response_submitted) return true;
   Http2FieldList& list = h2_fields_;
   list.clear();
@@ -491,7 +491,7 @@ void Worker::h2_stream_output(Conn& s) {
   Conn& c = *conns_[s.h2_parent];
   if (c.shut || !c.h2) return;
   Http2Connection& h = *c.h2;
-  Http2Connection::Stream* st = s.h2_cs;
+  Http2Connection::Stream* st = s.h2_client_stream;
   if (st == nullptr) return;
   if (!st->response_submitted) {   // a local reply, written as HTTP/1.1 (http::write_local_response)
     const Exchange& x = *s.exchange;
@@ -528,7 +528,7 @@ void Worker::h2_stream_output(Conn& s) {
 void Worker::h2_stream_consumed(Conn& s) {
   Conn& c = *conns_[s.h2_parent];
   if (c.shut || !c.h2 || !s.in.empty()) return;
-  Http2Connection::Stream* st = s.h2_cs;
+  Http2Connection::Stream* st = s.h2_client_stream;
   if (st == nullptr || st->unacked == 0) return;
   nghttp2_session_consume(c.h2->session, s.h2_stream, st->unacked);
   st->unacked = 0;
@@ -542,10 +542,10 @@ void Worker::h2_detach_stream(Conn& s) {
   Conn& c = *conns_[s.h2_parent];
   if (c.shut || !c.h2) return;
   Http2Connection& h = *c.h2;
-  Http2Connection::Stream* st = s.h2_cs;
+  Http2Connection::Stream* st = s.h2_client_stream;
   if (st == nullptr || st->slot != s.id) return;
   st->slot = kNone;
-  s.h2_cs = nullptr;
+  s.h2_client_stream = nullptr;
   st->trailers = std::move(s.h2_trailers);
   if (s.client_state == ClientState::Closing && st->response_submitted && s.out.empty()) {
     if (!st->eof_sent) nghttp2_session_resume_data(h.session, s.h2_stream);
@@ -591,7 +591,7 @@ void Worker::h2_close_streams(Conn& c) {
   for (auto& st : c.h2->live) {
     if (st->slot != kNone) {
       slots.push_back(st->slot);
-      conns_[st->slot]->h2_cs = nullptr;
+      conns_[st->slot]->h2_client_stream = nullptr;
     }
     st->slot = kNone;
   }

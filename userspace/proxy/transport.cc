@@ -233,7 +233,7 @@ Worker::Conn* Worker::alloc_conn(Role role) {
   c->upstream = c->client = c->pool = c->next = kNone;
   c->h2_parent = kNone;
   c->h2_stream = 0;
-  c->h2_cs = nullptr;
+  c->h2_client_stream = nullptr;
   c->h2_trailers.clear();
   c->requests = 0;
   c->reused = false;

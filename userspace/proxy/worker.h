@@ -230,7 +230,7 @@ class Worker final {
     // the stream opens, cleared when the slot detaches or nghttp2 closes
     // the stream), so that the slot's side needs no lookup of the id in
     // nghttp2's stream map.
-    Http2ClientStream* h2_cs = nullptr;
+    Http2ClientStream* h2_client_stream = nullptr;
     std::string h2_trailers;         // a client stream: the response's forwarded trailer lines
     LoggedRequest logged;                 // filled only with an access log
     // Upstream side.

@@ -110,8 +110,12 @@ function renderAgent(win) {
   for (const w of st.warnings || []) notices.append(el('div', { class: 'notice warn' }, w));
   const overrides = Object.entries(st.overrides || {});
   if (overrides.length) {
-    notices.append(el('div', { class: 'notice warn', id: 'overrides' }, 'Runtime weight overrides (until the next file change): ' +
-      overrides.map(([h, w]) => h + ' ' + Object.entries(w).map(([s, v]) => s + '=' + v).join(' ')).join('; ')));
+    // Client namespaces with a VirtualService of their own keep the files' weights.
+    const kept = st.override_views_kept || {};
+    notices.append(el('div', { class: 'notice warn', id: 'overrides' },
+      'Runtime weight overrides (until the files change their routes): ' +
+      overrides.map(([h, w]) => h + ' ' + Object.entries(w).map(([s, v]) => s + '=' + v).join(' ') +
+        (kept[h] ? ' (not for clients of ' + kept[h].join('; ') + ')' : '')).join('; ')));
   }
   if (state.restarts.length) {
     notices.append(el('div', { class: 'notice warn', id: 'restarted' },

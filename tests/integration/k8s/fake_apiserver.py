@@ -17,7 +17,10 @@ The test drives a scripted sequence through control endpoints:
 
   POST /_control/apply      body: an object        -> ADDED or MODIFIED
   POST /_control/delete     {"kind","namespace","name"} -> DELETED
-  POST /_control/bookmark   every open watch that asked for bookmarks gets one
+  POST /_control/bookmark   every open watch that asked for bookmarks gets one,
+                            and so does one opened later from an older version
+                            (a watch between its timeout and its resume would
+                            miss it; a real server sends them periodically)
   POST /_control/expire     compacts history: open watches get ERROR 410 and
                             close, a later watch from an older version too
   POST /_control/fail       {"count": N}: the next N list/watch requests get 500
@@ -77,6 +80,7 @@ class State:
         self.compacted = 0          # a watch from a version below this is 410
         self.expire_gen = 0
         self.bookmark_gen = 0
+        self.bookmark_rv = 0        # STATE.rv when the last bookmark was asked for
         self.fail_next = 0
         self.stats = {"lists": {}, "watches": {}, "watch_versions": {}, "expired": {}}
 
@@ -188,6 +192,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(200 if ok else 404, {"resourceVersion": str(STATE.rv)})
             if self.path == "/_control/bookmark":
                 STATE.bookmark_gen += 1
+                STATE.bookmark_rv = STATE.rv
                 STATE.cond.notify_all()
                 return self.send_json(200, {"resourceVersion": str(STATE.rv)})
             if self.path == "/_control/expire":
@@ -311,6 +316,8 @@ class Handler(BaseHTTPRequestHandler):
                     cursor = STATE.rv
                 else:
                     cursor = int(since)
+                if bookmarks and STATE.bookmark_gen > 0 and cursor < STATE.bookmark_rv:
+                    bookmark_gen = -1   # asked for while this watch was not open: it gets one now
                 while True:
                     for rv, plural, kind, obj in STATE.events:
                         if rv > cursor and plural == res[2] and self.matches(res, ns, query, obj):

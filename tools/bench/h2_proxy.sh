@@ -61,20 +61,40 @@
 # 127.78.0.4 with the same config, and a line of its ratios against
 # `sluice`: an A/B of two builds in one run, as the machine is at the time.
 #
-# Loopback only: every process on 127.78.0.0/16, port 38280.
+# PATH (third argument) says where the traffic goes, as in
+# tools/bench/l7_proxy.sh:
+#   loopback  every process on 127.78.0.0/16, port 38280, in the caller's
+#             namespace; sluice is the standalone proxy (sluice-l7-proxy).
+#   node      the path users have: h2load in a client namespace, the proxies
+#             in a node namespace, each nginx backend in its own namespace
+#             behind its own veth (tests/integration/lib/topology.sh). sluice
+#             is `sluiced` with XDP on every node veth and the client
+#             connects to the service VIP (10.96.0.10:38280), which the
+#             sk_lookup program hands to the proxy; HAProxy and nginx listen
+#             on the node's client-side address (ports 38281 and 38282).
+#             Needs root. SLUICE_XDP=0 starts sluiced without XDP on the
+#             veths. SLUICE_B is loopback only. The segment counts are read
+#             with `ss` in the namespace of the sending side.
 #
-#   tools/bench/h2_proxy.sh [DURATION_SECONDS [ROUNDS]]   (default 10 1)
+#   tools/bench/h2_proxy.sh [DURATION_SECONDS [ROUNDS [loopback|node]]]   (default 10 1 loopback)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${1:-10}
 ROUNDS=${2:-1}
+NET=${3:-loopback}
 CLIENTS=${H2_CLIENTS:-32}
 STREAMS=${H2_STREAMS:-10}
 THREADS=${H2_THREADS:-1}
 PROBES=${H2_PROBES:-4000}
 SHARE=${FIXED_RATE_SHARE:-0.8}
 BUILD=${MESON_BUILD_ROOT:-build}
-SLUICE=$BUILD/userspace/proxy/sluice-l7-proxy
+case $NET in
+  loopback) SLUICE=$BUILD/userspace/proxy/sluice-l7-proxy ;;
+  node) SLUICE=$BUILD/userspace/agent/sluiced
+        [[ $EUID -eq 0 ]] || { echo "the node path needs root (network namespaces, XDP)" >&2; exit 1; }
+        [[ -z ${SLUICE_B:-} ]] || { echo "SLUICE_B is for the loopback path only" >&2; exit 1; } ;;
+  *) echo "PATH must be loopback or node, not '$NET'" >&2; exit 1 ;;
+esac
 for tool in h2load nginx haproxy; do command -v $tool >/dev/null || { echo "missing $tool" >&2; exit 1; }; done
 [[ -x $SLUICE ]] || { echo "build $SLUICE first (ninja -C $BUILD)" >&2; exit 1; }
 # shellcheck source=l7_bench_lib.sh
@@ -88,15 +108,24 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   uncap_cpu
+  [[ -n ${PIN:-} && -d $PIN ]] && rm -rf -- "$PIN"
   rm -rf "$TMP"
 }
-trap cleanup EXIT
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-IN_CLIENT=()
-in_backend() { IN_BACKEND=(); }
 PORT=38280
-BACKENDS=(v1-a:127.78.11.2:35 v1-b:127.78.12.2:35 v2-a:127.78.13.2:15 v2-b:127.78.14.2:15)
-SLUICE_ADDR=127.78.0.1 HAPROXY_ADDR=127.78.0.2 NGINX_ADDR=127.78.0.3 DIRECT_ADDR=127.78.11.2
+if [[ $NET == node ]]; then
+  node_path slcb-h2
+  # Where `ss` sees the sending side: a proxy's sockets are on the node; for
+  # `direct`, the backend's toward h2load and h2load's toward the backend.
+  IN_DIRECT_SERVER=(ip netns exec "$(topo_ns backend 1)")
+else
+  trap cleanup EXIT
+  IN_CLIENT=() IN_NODE=() IN_DIRECT_SERVER=()
+  in_backend() { IN_BACKEND=(); }
+  BACKENDS=(v1-a:127.78.11.2:35 v1-b:127.78.12.2:35 v2-a:127.78.13.2:15 v2-b:127.78.14.2:15)
+  SLUICE_ADDR=127.78.0.1 HAPROXY_ADDR=127.78.0.2 NGINX_ADDR=127.78.0.3 DIRECT_ADDR=127.78.11.2
+  HAPROXY_PORT=$PORT NGINX_PORT=$PORT
+fi
 
 start_backends "$PORT" http2
 # sluice speaks h2c upstream to a port declared HTTP2 (docs/l7-proxy.md, "HTTP/2 upstream").
@@ -105,7 +134,7 @@ sluice_config "$SLUICE_ADDR" "$PORT" HTTP2
 # HAProxy and nginx: the same 70/30 split as server weights (35+35 / 15+15).
 {
   printf 'global\n  nbthread 1\n  maxconn 4096\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n  http-reuse always\n'
-  printf 'frontend fe\n  bind %s:%s proto h2\n  default_backend be\n' "$HAPROXY_ADDR" "$PORT"
+  printf 'frontend fe\n  bind %s:%s proto h2\n  default_backend be\n' "$HAPROXY_ADDR" "$HAPROXY_PORT"
   if [[ ${PEER_HEADERS:-0} == 1 ]]; then
     printf '  unique-id-format %%[uuid()]\n  unique-id-header x-request-id\n  http-request set-header x-forwarded-proto http\n'
   fi
@@ -119,20 +148,24 @@ mkdir -p "$TMP/nginx-proxy"
   for b in "${BACKENDS[@]}"; do IFS=: read -r name addr w <<<"$b"; echo "server $addr:$PORT weight=$w;"; done
   peer_headers=""
   [[ ${PEER_HEADERS:-0} == 1 ]] && peer_headers='grpc_set_header x-request-id $request_id; grpc_set_header x-forwarded-proto http;'
-  echo "} server { listen $NGINX_ADDR:$PORT http2; keepalive_requests 1000000; location / { $peer_headers grpc_pass grpc://be; } } }"
+  echo "} server { listen $NGINX_ADDR:$NGINX_PORT http2; keepalive_requests 1000000; location / { $peer_headers grpc_pass grpc://be; } } }"
 } >"$TMP/nginx-proxy/nginx.conf"
 
-"$SLUICE" --config-dir "$TMP/sluice" --listen "$SLUICE_ADDR:$PORT=productpage:$PORT" --workers 1 >"$TMP/sluice.log" 2>&1 &
+if [[ $NET == node ]]; then
+  start_sluiced
+else
+  "$SLUICE" --config-dir "$TMP/sluice" --listen "$SLUICE_ADDR:$PORT=productpage:$PORT" --workers 1 >"$TMP/sluice.log" 2>&1 &
+fi
 PIDS+=($!); SLUICE_PID=$!; wait_port "$SLUICE_ADDR" "$PORT"
 if [[ -n ${SLUICE_B:-} ]]; then
   [[ -x $SLUICE_B ]] || { echo "SLUICE_B=$SLUICE_B is not an executable" >&2; exit 1; }
   "$SLUICE_B" --config-dir "$TMP/sluice" --listen "127.78.0.4:$PORT=productpage:$PORT" --workers 1 >"$TMP/sluice-b.log" 2>&1 &
   PIDS+=($!); SLUICE_B_PID=$!; wait_port 127.78.0.4 "$PORT"
 fi
-haproxy -f "$TMP/haproxy.cfg" -db >"$TMP/haproxy.log" 2>&1 &
-PIDS+=($!); HAPROXY_PID=$!; wait_port "$HAPROXY_ADDR" "$PORT"
-nginx -c "$TMP/nginx-proxy/nginx.conf" -p "$TMP/nginx-proxy" >"$TMP/nginx-proxy.stderr" 2>&1 &
-PIDS+=($!); NGINX_PID=$!; wait_port "$NGINX_ADDR" "$PORT"
+"${IN_NODE[@]}" haproxy -f "$TMP/haproxy.cfg" -db >"$TMP/haproxy.log" 2>&1 &
+PIDS+=($!); HAPROXY_PID=$!; wait_port "$HAPROXY_ADDR" "$HAPROXY_PORT"
+"${IN_NODE[@]}" nginx -c "$TMP/nginx-proxy/nginx.conf" -p "$TMP/nginx-proxy" >"$TMP/nginx-proxy.stderr" 2>&1 &
+PIDS+=($!); NGINX_PID=$!; wait_port "$NGINX_ADDR" "$NGINX_PORT"
 if [[ -n ${PROXY_CPU:-} ]]; then
   cap_cpu sluice "$SLUICE_PID" "$PROXY_CPU"
   [[ -z ${SLUICE_B:-} ]] || cap_cpu sluice-b "$SLUICE_B_PID" "$PROXY_CPU"
@@ -140,12 +173,12 @@ if [[ -n ${PROXY_CPU:-} ]]; then
   cap_cpu nginx "$NGINX_PID" "$PROXY_CPU"
 fi
 
-# h2c NAME ADDR ARGS...: h2load (prior knowledge) at http://ADDR:PORT/,
+# h2c NAME ADDR:PORT ARGS...: h2load (prior knowledge) at http://ADDR:PORT/,
 # bounded by -n or -D in ARGS; its summary in $TMP/h2load.NAME.out.
 h2c() {
   local name=$1 addr=$2
   shift 2
-  timeout $((DURATION + 60)) "${IN_CLIENT[@]}" h2load "$@" "http://$addr:$PORT/" >"$TMP/h2load.$name.out" 2>&1 ||
+  timeout $((DURATION + 60)) "${IN_CLIENT[@]}" h2load "$@" "http://$addr/" >"$TMP/h2load.$name.out" 2>&1 ||
     { echo "h2load against $name failed:" >&2; cat "$TMP/h2load.$name.out" >&2; exit 1; }
 }
 # "PROTOCOL DONE ERRORS" from an h2load summary: the negotiated protocol,
@@ -158,31 +191,42 @@ h2load_summary() {
 }
 
 echo "sanity ($PROBES requests through each proxy, counted at the backends):"
-for p in sluice:$SLUICE_ADDR ${SLUICE_B:+sluice-b:127.78.0.4} haproxy:$HAPROXY_ADDR nginx:$NGINX_ADDR; do
+for p in sluice:$SLUICE_ADDR:$PORT ${SLUICE_B:+sluice-b:127.78.0.4:$PORT} haproxy:$HAPROXY_ADDR:$HAPROXY_PORT \
+         nginx:$NGINX_ADDR:$NGINX_PORT; do
   h2c "probe-${p%%:*}" "${p#*:}" -n "$PROBES" -c 4 -m "$STREAMS" -H "x-bench-probe: ${p%%:*}"
   read -r proto _ _ < <(h2load_summary "$TMP/h2load.probe-${p%%:*}.out")
   read -r _ n v1 protos < <(probe_split "${p%%:*}")
   printf '  %-8s client %s, backends saw %s requests (%s), v1 share %s%% (70 expected)\n' "${p%%:*}" "$proto" "$n" "$protos" "$v1"
 done
 
-# data_segments SS_FILTER...: the data segments sent so far on the
-# established connections the ss filter selects.
+# data_segments NAME SS_FILTER...: the data segments sent so far on the
+# established connections the ss filter selects, in the namespace where
+# NAME's sending side is (node path; the loopback path has one namespace).
 data_segments() {
-  ss -tinH state established "$@" |
+  local -a in_ns=("${IN_NODE[@]}")
+  [[ $1 == direct-server ]] && in_ns=("${IN_DIRECT_SERVER[@]}")
+  [[ $1 == direct-client ]] && in_ns=("${IN_CLIENT[@]}")
+  shift
+  "${in_ns[@]}" ss -tinH state established "$@" |
     awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^data_segs_out:/) { split($i, a, ":"); n += a[2] } } END { print n + 0 }'
 }
-# client_segments ADDR: on the connections whose local end is ADDR:PORT
-# (the proxy's side of h2load's).
-client_segments() { data_segments "( sport = :$PORT )" src "$1"; }
-# backend_segments: on the connections to the backends (a proxy's upstream
-# connections; for `direct`, h2load's own).
+# client_segments NAME ADDR:PORT: on the connections whose local end is
+# ADDR:PORT (the proxy's side of h2load's; for `direct`, the backend's).
+client_segments() {
+  local ns=proxy
+  [[ $1 == direct ]] && ns=direct-server
+  data_segments "$ns" "( sport = :${2##*:} )" src "${2%:*}"
+}
+# backend_segments NAME: on the connections to the backends (a proxy's
+# upstream connections; for `direct`, h2load's own).
 backend_segments() {
-  local b name addr filter=""
+  local b name addr filter="" ns=proxy
+  [[ $1 == direct ]] && ns=direct-client
   for b in "${BACKENDS[@]}"; do
     IFS=: read -r name addr _ <<<"$b"
     filter+="${filter:+ or }dst $addr"
   done
-  data_segments "( dport = :$PORT ) and ( $filter )"
+  data_segments "$ns" "( dport = :$PORT ) and ( $filter )"
 }
 
 # backend_ticks: the CPU ticks the backends (nginx, one process each) have used.
@@ -195,7 +239,7 @@ backend_ticks() {
   echo "$t"
 }
 
-# run NAME ADDR PID: closed-loop h2load against ADDR; PID is the proxy (empty: direct).
+# run NAME ADDR:PORT PID: closed-loop h2load against ADDR:PORT; PID is the proxy (empty: direct).
 run() {
   local name=$1 addr=$2 pid=$3 before after node_before node_after backends_before perf_pid="" seg_pid="" s0 s1 t0 t1 u0 u1 proto completed bad
   h2c "$name" "$addr" -t "$THREADS" -c "$CLIENTS" -m "$STREAMS" -D 2   # warm-up: connections and pools
@@ -209,9 +253,9 @@ run() {
   if ((DURATION >= 4)); then
     {
       sleep 2
-      s0=$(client_segments "$addr"); u0=$(backend_segments); t0=$(date +%s%6N)
+      s0=$(client_segments "$name" "$addr"); u0=$(backend_segments "$name"); t0=$(date +%s%6N)
       sleep $((DURATION - 3))
-      s1=$(client_segments "$addr"); u1=$(backend_segments); t1=$(date +%s%6N)
+      s1=$(client_segments "$name" "$addr"); u1=$(backend_segments "$name"); t1=$(date +%s%6N)
       echo "$s0 $s1 $t0 $t1 $u0 $u1" >"$TMP/segments.$name"
     } & seg_pid=$!
   fi
@@ -237,11 +281,11 @@ run() {
       { cpu = (ticks > 0 && n > 0) ? (ticks - base) / hz * 1e6 / n : 0
         printf "%s %s %s %s %.2f %.2f %d\n", $1, $2, $3, $4, cpu, (n > 0 ? node / hz * 1e6 / n : 0), $5 + bad }' >>"$TMP/results"
 }
-PROXIES=("sluice $SLUICE_ADDR $SLUICE_PID")
-[[ -z ${SLUICE_B:-} ]] || PROXIES+=("sluice-b 127.78.0.4 $SLUICE_B_PID")
-PROXIES+=("haproxy $HAPROXY_ADDR $HAPROXY_PID" "nginx $NGINX_ADDR $NGINX_PID")
+PROXIES=("sluice $SLUICE_ADDR:$PORT $SLUICE_PID")
+[[ -z ${SLUICE_B:-} ]] || PROXIES+=("sluice-b 127.78.0.4:$PORT $SLUICE_B_PID")
+PROXIES+=("haproxy $HAPROXY_ADDR:$HAPROXY_PORT $HAPROXY_PID" "nginx $NGINX_ADDR:$NGINX_PORT $NGINX_PID")
 for ((round = 1; round <= ROUNDS; round++)); do
-  run direct "$DIRECT_ADDR" ""
+  run direct "$DIRECT_ADDR:$PORT" ""
   for ((slot = 0; slot < ${#PROXIES[@]}; slot++)); do   # rotated: round r starts with the r-th proxy
     read -r p_name p_addr p_pid <<<"${PROXIES[(slot + round - 1) % ${#PROXIES[@]}]}"
     run "$p_name" "$p_addr" "$p_pid"
@@ -249,7 +293,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 done
 medians "$TMP/results" >"$TMP/medians"
 
-# fixed NAME ADDR RATE: h2load at RATE requests/s in total; appends "NAME achieved p50 p99 errors".
+# fixed NAME ADDR:PORT RATE: h2load at RATE requests/s in total; appends "NAME achieved p50 p99 errors".
 fixed() {
   local name=$1 addr=$2 rate=$3
   rm -f "$TMP/h2load.fixed-$name.log"
@@ -258,11 +302,16 @@ fixed() {
   h2load_log_row "$name" "$DURATION" "$TMP/h2load.fixed-$name.log" >>"$TMP/fixed"
 }
 RATE=$(awk -v share="$SHARE" '$1 == "haproxy" {printf "%d", $2 * share}' "$TMP/medians")
+# Rotated as the closed loop is, so that no proxy always runs right after
+# another's: nginx falls behind the offered rate, and in a fixed order
+# sluice always came right after it (docs/benchmarks.md, "The node path").
+FIXED_PROXIES=("sluice $SLUICE_ADDR:$PORT" "haproxy $HAPROXY_ADDR:$HAPROXY_PORT" "nginx $NGINX_ADDR:$NGINX_PORT")
 if ((RATE > 0)); then
   for ((round = 1; round <= ROUNDS; round++)); do
-    fixed sluice "$SLUICE_ADDR" "$RATE"
-    fixed haproxy "$HAPROXY_ADDR" "$RATE"
-    fixed nginx "$NGINX_ADDR" "$RATE"
+    for ((slot = 0; slot < ${#FIXED_PROXIES[@]}; slot++)); do
+      read -r p_name p_addr <<<"${FIXED_PROXIES[(slot + round - 1) % ${#FIXED_PROXIES[@]}]}"
+      fixed "$p_name" "$p_addr" "$RATE"
+    done
   done
 fi
 fixed_title=""
@@ -272,8 +321,8 @@ if [[ -n ${SLUICE_B:-} ]]; then
     END { printf "sluice/sluice-b (%s): throughput %.2fx, p99 %.2fx, CPU/req %.2fx\n", b, rps["sluice"] / rps["sluice-b"], p99["sluice"] / p99["sluice-b"], cpu["sluice"] / cpu["sluice-b"] }' \
     b="$SLUICE_B" "$TMP/medians" >"$TMP/ab"
 fi
-report "HTTP/2 (h2c) proxy benchmark: h2load -t$THREADS -c$CLIENTS -m$STREAMS -D$DURATION h2c, 4 nginx h2c backends, 70/30, 1 worker per proxy${PROXY_CPU:+ capped at $PROXY_CPU of a CPU each (period ${CPU_CAP_PERIOD_US:-10000} µs)}, ${ROUNDS} round(s) (medians)" \
-  "$fixed_title" sluice-l7-proxy goal
+report "HTTP/2 (h2c) proxy benchmark ($NET path): h2load -t$THREADS -c$CLIENTS -m$STREAMS -D$DURATION h2c, 4 nginx h2c backends, 70/30, 1 worker per proxy${PROXY_CPU:+ capped at $PROXY_CPU of a CPU each (period ${CPU_CAP_PERIOD_US:-10000} µs)}, ${ROUNDS} round(s) (medians)" \
+  "$fixed_title" "$(basename "$SLUICE")" goal
 [[ -z ${SLUICE_B:-} ]] || cat "$TMP/ab"
 # per_proxy_medians TITLE FILE: "TITLE: NAME MEDIAN ..." from FILE's "NAME VALUE 0" rows
 # (one per round; `medians` takes the last column for an error count).

@@ -230,3 +230,43 @@ report() {
     perf_top "$TMP/perf.data" "$comm"
   fi
 }
+
+# node_path NAME: the path users have (tests/integration/lib/topology.sh): a
+# client namespace, a node namespace and four backend namespaces behind
+# their own veths, named "NAME-$$"; the EXIT trap removes them, after the
+# caller's `cleanup`. Sets IN_CLIENT, IN_NODE (nsenter, not `ip netns exec`,
+# which mounts a fresh /sys without the bpffs sluiced pins in), in_backend,
+# PIN (sluiced's pin dir), BACKENDS and the proxies' addresses: sluice on the
+# service VIP 10.96.0.10:PORT, HAProxy and nginx on the node's client-side
+# address, ports PORT+1 and PORT+2. Needs PORT.
+node_path() {
+  # shellcheck source=../../tests/integration/lib/topology.sh
+  source tests/integration/lib/topology.sh
+  topo_on_cleanup cleanup            # topo_destroy (the EXIT trap) runs it before deleting the namespaces
+  topo_create "$1-$$" 4 || { echo "topology setup failed" >&2; exit 1; }
+  mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf   # sluiced pins its maps there
+  PIN=/sys/fs/bpf/$1-$$
+  IN_CLIENT=(ip netns exec "$(topo_ns client)")
+  IN_NODE=(nsenter --net="/run/netns/$(topo_ns node)")
+  in_backend() { IN_BACKEND=(ip netns exec "$(topo_ns backend "$1")"); }
+  BACKENDS=("v1-a:$(topo_addr backend 1):35" "v1-b:$(topo_addr backend 2):35"
+            "v2-a:$(topo_addr backend 3):15" "v2-b:$(topo_addr backend 4):15")
+  SLUICE_ADDR=10.96.0.10 HAPROXY_ADDR=$(topo_addr node-client) NGINX_ADDR=$(topo_addr node-client) DIRECT_ADDR=$(topo_addr backend 1)
+  HAPROXY_PORT=$((PORT + 1)) NGINX_PORT=$((PORT + 2))
+}
+
+# start_sluiced: sluiced ($SLUICE) as a node runs it, in the node namespace:
+# XDP on the node's veths (SLUICE_XDP=0: none; the L7 VIP needs only
+# sk_lookup and the local route sluiced adds), the VIP through sk_lookup, one
+# proxy worker, its admin API on the node's loopback; config from
+# $TMP/sluice, log in $TMP/sluice.log. Run it in the caller's shell (not in a
+# subshell) and take $! after it: the pid is sluiced's own.
+start_sluiced() {
+  local ifaces=() i
+  if [[ ${SLUICE_XDP:-1} != 0 ]]; then
+    ifaces=(--iface c0)
+    for i in 1 2 3 4; do ifaces+=(--iface "b$i"); done
+  fi
+  "${IN_NODE[@]}" "$SLUICE" --config-dir "$TMP/sluice" --pin-dir "$PIN" "${ifaces[@]}" --admin 127.0.0.1:15000 \
+    --admin-socket "$TMP/admin.sock" --workers 1 >"$TMP/sluice.log" 2>&1 &
+}

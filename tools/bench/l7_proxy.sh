@@ -70,21 +70,7 @@ cleanup() {
 PORT=38080
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 if [[ $NET == node ]]; then
-  # shellcheck source=../../tests/integration/lib/topology.sh
-  source tests/integration/lib/topology.sh
-  topo_on_cleanup cleanup            # topo_destroy (the EXIT trap) runs it before deleting the namespaces
-  topo_create "slcb-l7-$$" 4 || { echo "topology setup failed" >&2; exit 1; }
-  mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf   # sluiced pins its maps there
-  PIN=/sys/fs/bpf/slcb-l7-$$
-  IN_CLIENT=(ip netns exec "$(topo_ns client)")
-  # nsenter, not `ip netns exec`: the latter mounts a fresh /sys, without
-  # the bpffs that sluiced pins its maps and links in.
-  IN_NODE=(nsenter --net="/run/netns/$(topo_ns node)")
-  in_backend() { IN_BACKEND=(ip netns exec "$(topo_ns backend "$1")"); }
-  BACKENDS=("v1-a:$(topo_addr backend 1):35" "v1-b:$(topo_addr backend 2):35"
-            "v2-a:$(topo_addr backend 3):15" "v2-b:$(topo_addr backend 4):15")
-  SLUICE_ADDR=10.96.0.10 HAPROXY_ADDR=$(topo_addr node-client) NGINX_ADDR=$(topo_addr node-client) DIRECT_ADDR=$(topo_addr backend 1)
-  HAPROXY_PORT=$((PORT + 1)) NGINX_PORT=$((PORT + 2))
+  node_path slcb-l7
 else
   trap cleanup EXIT
   IN_CLIENT=() IN_NODE=()
@@ -136,18 +122,7 @@ run() {
 }
 
 if [[ $NET == node ]]; then
-  # sluiced as a node runs it: XDP on the node's veths, the L7 VIP through
-  # sk_lookup, one proxy worker; its admin API on the node's loopback.
-  # SLUICE_XDP=0 leaves the veths without XDP (the L7 VIP needs only
-  # sk_lookup and the local route sluiced adds): what the program costs
-  # every process on the node, peers included.
-  ifaces=()
-  if [[ ${SLUICE_XDP:-1} != 0 ]]; then
-    ifaces=(--iface c0)
-    for i in 1 2 3 4; do ifaces+=(--iface "b$i"); done
-  fi
-  "${IN_NODE[@]}" "$SLUICE" --config-dir "$TMP/sluice" --pin-dir "$PIN" "${ifaces[@]}" --admin 127.0.0.1:15000 \
-    --admin-socket "$TMP/admin.sock" --workers 1 >"$TMP/sluice.log" 2>&1 &
+  start_sluiced
 else
   "$SLUICE" --config-dir "$TMP/sluice" --listen "$SLUICE_ADDR:$PORT=productpage:$PORT" --workers 1 >"$TMP/sluice.log" 2>&1 &
 fi
@@ -181,10 +156,14 @@ fixed() {
   h2load_log_row "$name" "$DURATION" "$TMP/h2load.$name" >>"$TMP/fixed"
 }
 RATE=$(awk -v share="${FIXED_RATE_SHARE:-0.8}" '$1 == "haproxy" {printf "%d", $2 * share}' "$TMP/medians")
+# Rotated as the closed loop is, so that no proxy always runs right after
+# another's (nginx can fall behind the offered rate and leave a backlog).
+FIXED_PROXIES=("sluice $SLUICE_ADDR:$PORT" "haproxy $HAPROXY_ADDR:$HAPROXY_PORT" "nginx $NGINX_ADDR:$NGINX_PORT")
 for ((round = 1; round <= ROUNDS; round++)); do
-  fixed sluice "$SLUICE_ADDR:$PORT" "$RATE"
-  fixed haproxy "$HAPROXY_ADDR:$HAPROXY_PORT" "$RATE"
-  fixed nginx "$NGINX_ADDR:$NGINX_PORT" "$RATE"
+  for ((slot = 0; slot < ${#FIXED_PROXIES[@]}; slot++)); do
+    read -r p_name p_addr <<<"${FIXED_PROXIES[(slot + round - 1) % ${#FIXED_PROXIES[@]}]}"
+    fixed "$p_name" "$p_addr" "$RATE"
+  done
 done
 report "L7 proxy benchmark ($NET path): wrk -t2 -c64 -d${DURATION}s keep-alive, 4 nginx backends, 70/30, 1 worker per proxy${PROXY_CPU:+ capped at $PROXY_CPU of a CPU each (period ${CPU_CAP_PERIOD_US:-10000} µs)}, ${ROUNDS} round(s) (medians)" \
   "fixed rate: h2load --h1 -t2 -c64, $RATE requests/s offered to each (${FIXED_RATE_SHARE:-0.8} x HAProxy's closed-loop median), ${DURATION}s, medians over rounds" \

@@ -80,6 +80,18 @@ agent_check "weights with a non-number: usage error (2) naming the argument ($ou
 agent_check "a refused override changes nothing" json_ok "$(ctl_out status --json)" \
   'j["overrides"] == {"productpage": {"v1": 10, "v2": 90}}'
 
+# Reads go over the Unix socket when only --admin-socket is given: run from
+# the root namespace, where 127.0.0.1:15000 is not the agent (socket paths
+# are not per namespace).
+out=$("$SLUICECTL" status --json --admin-socket "$AGENT_SOCKET" 2>&1); rc=$?
+agent_check "status --admin-socket alone reads over the socket ($rc)" json_ok "$out" \
+  'j["overrides"] == {"productpage": {"v1": 10, "v2": 90}}'
+out=$("$SLUICECTL" top --once --json --admin-socket "$AGENT_SOCKET" 2>&1); rc=$?
+agent_check "top --admin-socket alone reads over the socket ($rc)" json_ok "$out" '"status" in j'
+out=$("$SLUICECTL" stats --admin-socket "$AGENT_WORK/no-such.sock" 2>&1); rc=$?
+agent_check "stats against a socket nobody serves: exit 2 and a hint naming it ($out)" \
+  exits_with "$rc" 2 "$out" "is sluiced running with --admin-socket $AGENT_WORK/no-such.sock?"
+
 # an agent that is not there
 out=$(nsenter --net="/run/netns/$(topo_ns node)" "$SLUICECTL" status --admin 127.0.0.1:1 2>&1); rc=$?
 agent_check "status against no agent: exit 2 and a hint naming the address ($out)" \

@@ -21,8 +21,9 @@ using nlohmann::json;
 
 // GETs a JSON endpoint; prints the reason and returns nullopt on failure.
 std::optional<json> fetch_json(const AdminOptions& o, const std::string& path) {
+  const admin::AdminTarget target = read_target(o);
   try {
-    auto reply = admin::admin_get(o.admin, path);
+    auto reply = admin::admin_request(target, "GET", path, "");
     json body = json::parse(reply.body, nullptr, false);
     if (reply.status != 200) {
       std::cerr << "sluicectl: " << path << " answered " << reply.status << ": "
@@ -35,7 +36,7 @@ std::optional<json> fetch_json(const AdminOptions& o, const std::string& path) {
     }
     return body;
   } catch (const std::exception& e) {
-    std::cerr << "sluicectl: " << e.what() << " (is sluiced running with --admin " << o.admin << "?)\n";
+    std::cerr << "sluicectl: " << e.what() << " (" << running_with(target) << ")\n";
     return std::nullopt;
   }
 }
@@ -205,13 +206,40 @@ json parse_prometheus(const std::string& text) {
 
 }  // namespace
 
+std::string running_with(const admin::AdminTarget& target) {
+  return target.socket_path.empty() ? "is sluiced running with --admin " + target.address + "?"
+                                    : "is sluiced running with --admin-socket " + target.socket_path +
+                                          "? the socket needs root";
+}
+
+admin::AdminTarget read_target(const AdminOptions& options) {
+  admin::AdminTarget target;
+  if (options.socket_given && !options.admin_given) target.socket_path = options.socket;
+  else target.address = options.admin;
+  return target;
+}
+
 void add_admin_options(CLI::App& command, AdminOptions& options) {
-  command.add_option("--admin", options.admin, "the agent's admin TCP address (reads; writes with a token)")
+  command
+      .add_option_function<std::string>(
+          "--admin",
+          [&options](const std::string& v) {
+            options.admin = v;
+            options.admin_given = true;
+          },
+          "the agent's admin TCP address (reads; writes with a token)")
       ->type_name("HOST:PORT")
-      ->capture_default_str();
-  command.add_option("--admin-socket", options.socket, "the agent's admin Unix socket (writes; needs root)")
+      ->default_str(options.admin);
+  command
+      .add_option_function<std::string>(
+          "--admin-socket",
+          [&options](const std::string& v) {
+            options.socket = v;
+            options.socket_given = true;
+          },
+          "the agent's admin Unix socket (writes; reads too when --admin is not given; needs root)")
       ->type_name("PATH")
-      ->capture_default_str();
+      ->default_str(options.socket);
   command.add_option("--admin-token-file", options.token_file,
                      "send writes over --admin with this bearer token (sluiced --admin-token-file)")
       ->type_name("FILE");
@@ -288,10 +316,11 @@ CommandBody define_stats(CLI::App& command) {
   command.add_flag("--all", *all, "include samples whose value is 0");
   return [o, all] {
     admin::AdminReply reply;
+    const admin::AdminTarget target = read_target(*o);
     try {
-      reply = admin::admin_get(o->admin, "/stats/prometheus");
+      reply = admin::admin_request(target, "GET", "/stats/prometheus", "");
     } catch (const std::exception& e) {
-      std::cerr << "sluicectl: " << e.what() << " (is sluiced running with --admin " << o->admin << "?)\n";
+      std::cerr << "sluicectl: " << e.what() << " (" << running_with(target) << ")\n";
       return kExitUsage;
     }
     json samples = parse_prometheus(reply.body);
@@ -357,11 +386,7 @@ CommandBody define_weights(CLI::App& command) {
       reply = admin::admin_request(target, "POST", "/weights",
                                    json{{"host", o->host}, {"weights", weights}}.dump());
     } catch (const std::exception& e) {
-      std::cerr << "sluicectl: " << e.what()
-                << (target.socket_path.empty() ? " (is sluiced running with --admin " + o->admin.admin + "?)"
-                                               : " (is sluiced running with --admin-socket " + target.socket_path +
-                                                     "? writing to it needs root)")
-                << '\n';
+      std::cerr << "sluicectl: " << e.what() << " (" << running_with(target) << ")\n";
       return kExitUsage;
     }
     json body = json::parse(reply.body, nullptr, false);

@@ -10,6 +10,8 @@
 #include <span>
 #include <string>
 
+#include "admin/admin_client.h"
+
 namespace sluice::ctl {
 
 using CommandBody = std::function<int()>;
@@ -34,15 +36,23 @@ CommandBody define_top(CLI::App& command);
 
 // The options every command that talks to a running agent shares
 // (status, routes, clusters, stats, weights, top). Reads go to the TCP listener
-// (--admin); weights goes to the Unix socket (--admin-socket), or to the TCP
+// (--admin), or to the Unix socket when --admin-socket is given and --admin
+// is not; weights goes to the Unix socket (--admin-socket), or to the TCP
 // listener with a bearer token when --admin-token-file is given.
 struct AdminOptions {
   std::string admin = "127.0.0.1:15000";
   std::string socket = "/run/sluice/admin.sock";
   std::string token_file;
   bool json = false;
+  bool admin_given = false;    // --admin on the command line
+  bool socket_given = false;   // --admin-socket on the command line
 };
 void add_admin_options(CLI::App& command, AdminOptions& options);
+// Where reads go: "--admin-socket PATH" alone means that socket, as a user
+// who passes only the socket (say, sluiced runs without --admin) expects.
+admin::AdminTarget read_target(const AdminOptions& options);
+// "is sluiced running with --admin HOST:PORT?" (or the socket), for errors.
+std::string running_with(const admin::AdminTarget& target);
 
 std::span<const Command> command_table();
 

@@ -169,22 +169,23 @@ CommandBody define_top(CLI::App& command) {
     sigaction(SIGTERM, &sa, nullptr);
     RawKeys keys;
     const bool tty = isatty(STDOUT_FILENO) && !o->admin.json && !o->once;
+    const admin::AdminTarget target = read_target(o->admin);
+    const std::string source = target.socket_path.empty() ? target.address : target.socket_path;
     for (;;) {
       std::string text;
       bool ok = false;
       try {
-        auto reply = admin::admin_get(o->admin.admin, path);
+        auto reply = admin::admin_request(target, "GET", path, "");
         json body = json::parse(reply.body, nullptr, false);
         if (reply.status == 200 && body.is_object()) {
           ok = true;
-          text = o->admin.json ? body.dump(o->once ? 2 : -1) + "\n" : frame(body, o->admin.admin);
+          text = o->admin.json ? body.dump(o->once ? 2 : -1) + "\n" : frame(body, source);
         } else {
           text = fmt::format("sluicectl top: {} answered {}\n", path, reply.status);
         }
       } catch (const std::exception& e) {
         // A restarting agent is part of what top watches: keep trying.
-        text = fmt::format("sluicectl top: {} (is sluiced running with --admin {}?); retrying\n", e.what(),
-                           o->admin.admin);
+        text = fmt::format("sluicectl top: {} ({}); retrying\n", e.what(), running_with(target));
       }
       if (o->once) {
         (ok ? std::cout : std::cerr) << text << std::flush;

@@ -220,23 +220,21 @@ admin::AdminTarget read_target(const AdminOptions& options) {
 }
 
 void add_admin_options(CLI::App& command, AdminOptions& options) {
+  // Each sets its value and notes that the user gave it (read_target).
+  auto given = [](std::string& value, bool& flag) {
+    return [&value, &flag](const std::string& v) {
+      value = v;
+      flag = true;
+    };
+  };
   command
-      .add_option_function<std::string>(
-          "--admin",
-          [&options](const std::string& v) {
-            options.admin = v;
-            options.admin_given = true;
-          },
-          "the agent's admin TCP address (reads; writes with a token)")
+      .add_option_function<std::string>("--admin", given(options.admin, options.admin_given),
+                                        "the agent's admin TCP address (reads; writes with a token)")
       ->type_name("HOST:PORT")
       ->default_str(options.admin);
   command
       .add_option_function<std::string>(
-          "--admin-socket",
-          [&options](const std::string& v) {
-            options.socket = v;
-            options.socket_given = true;
-          },
+          "--admin-socket", given(options.socket, options.socket_given),
           "the agent's admin Unix socket (writes; reads too when --admin is not given; needs root)")
       ->type_name("PATH")
       ->default_str(options.socket);

@@ -181,17 +181,13 @@ std::string route_destinations(const model::Snapshot& snapshot, const std::strin
       out += ";";
     }
   };
+  // The default view's routes only. A client view the override follows
+  // (weight_override.h) takes its routes from the same VirtualService, so a
+  // file change of their weights shows here too; a namespace that gains or
+  // loses a DestinationRule of its own (a view coming or going) is not a
+  // change of what the override says, and the reload applies the override
+  // to the views it then finds (or drops it if one lacks a named subset).
   add(svc->routes);
-  // The client views an override applies to (weight_override.h): a change
-  // of their routes, or of which namespaces share them, is a change too.
-  for (const auto& view : svc->views) {
-    if (!view.default_virtual_service) continue;
-    out += " view";
-    for (const auto& ns : view.namespaces) out += " " + ns;
-    out += " {";
-    add(view.routes);
-    out += "}";
-  }
   return out;
 }
 

@@ -116,8 +116,9 @@ class Agent {
 };
 
 // A host's routes as text: per port its L4 destination list and each HTTP
-// route's, with hosts, subsets and weights; "" for an unknown host. Equal
-// texts mean an override on the host still means what it meant.
+// route's, with hosts, subsets and weights, in the default view (client
+// views are left out); "" for an unknown host. Equal texts mean an override
+// on the host still means what it meant.
 std::string route_destinations(const model::Snapshot& snapshot, const std::string& host);
 
 // One human line saying what changed between two snapshots, for the log:

@@ -175,16 +175,44 @@ SnapshotPtr productpage_with_view(uint32_t w1, uint32_t w2, bool default_virtual
   return s;
 }
 
-TEST(RouteDestinations, CountTheViewsAnOverrideFollowsAndOnlyThose) {
-  // A view of the same VirtualService is part of what an override covers:
-  // its weights changing in the files is a change of the host's routes.
+TEST(RouteDestinations, AClientViewComingOrGoingIsNotARouteChange) {
+  // A namespace gaining a DestinationRule of its own (a view of the same
+  // VirtualService) or a VirtualService of its own: the host's routes, as
+  // an override reads them, are the same.
   EXPECT_EQ(route_destinations(*productpage_with_view(70, 30, true), "productpage"),
-            "9081:l4[v1=70 v2=30]; view a {9081:l4[v1=70 v2=30];}");
-  EXPECT_NE(route_destinations(*productpage_with_view(70, 30, true), "productpage"),
-            route_destinations(*productpage_with_view(60, 40, true), "productpage"));
-  // A view with a VirtualService of its own is not: its edits leave the override alone.
-  EXPECT_EQ(route_destinations(*productpage_with_view(70, 30, false), "productpage"),
-            route_destinations(*productpage_with_view(60, 40, false), "productpage"));
+            route_destinations(*productpage(1, 70, 30), "productpage"));
+  EXPECT_EQ(route_destinations(*productpage_with_view(60, 40, false), "productpage"),
+            route_destinations(*productpage(1, 70, 30), "productpage"));
+}
+
+TEST(Agent, OverrideSurvivesANewClientViewAndCoversIt) {
+  RecordingPlane l4{"xdp"}, l7{"proxy"};
+  CompileOutcome next;
+  std::vector<size_t> views_seen;   // client views in each snapshot the override was applied to
+  Agent agent{[&next](uint64_t v) {
+                CompileOutcome out = next;
+                auto copy = std::make_shared<Snapshot>(*out.snapshot);
+                copy->version = v;
+                out.snapshot = copy;
+                return out;
+              },
+              [&views_seen](const Snapshot& base, const std::string&, const SubsetWeights& w, uint64_t v) {
+                views_seen.push_back(base.services[0].views.size());
+                OverrideOutcome out;
+                out.snapshot = productpage(v, w[0].second, w[1].second, "files+override");
+                return out;
+              },
+              {&l4, &l7}};
+  next.snapshot = productpage(0, 70, 30);
+  ASSERT_TRUE(agent.reload_from_files());
+  ASSERT_EQ(agent.set_weights("productpage", {{"v1", 10}, {"v2", 90}}), "");
+  // Namespace "a" gets a DestinationRule of its own: a view of the same VirtualService.
+  next.snapshot = productpage_with_view(70, 30, true);
+  ASSERT_TRUE(agent.reload_from_files());
+  EXPECT_EQ(agent.status().overrides.count("productpage"), 1u);
+  EXPECT_EQ(agent.status().origin, "files+override");
+  EXPECT_EQ(views_seen, (std::vector<size_t>{0, 1}));   // the reload's override saw the new view
+  EXPECT_EQ(agent.current()->services[0].routes[0].l4[0].weight, 10u);
 }
 
 TEST(Agent, ChangeLogRecordsAppliedAndRefusedChangesInOrder) {

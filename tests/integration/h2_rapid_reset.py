@@ -11,9 +11,7 @@ import socket
 import struct
 import sys
 
-
-def frame(ftype, flags, stream, payload=b""):
-    return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", stream) + payload
+from h2_frames import frame, frames_from
 
 
 def main():
@@ -30,25 +28,11 @@ def main():
         s.sendall(out)
     except OSError:
         pass   # the server may close before it read everything
-    buf = b""
     s.settimeout(3)
-    while True:
-        try:
-            data = s.recv(65536)
-        except (socket.timeout, OSError):
-            break
-        if not data:
-            break
-        buf += data
-        while len(buf) >= 9:
-            length = int.from_bytes(buf[:3], "big")
-            if len(buf) < 9 + length:
-                break
-            ftype, payload = buf[3], buf[9:9 + length]
-            buf = buf[9 + length:]
-            if ftype == 7:
-                print("goaway %d" % int.from_bytes(payload[4:8], "big"))
-                return
+    for ftype, _, _, payload in frames_from(s):
+        if ftype == 7:
+            print("goaway %d" % int.from_bytes(payload[4:8], "big"))
+            return
     print("served %d" % count)
 
 

@@ -18,6 +18,8 @@ import struct
 import sys
 import threading
 
+from h2_frames import frame
+
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, CONTINUATION = 0, 1, 3, 4, 6, 7, 9
 END_STREAM, END_HEADERS, ACK = 0x1, 0x4, 0x1
@@ -25,10 +27,6 @@ REFUSED_STREAM, NO_ERROR = 0x7, 0x0
 
 lock = threading.Lock()
 state = {"refuse": 0, "goaway": 0, "conns": 0}
-
-
-def frame(kind, flags, stream, payload=b""):
-    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + payload
 
 
 def literal(name, value):   # HPACK literal without indexing, new name, no Huffman (RFC 7541 6.2.2)

@@ -95,6 +95,12 @@ YAML
   } >"$TMP/sluice/productpage.yaml"
 }
 
+stop_pids() {   # every process in PIDS: TERM, then reaped
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # cap_cpu NAME PID SHARE: process PID (all its threads) may use at most SHARE of one

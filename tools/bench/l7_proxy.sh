@@ -60,9 +60,7 @@ check_proxy_cpu
 TMP=$(mktemp -d /tmp/slc-l7-bench.XXXXXX)
 PIDS=()
 cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  stop_pids
   uncap_cpu
   [[ -n ${PIN:-} && -d $PIN ]] && rm -rf -- "$PIN"
   rm -rf "$TMP"

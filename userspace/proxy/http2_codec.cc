@@ -350,33 +350,14 @@ void Worker::h2_receive(Conn& c) {
 void Worker::h2_flush(Conn& c) {
   if (!c.h2 || c.shut) return;
   Http2Connection& h = *c.h2;
-  if (h.busy) {
-    h.flush_pending = true;
-    return;
-  }
-  h.busy = true;
-  do {
-    h.flush_pending = false;
-    if (nghttp2_session_send(h.session) != 0) {
-      h.busy = false;
-      close_conn(c);
-      return;
-    }
-    h.drained_scratch.swap(h.drained);
-    h.drained.clear();
-    for (int32_t id : h.drained_scratch) {
-      Http2Connection::Stream* st = h.find(id);
-      if (st == nullptr || st->slot == kNone) continue;
-      Conn& s = *conns_[st->slot];
-      if (s.shut) continue;
-      if (s.client_state == ClientState::Closing && s.out.empty()) close_conn(s);
-      else if (s.client_state == ClientState::Proxying) pump_response(s);
-      if (c.shut) break;
-    }
-    h.drained_scratch.clear();
-  } while (h.flush_pending && !c.shut);
-  h.busy = false;
-  if (c.shut) return;
+  const bool sent = h2_send_rounds(
+      c, h,
+      [this](Conn& s) {
+        if (s.client_state == ClientState::Closing && s.out.empty()) close_conn(s);
+        else if (s.client_state == ClientState::Proxying) pump_response(s);
+      },
+      [] {});
+  if (!sent) return;
   submit_send(c);
   if (c.client_state == ClientState::Http2 && !nghttp2_session_want_read(h.session) &&
       !nghttp2_session_want_write(h.session)) {

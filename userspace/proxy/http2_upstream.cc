@@ -599,38 +599,22 @@ void Worker::h2up_receive(Conn& c) {
 void Worker::h2up_flush(Conn& c) {
   if (!c.h2up || c.shut) return;
   Http2Upstream& h = *c.h2up;
-  if (h.busy) {
-    h.flush_pending = true;
-    return;
-  }
-  h.busy = true;
-  do {
-    h.flush_pending = false;
-    if (nghttp2_session_send(h.session) != 0) {
-      h.busy = false;
-      close_conn(c);
-      return;
-    }
-    h.drained_scratch.swap(h.drained);
-    h.drained.clear();
-    for (int32_t id : h.drained_scratch) {
-      Http2Upstream::Stream* st = h.find(id);
-      if (st == nullptr || st->slot == kNone) continue;
-      Conn& u = *conns_[st->slot];
-      if (u.shut || u.client == kNone) continue;
-      Conn& client = *conns_[u.client];
-      if (client.client_state == ClientState::Proxying) pump_request(client);
-      if (c.shut) break;
-    }
-    h.drained_scratch.clear();
-    while (!h.refused.empty() && !c.shut) {
-      Conn& u = *conns_[h.refused.back()];
-      h.refused.pop_back();
-      if (!u.shut && u.client != kNone) fail_exchange(*conns_[u.client], Failure::RefusedStream);
-    }
-  } while (h.flush_pending && !c.shut);
-  h.busy = false;
-  if (c.shut) return;
+  const bool sent = h2_send_rounds(
+      c, h,
+      [this](Conn& u) {
+        if (u.client == kNone) return;
+        Conn& client = *conns_[u.client];
+        if (client.client_state == ClientState::Proxying) pump_request(client);
+      },
+      [this, &c, &h] {
+        // Requests the session would not take (stream ids used up, no memory): their exchanges fail over.
+        while (!h.refused.empty() && !c.shut) {
+          Conn& u = *conns_[h.refused.back()];
+          h.refused.pop_back();
+          if (!u.shut && u.client != kNone) fail_exchange(*conns_[u.client], Failure::RefusedStream);
+        }
+      });
+  if (!sent) return;
   submit_send(c);
   if (!nghttp2_session_want_read(h.session) && !nghttp2_session_want_write(h.session)) {
     h.goaway = true;   // the session is over (GOAWAY both ways)

@@ -290,6 +290,42 @@ class Worker final {
   // of every stream a slice answered into one send per connection.
   void h2_schedule_flush(Conn& c);
   void h2_flush_scheduled();
+  // The send loop both codecs' flushes share (h2_flush, h2up_flush): the
+  // session's frames out with nghttp2_session_send, then `follow_up(slot)`
+  // for each live stream slot whose body a round drained, then
+  // `after_round()`; again while a follow-up asked for another flush. Not
+  // re-entered: a flush asked for while one runs only marks it pending.
+  // False when the caller has nothing more to do: a flush already running,
+  // a session error (the connection is closed) or a connection a follow-up
+  // closed.
+  template <typename Session, typename FollowUp, typename AfterRound>
+  bool h2_send_rounds(Conn& c, Session& h, FollowUp&& follow_up, AfterRound&& after_round) {
+    if (h.busy) {
+      h.flush_pending = true;
+      return false;
+    }
+    h.busy = true;
+    do {
+      h.flush_pending = false;
+      if (nghttp2_session_send(h.session) != 0) {
+        h.busy = false;
+        close_conn(c);
+        return false;
+      }
+      h.drained_scratch.swap(h.drained);
+      h.drained.clear();
+      for (int32_t id : h.drained_scratch) {
+        auto* st = h.find(id);
+        if (st == nullptr || st->slot == kNone || conns_[st->slot]->shut) continue;
+        follow_up(*conns_[st->slot]);
+        if (c.shut) break;
+      }
+      h.drained_scratch.clear();
+      if (!c.shut) after_round();
+    } while (h.flush_pending && !c.shut);
+    h.busy = false;
+    return !c.shut;
+  }
   std::vector<std::pair<uint32_t, uint32_t>> h2_scheduled_, h2_scheduled_scratch_;   // slot, generation
   friend struct Http2Callbacks;
   // Client streams' codec state given back when nghttp2 closed them, for

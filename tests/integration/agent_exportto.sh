@@ -141,4 +141,31 @@ import json, sys
 j = json.loads(sys.argv[1])
 sys.exit(0 if any(r["port"] == 9081 and r["client_namespaces"] == ["team-a"] for r in j) and
          any(r["port"] == 9081 and r["client_namespaces"] is None for r in j) else 1)' "$(agent_ctl routes --json 2>&1)"
+
+# A weight override (docs/config-reference.md, "Runtime weight overrides")
+# follows default's VirtualService: the unknown client (default's view) goes
+# to v2 only; team-a (a VirtualService of its own) and team-b (no
+# VirtualService exported to it) keep the files' routes, and both tools
+# name them.
+out=$(agent_ctl weights productpage v1=0 v2=100 2>&1); rc=$?
+echo "$out"
+contains() { [[ $1 == *"$2"* ]]; }   # contains TEXT NEEDLE
+agent_check "weights v1=0 v2=100: exit 0 ($rc)" test "$rc" -eq 0
+agent_check "weights names team-a as left alone" contains "$out" \
+  "not for clients of namespace team-a (VirtualService team-a/productpage-for-a): they keep the files' weights"
+agent_check "weights names team-b as left alone" contains "$out" \
+  "not for clients of namespace team-b (no VirtualService): they keep the files' weights"
+agent_check "status lists them under the override" contains "$(agent_ctl status 2>&1)" \
+  "            not for clients of namespace team-a (VirtualService team-a/productpage-for-a)"
+a=$(tally 10.200.1.2); b=$(tally 10.200.1.3); unknown=$(tally 10.200.1.4)
+a4=$(tally_l4 10.200.1.2); b4=$(tally_l4 10.200.1.3); unknown4=$(tally_l4 10.200.1.4)
+echo "after the override: team-a $a / L4 $a4; team-b $b / L4 $b4; unknown $unknown / L4 $unknown4"
+agent_check "override: an unknown client follows it, only v2" names_are "$unknown" productpage-v2-a productpage-v2-b
+agent_check "override: L4: an unknown client follows it, only v2" names_are "$unknown4" productpage-v2-a productpage-v2-b
+agent_check "override: team-b's client keeps the whole service, all four seen" \
+  names_are "$b" productpage-v1-a productpage-v1-b productpage-v2-a productpage-v2-b
+agent_check "override: L4: team-b's client keeps the whole service, all four seen" \
+  names_are "$b4" productpage-v1-a productpage-v1-b productpage-v2-a productpage-v2-b
+agent_check "override: team-a's client keeps its own VirtualService, only v2" names_are "$a" productpage-v2-a productpage-v2-b
+agent_check "override: L4: team-a's client keeps its own VirtualService, only v2" names_are "$a4" productpage-v2-a productpage-v2-b
 agent_finish

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "admin/admin_client.h"
@@ -41,6 +42,15 @@ std::optional<json> fetch_json(const AdminOptions& o, const std::string& path) {
   }
 }
 
+// The client namespaces with routes of their own that HOST's override leaves
+// alone (`override_views_kept` of /status or of POST /weights' answer).
+void print_views_kept(const json& body, const std::string& host, std::string_view indent) {
+  if (!body.contains("override_views_kept") || !body["override_views_kept"].contains(host)) return;
+  for (const auto& v : body["override_views_kept"][host]) {
+    std::cout << indent << "not for clients of " << v.get<std::string>() << ": they keep the files' weights\n";
+  }
+}
+
 std::string weights_text(const json& weights) {
   std::string out;
   for (const auto& [subset, w] : weights.items()) out += (out.empty() ? "" : " ") + subset + "=" + w.dump();
@@ -67,11 +77,7 @@ void print_status(const json& st) {
   } else {
     for (const auto& [host, w] : st["overrides"].items()) {
       std::cout << "override    " << host << ": " << weights_text(w) << " (until the files change its routes)\n";
-      if (st.contains("override_views_kept") && st["override_views_kept"].contains(host)) {
-        for (const auto& v : st["override_views_kept"][host]) {
-          std::cout << "            not for clients of " << v.get<std::string>() << ": the files' weights\n";
-        }
-      }
+      print_views_kept(st, host, "            ");
     }
   }
   if (!st["last_error"].is_null()) {
@@ -399,12 +405,7 @@ CommandBody define_weights(CLI::App& command) {
     } else {
       std::cout << fmt::format("{}: {} applied as version {}\n", o->host, weights_text(weights),
                                body.value("version", 0));
-      // Client namespaces with a VirtualService of their own keep theirs.
-      if (body.contains("override_views_kept") && body["override_views_kept"].contains(o->host)) {
-        for (const auto& v : body["override_views_kept"][o->host]) {
-          std::cout << "not for clients of " << v.get<std::string>() << ": they keep the files' weights\n";
-        }
-      }
+      print_views_kept(body, o->host, "");
     }
     return kExitOk;
   };

@@ -123,6 +123,27 @@ std::optional<model::LoadBalancer> decode_load_balancer(Decoder& d, const YAML::
   return lb;
 }
 
+// tcpKeepalive {probes, time, interval}, within what Linux takes (TCP_KEEPCNT
+// 1..127, TCP_KEEPIDLE and TCP_KEEPINTVL 1..32767 s, whole seconds).
+std::optional<model::TcpKeepalive> decode_tcp_keepalive(Decoder& d, const YAML::Node& n, const std::string& path) {
+  Fields f(d, n, path);
+  if (!f.ok()) return std::nullopt;
+  model::TcpKeepalive k;
+  f.read("probes", k.probes, 1, 127);
+  for (auto [key, out] : {std::pair<const char*, model::Duration*>{"time", &k.time}, {"interval", &k.interval}}) {
+    const auto* v = f.get(key);
+    if (v == nullptr || !f.read(key, *out)) continue;
+    constexpr auto kMax = std::chrono::seconds(32767);
+    if (*out < std::chrono::seconds(1) || *out > kMax || *out % std::chrono::seconds(1) != model::Duration(0)) {
+      d.error(*v, d.field(f.name_of(key)) + " is " + v->as<std::string>() +
+                      ": TCP keepalive takes whole seconds from 1s to 32767s");
+      *out = model::Duration(0);
+    }
+  }
+  f.finish();
+  return k;
+}
+
 std::optional<model::ConnectionPool> decode_connection_pool(Decoder& d, const YAML::Node& n,
                                                             const std::string& path) {
   Fields f(d, n, path);
@@ -133,7 +154,7 @@ std::optional<model::ConnectionPool> decode_connection_pool(Decoder& d, const YA
     if (tf.ok()) {
       tf.read("maxConnections", cp.max_connections, 1);
       tf.read("connectTimeout", cp.connect_timeout);
-      tf.not_implemented("tcpKeepalive");
+      if (const auto* k = tf.get("tcpKeepalive")) cp.tcp_keepalive = decode_tcp_keepalive(d, *k, tf.name_of("tcpKeepalive"));
       tf.not_implemented("maxConnectionDuration");
       tf.not_implemented("idleTimeout", "the http idleTimeout is honoured");
       tf.finish();

@@ -155,6 +155,13 @@ json policy(const model::TrafficPolicy& p) {
   if (lb.algorithm == model::LbAlgorithm::Maglev) load_balancer["maglev_table_size"] = lb.maglev_table_size;
   const auto& cp = p.connection_pool;
   const auto& od = p.outlier_detection;
+  json keepalive = nullptr;
+  if (cp.tcp_keepalive) {   // a field left out: null (the node's default)
+    const model::TcpKeepalive& k = *cp.tcp_keepalive;
+    keepalive = {{"time", k.time.count() > 0 ? duration(k.time) : json(nullptr)},
+                 {"interval", k.interval.count() > 0 ? duration(k.interval) : json(nullptr)},
+                 {"probes", k.probes > 0 ? json(k.probes) : json(nullptr)}};
+  }
   return {{"load_balancer", load_balancer},
           {"connection_pool",
            {{"max_connections", limit(cp.max_connections)},
@@ -163,7 +170,8 @@ json policy(const model::TrafficPolicy& p) {
             {"http2_max_requests", limit(cp.http2_max_requests)},
             {"max_requests_per_connection", cp.max_requests_per_connection},
             {"max_retries", limit(cp.max_retries)},
-            {"idle_timeout", duration(cp.idle_timeout)}}},
+            {"idle_timeout", duration(cp.idle_timeout)},
+            {"tcp_keepalive", keepalive}}},
           {"outlier_detection",
            od.enabled ? json{{"consecutive_5xx_errors", od.consecutive_5xx_errors},
                              {"consecutive_gateway_errors", od.consecutive_gateway_errors},

@@ -115,6 +115,16 @@ struct LoadBalancer {
   double least_request_bias = 1.0;                     // Envoy's active_request_bias
 };
 
+// connectionPool.tcp.tcpKeepalive: TCP keepalive on the L7 proxy's upstream
+// connections (SO_KEEPALIVE; TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT). A
+// field left out (0) keeps the node's default (net.ipv4.tcp_keepalive_*).
+struct TcpKeepalive {
+  uint32_t probes = 0;
+  Duration time{0};       // idle time before the first probe
+  Duration interval{0};   // between probes
+  bool operator==(const TcpKeepalive&) const = default;
+};
+
 struct ConnectionPool {
   static constexpr uint32_t kUnlimited = std::numeric_limits<uint32_t>::max();
   uint32_t max_connections = kUnlimited;
@@ -135,6 +145,8 @@ struct ConnectionPool {
   // connectionPool.http.maxConcurrentStreams: streams per upstream HTTP/2
   // connection (the peer's SETTINGS_MAX_CONCURRENT_STREAMS, if lower, wins).
   uint32_t max_concurrent_streams = kUnlimited;
+  std::optional<TcpKeepalive> tcp_keepalive;   // absent: no keepalive (the kernel's default for a socket)
+  bool operator==(const ConnectionPool&) const = default;
 };
 
 struct OutlierDetection {

@@ -365,8 +365,7 @@ void Worker::h2up_open(Conn& c, uint32_t pool) {
   pools_.pool(pool).http2_connections.push_back(u->id);
   count_for_pool(ProxyCounter::UpstreamConnectionsOpened, pool, 1);
   count_for_pool(ProxyCounter::UpstreamConnectionsActive, pool, 1);
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  set_upstream_socket_options(fd, pools_.settings(pool));
   io_uring_sqe* s = sqe();
   io_uring_prep_connect(s, fd, reinterpret_cast<sockaddr*>(&u->address), u->address_len);
   io_uring_sqe_set_data64(s, encode_user_data(Op::Connect, u->generation, u->id));

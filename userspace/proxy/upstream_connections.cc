@@ -108,8 +108,7 @@ void Worker::open_upstream(Conn& c, uint32_t pool) {
   pools_.add_connections(pool, 1);
   count_for_pool(ProxyCounter::UpstreamConnectionsOpened, pool, 1);
   count_for_pool(ProxyCounter::UpstreamConnectionsActive, pool, 1);
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  set_upstream_socket_options(fd, pools_.settings(pool));
   u->client = c.id;
   c.upstream = u->id;
   c.client_state = ClientState::Proxying;

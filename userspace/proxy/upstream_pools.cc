@@ -1,19 +1,31 @@
 #include "proxy/upstream_pools.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
 
 namespace sluice::proxy {
-namespace {
 
-bool same_settings(const model::ConnectionPool& a, const model::ConnectionPool& b) {
-  return a.max_connections == b.max_connections && a.connect_timeout == b.connect_timeout &&
-         a.http1_max_pending_requests == b.http1_max_pending_requests &&
-         a.http2_max_requests == b.http2_max_requests &&
-         a.max_requests_per_connection == b.max_requests_per_connection && a.max_retries == b.max_retries &&
-         a.idle_timeout == b.idle_timeout && a.h2_upgrade == b.h2_upgrade &&
-         a.use_client_protocol == b.use_client_protocol &&
-         a.max_concurrent_streams == b.max_concurrent_streams;
+int set_upstream_socket_options(int fd, const model::ConnectionPool& settings) {
+  auto set = [fd](int level, int name, int value) {
+    return setsockopt(fd, level, name, &value, sizeof value) == 0 ? 0 : errno;
+  };
+  int rc = set(IPPROTO_TCP, TCP_NODELAY, 1);
+  if (rc != 0 || !settings.tcp_keepalive) return rc;
+  const model::TcpKeepalive& k = *settings.tcp_keepalive;
+  auto seconds = [](model::Duration d) { return static_cast<int>(std::chrono::duration_cast<std::chrono::seconds>(d).count()); };
+  if ((rc = set(SOL_SOCKET, SO_KEEPALIVE, 1)) != 0) return rc;
+  if (k.time.count() > 0 && (rc = set(IPPROTO_TCP, TCP_KEEPIDLE, seconds(k.time))) != 0) return rc;
+  if (k.interval.count() > 0 && (rc = set(IPPROTO_TCP, TCP_KEEPINTVL, seconds(k.interval))) != 0) return rc;
+  if (k.probes > 0 && (rc = set(IPPROTO_TCP, TCP_KEEPCNT, static_cast<int>(k.probes))) != 0) return rc;
+  return 0;
 }
+
+namespace {
 
 // The port the endpoint listens on for service port `port`.
 uint32_t backend_port(const model::Service& service, const model::Endpoint& endpoint, uint32_t port) {
@@ -210,7 +222,7 @@ const std::vector<uint32_t>& UpstreamPools::apply_snapshot(const model::Snapshot
     const uint64_t stamp = ++epoch_;   // marks the backends this cluster lists now
     if (c.listed) {
       const model::ConnectionPool& settings = subset->policy_for(c.port).connection_pool;
-      changed = !same_settings(c.settings, settings);
+      changed = c.settings != settings;
       c.settings = settings;
       c.http2 = speaks_http2(*service, c.port, settings, c.client_http2);
       for (uint32_t e : subset->endpoints) {

@@ -215,4 +215,11 @@ class UpstreamPools {
   std::vector<uint32_t> revisit_;
 };
 
+// What every upstream connection of a pool is set to before it connects:
+// TCP_NODELAY, and with the pool's connectionPool.tcp.tcpKeepalive,
+// SO_KEEPALIVE with each of its fields given (TCP_KEEPIDLE, TCP_KEEPINTVL,
+// TCP_KEEPCNT; the node's sysctl defaults for the others). 0, or the errno
+// of the first setsockopt that failed.
+int set_upstream_socket_options(int fd, const model::ConnectionPool& settings);
+
 }  // namespace sluice::proxy

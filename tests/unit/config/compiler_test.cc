@@ -612,6 +612,35 @@ spec:
   EXPECT_NE(find_diagnostic(bad, "h2UpgradePolicy': unknown policy 'ALWAYS'"), nullptr) << diagnostics_text(bad);
 }
 
+TEST(Policies, TcpKeepaliveIsReadAndValuesLinuxRefusesAreNamed) {
+  auto r = compile_with_productpage("", productpage_rule(R"(  trafficPolicy:
+    connectionPool: {tcp: {tcpKeepalive: {time: 7s, interval: 3s, probes: 4}}}
+  subsets:
+  - {name: v1, labels: {version: v1}, trafficPolicy: {connectionPool: {tcp: {tcpKeepalive: {time: 60s}}}}}
+  - {name: v2, labels: {version: v2}, trafficPolicy: {connectionPool: {tcp: {maxConnections: 5}}}}
+)"));
+  ASSERT_TRUE(r.ok()) << diagnostics_text(r);
+  EXPECT_EQ(find_diagnostic(r, "tcpKeepalive"), nullptr) << diagnostics_text(r);   // no "not implemented"
+  const auto* svc = r.snapshot->find_service("productpage");
+  auto keepalive = [&](const char* subset) { return svc->subsets[*svc->subset_index(subset)].policy_for(9080).connection_pool.tcp_keepalive; };
+  ASSERT_TRUE(keepalive(""));
+  EXPECT_EQ(*keepalive(""), (model::TcpKeepalive{4, std::chrono::seconds(7), std::chrono::seconds(3)}));
+  // A field left out is 0: the node's default.
+  EXPECT_EQ(*keepalive("v1"), (model::TcpKeepalive{0, std::chrono::seconds(60), model::Duration(0)}));
+  EXPECT_FALSE(keepalive("v2"));   // a subset's connectionPool replaces the rule's whole
+
+  auto bad = compile_with_productpage("", productpage_rule(R"(  trafficPolicy:
+    connectionPool: {tcp: {tcpKeepalive: {time: 500ms, interval: 40000s, probes: 200}}}
+)"));
+  EXPECT_FALSE(bad.ok());
+  const auto* time = find_diagnostic(bad, "'trafficPolicy.connectionPool.tcp.tcpKeepalive.time' is 500ms: TCP keepalive takes whole seconds from 1s to 32767s");
+  ASSERT_NE(time, nullptr) << diagnostics_text(bad);
+  EXPECT_EQ(time->where.line, 7);
+  EXPECT_NE(find_diagnostic(bad, "'trafficPolicy.connectionPool.tcp.tcpKeepalive.interval' is 40000s"), nullptr)
+      << diagnostics_text(bad);
+  EXPECT_NE(find_diagnostic(bad, "tcpKeepalive.probes"), nullptr) << diagnostics_text(bad);
+}
+
 TEST(Policies, EveryLoadBalancerFamilyIsRead) {
   auto r = compile_with_productpage("", R"(apiVersion: networking.istio.io/v1
 kind: DestinationRule

@@ -102,6 +102,14 @@ inline CompileResult compile_with_productpage(const std::string& routing,
   return compile_yaml(files);
 }
 
+// A DestinationRule "pp" for productpage whose spec goes on with `rest`
+// (YAML lines indented by two spaces, after `host`), for
+// compile_with_productpage's second argument. Line 6 is rest's first.
+inline std::string productpage_rule(const std::string& rest) {
+  return "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: pp}\nspec:\n"
+         "  host: productpage\n" + rest;
+}
+
 inline std::string subset_name(const model::Snapshot& s, const model::Destination& d) {
   return s.services.at(d.service).subsets.at(d.subset).name;
 }

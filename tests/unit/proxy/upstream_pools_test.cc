@@ -6,8 +6,13 @@
 #include "proxy/upstream_pools.h"
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <fstream>
 #include <map>
 #include <memory>
 
@@ -398,6 +403,50 @@ TEST(UpstreamPoolsCircuitBreakers, IdentitiesParseBackAndRenderAsGauges) {
             std::string::npos)
       << text;
   EXPECT_TRUE(render_cluster_gauges({}).empty());
+}
+
+// An upstream socket as the worker sets it before connecting: TCP_NODELAY
+// always; SO_KEEPALIVE and the keepalive timers only with tcpKeepalive, each
+// field given replacing the node's default, read back with getsockopt.
+TEST(UpstreamSocketOptions, TcpKeepaliveSetsWhatItGivesAndLeavesTheRestToTheNode) {
+  auto option = [](int fd, int level, int name) {
+    int value = -1;
+    socklen_t len = sizeof value;
+    EXPECT_EQ(getsockopt(fd, level, name, &value, &len), 0);
+    return value;
+  };
+  auto node_default = [](const char* sysctl) {
+    int value = -1;
+    std::ifstream(std::string("/proc/sys/net/ipv4/") + sysctl) >> value;
+    return value;
+  };
+  model::ConnectionPool settings;
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(set_upstream_socket_options(fd, settings), 0);
+  EXPECT_NE(option(fd, IPPROTO_TCP, TCP_NODELAY), 0);
+  EXPECT_EQ(option(fd, SOL_SOCKET, SO_KEEPALIVE), 0);   // none without tcpKeepalive
+  ::close(fd);
+
+  settings.tcp_keepalive = model::TcpKeepalive{4, std::chrono::seconds(7), std::chrono::seconds(3)};
+  fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(set_upstream_socket_options(fd, settings), 0);
+  EXPECT_NE(option(fd, SOL_SOCKET, SO_KEEPALIVE), 0);
+  EXPECT_EQ(option(fd, IPPROTO_TCP, TCP_KEEPIDLE), 7);
+  EXPECT_EQ(option(fd, IPPROTO_TCP, TCP_KEEPINTVL), 3);
+  EXPECT_EQ(option(fd, IPPROTO_TCP, TCP_KEEPCNT), 4);
+  ::close(fd);
+
+  settings.tcp_keepalive = model::TcpKeepalive{0, std::chrono::seconds(60), model::Duration(0)};
+  fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(set_upstream_socket_options(fd, settings), 0);
+  EXPECT_NE(option(fd, SOL_SOCKET, SO_KEEPALIVE), 0);
+  EXPECT_EQ(option(fd, IPPROTO_TCP, TCP_KEEPIDLE), 60);
+  EXPECT_EQ(option(fd, IPPROTO_TCP, TCP_KEEPINTVL), node_default("tcp_keepalive_intvl"));
+  EXPECT_EQ(option(fd, IPPROTO_TCP, TCP_KEEPCNT), node_default("tcp_keepalive_probes"));
+  ::close(fd);
 }
 
 }  // namespace

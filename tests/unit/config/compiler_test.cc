@@ -394,16 +394,11 @@ TEST(Planes, HttpPortWithoutRoutesOrRequestHashingIsL4) {
 }
 
 TEST(Planes, HeaderHashingMakesAnHttpPortL7EvenWithoutRoutes) {
-  auto r = compile_with_productpage("", R"(apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: pp}
-spec:
-  host: productpage
-  trafficPolicy:
+  auto r = compile_with_productpage("", productpage_rule(R"(  trafficPolicy:
     portLevelSettings:
     - port: {number: 9080}
       loadBalancer: {consistentHash: {httpHeaderName: X-User}}
-)");
+)"));
   ASSERT_TRUE(r.ok()) << diagnostics_text(r);
   const auto* svc = r.snapshot->find_service("productpage");
   const auto& pr = *svc->routes_for(9080);
@@ -419,14 +414,9 @@ spec:
 }
 
 TEST(Planes, SourceIpHashingNeedsNoRequestDataAndStaysL4) {
-  auto r = compile_with_productpage("", R"(apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: pp}
-spec:
-  host: productpage
-  trafficPolicy:
+  auto r = compile_with_productpage("", productpage_rule(R"(  trafficPolicy:
     loadBalancer: {consistentHash: {useSourceIp: true, maglev: {tableSize: 65537}}}
-)");
+)"));
   ASSERT_TRUE(r.ok()) << diagnostics_text(r);
   EXPECT_EQ(http_port(r).plane, Plane::L4);
   EXPECT_EQ(r.snapshot->find_service("productpage")->subsets[0].policy_for(9080).load_balancer.algorithm,
@@ -516,12 +506,7 @@ spec:
 // --- policies ----------------------------------------------------------------
 
 TEST(Policies, SubsetComponentsOverrideTheRuleAndPortLevelSettingsReplaceForTheirPort) {
-  auto r = compile_with_productpage("", R"(apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: pp}
-spec:
-  host: productpage
-  trafficPolicy:
+  auto r = compile_with_productpage("", productpage_rule(R"(  trafficPolicy:
     loadBalancer: {simple: ROUND_ROBIN}
     connectionPool: {tcp: {maxConnections: 10}}
     outlierDetection: {consecutive5xxErrors: 3}
@@ -541,7 +526,7 @@ spec:
       portLevelSettings:
       - port: {number: 9080}
         loadBalancer: {simple: PASSTHROUGH}
-)");
+)"));
   ASSERT_TRUE(r.ok()) << diagnostics_text(r);
   const auto* svc = r.snapshot->find_service("productpage");
   auto lb = [&](const char* subset, uint32_t port) {
@@ -570,16 +555,11 @@ spec:
 }
 
 TEST(Policies, Http2UpgradeAndStreamLimitAreReadAndABadPolicyIsNamed) {
-  auto r = compile_with_productpage("", R"(apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: pp}
-spec:
-  host: productpage
-  trafficPolicy:
+  auto r = compile_with_productpage("", productpage_rule(R"(  trafficPolicy:
     connectionPool: {http: {h2UpgradePolicy: UPGRADE, maxConcurrentStreams: 12}}
   subsets:
   - {name: v1, labels: {version: v1}, trafficPolicy: {connectionPool: {http: {h2UpgradePolicy: DO_NOT_UPGRADE}}}}
-)");
+)"));
   ASSERT_TRUE(r.ok()) << diagnostics_text(r);
   const auto* svc = r.snapshot->find_service("productpage");
   const auto base = svc->subsets[*svc->subset_index("")].policy_for(9080).connection_pool;
@@ -589,25 +569,15 @@ spec:
             model::ConnectionPool::H2Upgrade::DoNotUpgrade);
   EXPECT_FALSE(base.use_client_protocol);
 
-  auto client = compile_with_productpage("", R"(apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: pp}
-spec:
-  host: productpage
-  trafficPolicy: {connectionPool: {http: {useClientProtocol: true}}}
-)");
+  auto client = compile_with_productpage("", productpage_rule(R"(  trafficPolicy: {connectionPool: {http: {useClientProtocol: true}}}
+)"));
   ASSERT_TRUE(client.ok()) << diagnostics_text(client);
   EXPECT_EQ(find_diagnostic(client, "useClientProtocol"), nullptr) << diagnostics_text(client);   // no "not implemented"
   const auto* csvc = client.snapshot->find_service("productpage");
   EXPECT_TRUE(csvc->subsets[*csvc->subset_index("")].policy_for(9080).connection_pool.use_client_protocol);
 
-  auto bad = compile_with_productpage("", R"(apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: pp}
-spec:
-  host: productpage
-  trafficPolicy: {connectionPool: {http: {h2UpgradePolicy: ALWAYS}}}
-)");
+  auto bad = compile_with_productpage("", productpage_rule(R"(  trafficPolicy: {connectionPool: {http: {h2UpgradePolicy: ALWAYS}}}
+)"));
   EXPECT_FALSE(bad.ok());
   EXPECT_NE(find_diagnostic(bad, "h2UpgradePolicy': unknown policy 'ALWAYS'"), nullptr) << diagnostics_text(bad);
 }
@@ -642,12 +612,7 @@ TEST(Policies, TcpKeepaliveIsReadAndValuesLinuxRefusesAreNamed) {
 }
 
 TEST(Policies, EveryLoadBalancerFamilyIsRead) {
-  auto r = compile_with_productpage("", R"(apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: pp}
-spec:
-  host: productpage
-  trafficPolicy:
+  auto r = compile_with_productpage("", productpage_rule(R"(  trafficPolicy:
     loadBalancer: {simple: UNSPECIFIED}
     connectionPool:
       tcp: {maxConnections: 100, connectTimeout: 250ms}
@@ -658,7 +623,7 @@ spec:
   - {name: query, labels: {version: v1}, trafficPolicy: {loadBalancer: {consistentHash: {httpQueryParameterName: user, ringHash: {minimumRingSize: 4096}}}}}
   - {name: maglev, labels: {version: v2}, trafficPolicy: {loadBalancer: {consistentHash: {useSourceIp: true, maglev: {tableSize: 251}}}}}
   - {name: rr, labels: {version: v2}, trafficPolicy: {loadBalancer: {simple: round_robin}}}
-)");
+)"));
   ASSERT_TRUE(r.ok()) << diagnostics_text(r);
   const auto* svc = r.snapshot->find_service("productpage");
   auto policy = [&](const char* subset) { return svc->subsets[*svc->subset_index(subset)].policy_for(9080); };

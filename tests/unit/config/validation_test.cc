@@ -158,15 +158,10 @@ TEST(Validation, BadRegexCarriesRe2sReason) {
 }
 
 TEST(Validation, UnknownLoadBalancerPolicyListsTheValidOnes) {
-  auto r = compile_with_productpage("", R"(apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: pp}
-spec:
-  host: productpage
-  trafficPolicy:
+  auto r = compile_with_productpage("", productpage_rule(R"(  trafficPolicy:
     loadBalancer:
       simple: FASTEST
-)");
+)"));
   EXPECT_FALSE(r.ok());
   expect_diagnostic(r, "dr.yaml", 8, 15, Severity::Error,
                     "DestinationRule field 'trafficPolicy.loadBalancer.simple': unknown load balancer policy 'FASTEST' (expected ROUND_ROBIN");
@@ -421,13 +416,8 @@ spec:
 }
 
 TEST(Validation, MaglevTableSizeMustBePrime) {
-  auto r = compile_with_productpage("", R"(apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: pp}
-spec:
-  host: productpage
-  trafficPolicy: {loadBalancer: {consistentHash: {useSourceIp: true, maglev: {tableSize: 65536}}}}
-)");
+  auto r = compile_with_productpage("", productpage_rule(R"(  trafficPolicy: {loadBalancer: {consistentHash: {useSourceIp: true, maglev: {tableSize: 65536}}}}
+)"));
   EXPECT_FALSE(r.ok());
   expect_diagnostic(r, "dr.yaml", 6, 90, Severity::Error, "is 65536, which is not prime");
 }

@@ -227,6 +227,10 @@ void Worker::mirror_request(Conn& c, const model::Mirror& mirror) {
     maybe_free(*u);
     return;
   }
+  // The mirror destination's own connectionPool, as for its cluster's
+  // pooled connections: TCP_NODELAY, tcpKeepalive, connectTimeout.
+  const model::ConnectionPool& settings = service.subsets[d.subset].policy_for(d.port).connection_pool;
+  set_upstream_socket_options(fd, settings);
   u->fd = fd;
   u->mirror = true;
   u->upstream_state = UpstreamState::Connecting;
@@ -257,8 +261,7 @@ void Worker::mirror_request(Conn& c, const model::Mirror& mirror) {
     mx.body.append(x.body.readable());
   }
   // An HTTP/2 cluster gets the copy as an h2c stream (http2_mirror.cc).
-  if (speaks_http2(service, d.port, service.subsets[d.subset].policy_for(d.port).connection_pool,
-                   c.h2_parent != kNone) &&
+  if (speaks_http2(service, d.port, settings, c.h2_parent != kNone) &&
       !h2mirror_open(*u)) {
     ::close(fd);
     u->fd = -1;
@@ -272,7 +275,7 @@ void Worker::mirror_request(Conn& c, const model::Mirror& mirror) {
   io_uring_sqe_set_data64(s, encode_user_data(Op::Connect, u->generation, u->id));
   ++u->ops;
   u->deadline = Deadline::Connect;
-  u->deadline_ns = loop_now_ns() + to_ns(std::chrono::seconds(5));
+  u->deadline_ns = loop_now_ns() + to_ns(settings.connect_timeout);
   metrics_.add(ProxyCounter::MirrorRequests, service.host, e.name);
 }
 

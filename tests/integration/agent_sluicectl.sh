@@ -91,6 +91,7 @@ agent_check "top --admin-socket alone reads over the socket ($rc)" json_ok "$out
 out=$("$SLUICECTL" stats --admin-socket "$AGENT_WORK/no-such.sock" 2>&1); rc=$?
 agent_check "stats against a socket nobody serves: exit 2 and a hint naming it ($out)" \
   exits_with "$rc" 2 "$out" "is sluiced running with --admin-socket $AGENT_WORK/no-such.sock?"
+agent_check "a socket that is not there is not blamed on root ($out)" test "${out/needs root/}" == "$out"
 
 # an agent that is not there
 out=$(nsenter --net="/run/netns/$(topo_ns node)" "$SLUICECTL" status --admin 127.0.0.1:1 2>&1); rc=$?

@@ -3,6 +3,7 @@
 // default, the agent's JSON with --json.
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <unistd.h>
 
 #include <iostream>
 #include <memory>
@@ -212,10 +213,13 @@ json parse_prometheus(const std::string& text) {
 
 }  // namespace
 
+// The hint after a failed admin call. "Needs root" only where that can be
+// the reason: the socket is there and sluicectl runs as another user.
 std::string running_with(const admin::AdminTarget& target) {
-  return target.socket_path.empty() ? "is sluiced running with --admin " + target.address + "?"
-                                    : "is sluiced running with --admin-socket " + target.socket_path +
-                                          "? the socket needs root";
+  if (target.socket_path.empty()) return "is sluiced running with --admin " + target.address + "?";
+  std::string hint = "is sluiced running with --admin-socket " + target.socket_path + "?";
+  if (::access(target.socket_path.c_str(), F_OK) == 0 && ::geteuid() != 0) hint += " the socket needs root";
+  return hint;
 }
 
 admin::AdminTarget read_target(const AdminOptions& options) {

@@ -37,9 +37,11 @@ l7_wait_port() {   # ADDR PORT: wait up to 5 s for a listener
   exit 1
 }
 
-# l7_nginx NAME ADDR PORT: an nginx answering 200 "NAME" with x-backend: NAME.
+# l7_nginx NAME ADDR PORT [LISTEN_OPTIONS]: an nginx answering 200 "NAME"
+# with x-backend: NAME, and at /connection its connection's serial number
+# ($connection). LISTEN_OPTIONS: e.g. `http2` for an h2c backend.
 l7_nginx() {
-  local name=$1 addr=$2 port=$3 dir=$L7_TMP/nginx-$1
+  local name=$1 addr=$2 port=$3 options=${4:-} dir=$L7_TMP/nginx-$1
   mkdir -p "$dir"
   cat >"$dir/nginx.conf" <<NGX
 worker_processes 1;
@@ -54,8 +56,9 @@ http {
   client_body_temp_path $dir/body; proxy_temp_path $dir/proxy; fastcgi_temp_path $dir/fcgi;
   uwsgi_temp_path $dir/uwsgi; scgi_temp_path $dir/scgi;
   server {
-    listen $addr:$port;
+    listen $addr:$port $options;
     location / { add_header x-backend $name always; return 200 "$name\n"; }
+    location = /connection { add_header x-backend $name always; return 200 "\$connection\n"; }
     location /status/503 { add_header x-backend $name always; return 503 "$name\n"; }
   }
 }

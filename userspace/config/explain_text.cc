@@ -183,6 +183,7 @@ std::string policy_text(const model::TrafficPolicy& p) {
   if (cp.max_requests_per_connection != 0) pool.push_back(std::to_string(cp.max_requests_per_connection) + " req/conn");
   if (cp.max_retries != defaults.max_retries) pool.push_back("max " + std::to_string(cp.max_retries) + " retries");
   if (cp.idle_timeout != defaults.idle_timeout) pool.push_back("idle " + format_duration(cp.idle_timeout));
+  if (cp.max_connection_duration.count() > 0) pool.push_back("conn max " + format_duration(cp.max_connection_duration));
   if (cp.tcp_keepalive) {   // "keepalive 7s/3s x4"; "-" for a field the node's default fills
     const model::TcpKeepalive& k = *cp.tcp_keepalive;
     pool.push_back("keepalive " + (k.time.count() > 0 ? format_duration(k.time) : std::string("-")) + "/" +

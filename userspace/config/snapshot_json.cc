@@ -171,6 +171,8 @@ json policy(const model::TrafficPolicy& p) {
             {"max_requests_per_connection", cp.max_requests_per_connection},
             {"max_retries", limit(cp.max_retries)},
             {"idle_timeout", duration(cp.idle_timeout)},
+            {"max_connection_duration",
+             cp.max_connection_duration.count() > 0 ? duration(cp.max_connection_duration) : json(nullptr)},
             {"tcp_keepalive", keepalive}}},
           {"outlier_detection",
            od.enabled ? json{{"consecutive_5xx_errors", od.consecutive_5xx_errors},

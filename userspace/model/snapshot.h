@@ -146,6 +146,10 @@ struct ConnectionPool {
   // connection (the peer's SETTINGS_MAX_CONCURRENT_STREAMS, if lower, wins).
   uint32_t max_concurrent_streams = kUnlimited;
   std::optional<TcpKeepalive> tcp_keepalive;   // absent: no keepalive (the kernel's default for a socket)
+  // connectionPool.tcp.maxConnectionDuration: an L7 upstream connection
+  // that has been established this long takes no new request and closes
+  // once its requests are done (Envoy's max_connection_duration). 0: none.
+  Duration max_connection_duration{0};
   bool operator==(const ConnectionPool&) const = default;
 };
 

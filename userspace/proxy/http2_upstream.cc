@@ -309,8 +309,8 @@ struct Http2UpstreamCallbacks {
 };
 
 // The first of the pool's connections that takes one more stream: under
-// both its own and the peer's concurrent-stream limits and under
-// maxRequestsPerConnection, not going away. Filling one connection before
+// both its own and the peer's concurrent-stream limits, under
+// maxRequestsPerConnection and maxConnectionDuration, not going away. Filling one connection before
 // the next keeps their number low.
 uint32_t Worker::h2up_connection_with_room(uint32_t pool) {
   const model::ConnectionPool& settings = pools_.settings(pool);
@@ -318,10 +318,9 @@ uint32_t Worker::h2up_connection_with_room(uint32_t pool) {
     Conn& k = *conns_[id];
     if (k.shut || !k.h2up) continue;
     const Http2Upstream& h = *k.h2up;
-    if (h.goaway || h.failed || pools_.pool(pool).retired) continue;
+    if (h.goaway || h.failed || upstream_spent(k, h.started)) continue;
     const uint32_t peer = nghttp2_session_get_remote_settings(h.session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
     if (h.open_streams >= std::min(settings.max_concurrent_streams, peer)) continue;
-    if (pools_.exhausted(pool, h.started)) continue;
     return id;
   }
   return kNone;
@@ -515,22 +514,23 @@ void Worker::h2up_detach_stream(Conn& u) {
 }
 
 // A connection without streams closes when it may not take another (GOAWAY,
-// maxRequestsPerConnection, its pool retired, draining), else waits for
-// the next request up to the cluster's idleTimeout; queued requests of its
-// pool are served.
+// maxRequestsPerConnection, maxConnectionDuration, its pool retired,
+// draining), else waits for the next request up to the cluster's
+// idleTimeout (and no longer than its maxConnectionDuration); queued
+// requests of its pool are served.
 void Worker::h2up_after_stream(Conn& connection) {
   if (connection.shut || !connection.h2up) return;
   Http2Upstream& h = *connection.h2up;
   const uint32_t pool = connection.pool;
   if (h.open_streams == 0) {
-    if (draining_ || h.goaway || h.failed || pools_.pool(pool).retired || pools_.exhausted(pool, h.started)) {
+    if (draining_ || h.goaway || h.failed || upstream_spent(connection, h.started)) {
       close_conn(connection);   // serves the pool's queue
       return;
     }
     // Already idle (a reload revisits it): the idle start stays, the timeout may be new.
     if (connection.deadline != Deadline::PoolIdle) connection.idle_since_ns = loop_now_ns();
     connection.deadline = Deadline::PoolIdle;
-    connection.deadline_ns = connection.idle_since_ns + to_ns(pools_.settings(pool).idle_timeout);
+    connection.deadline_ns = pool_idle_deadline(connection);
   }
   if (!draining_) serve_pending(pool);
 }

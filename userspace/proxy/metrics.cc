@@ -69,6 +69,8 @@ constexpr CounterFamily kCounterFamilies[] = {
     {"sluice_mirror_body_not_kept_total", MetricType::Counter, "Mirrors not sent: the body was not kept", {}},
     {"sluice_upstream_connections_opened_total", MetricType::Counter, "Upstream connections opened", {}},
     {"sluice_upstream_connections_active", MetricType::Gauge, "Upstream connections open", {}},
+    {"sluice_upstream_connections_max_duration_reached_total", MetricType::Counter,
+     "Upstream connections that reached maxConnectionDuration", {}},
     {"sluice_request_timeouts_total", MetricType::Counter, "Requests whose body did not arrive within the request timeout", {}},
     {"sluice_stream_idle_timeouts_total", MetricType::Counter, "Requests ended by the stream idle timeout", {}},
     {"sluice_slot_limit_refusals_total", MetricType::Counter, "Refused at a worker's slot limit, by kind", "connection"},

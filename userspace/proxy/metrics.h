@@ -39,6 +39,9 @@ enum class ProxyCounter : uint8_t {
   // upstream_cx_total and upstream_cx_active), with destination_version.
   UpstreamConnectionsOpened,   // sluice_upstream_connections_opened_total
   UpstreamConnectionsActive,   // sluice_upstream_connections_active (gauge)
+  // Upstream connections that reached the cluster's maxConnectionDuration
+  // (Envoy's upstream_cx_max_duration_reached).
+  UpstreamMaxDurationReached,   // sluice_upstream_connections_max_duration_reached_total
   // Requests ended by ProxyOptions::request_timeout / stream_idle_timeout.
   RequestTimeouts,      // sluice_request_timeouts_total
   StreamIdleTimeouts,   // sluice_stream_idle_timeouts_total

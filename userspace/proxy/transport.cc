@@ -236,6 +236,8 @@ Worker::Conn* Worker::alloc_conn(Role role) {
   c->h2_client_stream = nullptr;
   c->h2_trailers.clear();
   c->requests = 0;
+  c->opened_ns = 0;
+  c->duration_reached = false;
   c->reused = false;
   c->mirror = false;
   return c;

@@ -63,19 +63,19 @@ void Worker::revisit_pools(std::vector<uint32_t> pools) {
   for (uint32_t pool : pools) {
     revisit_scratch_.clear();
     for (uint32_t id = pools_.pool(pool).idle_head; id != kNone; id = conns_[id]->next) revisit_scratch_.push_back(id);
-    const int64_t idle_timeout_ns = to_ns(pools_.settings(pool).idle_timeout);
     for (uint32_t id : revisit_scratch_) {
       if (!pools_.pool(pool).in_use) break;   // the last close freed it
       Conn& u = *conns_[id];
       if (u.shut || u.pool != pool || u.upstream_state != UpstreamState::Idle) continue;
-      if (pools_.pool(pool).retired || pools_.exhausted(pool, u.requests)) {
+      if (upstream_spent(u, u.requests)) {
         close_conn(u);
       } else {
-        u.deadline_ns = u.idle_since_ns + idle_timeout_ns;
+        u.deadline_ns = pool_idle_deadline(u);
       }
     }
     // HTTP/2 connections without streams: closed if retired or spent, else
-    // idle from their idle start for the new idleTimeout (h2up_after_stream).
+    // idle from their idle start for the new idleTimeout and
+    // maxConnectionDuration (h2up_after_stream).
     revisit_scratch_.assign(pools_.pool(pool).http2_connections.begin(), pools_.pool(pool).http2_connections.end());
     for (uint32_t id : revisit_scratch_) {
       if (!pools_.pool(pool).in_use) break;
@@ -156,6 +156,7 @@ void Worker::on_connect(Conn& u, int res) {
     return;
   }
   u.upstream_state = UpstreamState::Busy;
+  u.opened_ns = loop_now_ns();
   arm_recv(u);
   if (u.mirror) {
     u.deadline = Deadline::Idle;   // bound a mirror's life: the response is not awaited by anyone
@@ -167,10 +168,11 @@ void Worker::on_connect(Conn& u, int res) {
 }
 
 // A reusable connection goes back to its pool unless it has served its
-// cluster's maxRequestsPerConnection or the pool was retired (its cluster
-// or backend left the snapshot); it then waits at most the cluster's
-// idleTimeout for its next request. The settings are the pool's own, never
-// those of another subset that reaches the same backend.
+// cluster's maxRequestsPerConnection, lived its maxConnectionDuration or
+// the pool was retired (its cluster or backend left the snapshot); it then
+// waits at most the cluster's idleTimeout for its next request (and no
+// longer than its maxConnectionDuration). The settings are the pool's own,
+// never those of another subset that reaches the same backend.
 void Worker::release_upstream(Conn& u, bool reusable) {
   u.client = kNone;
   if (u.shut) return;
@@ -179,8 +181,7 @@ void Worker::release_upstream(Conn& u, bool reusable) {
     return;
   }
   const uint32_t pool = u.pool;
-  if (!reusable || draining_ || u.peer_eof || !u.in.empty() || u.held_count > 0 || pools_.pool(pool).retired ||
-      pools_.exhausted(pool, u.requests)) {
+  if (!reusable || draining_ || u.peer_eof || !u.in.empty() || u.held_count > 0 || upstream_spent(u, u.requests)) {
     close_conn(u);
     return;
   }
@@ -192,8 +193,30 @@ void Worker::release_upstream(Conn& u, bool reusable) {
   p.idle_head = u.id;
   u.idle_since_ns = loop_now_ns();
   u.deadline = Deadline::PoolIdle;
-  u.deadline_ns = u.idle_since_ns + to_ns(pools_.settings(pool).idle_timeout);
+  u.deadline_ns = pool_idle_deadline(u);
   serve_pending(pool);
+}
+
+bool Worker::duration_reached(Conn& u) {
+  if (u.duration_reached) return true;
+  const model::Duration max = pools_.settings(u.pool).max_connection_duration;
+  if (max.count() == 0 || u.opened_ns == 0 || loop_now_ns() - u.opened_ns < to_ns(max)) return false;
+  u.duration_reached = true;
+  count_for_pool(ProxyCounter::UpstreamMaxDurationReached, u.pool, 1);
+  return true;
+}
+
+bool Worker::upstream_spent(Conn& u, uint32_t requests) {
+  return pools_.pool(u.pool).retired || pools_.exhausted(u.pool, requests) || duration_reached(u);
+}
+
+int64_t Worker::pool_idle_deadline(const Conn& u) const {
+  const model::ConnectionPool& settings = pools_.settings(u.pool);
+  int64_t deadline = u.idle_since_ns + to_ns(settings.idle_timeout);
+  if (settings.max_connection_duration.count() > 0 && u.opened_ns != 0) {
+    deadline = std::min(deadline, u.opened_ns + to_ns(settings.max_connection_duration));
+  }
+  return deadline;
 }
 
 void Worker::detach_upstream(Conn& c, bool reusable) {

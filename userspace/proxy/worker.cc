@@ -248,8 +248,10 @@ void Worker::check_deadlines() {
           close_conn(c);
         }
         break;
-      case Deadline::Idle:
       case Deadline::PoolIdle:
+        if (c.role == Role::Upstream) duration_reached(c);   // counted if that is why it closes
+        [[fallthrough]];
+      case Deadline::Idle:
         if (c.role == Role::Client && c.client_state == ClientState::Tunneling) end_tunnel(c);
         else close_conn(c);
         break;

@@ -237,6 +237,8 @@ class Worker final {
     UpstreamState upstream_state = UpstreamState::Connecting;
     uint32_t client = kNone, pool = kNone, next = kNone;   // next: link in the pool's idle or pending list
     int64_t idle_since_ns = 0;       // when it went back to its pool
+    int64_t opened_ns = 0;           // when its connect completed (0: not yet), for maxConnectionDuration
+    bool duration_reached = false;   // it reached maxConnectionDuration (counted once)
     bool reused = false;
     bool in_process = false;         // process_client is on the stack for this connection
     bool mirror = false;             // a fire-and-forget mirror request: response discarded
@@ -422,6 +424,16 @@ class Worker final {
   void open_upstream(Conn& client, uint32_t pool);
   void on_connect(Conn& u, int res);
   void release_upstream(Conn& u, bool reusable);
+  // connectionPool.tcp.maxConnectionDuration: whether the upstream
+  // connection has been established that long (counted once per connection).
+  bool duration_reached(Conn& u);
+  // Whether an upstream connection may take no further request: its pool
+  // retired, `requests` reached maxRequestsPerConnection, or its
+  // maxConnectionDuration passed. It then closes once its requests are done.
+  bool upstream_spent(Conn& u, uint32_t requests);
+  // When a connection without requests in its pool closes: idleTimeout
+  // after its idle start, or at its maxConnectionDuration if that is sooner.
+  int64_t pool_idle_deadline(const Conn& u) const;
   void detach_upstream(Conn& c, bool reusable);
   void record_outcome(const Exchange& x, unsigned status);
   uint32_t port_of(const Exchange& x) const;

@@ -611,6 +611,28 @@ TEST(Policies, TcpKeepaliveIsReadAndValuesLinuxRefusesAreNamed) {
   EXPECT_NE(find_diagnostic(bad, "tcpKeepalive.probes"), nullptr) << diagnostics_text(bad);
 }
 
+TEST(Policies, MaxConnectionDurationIsReadAndZeroIsNamed) {
+  auto r = compile_with_productpage("", productpage_rule(R"(  trafficPolicy: {connectionPool: {tcp: {maxConnectionDuration: 30m}}}
+  subsets:
+  - {name: v1, labels: {version: v1}, trafficPolicy: {connectionPool: {tcp: {maxConnectionDuration: 1.5s}}}}
+  - {name: v2, labels: {version: v2}, trafficPolicy: {connectionPool: {tcp: {maxConnections: 5}}}}
+)"));
+  ASSERT_TRUE(r.ok()) << diagnostics_text(r);
+  EXPECT_EQ(find_diagnostic(r, "maxConnectionDuration"), nullptr) << diagnostics_text(r);   // no "not implemented"
+  const auto* svc = r.snapshot->find_service("productpage");
+  auto duration = [&](const char* subset) { return svc->subsets[*svc->subset_index(subset)].policy_for(9080).connection_pool.max_connection_duration; };
+  EXPECT_EQ(duration(""), std::chrono::minutes(30));
+  EXPECT_EQ(duration("v1"), std::chrono::milliseconds(1500));
+  EXPECT_EQ(duration("v2"), model::Duration(0));   // a subset's connectionPool replaces the rule's whole: none
+
+  auto bad = compile_with_productpage("", productpage_rule(R"(  trafficPolicy: {connectionPool: {tcp: {maxConnectionDuration: 0s}}}
+)"));
+  EXPECT_FALSE(bad.ok());
+  const auto* zero = find_diagnostic(bad, "'trafficPolicy.connectionPool.tcp.maxConnectionDuration' is 0s: a connection's maximum duration is at least 1ms");
+  ASSERT_NE(zero, nullptr) << diagnostics_text(bad);
+  EXPECT_EQ(zero->where.line, 6);
+}
+
 TEST(Policies, EveryLoadBalancerFamilyIsRead) {
   auto r = compile_with_productpage("", productpage_rule(R"(  trafficPolicy:
     loadBalancer: {simple: UNSPECIFIED}

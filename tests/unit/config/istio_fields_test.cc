@@ -212,7 +212,6 @@ TEST(IstioFields, EveryFieldOfTheCurrentApiIsReadOrANotImplementedWarning) {
            Expected{"dr.yaml", "field 'trafficPolicy.loadBalancer.localityLbSetting'", 13},
            Expected{"dr.yaml", "field 'trafficPolicy.loadBalancer.warmupDurationSecs'", 14},
            Expected{"dr.yaml", "field 'trafficPolicy.loadBalancer.warmup'", 15},
-           Expected{"dr.yaml", "field 'trafficPolicy.connectionPool.tcp.maxConnectionDuration'", 21},
            Expected{"dr.yaml", "field 'trafficPolicy.connectionPool.tcp.idleTimeout'", 22},
            Expected{"dr.yaml", "field 'trafficPolicy.outlierDetection.splitExternalLocalOriginErrors'", 33},
            Expected{"dr.yaml", "field 'trafficPolicy.outlierDetection.consecutiveLocalOriginFailures'", 34},

@@ -534,8 +534,13 @@ void decode_http_route(Decoder& d, const YAML::Node& n, const std::string& path,
         }
       }
       rf.not_implemented("retryRemoteLocalities");
-      rf.not_implemented("retryIgnorePreviousHosts");
-      rf.not_implemented("backoff");
+      rf.read("retryIgnorePreviousHosts", rt.ignore_previous_hosts);
+      if (const auto* b = rf.get("backoff"); b != nullptr && rf.read("backoff", rt.backoff) &&
+          rt.backoff < std::chrono::milliseconds(1)) {
+        d.error(*b, d.field(rf.name_of("backoff")) + " is " + b->as<std::string>() +
+                        ": the retry back-off's base interval is at least 1ms (leave it out for 25ms)");
+        rt.backoff = std::chrono::milliseconds(25);
+      }
       rf.finish();
       r.retries = std::move(rt);
     }

@@ -120,6 +120,9 @@ std::string route_extras(const model::Snapshot& s, const model::HttpRoute& r) {
       rt += " on ";
       for (size_t i = 0; i < r.retries->retry_on.size(); ++i) rt += (i ? "," : "") + r.retries->retry_on[i];
     }
+    const model::Retries defaults;
+    if (r.retries->backoff != defaults.backoff) rt += ", backoff " + format_duration(r.retries->backoff);
+    if (!r.retries->ignore_previous_hosts) rt += ", same host allowed";
     parts.push_back(rt);
   }
   if (r.fault && r.fault->delay) {

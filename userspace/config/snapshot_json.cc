@@ -121,7 +121,9 @@ json http_route(const model::Snapshot& s, const model::HttpRoute& r) {
                                                             ? duration(r.retries->per_try_timeout)
                                                             : json(nullptr)},
                                     {"retry_on", r.retries->retry_on},
-                                    {"retriable_status_codes", r.retries->retriable_status_codes}}
+                                    {"retriable_status_codes", r.retries->retriable_status_codes},
+                                    {"backoff", duration(r.retries->backoff)},
+                                    {"ignore_previous_hosts", r.retries->ignore_previous_hosts}}
                              : json(nullptr);
   json fault = nullptr;
   if (r.fault) {

@@ -251,6 +251,13 @@ struct Retries {
   Duration per_try_timeout{0};              // 0: the route timeout
   std::vector<std::string> retry_on;        // Envoy tokens: 5xx, gateway-error, connect-failure, unavailable, ...
   std::vector<uint32_t> retriable_status_codes;
+  // retryIgnorePreviousHosts (Istio's default: true): a retry re-picks,
+  // a bounded number of times, when the pick is the host that just failed
+  // (Envoy's previous_hosts predicate, host_selection_retry_max_attempts 5).
+  bool ignore_previous_hosts = true;
+  // backoff: the base interval of the exponential back-off between
+  // attempts (Envoy's retry_back_off.base_interval, its max 10x that).
+  Duration backoff = std::chrono::milliseconds(25);
 };
 
 struct Fault {

@@ -555,22 +555,27 @@ void Worker::retry(Conn& c) {
   x.body_sent = 0;   // the kept body goes out again; request_done still tells what the client sent
   c.client_state = ClientState::Proxying;
   // Prefer another host than the one that just failed (Envoy's
-  // previous_hosts retry predicate), with a bounded number of re-picks.
+  // previous_hosts retry predicate, Istio's retryIgnorePreviousHosts
+  // default), with a bounded number of re-picks: 5 picks in all, as
+  // Istio's host_selection_retry_max_attempts.
+  const model::Retries kDefaults;
+  const model::Retries& policy = x.route != nullptr && x.route->retries ? *x.route->retries : kDefaults;
   uint32_t previous = x.backend;
   bool picked = select_endpoint(c, nullptr);
-  for (int i = 0; picked && x.backend == previous && i < 4; ++i) picked = select_endpoint(c, nullptr);
+  for (int i = 0; policy.ignore_previous_hosts && picked && x.backend == previous && i < 4; ++i) {
+    picked = select_endpoint(c, nullptr);
+  }
   if (!picked) {
     reply_local(c, 503, "no healthy upstream\n", "", false, "UH");
     return;
   }
-  // Envoy's default back-off between attempts (Istio exposes no setting):
-  // a random wait in [0, (2^n - 1) x 25 ms] before retry n, at most 250 ms,
-  // so a struggling backend is not hit again at once and retries from many
-  // clients spread out. Deadlines run on the 10 ms tick, so a wait rounds up
-  // to it.
-  constexpr int64_t kBackoffBaseNs = 25'000'000, kBackoffMaxNs = 250'000'000;
-  const int64_t ceiling =
-      std::min(((int64_t{1} << std::min<uint32_t>(x.retries_done, 10)) - 1) * kBackoffBaseNs, kBackoffMaxNs);
+  // Envoy's back-off between attempts: a random wait in [0, (2^n - 1) x
+  // base] before retry n, at most 10 x base (base: retries.backoff, 25 ms
+  // by default), so a struggling backend is not hit again at once and
+  // retries from many clients spread out. Deadlines run on the 10 ms tick,
+  // so a wait rounds up to it.
+  const int64_t base_ns = std::min(to_ns(policy.backoff), std::numeric_limits<int64_t>::max() / 16);
+  const int64_t ceiling = std::min<int64_t>((int64_t{1} << std::min<uint32_t>(x.retries_done, 4)) - 1, 10) * base_ns;
   const auto wait = static_cast<int64_t>(random_->fraction() * static_cast<double>(ceiling));
   if (wait <= 0) {
     dispatch(c);

@@ -358,6 +358,8 @@ spec:
   EXPECT_EQ(main.retries->retry_on,
             (std::vector<std::string>{"5xx", "reset", "retriable-status-codes"}));
   EXPECT_EQ(main.retries->retriable_status_codes, std::vector<uint32_t>{503});
+  EXPECT_TRUE(main.retries->ignore_previous_hosts) << "Istio's default";
+  EXPECT_EQ(main.retries->backoff, std::chrono::milliseconds(25)) << "Envoy's default base interval";
   ASSERT_TRUE(main.fault && main.fault->delay && main.fault->abort);
   EXPECT_EQ(main.fault->delay->fixed, std::chrono::milliseconds(100));
   EXPECT_DOUBLE_EQ(main.fault->delay->percent, 12.5);
@@ -609,6 +611,17 @@ TEST(Policies, TcpKeepaliveIsReadAndValuesLinuxRefusesAreNamed) {
   EXPECT_NE(find_diagnostic(bad, "'trafficPolicy.connectionPool.tcp.tcpKeepalive.interval' is 40000s"), nullptr)
       << diagnostics_text(bad);
   EXPECT_NE(find_diagnostic(bad, "tcpKeepalive.probes"), nullptr) << diagnostics_text(bad);
+}
+
+TEST(Routes, RetryBackoffBelowOneMillisecondIsNamed) {
+  auto r = compile_with_productpage(productpage_routes(R"(  http:
+  - route: [{destination: {host: productpage, subset: v1}}]
+    retries: {attempts: 2, backoff: 0s}
+)"));
+  EXPECT_FALSE(r.ok());
+  const auto* d = find_diagnostic(r, "'http[0].retries.backoff' is 0s: the retry back-off's base interval is at least 1ms");
+  ASSERT_NE(d, nullptr) << diagnostics_text(r);
+  EXPECT_EQ(d->where.line, 8);
 }
 
 TEST(Policies, MaxConnectionDurationIsReadAndZeroIsNamed) {

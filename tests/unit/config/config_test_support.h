@@ -102,6 +102,14 @@ inline CompileResult compile_with_productpage(const std::string& routing,
   return compile_yaml(files);
 }
 
+// A VirtualService "pp" for productpage whose spec goes on with `rest`
+// (YAML lines indented by two spaces, after `hosts`), for
+// compile_with_productpage's first argument. Line 6 is rest's first.
+inline std::string productpage_routes(const std::string& rest) {
+  return "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: pp}\nspec:\n"
+         "  hosts: [productpage]\n" + rest;
+}
+
 // A DestinationRule "pp" for productpage whose spec goes on with `rest`
 // (YAML lines indented by two spaces, after `host`), for
 // compile_with_productpage's second argument. Line 6 is rest's first.

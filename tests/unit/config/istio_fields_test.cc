@@ -225,8 +225,6 @@ TEST(IstioFields, EveryFieldOfTheCurrentApiIsReadOrANotImplementedWarning) {
            Expected{"vs.yaml", "field 'http[0].match[0].sourceNamespace'", 26},
            Expected{"vs.yaml", "field 'http[0].match[0].statPrefix'", 27},
            Expected{"vs.yaml", "field 'http[0].retries.retryRemoteLocalities'", 38},
-           Expected{"vs.yaml", "field 'http[0].retries.retryIgnorePreviousHosts'", 39},
-           Expected{"vs.yaml", "field 'http[0].retries.backoff'", 40},
            Expected{"vs.yaml", "field 'http[0].corsPolicy'", 47},
            Expected{"vs.yaml", "field 'http[2].redirect.derivePort'", 59},
            Expected{"vs.yaml", "field 'http[4].directResponse.body.bytes'", 63},

@@ -388,7 +388,7 @@ items:
   EXPECT_EQ(d->where.line, 9);
 }
 
-TEST(KubernetesObjects, NewestIstioFieldsAreNotImplementedWarningsNotTypos) {
+TEST(KubernetesObjects, NewestIstioFieldsAreReadOrNotImplementedWarningsNotTypos) {
   auto r = compile_with_productpage(R"(apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: pp}
@@ -396,7 +396,7 @@ spec:
   hosts: [productpage]
   http:
   - route: [{destination: {host: productpage, subset: v1}}]
-    retries: {attempts: 3, retryIgnorePreviousHosts: true, backoff: 25ms}
+    retries: {attempts: 3, retryIgnorePreviousHosts: false, backoff: 40ms}
 )", kProductpageSubsets + R"(  trafficPolicy:
     loadBalancer:
       simple: ROUND_ROBIN
@@ -404,12 +404,16 @@ spec:
     retryBudget: {percent: 20}
 )");
   ASSERT_TRUE(r.ok()) << diagnostics_text(r);
-  for (const char* field : {"http[0].retries.retryIgnorePreviousHosts", "http[0].retries.backoff",
-                            "trafficPolicy.loadBalancer.zoneAwareLbSetting", "trafficPolicy.retryBudget"}) {
+  for (const char* field : {"trafficPolicy.loadBalancer.zoneAwareLbSetting", "trafficPolicy.retryBudget"}) {
     const auto* d = find_diagnostic(r, std::string("field '") + field + "' is not implemented");
     ASSERT_NE(d, nullptr) << field << "\n" << diagnostics_text(r);
     EXPECT_EQ(d->severity, Severity::Warning);
   }
+  EXPECT_EQ(find_diagnostic(r, "retries."), nullptr) << diagnostics_text(r);   // read, no warning
+  const auto& retries = r.snapshot->find_service("productpage")->routes.at(0).http.at(0).retries;
+  ASSERT_TRUE(retries);
+  EXPECT_FALSE(retries->ignore_previous_hosts);
+  EXPECT_EQ(retries->backoff, std::chrono::milliseconds(40));
 }
 
 TEST(KubernetesObjects, JsonFilesInADirectoryAreRead) {

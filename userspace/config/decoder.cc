@@ -140,6 +140,12 @@ std::optional<model::Duration> Decoder::duration(const YAML::Node& n, const std:
   if (!d) {
     error(n, field(path) + ": bad duration '" + n.Scalar() +
                  "' (expected e.g. 7s, 100ms, 1.5s, 1h30m; units h, m, s, ms, us, ns)");
+  } else if (*d > kMaxDuration) {
+    // Deadlines are nanoseconds in an int64_t: a clock reading plus a
+    // duration (or a few of them) must not overflow. 100 years is never.
+    warning(n, field(path) + " is " + n.Scalar() + ": longer than " + format_duration(kMaxDuration) +
+                   " (100 years), taken as " + format_duration(kMaxDuration));
+    d = kMaxDuration;
   }
   return d;
 }

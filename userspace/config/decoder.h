@@ -84,6 +84,8 @@ class Decoder {
   }
   std::optional<double> number(const YAML::Node& n, const std::string& path);
   std::optional<bool> boolean(const YAML::Node& n, const std::string& path);
+  // A duration over kMaxDuration is a warning and taken as kMaxDuration.
+  static constexpr model::Duration kMaxDuration = std::chrono::hours(24 * 365 * 100);
   std::optional<model::Duration> duration(const YAML::Node& n, const std::string& path);
   std::optional<double> percent_value(const YAML::Node& n, const std::string& path);
   std::optional<std::vector<std::string>> string_list(const YAML::Node& n, const std::string& path);

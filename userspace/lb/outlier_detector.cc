@@ -74,8 +74,11 @@ bool OutlierDetector::sweep_if_due() {
       if (h.backoff > 0) h.backoff--;
       continue;
     }
-    const auto duration = std::min<model::Duration>(config_.base_ejection_time * h.backoff,
-                                                    std::chrono::duration_cast<model::Duration>(kMaxEjectionTime));
+    // min(base x backoff, 300 s), without overflowing the product.
+    const auto max = std::chrono::duration_cast<model::Duration>(kMaxEjectionTime);
+    const auto duration = config_.base_ejection_time >= max / std::max<uint32_t>(h.backoff, 1)
+                              ? max
+                              : config_.base_ejection_time * h.backoff;
     if (now - h.ejected_at >= duration) {
       h.ejected = false;
       ejected_--;

@@ -147,6 +147,16 @@ TEST(Validation, BadDurationNamesFieldAndValue) {
                     "VirtualService field 'http[0].retries.perTryTimeout': bad duration '-1s'");
 }
 
+TEST(Validation, ADurationOverAHundredYearsIsTakenAsAHundredYears) {
+  auto r = compile_with_productpage(kVsHeader + R"(  - route: [{destination: {host: productpage}}]
+    timeout: 2562047h
+)");
+  ASSERT_TRUE(r.ok()) << diagnostics_text(r);
+  expect_diagnostic(r, "vs.yaml", 8, 14, Severity::Warning,
+                    "VirtualService field 'http[0].timeout' is 2562047h: longer than 876000h (100 years), taken as 876000h");
+  EXPECT_EQ(r.snapshot->find_service("productpage")->routes.at(0).http.at(0).timeout, std::chrono::hours(876000));
+}
+
 TEST(Validation, BadRegexCarriesRe2sReason) {
   auto r = compile_with_productpage(kVsHeader + R"(  - match:
     - uri: {regex: "/items/(+"}

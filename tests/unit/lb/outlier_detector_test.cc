@@ -163,6 +163,23 @@ TEST(OutlierDetector, EjectionTimeIsCappedAtEnvoysMaximum) {
   EXPECT_FALSE(d.is_ejected(0));
 }
 
+TEST(OutlierDetector, AHugeBaseEjectionTimeIsCappedNotOverflowed) {
+  ManualClock clock;
+  auto c = config(1);
+  c.base_ejection_time = std::chrono::hours(24 * 365 * 100);   // the longest the config takes
+  OutlierDetector d(c, 4, clock);
+  for (int ejection = 0; ejection < 3; ++ejection) {   // backoff 1, 2, 3: base x backoff overflows int64 ns
+    send(d, 0, {500});
+    ASSERT_TRUE(d.is_ejected(0));
+    clock.advance(290s);
+    d.sweep_if_due();
+    EXPECT_TRUE(d.is_ejected(0)) << "ejection " << ejection << " ended before 300 s";
+    clock.advance(20s);
+    d.sweep_if_due();
+    EXPECT_FALSE(d.is_ejected(0)) << "ejection " << ejection << " lasts past 300 s";
+  }
+}
+
 TEST(OutlierDetector, DisabledDetectorNeverEjects) {
   ManualClock clock;
   auto c = config(1);

@@ -79,6 +79,18 @@ l7_pybackend() {
   l7_wait_port "$addr" "$port"
 }
 
+# l7_test_backend NAME ADDR PORT: the project's sluice-test-backend
+# (SLUICE_TEST_BACKEND, else the build's), answering HTTP on ADDR:PORT; its
+# /echo reports each request's connection (peer, serial) and ?delay_ms=N
+# holds the answer.
+l7_test_backend() {
+  local bin=${SLUICE_TEST_BACKEND:-$L7_BUILD/tools/sluice-test-backend}
+  [[ -x $bin ]] || l7_fail "$bin not built"
+  "$bin" --name "$1" --http "$3" --bind "$2" 2>"$L7_TMP/backend-$1.log" &
+  L7_PIDS+=($!)
+  l7_wait_port "$2" "$3"
+}
+
 # l7_productpage_config DIR PORT: ServiceEntry productpage on PORT with four
 # WorkloadEntries (v1-a, v1-b, v2-a, v2-b at 127.77.1{1..4}.2) and a
 # DestinationRule with subsets v1/v2; the test appends its VirtualService

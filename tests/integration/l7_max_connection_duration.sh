@@ -19,13 +19,9 @@
 source "$(dirname "$0")/l7_lib.sh"
 command -v ss >/dev/null || l7_skip_or_fail "ss not installed (iproute2)"
 
-BACKEND_BIN=${SLUICE_TEST_BACKEND:-$L7_BUILD/tools/sluice-test-backend}
-[[ -x $BACKEND_BIN ]] || { echo "FAIL: $BACKEND_BIN not built" >&2; exit 1; }
 PORT=19212
 LISTEN=127.77.0.1:19213
-"$BACKEND_BIN" --name v1-a --http "$PORT" --bind 127.77.11.2 2>"$L7_TMP/backend.log" &
-L7_PIDS+=($!)
-l7_wait_port 127.77.11.2 "$PORT"
+l7_test_backend v1-a 127.77.11.2 "$PORT"
 l7_nginx v2-a 127.77.13.2 "$PORT" http2
 l7_productpage_config "$L7_TMP/config" "$PORT"
 sed -i '/productpage-v1-b/,/version: v1}/ s/version: v1}/version: v1-unused}/; /productpage-v2-b/,/version: v2}/ s/version: v2}/version: v2-unused}/' \

@@ -27,15 +27,10 @@
 # unqueued one before 2.5 s.
 source "$(dirname "$0")/l7_lib.sh"
 
-BACKEND_BIN=${SLUICE_TEST_BACKEND:-$L7_BUILD/tools/sluice-test-backend}
-[[ -x $BACKEND_BIN ]] || { echo "FAIL: $BACKEND_BIN not built" >&2; exit 1; }
-
 PORT=28092
 LISTEN=127.77.0.1:18092
 BACKEND=127.77.11.2
-"$BACKEND_BIN" --name shared --http "$PORT" --bind "$BACKEND" 2>"$L7_TMP/backend.log" &
-L7_PIDS+=($!)
-l7_wait_port "$BACKEND" "$PORT"
+l7_test_backend shared "$BACKEND" "$PORT"
 
 # productpage-v1-a is the one backend both subsets select (v1-b is relabelled away).
 l7_productpage_config "$L7_TMP/cfg" "$PORT"

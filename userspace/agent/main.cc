@@ -77,6 +77,7 @@ struct Options {
   std::string dpdk_stats = "/run/sluice/sluice-fwd.json";
   uint64_t max_connections = 0;   // L7 client connections, all workers; 0: no limit
   uint32_t max_slots_per_worker = sluice::proxy::ProxyOptions{}.max_connections_per_worker;
+  uint32_t http2_max_concurrent_streams = sluice::proxy::Http2Limits{}.max_concurrent_streams;
   bool supervise = false;
 };
 
@@ -255,6 +256,7 @@ int run(const Options& opt) {
   popt.path_normalisation = *sluice::http::path_normalisation_from_name(opt.path_normalization);
   popt.max_connections = opt.max_connections;
   popt.max_connections_per_worker = opt.max_slots_per_worker;
+  popt.http2.max_concurrent_streams = opt.http2_max_concurrent_streams;
   // Listener i is sk_lookup slot i: IPv4 VIPs go to slot SLUICE_L7_LISTENER_V4,
   // IPv6 VIPs to SLUICE_L7_LISTENER_V6 (a socket of the lookup's family).
   static_assert(SLUICE_L7_LISTENER_V4 == 0 && SLUICE_L7_LISTENER_V6 == 1);
@@ -578,6 +580,12 @@ int main(int argc, char** argv) {
                  "bound on its memory); past it connections are closed at accept, streams refused "
                  "(REFUSED_STREAM), upstream attempts fail, each counted in sluice_slot_limit_refusals_total")
       ->check(CLI::Range(4u, 1u << 24))
+      ->capture_default_str();
+  app.add_option("--http2-max-concurrent-streams", opt.http2_max_concurrent_streams,
+                 "SETTINGS_MAX_CONCURRENT_STREAMS the L7 proxy advertises on HTTP/2 client connections: streams "
+                 "one connection has open at once (a gRPC client queues RPCs past it, so long-lived streams "
+                 "beyond it wait); each open stream holds a slot and up to 128 KiB of buffers")
+      ->check(CLI::Range(1u, 0x7fffffffu))
       ->capture_default_str();
   app.add_flag("--append-x-forwarded-for", opt.append_forwarded_for,
                "append the client's address to x-forwarded-for (Envoy's use_remote_address, as at an Istio "

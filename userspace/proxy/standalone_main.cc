@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   std::string path_normalization = "BASE";
   uint64_t max_connections = 0;
   uint32_t max_slots = sluice::proxy::ProxyOptions{}.max_connections_per_worker;
+  uint32_t http2_max_streams = sluice::proxy::Http2Limits{}.max_concurrent_streams;
   app.add_option("--config-dir", config_dir, "Istio YAML directory")->required();
   app.add_option("--listen", listens,
                  "ADDR:PORT=SERVICE_HOST:SERVICE_PORT, or ADDR:PORT alone (service from the original destination)")
@@ -65,6 +66,12 @@ int main(int argc, char** argv) {
                  "it connections are closed at accept, streams refused (REFUSED_STREAM), upstream attempts "
                  "fail, each counted in sluice_slot_limit_refusals_total")
       ->check(CLI::Range(4u, 1u << 24))
+      ->capture_default_str();
+  app.add_option("--http2-max-concurrent-streams", http2_max_streams,
+                 "SETTINGS_MAX_CONCURRENT_STREAMS the L7 proxy advertises on HTTP/2 client connections: streams "
+                 "one connection has open at once (a gRPC client queues RPCs past it, so long-lived streams "
+                 "beyond it wait); each open stream holds a slot and up to 128 KiB of buffers")
+      ->check(CLI::Range(1u, 0x7fffffffu))
       ->capture_default_str();
   app.add_option("--metrics-out", metrics_out, "write Prometheus metrics here on exit");
   app.add_option("--request-body-buffer-limit", body_buffer_limit,
@@ -95,6 +102,7 @@ int main(int argc, char** argv) {
   options.path_normalisation = *sluice::http::path_normalisation_from_name(path_normalization);
   options.max_connections = max_connections;
   options.max_connections_per_worker = max_slots;
+  options.http2.max_concurrent_streams = http2_max_streams;
   if (!access_log.empty()) {
     try {
       options.access_log = std::make_shared<sluice::proxy::AccessLogFile>(access_log);

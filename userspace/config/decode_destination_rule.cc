@@ -206,8 +206,14 @@ std::optional<model::OutlierDetection> decode_outlier_detection(Decoder& d, cons
   f.read("baseEjectionTime", od.base_ejection_time);
   f.read("maxEjectionPercent", od.max_ejection_percent, 0, 100);
   f.read("minHealthPercent", od.min_health_percent, 0, 100);
-  f.not_implemented("splitExternalLocalOriginErrors");
-  f.not_implemented("consecutiveLocalOriginFailures");
+  f.read("splitExternalLocalOriginErrors", od.split_external_local_origin_errors);
+  const auto* local = f.get("consecutiveLocalOriginFailures");
+  f.read("consecutiveLocalOriginFailures", od.consecutive_local_origin_failures);
+  if (local != nullptr && !od.split_external_local_origin_errors) {
+    d.warning(*local, d.field(f.name_of("consecutiveLocalOriginFailures")) +
+                          " takes effect only with splitExternalLocalOriginErrors: true; without it local-origin "
+                          "failures count as 503s toward consecutive5xxErrors and consecutiveGatewayErrors");
+  }
   f.finish();
   return od;
 }

@@ -201,6 +201,9 @@ std::string policy_text(const model::TrafficPolicy& p) {
   if (od.enabled) {
     out += "; eject after " + std::to_string(od.consecutive_5xx_errors) + "x5xx";
     if (od.consecutive_gateway_errors) out += "/" + std::to_string(od.consecutive_gateway_errors) + "xgateway";
+    if (od.split_external_local_origin_errors) {
+      out += "/" + std::to_string(od.consecutive_local_origin_failures) + "xlocal (split)";
+    }
     out += " every " + format_duration(od.interval) + " for " + format_duration(od.base_ejection_time) +
            " (max " + std::to_string(od.max_ejection_percent) + "%)";
   }

@@ -179,6 +179,8 @@ json policy(const model::TrafficPolicy& p) {
           {"outlier_detection",
            od.enabled ? json{{"consecutive_5xx_errors", od.consecutive_5xx_errors},
                              {"consecutive_gateway_errors", od.consecutive_gateway_errors},
+                             {"split_external_local_origin_errors", od.split_external_local_origin_errors},
+                             {"consecutive_local_origin_failures", od.consecutive_local_origin_failures},
                              {"interval", duration(od.interval)},
                              {"base_ejection_time", duration(od.base_ejection_time)},
                              {"max_ejection_percent", od.max_ejection_percent},

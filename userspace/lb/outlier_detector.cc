@@ -15,11 +15,21 @@ OutlierDetector::OutlierDetector(const model::OutlierDetection& config, size_t h
 void OutlierDetector::report_http_status(uint32_t host, uint32_t status) {
   const bool is_5xx = status >= 500 && status <= 599;
   const bool is_gateway = status == 502 || status == 503 || status == 504;
+  if (config_.split_external_local_origin_errors) hosts_.at(host).consecutive_local = 0;   // it answered
   record(host, is_5xx, is_gateway);
 }
 
 void OutlierDetector::report_local_failure(uint32_t host, LocalFailure) {
-  record(host, true, true);   // Envoy's mapping: a local-origin failure is a 503
+  if (!config_.split_external_local_origin_errors) {
+    record(host, true, true);   // Envoy's mapping: a local-origin failure is a 503
+    return;
+  }
+  HostState& h = hosts_.at(host);
+  if (!config_.enabled || h.ejected) return;
+  h.consecutive_local++;
+  if (config_.consecutive_local_origin_failures > 0 && h.consecutive_local >= config_.consecutive_local_origin_failures) {
+    try_eject(host, Reason::ConsecutiveLocalOriginFailures);
+  }
 }
 
 void OutlierDetector::record(uint32_t host, bool is_5xx, bool is_gateway) {
@@ -46,6 +56,7 @@ void OutlierDetector::try_eject(uint32_t host, Reason reason) {
   // overflowing host needs a fresh streak (as Envoy resets on detection).
   h.consecutive_5xx = 0;
   h.consecutive_gateway = 0;
+  h.consecutive_local = 0;
   const uint64_t max_percent = std::min<uint32_t>(config_.max_ejection_percent, 100);
   if (100 * (uint64_t{ejected_} + 1) > max_percent * hosts_.size()) {
     counters_.ejections_overflow++;
@@ -56,10 +67,10 @@ void OutlierDetector::try_eject(uint32_t host, Reason reason) {
   h.backoff++;
   ejected_++;
   counters_.ejections_enforced++;
-  if (reason == Reason::Consecutive5xx) {
-    counters_.ejections_consecutive_5xx++;
-  } else {
-    counters_.ejections_consecutive_gateway++;
+  switch (reason) {
+    case Reason::Consecutive5xx: counters_.ejections_consecutive_5xx++; break;
+    case Reason::ConsecutiveGatewayErrors: counters_.ejections_consecutive_gateway++; break;
+    case Reason::ConsecutiveLocalOriginFailures: counters_.ejections_consecutive_local_origin++; break;
   }
   if (on_change_) on_change_(host, true);
 }

@@ -1,10 +1,14 @@
-// Istio's outlierDetection for one subset's hosts, computed as Envoy does
-// (split_external_local_origin_errors off, Envoy's defaults otherwise):
+// Istio's outlierDetection for one subset's hosts, computed as Envoy does:
 //  - consecutive 5xx: every 5xx response counts, and so does a local failure
-//    (connect failure, reset, timeout: Envoy maps these to 503); any other
-//    response resets the count. Reaching consecutive_5xx_errors ejects.
-//  - consecutive gateway errors: 502, 503, 504 and local failures count; any
-//    other response (a 500 too) resets. Reaching consecutive_gateway_errors ejects.
+//    (connect failure, reset, timeout: Envoy maps these to 503) unless
+//    split_external_local_origin_errors; any other response resets the
+//    count. Reaching consecutive_5xx_errors ejects.
+//  - consecutive gateway errors: 502, 503, 504 and (unsplit) local failures
+//    count; any other response (a 500 too) resets. Reaching
+//    consecutive_gateway_errors ejects.
+//  - split_external_local_origin_errors: local failures count only toward
+//    consecutive_local_origin_failures, which any response (the connection
+//    worked, whatever its status) resets. Reaching it ejects.
 //  - ejection is immediate at the Nth error, only if afterwards at most
 //    max_ejection_percent of the hosts are ejected: 100*(ejected+1)/hosts <=
 //    max (Envoy >= 1.31, without always_eject_one_host). A refused ejection
@@ -31,7 +35,7 @@ class OutlierDetector {
   static constexpr std::chrono::seconds kMaxEjectionTime{300};
 
   enum class LocalFailure { ConnectFailure, Reset, Timeout };
-  enum class Reason { Consecutive5xx, ConsecutiveGatewayErrors };
+  enum class Reason { Consecutive5xx, ConsecutiveGatewayErrors, ConsecutiveLocalOriginFailures };
 
   // Called on every ejection (ejected = true) and return (false); the owner
   // applies it to its HostSet(s) with set_healthy(host, !ejected).
@@ -55,6 +59,7 @@ class OutlierDetector {
     uint64_t ejections_enforced = 0;
     uint64_t ejections_consecutive_5xx = 0;
     uint64_t ejections_consecutive_gateway = 0;
+    uint64_t ejections_consecutive_local_origin = 0;
     uint64_t ejections_overflow = 0;   // wanted to eject, max_ejection_percent said no
   };
   const Counters& counters() const { return counters_; }
@@ -63,6 +68,7 @@ class OutlierDetector {
   struct HostState {
     uint32_t consecutive_5xx = 0;
     uint32_t consecutive_gateway = 0;
+    uint32_t consecutive_local = 0;   // split mode only
     bool ejected = false;
     uint32_t backoff = 0;
     MonotonicClock::TimePoint ejected_at{};

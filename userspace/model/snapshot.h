@@ -161,6 +161,12 @@ struct OutlierDetection {
   Duration base_ejection_time = std::chrono::seconds(30);
   uint32_t max_ejection_percent = 10;
   int32_t min_health_percent = 0;
+  // splitExternalLocalOriginErrors: local-origin failures (connect failure,
+  // reset, timeout) count apart from the upstream's 5xx responses, toward
+  // consecutiveLocalOriginFailures (0 disables); off, they count as 503s.
+  bool split_external_local_origin_errors = false;
+  uint32_t consecutive_local_origin_failures = 5;
+  bool operator==(const OutlierDetection&) const = default;
 };
 
 struct TrafficPolicy {

@@ -381,17 +381,29 @@ void Worker::dispatch(Conn& c) {
 }
 
 // Outlier detection (Envoy's consecutive_5xx and consecutive_gateway_failure)
-// in the subset's detector shared by all workers; locally originated
-// failures arrive here as 503/504, as Envoy maps them.
+// in the subset's detector shared by all workers.
 void Worker::record_outcome(const Exchange& x, unsigned status) {
   if (x.backend == kNone || x.outliers == nullptr || x.destination == nullptr) return;
   model::Destination d = x.destination->destination;
   d.port = port_of(x);
-  if (x.outliers->report_status(d, x.endpoint, status)) {
-    const model::Service& s = x.snapshot->services[d.service];
-    metrics_.add(ProxyCounter::Ejections, x.service->host, pools_.backend(x.backend).workload, 1,
-                 version_label(s.subsets[d.subset].name));
-  }
+  if (x.outliers->report_status(d, x.endpoint, status)) count_ejection(x, d);
+}
+
+void Worker::record_local_failure(const Exchange& x, Failure failure) {
+  if (x.backend == kNone || x.outliers == nullptr || x.destination == nullptr) return;
+  model::Destination d = x.destination->destination;
+  d.port = port_of(x);
+  using F = lb::OutlierDetector::LocalFailure;
+  const F kind = failure == Failure::ConnectFailure ? F::ConnectFailure
+                 : failure == Failure::Timeout      ? F::Timeout
+                                                    : F::Reset;
+  if (x.outliers->report_local_failure(d, x.endpoint, kind)) count_ejection(x, d);
+}
+
+void Worker::count_ejection(const Exchange& x, const model::Destination& d) {
+  const model::Service& s = x.snapshot->services[d.service];
+  metrics_.add(ProxyCounter::Ejections, x.service->host, pools_.backend(x.backend).workload, 1,
+               version_label(s.subsets[d.subset].name));
 }
 
 // Keeps forwarded body bytes for a retry or a mirror while they fit in
@@ -607,7 +619,7 @@ void Worker::fail_exchange(Conn& c, Failure failure) {
     dispatch(c);
     return;
   }
-  record_outcome(x, failure == Failure::Timeout ? 504 : 503);
+  record_local_failure(x, failure);
   if (retry_allowed(x, failure, 0, false)) {
     retry(c);
     return;

@@ -5,13 +5,6 @@
 namespace sluice::proxy {
 namespace {
 
-bool same_config(const model::OutlierDetection& a, const model::OutlierDetection& b) {
-  return a.enabled == b.enabled && a.consecutive_5xx_errors == b.consecutive_5xx_errors &&
-         a.consecutive_gateway_errors == b.consecutive_gateway_errors && a.interval == b.interval &&
-         a.base_ejection_time == b.base_ejection_time && a.max_ejection_percent == b.max_ejection_percent &&
-         a.min_health_percent == b.min_health_percent;
-}
-
 int64_t steady_ns(const lb::MonotonicClock& clock) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(clock.now().time_since_epoch()).count();
 }
@@ -80,7 +73,7 @@ OutlierRegistry::OutlierRegistry(const model::Snapshot& snapshot, const OutlierR
         if (previous != nullptr) {
           auto it = previous->by_identity_.find(id);
           if (it != previous->by_identity_.end() && it->second->hosts() == hosts &&
-              same_config(it->second->config(), config)) {
+              it->second->config() == config) {
             entry.detector = it->second;
           }
         }

@@ -275,7 +275,7 @@ void Worker::check_deadlines() {
             abort_exchange(c, "UT");
           } else {
             remove_pending(c);
-            if (c.upstream != kNone) record_outcome(x, 504);
+            if (c.upstream != kNone) record_local_failure(x, Failure::Timeout);
             detach_upstream(c, false);
             end_attempt(c);
             reply_route_timeout(c);

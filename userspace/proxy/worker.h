@@ -436,6 +436,11 @@ class Worker final {
   int64_t pool_idle_deadline(const Conn& u) const;
   void detach_upstream(Conn& c, bool reusable);
   void record_outcome(const Exchange& x, unsigned status);
+  // A locally originated failure of the attempt (no answer from the
+  // backend): a 503 (504 for a timeout) to the detector unless its subset
+  // splits local-origin errors (outlierDetection.splitExternalLocalOriginErrors).
+  void record_local_failure(const Exchange& x, Failure failure);
+  void count_ejection(const Exchange& x, const model::Destination& destination);   // sluice_outlier_ejections_total
   uint32_t port_of(const Exchange& x) const;
   void serve_pending(uint32_t pool);
   // A metric of a pool's cluster (destination_version) and backend.

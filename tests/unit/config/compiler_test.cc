@@ -624,6 +624,24 @@ TEST(Routes, RetryBackoffBelowOneMillisecondIsNamed) {
   EXPECT_EQ(d->where.line, 8);
 }
 
+TEST(Policies, SplitLocalOriginErrorsAreReadAndALoneLimitIsAWarning) {
+  auto r = compile_with_productpage("", productpage_rule(R"(  trafficPolicy:
+    outlierDetection: {splitExternalLocalOriginErrors: true, consecutiveLocalOriginFailures: 2}
+  subsets:
+  - {name: v1, labels: {version: v1}, trafficPolicy: {outlierDetection: {consecutiveLocalOriginFailures: 3}}}
+)"));
+  ASSERT_TRUE(r.ok()) << diagnostics_text(r);
+  const auto* svc = r.snapshot->find_service("productpage");
+  const auto base = svc->subsets[*svc->subset_index("")].policy_for(9080).outlier_detection;
+  EXPECT_TRUE(base.split_external_local_origin_errors);
+  EXPECT_EQ(base.consecutive_local_origin_failures, 2u);
+  const auto* alone = find_diagnostic(r, "subsets[0].trafficPolicy.outlierDetection.consecutiveLocalOriginFailures' takes effect only with splitExternalLocalOriginErrors: true");
+  ASSERT_NE(alone, nullptr) << diagnostics_text(r);
+  EXPECT_EQ(alone->severity, model::Severity::Warning);
+  EXPECT_EQ(alone->where.line, 9);
+  EXPECT_EQ(find_diagnostic(r, "is not implemented"), nullptr) << diagnostics_text(r);
+}
+
 TEST(Policies, MaxConnectionDurationIsReadAndZeroIsNamed) {
   auto r = compile_with_productpage("", productpage_rule(R"(  trafficPolicy: {connectionPool: {tcp: {maxConnectionDuration: 30m}}}
   subsets:

@@ -213,8 +213,6 @@ TEST(IstioFields, EveryFieldOfTheCurrentApiIsReadOrANotImplementedWarning) {
            Expected{"dr.yaml", "field 'trafficPolicy.loadBalancer.warmupDurationSecs'", 14},
            Expected{"dr.yaml", "field 'trafficPolicy.loadBalancer.warmup'", 15},
            Expected{"dr.yaml", "field 'trafficPolicy.connectionPool.tcp.idleTimeout'", 22},
-           Expected{"dr.yaml", "field 'trafficPolicy.outlierDetection.splitExternalLocalOriginErrors'", 33},
-           Expected{"dr.yaml", "field 'trafficPolicy.outlierDetection.consecutiveLocalOriginFailures'", 34},
            Expected{"dr.yaml", "field 'trafficPolicy.tls'", 41},
            Expected{"dr.yaml", "field 'trafficPolicy.portLevelSettings[0].tls'", 47},
            Expected{"dr.yaml", "field 'trafficPolicy.tunnel'", 48},

@@ -180,6 +180,45 @@ TEST(OutlierDetector, AHugeBaseEjectionTimeIsCappedNotOverflowed) {
   }
 }
 
+TEST(OutlierDetector, SplitLocalOriginFailuresCountApartFrom5xx) {
+  ManualClock clock;
+  auto c = config(2);   // consecutive5xxErrors 2
+  c.split_external_local_origin_errors = true;
+  c.consecutive_local_origin_failures = 3;
+  OutlierDetector d(c, 4, clock);
+  using F = OutlierDetector::LocalFailure;
+  // Local failures are not 5xx: two of them (then a 500) do not reach consecutive5xxErrors 2 ...
+  d.report_local_failure(0, F::ConnectFailure);
+  d.report_local_failure(0, F::Timeout);
+  send(d, 0, {500});
+  EXPECT_FALSE(d.is_ejected(0));
+  // ... and the 500 (an answer: the connection worked) restarted the local streak.
+  d.report_local_failure(0, F::Reset);
+  d.report_local_failure(0, F::ConnectFailure);
+  EXPECT_FALSE(d.is_ejected(0));
+  d.report_local_failure(0, F::ConnectFailure);
+  EXPECT_TRUE(d.is_ejected(0));
+  EXPECT_EQ(d.counters().ejections_consecutive_local_origin, 1u);
+  EXPECT_EQ(d.counters().ejections_consecutive_5xx, 0u);
+  // The 5xx detector still works on answers.
+  send(d, 1, {503, 500});
+  EXPECT_TRUE(d.is_ejected(1));
+  EXPECT_EQ(d.counters().ejections_consecutive_5xx, 1u);
+}
+
+TEST(OutlierDetector, UnsplitLocalOriginFailuresAre503sAndTheirOwnLimitIsIgnored) {
+  ManualClock clock;
+  auto c = config(2);
+  c.consecutive_local_origin_failures = 1;   // no effect without split
+  OutlierDetector d(c, 4, clock);
+  d.report_local_failure(0, OutlierDetector::LocalFailure::ConnectFailure);
+  EXPECT_FALSE(d.is_ejected(0));
+  d.report_local_failure(0, OutlierDetector::LocalFailure::Reset);
+  EXPECT_TRUE(d.is_ejected(0));
+  EXPECT_EQ(d.counters().ejections_consecutive_5xx, 1u);
+  EXPECT_EQ(d.counters().ejections_consecutive_local_origin, 0u);
+}
+
 TEST(OutlierDetector, DisabledDetectorNeverEjects) {
   ManualClock clock;
   auto c = config(1);

@@ -155,7 +155,8 @@ std::optional<model::ConnectionPool> decode_connection_pool(Decoder& d, const YA
       tf.read("maxConnections", cp.max_connections, 1);
       tf.read("connectTimeout", cp.connect_timeout);
       if (const auto* k = tf.get("tcpKeepalive")) cp.tcp_keepalive = decode_tcp_keepalive(d, *k, tf.name_of("tcpKeepalive"));
-      if (const auto* m = tf.get("maxConnectionDuration"); m != nullptr && tf.read("maxConnectionDuration", cp.max_connection_duration) &&
+      const auto* m = tf.get("maxConnectionDuration");
+      if (m != nullptr && tf.read("maxConnectionDuration", cp.max_connection_duration) &&
           cp.max_connection_duration < std::chrono::milliseconds(1)) {
         d.error(*m, d.field(tf.name_of("maxConnectionDuration")) + " is " + m->as<std::string>() +
                         ": a connection's maximum duration is at least 1ms (leave it out for none)");

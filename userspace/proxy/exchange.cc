@@ -570,7 +570,7 @@ void Worker::retry(Conn& c) {
   // previous_hosts retry predicate, Istio's retryIgnorePreviousHosts
   // default), with a bounded number of re-picks: 5 picks in all, as
   // Istio's host_selection_retry_max_attempts.
-  const model::Retries kDefaults;
+  static const model::Retries kDefaults;
   const model::Retries& policy = x.route != nullptr && x.route->retries ? *x.route->retries : kDefaults;
   uint32_t previous = x.backend;
   bool picked = select_endpoint(c, nullptr);

@@ -310,8 +310,8 @@ struct Http2UpstreamCallbacks {
 
 // The first of the pool's connections that takes one more stream: under
 // both its own and the peer's concurrent-stream limits, under
-// maxRequestsPerConnection and maxConnectionDuration, not going away. Filling one connection before
-// the next keeps their number low.
+// maxRequestsPerConnection and maxConnectionDuration, not going away.
+// Filling one connection before the next keeps their number low.
 uint32_t Worker::h2up_connection_with_room(uint32_t pool) {
   const model::ConnectionPool& settings = pools_.settings(pool);
   for (uint32_t id : pools_.pool(pool).http2_connections) {
